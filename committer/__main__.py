@@ -1,0 +1,5 @@
+"""python -m committer"""
+
+from committer.cli import main
+
+main()

@@ -1,0 +1,248 @@
+"""Turn candidate paths into exact changes against HEAD by reading the data directory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from committer.filters import PathFilter, is_nested_repo
+from committer.gitrepo import TreeEntry
+from committer.message import Counts
+
+BlobSink = Callable[[bytes], str]
+HeadLookup = Callable[[Sequence[str] | None], Mapping[str, TreeEntry]]
+
+MODE_FILE, MODE_EXEC, MODE_LINK = "100644", "100755", "120000"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A path left as it is in history, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class ChangeSet:
+    """What one commit will do: deletions, additions and modifications, and what was skipped."""
+
+    deletes: list[str] = field(default_factory=list)
+    modifies: list[tuple[str, str, str]] = field(default_factory=list)
+    counts: Counts = field(default_factory=Counts)
+    paths: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    bytes_read: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.deletes and not self.modifies
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives a blob with this content."""
+    digest = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def _under(path: str, roots: set[str]) -> bool:
+    if "" in roots or path in roots:
+        return True
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        if path in roots:
+            return True
+    return False
+
+
+class _Scan:
+    """The state of one pass over the candidates."""
+
+    def __init__(self, data_dir: Path, pfilter: PathFilter) -> None:
+        self.data_dir = data_dir
+        self.pfilter = pfilter
+        self.files: dict[str, None] = {}
+        self.roots: set[str] = set()
+        self._nested: dict[str, bool] = {}
+        self.keep: set[str] = set()
+        self.skipped: list[Skipped] = []
+
+    def skip(self, rel: str, reason: str) -> None:
+        if rel not in self.keep:
+            self.skipped.append(Skipped(rel, reason))
+            self.keep.add(rel)
+
+    def inside_nested_repo(self, rel: str) -> str | None:
+        """The nearest directory above `rel` that is a nested repository, if any."""
+        parent = rel
+        while "/" in parent:
+            parent = parent.rsplit("/", 1)[0]
+            found = self._nested.get(parent)
+            if found is None:
+                found = is_nested_repo(os.path.join(self.data_dir, parent))
+                self._nested[parent] = found
+            if found:
+                return parent
+        return None
+
+    def candidate(self, rel: str) -> None:
+        if rel and self.pfilter.ignored(rel):
+            return
+        nested = self.inside_nested_repo(rel)
+        if nested is not None:
+            self.skip(nested, "nested git repository")
+            return
+        full = os.path.join(self.data_dir, rel) if rel else str(self.data_dir)
+        try:
+            st = os.lstat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            self.roots.add(rel)
+            return
+        except OSError as exc:
+            self.skip(rel, f"cannot stat: {exc.strerror}")
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if rel and self.pfilter.ignored(rel, is_dir=True):
+                return
+            if rel and is_nested_repo(full):
+                self.skip(rel, "nested git repository")
+                return
+            self.roots.add(rel)
+            self.walk(rel, full)
+        elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            self.roots.add(rel)
+            self.files[rel] = None
+        else:
+            self.skip(rel, "not a regular file, directory or symlink")
+
+    def walk(self, rel: str, full: str) -> None:
+        stack = [(rel, full)]
+        while stack:
+            prefix, directory = stack.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except OSError as exc:
+                self.skip(prefix, f"cannot list directory: {exc.strerror}")
+                continue
+            for entry in entries:
+                child = f"{prefix}/{entry.name}" if prefix else entry.name
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    is_file = entry.is_file(follow_symlinks=False) or entry.is_symlink()
+                except OSError as exc:
+                    self.skip(child, f"cannot stat: {exc.strerror}")
+                    continue
+                if self.pfilter.ignored(child, is_dir=is_dir):
+                    continue
+                if is_dir:
+                    if is_nested_repo(entry.path):
+                        self.skip(child, "nested git repository")
+                    else:
+                        stack.append((child, entry.path))
+                elif is_file:
+                    self.files[child] = None
+                else:
+                    self.skip(child, "not a regular file, directory or symlink")
+
+
+def _read(full: str) -> tuple[str, bytes]:
+    """(mode, content) of a file or symlink, never following a link."""
+    st = os.lstat(full)
+    if stat.S_ISLNK(st.st_mode):
+        return MODE_LINK, os.fsencode(os.readlink(full))
+    if not stat.S_ISREG(st.st_mode):
+        raise IsADirectoryError(full)
+    fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    mode = MODE_EXEC if st.st_mode & stat.S_IXUSR else MODE_FILE
+    return mode, b"".join(chunks)
+
+
+def collect(
+    data_dir: Path,
+    candidates: Iterable[str],
+    pfilter: PathFilter,
+    head: HeadLookup,
+    sink: BlobSink,
+    progress: Callable[[int], None] | None = None,
+) -> ChangeSet:
+    """Compare candidate paths (files or directories; '' is the whole tree) with HEAD.
+
+    Changed content is handed to `sink` as it is read, so only one file is in memory at a time.
+    Paths that cannot be read are skipped and never deleted from history.
+    """
+    scan = _Scan(data_dir, pfilter)
+    for rel in sorted(set(candidates)):
+        scan.candidate(rel)
+    roots = sorted(scan.roots)
+    entries = head(None if "" in scan.roots else roots) if roots else {}
+
+    result = ChangeSet(skipped=scan.skipped)
+    seen: set[str] = set()
+    added: dict[str, str] = {}
+    modified = 0
+    for rel in scan.files:
+        full = os.path.join(data_dir, rel)
+        try:
+            mode, data = _read(full)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # vanished since the event: a deletion if history has it
+        except OSError as exc:
+            scan.skip(rel, f"cannot read: {exc.strerror or exc}")
+            continue
+        seen.add(rel)
+        result.bytes_read += len(data)
+        if progress is not None:
+            progress(len(data))
+        sha = blob_id(data)
+        old = entries.get(rel)
+        if old is not None and old.sha == sha and old.mode == mode:
+            continue
+        result.modifies.append((mode, sink(data), rel))
+        result.paths.append(rel)
+        if old is None:
+            added[rel] = sha
+        else:
+            modified += 1
+
+    deleted: dict[str, str] = {}
+    for rel, entry in entries.items():
+        if rel in seen or _under(rel, scan.keep) or not _under(rel, scan.roots):
+            continue
+        result.deletes.append(rel)
+        result.paths.append(rel)
+        deleted[rel] = entry.sha
+    result.counts = _count(added, modified, deleted)
+    return result
+
+
+def _count(added: dict[str, str], modified: int, deleted: dict[str, str]) -> Counts:
+    """Pair deletions with additions of the same content: those are renames."""
+    gone_by_sha: dict[str, int] = {}
+    for sha in deleted.values():
+        gone_by_sha[sha] = gone_by_sha.get(sha, 0) + 1
+    renamed = 0
+    for sha in added.values():
+        if gone_by_sha.get(sha, 0) > 0:
+            gone_by_sha[sha] -= 1
+            renamed += 1
+    return Counts(
+        added=len(added) - renamed,
+        modified=modified,
+        deleted=len(deleted) - renamed,
+        renamed=renamed,
+    )

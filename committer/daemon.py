@@ -1,0 +1,308 @@
+"""Wires watcher -> batcher -> pipeline -> pusher; signals only set a flag and wake the loop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from committer import logs
+from committer.batcher import Batcher
+from committer.errors import CommitterError
+from committer.filters import BMIGNORE, PathFilter
+from committer.gitrepo import GitRepo
+from committer.pipeline import CommitResult, Pipeline, iso_utc
+from committer.settings import Settings, require_data_dir
+from committer.state import InstanceLock, write_state
+from committer.watcher import Watcher
+
+log = logs.get("committer.daemon")
+
+RETRY_FIRST, RETRY_MAX = 2.0, 60.0
+HEALTH_EVERY = 5.0
+
+
+class Wakeup:
+    """A self-pipe: other threads and signal handlers wake the loop without taking any lock."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.read_fd, selectors.EVENT_READ)
+
+    def set(self) -> None:
+        """Wake the waiting loop (safe from any thread)."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self.write_fd, b"\0")
+
+    def wait(self, timeout: float | None) -> None:
+        """Sleep until woken or the timeout passes; every wait of the loop is this one."""
+        if self._selector.select(timeout):
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self.read_fd, 4096):
+                    pass
+
+    def close(self) -> None:
+        self._selector.close()
+        os.close(self.read_fd)
+        os.close(self.write_fd)
+
+
+def open_repository(settings: Settings, pfilter: PathFilter) -> GitRepo:
+    """Create the repository when missing and (re)apply its settings; the data dir is untouched."""
+    repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
+    if not repo.exists():
+        repo.init()
+        log.info("repo_created", git_dir=str(settings.git_dir), branch=settings.branch)
+    repo.configure((settings.author_name, settings.author_email), pfilter.exclude_lines())
+    return repo
+
+
+class Daemon:
+    """One daemon per repository: watch, commit, push, until told to stop."""
+
+    def __init__(self, settings: Settings, once: bool = False) -> None:
+        self.settings = settings
+        self.once = once
+        self.stopping = False
+        self.signal_received: int | None = None
+        self.wakeup = Wakeup()
+        self.lock = InstanceLock(settings.git_dir)
+        self.pfilter = PathFilter(settings.data_dir, settings.ignore)
+        self.batcher = Batcher(settings.debounce, settings.max_delay)
+        self.started_at = iso_utc(time.time())
+        self.ready = False
+        self.observer_kind: str | None = None
+        self.pipeline: Pipeline | None = None
+        self.watcher: Watcher | None = None
+        self.pusher: Any = None
+        self._reconcile_at: float | None = None
+        self._retry_delay = RETRY_FIRST
+        self._last_error: dict[str, str] | None = None
+        self._t0 = time.monotonic()
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> Callable[[], None]:
+        """SIGTERM and SIGINT set a flag and wake the loop; returns a function that undoes it."""
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        old_fd = signal.set_wakeup_fd(self.wakeup.write_fd, warn_on_full_buffer=False)
+        for sig in previous:
+            signal.signal(sig, self.handle_signal)
+
+        def restore() -> None:
+            signal.set_wakeup_fd(old_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def handle_signal(self, signum: int, _frame: FrameType | None = None) -> None:
+        """Only sets a flag; the loop notices it through the wakeup pipe."""
+        self.signal_received = signum
+        self.stopping = True
+
+    def stop(self) -> None:
+        """Ask the loop to finish (from any thread)."""
+        self.stopping = True
+        self.wakeup.set()
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start-up order: lock, stale locks, repository, watcher, reconcile; then the loop."""
+        self._t0 = time.monotonic()
+        require_data_dir(self.settings)
+        self.lock.acquire()
+        try:
+            return self._run_locked()
+        finally:
+            self.lock.release()
+            self.wakeup.close()
+
+    def _run_locked(self) -> int:
+        settings = self.settings
+        repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
+        if repo.exists():
+            for path in repo.clear_stale_locks():
+                log.warning("stale_lock_removed", path=str(path))
+        repo = open_repository(settings, self.pfilter)
+        self.pipeline = Pipeline(settings, repo, self.pfilter)
+        self.pusher = self._make_pusher(repo)
+        if not self.once:
+            self.watcher = Watcher(
+                settings.data_dir, self.pfilter, self.wakeup.set, settings.observer, settings.poll_interval
+            )
+            self.observer_kind = self.watcher.start()
+        log.info(
+            "daemon_start",
+            data_dir=str(settings.data_dir),
+            git_dir=str(settings.git_dir),
+            branch=settings.branch,
+            observer=self.observer_kind,
+            pid=os.getpid(),
+        )
+        self._reconcile("start")
+        self.ready = True
+        self._write_state()
+        log.info("daemon_ready", seconds=round(time.monotonic() - self._t0, 3))
+        if self.once:
+            self._push_once()
+            self._write_state(running=False)
+            return 0
+        if self.pusher is not None:
+            self.pusher.start()
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _make_pusher(self, repo: GitRepo) -> Any:
+        if not self.settings.remote:
+            return None
+        from committer.pusher import Pusher
+
+        return Pusher(self.settings, repo, on_change=self._write_state)
+
+    def _push_once(self) -> None:
+        if self.pusher is None:
+            return
+        try:
+            self.pusher.push_now()
+        except CommitterError as exc:
+            log.error("push_failed", error=exc.message)
+
+    def _loop(self) -> None:
+        assert self.watcher is not None
+        next_health = time.monotonic() + HEALTH_EVERY
+        next_periodic = self._periodic_deadline()
+        while not self.stopping:
+            now = time.monotonic()
+            deadlines = [next_health, self.batcher.next_deadline(), self._reconcile_at, next_periodic]
+            timeout = max(0.0, min(d for d in deadlines if d is not None) - now)
+            self.wakeup.wait(timeout)
+            if self.stopping:
+                break
+            self._take_events()
+            now = time.monotonic()
+            if now >= next_health:
+                next_health = now + HEALTH_EVERY
+                self._check_watcher()
+            if self.batcher.due(now):
+                self._commit_batch()
+            if next_periodic is not None and now >= next_periodic:
+                next_periodic = self._periodic_deadline()
+                self._reconcile_at = now
+            if self._reconcile_at is not None and now >= self._reconcile_at:
+                self._reconcile("retry" if self._last_error else "periodic")
+
+    def _periodic_deadline(self) -> float | None:
+        interval = self.settings.reconcile_interval
+        return time.monotonic() + interval if interval > 0 else None
+
+    def _take_events(self) -> None:
+        assert self.watcher is not None
+        paths, overflow = self.watcher.drain()
+        now, wall = time.monotonic(), time.time()
+        for path in paths:
+            self.batcher.add(path, now, wall)
+        if BMIGNORE in paths and self.pfilter.refresh():
+            log.info("ignore_rules_changed", path=BMIGNORE)
+            self._reconcile_at = now
+        if overflow:
+            log.warning("watcher_overflow", action="full reconcile")
+            self._reconcile_at = now
+
+    def _check_watcher(self) -> None:
+        assert self.watcher is not None
+        if self.watcher.alive():
+            return
+        log.error("watcher_died", action="restart and full reconcile")
+        self.watcher.stop()
+        try:
+            self.observer_kind = self.watcher.start()
+        except OSError as exc:
+            log.error("watcher_restart_failed", error=str(exc))
+        self._reconcile_at = time.monotonic()
+
+    def _commit_batch(self) -> None:
+        batch = self.batcher.take()
+        if batch is None:
+            return
+        self._guarded(
+            lambda p: p.commit(batch.paths, first_event=batch.first_event_wall), what="batch"
+        )
+
+    def _reconcile(self, why: str) -> None:
+        self._reconcile_at = None
+        op = "reconcile"
+        assert self.pipeline is not None
+        if self.pipeline.repo.head() is None:
+            op = "init"
+        log.info("reconcile", why=why)
+        self._guarded(lambda p: p.reconcile(op=op), what="reconcile")
+
+    def _guarded(self, action: Callable[[Pipeline], CommitResult], what: str) -> None:
+        """One failure never stops the daemon: log it and retry through a reconcile with backoff."""
+        assert self.pipeline is not None
+        try:
+            result = action(self.pipeline)
+        except Exception as exc:  # any failure of one batch must not stop watching
+            message = exc.message if isinstance(exc, CommitterError) else f"{type(exc).__name__}: {exc}"
+            log.error("commit_failed", what=what, error=message, retry_in=self._retry_delay,
+                      exc_info=not isinstance(exc, CommitterError))
+            self._last_error = {"kind": "commit", "message": message, "at": iso_utc(time.time())}
+            self._reconcile_at = time.monotonic() + self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
+            self.pipeline.refresh_head()
+            self._write_state()
+            return
+        self._retry_delay = RETRY_FIRST
+        self._last_error = None
+        if result.sha is not None and self.pusher is not None:
+            self.pusher.request()
+        self._write_state()
+
+    def _shutdown(self) -> None:
+        """Stop watching, commit what is pending (even inside the debounce window), last push."""
+        log.info("daemon_stopping", signal=self.signal_received)
+        if self.watcher is not None:
+            self.watcher.stop()
+            self._take_events()
+        self._commit_batch()
+        # Events still in the kernel queue when the watcher stopped are caught by this pass.
+        self._reconcile("shutdown")
+        if self.pusher is not None:
+            self.pusher.stop(self.settings.shutdown_timeout)
+        self._write_state(running=False)
+        log.info("daemon_stop")
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _write_state(self, running: bool = True) -> None:
+        pipeline = self.pipeline
+        state: dict[str, Any] = {
+            "pid": os.getpid() if running else None,
+            "started_at": self.started_at,
+            "observer": self.observer_kind,
+            "ready": self.ready,
+            "last_commit_at": pipeline.last_commit_at if pipeline else None,
+            "head": pipeline.head if pipeline else None,
+            "held_files": pipeline.held_files() if pipeline else [],
+            "last_error": self._last_error,
+        }
+        if self.pusher is not None:
+            push = self.pusher.snapshot()
+            state["push"] = push
+            if state["last_error"] is None:
+                state["last_error"] = push.get("last_error")
+        try:
+            write_state(self.settings.git_dir, state)
+        except OSError as exc:
+            log.error("state_write_failed", error=str(exc))

@@ -1,0 +1,121 @@
+"""What never goes in: built-in ignores, config patterns and the data directory's .bmignore."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pathspec
+
+BMIGNORE = ".bmignore"
+BMMETA = ".bmmeta"
+
+# gitignore syntax. Also written to the repository's info/exclude so git's own scans agree.
+DEFAULT_IGNORES: tuple[str, ...] = (
+    # repositories and our own metadata file (it goes into the trailer, not the tree)
+    ".git",
+    BMMETA,
+    # editors
+    "*.swp",
+    "*.swo",
+    "*.swx",
+    ".*.sw?",
+    "*~",
+    ".#*",
+    "#*#",
+    ".~lock.*#",
+    "4913",
+    # temporary and partial files of sync tools
+    "*.tmp",
+    "*.temp",
+    "*.partial",
+    "*.part",
+    "*.crdownload",
+    ".syncthing.*.tmp",
+    "~syncthing~*.tmp",
+    ".fuse_hidden*",
+    ".nfs*",
+    # operating systems
+    ".DS_Store",
+    "._*",
+    "Thumbs.db",
+    "ehthumbs.db",
+    "desktop.ini",
+    ".Trash-*",
+    ".Spotlight-V100",
+    ".fseventsd",
+    # files that hold secrets by name
+    ".env",
+    ".env.*",
+    ".envrc",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    "credentials.json",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+)
+
+
+def _compile(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    return pathspec.GitIgnoreSpec.from_lines(list(lines))
+
+
+class PathFilter:
+    """Decides whether a path relative to the data directory is ignored."""
+
+    def __init__(self, data_dir: Path, extra: Iterable[str] = ()) -> None:
+        self.data_dir = data_dir
+        self.extra = tuple(extra)
+        self._base = _compile((*DEFAULT_IGNORES, *self.extra))
+        self._user: pathspec.GitIgnoreSpec | None = None
+        self._user_stamp: tuple[int, int] | None = None
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Re-read .bmignore if it changed; True when the rules changed."""
+        path = self.data_dir / BMIGNORE
+        try:
+            st = path.stat()
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp == self._user_stamp:
+            return False
+        self._user_stamp = stamp
+        lines: list[str] = []
+        if stamp is not None:
+            try:
+                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                lines = []
+        self._user = _compile(lines) if lines else None
+        return True
+
+    def ignored(self, rel: str, is_dir: bool = False) -> bool:
+        """True when the path, or a directory above it, is ignored."""
+        if not rel or rel == ".":
+            return False
+        parts = rel.split("/")
+        if ".git" in parts:
+            return True
+        candidate = rel + "/" if is_dir else rel
+        if self._base.match_file(candidate):
+            return True
+        return self._user is not None and bool(self._user.match_file(candidate))
+
+    def exclude_lines(self) -> list[str]:
+        """The built-in and configured patterns, for the repository's info/exclude."""
+        return [*DEFAULT_IGNORES, *self.extra]
+
+
+def is_nested_repo(path: str | os.PathLike[str]) -> bool:
+    """A directory that is itself a git work tree (holds .git as a directory or a file)."""
+    return os.path.lexists(os.path.join(path, ".git"))

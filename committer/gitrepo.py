@@ -1,0 +1,368 @@
+"""Everything that runs git. Writes go through plumbing and fast-import; GitPython reads history."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from committer.errors import GitError
+
+# Chunk size for pathspecs given on one command line.
+_PATHSPEC_CHUNK = 200
+# Above this many candidate paths, list the whole HEAD tree once instead of giving pathspecs.
+_FULL_LISTING_ABOVE = 400
+_LOCK_FILES = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock")
+_STRIPPED_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+    "GIT_CEILING_DIRECTORIES",
+)
+
+
+def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every git process gets: C locale, no prompts, no user or system config."""
+    env = {k: v for k, v in os.environ.items() if k not in _STRIPPED_ENV}
+    env.update(
+        LC_ALL="C",
+        LANGUAGE="C",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_LITERAL_PATHSPECS="1",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_CONFIG_COUNT="1",
+        GIT_CONFIG_KEY_0="safe.directory",
+        GIT_CONFIG_VALUE_0="*",
+    )
+    if extra:
+        env.update(extra)
+    return env
+
+
+def git_argv(git_dir: Path, args: Sequence[str], work_tree: Path | None = None) -> list[str]:
+    """The argument list for one git command on our repository."""
+    argv = ["git", "-c", "safe.directory=*", f"--git-dir={git_dir}"]
+    if work_tree is not None:
+        argv.append(f"--work-tree={work_tree}")
+    argv.extend(args)
+    return argv
+
+
+def run_git(
+    git_dir: Path,
+    args: Sequence[str],
+    *,
+    work_tree: Path | None = None,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run one git command to completion; every git process but fast-import starts here."""
+    argv = git_argv(git_dir, args, work_tree)
+    try:
+        proc = subprocess.run(
+            argv,
+            input=input,
+            capture_output=True,
+            env=git_env(env),
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(argv[4:], -1, f"timed out after {timeout}s") from exc
+    except OSError as exc:
+        raise GitError(argv[4:], -1, str(exc)) from exc
+    if check and proc.returncode != 0:
+        raise GitError(argv[4:], proc.returncode, proc.stderr.decode("utf-8", "replace"))
+    return proc
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One file of a tree: mode (100644, 100755, 120000, 160000) and blob id."""
+
+    mode: str
+    sha: str
+
+
+def quote_path(path: str) -> bytes:
+    """A path in fast-import's C-style quoting, which accepts every byte but NUL."""
+    raw = os.fsencode(path)
+    out = bytearray(b'"')
+    for byte in raw:
+        if byte == 0x22:
+            out += b'\\"'
+        elif byte == 0x5C:
+            out += b"\\\\"
+        elif byte == 0x0A:
+            out += b"\\n"
+        elif byte < 0x20 or byte == 0x7F:
+            out += b"\\%03o" % byte
+        else:
+            out.append(byte)
+    out += b'"'
+    return bytes(out)
+
+
+class FastImport:
+    """One `git fast-import` stream: blobs as they are found, then at most one commit."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self.git_dir = git_dir
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._marks = 0
+
+    def _stdin(self) -> IO[bytes]:
+        if self._proc is None:
+            argv = git_argv(self.git_dir, ["fast-import", "--quiet", "--done", "--cat-blob-fd=1"])
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=git_env(),
+            )
+        assert self._proc.stdin is not None
+        return self._proc.stdin
+
+    def blob(self, data: bytes) -> str:
+        """Send one blob; returns the mark to refer to it in the commit."""
+        self._marks += 1
+        mark = f":{self._marks}"
+        out = self._stdin()
+        out.write(b"blob\nmark %s\ndata %d\n" % (mark.encode(), len(data)))
+        out.write(data)
+        out.write(b"\n")
+        return mark
+
+    def commit(
+        self,
+        ref: str,
+        parent: str | None,
+        identity: tuple[str, str],
+        message: str,
+        deletes: Sequence[str],
+        modifies: Sequence[tuple[str, str, str]],
+        when: int | None = None,
+    ) -> str:
+        """Write the commit, update `ref` (refused by git if it is no longer `parent`), return its id."""
+        self._marks += 1
+        mark = f":{self._marks}"
+        stamp = f"{identity[0]} <{identity[1]}> {when or int(time.time())} +0000".encode()
+        body = message.encode("utf-8")
+        out = self._stdin()
+        out.write(b"commit %s\nmark %s\n" % (ref.encode(), mark.encode()))
+        out.write(b"author %s\ncommitter %s\n" % (stamp, stamp))
+        out.write(b"data %d\n%s\n" % (len(body), body))
+        if parent:
+            out.write(b"from %s\n" % parent.encode())
+        for path in deletes:
+            out.write(b"D %s\n" % quote_path(path))
+        for mode, dataref, path in modifies:
+            out.write(b"M %s %s %s\n" % (mode.encode(), dataref.encode(), quote_path(path)))
+        out.write(b"\nget-mark %s\n" % mark.encode())
+        stdout = self._finish()
+        sha = stdout.decode().strip()
+        if len(sha) != 40:
+            raise GitError(["fast-import"], 0, f"unexpected answer {sha!r}")
+        return sha
+
+    def _finish(self) -> bytes:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        try:
+            proc.stdin.write(b"done\n")
+            stdout, stderr = proc.communicate()
+        except BrokenPipeError:
+            stdout, stderr = proc.communicate()
+        self._proc = None
+        if proc.returncode != 0:
+            raise GitError(["fast-import"], proc.returncode, stderr.decode("utf-8", "replace"))
+        return stdout
+
+    def abort(self) -> None:
+        """Drop the stream: without `done`, fast-import updates no reference."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.communicate()
+
+    @property
+    def started(self) -> bool:
+        return self._proc is not None
+
+
+class GitRepo:
+    """The bare repository whose work tree is the data directory."""
+
+    def __init__(self, git_dir: Path, data_dir: Path, branch: str) -> None:
+        self.git_dir = git_dir
+        self.data_dir = data_dir
+        self.branch = branch
+        self.ref = f"refs/heads/{branch}"
+
+    def git(
+        self, *args: str, work_tree: bool = False, **kwargs: object
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run git on this repository; work_tree=True points it at the data directory."""
+        tree = self.data_dir if work_tree else None
+        return run_git(self.git_dir, args, work_tree=tree, **kwargs)  # type: ignore[arg-type]
+
+    def exists(self) -> bool:
+        """Whether a repository is already there."""
+        return (self.git_dir / "HEAD").is_file() and (self.git_dir / "objects").is_dir()
+
+    def init(self) -> None:
+        """Create the bare repository with its branch."""
+        self.git_dir.parent.mkdir(parents=True, exist_ok=True)
+        run_git(self.git_dir, ["init", "--quiet", "--bare", f"--initial-branch={self.branch}"])
+
+    def configure(self, identity: tuple[str, str], exclude_lines: Sequence[str]) -> None:
+        """Settings every start re-applies: durability, identity, ignores, our branch as HEAD."""
+        config = {
+            "core.fsync": "committed",
+            "core.fsyncMethod": "fsync",
+            "core.logAllRefUpdates": "always",
+            "core.excludesFile": str(self.data_dir / ".bmignore"),
+            "core.quotePath": "false",
+            "user.name": identity[0],
+            "user.email": identity[1],
+            "gc.autoDetach": "false",
+            "push.default": "current",
+        }
+        current = self.git("config", "--local", "--list", check=False).stdout.decode("utf-8", "replace")
+        have = dict(line.split("=", 1) for line in current.splitlines() if "=" in line)
+        for key, value in config.items():
+            if have.get(key.lower()) != value:
+                self.git("config", "--local", key, value)
+        info = self.git_dir / "info"
+        info.mkdir(exist_ok=True)
+        text = "# written by committer; edit .bmignore in the data directory instead\n"
+        text += "\n".join(exclude_lines) + "\n"
+        exclude = info / "exclude"
+        if not exclude.exists() or exclude.read_text(errors="replace") != text:
+            tmp = exclude.with_suffix(".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, exclude)
+        head = (self.git_dir / "HEAD").read_text().strip()
+        if head != f"ref: {self.ref}":
+            self.git("symbolic-ref", "HEAD", self.ref)
+
+    def head(self) -> str | None:
+        """The branch's commit id, or None before the first commit."""
+        proc = self.git("rev-parse", "-q", "--verify", f"{self.ref}^{{commit}}", check=False)
+        sha = proc.stdout.decode().strip()
+        return sha or None
+
+    def clear_stale_locks(self) -> list[Path]:
+        """Remove lock files a dead git process left; call only while holding the instance lock."""
+        removed = []
+        candidates = [self.git_dir / name for name in _LOCK_FILES]
+        refs = self.git_dir / "refs"
+        if refs.is_dir():
+            candidates.extend(refs.rglob("*.lock"))
+        for path in candidates:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+        return removed
+
+    def ls_tree(self, rev: str | None, paths: Sequence[str] | None = None) -> dict[str, TreeEntry]:
+        """Files of `rev` at or under `paths` (all files when paths is None)."""
+        if rev is None:
+            return {}
+        if paths is None or len(paths) > _FULL_LISTING_ABOVE:
+            entries = dict(self._ls_tree(rev, []))
+            if paths is None:
+                return entries
+            wanted = set(paths)
+            return {p: e for p, e in entries.items() if _under_any(p, wanted)}
+        found: dict[str, TreeEntry] = {}
+        for start in range(0, len(paths), _PATHSPEC_CHUNK):
+            found.update(self._ls_tree(rev, paths[start : start + _PATHSPEC_CHUNK]))
+        return found
+
+    def _ls_tree(self, rev: str, paths: Sequence[str]) -> Iterator[tuple[str, TreeEntry]]:
+        out = self.git("ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths).stdout
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            meta, _, raw_path = record.partition(b"\t")
+            mode, _kind, sha = meta.decode().split(" ")
+            yield os.fsdecode(raw_path), TreeEntry(mode, sha)
+
+    def changed_paths(self) -> set[str]:
+        """Paths where the data directory may differ from HEAD, from git's stat-cached status."""
+        out = self.git(
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--no-renames",
+            "--ignore-submodules=none",
+            work_tree=True,
+        ).stdout
+        paths = set()
+        for record in out.split(b"\0"):
+            if len(record) > 3:
+                paths.add(os.fsdecode(record[3:]).rstrip("/"))
+        return paths
+
+    def sync_index(self) -> None:
+        """Make the index match HEAD, keeping stat data for unchanged files, so status stays cheap."""
+        if self.head() is None:
+            return
+        self.git("read-tree", "--reset", self.ref, work_tree=True)
+        self.git("update-index", "-q", "--refresh", work_tree=True, check=False)
+
+    def last_commit(self) -> tuple[str, str] | None:
+        """(sha, ISO 8601 committer date in UTC) of HEAD, or None."""
+        proc = self.git("log", "-1", "--format=%H %ct", self.ref, check=False)
+        parts = proc.stdout.decode().split()
+        if proc.returncode != 0 or len(parts) != 2:
+            return None
+        return parts[0], _iso_utc(int(parts[1]))
+
+
+def _under_any(path: str, wanted: set[str]) -> bool:
+    if path in wanted:
+        return True
+    parent = path
+    while "/" in parent:
+        parent = parent.rsplit("/", 1)[0]
+        if parent in wanted:
+            return True
+    return False
+
+
+def _iso_utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def history(repo: GitRepo, path: str | None, max_count: int) -> Iterator[tuple[str, int, str]]:
+    """(sha, commit time, message) of the branch, newest first, optionally for one path."""
+    import git  # GitPython: reading history through its object model
+
+    handle = git.Repo(repo.git_dir)
+    handle.git.update_environment(**git_env())
+    try:
+        if repo.head() is None:
+            return
+        paths = [path] if path else []
+        for commit in handle.iter_commits(repo.ref, paths=paths, max_count=max_count):
+            text = commit.message if isinstance(commit.message, str) else commit.message.decode()
+            yield commit.hexsha, commit.committed_date, text
+    finally:
+        handle.close()

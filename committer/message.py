@@ -1,0 +1,89 @@
+"""Commit messages: the chore(sync) summary and the BM-Meta trailer, built and parsed."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+TRAILER_KEY = "BM-Meta"
+SUMMARY_PATHS = 2
+MAX_PATH_CHARS = 60
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many paths a commit adds, modifies, deletes and renames."""
+
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+    renamed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.added + self.modified + self.deleted + self.renamed
+
+
+def _show(path: str) -> str:
+    shown = _CONTROL.sub("?", path)
+    if len(shown) > MAX_PATH_CHARS:
+        shown = "…" + shown[-(MAX_PATH_CHARS - 1) :]
+    return shown
+
+
+def summary(counts: Counts, paths: Sequence[str], prefix: str = "chore(sync)") -> str:
+    """One subject line: counts and the first few paths, e.g. '3 files changed: a, b, +1 more'."""
+    total = counts.total
+    noun = "file" if total == 1 else "files"
+    shown = [_show(p) for p in sorted(paths)[:SUMMARY_PATHS]]
+    rest = total - len(shown)
+    listed = ", ".join(shown) + (f", +{rest} more" if rest > 0 else "")
+    return f"{prefix}: {total} {noun} changed: {listed}" if shown else f"{prefix}: {total} {noun} changed"
+
+
+def trailer_value(
+    *,
+    batch: str,
+    host: str,
+    counts: Counts,
+    first_event: str,
+    bmmeta: Any = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """The BM-Meta JSON: compact, ASCII, one line."""
+    meta: dict[str, Any] = {"v": 1, "batch": batch, "host": host}
+    meta.update(extra or {})
+    meta.update(
+        added=counts.added,
+        modified=counts.modified,
+        deleted=counts.deleted,
+        renamed=counts.renamed,
+        first_event=first_event,
+    )
+    if bmmeta is not None:
+        meta["bmmeta"] = bmmeta
+    return json.dumps(meta, separators=(",", ":"), ensure_ascii=True, sort_keys=False)
+
+
+def build(subject: str, meta_json: str) -> str:
+    """The full message: subject, blank line, trailer."""
+    return f"{subject}\n\n{TRAILER_KEY}: {meta_json}\n"
+
+
+def parse_trailer(message: str) -> dict[str, Any] | None:
+    """The decoded BM-Meta object of a message, or None when it has none or it is not JSON."""
+    found = None
+    for line in message.splitlines():
+        if line.startswith(f"{TRAILER_KEY}:"):
+            found = line[len(TRAILER_KEY) + 1 :].strip()
+    if found is None:
+        return None
+    try:
+        value = json.loads(found)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None

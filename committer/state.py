@@ -1,0 +1,105 @@
+"""What the daemon tells the outside: its instance lock and a state file written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from committer.errors import LockError
+
+STATE_DIR = "committer"
+LOCK_FILE = "daemon.lock"
+STATE_FILE = "state.json"
+
+
+def state_dir(git_dir: Path) -> Path:
+    """Our own folder inside the git directory."""
+    return git_dir / STATE_DIR
+
+
+class InstanceLock:
+    """An OS file lock held for the daemon's life; the kernel drops it when the process dies."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self.path = state_dir(git_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise LockError naming the holder."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise LockError(
+                f"another committer (pid {holder}) is already running on {self.path.parent.parent}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Give the lock up."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> InstanceLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
+def holder_pid(git_dir: Path) -> int | None:
+    """The pid of the daemon holding the repository, or None when no daemon runs."""
+    path = state_dir(git_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def write_state(git_dir: Path, state: dict[str, Any]) -> None:
+    """Replace the state file atomically: readers see the old or the new one, never a mix."""
+    directory = state_dir(git_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".state-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state, handle, indent=1, sort_keys=True)
+            handle.write("\n")
+        os.replace(tmp, directory / STATE_FILE)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_state(git_dir: Path) -> dict[str, Any]:
+    """The last state the daemon wrote; empty when there is none or it cannot be read."""
+    try:
+        value = json.loads((state_dir(git_dir) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
