@@ -1,0 +1,176 @@
+"""Fixtures: real directories, real git, and the daemon as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def git(git_dir: Path, *args: str, check: bool = True) -> str:
+    """Run git against the repository under test and return its stdout."""
+    proc = subprocess.run(
+        ["git", f"--git-dir={git_dir}", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout
+
+
+def tree_files(git_dir: Path, rev: str = "HEAD") -> set[str]:
+    """Every path in a commit's tree (empty set before the first commit)."""
+    out = subprocess.run(
+        ["git", f"--git-dir={git_dir}", "ls-tree", "-r", "-z", "--name-only", rev],
+        capture_output=True, check=False,
+    ).stdout
+    return {os.fsdecode(p) for p in out.split(b"\0") if p}
+
+
+def commit_count(git_dir: Path) -> int:
+    out = git(git_dir, "rev-list", "--count", "HEAD", check=False).strip()
+    return int(out) if out.isdigit() else 0
+
+
+def show(git_dir: Path, path: str, rev: str = "HEAD") -> bytes:
+    return subprocess.run(
+        ["git", f"--git-dir={git_dir}", "cat-file", "blob", f"{rev}:{path}"],
+        capture_output=True, check=True,
+    ).stdout
+
+
+def committer(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
+              prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a process, the way users do."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.setdefault("COMMITTER_LOG_FORMAT", "json")
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "committer", *args],
+        capture_output=True, text=True, env=full_env, timeout=timeout, check=False,
+    )
+
+
+@dataclass
+class Layout:
+    """A data directory and a git directory side by side in a temporary folder."""
+
+    root: Path
+    data: Path
+    git_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def args(self) -> list[str]:
+        return ["--data-dir", str(self.data), "--git-dir", str(self.git_dir)]
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {"COMMITTER_DATA_DIR": str(data), "COMMITTER_GIT_DIR": str(tmp_path / "git" / "knowledge.git")}
+    return Layout(tmp_path, data, tmp_path / "git" / "knowledge.git", env)
+
+
+class DaemonProcess:
+    """`committer run` as a child process with its JSON log captured to a file."""
+
+    def __init__(self, layout: Layout, extra: list[str], env: dict[str, str] | None,
+                 prefix: tuple[str, ...] = ()) -> None:
+        self.layout = layout
+        self.log_path = layout.root / f"daemon-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        full_env = {**os.environ, "COMMITTER_LOG_FORMAT": "json", **(env or {})}
+        self.proc = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "committer", "run", *layout.args(), *extra],
+            stdout=self._log, stderr=subprocess.STDOUT, env=full_env,
+        )
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if name is None or event.get("event") == name:
+                found.append(event)
+        return found
+
+    def wait_event(self, name: str, timeout: float = 15.0, count: int = 1,
+                   where: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        def ready() -> list[dict[str, Any]] | None:
+            if self.proc.poll() is not None and len(self._matching(name, where)) < count:
+                raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.output()}")
+            found = self._matching(name, where)
+            return found if len(found) >= count else None
+
+        return wait_for(ready, timeout, f"{count} {name} event(s)")  # type: ignore[no-any-return]
+
+    def _matching(self, name: str, where: Callable[[dict[str, Any]], bool] | None) -> list[dict[str, Any]]:
+        return [e for e in self.events(name) if where is None or where(e)]
+
+    def wait_ready(self) -> None:
+        self.wait_event("daemon_ready", timeout=30)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def start_daemon(layout: Layout) -> Iterator[Callable[..., DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def start(*extra: str, env: dict[str, str] | None = None, ready: bool = True,
+              prefix: tuple[str, ...] = ()) -> DaemonProcess:
+        args = list(extra)
+        if "--debounce" not in args:
+            args += ["--debounce", "150ms"]
+        daemon = DaemonProcess(layout, args, env, prefix)
+        started.append(daemon)
+        if ready:
+            daemon.wait_ready()
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()

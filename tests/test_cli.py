@@ -1,0 +1,142 @@
+"""The CLI as users run it: init, run --once, status, log, bad input, one daemon per repository."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Layout, commit_count, committer, git, tree_files
+
+pytestmark = pytest.mark.integration
+
+SPEC_STATUS_KEYS = {
+    "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
+    "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
+    "held", "held_files", "running", "pid",
+}
+
+
+def one_line_error(proc: object) -> str:
+    """Exit code 2, one line on stderr, no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)  # type: ignore[attr-defined]
+    err: str = proc.stderr.strip()  # type: ignore[attr-defined]
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("committer: error: ")
+    return err
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["run", "--debounce", "soon"], {}, "debounce"),
+        (["run", "--max-delay", "1s", "--debounce", "5s"], {}, "max-delay"),
+        (["run"], {"COMMITTER_OBSERVER": "magic"}, "COMMITTER_OBSERVER"),
+        (["run"], {"COMMITTER_POLL_INTERVAL": "-3s"}, "COMMITTER_POLL_INTERVAL"),
+        (["status"], {"COMMITTER_BRANCH": "no spaces allowed"}, "COMMITTER_BRANCH"),
+        (["init", "--branch", "-bad"], {}, "branch"),
+    ],
+)
+def test_bad_settings_get_one_line_naming_the_setting(
+    layout: Layout, args: list[str], env: dict[str, str], named: str
+) -> None:
+    proc = committer(*args, env={**layout.env, **env})
+    assert named in one_line_error(proc)
+
+
+def test_config_file_problems_are_one_line(layout: Layout, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("debounce = [\n")
+    assert "not valid TOML" in one_line_error(committer("run", "--config", str(bad), env=layout.env))
+    assert "does not exist" in one_line_error(
+        committer("run", env={**layout.env, "COMMITTER_CONFIG": str(tmp_path / "nope.toml")})
+    )
+    assert "cannot read" in one_line_error(committer("run", "--config", str(tmp_path), env=layout.env))
+    bad.write_text('debounce = "fast"\n')
+    assert "debounce" in one_line_error(committer("run", "--config", str(bad), env=layout.env))
+
+
+def test_missing_data_dir_and_git_dir_inside_it_are_refused(layout: Layout) -> None:
+    missing = {**layout.env, "COMMITTER_DATA_DIR": str(layout.root / "not-there")}
+    assert "data-dir" in one_line_error(committer("run", env=missing))
+    assert "data-dir" in one_line_error(committer("init", env=missing))
+    inside = {**layout.env, "COMMITTER_GIT_DIR": str(layout.data / ".repo")}
+    assert "git-dir" in one_line_error(committer("run", "--once", env=inside))
+    assert not (layout.data / ".repo").exists()
+
+
+def test_init_commits_what_the_directory_holds(layout: Layout) -> None:
+    (layout.data / "notes").mkdir()
+    (layout.data / "notes" / "a.md").write_text("a")
+    (layout.data / "b.md").write_text("b")
+    (layout.data / "b.md.swp").write_text("swap")
+    proc = committer("init", env=layout.env)
+    assert proc.returncode == 0, proc.stderr
+    assert "committed 2 files" in proc.stdout
+    assert tree_files(layout.git_dir) == {"notes/a.md", "b.md"}
+    assert git(layout.git_dir, "config", "core.bare").strip() == "true"
+    assert git(layout.git_dir, "config", "core.fsync").strip() == "committed"
+    assert git(layout.git_dir, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+    assert git(layout.git_dir, "log", "-1", "--format=%an <%ae>").strip() == "committer <committer@localhost>"
+    again = committer("init", env=layout.env)
+    assert again.returncode == 0 and "up to date" in again.stdout
+    assert commit_count(layout.git_dir) == 1
+
+
+def test_identity_does_not_depend_on_the_users_git_config(layout: Layout, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text("[user]\n\tname = Somebody Else\n\temail = else@example.com\n")
+    (layout.data / "a.md").write_text("a")
+    assert committer("init", env={**layout.env, "HOME": str(home)}).returncode == 0
+    assert git(layout.git_dir, "log", "-1", "--format=%an").strip() == "committer"
+
+
+def test_run_once_on_an_empty_volume_creates_the_repository(layout: Layout) -> None:
+    proc = committer("run", "--once", env=layout.env)
+    assert proc.returncode == 0, proc.stderr
+    assert (layout.git_dir / "HEAD").is_file()
+    assert commit_count(layout.git_dir) == 0
+    (layout.data / "first.md").write_text("hello")
+    assert committer("run", "--once", env=layout.env).returncode == 0
+    assert tree_files(layout.git_dir) == {"first.md"}
+    assert os.listdir(layout.data) == ["first.md"]
+
+
+def test_status_json_has_every_key_before_and_after_init(layout: Layout) -> None:
+    before = json.loads(committer("status", "--json", env=layout.env).stdout)
+    assert set(before) == SPEC_STATUS_KEYS
+    assert before["head"] is None and before["running"] is False
+    (layout.data / "a.md").write_text("a")
+    committer("init", env=layout.env)
+    after = json.loads(committer("status", "--json", env=layout.env).stdout)
+    assert set(after) == SPEC_STATUS_KEYS
+    assert after["head"] == git(layout.git_dir, "rev-parse", "HEAD").strip()
+    assert after["last_commit_at"].endswith("Z") and after["branch"] == "main"
+    human = committer("status", env=layout.env)
+    assert human.returncode == 0 and "not running" in human.stdout and after["head"][:12] in human.stdout
+
+
+def test_status_redacts_credentials_in_the_remote_url(layout: Layout) -> None:
+    env = {**layout.env, "COMMITTER_REMOTE": "https://user:s3cr3t-value@example.com/x.git"}
+    out = committer("status", "--json", env=env).stdout
+    assert "s3cr3t-value" not in out
+    assert json.loads(out)["remote"] == "https://***@example.com/x.git"
+
+
+def test_log_decodes_trailers_for_the_directory_or_one_path(layout: Layout) -> None:
+    (layout.data / "a.md").write_text("a")
+    committer("init", env=layout.env)
+    (layout.data / "b.md").write_text("b")
+    committer("run", "--once", env=layout.env)
+    whole = committer("log", env=layout.env)
+    assert whole.returncode == 0
+    assert whole.stdout.count("chore(sync)") == 2 and "op=init" in whole.stdout
+    lines = committer("log", "a.md", "--json", env=layout.env).stdout.splitlines()
+    only_a = [json.loads(line) for line in lines]
+    assert len(only_a) == 1 and only_a[0]["meta"]["added"] == 1 and only_a[0]["meta"]["op"] == "init"
+    absolute = committer("log", str(layout.data / "b.md"), "--json", env=layout.env).stdout.splitlines()
+    assert len(absolute) == 1 and json.loads(absolute[0])["meta"]["op"] == "reconcile"
+    assert "not inside" in one_line_error(committer("log", "/etc/passwd", env=layout.env))

@@ -1,0 +1,34 @@
+"""What never goes in: defaults, configured patterns and .bmignore."""
+
+from pathlib import Path
+
+import pytest
+
+from committer.filters import PathFilter
+
+
+@pytest.mark.parametrize("path", [
+    ".git", "a/.git/config", ".notes.md.swp", "notes.md~", ".#notes.md", "x.tmp", "dl.partial",
+    ".DS_Store", "sub/Thumbs.db", ".env", ".env.local", "keys/server.pem", "id_rsa", "id_ed25519.pub",
+    "credentials.json", ".netrc", ".bmmeta",
+])
+def test_default_ignores(tmp_path: Path, path: str) -> None:
+    assert PathFilter(tmp_path).ignored(path)
+
+
+@pytest.mark.parametrize(
+    "path", ["notes/a.md", "token-notes.md", "environment.md", "keynote.md", ".bmignore"]
+)
+def test_ordinary_files_are_not_ignored(tmp_path: Path, path: str) -> None:
+    assert not PathFilter(tmp_path).ignored(path)
+
+
+def test_bmignore_is_reread_when_it_changes(tmp_path: Path) -> None:
+    f = PathFilter(tmp_path, extra=["*.log"])
+    assert f.ignored("x.log") and not f.ignored("build/out.bin")
+    (tmp_path / ".bmignore").write_text("build/\n!keep.tmp\n")
+    assert f.refresh()
+    assert f.ignored("build/out.bin") and f.ignored("build", is_dir=True)
+    assert not f.refresh()
+    (tmp_path / ".bmignore").unlink()
+    assert f.refresh() and not f.ignored("build/out.bin")
