@@ -13,7 +13,7 @@ from typing import Any
 
 from committer import logs
 from committer.batcher import Batcher
-from committer.errors import CommitterError
+from committer.errors import CommitterError, ConfigError
 from committer.filters import BMIGNORE, PathFilter
 from committer.gitrepo import GitRepo
 from committer.pipeline import CommitResult, Pipeline, iso_utc
@@ -82,6 +82,7 @@ class Daemon:
         self.watcher: Watcher | None = None
         self.pusher: Any = None
         self._reconcile_at: float | None = None
+        self._reconcile_why = "start"
         self._retry_delay = RETRY_FIRST
         self._last_error: dict[str, str] | None = None
         self._t0 = time.monotonic()
@@ -138,7 +139,13 @@ class Daemon:
             self.watcher = Watcher(
                 settings.data_dir, self.pfilter, self.wakeup.set, settings.observer, settings.poll_interval
             )
-            self.observer_kind = self.watcher.start()
+            try:
+                self.observer_kind = self.watcher.start()
+            except OSError as exc:
+                raise ConfigError(
+                    "observer", f"inotify cannot watch {settings.data_dir}: {exc.strerror or exc}; "
+                    "use observer auto or poll, or raise fs.inotify.max_user_watches"
+                ) from None
         log.info(
             "daemon_start",
             data_dir=str(settings.data_dir),
@@ -198,9 +205,14 @@ class Daemon:
                 self._commit_batch()
             if next_periodic is not None and now >= next_periodic:
                 next_periodic = self._periodic_deadline()
-                self._reconcile_at = now
+                self._schedule_reconcile("periodic")
             if self._reconcile_at is not None and now >= self._reconcile_at:
-                self._reconcile("retry" if self._last_error else "periodic")
+                self._reconcile(self._reconcile_why)
+
+    def _schedule_reconcile(self, why: str, delay: float = 0.0) -> None:
+        at = time.monotonic() + delay
+        if self._reconcile_at is None or at < self._reconcile_at:
+            self._reconcile_at, self._reconcile_why = at, why
 
     def _periodic_deadline(self) -> float | None:
         interval = self.settings.reconcile_interval
@@ -214,10 +226,10 @@ class Daemon:
             self.batcher.add(path, now, wall)
         if BMIGNORE in paths and self.pfilter.refresh():
             log.info("ignore_rules_changed", path=BMIGNORE)
-            self._reconcile_at = now
+            self._schedule_reconcile("ignore_rules")
         if overflow:
             log.warning("watcher_overflow", action="full reconcile")
-            self._reconcile_at = now
+            self._schedule_reconcile("overflow")
 
     def _check_watcher(self) -> None:
         assert self.watcher is not None
@@ -229,7 +241,7 @@ class Daemon:
             self.observer_kind = self.watcher.start()
         except OSError as exc:
             log.error("watcher_restart_failed", error=str(exc))
-        self._reconcile_at = time.monotonic()
+        self._schedule_reconcile("watcher_restart")
 
     def _commit_batch(self) -> None:
         batch = self.batcher.take()
@@ -258,7 +270,8 @@ class Daemon:
             log.error("commit_failed", what=what, error=message, retry_in=self._retry_delay,
                       exc_info=not isinstance(exc, CommitterError))
             self._last_error = {"kind": "commit", "message": message, "at": iso_utc(time.time())}
-            self._reconcile_at = time.monotonic() + self._retry_delay
+            self._reconcile_at = None
+            self._schedule_reconcile("retry", self._retry_delay)
             self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
             self.pipeline.refresh_head()
             self._write_state()

@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make run` (the daemon on a local demo set-up) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   := $(CURDIR)/demo
+
+.PHONY: run test lint unit integration bench bench-quick system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+system-deps:
+	@scripts/system-deps.sh
+
+## run: the daemon in the foreground on ./demo/data, committing into ./demo/git and pushing to ./demo/mirror.git
+run: $(STAMP)
+	@mkdir -p $(DEMO)/data $(DEMO)/git
+	@test -d $(DEMO)/mirror.git || git init --quiet --bare $(DEMO)/mirror.git
+	@echo "committer: watching $(DEMO)/data; edit files there, Ctrl-C to stop."
+	@echo "committer: history: $(BIN)/committer log --data-dir $(DEMO)/data --git-dir $(DEMO)/git/knowledge.git"
+	$(BIN)/committer run --data-dir $(DEMO)/data --git-dir $(DEMO)/git/knowledge.git \
+		--remote file://$(DEMO)/mirror.git --log-format console
+
+## test: lint, type-check and the whole test suite
+test: $(STAMP) system-deps lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check committer tests bench
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration"
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest -m integration
+
+## bench: the speed figures of the README (several minutes; bench-quick for a smoke run)
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/bench.py --quick
+
+clean:
+	rm -rf $(VENV) $(DEMO) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
