@@ -113,6 +113,7 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
             total = sum(
@@ -122,6 +123,7 @@ class _Progress:
             self._bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                 transient=True,
+                console=Console(stderr=True),
             )
             self._bar.start()
             self._task = self._bar.add_task("committing", total=total)

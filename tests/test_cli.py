@@ -140,3 +140,62 @@ def test_log_decodes_trailers_for_the_directory_or_one_path(layout: Layout) -> N
     absolute = committer("log", str(layout.data / "b.md"), "--json", env=layout.env).stdout.splitlines()
     assert len(absolute) == 1 and json.loads(absolute[0])["meta"]["op"] == "reconcile"
     assert "not inside" in one_line_error(committer("log", "/etc/passwd", env=layout.env))
+
+
+def test_logs_are_json_lines_off_a_terminal_and_console_on_one(layout: Layout) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    (layout.data / "a.md").write_text("a")
+    proc = committer("run", "--once", env={**layout.env, "COMMITTER_LOG_FORMAT": "auto"})
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    commit = next(e for e in events if e["event"] == "git_commit")
+    assert commit["level"] == "info" and commit["files"] == 1 and commit["timestamp"].endswith("Z")
+
+    (layout.data / "b.md").write_text("b")
+    leader, follower = pty.openpty()
+    env = {**os.environ, **layout.env, "COMMITTER_LOG_FORMAT": "auto"}
+    child = subprocess.run([sys.executable, "-m", "committer", "run", "--once"], stderr=follower,
+                           stdout=subprocess.DEVNULL, env=env, timeout=60, check=False)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    text = b"".join(chunks).decode(errors="replace")
+    assert child.returncode == 0
+    assert "git_commit" in text and not text.lstrip().startswith("{")
+
+
+def test_init_shows_a_progress_bar_on_a_terminal(layout: Layout) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    for i in range(3000):
+        (layout.data / f"f{i:04}.md").write_bytes(os.urandom(512))
+    leader, follower = pty.openpty()
+    env = {**os.environ, **layout.env, "COMMITTER_LOG_FORMAT": "json", "COLUMNS": "100"}
+    child = subprocess.run([sys.executable, "-m", "committer", "init"], stderr=follower,
+                           stdout=subprocess.PIPE, env=env, timeout=120, check=False)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert child.returncode == 0
+    assert b"committing" in b"".join(chunks)
+    assert b"committed 3000 files" in child.stdout
