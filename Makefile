@@ -30,7 +30,7 @@ test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check committer tests bench
+	$(BIN)/ruff check committer tests $(wildcard bench)
 	$(BIN)/mypy
 
 unit: $(STAMP)
