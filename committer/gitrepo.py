@@ -16,6 +16,8 @@ from committer.errors import GitError
 _PATHSPEC_CHUNK = 200
 # Above this many candidate paths, list the whole HEAD tree once instead of giving pathspecs.
 _FULL_LISTING_ABOVE = 400
+# git prints some paths relative to its working directory when that lies inside the work tree.
+_NEUTRAL_CWD = "/"
 _LOCK_FILES = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock")
 _STRIPPED_ENV = (
     "GIT_DIR",
@@ -77,6 +79,7 @@ def run_git(
             env=git_env(env),
             timeout=timeout,
             check=False,
+            cwd=_NEUTRAL_CWD,
         )
     except subprocess.TimeoutExpired as exc:
         raise GitError(argv[4:], -1, f"timed out after {timeout}s") from exc
@@ -131,6 +134,7 @@ class FastImport:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=git_env(),
+                cwd=_NEUTRAL_CWD,
             )
         assert self._proc.stdin is not None
         return self._proc.stdin

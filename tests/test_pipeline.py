@@ -246,3 +246,17 @@ def test_file_sizes_round_trip(layout: Layout, size: int) -> None:
     p = make_pipeline(layout)
     p.commit(["blob.bin"])
     assert show(layout.git_dir, "blob.bin") == data
+
+
+def test_reconcile_is_right_when_started_from_inside_the_data_directory(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(layout, "sub/deeper/a.md", "a")
+    write(layout, "top.md", "t")
+    p = make_pipeline(layout)
+    p.reconcile(op="init")
+    write(layout, "sub/deeper/a.md", "changed")
+    write(layout, "top.md", "changed too")
+    monkeypatch.chdir(layout.data / "sub")
+    assert p.reconcile().changes.counts.modified == 2
+    assert show(layout.git_dir, "top.md") == b"changed too"
