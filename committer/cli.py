@@ -72,6 +72,14 @@ def init(
     git_dir: GitDirOpt = None,
     branch: BranchOpt = None,
     remote: RemoteOpt = None,
+    from_remote: Annotated[
+        bool,
+        typer.Option("--from-remote", help="The remote wins: check its files out into the empty data dir."),
+    ] = False,
+    adopt: Annotated[
+        bool,
+        typer.Option("--adopt", help="Both: commit the local content on top of the remote history."),
+    ] = False,
     log_format: LogFormatOpt = None,
     log_level: LogLevelOpt = None,
 ) -> None:
@@ -82,21 +90,87 @@ def init(
             config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote,
             log_format=log_format, log_level=log_level,
         )
+        if from_remote and adopt:
+            raise ConfigError("--from-remote", "cannot be combined with --adopt: choose which side wins")
+        if (from_remote or adopt) and not settings.remote:
+            raise ConfigError("remote", "--from-remote and --adopt need a remote to take history from")
         require_data_dir(settings)
         with InstanceLock(settings.git_dir):
             pfilter = PathFilter(settings.data_dir, settings.ignore)
             repo = open_repository(settings, pfilter)
+            fresh = repo.head() is None
+            if fresh and settings.remote and _side_with_remote(settings, repo, from_remote, adopt):
+                typer.echo(f"took {settings.branch} from {redact(settings.remote)} into {settings.data_dir}")
+                return
             pipeline = Pipeline(settings, repo, pfilter)
-            op = "init" if repo.head() is None else "reconcile"
-            with _Progress(settings.data_dir, enabled=sys.stderr.isatty() and repo.head() is None) as bar:
+            op = "init" if repo.head() is None else ("adopt" if adopt else "reconcile")
+            with _Progress(settings.data_dir, enabled=sys.stderr.isatty() and fresh) as bar:
                 result = pipeline.commit([""], op=op, progress=bar.advance)
             repo.sync_index()
-        files = result.changes.counts.total
-        where = f"{settings.git_dir} ({settings.branch})"
-        if result.sha:
-            typer.echo(f"committed {files} file{'s' if files != 1 else ''} to {where}: {result.sha[:12]}")
-        else:
-            typer.echo(f"{where} is up to date with {settings.data_dir}")
+            files = result.changes.counts.total
+            where = f"{settings.git_dir} ({settings.branch})"
+            if result.sha:
+                typer.echo(f"committed {files} file{'s' if files != 1 else ''} to {where}: {result.sha[:12]}")
+            else:
+                typer.echo(f"{where} is up to date with {settings.data_dir}")
+            if settings.remote:
+                _push_and_report(settings, repo)
+
+    _guard(body)
+
+
+def _side_with_remote(settings: Settings, repo: GitRepo, from_remote: bool, adopt: bool) -> bool:
+    """For a new repository whose remote has history: take it (True), adopt it, or refuse."""
+    from committer.pusher import adopt_remote, init_from_remote, remote_has_history
+
+    if not remote_has_history(settings, repo):
+        return False
+    if from_remote:
+        init_from_remote(settings, repo)
+        return True
+    if adopt:
+        adopt_remote(settings, repo)
+        return False
+    raise ConfigError(
+        "remote",
+        f"{redact(settings.remote)} already has history on {settings.branch!r}; refusing to overwrite it. "
+        "Use --from-remote (the remote wins, the data directory must be empty) or --adopt "
+        "(the local files become a new commit on top of the remote history)",
+    )
+
+
+def _push_and_report(settings: Settings, repo: GitRepo) -> None:
+    from committer.pusher import Pusher
+
+    result = Pusher(settings, repo).push_now()
+    if result["pushed"]:
+        shown = redact(settings.remote)
+        typer.echo(f"pushed {result['commits']} commit(s) to {shown} in {result['seconds']}s")
+    else:
+        typer.echo(f"{redact(settings.remote)} is up to date")
+
+
+@app.command()
+def push(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    git_dir: GitDirOpt = None,
+    branch: BranchOpt = None,
+    remote: RemoteOpt = None,
+    log_format: LogFormatOpt = None,
+    log_level: LogLevelOpt = None,
+) -> None:
+    """Push unpushed commits and tags now; exits non-zero with the classified error if it fails."""
+
+    def body() -> None:
+        settings = _settings(
+            config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote,
+            log_format=log_format, log_level=log_level,
+        )
+        repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
+        if not repo.exists():
+            raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
+        _push_and_report(settings, repo)
 
     _guard(body)
 
@@ -208,10 +282,16 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     for key in ("held", "held_files", "last_error"):
         if state.get(key) is not None:
             status[key] = state[key]
-    push = state.get("push") or {}
-    for key in ("pending_commits", "oldest_pending_at", "last_push_at", "last_push_seconds",
-                "consecutive_failures"):
-        status[key] = push.get(key)
+    if settings.remote:
+        from committer.pusher import Pusher
+
+        fresh = Pusher(settings, repo).snapshot()
+        kept = state.get("push") or {}
+        for key in ("pending_commits", "oldest_pending_at", "last_push_at", "last_push_seconds"):
+            status[key] = fresh.get(key)
+        status["consecutive_failures"] = kept.get("consecutive_failures", fresh["consecutive_failures"])
+        if status["last_error"] is None:
+            status["last_error"] = kept.get("last_error")
     return status
 
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from committer import logs
 from committer.batcher import Batcher
-from committer.errors import CommitterError, ConfigError
+from committer.errors import CommitterError, ConfigError, redact
 from committer.filters import BMIGNORE, PathFilter
 from committer.gitrepo import GitRepo
 from committer.pipeline import CommitResult, Pipeline, iso_utc
+from committer.pusher import Pusher, adopt_remote, init_from_remote, remote_has_history
 from committer.settings import Settings, require_data_dir
 from committer.state import InstanceLock, write_state
 from committer.watcher import Watcher
@@ -80,7 +81,7 @@ class Daemon:
         self.observer_kind: str | None = None
         self.pipeline: Pipeline | None = None
         self.watcher: Watcher | None = None
-        self.pusher: Any = None
+        self.pusher: Pusher | None = None
         self._reconcile_at: float | None = None
         self._reconcile_why = "start"
         self._retry_delay = RETRY_FIRST
@@ -133,6 +134,8 @@ class Daemon:
             for path in repo.clear_stale_locks():
                 log.warning("stale_lock_removed", path=str(path))
         repo = open_repository(settings, self.pfilter)
+        if repo.head() is None and settings.remote:
+            self._join_remote_history(repo)
         self.pipeline = Pipeline(settings, repo, self.pfilter)
         self.pusher = self._make_pusher(repo)
         if not self.once:
@@ -159,9 +162,9 @@ class Daemon:
         self._write_state()
         log.info("daemon_ready", seconds=round(time.monotonic() - self._t0, 3))
         if self.once:
-            self._push_once()
+            code = self._push_once()
             self._write_state(running=False)
-            return 0
+            return code
         if self.pusher is not None:
             self.pusher.start()
         try:
@@ -170,20 +173,40 @@ class Daemon:
             self._shutdown()
         return 0
 
-    def _make_pusher(self, repo: GitRepo) -> Any:
+    def _join_remote_history(self, repo: GitRepo) -> None:
+        """A new repository whose remote has history: never start a second, unrelated history.
+
+        An empty data directory takes the remote's files (a fresh volume restored from its backup);
+        otherwise the local content is committed on top of the remote history. Nothing is lost.
+        """
+        settings = self.settings
+        try:
+            if not remote_has_history(settings, repo):
+                return
+            if any(os.scandir(settings.data_dir)):
+                adopt_remote(settings, repo)
+                log.warning("remote_history_adopted", remote=redact(settings.remote))
+            else:
+                init_from_remote(settings, repo)
+                log.warning("remote_history_restored", remote=redact(settings.remote))
+        except CommitterError as exc:
+            log.error("remote_check_failed", error=exc.message, action="continuing with local history")
+
+    def _make_pusher(self, repo: GitRepo) -> Pusher | None:
         if not self.settings.remote:
             return None
-        from committer.pusher import Pusher
-
         return Pusher(self.settings, repo, on_change=self._write_state)
 
-    def _push_once(self) -> None:
+    def _push_once(self) -> int:
+        """--once: the commits are safe locally either way; a failed push still fails the run."""
         if self.pusher is None:
-            return
+            return 0
         try:
             self.pusher.push_now()
         except CommitterError as exc:
             log.error("push_failed", error=exc.message)
+            return 1
+        return 0
 
     def _loop(self) -> None:
         assert self.watcher is not None

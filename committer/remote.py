@@ -1,0 +1,371 @@
+"""Talking to the remote: credentials, one deadline-bound git network call, and what its answer means."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from committer import logs
+from committer.errors import CommitterError, redact
+from committer.gitrepo import GitRepo, git_argv, git_env
+from committer.settings import Settings
+
+log = logs.get("committer.remote")
+
+TOKEN_ENV = "COMMITTER_TOKEN"
+TOKEN_USER = "x-access-token"
+PUSHED_PREFIX = "refs/committer/pushed/"
+PUSHED_TAGS_PREFIX = "refs/committer/pushed-tags/"
+FETCHED_PREFIX = "refs/committer/remote/"
+
+HINTS = {
+    "transient": "the remote or the network is unavailable; retrying with backoff",
+    "auth": "check the token (COMMITTER_TOKEN, token_file or the systemd credential) or the SSH key",
+    "not_found": "check the remote URL, and that the token may write to that repository",
+    "non_fast_forward": "the remote has commits this repository lacks; run `committer pull`, "
+    "or set allow_non_ff to overwrite them",
+    "rejected": "the host refused the push; read its message",
+    "too_large": "a file or the push is over the host's size or LFS quota; remove it from history or use LFS",
+    "push_protection": "the host found a secret in a commit; remove it from history and rotate the secret",
+    "protected_branch": "the branch is protected on the host; allow this token to push or use another branch",
+    "unknown": "see the message; retrying with backoff",
+}
+KINDS = tuple(HINTS)
+PERMANENT = frozenset(KINDS) - {"transient", "unknown"}
+
+# Checked in order: host rejections name their cause more precisely than git's own lines.
+_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(pattern, re.IGNORECASE))
+    for kind, pattern in (
+        ("push_protection", r"GH013|push protection|secret scanning|cannot contain secrets"),
+        (
+            "too_large",
+            r"GH001|file size limit|large files detected|HTTP 413|returned error: 413|over its data quota|"
+            r"LFS budget|exceeded .*LFS|pack exceeds maximum allowed size",
+        ),
+        ("protected_branch", r"GH006|protected branch"),
+        ("rejected", r"GH007|private email|email privacy"),
+        (
+            "not_found",
+            r"repository not found|repository '[^']*' not found|does not appear to be a git repository|"
+            r"permission to \S+ denied|write access to repository not granted|returned error: 404",
+        ),
+        (
+            "auth",
+            r"authentication failed|could not read (username|password)|returned error: 40[13]|"
+            r"invalid username or password|invalid credentials|bad credentials|permission denied \(|"
+            r"host key verification failed|terminal prompts disabled",
+        ),
+        (
+            "non_fast_forward",
+            r"\[rejected\] \((fetch first|non-fast-forward|stale info)\)|"
+            r"updates were rejected because the (tip|remote contains)",
+        ),
+        (
+            "transient",
+            r"could not resolve|connection refused|couldn't connect|failed to connect|connection reset|"
+            r"timed out|operation too slow|returned error: (5\d\d|429)|HTTP (5\d\d|429)|"
+            r"remote end hung up|RPC failed|early EOF|unexpected disconnect|cannot lock ref|"
+            r"unable to create '[^']*\.lock'|network is unreachable|no route to host|"
+            r"temporary failure|try again later|service unavailable",
+        ),
+        ("rejected", r"\[remote rejected\]|\[rejected\]|hook declined"),
+    )
+)
+_PORCELAIN = re.compile(r"^([ +\-*=!])\t([^\t]*):([^\t]*)\t(.*)$")
+_NOISE = re.compile(
+    r"^(hint:|To |Done$|error: failed to push some refs|Please make sure you have|"
+    r"and the repository exists|Everything up-to-date)"
+)
+_MESSAGE_MAX = 800
+
+
+class PushError(CommitterError):
+    """A push or fetch the remote did not accept, classified once for retry decisions and status."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        assert kind in KINDS, kind
+        self.kind = kind
+        self.detail = detail
+        super().__init__(f"push failed ({kind}): {detail} ({HINTS[kind]})")
+
+    @property
+    def permanent(self) -> bool:
+        """Retrying soon will not help: a person must change something."""
+        return self.kind in PERMANENT
+
+
+def porcelain(stdout: str) -> dict[str, tuple[str, str]]:
+    """Ref lines of `git push --porcelain`: destination ref -> (flag, summary)."""
+    found = {}
+    for line in stdout.splitlines():
+        match = _PORCELAIN.match(line)
+        if match:
+            found[match.group(3)] = (match.group(1), match.group(4))
+    return found
+
+
+def classify(
+    returncode: int, stderr: str, stdout: str, *, ref: str | None = None, secrets: tuple[str, ...] = ()
+) -> PushError | None:
+    """None when git succeeded (and, given `ref`, its porcelain line says so); else the classified error."""
+    lines = porcelain(stdout)
+    rejected = {dst: summary for dst, (flag, summary) in lines.items() if flag == "!"}
+    if returncode == 0 and not rejected and (ref is None or ref in lines):
+        return None
+    detail = _detail(returncode, stderr, rejected, secrets)
+    if returncode < 0:
+        return PushError("transient", detail)
+    text = stderr + "\n" + "\n".join(rejected.values())
+    for kind, pattern in _RULES:
+        if pattern.search(text):
+            return PushError(kind, detail)
+    return PushError("unknown", detail)
+
+
+def _detail(returncode: int, stderr: str, rejected: Mapping[str, str], secrets: tuple[str, ...]) -> str:
+    parts = [f"{dst}: {summary}" for dst, summary in rejected.items()]
+    for raw in stderr.splitlines():
+        line = raw.strip()
+        if line.startswith("remote:"):
+            line = line[len("remote:") :].strip()
+        if line and not _NOISE.match(line) and line not in parts:
+            parts.append(line)
+    if returncode < 0:
+        parts.append(f"git was stopped by signal {-returncode}")
+    text = "; ".join(parts) or f"git exited with code {returncode} and no message"
+    text = redact(text, secrets)
+    return text if len(text) <= _MESSAGE_MAX else text[: _MESSAGE_MAX - 1] + "…"
+
+
+def read_token(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
+    """The HTTPS token: COMMITTER_TOKEN, else token_file (read now), else $CREDENTIALS_DIRECTORY/token."""
+    env = os.environ if environ is None else environ
+    if env.get(TOKEN_ENV, "").strip():
+        return env[TOKEN_ENV].strip()
+    path: Path | None = settings.token_file
+    if path is None and env.get("CREDENTIALS_DIRECTORY"):
+        candidate = Path(env["CREDENTIALS_DIRECTORY"]) / "token"
+        path = candidate if candidate.is_file() else None
+    if path is None:
+        return None
+    try:
+        return path.read_text().strip() or None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PushError("auth", f"cannot read the token file {path}: {exc.__class__.__name__}") from None
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """An http(s) URL without its user:password part, and that part; other URLs are left alone."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
+
+
+def basic_header(user: str, password: str) -> str:
+    """The Authorization header GitHub accepts for a token: Basic base64(user:password)."""
+    return "Authorization: Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@dataclass(frozen=True)
+class NetResult:
+    """What one network git call left behind."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool
+    secrets: tuple[str, ...]
+
+
+class Remote:
+    """The configured remote: a URL safe for argv, a redacted form to show, and calls with deadlines."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url, self._userinfo = split_credentials(settings.remote)
+        self.shown = redact(settings.remote)
+        self.is_http = urlsplit(self.url).scheme.lower() in ("http", "https")
+
+    def env(self) -> tuple[dict[str, str], tuple[str, ...]]:
+        """Environment for one network git process, and the secrets it holds; the token is re-read."""
+        config: dict[str, str] = {}
+        secrets: tuple[str, ...] = ()
+        if self.is_http:
+            token = read_token(self.settings)
+            user, password = (TOKEN_USER, token) if token else self._userinfo or ("", "")
+            if user or password:
+                header = basic_header(user, password)
+                # Short values would blank out ordinary words in logs; the header forms are long.
+                secrets = tuple(s for s in (password, header.split()[-1], header) if len(s) >= 6)
+                config["http.extraHeader"] = header
+        for secret in secrets:
+            logs.register_secret(secret)
+        env = git_env({"GIT_TERMINAL_PROMPT": "0"})
+        for name in ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG_PARAMETERS"):
+            env.pop(name, None)
+        env["GIT_CONFIG_COUNT"] = str(len(config))
+        for index, (key, value) in enumerate(config.items()):
+            env[f"GIT_CONFIG_KEY_{index}"] = key
+            env[f"GIT_CONFIG_VALUE_{index}"] = value
+        if self.settings.git_ssh_command:
+            env["GIT_SSH_COMMAND"] = self.settings.git_ssh_command
+        return env, secrets
+
+    def run(
+        self,
+        repo: GitRepo,
+        args: list[str],
+        *,
+        timeout: float | None = None,
+        track: Callable[[subprocess.Popen[bytes] | None], None] | None = None,
+    ) -> NetResult:
+        """Run one git network command; past `timeout` its whole process group is killed."""
+        timeout = self.settings.push_timeout if timeout is None else max(timeout, 0.1)
+        stall = max(1, min(60, int(timeout / 2)))
+        limits = ["-c", "http.lowSpeedLimit=1000", "-c", f"http.lowSpeedTime={stall}"]
+        argv = git_argv(repo.git_dir, [*limits, *args])
+        env, secrets = self.env()
+        start = time.monotonic()
+        try:
+            # A session of its own, so a timeout kills git-remote-http or ssh along with git.
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise PushError("unknown", f"cannot run git: {exc.strerror}") from None
+        if track:
+            track(proc)
+        timed_out = False
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_group(proc)
+            out, err = proc.communicate()
+        finally:
+            if track:
+                track(None)
+        return NetResult(
+            proc.returncode,
+            out.decode("utf-8", "replace"),
+            err.decode("utf-8", "replace"),
+            time.monotonic() - start,
+            timed_out,
+            secrets,
+        )
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a network git and every process it started."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def timeout_error(seconds: float) -> PushError:
+    """The error for a call cut off by its deadline."""
+    return PushError("transient", f"no answer from the remote within {seconds:.1f}s; git was stopped")
+
+
+def _raise_for(result: NetResult) -> None:
+    if result.timed_out:
+        raise timeout_error(result.seconds)
+    error = classify(result.returncode, result.stderr, result.stdout, secrets=result.secrets)
+    if error:
+        raise error
+
+
+def record_pushed(repo: GitRepo, branch_sha: str | None, tags: Mapping[str, str], note: str) -> None:
+    """Remember what the remote has: the private refs pending commits are counted against."""
+    lines = [f"update {PUSHED_PREFIX}{repo.branch} {branch_sha}\n"] if branch_sha else []
+    lines += [f"update {PUSHED_TAGS_PREFIX}{name} {sha}\n" for name, sha in tags.items()]
+    if lines:
+        repo.git("update-ref", "--create-reflog", "-m", note, "--stdin", input="".join(lines).encode())
+
+
+def local_tags(repo: GitRepo) -> dict[str, str]:
+    """Tag name -> object id of every tag in the repository."""
+    out = repo.git("for-each-ref", "--format=%(objectname) %(refname)", "refs/tags/").stdout.decode()
+    return {ref[len("refs/tags/") :]: sha for sha, ref in (line.split(" ", 1) for line in out.splitlines())}
+
+
+def remote_has_history(settings: Settings, repo: GitRepo) -> bool:
+    """Whether the remote already has our branch (an empty remote simply receives the first push)."""
+    remote = Remote(settings)
+    result = remote.run(repo, ["ls-remote", "--heads", remote.url, repo.ref])
+    _raise_for(result)
+    return bool(result.stdout.strip())
+
+
+def fetch_remote_head(settings: Settings, repo: GitRepo, *, tags: bool = False) -> str | None:
+    """Fetch the remote's branch into refs/committer/remote/<branch>; its commit id, or None if absent."""
+    remote = Remote(settings)
+    target = f"{FETCHED_PREFIX}{repo.branch}"
+    refspecs = [f"+{repo.ref}:{target}"] + (["refs/tags/*:refs/tags/*"] if tags else [])
+    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote.url, *refspecs]
+    result = remote.run(repo, args)
+    if result.returncode != 0 and "couldn't find remote ref" in result.stderr:
+        return None
+    _raise_for(result)
+    sha = repo.git("rev-parse", "-q", "--verify", f"{target}^{{commit}}").stdout.decode().strip()
+    return sha or None
+
+
+def init_from_remote(settings: Settings, repo: GitRepo) -> str:
+    """Take the remote's history and check its files out into the empty data directory."""
+    data = repo.data_dir
+    if data.exists() and any(data.iterdir()):
+        raise CommitterError(
+            f"{data} is not empty: --from-remote only checks files out into an empty directory; "
+            "move its content away first, or use --adopt to commit it on top of the remote history"
+        )
+    if not repo.exists():
+        repo.init()
+    sha = fetch_remote_head(settings, repo, tags=True)
+    if sha is None:
+        raise CommitterError(f"the remote {redact(settings.remote)} has no branch {repo.branch!r} to take")
+    local = repo.head()
+    if local not in (None, sha):
+        raise CommitterError(
+            f"{repo.git_dir} already has its own history on {repo.branch!r}; start from an empty git dir"
+        )
+    data.mkdir(parents=True, exist_ok=True)
+    repo.git("update-ref", "-m", "committer: init from remote", repo.ref, sha)
+    record_pushed(repo, sha, local_tags(repo), "committer: init from remote")
+    repo.git("read-tree", "--reset", "-u", sha, work_tree=True)
+    log.info("init_from_remote", remote=redact(settings.remote), head=sha)
+    return sha
+
+
+def adopt_remote(settings: Settings, repo: GitRepo) -> str | None:
+    """Put our branch on the remote's history, data directory untouched; None when the remote is empty."""
+    if not repo.exists():
+        repo.init()
+    sha = fetch_remote_head(settings, repo, tags=True)
+    if sha is None:
+        return None
+    old = repo.head()
+    repo.git("update-ref", "-m", "committer: adopt remote history", repo.ref, sha)
+    record_pushed(repo, sha, local_tags(repo), "committer: adopt remote history")
+    # The index now describes the remote's tree, so the next reconcile commits the local content on top.
+    repo.sync_index()
+    log.info("adopt_remote", remote=redact(settings.remote), head=sha, replaced=old)
+    return sha
