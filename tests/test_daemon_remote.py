@@ -114,3 +114,46 @@ def test_a_sidecar_on_a_fresh_volume_restores_from_the_remote(
     assert (layout.data / "kb" / "page.md").read_text() == "backed up"
     (layout.data / "kb" / "new.md").write_text("new")
     wait_for(lambda: remote_files(mirror) == {"kb/page.md", "kb/new.md"}, what="push on the restored history")
+
+
+def test_the_token_never_leaks_from_the_daemon(layout: Layout, start_daemon: Start, tmp_path: Path) -> None:
+    import base64
+    import os
+
+    from tests.gitserver import GitHTTPServer
+
+    token = "ghp_DaemonLeakCheck0123456789abcdefABCD"
+    server = GitHTTPServer(tmp_path / "served", token=token)
+    server.start()
+    forbidden = [token.encode(), base64.b64encode(f"x-access-token:{token}".encode())]
+    seen: dict[int, bytes] = {}
+    try:
+        server.set_mode("hang")
+        daemon = start_daemon("--remote", server.url, env={"COMMITTER_TOKEN": token,
+                                                           "COMMITTER_PUSH_INTERVAL": "200ms",
+                                                           "COMMITTER_PUSH_TIMEOUT": "3s"})
+        (layout.data / "a.md").write_text("through http")
+
+        def git_children_seen() -> bool:
+            for entry in os.scandir("/proc"):
+                if entry.name.isdigit():
+                    try:
+                        cmd = Path(entry.path, "cmdline").read_bytes()
+                    except OSError:
+                        continue
+                    if server.url.encode() in cmd:
+                        seen[int(entry.name)] = cmd
+            return len(seen) >= 2  # git push and git-remote-http, started by the daemon
+
+        wait_for(git_children_seen, what="the daemon's git processes talking to the server")
+        server.set_mode("normal")
+        wait_for(lambda: server.head() is not None, timeout=30, what="push through http")
+        status = committer("status", "--json", *layout.args(), "--remote", server.url,
+                           env={"COMMITTER_TOKEN": token}).stdout
+        assert daemon.stop() == 0
+        assert any(r.authorization for r in server.requests)
+    finally:
+        server.stop()
+    haystacks = [daemon.output().encode(), status.encode(), *seen.values()]
+    haystacks += [p.read_bytes() for p in layout.git_dir.rglob("*") if p.is_file()]
+    assert not [h[:200] for h in haystacks for f in forbidden if f in h]
