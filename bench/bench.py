@@ -1,0 +1,314 @@
+"""committer's benchmark: commit cost, burst, latency, start-up, idle CPU, memory, backfill.
+
+    python bench/bench.py [--sizes 10000,100000] [--repeat N] [--quick]
+
+Builds trees of small files under /tmp, measures the daemon's commit step against
+`git add -A && git commit` and against a hand-written `git fast-import` floor on the same tree in
+the same run, runs the real daemon for latency, start-up, idle CPU and memory, and prints one
+markdown table per section plus a summary (also written to bench/out/latest.md). It asserts
+nothing: the machine is noisy, so read the medians and the ratios against baselines measured
+beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import gitruns
+import procs
+import watching
+from report import Row, Section, med, ms, ratio, render, spread
+from workload import Tree
+
+from committer import logs
+from committer.daemon import open_repository
+from committer.filters import PathFilter
+from committer.pipeline import Pipeline
+from committer.settings import load_settings
+
+OUT = Path(__file__).resolve().parent / "out" / "latest.md"
+# The issue sets the "10x cheaper than git add -A" target on the 100k tree: that baseline grows with
+# the tree, so on smaller trees the row is for reference. The floor ratio is held at every size.
+TEN_X_FROM = 100_000
+BATCHES = (1, 100)
+ORDERS = (("daemon", "baseline", "floor"), ("baseline", "floor", "daemon"), ("floor", "daemon", "baseline"))
+
+
+def say(text: str) -> None:
+    """Progress goes to stderr; stdout carries only the report."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def label(size: int) -> str:
+    return f"{size // 1000}k" if size % 1000 == 0 else str(size)
+
+
+@dataclass(frozen=True)
+class Config:
+    sizes: list[int]
+    repeat: int
+    burst_repeat: int
+    idle: float
+    writes: int
+    restarts: int
+
+
+class Bench:
+    """Runs every section on each tree and collects the rows."""
+
+    def __init__(self, config: Config, base: Path) -> None:
+        self.config = config
+        self.base = base
+        self.env = procs.child_env(base / "pycache")
+        self.live: list[procs.DaemonProcess | procs.ObserverProbe] = []
+        self.commit = Section(
+            "1. Commit cost of one batch (the daemon's commit step: batch closed → ref updated)"
+        )
+        self.burst = Section("2. Burst: 10 % of the tree modified in one batch")
+        self.latency = Section(
+            f"3. Write-to-commit latency minus the debounce (`committer run`, inotify, debounce "
+            f"{watching.DEBOUNCE_FLAG})"
+        )
+        self.startup = Section("4. Start-up, idle CPU and memory (`committer run` as a process)")
+        self.backfill = Section("5. Backfill: `committer init` of an existing tree (reference only)")
+
+    @property
+    def sections(self) -> list[Section]:
+        return [self.commit, self.burst, self.latency, self.startup, self.backfill]
+
+    def run(self) -> None:
+        largest = max(self.config.sizes)
+        for size in sorted(self.config.sizes):
+            name = label(size)
+            root = self.base / f"tree-{name}"
+            tree = Tree(root / "data", size)
+            say(f"{name}: building {size} files in {tree.dirs} directories")
+            tree.build()
+            os.sync()  # no writeback of the build is left for the first measurement to pay
+            git_dir = root / "committer.git"
+            self.run_backfill(tree, git_dir, root)
+            if size == largest:
+
+                def tell(text: str, name: str = name) -> None:
+                    say(f"{name}: {text}")
+
+                got = watching.measure(
+                    tree, git_dir, self.env, self.config.idle, self.config.writes, self.config.restarts,
+                    self.live, tell,
+                )
+                watching.rows(name, got, self.config.idle, self.latency, self.startup)
+            self.run_commits(tree, git_dir, root, burst=size == largest)
+            shutil.rmtree(root)
+
+    # -- 5. backfill -------------------------------------------------------------------------------
+
+    def run_backfill(self, tree: Tree, git_dir: Path, root: Path) -> None:
+        name = label(tree.count)
+        say(f"{name}: committer init")
+        procs.warm_bytecode(self.env)
+        argv = [sys.executable, "-m", "committer", "init", "--data-dir", str(tree.data),
+                "--git-dir", str(git_dir), "--log-format", "json"]
+        started = time.perf_counter()
+        subprocess.run(argv, env=self.env, check=True, capture_output=True)
+        ours = time.perf_counter() - started
+        say(f"{name}: git add -A && git commit into a fresh repository")
+        naive_git = root / "naive.git"
+        gitruns.fresh_like(git_dir, naive_git, "main")
+        naive = gitruns.add_all_commit(naive_git, tree.data)
+        if gitruns.tree_of(git_dir, "HEAD") != gitruns.tree_of(naive_git, "HEAD"):
+            raise RuntimeError("committer init and git add -A committed different trees")
+        shutil.rmtree(naive_git)
+        self.backfill.rows.append(Row(
+            f"{name} tree: `committer init` (whole process) vs `git add -A && git commit`, fresh repo",
+            spread([ours]), ms(naive), f"{ratio(ours / naive)} (init/baseline)", "—", None,
+        ))
+        if not self.backfill.notes:
+            self.backfill.notes.append(
+                "both repositories have the same config (core.fsync=committed, fsyncMethod=fsync): "
+                "init writes one pack, `git add -A` one fsynced loose object per file; the two trees "
+                "are checked identical; one run each"
+            )
+
+    # -- 1 and 2. commit cost ----------------------------------------------------------------------
+
+    def run_commits(self, tree: Tree, git_dir: Path, root: Path, burst: bool) -> None:
+        name = label(tree.count)
+        settings = load_settings(flags={"data_dir": str(tree.data), "git_dir": str(git_dir)})
+        pfilter = PathFilter(settings.data_dir, settings.ignore)
+        repo = open_repository(settings, pfilter)
+        pipeline = Pipeline(settings, repo, pfilter)
+        baseline_git, floor_git = root / "baseline.git", root / "floor.git"
+        say(f"{name}: cloning the repository for the baseline and the floor; warming the baseline's index")
+        gitruns.clone_same_state(git_dir, baseline_git)
+        gitruns.clone_same_state(git_dir, floor_git)
+        noop_add = gitruns.warm_index(baseline_git, tree.data)
+        floor = gitruns.Floor(floor_git, repo.ref)
+        ten_x = tree.count >= TEN_X_FROM
+        ceilings = []
+        for k in BATCHES:
+            say(f"{name}: {k}-file batches, {self.config.repeat} repeats")
+            got = self.measure(tree, pipeline, baseline_git, floor, k, self.config.repeat, warmup=1)
+            daemon, base, low = med(got["daemon"]), med(got["baseline"]), med(got["floor"])
+            batch = f"{name} tree, {k}-file batch"
+            self.commit.rows.append(Row(
+                f"{batch}: daemon vs fast-import floor", spread(got["daemon"]), ms(low),
+                f"{ratio(daemon / low)} (daemon/floor)", "≤ 2x", daemon <= 2 * low,
+            ))
+            self.commit.rows.append(Row(
+                f"{batch}: daemon vs `git add -A && git commit`", spread(got["daemon"]), ms(base),
+                f"{ratio(base / daemon)} cheaper (baseline/daemon)",
+                "≥ 10x" if ten_x else "(≥ 10x is for 100k)", base >= 10 * daemon if ten_x else None,
+            ))
+            ceilings.append(f"{k}-file {ratio(base / low)}")
+        if not self.commit.notes:
+            self.commit.notes.append(
+                "per repeat, the same files get new content, then the three commit it in rotating order: "
+                "the daemon's `Pipeline.commit(paths)` in-process on the repository `committer init` "
+                "made; `git add -A && git commit -q -m x` on a clone of it (same objects and config) "
+                "whose index was built and refreshed by an untimed `git add -A`; the floor, one "
+                "`git fast-import` stream (inline blobs + a commit on the parent, no index) on another "
+                "clone; after each repeat the three commits are checked to have the same tree; one "
+                "untimed warm-up repeat"
+            )
+        self.commit.notes.append(
+            f"{name} tree: a no-op `git add -A` on the warm index takes {ms(noop_add)}; the most a "
+            f"fast-import commit can gain here (baseline/floor): {', '.join(ceilings)}"
+        )
+        if burst:
+            self.run_burst(tree, pipeline, baseline_git, floor)
+
+    def run_burst(self, tree: Tree, pipeline: Pipeline, baseline_git: Path, floor: gitruns.Floor) -> None:
+        name, k = label(tree.count), tree.count // 10
+        say(f"{name}: {k}-file bursts, {self.config.burst_repeat} repeats")
+        got = self.measure(tree, pipeline, baseline_git, floor, k, self.config.burst_repeat, warmup=0)
+        daemon, base, low = med(got["daemon"]), med(got["baseline"]), med(got["floor"])
+        what = f"{name} tree, {label(k)}-file burst"
+        self.burst.rows.append(Row(
+            f"{what}: daemon vs `git add -A && git commit`", spread(got["daemon"]), ms(base),
+            f"{ratio(daemon / base)} (daemon/baseline)", "≤ 1.2x", daemon <= 1.2 * base,
+        ))
+        self.burst.rows.append(Row(
+            f"{what}: daemon vs fast-import floor", spread(got["daemon"]), ms(low),
+            f"{ratio(daemon / low)} (daemon/floor)", "—", None,
+        ))
+        self.burst.notes.append("same method as section 1, without a warm-up repeat")
+
+    def measure(
+        self, tree: Tree, pipeline: Pipeline, baseline_git: Path, floor: gitruns.Floor,
+        k: int, repeats: int, warmup: int,
+    ) -> dict[str, list[float]]:
+        """Per repeat: new content in the same k files, then the three commits, each timed."""
+        indices = tree.pick(k, offset=7 * k + 3)
+        got: dict[str, list[float]] = {"daemon": [], "baseline": [], "floor": []}
+        for run in range(warmup + repeats):
+            rels = tree.modify(indices)
+            os.sync()  # no writeback of these files is left for whichever commit fsyncs first
+            paths = set(rels)
+            for who in ORDERS[run % len(ORDERS)]:
+                if who == "daemon":
+                    started = time.perf_counter()
+                    result = pipeline.commit(paths)
+                    elapsed = time.perf_counter() - started
+                    if result.sha is None or result.changes.counts.total != k:
+                        raise RuntimeError(f"daemon committed {result.changes.counts} for {k} files")
+                elif who == "baseline":
+                    elapsed = gitruns.add_all_commit(baseline_git, tree.data)
+                else:
+                    elapsed = floor.commit(tree.data, rels)
+                if run >= warmup:
+                    got[who].append(elapsed)
+            assert pipeline.head is not None
+            trees = {
+                gitruns.tree_of(pipeline.repo.git_dir, pipeline.head),
+                gitruns.tree_of(baseline_git, "HEAD"),
+                gitruns.tree_of(floor.git_dir, floor.head),
+            }
+            if len(trees) != 1:
+                raise RuntimeError(f"daemon, baseline and floor committed different trees: {trees}")
+        return got
+
+    def cleanup(self) -> None:
+        """Stop whatever is still running (after an error or an interrupt)."""
+        for proc in self.live:
+            if isinstance(proc, procs.DaemonProcess):
+                proc.kill()
+            else:
+                proc.stop()
+
+
+def parse_sizes(text: str) -> list[int]:
+    sizes = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part:
+            sizes.append(int(float(part[:-1]) * 1000) if part.endswith("k") else int(part))
+    if not sizes or min(sizes) < 100:
+        raise argparse.ArgumentTypeError("sizes are file counts of at least 100")
+    return sizes
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def environment(started: float, load_before: str) -> list[str]:
+    git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    return [
+        f"{git_version}; Python {platform.python_version()}; {os.cpu_count()} cores; "
+        f"Linux {platform.release()}",
+        f"load average before {load_before}, after {loadavg()}; whole run {time.monotonic() - started:.0f} s",
+        "durations are medians with (min–max, n); compare ratios, not absolute times, across machines",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="committer's benchmark (see bench/README.md)")
+    parser.add_argument("--sizes", type=parse_sizes, help="tree sizes in files [10000,100000; quick: 10000]")
+    parser.add_argument("--repeat", type=int, help="repeats of the 1- and 100-file batches [9; quick: 5]")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 10k files, 10 s idle window, fewer writes and restarts")
+    parser.add_argument("--tmp", default="/tmp", help="where the temporary trees go [/tmp]")
+    args = parser.parse_args(argv)
+    config = Config(
+        sizes=args.sizes or ([10_000] if args.quick else [10_000, 100_000]),
+        repeat=max(1, args.repeat or (5 if args.quick else 9)),
+        burst_repeat=3,
+        idle=10.0 if args.quick else 60.0,
+        writes=10 if args.quick else 20,
+        restarts=2 if args.quick else 3,
+    )
+    started, load_before = time.monotonic(), loadavg()
+    logs.configure("json", "info", stream=open(os.devnull, "w"))  # noqa: SIM115 - for the whole run
+    base = Path(tempfile.mkdtemp(prefix="committer-bench-", dir=args.tmp))
+    bench = Bench(config, base)
+    try:
+        bench.run()
+    finally:
+        bench.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+    command = " ".join(["python", "bench/bench.py", *(sys.argv[1:] if argv is None else argv)])
+    header = [
+        "# committer benchmark",
+        "",
+        f"`{command}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; trees of "
+        f"{', '.join(label(s) for s in config.sizes)} files of 1–4 KB, 50 per directory",
+    ]
+    text = render(bench.sections, header, environment(started, load_before))
+    print(text, end="")
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
