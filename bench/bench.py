@@ -1,10 +1,11 @@
-"""committer's benchmark: commit cost, burst, latency, start-up, idle CPU, memory, backfill.
+"""committer's benchmark: commit cost, burst, latency, start-up, idle CPU, memory, backfill, push.
 
-    python bench/bench.py [--sizes 10000,100000] [--repeat N] [--quick]
+    python bench/bench.py [--sizes 10000,100000] [--repeat N] [--quick] [--only trees|push]
 
 Builds trees of small files under /tmp, measures the daemon's commit step against
 `git add -A && git commit` and against a hand-written `git fast-import` floor on the same tree in
-the same run, runs the real daemon for latency, start-up, idle CPU and memory, and prints one
+the same run, runs the real daemon for latency, start-up, idle CPU and memory, and, on a small tree
+of its own, for commit-to-remote latency and an outage against a file:// mirror, and prints one
 markdown table per section plus a summary (also written to bench/out/latest.md). It asserts
 nothing: the machine is noisy, so read the medians and the ratios against baselines measured
 beside them.
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import gitruns
 import procs
+import pushing
 import watching
 from report import Row, Section, med, ms, ratio, render, spread
 from workload import Tree
@@ -61,6 +63,9 @@ class Config:
     idle: float
     writes: int
     restarts: int
+    push_writes: int
+    outage: int
+    only: str | None = None
 
 
 class Bench:
@@ -81,12 +86,33 @@ class Bench:
         )
         self.startup = Section("4. Start-up, idle CPU and memory (`committer run` as a process)")
         self.backfill = Section("5. Backfill: `committer init` of an existing tree (reference only)")
+        self.push = Section(
+            "6. Commit to remote: push latency and an outage (`committer run --remote file://…`, "
+            f"{pushing.FILES // 1000}k tree)"
+        )
 
     @property
     def sections(self) -> list[Section]:
-        return [self.commit, self.burst, self.latency, self.startup, self.backfill]
+        return [self.commit, self.burst, self.latency, self.startup, self.backfill, self.push]
 
     def run(self) -> None:
+        if self.config.only in (None, "trees"):
+            self.run_trees()
+        if self.config.only in (None, "push"):
+            self.run_push()
+
+    # -- 6. push -----------------------------------------------------------------------------------
+
+    def run_push(self) -> None:
+        def tell(text: str) -> None:
+            say(f"push: {text}")
+
+        config = self.config
+        got = pushing.measure(self.base, self.env, config.push_writes, config.outage, self.live, tell)
+        pushing.rows(got, self.push)
+        shutil.rmtree(self.base / "push")
+
+    def run_trees(self) -> None:
         largest = max(self.config.sizes)
         for size in sorted(self.config.sizes):
             name = label(size)
@@ -278,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 10k files, 10 s idle window, fewer writes and restarts")
     parser.add_argument("--tmp", default="/tmp", help="where the temporary trees go [/tmp]")
+    parser.add_argument("--only", choices=("trees", "push"),
+                        help="run only sections 1-5 (trees) or only section 6 (push) [everything]")
     args = parser.parse_args(argv)
     config = Config(
         sizes=args.sizes or ([10_000] if args.quick else [10_000, 100_000]),
@@ -286,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         idle=10.0 if args.quick else 60.0,
         writes=10 if args.quick else 20,
         restarts=2 if args.quick else 3,
+        push_writes=8 if args.quick else 20,
+        outage=20 if args.quick else 100,
+        only=args.only,
     )
     started, load_before = time.monotonic(), loadavg()
     logs.configure("json", "info", stream=open(os.devnull, "w"))  # noqa: SIM115 - for the whole run
@@ -297,11 +328,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.cleanup()
         shutil.rmtree(base, ignore_errors=True)
     command = " ".join(["python", "bench/bench.py", *(sys.argv[1:] if argv is None else argv)])
+    trees = [] if config.only == "push" else [label(s) for s in config.sizes]
+    if config.only != "trees":
+        trees.append(f"{label(pushing.FILES)} (section 6)")
     header = [
         "# committer benchmark",
         "",
         f"`{command}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; trees of "
-        f"{', '.join(label(s) for s in config.sizes)} files of 1–4 KB, 50 per directory",
+        f"{', '.join(trees)} files of 1–4 KB, 50 per directory",
     ]
     text = render(bench.sections, header, environment(started, load_before))
     print(text, end="")

@@ -109,12 +109,16 @@ def event(name: str) -> Callable[[Record], bool]:
 class DaemonProcess:
     """`committer run` on a tree with inotify and JSON logs, from spawn to a clean SIGTERM stop."""
 
-    def __init__(self, data: Path, git_dir: Path, env: dict[str, str], debounce: str) -> None:
+    def __init__(
+        self, data: Path, git_dir: Path, env: dict[str, str], debounce: str, remote: str | None = None
+    ) -> None:
         argv = [
             sys.executable, "-m", "committer", "run",
             "--data-dir", str(data), "--git-dir", str(git_dir),
             "--debounce", debounce, "--observer", "inotify", "--log-format", "json",
         ]
+        if remote:
+            argv += ["--remote", remote]
         self.spawned = time.time()
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
