@@ -15,6 +15,8 @@ from committer.message import Counts
 
 BlobSink = Callable[[bytes], str]
 HeadLookup = Callable[[Sequence[str] | None], Mapping[str, TreeEntry]]
+LfsStore = Callable[[int, int], bytes]
+SecretFinder = Callable[[bytes], "str | None"]
 
 MODE_FILE, MODE_EXEC, MODE_LINK = "100644", "100755", "120000"
 
@@ -27,20 +29,48 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What may go in by size and content; the defaults let everything through."""
+
+    lfs_threshold: int = 0
+    max_file_size: int = 0
+    lfs_store: LfsStore | None = None
+    find_secret: SecretFinder | None = None
+    lfs_missing_reason: str = "git-lfs is not installed"
+
+
 @dataclass
 class ChangeSet:
     """What one commit will do: deletions, additions and modifications, and what was skipped."""
 
-    deletes: list[str] = field(default_factory=list)
     modifies: list[tuple[str, str, str]] = field(default_factory=list)
-    counts: Counts = field(default_factory=Counts)
-    paths: list[str] = field(default_factory=list)
+    added: dict[str, str] = field(default_factory=dict)
+    modified: list[str] = field(default_factory=list)
+    deleted: dict[str, str] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
+    lfs: list[str] = field(default_factory=list)
     bytes_read: int = 0
 
     @property
+    def deletes(self) -> list[str]:
+        return sorted(self.deleted)
+
+    @property
+    def paths(self) -> list[str]:
+        return sorted([*self.added, *self.modified, *self.deleted])
+
+    @property
+    def counts(self) -> Counts:
+        return _count(self.added, len(self.modified), self.deleted)
+
+    @property
     def empty(self) -> bool:
-        return not self.deletes and not self.modifies
+        return not self.deleted and not self.modifies
+
+    def keep_deletions(self, allowed: frozenset[str]) -> None:
+        """Drop every deletion not in `allowed` (the guard holds them)."""
+        self.deleted = {p: sha for p, sha in self.deleted.items() if p in allowed}
 
 
 def blob_id(data: bytes) -> str:
@@ -150,16 +180,27 @@ class _Scan:
                     self.skip(child, "not a regular file, directory or symlink")
 
 
-def _read(full: str) -> tuple[str, bytes]:
-    """(mode, content) of a file or symlink, never following a link."""
+class Held(Exception):
+    """A file that must stay out of this commit, with the reason."""
+
+
+def _read(full: str, limits: Limits) -> tuple[str, bytes, bool]:
+    """(mode, blob content, stored through LFS) of a file or symlink, never following a link."""
     st = os.lstat(full)
     if stat.S_ISLNK(st.st_mode):
-        return MODE_LINK, os.fsencode(os.readlink(full))
+        return MODE_LINK, os.fsencode(os.readlink(full)), False
     if not stat.S_ISREG(st.st_mode):
         raise IsADirectoryError(full)
     fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
+        mode = MODE_EXEC if st.st_mode & stat.S_IXUSR else MODE_FILE
+        if limits.lfs_threshold and st.st_size >= limits.lfs_threshold:
+            if limits.lfs_store is None:
+                raise Held(f"{_mb(st.st_size)} is at or above lfs_threshold and {limits.lfs_missing_reason}")
+            return mode, limits.lfs_store(fd, st.st_size), True
+        if limits.max_file_size and st.st_size > limits.max_file_size:
+            raise Held(f"{_mb(st.st_size)} is above max_file_size ({_mb(limits.max_file_size)})")
         chunks = []
         while True:
             chunk = os.read(fd, 1 << 20)
@@ -168,8 +209,16 @@ def _read(full: str) -> tuple[str, bytes]:
             chunks.append(chunk)
     finally:
         os.close(fd)
-    mode = MODE_EXEC if st.st_mode & stat.S_IXUSR else MODE_FILE
-    return mode, b"".join(chunks)
+    data = b"".join(chunks)
+    if limits.find_secret is not None:
+        kind = limits.find_secret(data)
+        if kind is not None:
+            raise Held(f"looks like it contains a secret ({kind})")
+    return mode, data, False
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 def collect(
@@ -179,6 +228,7 @@ def collect(
     head: HeadLookup,
     sink: BlobSink,
     progress: Callable[[int], None] | None = None,
+    limits: Limits | None = None,
 ) -> ChangeSet:
     """Compare candidate paths (files or directories; '' is the whole tree) with HEAD.
 
@@ -191,16 +241,18 @@ def collect(
     roots = sorted(scan.roots)
     entries = head(None if "" in scan.roots else roots) if roots else {}
 
+    limits = limits or Limits()
     result = ChangeSet(skipped=scan.skipped)
     seen: set[str] = set()
-    added: dict[str, str] = {}
-    modified = 0
     for rel in scan.files:
         full = os.path.join(data_dir, rel)
         try:
-            mode, data = _read(full)
+            mode, data, through_lfs = _read(full, limits)
         except (FileNotFoundError, NotADirectoryError):
             continue  # vanished since the event: a deletion if history has it
+        except Held as held:
+            scan.skip(rel, str(held))
+            continue
         except OSError as exc:
             scan.skip(rel, f"cannot read: {exc.strerror or exc}")
             continue
@@ -213,24 +265,21 @@ def collect(
         if old is not None and old.sha == sha and old.mode == mode:
             continue
         result.modifies.append((mode, sink(data), rel))
-        result.paths.append(rel)
+        if through_lfs:
+            result.lfs.append(rel)
         if old is None:
-            added[rel] = sha
+            result.added[rel] = sha
         else:
-            modified += 1
+            result.modified.append(rel)
 
-    deleted: dict[str, str] = {}
     for rel, entry in entries.items():
         if rel in seen or _under(rel, scan.keep) or not _under(rel, scan.roots):
             continue
-        result.deletes.append(rel)
-        result.paths.append(rel)
-        deleted[rel] = entry.sha
-    result.counts = _count(added, modified, deleted)
+        result.deleted[rel] = entry.sha
     return result
 
 
-def _count(added: dict[str, str], modified: int, deleted: dict[str, str]) -> Counts:
+def _count(added: Mapping[str, str], modified: int, deleted: Mapping[str, str]) -> Counts:
     """Pair deletions with additions of the same content: those are renames."""
     gone_by_sha: dict[str, int] = {}
     for sha in deleted.values():

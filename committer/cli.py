@@ -17,9 +17,10 @@ from committer.daemon import Daemon, open_repository
 from committer.errors import CommitterError, ConfigError, redact
 from committer.filters import PathFilter
 from committer.gitrepo import GitRepo, history
+from committer.guard import Hold
 from committer.pipeline import Pipeline
 from committer.settings import Settings, config_path, load_settings, read_config_file, require_data_dir
-from committer.state import InstanceLock, holder_pid, read_state
+from committer.state import CONFIRM_REQUEST, InstanceLock, holder_pid, read_state, state_dir, write_state
 
 app = typer.Typer(
     add_completion=False,
@@ -251,6 +252,74 @@ def run(
     raise typer.Exit(code)
 
 
+@app.command("confirm-deletes")
+def confirm_deletes(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    git_dir: GitDirOpt = None,
+    branch: BranchOpt = None,
+    log_format: LogFormatOpt = None,
+    log_level: LogLevelOpt = None,
+) -> None:
+    """Commit a held mass deletion (the deletions the guard kept out of history)."""
+
+    def body() -> None:
+        settings = _settings(config, data_dir=data_dir, git_dir=git_dir, branch=branch,
+                             log_format=log_format, log_level=log_level)
+        repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
+        if not repo.exists():
+            raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
+        pid = holder_pid(settings.git_dir)
+        if pid is not None and pid > 0:
+            state = _ask_daemon_to_confirm(settings, pid)
+        else:
+            state = _confirm_here(settings, repo)
+        before, after = state.get("before"), state.get("held")
+        if before is None:
+            typer.echo("nothing is held")
+        elif after is None:
+            typer.echo(f"committed the held deletion of {before['count']} file(s) ({before['reason']})")
+        else:
+            raise CommitterError(f"the hold is still in place: {state.get('last_error') or 'see the logs'}")
+
+    _guard(body)
+
+
+def _ask_daemon_to_confirm(settings: Settings, pid: int) -> dict[str, Any]:
+    import signal
+    import uuid
+
+    before = read_state(settings.git_dir).get("held")
+    token = str(uuid.uuid4())
+    request = state_dir(settings.git_dir) / CONFIRM_REQUEST
+    request.write_text(token)
+    try:
+        os.kill(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = read_state(settings.git_dir)
+            if state.get("confirmed") == token:
+                return {**state, "before": before}
+            time.sleep(0.05)
+    finally:
+        request.unlink(missing_ok=True)
+    raise CommitterError(f"the daemon (pid {pid}) did not answer within 60 s; see its logs")
+
+
+def _confirm_here(settings: Settings, repo: GitRepo) -> dict[str, Any]:
+    with InstanceLock(settings.git_dir):
+        state = read_state(settings.git_dir)
+        hold = Hold.load(state.get("hold_record"))
+        pfilter = PathFilter(settings.data_dir, settings.ignore)
+        pipeline = Pipeline(settings, open_repository(settings, pfilter), pfilter, hold)
+        before = hold.status() if hold else None
+        pipeline.confirm_deletes()
+        repo.sync_index()
+        state.update(held=None, hold_record=None)
+        write_state(settings.git_dir, state)
+        return {"before": before, "held": None}
+
+
 STATUS_KEYS = (
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
@@ -325,6 +394,10 @@ def _human_status(status: dict[str, Any]) -> str:
     if status["last_error"]:
         err = status["last_error"]
         rows.append(("last error", f"{err.get('kind')}: {err.get('message')}"))
+    if status["held"]:
+        held = status["held"]
+        rows.append(("HOLD", f"{held['count']} deletion(s) held since {held['since']}: {held['reason']}; "
+                             "release with `committer confirm-deletes`, or bring the files back"))
     for item in status["held_files"] or []:
         rows.append(("held", f"{item['path']} ({item['reason']})"))
     width = max(len(k) for k, _ in rows)

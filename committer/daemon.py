@@ -11,15 +11,17 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from committer import logs
+from committer import lfs, logs
 from committer.batcher import Batcher
+from committer.changes import ChangeSet
 from committer.errors import CommitterError, ConfigError, redact
 from committer.filters import BMIGNORE, PathFilter
 from committer.gitrepo import GitRepo
+from committer.guard import Hold
 from committer.pipeline import CommitResult, Pipeline, iso_utc
 from committer.pusher import Pusher, adopt_remote, init_from_remote, remote_has_history
 from committer.settings import Settings, require_data_dir
-from committer.state import InstanceLock, write_state
+from committer.state import CONFIRM_REQUEST, InstanceLock, read_state, state_dir, write_state
 from committer.watcher import Watcher
 
 log = logs.get("committer.daemon")
@@ -61,6 +63,8 @@ def open_repository(settings: Settings, pfilter: PathFilter) -> GitRepo:
         repo.init()
         log.info("repo_created", git_dir=str(settings.git_dir), branch=settings.branch)
     repo.configure((settings.author_name, settings.author_email), pfilter.exclude_lines())
+    if settings.lfs_threshold and lfs.available():
+        lfs.prepare(settings.git_dir)
     return repo
 
 
@@ -87,12 +91,16 @@ class Daemon:
         self._retry_delay = RETRY_FIRST
         self._last_error: dict[str, str] | None = None
         self._t0 = time.monotonic()
+        self.confirm_requested = False
+        self._confirmed: str | None = None
+        self._data_missing = False
+        self._root_id: tuple[int, int] | None = None
 
     # -- signals -------------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> Callable[[], None]:
         """SIGTERM and SIGINT set a flag and wake the loop; returns a function that undoes it."""
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
         old_fd = signal.set_wakeup_fd(self.wakeup.write_fd, warn_on_full_buffer=False)
         for sig in previous:
             signal.signal(sig, self.handle_signal)
@@ -106,6 +114,9 @@ class Daemon:
 
     def handle_signal(self, signum: int, _frame: FrameType | None = None) -> None:
         """Only sets a flag; the loop notices it through the wakeup pipe."""
+        if signum == signal.SIGUSR1:
+            self.confirm_requested = True
+            return
         self.signal_received = signum
         self.stopping = True
 
@@ -136,14 +147,19 @@ class Daemon:
         repo = open_repository(settings, self.pfilter)
         if repo.head() is None and settings.remote:
             self._join_remote_history(repo)
-        self.pipeline = Pipeline(settings, repo, self.pfilter)
+        previous = read_state(settings.git_dir)
+        self.pipeline = Pipeline(settings, repo, self.pfilter, Hold.load(previous.get("hold_record")))
         self.pusher = self._make_pusher(repo)
+        if settings.lfs_threshold and not lfs.available():
+            log.warning("lfs_unavailable", threshold=settings.lfs_threshold,
+                        action="files at or above lfs_threshold are held back; install git-lfs")
         if not self.once:
             self.watcher = Watcher(
                 settings.data_dir, self.pfilter, self.wakeup.set, settings.observer, settings.poll_interval
             )
             try:
                 self.observer_kind = self.watcher.start()
+                self._root_id = self._data_dir_id()
             except OSError as exc:
                 raise ConfigError(
                     "observer", f"inotify cannot watch {settings.data_dir}: {exc.strerror or exc}; "
@@ -223,7 +239,13 @@ class Daemon:
             now = time.monotonic()
             if now >= next_health:
                 next_health = now + HEALTH_EVERY
+                self._check_data_dir()
                 self._check_watcher()
+            if self.confirm_requested:
+                self.confirm_requested = False
+                self._confirm()
+            if self._data_missing:
+                continue  # nothing is committed until the data directory is back
             if self.batcher.due(now):
                 self._commit_batch()
             if next_periodic is not None and now >= next_periodic:
@@ -254,17 +276,59 @@ class Daemon:
             log.warning("watcher_overflow", action="full reconcile")
             self._schedule_reconcile("overflow")
 
+    def _data_dir_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.settings.data_dir)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _check_data_dir(self) -> None:
+        """A data directory that vanished is waited for; one replaced (a remount) is watched anew."""
+        current = self._data_dir_id()
+        if current is None:
+            if not self._data_missing:
+                self._data_missing = True
+                log.error("data_dir_missing", path=str(self.settings.data_dir),
+                          action="nothing is committed until it is back")
+                self._write_state()
+            return
+        if self._data_missing:
+            self._data_missing = False
+            log.warning("data_dir_back", path=str(self.settings.data_dir))
+        if current != self._root_id:
+            log.warning("data_dir_replaced", path=str(self.settings.data_dir),
+                        action="watch anew and reconcile")
+            self._restart_watcher("data_dir_replaced")
+
+    def _restart_watcher(self, why: str) -> None:
+        assert self.watcher is not None
+        self.watcher.stop()
+        try:
+            self.observer_kind = self.watcher.start()
+            self._root_id = self._data_dir_id()
+        except OSError as exc:
+            log.error("watcher_restart_failed", error=str(exc))
+        self._schedule_reconcile(why)
+
+    def _confirm(self) -> None:
+        """SIGUSR1 from `committer confirm-deletes`: commit the held deletions, answer in the state file."""
+        request = state_dir(self.settings.git_dir) / CONFIRM_REQUEST
+        try:
+            token = request.read_text().strip()
+        except OSError:
+            return
+        self._guarded(lambda p: p.confirm_deletes() or CommitResult(None, ChangeSet(), "", 0.0),
+                      what="confirm-deletes")
+        self._confirmed = token
+        self._write_state()
+
     def _check_watcher(self) -> None:
         assert self.watcher is not None
         if self.watcher.alive():
             return
         log.error("watcher_died", action="restart and full reconcile")
-        self.watcher.stop()
-        try:
-            self.observer_kind = self.watcher.start()
-        except OSError as exc:
-            log.error("watcher_restart_failed", error=str(exc))
-        self._schedule_reconcile("watcher_restart")
+        self._restart_watcher("watcher_restart")
 
     def _commit_batch(self) -> None:
         batch = self.batcher.take()
@@ -331,6 +395,10 @@ class Daemon:
             "last_commit_at": pipeline.last_commit_at if pipeline else None,
             "head": pipeline.head if pipeline else None,
             "held_files": pipeline.held_files() if pipeline else [],
+            "held": pipeline.hold.status() if pipeline and pipeline.hold else None,
+            "hold_record": pipeline.hold.record() if pipeline and pipeline.hold else None,
+            "data_dir_missing": self._data_missing,
+            "confirmed": self._confirmed,
             "last_error": self._last_error,
         }
         if self.pusher is not None:

@@ -308,12 +308,17 @@ class GitRepo:
             yield os.fsdecode(raw_path), TreeEntry(mode, sha)
 
     def changed_paths(self) -> set[str]:
-        """Paths where the data directory may differ from HEAD, from git's stat-cached status."""
+        """Paths where the data directory may differ from HEAD, from git's stat-cached status.
+
+        Ignored entries are listed too: committer's own filter decides, so a .gitignore inside the
+        data directory (which git would honour) changes nothing about what is committed.
+        """
         out = self.git(
             "status",
             "--porcelain=v1",
             "-z",
             "--untracked-files=all",
+            "--ignored=matching",
             "--no-renames",
             "--ignore-submodules=none",
             work_tree=True,
@@ -330,6 +335,17 @@ class GitRepo:
             return
         self.git("read-tree", "--reset", self.ref, work_tree=True)
         self.git("update-index", "-q", "--refresh", work_tree=True, check=False)
+
+    def tracked_ignored(self) -> list[str]:
+        """Files in the index (in line with HEAD after sync_index) that the ignore rules exclude."""
+        if self.head() is None:
+            return []
+        sources = [self.git_dir / "info" / "exclude", self.data_dir / ".bmignore"]
+        excludes = [f"--exclude-from={path}" for path in sources if path.is_file()]
+        if not excludes:
+            return []
+        out = self.git("ls-files", "-z", "--cached", "--ignored", *excludes, work_tree=True).stdout
+        return [os.fsdecode(p) for p in out.split(b"\0") if p]
 
     def last_commit(self) -> tuple[str, str] | None:
         """(sha, ISO 8601 committer date in UTC) of HEAD, or None."""

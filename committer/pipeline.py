@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
 
-from committer import logs, message
-from committer.changes import ChangeSet, collect
+from committer import guard, lfs, logs, message, secrets
+from committer.changes import ChangeSet, Limits, collect
 from committer.filters import BMMETA, PathFilter
 from committer.gitrepo import FastImport, GitRepo, TreeEntry
+from committer.guard import Hold
 from committer.settings import Settings
+from committer.state import state_dir
 
 log = logs.get("committer.pipeline")
 
@@ -36,18 +40,61 @@ def iso_utc(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
+def _lfs_list(git_dir: Path) -> Path:
+    return state_dir(git_dir) / "lfs-paths"
+
+
+def load_lfs_paths(git_dir: Path) -> set[str]:
+    """The paths stored through LFS in HEAD, as the last commit left them."""
+    try:
+        raw = _lfs_list(git_dir).read_bytes()
+    except OSError:
+        return set()
+    return {os.fsdecode(p) for p in raw.split(b"\0") if p}
+
+
+def save_lfs_paths(git_dir: Path, paths: set[str]) -> None:
+    target = _lfs_list(git_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in sorted(paths)))
+    os.replace(tmp, target)
+
+
+def make_limits(settings: Settings, repo: GitRepo) -> Limits:
+    """Size and content rules: LFS when git-lfs is there, the size holds otherwise, secret scanning."""
+    store = None
+    if settings.lfs_threshold and lfs.available():
+        git_dir = repo.git_dir
+
+        def store(fd: int, size: int) -> bytes:
+            return lfs.store(git_dir, fd, size)
+
+    return Limits(
+        lfs_threshold=settings.lfs_threshold,
+        max_file_size=settings.max_file_size,
+        lfs_store=store,
+        find_secret=secrets.find_secret,
+    )
+
+
 class Pipeline:
     """Reads the data directory and writes commits into the repository."""
 
-    def __init__(self, settings: Settings, repo: GitRepo, pfilter: PathFilter) -> None:
+    def __init__(
+        self, settings: Settings, repo: GitRepo, pfilter: PathFilter, hold: Hold | None = None
+    ) -> None:
         self.settings = settings
         self.repo = repo
         self.pfilter = pfilter
+        self.limits = make_limits(settings, repo)
         self.identity = (settings.author_name, settings.author_email)
         self.host = socket.gethostname()
         self.head: str | None = repo.head()
         self.last_commit_at: str | None = None
         self.held: dict[str, str] = {}
+        self.hold = hold
+        self.lfs_paths = load_lfs_paths(repo.git_dir)
         self._warned: set[tuple[str, str]] = set()
         self._bmmeta_warned: tuple[int, int] | None = None
 
@@ -72,9 +119,11 @@ class Pipeline:
         importer = FastImport(self.repo.git_dir)
         try:
             changes = collect(
-                self.repo.data_dir, candidates, self.pfilter, self._lookup, importer.blob, progress
+                self.repo.data_dir, candidates, self.pfilter, self._lookup, importer.blob, progress,
+                self.limits,
             )
             self._note_skipped(changes, bound)
+            self._guard(changes, bound)
             if changes.empty:
                 importer.abort()
                 return CommitResult(None, changes, batch, time.perf_counter() - started)
@@ -87,8 +136,11 @@ class Pipeline:
             raise
         self.head = sha
         self.last_commit_at = iso_utc(time.time())
+        self._track_lfs(changes)
         seconds = time.perf_counter() - started
         counts = changes.counts
+        if changes.lfs:
+            bound.info("lfs_stored", paths=changes.lfs[:20], count=len(changes.lfs))
         bound.info(
             "git_commit",
             sha=sha,
@@ -102,6 +154,113 @@ class Pipeline:
             duration_ms=round(seconds * 1000, 1),
         )
         return CommitResult(sha, changes, batch, seconds)
+
+    def _track_lfs(self, changes: ChangeSet) -> None:
+        """Keep the list of LFS paths in HEAD, and git's attributes for them, in line with the commit."""
+        paths = set(self.lfs_paths)
+        paths.difference_update(changes.added, changes.modified, changes.deleted)
+        paths.update(changes.lfs)
+        if paths != self.lfs_paths:
+            self.lfs_paths = paths
+            save_lfs_paths(self.repo.git_dir, paths)
+            # git status must clean LFS files to their pointers, or it sees them modified forever
+            lfs.write_attributes(self.repo.git_dir, paths)
+
+    # -- the mass-deletion guard ----------------------------------------------------------------
+
+    def data_dir_state(self) -> str:
+        """ok, empty (nothing but ignored entries: an unmounted bucket looks like this) or missing."""
+        try:
+            with os.scandir(self.repo.data_dir) as entries:
+                for entry in entries:
+                    if not self.pfilter.ignored(entry.name, is_dir=entry.is_dir(follow_symlinks=False)):
+                        return "ok"
+        except FileNotFoundError:
+            return "missing"
+        except OSError:
+            return "missing"
+        return "empty"
+
+    def _guard(self, changes: ChangeSet, bound: structlog.typing.FilteringBoundLogger) -> None:
+        if changes.deleted:
+            decision = guard.decide(
+                changes.deleted,
+                max_delete=self.settings.max_delete,
+                data_dir_state=self.data_dir_state(),
+                hold=self.hold,
+                now=iso_utc(time.time()),
+            )
+            changes.keep_deletions(decision.allowed)
+            self.hold = decision.hold
+            if decision.new_hold and self.hold is not None:
+                bound.warning(
+                    "hold", reason=self.hold.reason, count=len(self.hold.paths),
+                    paths=sorted(self.hold.paths)[:10], release="committer confirm-deletes",
+                )
+        self.release_hold()
+
+    def _still_gone(self, rel: str) -> bool:
+        return not os.path.lexists(os.path.join(self.repo.data_dir, rel)) or self.pfilter.ignored(rel)
+
+    def release_hold(self) -> None:
+        """Drop held deletions whose files came back; log when the whole hold is gone."""
+        before = self.hold
+        self.hold = guard.release(before, self._still_gone)
+        if before is not None and self.hold is None:
+            log.info("hold_released", reason=before.reason, why="the files came back")
+
+    def confirm_deletes(self) -> CommitResult | None:
+        """Commit the held deletions (those still standing); None when nothing is held."""
+        hold = self.hold
+        if hold is None:
+            return None
+        gone = [p for p in sorted(hold.paths) if self._still_gone(p)]
+        result = self._delete_only(gone, op="confirm-deletes")
+        log.info("hold_confirmed", reason=hold.reason, count=result.changes.counts.deleted, sha=result.sha)
+        self.hold = None
+        return result
+
+    def untrack_ignored(self) -> CommitResult | None:
+        """Tracked files that the ignore rules now exclude leave the tree (not the disk), audited."""
+        paths = self.repo.tracked_ignored()
+        held = self.hold.paths if self.hold else frozenset()
+        paths = [p for p in paths if p not in held]
+        if not paths:
+            return None
+        decision = guard.decide(
+            paths, max_delete=self.settings.max_delete, data_dir_state="ok", hold=self.hold,
+            now=iso_utc(time.time()), reason=guard.IGNORE_RULES,
+        )
+        self.hold = decision.hold
+        if decision.new_hold and self.hold is not None:
+            log.warning("hold", reason=self.hold.reason, count=len(self.hold.paths),
+                        paths=sorted(self.hold.paths)[:10], release="committer confirm-deletes")
+        if not decision.allowed:
+            return None
+        return self._delete_only(sorted(decision.allowed), op="untrack")
+
+    def _delete_only(self, paths: Sequence[str], op: str) -> CommitResult:
+        """A commit that only removes paths from the tree (the files may still be on disk)."""
+        started = time.perf_counter()
+        batch = str(uuid.uuid4())
+        self.refresh_head()
+        entries = self.repo.ls_tree(self.head, list(paths)) if paths else {}
+        changes = ChangeSet(deleted={p: e.sha for p, e in entries.items()})
+        if changes.empty:
+            return CommitResult(None, changes, batch, time.perf_counter() - started)
+        text = self._message(changes, batch, time.time(), op)
+        importer = FastImport(self.repo.git_dir)
+        try:
+            sha = importer.commit(self.repo.ref, self.head, self.identity, text, changes.deletes, [])
+        except BaseException:
+            importer.abort()
+            raise
+        self.head = sha
+        self.last_commit_at = iso_utc(time.time())
+        self._track_lfs(changes)
+        log.bind(batch=batch).info("git_commit", sha=sha, files=len(changes.deleted),
+                                   deleted=len(changes.deleted), op=op)
+        return CommitResult(sha, changes, batch, time.perf_counter() - started)
 
     def _message(self, changes: ChangeSet, batch: str, first_event: float, op: str | None) -> str:
         extra = {"op": op} if op else None
@@ -157,4 +316,6 @@ class Pipeline:
         self.held.clear()
         result = self.commit(candidates, first_event=started, op=op)
         self.repo.sync_index()
+        if self.untrack_ignored() is not None:
+            self.repo.sync_index()
         return result

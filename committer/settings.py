@@ -20,6 +20,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 _BRANCH_BAD = re.compile(r"(^[-/.])|(\.\.)|([\x00-\x20~^:?*\[\\\x7f])|(/$)|(\.lock$)|(@\{)|(//)")
 
 
@@ -46,6 +49,9 @@ class Settings:
     author_name: str = "committer"
     author_email: str = "committer@localhost"
     ignore: tuple[str, ...] = ()
+    max_delete: int = 100
+    lfs_threshold: int = 10_000_000
+    max_file_size: int = 100_000_000
     log_format: str = "auto"
     log_level: str = "info"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -69,6 +75,35 @@ def parse_duration(setting: str, value: object) -> float:
     if seconds < 0:
         raise ConfigError(setting, f"must not be negative, got {value!r}")
     return seconds
+
+
+def parse_size(setting: str, value: object) -> int:
+    """Bytes from 10MB, 100 MiB, 512k, 1G or a bare number of bytes (KB, MB, GB are powers of 1000)."""
+    if isinstance(value, bool):
+        raise ConfigError(setting, f"expected a size such as 10MB or 100MiB, got {value!r}")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(str(value))
+        if not match:
+            raise ConfigError(setting, f"expected a size such as 10MB or 100MiB, got {value!r}")
+        unit = (match.group(2) or "").lower().removesuffix("b")
+        size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    if size < 0:
+        raise ConfigError(setting, f"must not be negative, got {value!r}")
+    return size
+
+
+def _count(setting: str, value: object) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(setting, f"expected a whole number, got {value!r}")
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise ConfigError(setting, f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise ConfigError(setting, f"must not be negative, got {value!r}")
+    return number
 
 
 def _positive_duration(setting: str, value: object) -> float:
@@ -170,6 +205,9 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "author_name": _identity,
     "author_email": _identity,
     "ignore": _patterns,
+    "max_delete": _count,
+    "lfs_threshold": parse_size,
+    "max_file_size": parse_size,
     "log_format": _choice(LOG_FORMATS),
     "log_level": _choice(LOG_LEVELS),
 }

@@ -15,6 +15,7 @@ from committer.errors import LockError
 STATE_DIR = "committer"
 LOCK_FILE = "daemon.lock"
 STATE_FILE = "state.json"
+CONFIRM_REQUEST = "confirm-deletes.request"
 
 
 def state_dir(git_dir: Path) -> Path:

@@ -83,3 +83,20 @@ def test_config_file_accepts_a_committer_table_and_dashes(tmp_path: Path) -> Non
     path.write_text('[committer]\nmax-delay = "10s"\nignore = ["*.log", "build/"]\n')
     s = load_settings(file_values=read_config_file(path))
     assert s.max_delay == 10 and s.ignore == ("*.log", "build/")
+
+
+@pytest.mark.parametrize(("text", "size"), [("10MB", 10_000_000), ("100 MiB", 100 * 2**20), ("512k", 512_000),
+                                            ("1G", 10**9), ("42", 42), (7, 7), ("1.5MB", 1_500_000)])
+def test_sizes(text: object, size: int) -> None:
+    from committer.settings import parse_size
+
+    assert parse_size("x", text) == size
+
+
+def test_safety_defaults_and_bad_values() -> None:
+    s = load_settings()
+    assert (s.max_delete, s.lfs_threshold, s.max_file_size) == (100, 10_000_000, 100_000_000)
+    with pytest.raises(ConfigError, match="COMMITTER_MAX_DELETE"):
+        load_settings(env={"COMMITTER_MAX_DELETE": "lots"})
+    with pytest.raises(ConfigError, match="lfs-threshold"):
+        load_settings(flags={"lfs_threshold": "big"})
