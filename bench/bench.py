@@ -36,6 +36,7 @@ from committer import logs
 from committer.daemon import open_repository
 from committer.filters import PathFilter
 from committer.pipeline import Pipeline
+from committer.secrets import find_secret
 from committer.settings import load_settings
 
 OUT = Path(__file__).resolve().parent / "out" / "latest.md"
@@ -227,7 +228,28 @@ class Bench:
             f"{what}: daemon vs fast-import floor", spread(got["daemon"]), ms(low),
             f"{ratio(daemon / low)} (daemon/floor)", "—", None,
         ))
+        scans = self.scan_cost(tree, k)
+        scan = med(scans)
+        self.burst.rows.append(Row(
+            f"{what}: secret scan of the burst's content (part of the daemon's commit step)",
+            spread(scans), ms(daemon), f"{scan / daemon * 100:.1f} % of the commit step", "—", None,
+        ))
         self.burst.notes.append("same method as section 1, without a warm-up repeat")
+        self.burst.notes.append(
+            "secret scan: `committer.secrets.find_secret` over the same files' current content, read into "
+            "memory first (so only the scan is timed), one call per file, median of 5"
+        )
+
+    def scan_cost(self, tree: Tree, k: int) -> list[float]:
+        """Seconds to scan the content of k files of the tree for secrets, per repeat."""
+        blobs = [(tree.data / tree.rel(i)).read_bytes() for i in tree.pick(k)]
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for blob in blobs:
+                find_secret(blob)
+            timings.append(time.perf_counter() - started)
+        return timings
 
     def measure(
         self, tree: Tree, pipeline: Pipeline, baseline_git: Path, floor: gitruns.Floor,
