@@ -12,15 +12,15 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from committer import logs, message
+from committer import logs, message, ops
 from committer.daemon import Daemon, open_repository
 from committer.errors import CommitterError, ConfigError, redact
 from committer.filters import PathFilter
 from committer.gitrepo import GitRepo, history
-from committer.guard import Hold
 from committer.pipeline import Pipeline
 from committer.settings import Settings, config_path, load_settings, read_config_file, require_data_dir
-from committer.state import CONFIRM_REQUEST, InstanceLock, holder_pid, read_state, state_dir, write_state
+from committer.state import InstanceLock
+from committer.status import collect_status, render_status
 
 app = typer.Typer(
     add_completion=False,
@@ -266,142 +266,56 @@ def confirm_deletes(
     def body() -> None:
         settings = _settings(config, data_dir=data_dir, git_dir=git_dir, branch=branch,
                              log_format=log_format, log_level=log_level)
-        repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
-        if not repo.exists():
-            raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
-        pid = holder_pid(settings.git_dir)
-        if pid is not None and pid > 0:
-            state = _ask_daemon_to_confirm(settings, pid)
-        else:
-            state = _confirm_here(settings, repo)
-        before, after = state.get("before"), state.get("held")
+        _require_repo(settings)
+        answer = ops.run(settings, "confirm-deletes", {})
+        before = answer.get("before")
         if before is None:
             typer.echo("nothing is held")
-        elif after is None:
-            typer.echo(f"committed the held deletion of {before['count']} file(s) ({before['reason']})")
         else:
-            raise CommitterError(f"the hold is still in place: {state.get('last_error') or 'see the logs'}")
+            typer.echo(f"committed the held deletion of {answer['deleted']} file(s) ({before['reason']})")
 
     _guard(body)
 
 
-def _ask_daemon_to_confirm(settings: Settings, pid: int) -> dict[str, Any]:
-    import signal
-    import uuid
+@app.command()
+def restore(
+    path: Annotated[str, typer.Argument(help="A file or folder of the data directory; . for all of it.")],
+    to: Annotated[str, typer.Option("--to", help="A commit, tag, `main@{2 hours ago}` or a date.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would change; change nothing.")
+    ] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    git_dir: GitDirOpt = None,
+    branch: BranchOpt = None,
+    log_format: LogFormatOpt = None,
+    log_level: LogLevelOpt = None,
+) -> None:
+    """Put a file or folder back as it was at a revision, as a new audited commit."""
 
-    before = read_state(settings.git_dir).get("held")
-    token = str(uuid.uuid4())
-    request = state_dir(settings.git_dir) / CONFIRM_REQUEST
-    request.write_text(token)
-    try:
-        os.kill(pid, signal.SIGUSR1)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            state = read_state(settings.git_dir)
-            if state.get("confirmed") == token:
-                return {**state, "before": before}
-            time.sleep(0.05)
-    finally:
-        request.unlink(missing_ok=True)
-    raise CommitterError(f"the daemon (pid {pid}) did not answer within 60 s; see its logs")
+    def body() -> None:
+        settings = _settings(config, data_dir=data_dir, git_dir=git_dir, branch=branch,
+                             log_format=log_format, log_level=log_level)
+        _require_repo(settings)
+        rel = _relative(settings, path) if Path(path).is_absolute() else path
+        answer = ops.run(settings, "restore", {"path": rel, "rev": to, "dry_run": dry_run})
+        for item in answer["actions"]:
+            typer.echo(f"{'would ' if dry_run else ''}{item['action']} {item['path']}")
+        source = answer["source"][:12]
+        if dry_run:
+            count = len(answer["actions"])
+            typer.echo(f"{count} change(s) to restore {answer['path']} from {to} ({source})")
+        elif answer["sha"]:
+            typer.echo(f"restored {answer['path']} from {to} ({source}): commit {answer['sha'][:12]}")
+        else:
+            typer.echo(f"{answer['path']} is already as it was at {to} ({source})")
 
-
-def _confirm_here(settings: Settings, repo: GitRepo) -> dict[str, Any]:
-    with InstanceLock(settings.git_dir):
-        state = read_state(settings.git_dir)
-        hold = Hold.load(state.get("hold_record"))
-        pfilter = PathFilter(settings.data_dir, settings.ignore)
-        pipeline = Pipeline(settings, open_repository(settings, pfilter), pfilter, hold)
-        before = hold.status() if hold else None
-        pipeline.confirm_deletes()
-        repo.sync_index()
-        state.update(held=None, hold_record=None)
-        write_state(settings.git_dir, state)
-        return {"before": before, "held": None}
-
-
-STATUS_KEYS = (
-    "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
-    "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
-    "held", "held_files", "running", "pid",
-)
+    _guard(body)
 
 
-def collect_status(settings: Settings) -> dict[str, Any]:
-    """Every status key, null where unknown; works with or without a running daemon."""
-    status: dict[str, Any] = dict.fromkeys(STATUS_KEYS)
-    status.update(
-        data_dir=str(settings.data_dir),
-        git_dir=str(settings.git_dir),
-        branch=settings.branch,
-        remote=redact(settings.remote) or None,
-        held_files=[],
-        running=False,
-    )
-    repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
-    if not repo.exists():
-        return status
-    last = repo.last_commit()
-    if last:
-        status["head"], status["last_commit_at"] = last
-    state = read_state(settings.git_dir)
-    pid = holder_pid(settings.git_dir)
-    status["running"] = pid is not None
-    status["pid"] = pid if pid and pid > 0 else None
-    for key in ("held", "held_files", "last_error"):
-        if state.get(key) is not None:
-            status[key] = state[key]
-    if settings.remote:
-        from committer.pusher import Pusher
-
-        fresh = Pusher(settings, repo).snapshot()
-        kept = state.get("push") or {}
-        for key in ("pending_commits", "oldest_pending_at", "last_push_at", "last_push_seconds"):
-            status[key] = fresh.get(key)
-        status["consecutive_failures"] = kept.get("consecutive_failures", fresh["consecutive_failures"])
-        if status["last_error"] is None:
-            status["last_error"] = kept.get("last_error")
-    return status
-
-
-def _ago(iso: str | None) -> str:
-    if not iso:
-        return "never"
-    try:
-        then = time.mktime(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
-    except ValueError:
-        return iso
-    seconds = max(0, int(time.time() - then))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
-
-
-def _human_status(status: dict[str, Any]) -> str:
-    rows = [
-        ("data dir", status["data_dir"]),
-        ("git dir", status["git_dir"]),
-        ("branch", status["branch"]),
-        ("remote", status["remote"] or "none (local history only)"),
-        ("head", (status["head"] or "no commits yet")[:12]),
-        ("last commit", _ago(status["last_commit_at"])),
-        ("daemon", f"running (pid {status['pid']})" if status["running"] else "not running"),
-    ]
-    if status["remote"]:
-        rows.append(("pending", f"{status['pending_commits'] or 0} commits"))
-        rows.append(("last push", _ago(status["last_push_at"])))
-    if status["last_error"]:
-        err = status["last_error"]
-        rows.append(("last error", f"{err.get('kind')}: {err.get('message')}"))
-    if status["held"]:
-        held = status["held"]
-        rows.append(("HOLD", f"{held['count']} deletion(s) held since {held['since']}: {held['reason']}; "
-                             "release with `committer confirm-deletes`, or bring the files back"))
-    for item in status["held_files"] or []:
-        rows.append(("held", f"{item['path']} ({item['reason']})"))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+def _require_repo(settings: Settings) -> None:
+    if not GitRepo(settings.git_dir, settings.data_dir, settings.branch).exists():
+        raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
 
 
 @app.command()
@@ -419,7 +333,7 @@ def status(
         settings = _settings(config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote)
         result = collect_status(settings)
         typer.echo(json.dumps(result, indent=None if not sys.stdout.isatty() else 2)
-                   if as_json else _human_status(result))
+                   if as_json else render_status(result))
 
     _guard(body)
 

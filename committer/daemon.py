@@ -13,15 +13,15 @@ from typing import Any
 
 from committer import lfs, logs
 from committer.batcher import Batcher
-from committer.changes import ChangeSet
 from committer.errors import CommitterError, ConfigError, redact
 from committer.filters import BMIGNORE, PathFilter
 from committer.gitrepo import GitRepo
 from committer.guard import Hold
+from committer.ops import perform
 from committer.pipeline import CommitResult, Pipeline, iso_utc
 from committer.pusher import Pusher, adopt_remote, init_from_remote, remote_has_history
 from committer.settings import Settings, require_data_dir
-from committer.state import CONFIRM_REQUEST, InstanceLock, read_state, state_dir, write_state
+from committer.state import InstanceLock, answer_request, pending_requests, read_state, write_state
 from committer.watcher import Watcher
 
 log = logs.get("committer.daemon")
@@ -91,8 +91,7 @@ class Daemon:
         self._retry_delay = RETRY_FIRST
         self._last_error: dict[str, str] | None = None
         self._t0 = time.monotonic()
-        self.confirm_requested = False
-        self._confirmed: str | None = None
+        self.requests_waiting = False
         self._data_missing = False
         self._root_id: tuple[int, int] | None = None
 
@@ -115,7 +114,7 @@ class Daemon:
     def handle_signal(self, signum: int, _frame: FrameType | None = None) -> None:
         """Only sets a flag; the loop notices it through the wakeup pipe."""
         if signum == signal.SIGUSR1:
-            self.confirm_requested = True
+            self.requests_waiting = True
             return
         self.signal_received = signum
         self.stopping = True
@@ -240,10 +239,11 @@ class Daemon:
             if now >= next_health:
                 next_health = now + HEALTH_EVERY
                 self._check_data_dir()
-                self._check_watcher()
-            if self.confirm_requested:
-                self.confirm_requested = False
-                self._confirm()
+                if not self._data_missing:
+                    self._check_watcher()
+            if self.requests_waiting:
+                self.requests_waiting = False
+                self._serve_requests()
             if self._data_missing:
                 continue  # nothing is committed until the data directory is back
             if self.batcher.due(now):
@@ -311,16 +311,22 @@ class Daemon:
             log.error("watcher_restart_failed", error=str(exc))
         self._schedule_reconcile(why)
 
-    def _confirm(self) -> None:
-        """SIGUSR1 from `committer confirm-deletes`: commit the held deletions, answer in the state file."""
-        request = state_dir(self.settings.git_dir) / CONFIRM_REQUEST
-        try:
-            token = request.read_text().strip()
-        except OSError:
-            return
-        self._guarded(lambda p: p.confirm_deletes() or CommitResult(None, ChangeSet(), "", 0.0),
-                      what="confirm-deletes")
-        self._confirmed = token
+    def _serve_requests(self) -> None:
+        """SIGUSR1: the CLI left requests (confirm-deletes, restore); pending changes are committed first."""
+        assert self.pipeline is not None
+        for ident, request in pending_requests(self.settings.git_dir):
+            self._take_events()
+            self._commit_batch()
+            log.info("request", op=request.get("op"), id=ident)
+            try:
+                answer = perform(self.pipeline, request)
+            except Exception as exc:  # a request must never take the daemon down
+                log.error("request_failed", op=request.get("op"), error=str(exc), exc_info=True)
+                answer = {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}
+                self.pipeline.refresh_head()
+            answer_request(self.settings.git_dir, ident, answer)
+            if answer.get("sha") and self.pusher is not None:
+                self.pusher.request()
         self._write_state()
 
     def _check_watcher(self) -> None:
@@ -398,7 +404,6 @@ class Daemon:
             "held": pipeline.hold.status() if pipeline and pipeline.hold else None,
             "hold_record": pipeline.hold.record() if pipeline and pipeline.hold else None,
             "data_dir_missing": self._data_missing,
-            "confirmed": self._confirmed,
             "last_error": self._last_error,
         }
         if self.pusher is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -336,6 +338,34 @@ class GitRepo:
         self.git("read-tree", "--reset", self.ref, work_tree=True)
         self.git("update-index", "-q", "--refresh", work_tree=True, check=False)
 
+    def resolve(self, rev: str) -> str | None:
+        """The commit a revision names: a sha, tag, `main~3`, `main@{2 hours ago}`, or a date."""
+        proc = self.git("rev-parse", "-q", "--verify", "--end-of-options", f"{rev}^{{commit}}", check=False)
+        sha = proc.stdout.decode().strip()
+        if proc.returncode == 0 and sha:
+            return sha
+        when = _as_date(rev)
+        if when is None or self.head() is None:
+            return None
+        proc = self.git("rev-list", "-1", f"--before={when}", self.ref, check=False)
+        sha = proc.stdout.decode().strip()
+        return sha if proc.returncode == 0 and sha else None
+
+    def read_blobs(self, shas: Sequence[str]) -> dict[str, bytes]:
+        """The content of each blob, through one `git cat-file --batch`."""
+        if not shas:
+            return {}
+        out = self.git("cat-file", "--batch", input="".join(f"{s}\n" for s in shas).encode()).stdout
+        blobs: dict[str, bytes] = {}
+        pos = 0
+        while pos < len(out):
+            header_end = out.index(b"\n", pos)
+            sha, _kind, size = out[pos:header_end].decode().split(" ")
+            start = header_end + 1
+            blobs[sha] = out[start : start + int(size)]
+            pos = start + int(size) + 1
+        return blobs
+
     def tracked_ignored(self) -> list[str]:
         """Files in the index (in line with HEAD after sync_index) that the ignore rules exclude."""
         if self.head() is None:
@@ -354,6 +384,25 @@ class GitRepo:
         if proc.returncode != 0 or len(parts) != 2:
             return None
         return parts[0], _iso_utc(int(parts[1]))
+
+
+_AGO = re.compile(r"^\s*(\d+)\s+(second|minute|hour|day|week|month|year)s?\s+ago\s*$", re.IGNORECASE)
+
+
+def _as_date(text: str) -> str | None:
+    """A date for --before: ISO 8601 (a date, or a date and time) or `N units ago`; else None.
+
+    git's own date parser takes almost any text as "now", so a mistyped revision must not reach it.
+    """
+    if _AGO.match(text):
+        return text.strip()
+    try:
+        parsed = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()  # local time, as a person means it
+    return parsed.isoformat()
 
 
 def _under_any(path: str, wanted: set[str]) -> bool:

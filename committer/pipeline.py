@@ -111,6 +111,8 @@ class Pipeline:
         first_event: float | None = None,
         op: str | None = None,
         progress: Callable[[int], None] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        guarded: bool = True,
     ) -> CommitResult:
         """Commit the current content of the candidate paths; no commit when nothing changed."""
         started = time.perf_counter()
@@ -123,11 +125,12 @@ class Pipeline:
                 self.limits,
             )
             self._note_skipped(changes, bound)
-            self._guard(changes, bound)
+            if guarded:
+                self._guard(changes, bound)
             if changes.empty:
                 importer.abort()
                 return CommitResult(None, changes, batch, time.perf_counter() - started)
-            text = self._message(changes, batch, first_event or time.time(), op)
+            text = self._message(changes, batch, first_event or time.time(), op, extra)
             sha = importer.commit(
                 self.repo.ref, self.head, self.identity, text, changes.deletes, changes.modifies
             )
@@ -209,11 +212,11 @@ class Pipeline:
         if before is not None and self.hold is None:
             log.info("hold_released", reason=before.reason, why="the files came back")
 
-    def confirm_deletes(self) -> CommitResult | None:
-        """Commit the held deletions (those still standing); None when nothing is held."""
+    def confirm_deletes(self) -> CommitResult:
+        """Commit the held deletions (those still standing); no commit when nothing is held."""
         hold = self.hold
         if hold is None:
-            return None
+            return CommitResult(None, ChangeSet(), "", 0.0)
         gone = [p for p in sorted(hold.paths) if self._still_gone(p)]
         result = self._delete_only(gone, op="confirm-deletes")
         log.info("hold_confirmed", reason=hold.reason, count=result.changes.counts.deleted, sha=result.sha)
@@ -262,8 +265,11 @@ class Pipeline:
                                    deleted=len(changes.deleted), op=op)
         return CommitResult(sha, changes, batch, time.perf_counter() - started)
 
-    def _message(self, changes: ChangeSet, batch: str, first_event: float, op: str | None) -> str:
-        extra = {"op": op} if op else None
+    def _message(
+        self, changes: ChangeSet, batch: str, first_event: float, op: str | None,
+        details: Mapping[str, Any] | None = None,
+    ) -> str:
+        extra = {**({"op": op} if op else {}), **(details or {})}
         meta = message.trailer_value(
             batch=batch,
             host=self.host,

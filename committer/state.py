@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from committer.errors import LockError
 STATE_DIR = "committer"
 LOCK_FILE = "daemon.lock"
 STATE_FILE = "state.json"
-CONFIRM_REQUEST = "confirm-deletes.request"
+REQUESTS = "requests"
+ANSWERS = "answers"
 
 
 def state_dir(git_dir: Path) -> Path:
@@ -104,3 +106,59 @@ def read_state(git_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(value, handle)
+    os.replace(tmp, path)
+
+
+def submit_request(git_dir: Path, request: dict[str, Any]) -> str:
+    """Leave a request for the daemon (it is told with SIGUSR1); returns its id."""
+    ident = uuid.uuid4().hex
+    _write_json(state_dir(git_dir) / REQUESTS / f"{ident}.json", request)
+    return ident
+
+
+def pending_requests(git_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Requests not answered yet, oldest first; unreadable ones are dropped."""
+    folder = state_dir(git_dir) / REQUESTS
+    found = []
+    try:
+        paths = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    except OSError:
+        return []
+    for path in paths:
+        try:
+            value = json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+            continue
+        if isinstance(value, dict):
+            found.append((path.stem, value))
+    return found
+
+
+def answer_request(git_dir: Path, ident: str, answer: dict[str, Any]) -> None:
+    """Publish the answer to a request and remove the request."""
+    _write_json(state_dir(git_dir) / ANSWERS / f"{ident}.json", answer)
+    (state_dir(git_dir) / REQUESTS / f"{ident}.json").unlink(missing_ok=True)
+
+
+def take_answer(git_dir: Path, ident: str) -> dict[str, Any] | None:
+    """The daemon's answer once it is there (read once, then removed)."""
+    path = state_dir(git_dir) / ANSWERS / f"{ident}.json"
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    path.unlink(missing_ok=True)
+    return value if isinstance(value, dict) else None
+
+
+def withdraw_request(git_dir: Path, ident: str) -> None:
+    """Forget a request nobody answered."""
+    (state_dir(git_dir) / REQUESTS / f"{ident}.json").unlink(missing_ok=True)

@@ -1,0 +1,107 @@
+"""Operations that write: done by the running daemon when there is one, so the two never race."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from committer import logs
+from committer.errors import CommitterError, ConfigError
+from committer.filters import PathFilter
+from committer.guard import Hold
+from committer.pipeline import Pipeline
+from committer.restore import restore
+from committer.settings import Settings
+from committer.state import (
+    InstanceLock,
+    holder_pid,
+    read_state,
+    submit_request,
+    take_answer,
+    withdraw_request,
+    write_state,
+)
+
+log = logs.get("committer.ops")
+ANSWER_TIMEOUT = 120.0
+
+
+def _confirm_deletes(pipeline: Pipeline, _args: dict[str, Any]) -> dict[str, Any]:
+    before = pipeline.hold.status() if pipeline.hold else None
+    result = pipeline.confirm_deletes()
+    return {"before": before, "sha": result.sha, "deleted": result.changes.counts.deleted}
+
+
+def _restore(pipeline: Pipeline, args: dict[str, Any]) -> dict[str, Any]:
+    return restore(pipeline, str(args["path"]), str(args["rev"]), bool(args.get("dry_run")))
+
+
+OPERATIONS: dict[str, Callable[[Pipeline, dict[str, Any]], dict[str, Any]]] = {
+    "confirm-deletes": _confirm_deletes,
+    "restore": _restore,
+}
+
+
+def perform(pipeline: Pipeline, request: dict[str, Any]) -> dict[str, Any]:
+    """Run one request; an expected failure becomes an answer, never an exception."""
+    op = request.get("op")
+    action = OPERATIONS.get(str(op))
+    if action is None:
+        return {"error": f"unknown operation {op!r}", "exit_code": 2}
+    try:
+        return {"ok": True, **action(pipeline, dict(request.get("args") or {}))}
+    except CommitterError as exc:
+        return {"error": exc.message, "exit_code": exc.exit_code}
+
+
+def run(settings: Settings, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Ask the daemon holding the repository, or do it here under the instance lock."""
+    pid = holder_pid(settings.git_dir)
+    request = {"op": op, "args": args}
+    answer = _ask(settings, pid, request) if pid is not None and pid > 0 else _here(settings, request)
+    if "error" in answer:
+        code = int(answer.get("exit_code", 1))
+        raise ConfigError("request", answer["error"]) if code == 2 else CommitterError(answer["error"])
+    return answer
+
+
+def _ask(settings: Settings, pid: int, request: dict[str, Any]) -> dict[str, Any]:
+    ident = submit_request(settings.git_dir, request)
+    try:
+        os.kill(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + ANSWER_TIMEOUT
+        while time.monotonic() < deadline:
+            answer = take_answer(settings.git_dir, ident)
+            if answer is not None:
+                return answer
+            if holder_pid(settings.git_dir) != pid:
+                break
+            time.sleep(0.05)
+    except ProcessLookupError:
+        pass
+    withdraw_request(settings.git_dir, ident)
+    raise CommitterError(f"the daemon (pid {pid}) did not answer; see its logs, or stop it and try again")
+
+
+def _here(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
+    from committer.daemon import open_repository
+
+    with InstanceLock(settings.git_dir):
+        state = read_state(settings.git_dir)
+        pfilter = PathFilter(settings.data_dir, settings.ignore)
+        repo = open_repository(settings, pfilter)
+        pipeline = Pipeline(settings, repo, pfilter, Hold.load(state.get("hold_record")))
+        if request["op"] != "restore" or not request["args"].get("dry_run"):
+            pipeline.reconcile()  # whatever changed meanwhile is in history before anything is overwritten
+        answer = perform(pipeline, request)
+        repo.sync_index()
+        state.update(
+            held=pipeline.hold.status() if pipeline.hold else None,
+            hold_record=pipeline.hold.record() if pipeline.hold else None,
+            head=pipeline.head,
+        )
+        write_state(settings.git_dir, state)
+        return answer

@@ -1,0 +1,95 @@
+"""What `committer status` shows: every key, with or without a running daemon."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from committer.errors import redact
+from committer.gitrepo import GitRepo
+from committer.settings import Settings
+from committer.state import holder_pid, read_state
+
+STATUS_KEYS = (
+    "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
+    "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
+    "held", "held_files", "running", "pid",
+)
+
+
+def collect_status(settings: Settings) -> dict[str, Any]:
+    """Every status key, null where unknown; works with or without a running daemon."""
+    status: dict[str, Any] = dict.fromkeys(STATUS_KEYS)
+    status.update(
+        data_dir=str(settings.data_dir),
+        git_dir=str(settings.git_dir),
+        branch=settings.branch,
+        remote=redact(settings.remote) or None,
+        held_files=[],
+        running=False,
+    )
+    repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
+    if not repo.exists():
+        return status
+    last = repo.last_commit()
+    if last:
+        status["head"], status["last_commit_at"] = last
+    state = read_state(settings.git_dir)
+    pid = holder_pid(settings.git_dir)
+    status["running"] = pid is not None
+    status["pid"] = pid if pid and pid > 0 else None
+    for key in ("held", "held_files", "last_error"):
+        if state.get(key) is not None:
+            status[key] = state[key]
+    if settings.remote:
+        from committer.pusher import Pusher
+
+        fresh = Pusher(settings, repo).snapshot()
+        kept = state.get("push") or {}
+        for key in ("pending_commits", "oldest_pending_at", "last_push_at", "last_push_seconds"):
+            status[key] = fresh.get(key)
+        status["consecutive_failures"] = kept.get("consecutive_failures", fresh["consecutive_failures"])
+        if status["last_error"] is None:
+            status["last_error"] = kept.get("last_error")
+    return status
+
+
+def _ago(iso: str | None) -> str:
+    if not iso:
+        return "never"
+    try:
+        then = time.mktime(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    except ValueError:
+        return iso
+    seconds = max(0, int(time.time() - then))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """A short aligned summary for people, with relative times."""
+    rows = [
+        ("data dir", status["data_dir"]),
+        ("git dir", status["git_dir"]),
+        ("branch", status["branch"]),
+        ("remote", status["remote"] or "none (local history only)"),
+        ("head", (status["head"] or "no commits yet")[:12]),
+        ("last commit", _ago(status["last_commit_at"])),
+        ("daemon", f"running (pid {status['pid']})" if status["running"] else "not running"),
+    ]
+    if status["remote"]:
+        rows.append(("pending", f"{status['pending_commits'] or 0} commits"))
+        rows.append(("last push", _ago(status["last_push_at"])))
+    if status["last_error"]:
+        err = status["last_error"]
+        rows.append(("last error", f"{err.get('kind')}: {err.get('message')}"))
+    if status["held"]:
+        held = status["held"]
+        rows.append(("HOLD", f"{held['count']} deletion(s) held since {held['since']}: {held['reason']}; "
+                             "release with `committer confirm-deletes`, or bring the files back"))
+    for item in status["held_files"] or []:
+        rows.append(("held", f"{item['path']} ({item['reason']})"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
