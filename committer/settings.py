@@ -46,6 +46,9 @@ class Settings:
     token_file: Path | None = None
     git_ssh_command: str = ""
     shutdown_timeout: float = 10.0
+    git_timeout: float = 300.0
+    missing_data_timeout: float = 0.0
+    http: str = ""
     author_name: str = "committer"
     author_email: str = "committer@localhost"
     ignore: tuple[str, ...] = ()
@@ -147,6 +150,27 @@ def _optional_path(setting: str, value: object) -> Path | None:
     return _path(setting, value)
 
 
+_ADDRESS = re.compile(r"^(?:(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])?:)?(?P<port>\d{1,5})$")
+
+
+def parse_address(setting: str, value: object) -> tuple[str, int] | None:
+    """(host, port) from `9464`, `:9464`, `127.0.0.1:9464` or `[::1]:9464`; None for empty (off)."""
+    text = str(value).strip()
+    if not text:
+        return None
+    match = _ADDRESS.match(text)
+    port = int(match.group("port")) if match else -1
+    if match is None or not 0 < port < 65536:
+        raise ConfigError(setting, f"expected [HOST]:PORT such as 127.0.0.1:9464, got {value!r}")
+    host = (match.group("host") or "0.0.0.0").strip("[]")
+    return host, port
+
+
+def _address(setting: str, value: object) -> str:
+    parse_address(setting, value)
+    return str(value).strip()
+
+
 def _text(setting: str, value: object) -> str:
     if not isinstance(value, str):
         raise ConfigError(setting, f"expected a string, got {value!r}")
@@ -202,6 +226,9 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "token_file": _optional_path,
     "git_ssh_command": _text,
     "shutdown_timeout": _positive_duration,
+    "git_timeout": _positive_duration,
+    "missing_data_timeout": parse_duration,
+    "http": _address,
     "author_name": _identity,
     "author_email": _identity,
     "ignore": _patterns,
