@@ -15,7 +15,7 @@ from committer import lfs, logs
 from committer.batcher import Batcher
 from committer.errors import CommitterError, ConfigError, redact
 from committer.filters import BMIGNORE, PathFilter
-from committer.gitrepo import GitRepo
+from committer.gitrepo import GitRepo, set_git_timeout, terminate_running
 from committer.guard import Hold
 from committer.ops import perform
 from committer.pipeline import CommitResult, Pipeline, iso_utc
@@ -28,6 +28,8 @@ log = logs.get("committer.daemon")
 
 RETRY_FIRST, RETRY_MAX = 2.0, 60.0
 HEALTH_EVERY = 5.0
+EXIT_LOCK_LOST = 4  # a restart fixes it: the next daemon takes the lock again
+EXIT_DATA_GONE = 5  # a person must fix it: the data directory stayed away past missing_data_timeout
 
 
 class Wakeup:
@@ -93,7 +95,9 @@ class Daemon:
         self._t0 = time.monotonic()
         self.requests_waiting = False
         self._data_missing = False
+        self._missing_since = 0.0
         self._root_id: tuple[int, int] | None = None
+        self.exit_code = 0
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -118,6 +122,9 @@ class Daemon:
             return
         self.signal_received = signum
         self.stopping = True
+        # A git stuck on a hung disk or lock must not keep the daemon from stopping; the work it
+        # was doing is redone by the shutdown pass (fast-import moves no reference unless it finished).
+        terminate_running()
 
     def stop(self) -> None:
         """Ask the loop to finish (from any thread)."""
@@ -129,6 +136,7 @@ class Daemon:
     def run(self) -> int:
         """Start-up order: lock, stale locks, repository, watcher, reconcile; then the loop."""
         self._t0 = time.monotonic()
+        set_git_timeout(self.settings.git_timeout)
         require_data_dir(self.settings)
         self.lock.acquire()
         try:
@@ -186,7 +194,7 @@ class Daemon:
             self._loop()
         finally:
             self._shutdown()
-        return 0
+        return self.exit_code
 
     def _join_remote_history(self, repo: GitRepo) -> None:
         """A new repository whose remote has history: never start a second, unrelated history.
@@ -238,6 +246,7 @@ class Daemon:
             now = time.monotonic()
             if now >= next_health:
                 next_health = now + HEALTH_EVERY
+                self._check_lock()
                 self._check_data_dir()
                 if not self._data_missing:
                     self._check_watcher()
@@ -276,6 +285,17 @@ class Daemon:
             log.warning("watcher_overflow", action="full reconcile")
             self._schedule_reconcile("overflow")
 
+    def _fail(self, code: int, event: str, **fields: object) -> None:
+        """Stop with a non-zero exit code, so the service manager's restart policy acts."""
+        log.error(event, exit_code=code, **fields)
+        self.exit_code = code
+        self.stopping = True
+
+    def _check_lock(self) -> None:
+        if not self.lock.still_held():
+            self._fail(EXIT_LOCK_LOST, "instance_lock_lost", git_dir=str(self.settings.git_dir),
+                       action="exiting; a restart takes the lock again")
+
     def _data_dir_id(self) -> tuple[int, int] | None:
         try:
             st = os.stat(self.settings.data_dir)
@@ -289,9 +309,14 @@ class Daemon:
         if current is None:
             if not self._data_missing:
                 self._data_missing = True
+                self._missing_since = time.monotonic()
                 log.error("data_dir_missing", path=str(self.settings.data_dir),
                           action="nothing is committed until it is back")
                 self._write_state()
+            limit = self.settings.missing_data_timeout
+            if limit and time.monotonic() - self._missing_since > limit:
+                self._fail(EXIT_DATA_GONE, "data_dir_gone", path=str(self.settings.data_dir),
+                           missing_data_timeout=limit, action="exiting; mount the data directory again")
             return
         if self._data_missing:
             self._data_missing = False
@@ -378,9 +403,12 @@ class Daemon:
     def _shutdown(self) -> None:
         """Stop watching, commit what is pending (even inside the debounce window), last push."""
         log.info("daemon_stopping", signal=self.signal_received)
+        set_git_timeout(min(self.settings.git_timeout, max(self.settings.shutdown_timeout, 5.0)))
         if self.watcher is not None:
             self.watcher.stop()
             self._take_events()
+        if self.exit_code == EXIT_LOCK_LOST:
+            return  # the repository may belong to another daemon now: write nothing
         self._commit_batch()
         # Events still in the kernel queue when the watcher stopped are caught by this pass.
         self._reconcile("shutdown")

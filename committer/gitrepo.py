@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -61,6 +63,35 @@ def git_argv(git_dir: Path, args: Sequence[str], work_tree: Path | None = None) 
     return argv
 
 
+# Every local git process is cut off after this many seconds (the daemon sets git_timeout).
+_deadline = {"seconds": 300.0}
+# Local git processes running now, so a stop signal can cut a hung one short.
+_running: set[subprocess.Popen[bytes]] = set()
+
+
+def set_git_timeout(seconds: float) -> None:
+    """The deadline of every local git process from now on."""
+    _deadline["seconds"] = seconds
+
+
+def terminate_running() -> None:
+    """Kill the local git processes in flight (safe to call from a signal handler: no locks)."""
+    for proc in tuple(_running):
+        with contextlib.suppress(OSError):
+            proc.kill()
+
+
+def _start(argv: list[str], env: dict[str, str], stdin: int | None) -> subprocess.Popen[bytes]:
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=_NEUTRAL_CWD
+        )
+    except OSError as exc:
+        raise GitError(argv[4:], -1, str(exc)) from exc
+    _running.add(proc)
+    return proc
+
+
 def run_git(
     git_dir: Path,
     args: Sequence[str],
@@ -71,25 +102,23 @@ def run_git(
     timeout: float | None = None,
     check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run one git command to completion; every git process but fast-import starts here."""
+    """Run one git command to completion within its deadline; every git but fast-import starts here."""
     argv = git_argv(git_dir, args, work_tree)
+    limit = timeout if timeout is not None else _deadline["seconds"]
+    proc = _start(argv, git_env(env), subprocess.PIPE if input is not None else subprocess.DEVNULL)
     try:
-        proc = subprocess.run(
-            argv,
-            input=input,
-            capture_output=True,
-            env=git_env(env),
-            timeout=timeout,
-            check=False,
-            cwd=_NEUTRAL_CWD,
-        )
+        stdout, stderr = proc.communicate(input, timeout=limit)
     except subprocess.TimeoutExpired as exc:
-        raise GitError(argv[4:], -1, f"timed out after {timeout}s") from exc
-    except OSError as exc:
-        raise GitError(argv[4:], -1, str(exc)) from exc
+        proc.kill()
+        proc.communicate()
+        raise GitError(argv[4:], -1, f"timed out after {limit:g}s") from exc
+    finally:
+        _running.discard(proc)
+    if proc.returncode < 0:
+        raise GitError(argv[4:], proc.returncode, f"killed by signal {-proc.returncode}")
     if check and proc.returncode != 0:
-        raise GitError(argv[4:], proc.returncode, proc.stderr.decode("utf-8", "replace"))
-    return proc
+        raise GitError(argv[4:], proc.returncode, stderr.decode("utf-8", "replace"))
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 
 @dataclass(frozen=True)
@@ -125,31 +154,47 @@ class FastImport:
     def __init__(self, git_dir: Path) -> None:
         self.git_dir = git_dir
         self._proc: subprocess.Popen[bytes] | None = None
+        self._timer: threading.Timer | None = None
         self._marks = 0
 
     def _stdin(self) -> IO[bytes]:
         if self._proc is None:
             argv = git_argv(self.git_dir, ["fast-import", "--quiet", "--done", "--cat-blob-fd=1"])
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=git_env(),
-                cwd=_NEUTRAL_CWD,
-            )
+            self._proc = _start(argv, git_env(), subprocess.PIPE)
+            # A hung fast-import would block our writes for ever: the timer kills it at the deadline.
+            self._timer = threading.Timer(_deadline["seconds"], self._proc.kill)
+            self._timer.daemon = True
+            self._timer.start()
         assert self._proc.stdin is not None
         return self._proc.stdin
+
+    def _forget(self, proc: subprocess.Popen[bytes]) -> None:
+        _running.discard(proc)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def blob(self, data: bytes) -> str:
         """Send one blob; returns the mark to refer to it in the commit."""
         self._marks += 1
         mark = f":{self._marks}"
-        out = self._stdin()
-        out.write(b"blob\nmark %s\ndata %d\n" % (mark.encode(), len(data)))
-        out.write(data)
-        out.write(b"\n")
+        self._send(b"blob\nmark %s\ndata %d\n" % (mark.encode(), len(data)), data, b"\n")
         return mark
+
+    def _send(self, *chunks: bytes) -> None:
+        out = self._stdin()
+        try:
+            for chunk in chunks:
+                out.write(chunk)
+        except (BrokenPipeError, ValueError):
+            proc, self._proc = self._proc, None
+            stderr = b""
+            if proc is not None:
+                proc.kill()
+                _, stderr = proc.communicate()
+                self._forget(proc)
+            detail = stderr.decode("utf-8", "replace").strip() or "killed: timed out, or stopping"
+            raise GitError(["fast-import"], -1, detail) from None
 
     def commit(
         self,
@@ -166,17 +211,17 @@ class FastImport:
         mark = f":{self._marks}"
         stamp = f"{identity[0]} <{identity[1]}> {when or int(time.time())} +0000".encode()
         body = message.encode("utf-8")
-        out = self._stdin()
-        out.write(b"commit %s\nmark %s\n" % (ref.encode(), mark.encode()))
-        out.write(b"author %s\ncommitter %s\n" % (stamp, stamp))
-        out.write(b"data %d\n%s\n" % (len(body), body))
+        lines = [
+            b"commit %s\nmark %s\n" % (ref.encode(), mark.encode()),
+            b"author %s\ncommitter %s\n" % (stamp, stamp),
+            b"data %d\n%s\n" % (len(body), body),
+        ]
         if parent:
-            out.write(b"from %s\n" % parent.encode())
-        for path in deletes:
-            out.write(b"D %s\n" % quote_path(path))
-        for mode, dataref, path in modifies:
-            out.write(b"M %s %s %s\n" % (mode.encode(), dataref.encode(), quote_path(path)))
-        out.write(b"\nget-mark %s\n" % mark.encode())
+            lines.append(b"from %s\n" % parent.encode())
+        lines += [b"D %s\n" % quote_path(path) for path in deletes]
+        lines += [b"M %s %s %s\n" % (m.encode(), ref_.encode(), quote_path(p)) for m, ref_, p in modifies]
+        lines.append(b"\nget-mark %s\n" % mark.encode())
+        self._send(b"".join(lines))
         stdout = self._finish()
         sha = stdout.decode().strip()
         if len(sha) != 40:
@@ -189,9 +234,12 @@ class FastImport:
         try:
             proc.stdin.write(b"done\n")
             stdout, stderr = proc.communicate()
-        except BrokenPipeError:
+        except (BrokenPipeError, ValueError):
             stdout, stderr = proc.communicate()
         self._proc = None
+        self._forget(proc)
+        if proc.returncode < 0:
+            raise GitError(["fast-import"], proc.returncode, "killed: timed out or the daemon is stopping")
         if proc.returncode != 0:
             raise GitError(["fast-import"], proc.returncode, stderr.decode("utf-8", "replace"))
         return stdout
@@ -202,6 +250,7 @@ class FastImport:
         if proc is not None:
             proc.kill()
             proc.communicate()
+            self._forget(proc)
 
     @property
     def started(self) -> bool:

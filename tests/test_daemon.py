@@ -224,3 +224,20 @@ def test_idle_daemon_makes_no_commits_and_stays_quiet(layout: Layout, start_daem
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_lost_instance_lock_exits_4_so_a_restart_fixes_it(layout: Layout, start_daemon: Start) -> None:
+    daemon = start_daemon()
+    shutil.rmtree(layout.git_dir)
+    assert daemon.proc.wait(timeout=20) == 4
+    assert daemon.events("instance_lock_lost")
+
+
+def test_a_data_directory_gone_past_its_timeout_exits_5(layout: Layout, start_daemon: Start) -> None:
+    (layout.data / "a.md").write_text("a")
+    daemon = start_daemon(env={"COMMITTER_MISSING_DATA_TIMEOUT": "1s"})
+    shutil.rmtree(layout.data)
+    assert daemon.proc.wait(timeout=30) == 5
+    gone = daemon.events("data_dir_gone")
+    assert gone and "mount the data directory" in gone[0]["action"]
+    assert tree_files(layout.git_dir) == {"a.md"}
