@@ -313,6 +313,41 @@ def restore(
     _guard(body)
 
 
+@app.command("snapshot")
+def snapshot_command(
+    message_text: Annotated[
+        str | None, typer.Option("-m", "--message", help="What this snapshot is.")
+    ] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Tag name [snapshot-<UTC time>].")] = None,
+    list_them: Annotated[bool, typer.Option("--list", help="List the snapshots.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --list: one JSON object per line.")] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    git_dir: GitDirOpt = None,
+    branch: BranchOpt = None,
+    log_format: LogFormatOpt = None,
+    log_level: LogLevelOpt = None,
+) -> None:
+    """Tag HEAD (an annotated tag, pushed with the next push), or list the snapshots."""
+    from committer import snapshot
+
+    def body() -> None:
+        settings = _settings(config, data_dir=data_dir, git_dir=git_dir, branch=branch,
+                             log_format=log_format, log_level=log_level)
+        _require_repo(settings)
+        if list_them:
+            for item in snapshot.listing(GitRepo(settings.git_dir, settings.data_dir, settings.branch)):
+                typer.echo(json.dumps(item) if as_json else
+                           f"{item['tag']}  {item['date']}  {item['commit'][:12]}  {item['message']}")
+            return
+        if not message_text:
+            raise ConfigError("--message", "a snapshot needs a message: -m 'what this is'")
+        answer = ops.run(settings, "snapshot", {"message": message_text, "tag": tag})
+        typer.echo(f"snapshot {answer['tag']} at {answer['head'][:12]} (pushed with the next push)")
+
+    _guard(body)
+
+
 def _require_repo(settings: Settings) -> None:
     if not GitRepo(settings.git_dir, settings.data_dir, settings.branch).exists():
         raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from committer import logs
+from committer import logs, snapshot
 from committer.errors import CommitterError, ConfigError
 from committer.filters import PathFilter
 from committer.guard import Hold
@@ -39,9 +39,14 @@ def _restore(pipeline: Pipeline, args: dict[str, Any]) -> dict[str, Any]:
     return restore(pipeline, str(args["path"]), str(args["rev"]), bool(args.get("dry_run")))
 
 
+def _snapshot(pipeline: Pipeline, args: dict[str, Any]) -> dict[str, Any]:
+    return snapshot.create(pipeline, str(args.get("message") or ""), args.get("tag") or None)
+
+
 OPERATIONS: dict[str, Callable[[Pipeline, dict[str, Any]], dict[str, Any]]] = {
     "confirm-deletes": _confirm_deletes,
     "restore": _restore,
+    "snapshot": _snapshot,
 }
 
 
