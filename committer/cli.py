@@ -348,6 +348,27 @@ def snapshot_command(
     _guard(body)
 
 
+@app.command()
+def doctor(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    git_dir: GitDirOpt = None,
+    branch: BranchOpt = None,
+    remote: RemoteOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Check the set-up (git, git-lfs, directories, inotify, remote and token) and say how to fix it."""
+    from committer import doctor as checks
+
+    def body() -> int:
+        settings = _settings(config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote)
+        report = checks.diagnose(settings)
+        typer.echo(json.dumps(report) if as_json else checks.render(report))
+        return 0 if report["ok"] else 1
+
+    raise typer.Exit(_guard(body))
+
+
 def _require_repo(settings: Settings) -> None:
     if not GitRepo(settings.git_dir, settings.data_dir, settings.branch).exists():
         raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")

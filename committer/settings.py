@@ -154,7 +154,7 @@ _ADDRESS = re.compile(r"^(?:(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])?:)?(?P<
 
 
 def parse_address(setting: str, value: object) -> tuple[str, int] | None:
-    """(host, port) from `9464`, `:9464`, `127.0.0.1:9464` or `[::1]:9464`; None for empty (off)."""
+    """(host, port) from `9464` or `:9464` (loopback), `0.0.0.0:9464`, `[::1]:9464`; None when empty."""
     text = str(value).strip()
     if not text:
         return None
@@ -162,7 +162,7 @@ def parse_address(setting: str, value: object) -> tuple[str, int] | None:
     port = int(match.group("port")) if match else -1
     if match is None or not 0 < port < 65536:
         raise ConfigError(setting, f"expected [HOST]:PORT such as 127.0.0.1:9464, got {value!r}")
-    host = (match.group("host") or "0.0.0.0").strip("[]")
+    host = (match.group("host") or "127.0.0.1").strip("[]")
     return host, port
 
 
