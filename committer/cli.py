@@ -230,6 +230,9 @@ def run(
         str | None, typer.Option(help="Scan interval of the poll observer [5s].")
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Reconcile, commit, push once, then exit.")] = False,
+    http: Annotated[
+        str | None, typer.Option("--http", help="Serve /healthz, /readyz, /metrics on [HOST]:PORT [off].")
+    ] = None,
     log_format: LogFormatOpt = None,
     log_level: LogLevelOpt = None,
 ) -> None:
@@ -239,7 +242,7 @@ def run(
         settings = _settings(
             config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote, debounce=debounce,
             max_delay=max_delay, observer=observer, poll_interval=poll_interval,
-            log_format=log_format, log_level=log_level,
+            log_format=log_format, log_level=log_level, http=http,
         )
         daemon = Daemon(settings, once=once)
         restore = daemon.install_signal_handlers()

@@ -17,10 +17,12 @@ from committer.errors import CommitterError, ConfigError, redact
 from committer.filters import BMIGNORE, PathFilter
 from committer.gitrepo import GitRepo, set_git_timeout, terminate_running
 from committer.guard import Hold
+from committer.http import HttpServer
+from committer.metrics import Metrics
 from committer.ops import perform
 from committer.pipeline import CommitResult, Pipeline, iso_utc
 from committer.pusher import Pusher, adopt_remote, init_from_remote, remote_has_history
-from committer.settings import Settings, require_data_dir
+from committer.settings import Settings, parse_address, require_data_dir
 from committer.state import InstanceLock, answer_request, pending_requests, read_state, write_state
 from committer.watcher import Watcher
 
@@ -98,6 +100,9 @@ class Daemon:
         self._missing_since = 0.0
         self._root_id: tuple[int, int] | None = None
         self.exit_code = 0
+        self.metrics = Metrics()
+        self.http: HttpServer | None = None
+        self._heartbeat = time.monotonic()
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -142,6 +147,8 @@ class Daemon:
         try:
             return self._run_locked()
         finally:
+            if self.http is not None:
+                self.http.stop()
             self.lock.release()
             self.wakeup.close()
 
@@ -156,7 +163,9 @@ class Daemon:
             self._join_remote_history(repo)
         previous = read_state(settings.git_dir)
         self.pipeline = Pipeline(settings, repo, self.pfilter, Hold.load(previous.get("hold_record")))
+        self.pipeline.on_commit = self.metrics.commit
         self.pusher = self._make_pusher(repo)
+        self._start_http()
         if settings.lfs_threshold and not lfs.available():
             log.warning("lfs_unavailable", threshold=settings.lfs_threshold,
                         action="files at or above lfs_threshold are held back; install git-lfs")
@@ -218,7 +227,30 @@ class Daemon:
     def _make_pusher(self, repo: GitRepo) -> Pusher | None:
         if not self.settings.remote:
             return None
-        return Pusher(self.settings, repo, on_change=self._write_state)
+        return Pusher(self.settings, repo, on_change=self._write_state, metrics=self.metrics)
+
+    def _start_http(self) -> None:
+        address = parse_address("http", self.settings.http)
+        if address is None or self.once:
+            return
+        self.http = HttpServer(address, self.metrics, self.health, lambda: self.ready and not self.stopping)
+        self.http.start()
+        log.info("http_listening", address=f"{address[0]}:{self.http.port}")
+
+    def health(self) -> dict[str, Any]:
+        """For /healthz: the loop turns over, the watcher and the push loop are alive."""
+        stalled = time.monotonic() - self._heartbeat > self.settings.git_timeout + 60
+        watcher = self.watcher is not None and self.watcher.alive()
+        pusher = self.pusher is None or self.pusher.alive()
+        return {
+            "healthy": (watcher or not self.ready) and pusher and not stalled,
+            "watcher": "alive" if watcher else "down",
+            "observer": self.observer_kind,
+            "push_loop": "alive" if pusher else "down",
+            "loop": "stalled" if stalled else "ok",
+            "data_dir_missing": self._data_missing,
+            "last_commit_at": self.pipeline.last_commit_at if self.pipeline else None,
+        }
 
     def _push_once(self) -> int:
         """--once: the commits are safe locally either way; a failed push still fails the run."""
@@ -236,7 +268,7 @@ class Daemon:
         next_health = time.monotonic() + HEALTH_EVERY
         next_periodic = self._periodic_deadline()
         while not self.stopping:
-            now = time.monotonic()
+            now = self._heartbeat = time.monotonic()
             deadlines = [next_health, self.batcher.next_deadline(), self._reconcile_at, next_periodic]
             timeout = max(0.0, min(d for d in deadlines if d is not None) - now)
             self.wakeup.wait(timeout)
@@ -328,6 +360,7 @@ class Daemon:
 
     def _restart_watcher(self, why: str) -> None:
         assert self.watcher is not None
+        self.metrics.watcher_restarted()
         self.watcher.stop()
         try:
             self.observer_kind = self.watcher.start()
@@ -439,6 +472,8 @@ class Daemon:
             state["push"] = push
             if state["last_error"] is None:
                 state["last_error"] = push.get("last_error")
+        hold = pipeline.hold if pipeline else None
+        self.metrics.set_holds(len(hold.paths) if hold else 0, len(pipeline.held) if pipeline else 0)
         try:
             write_state(self.settings.git_dir, state)
         except OSError as exc:

@@ -94,6 +94,7 @@ class Pipeline:
         self.last_commit_at: str | None = None
         self.held: dict[str, str] = {}
         self.hold = hold
+        self.on_commit: Callable[[str | None, int, float], None] | None = None
         self.lfs_paths = load_lfs_paths(repo.git_dir)
         self._warned: set[tuple[str, str]] = set()
         self._bmmeta_warned: tuple[int, int] | None = None
@@ -144,6 +145,8 @@ class Pipeline:
         counts = changes.counts
         if changes.lfs:
             bound.info("lfs_stored", paths=changes.lfs[:20], count=len(changes.lfs))
+        if self.on_commit is not None:
+            self.on_commit(op, counts.total, seconds)
         bound.info(
             "git_commit",
             sha=sha,
@@ -261,9 +264,12 @@ class Pipeline:
         self.head = sha
         self.last_commit_at = iso_utc(time.time())
         self._track_lfs(changes)
+        seconds = time.perf_counter() - started
         log.bind(batch=batch).info("git_commit", sha=sha, files=len(changes.deleted),
-                                   deleted=len(changes.deleted), op=op)
-        return CommitResult(sha, changes, batch, time.perf_counter() - started)
+                                   deleted=len(changes.deleted), op=op, duration_ms=round(seconds * 1000, 1))
+        if self.on_commit is not None:
+            self.on_commit(op, len(changes.deleted), seconds)
+        return CommitResult(sha, changes, batch, seconds)
 
     def _message(
         self, changes: ChangeSet, batch: str, first_event: float, op: str | None,

@@ -15,6 +15,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 from committer import logs, message
 from committer.errors import ConfigError, GitError
 from committer.gitrepo import GitRepo
+from committer.metrics import Metrics
 from committer.remote import (
     KINDS,
     PUSHED_PREFIX,
@@ -91,12 +92,14 @@ class Pusher:
         on_change: Callable[[], None] | None = None,
         *,
         sleep: Callable[[float], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.repo = repo
         self.remote = Remote(settings) if settings.remote else None
         self.pushed_ref = PUSHED_PREFIX + repo.branch
         self._on_change = on_change
+        self._metrics = metrics
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._sleep = sleep or self._wait
@@ -125,6 +128,11 @@ class Pusher:
         self._wake.set()
         self._thread = threading.Thread(target=self._run, name="committer-pusher", daemon=True)
         self._thread.start()
+
+    def alive(self) -> bool:
+        """False only when the loop was started and has died."""
+        thread = self._thread
+        return thread is None or thread.is_alive()
 
     def request(self) -> None:
         """Ask for a push soon; never blocks, and many requests make one push."""
@@ -279,6 +287,11 @@ class Pusher:
                 self._state["consecutive_failures"] += 1
                 self._state["last_error"] = {"kind": error.kind, "message": error.detail, "at": _iso(now)}
             failures = self._state["consecutive_failures"]
+        if self._metrics is not None:
+            if error is None:
+                self._metrics.push_ok(seconds)
+            else:
+                self._metrics.push_failed(error.kind, seconds)
         if error is None:
             log.info("git_push", result="ok", **fields)
         else:
@@ -326,6 +339,8 @@ class Pusher:
                     pending.batches.append(meta["batch"])
         oldest = _iso(min(pending.times)) if pending.times else None
         now = {"pending_commits": len(pending.times), "oldest_pending_at": oldest}
+        if self._metrics is not None:
+            self._metrics.set_pending(len(pending.times), min(pending.times) if pending.times else None)
         with self._lock:
             changed = any(self._state[key] != value for key, value in now.items())
             self._state.update(now)
@@ -349,6 +364,8 @@ class Pusher:
         if match:
             self._state["last_push_at"] = _iso(int(match.group(1)))
             self._state["last_push_seconds"] = float(match.group(2))
+            if self._metrics is not None:
+                self._metrics.set_last_push(int(match.group(1)))
 
     def snapshot(self) -> dict[str, Any]:
         """Push status for `status` and the state file; recomputed now unless the loop keeps it fresh."""

@@ -1,0 +1,161 @@
+"""The only prometheus-client import: what the daemon counts, in its own registry, rendered for /metrics."""
+
+from __future__ import annotations
+
+import platform
+import threading
+import time
+from collections.abc import Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+from prometheus_client.process_collector import ProcessCollector
+
+from committer import __version__
+
+# 1 ms to 60 s: a one-file commit takes milliseconds, a start-up reconcile or a slow push a minute.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BATCH = "batch"  # the op label of an ordinary commit from the watcher (the pipeline passes op=None)
+NO_ERROR = "none"  # the kind label of a successful push
+
+
+class Metrics:
+    """Every metric the daemon exports, owned by one registry so instances and tests never clash."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, clock: Callable[[], float] = time.time, process: bool = True) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._oldest_pending: float | None = None
+        reg = self.registry
+        self._commits = Counter(
+            "committer_commits",
+            "Commits written, by op (batch, reconcile, init, restore, untrack, ...).",
+            ["op"],
+            registry=reg,
+        )
+        self._files = Counter(
+            "committer_files_committed",
+            "Paths added, modified or deleted by commits, by op.",
+            ["op"],
+            registry=reg,
+        )
+        self._commit_seconds = Histogram(
+            "committer_commit_duration_seconds",
+            "Time to build and write one commit, by op.",
+            ["op"],
+            buckets=BUCKETS,
+            registry=reg,
+        )
+        self._pushes = Counter(
+            "committer_pushes",
+            "Push attempts by result (ok, failed) and failure kind (none when ok).",
+            ["result", "kind"],
+            registry=reg,
+        )
+        self._push_seconds = Histogram(
+            "committer_push_duration_seconds",
+            "Time of one push attempt, by result.",
+            ["result"],
+            buckets=BUCKETS,
+            registry=reg,
+        )
+        self._last_push = Gauge(
+            "committer_last_push_success_timestamp_seconds",
+            "Unix time of the last successful push (0: none since start and none recorded).",
+            registry=reg,
+        )
+        self._pending = Gauge(
+            "committer_pending_commits",
+            "Commits on the branch that the remote does not have yet.",
+            registry=reg,
+        )
+        oldest = Gauge(
+            "committer_oldest_pending_commit_age_seconds",
+            "Age of the oldest commit the remote does not have yet (0 when nothing is pending).",
+            registry=reg,
+        )
+        oldest.set_function(self._oldest_pending_age)  # computed at scrape time, so it grows between pushes
+        self._held_deletions = Gauge(
+            "committer_held_deletions",
+            "Deletions held back by the mass-deletion guard until `committer confirm-deletes`.",
+            registry=reg,
+        )
+        self._held_files = Gauge(
+            "committer_held_files",
+            "Files kept out of history (secrets, size limits, unreadable).",
+            registry=reg,
+        )
+        self._watcher_restarts = Counter(
+            "committer_watcher_restarts",
+            "Times the file watcher died and was started again.",
+            registry=reg,
+        )
+        Info("committer_build", "Version of committer and of Python.", registry=reg).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
+        # Series that exist from the start, so rate() and ratios work before the first event.
+        self._commits.labels(op=BATCH)
+        self._files.labels(op=BATCH)
+        self._pushes.labels(result="ok", kind=NO_ERROR)
+        if process:  # the standard process_* series (memory, CPU, fds) for sizing a fleet; Linux only
+            ProcessCollector(registry=reg)
+
+    # -- what the daemon reports ------------------------------------------------------------------
+
+    def commit(self, op: str | None, files: int, seconds: float) -> None:
+        """One commit written: counts it and its files, observes its duration (op None means a batch)."""
+        label = op or BATCH
+        self._commits.labels(op=label).inc()
+        self._files.labels(op=label).inc(max(0, files))
+        self._commit_seconds.labels(op=label).observe(max(0.0, seconds))
+
+    def push_ok(self, seconds: float) -> None:
+        """A push the remote accepted: counts it, observes its duration, stamps the last success now."""
+        self._pushes.labels(result="ok", kind=NO_ERROR).inc()
+        self._push_seconds.labels(result="ok").observe(max(0.0, seconds))
+        self._last_push.set(self._clock())
+
+    def push_failed(self, kind: str, seconds: float) -> None:
+        """A push the remote refused or that failed, with its PushError kind (auth, transient, ...)."""
+        self._pushes.labels(result="failed", kind=kind or "unknown").inc()
+        self._push_seconds.labels(result="failed").observe(max(0.0, seconds))
+
+    def set_last_push(self, at: float) -> None:
+        """Seed the last successful push time (unix seconds), e.g. from the state file at start-up."""
+        self._last_push.set(at)
+
+    def set_pending(self, commits: int, oldest_at: float | None) -> None:
+        """Unpushed commits and the unix time of the oldest of them (None when nothing is pending)."""
+        self._pending.set(max(0, commits))
+        with self._lock:
+            self._oldest_pending = oldest_at if commits > 0 else None
+
+    def set_holds(self, deletions: int, files: int) -> None:
+        """Deletions held by the guard and files held out of history, as counted now."""
+        self._held_deletions.set(max(0, deletions))
+        self._held_files.set(max(0, files))
+
+    def watcher_restarted(self) -> None:
+        """The watcher died and was started again."""
+        self._watcher_restarts.inc()
+
+    # -- exposition ---------------------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format (serve with `content_type`)."""
+        return generate_latest(self.registry)
+
+    def _oldest_pending_age(self) -> float:
+        with self._lock:
+            oldest = self._oldest_pending
+        return 0.0 if oldest is None else max(0.0, self._clock() - oldest)
