@@ -22,6 +22,8 @@ from committer.metrics import Metrics
 from committer.ops import perform
 from committer.pipeline import CommitResult, Pipeline, iso_utc
 from committer.pusher import Pusher, adopt_remote, init_from_remote, remote_has_history
+from committer.remote import refetch_remote_head
+from committer.repair import check_and_repair
 from committer.settings import Settings, parse_address, require_data_dir
 from committer.state import InstanceLock, answer_request, pending_requests, read_state, write_state
 from committer.watcher import Watcher
@@ -158,6 +160,10 @@ class Daemon:
         if repo.exists():
             for path in repo.clear_stale_locks():
                 log.warning("stale_lock_removed", path=str(path))
+            fetch = (lambda: refetch_remote_head(settings, repo)) if settings.remote else None
+            if check_and_repair(repo, fetch) == "replaced":
+                self.lock.release()  # the lock file went aside with the old repository
+                self.lock.acquire()
         repo = open_repository(settings, self.pfilter)
         if repo.head() is None and settings.remote:
             self._join_remote_history(repo)

@@ -329,6 +329,15 @@ def fetch_remote_head(settings: Settings, repo: GitRepo, *, tags: bool = False) 
     return sha or None
 
 
+def refetch_remote_head(settings: Settings, repo: GitRepo) -> str | None:
+    """Fetch the remote branch with every object, as a fresh clone would (to heal missing objects)."""
+    remote = Remote(settings)
+    target = f"{FETCHED_PREFIX}{repo.branch}"
+    args = ["fetch", "--refetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote.url, f"+{repo.ref}:{target}"]
+    _raise_for(remote.run(repo, args))
+    return target
+
+
 def init_from_remote(settings: Settings, repo: GitRepo) -> str:
     """Take the remote's history and check its files out into the empty data directory."""
     data = repo.data_dir
