@@ -24,6 +24,7 @@ from committer.pipeline import CommitResult, Pipeline, iso_utc
 from committer.pusher import Pusher, adopt_remote, init_from_remote, remote_has_history
 from committer.remote import refetch_remote_head
 from committer.repair import check_and_repair
+from committer.sdnotify import Notifier
 from committer.settings import Settings, parse_address, require_data_dir
 from committer.state import InstanceLock, answer_request, pending_requests, read_state, write_state
 from committer.watcher import Watcher
@@ -103,6 +104,7 @@ class Daemon:
         self._root_id: tuple[int, int] | None = None
         self.exit_code = 0
         self.metrics = Metrics()
+        self.notifier = Notifier()
         self.http: HttpServer | None = None
         self._heartbeat = time.monotonic()
 
@@ -151,6 +153,7 @@ class Daemon:
         finally:
             if self.http is not None:
                 self.http.stop()
+            self.notifier.close()
             self.lock.release()
             self.wakeup.close()
 
@@ -199,6 +202,7 @@ class Daemon:
         self.ready = True
         self._write_state()
         log.info("daemon_ready", seconds=round(time.monotonic() - self._t0, 3))
+        self.notifier.ready(self._status_line())
         if self.once:
             code = self._push_once()
             self._write_state(running=False)
@@ -271,7 +275,8 @@ class Daemon:
 
     def _loop(self) -> None:
         assert self.watcher is not None
-        next_health = time.monotonic() + HEALTH_EVERY
+        every = min(HEALTH_EVERY, self.notifier.watchdog_interval or HEALTH_EVERY)
+        next_health = time.monotonic() + every
         next_periodic = self._periodic_deadline()
         while not self.stopping:
             now = self._heartbeat = time.monotonic()
@@ -283,7 +288,9 @@ class Daemon:
             self._take_events()
             now = time.monotonic()
             if now >= next_health:
-                next_health = now + HEALTH_EVERY
+                next_health = now + every
+                if self.health()["healthy"]:
+                    self.notifier.watchdog()  # only while healthy: systemd restarts a daemon gone quiet
                 self._check_lock()
                 self._check_data_dir()
                 if not self._data_missing:
@@ -442,6 +449,7 @@ class Daemon:
     def _shutdown(self) -> None:
         """Stop watching, commit what is pending (even inside the debounce window), last push."""
         log.info("daemon_stopping", signal=self.signal_received)
+        self.notifier.stopping("committing what is pending, last push")
         set_git_timeout(min(self.settings.git_timeout, max(self.settings.shutdown_timeout, 5.0)))
         if self.watcher is not None:
             self.watcher.stop()
@@ -457,6 +465,21 @@ class Daemon:
         log.info("daemon_stop")
 
     # -- state ---------------------------------------------------------------------------------
+
+    def _status_line(self, state: dict[str, Any] | None = None) -> str:
+        """One line for systemd's STATUS=: what is pending, when the last push was, what is held."""
+        push = (state or {}).get("push") or (self.pusher.snapshot() if self.pusher else {})
+        parts = []
+        if self.pusher is not None:
+            parts.append(f"{push.get('pending_commits') or 0} commits pending")
+            parts.append(f"last push {push.get('last_push_at') or 'never'}")
+        else:
+            parts.append("local history only")
+        if self.pipeline is not None and self.pipeline.hold is not None:
+            parts.append(f"HOLD: {len(self.pipeline.hold.paths)} deletions held")
+        if self._data_missing:
+            parts.append("data directory missing")
+        return ", ".join(parts)
 
     def _write_state(self, running: bool = True) -> None:
         pipeline = self.pipeline
@@ -480,6 +503,8 @@ class Daemon:
                 state["last_error"] = push.get("last_error")
         hold = pipeline.hold if pipeline else None
         self.metrics.set_holds(len(hold.paths) if hold else 0, len(pipeline.held) if pipeline else 0)
+        if running and self.ready:
+            self.notifier.status(self._status_line(state))
         try:
             write_state(self.settings.git_dir, state)
         except OSError as exc:
