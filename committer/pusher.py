@@ -18,8 +18,6 @@ from committer.gitrepo import GitRepo
 from committer.metrics import Metrics
 from committer.remote import (
     KINDS,
-    PUSHED_PREFIX,
-    PUSHED_TAGS_PREFIX,
     PushError,
     Remote,
     adopt_remote,
@@ -28,6 +26,8 @@ from committer.remote import (
     init_from_remote,
     kill_group,
     porcelain,
+    pushed_ref,
+    pushed_tags_prefix,
     record_pushed,
     remote_has_history,
     timeout_error,
@@ -97,7 +97,8 @@ class Pusher:
         self.settings = settings
         self.repo = repo
         self.remote = Remote(settings) if settings.remote else None
-        self.pushed_ref = PUSHED_PREFIX + repo.branch
+        self.pushed_ref = pushed_ref(settings.remote, repo.branch)
+        self.pushed_tags = pushed_tags_prefix(settings.remote)
         self._on_change = on_change
         self._metrics = metrics
         self._stop = threading.Event()
@@ -250,7 +251,8 @@ class Pusher:
             if branch_ok or tags_ok:
                 # Even when a tag was refused, what did arrive is no longer pending.
                 record_pushed(
-                    self.repo, pending.branch if branch_ok else None, tags_ok, f"push {run.seconds:.3f}s"
+                    self.repo, self.settings.remote, pending.branch if branch_ok else None, tags_ok,
+                    f"push {run.seconds:.3f}s",
                 )
             result.update(pushed=error is None, seconds=round(run.seconds, 3))
             self._report(pending, error, run.seconds, forced)
@@ -312,7 +314,7 @@ class Pusher:
     def _refresh(self) -> _Pending:
         """Read what the remote lacks, update the snapshot, tell on_change when it moved."""
         pending = _Pending()
-        refs = (self.repo.ref, self.pushed_ref, "refs/tags/", PUSHED_TAGS_PREFIX)
+        refs = (self.repo.ref, self.pushed_ref, "refs/tags/", self.pushed_tags)
         out = self.repo.git("for-each-ref", "--format=%(objectname) %(refname)", *refs).stdout.decode()
         tags: dict[str, str] = {}
         pushed_tags: dict[str, str] = {}
@@ -323,8 +325,8 @@ class Pusher:
                 pending.pushed = sha
             elif ref.startswith("refs/tags/"):
                 tags[ref[len("refs/tags/") :]] = sha
-            elif ref.startswith(PUSHED_TAGS_PREFIX):
-                pushed_tags[ref[len(PUSHED_TAGS_PREFIX) :]] = sha
+            elif ref.startswith(self.pushed_tags):
+                pushed_tags[ref[len(self.pushed_tags) :]] = sha
         pending.tags = {name: sha for name, sha in tags.items() if pushed_tags.get(name) != sha}
         if pending.branch and pending.branch != pending.pushed:
             exclude = [f"^{pending.pushed}"] if pending.pushed else []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import os
 import re
 import signal
@@ -293,10 +294,27 @@ def _raise_for(result: NetResult) -> None:
         raise error
 
 
-def record_pushed(repo: GitRepo, branch_sha: str | None, tags: Mapping[str, str], note: str) -> None:
+def remote_key(url: str) -> str:
+    """A short name for one remote (its URL without credentials): what was pushed is kept per remote."""
+    return hashlib.sha1(split_credentials(url)[0].encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+def pushed_ref(url: str, branch: str) -> str:
+    """The private ref that holds what `url` has of `branch`."""
+    return f"{PUSHED_PREFIX}{remote_key(url)}/{branch}"
+
+
+def pushed_tags_prefix(url: str) -> str:
+    """Where the tags `url` has are remembered."""
+    return f"{PUSHED_TAGS_PREFIX}{remote_key(url)}/"
+
+
+def record_pushed(
+    repo: GitRepo, url: str, branch_sha: str | None, tags: Mapping[str, str], note: str
+) -> None:
     """Remember what the remote has: the private refs pending commits are counted against."""
-    lines = [f"update {PUSHED_PREFIX}{repo.branch} {branch_sha}\n"] if branch_sha else []
-    lines += [f"update {PUSHED_TAGS_PREFIX}{name} {sha}\n" for name, sha in tags.items()]
+    lines = [f"update {pushed_ref(url, repo.branch)} {branch_sha}\n"] if branch_sha else []
+    lines += [f"update {pushed_tags_prefix(url)}{name} {sha}\n" for name, sha in tags.items()]
     if lines:
         repo.git("update-ref", "--create-reflog", "-m", note, "--stdin", input="".join(lines).encode())
 
@@ -358,7 +376,7 @@ def init_from_remote(settings: Settings, repo: GitRepo) -> str:
         )
     data.mkdir(parents=True, exist_ok=True)
     repo.git("update-ref", "-m", "committer: init from remote", repo.ref, sha)
-    record_pushed(repo, sha, local_tags(repo), "committer: init from remote")
+    record_pushed(repo, settings.remote, sha, local_tags(repo), "committer: init from remote")
     repo.git("read-tree", "--reset", "-u", sha, work_tree=True)
     log.info("init_from_remote", remote=redact(settings.remote), head=sha)
     return sha
@@ -373,7 +391,7 @@ def adopt_remote(settings: Settings, repo: GitRepo) -> str | None:
         return None
     old = repo.head()
     repo.git("update-ref", "-m", "committer: adopt remote history", repo.ref, sha)
-    record_pushed(repo, sha, local_tags(repo), "committer: adopt remote history")
+    record_pushed(repo, settings.remote, sha, local_tags(repo), "committer: adopt remote history")
     # The index now describes the remote's tree, so the next reconcile commits the local content on top.
     repo.sync_index()
     log.info("adopt_remote", remote=redact(settings.remote), head=sha, replaced=old)

@@ -199,3 +199,11 @@ def test_init_shows_a_progress_bar_on_a_terminal(layout: Layout) -> None:
     assert child.returncode == 0
     assert b"committing" in b"".join(chunks)
     assert b"committed 3000 files" in child.stdout
+
+
+@pytest.mark.parametrize("command", ["init", "run", "status", "log", "push", "confirm-deletes", "restore",
+                                     "snapshot", "doctor"])
+def test_help_of_every_command(command: str) -> None:
+    proc = committer(command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "Usage" in proc.stdout

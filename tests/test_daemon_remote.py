@@ -157,3 +157,16 @@ def test_the_token_never_leaks_from_the_daemon(layout: Layout, start_daemon: Sta
     haystacks = [daemon.output().encode(), status.encode(), *seen.values()]
     haystacks += [p.read_bytes() for p in layout.git_dir.rglob("*") if p.is_file()]
     assert not [h[:200] for h in haystacks for f in forbidden if f in h]
+
+
+def test_a_new_remote_gets_everything_even_after_pushing_elsewhere(layout: Layout, tmp_path: Path) -> None:
+    first, second = tmp_path / "first.git", tmp_path / "second.git"
+    for bare in (first, second):
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    (layout.data / "a.md").write_text("a")
+    assert committer("run", "--once", "--remote", f"file://{first}", env=layout.env).returncode == 0
+    assert remote_files(first) == {"a.md"}
+    status = json.loads(committer("status", "--json", "--remote", f"file://{second}", env=layout.env).stdout)
+    assert status["pending_commits"] == 1
+    assert committer("run", "--once", "--remote", f"file://{second}", env=layout.env).returncode == 0
+    assert remote_files(second) == {"a.md"}
