@@ -4,6 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Above this many pending paths, paths are folded into their parent directories: the commit step
+# walks a directory candidate, so nothing is lost, and memory stays bounded in a huge burst.
+COALESCE_ABOVE = 50_000
+
+
+def parent(path: str) -> str:
+    """The directory holding path ('' for the top)."""
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
+
+def coalesce(paths: set[str], limit: int = COALESCE_ABOVE) -> set[str]:
+    """Fold the deepest paths into their directories until at most `limit` remain."""
+    while len(paths) > limit:
+        deepest = max(p.count("/") for p in paths)
+        if deepest == 0:
+            return {""}
+        paths = {parent(p) if p.count("/") == deepest else p for p in paths}
+        paths = {p for p in paths if not _covered(p, paths)}
+    return paths
+
+
+def _covered(path: str, paths: set[str]) -> bool:
+    """True when a directory above path is in paths (it is walked anyway)."""
+    if "" in paths and path != "":
+        return True
+    while "/" in path:
+        path = parent(path)
+        if path in paths:
+            return True
+    return False
+
 
 @dataclass
 class Batch:
@@ -31,7 +62,11 @@ class Batcher:
             self._first = now
             self._first_wall = wall
         self._last = now
+        if "" in self._paths:
+            return  # the whole tree is already a candidate
         self._paths.add(path)
+        if len(self._paths) > COALESCE_ABOVE:
+            self._paths = coalesce(self._paths)
 
     def __len__(self) -> int:
         return len(self._paths)

@@ -68,6 +68,25 @@ class ChangeSet:
     def empty(self) -> bool:
         return not self.deleted and not self.modifies
 
+    def split(self, most: int) -> list[ChangeSet]:
+        """Parts of at most `most` paths each, in path order (one commit each)."""
+        paths = self.paths
+        if len(paths) <= most:
+            return [self]
+        by_path = {m[2]: m for m in self.modifies}
+        lfs, modified = set(self.lfs), set(self.modified)
+        parts = []
+        for start in range(0, len(paths), most):
+            chunk = paths[start : start + most]
+            parts.append(ChangeSet(
+                modifies=[by_path[p] for p in chunk if p in by_path],
+                added={p: self.added[p] for p in chunk if p in self.added},
+                modified=[p for p in chunk if p in modified],
+                deleted={p: self.deleted[p] for p in chunk if p in self.deleted},
+                lfs=[p for p in chunk if p in lfs],
+            ))
+        return parts
+
     def keep_deletions(self, allowed: frozenset[str]) -> None:
         """Drop every deletion not in `allowed` (the guard holds them)."""
         self.deleted = {p: sha for p, sha in self.deleted.items() if p in allowed}

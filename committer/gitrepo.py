@@ -207,6 +207,19 @@ class FastImport:
         when: int | None = None,
     ) -> str:
         """Write the commit, update `ref` (refused by git if it is no longer `parent`), return its id."""
+        return self.finish(self.write_commit(ref, parent, identity, message, deletes, modifies, when))
+
+    def write_commit(
+        self,
+        ref: str,
+        parent: str | None,
+        identity: tuple[str, str],
+        message: str,
+        deletes: Sequence[str],
+        modifies: Sequence[tuple[str, str, str]],
+        when: int | None = None,
+    ) -> str:
+        """Write one commit on `parent` (a commit id, or the mark of a commit of this stream); its mark."""
         self._marks += 1
         mark = f":{self._marks}"
         stamp = f"{identity[0]} <{identity[1]}> {when or int(time.time())} +0000".encode()
@@ -220,8 +233,13 @@ class FastImport:
             lines.append(b"from %s\n" % parent.encode())
         lines += [b"D %s\n" % quote_path(path) for path in deletes]
         lines += [b"M %s %s %s\n" % (m.encode(), ref_.encode(), quote_path(p)) for m, ref_, p in modifies]
-        lines.append(b"\nget-mark %s\n" % mark.encode())
+        lines.append(b"\n")
         self._send(b"".join(lines))
+        return mark
+
+    def finish(self, mark: str) -> str:
+        """End the stream (the branch moves now, not before) and return the id of the commit `mark`."""
+        self._send(b"get-mark %s\n" % mark.encode())
         stdout = self._finish()
         sha = stdout.decode().strip()
         if len(sha) != 40:

@@ -131,10 +131,16 @@ class Pipeline:
             if changes.empty:
                 importer.abort()
                 return CommitResult(None, changes, batch, time.perf_counter() - started)
-            text = self._message(changes, batch, first_event or time.time(), op, extra)
-            sha = importer.commit(
-                self.repo.ref, self.head, self.identity, text, changes.deletes, changes.modifies
-            )
+            parts = changes.split(self.settings.max_batch_files)
+            parent: str | None = self.head
+            for number, part in enumerate(parts, 1):
+                details = {**(extra or {}), **({"part": f"{number}/{len(parts)}"} if len(parts) > 1 else {})}
+                text = self._message(part, batch, first_event or time.time(), op, details)
+                parent = importer.write_commit(
+                    self.repo.ref, parent, self.identity, text, part.deletes, part.modifies
+                )
+            assert parent is not None
+            sha = importer.finish(parent)
         except BaseException:
             importer.abort()
             raise

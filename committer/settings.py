@@ -53,6 +53,7 @@ class Settings:
     author_email: str = "committer@localhost"
     ignore: tuple[str, ...] = ()
     max_delete: int = 100
+    max_batch_files: int = 10_000
     lfs_threshold: int = 10_000_000
     max_file_size: int = 100_000_000
     log_format: str = "auto"
@@ -106,6 +107,13 @@ def _count(setting: str, value: object) -> int:
         raise ConfigError(setting, f"expected a whole number, got {value!r}") from None
     if number < 0:
         raise ConfigError(setting, f"must not be negative, got {value!r}")
+    return number
+
+
+def _positive_count(setting: str, value: object) -> int:
+    number = _count(setting, value)
+    if number == 0:
+        raise ConfigError(setting, "must be at least 1")
     return number
 
 
@@ -233,6 +241,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "author_email": _identity,
     "ignore": _patterns,
     "max_delete": _count,
+    "max_batch_files": _positive_count,
     "lfs_threshold": parse_size,
     "max_file_size": parse_size,
     "log_format": _choice(LOG_FORMATS),

@@ -19,6 +19,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from committer import logs
+from committer.batcher import COALESCE_ABOVE, coalesce
 from committer.filters import PathFilter
 
 log = logs.get("committer.watcher")
@@ -59,7 +60,7 @@ class Watcher(FileSystemEventHandler):
         self.kind = ""
         self._observer: BaseObserver | None = None
         self._lock = threading.Lock()
-        self._paths: list[str] = []
+        self._paths: set[str] = set()
         self._overflow = False
         self._spy = _OverflowSpy(self._on_overflow)
 
@@ -108,9 +109,9 @@ class Watcher(FileSystemEventHandler):
     def drain(self) -> tuple[list[str], bool]:
         """The paths queued since the last call, and whether events were lost meanwhile."""
         with self._lock:
-            paths, self._paths = self._paths, []
+            paths, self._paths = self._paths, set()
             overflow, self._overflow = self._overflow, False
-        return paths, overflow
+        return sorted(paths), overflow
 
     def _on_overflow(self) -> None:
         with self._lock:
@@ -140,7 +141,9 @@ class Watcher(FileSystemEventHandler):
         if not found:
             return
         with self._lock:
-            self._paths.extend(found)
+            self._paths.update(found)
+            if len(self._paths) > COALESCE_ABOVE:
+                self._paths = coalesce(self._paths)
         self.notify()
 
 

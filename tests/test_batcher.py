@@ -50,3 +50,28 @@ def test_zero_debounce_is_due_at_once() -> None:
     b = Batcher(debounce=0.0, max_delay=1.0)
     b.add("x", now=7.0)
     assert b.due(7.0)
+
+
+def test_a_huge_burst_is_folded_into_directories_and_stays_bounded() -> None:
+    from committer.batcher import COALESCE_ABOVE, coalesce
+
+    b = Batcher(debounce=1.0, max_delay=10.0)
+    for d in range(2_000):
+        for f in range(100):
+            b.add(f"copy/d{d}/f{f}.md", now=1.0)
+    assert len(b) <= COALESCE_ABOVE
+    batch = b.take()
+    assert batch is not None and "copy/d0" in batch.paths and "copy/d0/f1.md" not in batch.paths
+    assert coalesce({f"f{i}" for i in range(10)}, limit=5) == {""}
+    assert coalesce({"a/b/c", "a/b/d", "a/x"}, limit=2) == {"a/b", "a/x"}
+
+
+def test_once_the_whole_tree_is_a_candidate_nothing_more_is_kept() -> None:
+    from committer.batcher import COALESCE_ABOVE
+
+    b = Batcher(debounce=1.0, max_delay=10.0)
+    for i in range(COALESCE_ABOVE + 1):
+        b.add(f"top{i}.md", now=1.0)
+    b.add("later.md", now=2.0)
+    batch = b.take()
+    assert batch is not None and batch.paths == {""}

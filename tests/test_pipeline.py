@@ -260,3 +260,20 @@ def test_reconcile_is_right_when_started_from_inside_the_data_directory(
     monkeypatch.chdir(layout.data / "sub")
     assert p.reconcile().changes.counts.modified == 2
     assert show(layout.git_dir, "top.md") == b"changed too"
+
+
+def test_no_commit_carries_more_than_max_batch_files(layout: Layout) -> None:
+    settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir),
+                                    "max_batch_files": 10})
+    pfilter = PathFilter(settings.data_dir, settings.ignore)
+    p = Pipeline(settings, open_repository(settings, pfilter), pfilter)
+    for i in range(25):
+        write(layout, f"bulk/{i:02}.md", str(i))
+    result = p.commit(["bulk"])
+    assert result.sha is not None
+    assert commit_count(layout.git_dir) == 3
+    assert len(tree_files(layout.git_dir)) == 25
+    counts = [len(git(layout.git_dir, "show", "--name-only", "--format=", f"HEAD~{n}").split()) for n in range(3)]
+    assert counts == [5, 10, 10]
+    parts = [trailer(layout, f"HEAD~{n}")["part"] for n in range(3)]
+    assert parts == ["3/3", "2/3", "1/3"]
