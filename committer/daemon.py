@@ -6,6 +6,7 @@ import contextlib
 import os
 import selectors
 import signal
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -33,6 +34,9 @@ log = logs.get("committer.daemon")
 
 RETRY_FIRST, RETRY_MAX = 2.0, 60.0
 HEALTH_EVERY = 5.0
+# Small fast-import commits leave loose objects and small packs behind: once this many commits
+# landed and the directory has been quiet this long, a repack runs on its own thread.
+MAINTAIN_AFTER_COMMITS, MAINTAIN_WHEN_QUIET = 50, 60.0
 EXIT_LOCK_LOST = 4  # a restart fixes it: the next daemon takes the lock again
 EXIT_DATA_GONE = 5  # a person must fix it: the data directory stayed away past missing_data_timeout
 
@@ -75,6 +79,22 @@ def open_repository(settings: Settings, pfilter: PathFilter) -> GitRepo:
     return repo
 
 
+def _maintain(repo: GitRepo, loose_limit: int = 500, pack_limit: int = 20) -> bool:
+    """Roll loose objects and small packs into bigger packs (geometric repack); True when it ran."""
+    size = repo.size()
+    if size["loose"] <= loose_limit and size["packs"] <= pack_limit:
+        return False
+    started = time.monotonic()
+    try:
+        repo.git("repack", "-d", "-l", "--geometric=2", "--quiet")
+    except CommitterError as exc:
+        log.warning("maintenance_failed", error=exc.message)
+        return False
+    log.info("maintenance", task="repack --geometric=2", seconds=round(time.monotonic() - started, 2),
+             before=size, after=repo.size())
+    return True
+
+
 class Daemon:
     """One daemon per repository: watch, commit, push, until told to stop."""
 
@@ -107,6 +127,9 @@ class Daemon:
         self.notifier = Notifier()
         self.http: HttpServer | None = None
         self._heartbeat = time.monotonic()
+        self._commits_since_gc = 0
+        self._last_commit_mono = time.monotonic()
+        self._maintenance: threading.Thread | None = None
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -292,6 +315,7 @@ class Daemon:
                 if self.health()["healthy"]:
                     self.notifier.watchdog()  # only while healthy: systemd restarts a daemon gone quiet
                 self._check_lock()
+                self._maybe_maintain()
                 self._check_data_dir()
                 if not self._data_missing:
                     self._check_watcher()
@@ -329,6 +353,17 @@ class Daemon:
         if overflow:
             log.warning("watcher_overflow", action="full reconcile")
             self._schedule_reconcile("overflow")
+
+    def _maybe_maintain(self) -> None:
+        """At a quiet moment, let git pack loose objects and small packs, off the commit path."""
+        busy = self._maintenance is not None and self._maintenance.is_alive()
+        quiet = time.monotonic() - self._last_commit_mono >= MAINTAIN_WHEN_QUIET
+        if busy or not quiet or self._commits_since_gc < MAINTAIN_AFTER_COMMITS or self.pipeline is None:
+            return
+        self._commits_since_gc = 0
+        repo = self.pipeline.repo
+        self._maintenance = threading.Thread(target=_maintain, args=(repo,), name="committer-gc", daemon=True)
+        self._maintenance.start()
 
     def _fail(self, code: int, event: str, **fields: object) -> None:
         """Stop with a non-zero exit code, so the service manager's restart policy acts."""
@@ -442,6 +477,9 @@ class Daemon:
             return
         self._retry_delay = RETRY_FIRST
         self._last_error = None
+        if result.sha is not None:
+            self._commits_since_gc += 1
+            self._last_commit_mono = time.monotonic()
         if result.sha is not None and self.pusher is not None:
             self.pusher.request()
         self._write_state()

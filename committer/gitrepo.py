@@ -444,6 +444,18 @@ class GitRepo:
         out = self.git("ls-files", "-z", "--cached", "--ignored", *excludes, work_tree=True).stdout
         return [os.fsdecode(p) for p in out.split(b"\0") if p]
 
+    def size(self) -> dict[str, int]:
+        """Bytes on disk and number of objects of the repository (git count-objects)."""
+        out = self.git("count-objects", "-v", check=False).stdout.decode()
+        fields = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+        number = {k: int(v) for k, v in fields.items() if v.strip().isdigit()}
+        return {
+            "repo_size_bytes": (number.get("size", 0) + number.get("size-pack", 0)) * 1024,
+            "objects": number.get("count", 0) + number.get("in-pack", 0),
+            "packs": number.get("packs", 0),
+            "loose": number.get("count", 0),
+        }
+
     def last_commit(self) -> tuple[str, str] | None:
         """(sha, ISO 8601 committer date in UTC) of HEAD, or None."""
         proc = self.git("log", "-1", "--format=%H %ct", self.ref, check=False)

@@ -13,7 +13,7 @@ from committer.state import holder_pid, read_state
 STATUS_KEYS = (
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
-    "held", "held_files", "running", "pid",
+    "held", "held_files", "running", "pid", "repo_size_bytes", "objects",
 )
 
 
@@ -31,6 +31,8 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
     if not repo.exists():
         return status
+    size = repo.size()
+    status["repo_size_bytes"], status["objects"] = size["repo_size_bytes"], size["objects"]
     last = repo.last_commit()
     if last:
         status["head"], status["last_commit_at"] = last

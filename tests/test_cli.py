@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 SPEC_STATUS_KEYS = {
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
-    "held", "held_files", "running", "pid",
+    "held", "held_files", "running", "pid", "repo_size_bytes", "objects",
 }
 
 
@@ -115,6 +115,7 @@ def test_status_json_has_every_key_before_and_after_init(layout: Layout) -> None
     assert set(after) == SPEC_STATUS_KEYS
     assert after["head"] == git(layout.git_dir, "rev-parse", "HEAD").strip()
     assert after["last_commit_at"].endswith("Z") and after["branch"] == "main"
+    assert after["repo_size_bytes"] > 0 and after["objects"] >= 3
     human = committer("status", env=layout.env)
     assert human.returncode == 0 and "not running" in human.stdout and after["head"][:12] in human.stdout
 

@@ -277,3 +277,22 @@ def test_no_commit_carries_more_than_max_batch_files(layout: Layout) -> None:
     assert counts == [5, 10, 10]
     parts = [trailer(layout, f"HEAD~{n}")["part"] for n in range(3)]
     assert parts == ["3/3", "2/3", "1/3"]
+
+
+def test_maintenance_packs_the_loose_objects_small_commits_leave(layout: Layout) -> None:
+    from committer.daemon import _maintain
+
+    p = make_pipeline(layout)
+    for i in range(40):
+        write(layout, "busy.md", f"version {i}")
+        p.commit(["busy.md"])
+    before = p.repo.size()
+    assert before["objects"] >= 100 and before["packs"] == 0
+    assert not _maintain(p.repo)  # below the limits: nothing to do
+    assert _maintain(p.repo, loose_limit=50)
+    after = p.repo.size()
+    assert after["packs"] >= 1 and after["objects"] >= 120
+    loose = git(layout.git_dir, "count-objects").split()[0]
+    assert int(loose) < 20
+    assert subprocess.run(["git", f"--git-dir={layout.git_dir}", "fsck", "--no-dangling"],
+                          capture_output=True).returncode == 0
