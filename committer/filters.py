@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -68,6 +69,15 @@ def _compile(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
     return pathspec.GitIgnoreSpec.from_lines(list(lines))
 
 
+def _combined(spec: pathspec.GitIgnoreSpec) -> re.Pattern[str] | None:
+    """One regex for a set of patterns without negations: one match per path, not one per pattern."""
+    patterns = [p for p in spec.patterns if p.include is not None]
+    if not patterns or any(not p.include for p in patterns):
+        return None
+    parts = [p.regex.pattern.replace("(?P<ps_d>/)", "/") for p in patterns]
+    return re.compile("|".join(f"(?:{part})" for part in parts))
+
+
 class PathFilter:
     """Decides whether a path relative to the data directory is ignored."""
 
@@ -75,6 +85,7 @@ class PathFilter:
         self.data_dir = data_dir
         self.extra = tuple(extra)
         self._base = _compile((*DEFAULT_IGNORES, *self.extra))
+        self._base_regex = _combined(self._base)
         self._user: pathspec.GitIgnoreSpec | None = None
         self._user_stamp: tuple[int, int] | None = None
         self.refresh()
@@ -107,7 +118,10 @@ class PathFilter:
         if ".git" in parts:
             return True
         candidate = rel + "/" if is_dir else rel
-        if self._base.match_file(candidate):
+        if self._base_regex is not None:
+            if self._base_regex.match(candidate):
+                return True
+        elif self._base.match_file(candidate):
             return True
         return self._user is not None and bool(self._user.match_file(candidate))
 
