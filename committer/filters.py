@@ -72,9 +72,9 @@ def _compile(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
 def _combined(spec: pathspec.GitIgnoreSpec) -> re.Pattern[str] | None:
     """One regex for a set of patterns without negations: one match per path, not one per pattern."""
     patterns = [p for p in spec.patterns if p.include is not None]
-    if not patterns or any(not p.include for p in patterns):
+    if not patterns or any(not p.include or p.regex is None for p in patterns):
         return None
-    parts = [p.regex.pattern.replace("(?P<ps_d>/)", "/") for p in patterns]
+    parts = [p.regex.pattern.replace("(?P<ps_d>/)", "/") for p in patterns if p.regex is not None]
     return re.compile("|".join(f"(?:{part})" for part in parts))
 
 
