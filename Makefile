@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := $(CURDIR)/demo
 
-.PHONY: run test lint unit integration bench bench-quick system-deps clean
+.PHONY: run test lint unit integration faults soak bench bench-quick system-deps clean
+KILLS ?= 20
+DURATION ?= 120
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +40,13 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest -m integration
+
+faults: $(STAMP)
+	$(BIN)/python -m pytest -m faults
+
+## soak: the randomized kill test, longer (make soak KILLS=60 DURATION=240)
+soak: $(STAMP)
+	$(BIN)/python tests/faults/soak.py --kills $(KILLS) --duration $(DURATION)
 
 ## bench: the speed figures of the README (several minutes; bench-quick for a smoke run)
 bench: $(STAMP)

@@ -6,6 +6,7 @@ import contextlib
 import datetime
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -65,8 +66,8 @@ def git_argv(git_dir: Path, args: Sequence[str], work_tree: Path | None = None) 
 
 # Every local git process is cut off after this many seconds (the daemon sets git_timeout).
 _deadline = {"seconds": 300.0}
-# Local git processes running now, so a stop signal can cut a hung one short.
-_running: set[subprocess.Popen[bytes]] = set()
+# Local git processes running now, by the thread that started them, so a stop can cut them short.
+_running: dict[subprocess.Popen[bytes], int] = {}
 
 
 def set_git_timeout(seconds: float) -> None:
@@ -74,22 +75,46 @@ def set_git_timeout(seconds: float) -> None:
     _deadline["seconds"] = seconds
 
 
-def terminate_running() -> None:
-    """Kill the local git processes in flight (safe to call from a signal handler: no locks)."""
-    for proc in tuple(_running):
-        with contextlib.suppress(OSError):
-            proc.kill()
+def terminate_running(thread: int | None = None) -> None:
+    """Kill the local git processes one thread started (the main thread's by default), with their
+    children. Safe in a signal handler: it takes no lock."""
+    owner = threading.main_thread().ident if thread is None else thread
+    for proc, started_by in tuple(_running.items()):
+        if started_by == owner:
+            _kill_group(proc)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill git and whatever it started (a hook, a filter, a helper holding its pipes open)."""
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        proc.kill()
 
 
 def _start(argv: list[str], env: dict[str, str], stdin: int | None) -> subprocess.Popen[bytes]:
     try:
         proc = subprocess.Popen(
-            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=_NEUTRAL_CWD
+            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=_NEUTRAL_CWD,
+            start_new_session=True,
         )
     except OSError as exc:
         raise GitError(argv[4:], -1, str(exc)) from exc
-    _running.add(proc)
+    _running[proc] = threading.get_ident()
     return proc
+
+
+def _drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """After a kill: collect what is left, but never wait long for pipes a stray child holds."""
+    try:
+        return proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        for stream in (proc.stdout, proc.stderr, proc.stdin):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        proc.wait(timeout=5)
+        return b"", b""
 
 
 def run_git(
@@ -109,11 +134,11 @@ def run_git(
     try:
         stdout, stderr = proc.communicate(input, timeout=limit)
     except subprocess.TimeoutExpired as exc:
-        proc.kill()
-        proc.communicate()
+        _kill_group(proc)
+        _drain(proc)
         raise GitError(argv[4:], -1, f"timed out after {limit:g}s") from exc
     finally:
-        _running.discard(proc)
+        _running.pop(proc, None)
     if proc.returncode < 0:
         raise GitError(argv[4:], proc.returncode, f"killed by signal {-proc.returncode}")
     if check and proc.returncode != 0:
@@ -162,14 +187,14 @@ class FastImport:
             argv = git_argv(self.git_dir, ["fast-import", "--quiet", "--done", "--cat-blob-fd=1"])
             self._proc = _start(argv, git_env(), subprocess.PIPE)
             # A hung fast-import would block our writes for ever: the timer kills it at the deadline.
-            self._timer = threading.Timer(_deadline["seconds"], self._proc.kill)
+            self._timer = threading.Timer(_deadline["seconds"], _kill_group, args=(self._proc,))
             self._timer.daemon = True
             self._timer.start()
         assert self._proc.stdin is not None
         return self._proc.stdin
 
     def _forget(self, proc: subprocess.Popen[bytes]) -> None:
-        _running.discard(proc)
+        _running.pop(proc, None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -190,8 +215,8 @@ class FastImport:
             proc, self._proc = self._proc, None
             stderr = b""
             if proc is not None:
-                proc.kill()
-                _, stderr = proc.communicate()
+                _kill_group(proc)
+                _, stderr = _drain(proc)
                 self._forget(proc)
             detail = stderr.decode("utf-8", "replace").strip() or "killed: timed out, or stopping"
             raise GitError(["fast-import"], -1, detail) from None
@@ -266,8 +291,8 @@ class FastImport:
         """Drop the stream: without `done`, fast-import updates no reference."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            proc.kill()
-            proc.communicate()
+            _kill_group(proc)
+            _drain(proc)
             self._forget(proc)
 
     @property

@@ -14,7 +14,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 
 from committer import logs, message
 from committer.errors import ConfigError, GitError
-from committer.gitrepo import GitRepo
+from committer.gitrepo import GitRepo, terminate_running
 from committer.metrics import Metrics
 from committer.remote import (
     KINDS,
@@ -152,6 +152,10 @@ class Pusher:
             if self.remote is not None:
                 self._final()
             return
+        if thread.ident is not None:
+            # Bookkeeping in flight (reading or recording refs) is local and redone at the next start;
+            # a slow one must not hold the stop. The network push keeps its bounded last attempt.
+            terminate_running(thread.ident)
         thread.join(timeout)
         if thread.is_alive():
             # An attempt that started before stop() still runs on its own, longer deadline: cut it.
@@ -184,8 +188,11 @@ class Pusher:
                 retry_at = 0.0
             except PushError as exc:
                 retry_at = time.monotonic() + self.settings.push_backoff_max if exc.permanent else 0.0
-            except Exception:  # the loop must outlive any one failure
-                log.exception("push_loop_error")
+            except Exception as exc:  # the loop must outlive any one failure
+                if self._stop.is_set():  # its local git was cut short by stop(): expected, redone at start
+                    log.warning("push_interrupted", error=str(exc))
+                else:
+                    log.exception("push_loop_error")
         self._final()
 
     def _cycle(self) -> None:
