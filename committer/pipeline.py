@@ -128,9 +128,26 @@ class Pipeline:
             self._note_skipped(changes, bound)
             if guarded:
                 self._guard(changes, bound)
-            if changes.empty:
-                importer.abort()
-                return CommitResult(None, changes, batch, time.perf_counter() - started)
+        except BaseException:
+            importer.abort()
+            raise
+        return self._write(importer, changes, batch, started, first_event, op, extra)
+
+    def _write(
+        self,
+        importer: FastImport,
+        changes: ChangeSet,
+        batch: str,
+        started: float,
+        first_event: float | None,
+        op: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> CommitResult:
+        """Write the change set as one commit, or as parts of at most max_batch_files paths; log it."""
+        if changes.empty:
+            importer.abort()
+            return CommitResult(None, changes, batch, time.perf_counter() - started)
+        try:
             parts = changes.split(self.settings.max_batch_files)
             parent: str | None = self.head
             for number, part in enumerate(parts, 1):
@@ -149,6 +166,7 @@ class Pipeline:
         self._track_lfs(changes)
         seconds = time.perf_counter() - started
         counts = changes.counts
+        bound = log.bind(batch=batch)
         if changes.lfs:
             bound.info("lfs_stored", paths=changes.lfs[:20], count=len(changes.lfs))
         if self.on_commit is not None:
@@ -254,28 +272,10 @@ class Pipeline:
     def _delete_only(self, paths: Sequence[str], op: str) -> CommitResult:
         """A commit that only removes paths from the tree (the files may still be on disk)."""
         started = time.perf_counter()
-        batch = str(uuid.uuid4())
         self.refresh_head()
         entries = self.repo.ls_tree(self.head, list(paths)) if paths else {}
         changes = ChangeSet(deleted={p: e.sha for p, e in entries.items()})
-        if changes.empty:
-            return CommitResult(None, changes, batch, time.perf_counter() - started)
-        text = self._message(changes, batch, time.time(), op)
-        importer = FastImport(self.repo.git_dir)
-        try:
-            sha = importer.commit(self.repo.ref, self.head, self.identity, text, changes.deletes, [])
-        except BaseException:
-            importer.abort()
-            raise
-        self.head = sha
-        self.last_commit_at = iso_utc(time.time())
-        self._track_lfs(changes)
-        seconds = time.perf_counter() - started
-        log.bind(batch=batch).info("git_commit", sha=sha, files=len(changes.deleted),
-                                   deleted=len(changes.deleted), op=op, duration_ms=round(seconds * 1000, 1))
-        if self.on_commit is not None:
-            self.on_commit(op, len(changes.deleted), seconds)
-        return CommitResult(sha, changes, batch, seconds)
+        return self._write(FastImport(self.repo.git_dir), changes, str(uuid.uuid4()), started, None, op)
 
     def _message(
         self, changes: ChangeSet, batch: str, first_event: float, op: str | None,

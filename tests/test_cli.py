@@ -19,6 +19,22 @@ SPEC_STATUS_KEYS = {
 }
 
 
+def read_all(leader: int, follower: int) -> bytes:
+    """Everything a finished child wrote to a pty."""
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return b"".join(chunks)
+
+
 def one_line_error(proc: object) -> str:
     """Exit code 2, one line on stderr, no traceback."""
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)  # type: ignore[attr-defined]
@@ -159,18 +175,7 @@ def test_logs_are_json_lines_off_a_terminal_and_console_on_one(layout: Layout) -
     env = {**os.environ, **layout.env, "COMMITTER_LOG_FORMAT": "auto"}
     child = subprocess.run([sys.executable, "-m", "committer", "run", "--once"], stderr=follower,
                            stdout=subprocess.DEVNULL, env=env, timeout=60, check=False)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    text = b"".join(chunks).decode(errors="replace")
+    text = read_all(leader, follower).decode(errors="replace")
     assert child.returncode == 0
     assert "git_commit" in text and not text.lstrip().startswith("{")
 
@@ -186,19 +191,8 @@ def test_init_shows_a_progress_bar_on_a_terminal(layout: Layout) -> None:
     env = {**os.environ, **layout.env, "COMMITTER_LOG_FORMAT": "json", "COLUMNS": "100"}
     child = subprocess.run([sys.executable, "-m", "committer", "init"], stderr=follower,
                            stdout=subprocess.PIPE, env=env, timeout=120, check=False)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
     assert child.returncode == 0
-    assert b"committing" in b"".join(chunks)
+    assert b"committing" in read_all(leader, follower)
     assert b"committed 3000 files" in child.stdout
 
 
