@@ -159,12 +159,29 @@ class Bench:
             f"{name} tree: `committer init` (whole process) vs `git add -A && git commit`, fresh repo",
             spread([ours]), ms(naive), f"{ratio(ours / naive)} (init/baseline)", "—", None,
         ))
+        check = self.fsck_cost(git_dir, ["--connectivity-only"])
+        full = self.fsck_cost(git_dir, ["--full"])
+        self.backfill.rows.append(Row(
+            f"{name} tree: the start-up check, `git fsck --connectivity-only` of the branch, vs a full fsck",
+            spread(check), ms(med(full)), f"{ratio(med(check) / med(full))} (check/full)", "—", None,
+        ))
         if not self.backfill.notes:
             self.backfill.notes.append(
                 "both repositories have the same config (core.fsync=committed, fsyncMethod=fsync): "
                 "init writes one pack, `git add -A` one fsynced loose object per file; the two trees "
                 "are checked identical; one run each"
             )
+
+    @staticmethod
+    def fsck_cost(git_dir: Path, flags: list[str]) -> list[float]:
+        """Seconds of `git fsck` with these flags on the repository, three runs."""
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            subprocess.run(["git", f"--git-dir={git_dir}", "fsck", *flags, "--no-dangling", "--no-progress", "main"],
+                           check=True, capture_output=True)
+            timings.append(time.perf_counter() - started)
+        return timings
 
     # -- 1 and 2. commit cost ----------------------------------------------------------------------
 

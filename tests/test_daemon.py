@@ -241,3 +241,11 @@ def test_a_data_directory_gone_past_its_timeout_exits_5(layout: Layout, start_da
     gone = daemon.events("data_dir_gone")
     assert gone and "mount the data directory" in gone[0]["action"]
     assert tree_files(layout.git_dir) == {"a.md"}
+
+
+def test_the_periodic_reconcile_commits_what_the_watcher_did_not_see(layout: Layout, start_daemon: Start) -> None:
+    daemon = start_daemon("--observer", "poll", "--poll-interval", "1h",
+                          env={"COMMITTER_RECONCILE_INTERVAL": "1s"})
+    (layout.data / "unseen.md").write_text("no watcher event will report this")
+    wait_for(committed(layout, "unseen.md"), timeout=20, what="commit by the periodic reconcile")
+    assert any(e["why"] == "periodic" for e in daemon.events("reconcile"))
