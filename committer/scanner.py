@@ -10,8 +10,10 @@ Every file is stat()ed at every scan: rewriting a file in place changes its own 
 never its directory's, and no portable interface says "some file below here changed". What
 directory mtimes can spare is the readdir: a directory whose mtime and inode are unchanged, and
 were not racy when it was last listed, still holds the names it held, so they are statted from
-memory. That is done only where directory mtimes are kept honestly (local disk filesystems, tmpfs,
-NFS; see TRUSTED_FS); on FUSE, SMB and anything unknown every directory is listed at every scan.
+memory. That is done only where directory mtimes are known to be kept honestly (local disk
+filesystems and tmpfs, see TRUSTED_FS); on FUSE, NFS (whose attribute cache can serve a directory
+mtime older than its listing), SMB and anything unknown every directory is listed at every scan,
+which on FUSE also fills the kernel's attribute cache (READDIRPLUS) for the lstat() calls after it.
 
 Racy entries (git's idea, Documentation/technical/racy-git.txt): a stat taken in the same
 timestamp tick as the file's last write cannot show a second write in that tick with the same
@@ -47,8 +49,8 @@ log = logs.get("committer.scanner")
 
 CheckStat = Literal["default", "minimal"]
 
-# Filesystems whose directory mtime changes whenever an entry is added, removed or renamed.
-TRUSTED_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "tmpfs", "nfs", "nfs4"})
+# Local filesystems whose directory mtime changes whenever an entry is added, removed or renamed.
+TRUSTED_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "tmpfs"})
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -302,7 +304,7 @@ class PollScanner:
             self._cannot_read(rel, exc)
             return None
         try:
-            kids = self._visit(fd, rel, child, os.fstat(fd))
+            kids = self._visit(fd, rel, child, os.fstat(fd) if self._trusted else None)
         except OSError as exc:
             os.close(fd)
             self._cannot_read(rel, exc)
@@ -352,10 +354,11 @@ class PollScanner:
             return hash((st.st_mtime_ns, st.st_size, st.st_mode))
         return hash((st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode))
 
-    def _visit(self, fd: int, rel: str, d: _Dir, st_dir: os.stat_result) -> list[_Kid]:
-        """Compare one directory with its last state; returns the subdirectories to descend into."""
-        trusted = self._trusted and st_dir.st_dev == self._root_dev
-        stamp = hash((st_dir.st_mtime_ns, st_dir.st_ino)) if trusted else 0
+    def _visit(self, fd: int, rel: str, d: _Dir, st_dir: os.stat_result | None) -> list[_Kid]:
+        """Compare one directory with its last state; returns the subdirectories to descend into.
+        `st_dir` is the directory's own stat (taken before it is listed), None where untrusted."""
+        trusted = st_dir is not None and self._trusted and st_dir.st_dev == self._root_dev
+        stamp = hash((st_dir.st_mtime_ns, st_dir.st_ino)) if st_dir is not None and trusted else 0
         listed = not trusted or d.relist or d.gen != self._gen or stamp != d.stamp
         self.stats.dirs += 1
         if listed:
@@ -372,7 +375,7 @@ class PollScanner:
                 same = False  # one vanished or cannot be statted: the careful path sorts it out
             if same and (not d.racy or self._recheck_all(fd, rel, d)):
                 self.stats.files += len(names) - len(d.children) - len(d.ignored)
-                d.stamp, d.relist = stamp, trusted and self._is_racy(st_dir)
+                d.stamp, d.relist = stamp, st_dir is not None and trusted and self._is_racy(st_dir)
                 return list(d.children.items())
             if same:
                 listed = False  # a racy file went away while it was rechecked: list afresh
@@ -380,7 +383,7 @@ class PollScanner:
             names = os.listdir(fd)
             self.stats.listed += 1
         kids = self._reconcile(fd, rel, d, names)
-        d.stamp, d.relist = stamp, d.relist or (trusted and self._is_racy(st_dir))
+        d.stamp, d.relist = stamp, d.relist or (st_dir is not None and trusted and self._is_racy(st_dir))
         return kids
 
     def _reconcile(self, fd: int, rel: str, d: _Dir, listing: list[str]) -> list[_Kid]:

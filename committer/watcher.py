@@ -16,11 +16,14 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
 
 from committer import logs
 from committer.batcher import COALESCE_ABOVE, coalesce
 from committer.filters import PathFilter
+from committer.scanner import PollScanner, PollThread, filesystem_type
+
+# Filesystems where inotify sees nothing (or only this host's own writes): `auto` polls them.
+POLLED_FILESYSTEMS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "davfs", "sshfs", "s3fs")
 
 log = logs.get("committer.watcher")
 
@@ -59,6 +62,7 @@ class Watcher(FileSystemEventHandler):
         self.poll_interval = poll_interval
         self.kind = ""
         self._observer: BaseObserver | None = None
+        self._poller: PollThread | None = None
         self._lock = threading.Lock()
         self._paths: set[str] = set()
         self._overflow = False
@@ -66,19 +70,33 @@ class Watcher(FileSystemEventHandler):
 
     def start(self) -> str:
         """Start observing; returns the observer in use (inotify or poll)."""
-        if self.requested in ("auto", "inotify"):
+        requested = self.requested
+        if requested == "auto":
+            kind = filesystem_type(self.root)
+            if kind.startswith(POLLED_FILESYSTEMS):
+                log.info("observer_auto", observer="poll", filesystem=kind, reason="inotify sees nothing there")
+                requested = "poll"
+        if requested in ("auto", "inotify"):
             try:
                 self._observer = self._start(_inotify_observer())
                 self.kind = "inotify"
             except OSError as exc:
-                if self.requested == "inotify":
+                if requested == "inotify":
                     raise
                 log.warning("observer_fallback", observer="poll", reason=str(exc), hint=_INOTIFY_HINT)
         if self._observer is None:
-            self._observer = self._start(PollingObserver(timeout=self.poll_interval))
+            self._poller = PollThread(PollScanner(Path(self.root), self.pfilter), self.poll_interval, self._polled)
+            self._poller.start()
             self.kind = "poll"
         logging.getLogger(_WATCHDOG_INOTIFY_LOGGER).addHandler(self._spy)
         return self.kind
+
+    def _polled(self, paths: list[str]) -> None:
+        with self._lock:
+            self._paths.update(paths)
+            if len(self._paths) > COALESCE_ABOVE:
+                self._paths = coalesce(self._paths)
+        self.notify()
 
     def _start(self, observer: BaseObserver) -> BaseObserver:
         observer.daemon = True
@@ -93,6 +111,9 @@ class Watcher(FileSystemEventHandler):
     def stop(self) -> None:
         """Stop observing and wait for the observer thread."""
         logging.getLogger(_WATCHDOG_INOTIFY_LOGGER).removeHandler(self._spy)
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.stop()
         observer, self._observer = self._observer, None
         if observer is not None:
             observer.stop()
@@ -100,7 +121,9 @@ class Watcher(FileSystemEventHandler):
                 observer.join(timeout=5)
 
     def alive(self) -> bool:
-        """Whether the observer and its emitter threads still run."""
+        """Whether the observer and its emitter threads (or the poll thread) still run."""
+        if self._poller is not None:
+            return self._poller.is_alive()
         observer = self._observer
         if observer is None or not observer.is_alive():
             return False
