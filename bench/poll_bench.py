@@ -25,6 +25,7 @@ runs a `PollThread` at a 10 s interval for S seconds, once as auto-detected and 
 directory listed: its average CPU, its VmHWM, and how long after a write its path was handed over.
 
 Usage: python bench/poll_bench.py [--sizes 10k,100k] [--scans 7] [--live 60] [--tmp /tmp] [--only a,b]
+       python bench/poll_bench.py --tree /mnt/bucket-copy   # an existing tree, e.g. on a FUSE mount
 About 5 minutes with the defaults (two 60 s live runs); --live 0 skips them.
 The report (a markdown table) goes to stdout; progress to stderr. Nothing is asserted.
 """
@@ -433,7 +434,7 @@ def live(root: Path, seconds: float, env: dict[str, str], trust: str) -> dict[st
                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdin is not None and proc.stdout is not None
     scans = max(1, round(seconds / INTERVAL))
-    probe = root / "g000" / "zz-live-probe.md"
+    probe = root / "zz-live-probe.md"
     try:
         json.loads(proc.stdout.readline())  # primed; the first scan comes one interval later
         start = time.monotonic() + INTERVAL / 2
@@ -459,9 +460,9 @@ def fmt_pct(cpu: float) -> str:
     return f"{100 * cpu / INTERVAL:.2f} %"
 
 
-def report_size(count: int, results: dict[str, dict[str, Any]], traces: dict[str, dict[str, Any]],
+def report_size(title: str, results: dict[str, dict[str, Any]], traces: dict[str, dict[str, Any]],
                 base_mb: dict[str, float], lives: list[dict[str, Any]], out: list[str]) -> None:
-    out.append(f"\n### {count:,} files of 2 KB in {count // FILES_PER_DIR:,} directories\n")
+    out.append(f"\n### {title}\n")
     out.append("| candidate | first scan CPU s | CPU s per scan, median (min-max) | % of a core at 10 s "
                "| child VmHWM MB | state MB (tracemalloc) | finds the 7 changes |")
     out.append("|---|---:|---:|---:|---:|---:|---|")
@@ -514,6 +515,8 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=7)
     parser.add_argument("--live", type=float, default=60.0, help="seconds of PollThread on the largest tree; 0: skip")
     parser.add_argument("--tmp", default="/tmp")
+    parser.add_argument("--tree", help="measure an existing tree instead (e.g. a FUSE mount); it is written to: "
+                        "a zz-<candidate> folder per candidate, removed afterwards")
     parser.add_argument("--only", default="", help="comma-separated candidates (default: all)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--live-child", action="store_true", help=argparse.SUPPRESS)
@@ -544,13 +547,25 @@ def main() -> None:
             "watchdog": baseline_hwm(env, "import watchdog.utils.dirsnapshot"),
             "cli": baseline_hwm(env, "import committer.cli, committer.scanner"),
         }
-        for count in sizes:
-            root = work / f"tree-{count}"
-            tell(f"building {count:,} files under {root}")
-            started = time.monotonic()
-            build_tree(root, count)
-            tell(f"built in {time.monotonic() - started:.1f} s; letting the racy window pass")
-            time.sleep(4.0)  # files written in the last 3 s are racy for the scanner: hashed, not idle
+        trees: list[tuple[int, Path, str]] = []
+        if args.tree:
+            root = Path(args.tree).resolve()
+            files = dirs = 0
+            for _, dirnames, filenames in os.walk(root):
+                files, dirs = files + len(filenames), dirs + len(dirnames)
+            trees.append((files, root, f"existing tree {root} ({_fs_type(str(root))}): {files:,} files in "
+                                       f"{dirs:,} directories"))
+            sizes = [files]
+        else:
+            trees = [(count, work / f"tree-{count}",
+                      f"{count:,} files of 2 KB in {count // FILES_PER_DIR:,} directories") for count in sizes]
+        for count, root, title in trees:
+            if not args.tree:
+                tell(f"building {count:,} files under {root}")
+                started = time.monotonic()
+                build_tree(root, count)
+                tell(f"built in {time.monotonic() - started:.1f} s; letting the racy window pass")
+                time.sleep(4.0)  # files written in the last 3 s are racy for the scanner: hashed, not idle
             results: dict[str, dict[str, Any]] = {}
             traces: dict[str, dict[str, Any]] = {}
             for name in names:
@@ -562,14 +577,18 @@ def main() -> None:
                                              env)
             lives = []
             if args.live > 0 and count == max(sizes) and "scanner" in names:
-                for trust in ("auto", "no"):
+                for trust in ("auto", "no") if _fs_type(str(root)) in TRUSTED else ("auto",):
                     tell(f"{count:,}: PollThread live for {args.live:.0f} s, trust dir mtimes: {trust}")
                     lives.append(live(root, args.live, env, trust))
-            report_size(count, results, traces, base_mb, lives, out)
-            shutil.rmtree(root, ignore_errors=True)
+            report_size(title, results, traces, base_mb, lives, out)
+            if not args.tree:
+                shutil.rmtree(root, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("\n".join(out))
+
+
+TRUSTED = ("ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "tmpfs")  # as committer.scanner.TRUSTED_FS
 
 
 def _fs_type(path: str) -> str:

@@ -154,7 +154,7 @@ class PollScanner:
 
     def __init__(
         self,
-        root: Path,
+        root: Path | str,
         pfilter: PathFilter,
         *,
         check_stat: CheckStat = "default",
