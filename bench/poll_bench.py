@@ -52,7 +52,7 @@ FILES_PER_DIR = 50
 FILE_SIZE = 2048
 INTERVAL = 10.0
 CANDIDATES = {
-    "scanner": "PollScanner (auto: dir mtimes trusted here)",
+    "scanner": "PollScanner (as the daemon runs it: dir mtimes trusted only on local disks)",
     "scanner-list-all": "PollScanner, every directory listed (as on FUSE)",
     "dict-walk": "plain os.scandir walk into a dict",
     "git-status": "git status (stat cache + untracked cache)",
@@ -499,7 +499,7 @@ def report_size(title: str, results: dict[str, dict[str, Any]], traces: dict[str
     for note in notes:
         out.append(f"{note}.")
     for live_result in lives:
-        mode = "auto (dir mtimes trusted here)" if live_result["trust"] == "auto" else "every directory listed"
+        mode = "as the daemon runs it" if live_result["trust"] == "auto" else "every directory listed"
         out.append(
             f"\nLive, {mode}: `import committer.cli` + `PollThread(PollScanner, 10 s)`, "
             f"{live_result['window']:.0f} s holding {live_result['scans']} scans: **{live_result['cpu_pct']:.2f} % "
@@ -536,10 +536,14 @@ def main() -> None:
     names = [n for n in CANDIDATES if not args.only or n in args.only.split(",")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     work = Path(tempfile.mkdtemp(prefix="poll-bench-", dir=args.tmp))
+    where = f"--tree {args.tree}" if args.tree else f"--sizes {args.sizes}"
+    if args.only:
+        where += f" --only {args.only}"
+    place = "" if args.tree else f"; trees under {args.tmp} ({_fs_type(args.tmp)})"
     out = ["## Poll observers: one scan of an unchanged tree, and seven changes",
-           f"\n`python bench/poll_bench.py --sizes {args.sizes} --scans {args.scans} --live {args.live:g}`"
-           f" on {os.cpu_count()} CPUs, {os.uname().release}; tree under {args.tmp} "
-           f"({_fs_type(args.tmp)}). CPU = user + system of the scanning child and its subprocesses."]
+           f"\n`python bench/poll_bench.py {where} --scans {args.scans} --live {args.live:g}`"
+           f" on {os.cpu_count()} CPUs, Linux {os.uname().release}{place}. "
+           "CPU = user + system of the scanning child and its subprocesses."]
     try:
         base_mb = {
             "python": baseline_hwm(env, "pass"),

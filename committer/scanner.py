@@ -26,6 +26,11 @@ scan (the daemon compares them with HEAD). Directories are racy the same way: on
 tick of its last change is listed again at the next scan. `racy_margin` must cover the
 filesystem's timestamp granularity (2 s on FAT, 1 s on many FUSE and SMB mounts) plus how far the
 file server's clock may lag this host's.
+
+Cost: on a local disk about 2.5 us of CPU per file per scan, most of it the kernel's lstat. On FUSE
+each lstat of an entry whose cached attributes expired is a round trip to the FUSE daemon (about
+20 us of this process's CPU), so there the cost is set by the mount's attr/entry timeouts: with
+timeouts at least as long as the poll interval the stats are answered by the kernel's cache.
 """
 
 from __future__ import annotations

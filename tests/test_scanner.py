@@ -453,8 +453,9 @@ def test_names_that_are_not_utf8(tmp_path: Path) -> None:
     assert os.fsencode(name) == b"caf\xe9.md"
 
 
-def test_filesystem_type_of_tmp_is_known() -> None:
+def test_filesystem_type_from_the_mount_table(tmp_path: Path) -> None:
     assert filesystem_type("/proc") == "proc"
+    assert filesystem_type(str(tmp_path))
     assert filesystem_type("/nonexistent/path") == ""
 
 
