@@ -452,12 +452,8 @@ class Daemon:
 
     def _reconcile(self, why: str) -> None:
         self._reconcile_at = None
-        op = "reconcile"
-        assert self.pipeline is not None
-        if self.pipeline.repo.head() is None:
-            op = "init"
         log.info("reconcile", why=why)
-        self._guarded(lambda p: p.reconcile(op=op), what="reconcile")
+        self._guarded(lambda p: p.reconcile(), what="reconcile")
 
     def _guarded(self, action: Callable[[Pipeline], CommitResult], what: str) -> None:
         """One failure never stops the daemon: log it and retry through a reconcile with backoff."""

@@ -88,6 +88,7 @@ class PathFilter:
         self._base_regex = _combined(self._base)
         self._user: pathspec.GitIgnoreSpec | None = None
         self._user_stamp: tuple[int, int] | None = None
+        self.generation = 0
         self.refresh()
 
     def refresh(self) -> bool:
@@ -108,6 +109,7 @@ class PathFilter:
             except OSError:
                 lines = []
         self._user = _compile(lines) if lines else None
+        self.generation += 1
         return True
 
     def ignored(self, rel: str, is_dir: bool = False) -> bool:

@@ -221,19 +221,6 @@ class FastImport:
             detail = stderr.decode("utf-8", "replace").strip() or "killed: timed out, or stopping"
             raise GitError(["fast-import"], -1, detail) from None
 
-    def commit(
-        self,
-        ref: str,
-        parent: str | None,
-        identity: tuple[str, str],
-        message: str,
-        deletes: Sequence[str],
-        modifies: Sequence[tuple[str, str, str]],
-        when: int | None = None,
-    ) -> str:
-        """Write the commit, update `ref` (refused by git if it is no longer `parent`), return its id."""
-        return self.finish(self.write_commit(ref, parent, identity, message, deletes, modifies, when))
-
     def write_commit(
         self,
         ref: str,

@@ -324,9 +324,13 @@ class Pipeline:
         return [{"path": p, "reason": r} for p, r in sorted(self.held.items())]
 
     def reconcile(self, op: str = "reconcile") -> CommitResult:
-        """Commit whatever differs between the data directory and HEAD, then resync the index."""
+        """Commit whatever differs between the data directory and HEAD, then resync the index.
+
+        The first commit of a repository is labelled op "init" whatever `op` says.
+        """
         started = time.time()
         self.refresh_head()
+        op = "init" if self.head is None else op
         if self.head is None:
             candidates: Iterable[str] = [""]
         else:

@@ -229,8 +229,7 @@ class PollScanner:
     # ---- the walk ---------------------------------------------------------------------------
 
     def _rules_token(self) -> object:
-        # PathFilter.refresh() puts a newly compiled .bmignore spec in place when the rules change.
-        return getattr(self.pfilter, "_user", None)
+        return self.pfilter.generation  # PathFilter.refresh() counts every change of its rules
 
     def _walk(self) -> list[str]:
         """One scan; what it found, or nothing when it only set the baseline."""
@@ -238,7 +237,7 @@ class PollScanner:
         now = time.time_ns()
         self._lo, self._hi = now - self.racy_margin_ns, now + _FUTURE_NS
         token = self._rules_token()
-        if token is not self._rules:
+        if token != self._rules:
             self._rules = token
             self._gen += 1
         self._out = [] if self._have_state else _Discard()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import DaemonProcess, Layout, committer
+from tests.conftest import DaemonProcess, Layout, committer, wait_for
 
 # Every process a fault test starts carries this variable (git children inherit it), so teardown
 # can find and kill the ones a SIGKILLed daemon left behind (an orphaned push, a hung wrapper).
@@ -42,14 +42,7 @@ Entry = tuple[str, str]  # (mode, blob id)
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
     """Poll `predicate` until truthy; AssertionError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
-        time.sleep(interval)
+    return wait_for(predicate, timeout, what, interval)
 
 
 # -- processes -------------------------------------------------------------------------------------
