@@ -230,6 +230,9 @@ def run(
     poll_interval: Annotated[
         str | None, typer.Option(help="Scan interval of the poll observer [5s].")
     ] = None,
+    pull_interval: Annotated[
+        str | None, typer.Option(help="Fetch and pull the remote this often; 0 for never [0].")
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Reconcile, commit, push once, then exit.")] = False,
     http: Annotated[
         str | None, typer.Option("--http", help="Serve /healthz, /readyz, /metrics on [HOST]:PORT [off].")
@@ -242,7 +245,7 @@ def run(
     def body() -> int:
         settings = _settings(
             config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote, debounce=debounce,
-            max_delay=max_delay, observer=observer, poll_interval=poll_interval,
+            max_delay=max_delay, observer=observer, poll_interval=poll_interval, pull_interval=pull_interval,
             log_format=log_format, log_level=log_level, http=http,
         )
         daemon = Daemon(settings, once=once)
@@ -254,6 +257,49 @@ def run(
 
     code = _guard(body)
     raise typer.Exit(code)
+
+
+@app.command()
+def pull(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    git_dir: GitDirOpt = None,
+    branch: BranchOpt = None,
+    remote: RemoteOpt = None,
+    log_format: LogFormatOpt = None,
+    log_level: LogLevelOpt = None,
+) -> None:
+    """Fetch the remote branch and bring its commits into the repository and the data directory."""
+
+    def body() -> int:
+        settings = _settings(config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote,
+                             log_format=log_format, log_level=log_level)
+        _require_repo(settings)
+        if not settings.remote:
+            raise ConfigError("remote", "no remote is configured; set --remote or COMMITTER_REMOTE")
+        running = ops.daemon_running(settings)
+        answer = ops.run(settings, "pull", {})
+        for item in answer["conflicts"]:
+            typer.echo(f"conflict: {item['path']}: kept the local version; the remote's is in {item['copy']}")
+        outcome, new = answer["outcome"], (answer["new"] or "")[:12]
+        if outcome == "refused":
+            typer.echo(f"committer: error: pull refused: {answer['reason']}", err=True)
+            return 1
+        if outcome == "held":
+            typer.echo(f"pull held: {answer['reason']}; run `committer confirm-deletes` to apply it")
+            return 1
+        typer.echo({
+            "up_to_date": "already up to date",
+            "ahead": "nothing to pull: the local branch is ahead of the remote",
+            "no_remote_branch": f"nothing to pull: {answer['reason']}",
+            "fast_forward": f"fast-forwarded to {new}: {answer['written']} written, {answer['deleted']} deleted",
+            "merge": f"merged the remote into {new}: {answer['written']} written, {answer['deleted']} deleted",
+        }.get(outcome, outcome))
+        if answer["sha"] and not running:
+            _push_and_report(settings, GitRepo(settings.git_dir, settings.data_dir, settings.branch))
+        return 0
+
+    raise typer.Exit(_guard(body))
 
 
 @app.command("confirm-deletes")

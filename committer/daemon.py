@@ -8,11 +8,11 @@ import selectors
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
-from committer import lfs, logs
+from committer import lfs, logs, pull
 from committer.batcher import Batcher
 from committer.errors import CommitterError, ConfigError, redact
 from committer.filters import BMIGNORE, PathFilter
@@ -22,6 +22,7 @@ from committer.http import HttpServer
 from committer.metrics import Metrics
 from committer.ops import perform
 from committer.pipeline import CommitResult, Pipeline, iso_utc
+from committer.puller import Puller
 from committer.pusher import Pusher, adopt_remote, init_from_remote, remote_has_history
 from committer.remote import refetch_remote_head
 from committer.repair import check_and_repair
@@ -29,6 +30,7 @@ from committer.sdnotify import Notifier
 from committer.settings import Settings, parse_address, require_data_dir
 from committer.state import InstanceLock, answer_request, pending_requests, read_state, write_state
 from committer.watcher import Watcher
+from committer.webhook import WebhookReceiver, read_secret
 
 log = logs.get("committer.daemon")
 
@@ -113,6 +115,8 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.watcher: Watcher | None = None
         self.pusher: Pusher | None = None
+        self.puller: Puller | None = None
+        self._forced: list[str | None] = []  # forced updates a webhook reported, for the main loop
         self._reconcile_at: float | None = None
         self._reconcile_why = "start"
         self._retry_delay = RETRY_FIRST
@@ -196,7 +200,10 @@ class Daemon:
         previous = read_state(settings.git_dir)
         self.pipeline = Pipeline(settings, repo, self.pfilter, Hold.load(previous.get("hold_record")))
         self.pipeline.on_commit = self.metrics.commit
+        self.pipeline.pull_state = dict(previous.get("pull") or {})
         self.pusher = self._make_pusher(repo)
+        if settings.remote and not self.once:
+            self.puller = Puller(settings, repo, self.wakeup.set)
         self._start_http()
         if settings.lfs_threshold and not lfs.available():
             log.warning("lfs_unavailable", threshold=settings.lfs_threshold,
@@ -232,6 +239,8 @@ class Daemon:
             return code
         if self.pusher is not None:
             self.pusher.start()
+        if self.puller is not None:
+            self.puller.start()
         try:
             self._loop()
         finally:
@@ -260,21 +269,53 @@ class Daemon:
     def _make_pusher(self, repo: GitRepo) -> Pusher | None:
         if not self.settings.remote:
             return None
-        return Pusher(self.settings, repo, on_change=self._write_state, metrics=self.metrics)
+        return Pusher(self.settings, repo, on_change=self._write_state, metrics=self.metrics,
+                      on_rejected=self._push_rejected)
+
+    def _auto_pull(self) -> bool:
+        """Pulls happen on their own: on a timer, or a webhook can ask for them."""
+        return self.settings.pull_interval > 0 or (
+            bool(self.settings.http) and read_secret(self.settings.webhook_secret_file) is not None
+        )
+
+    def _push_rejected(self) -> None:
+        """The remote has commits we lack: with automatic pulls on, fetch and merge them (push thread)."""
+        if self.puller is not None and self._auto_pull():
+            self.puller.request("push_rejected")
 
     def _start_http(self) -> None:
         address = parse_address("http", self.settings.http)
         if address is None or self.once:
             return
-        self.http = HttpServer(address, self.metrics, self.health, lambda: self.ready and not self.stopping)
+        webhook = None
+        if self.settings.remote:
+            receiver = WebhookReceiver(
+                self.settings.branch,
+                secret=lambda: read_secret(self.settings.webhook_secret_file),
+                on_push=lambda _head: self.puller.request("webhook") if self.puller else None,
+                on_forced=self._forced_update,
+            )
+
+            def webhook(headers: Mapping[str, str], body: bytes) -> tuple[int, Mapping[str, Any]]:
+                reply = receiver.handle(headers, body)
+                return reply.status, reply.body
+
+        self.http = HttpServer(
+            address, self.metrics, self.health, lambda: self.ready and not self.stopping, webhook=webhook
+        )
         self.http.start()
         log.info("http_listening", address=f"{address[0]}:{self.http.port}")
+
+    def _forced_update(self, head: str | None) -> None:
+        """A webhook said the remote branch was force-pushed (http thread): the main loop records it."""
+        self._forced.append(head)
+        self.wakeup.set()
 
     def health(self) -> dict[str, Any]:
         """For /healthz: the loop turns over, the watcher and the push loop are alive."""
         stalled = time.monotonic() - self._heartbeat > self.settings.git_timeout + 60
         watcher = self.watcher is not None and self.watcher.alive()
-        pusher = self.pusher is None or self.pusher.alive()
+        pusher = (self.pusher is None or self.pusher.alive()) and (self.puller is None or self.puller.alive())
         return {
             "healthy": (watcher or not self.ready) and pusher and not stalled,
             "watcher": "alive" if watcher else "down",
@@ -324,6 +365,7 @@ class Daemon:
                 self._serve_requests()
             if self._data_missing:
                 continue  # nothing is committed until the data directory is back
+            self._pull_fetched()
             if self.batcher.due(now):
                 self._commit_batch()
             if next_periodic is not None and now >= next_periodic:
@@ -432,7 +474,32 @@ class Daemon:
                 self.pipeline.refresh_head()
             answer_request(self.settings.git_dir, ident, answer)
             if answer.get("sha") and self.pusher is not None:
-                self.pusher.request()
+                self.pusher.retry_now()
+        self._write_state()
+
+    def _pull_fetched(self) -> None:
+        """Apply what the pull loop fetched, after committing what is pending (so nothing is overwritten)."""
+        assert self.pipeline is not None
+        while self._forced:
+            pull.refuse_forced(self.pipeline, self._forced.pop(0), "the webhook said forced")
+            self._write_state()
+        fetched = self.puller.take() if self.puller is not None else None
+        if fetched is None:
+            return
+        self._take_events()
+        self._commit_batch()
+        try:
+            result = pull.pull(self.pipeline, fetched=fetched)
+        except Exception as exc:  # a failed pull must not stop the daemon; the next fetch tries again
+            message = exc.message if isinstance(exc, CommitterError) else f"{type(exc).__name__}: {exc}"
+            log.error("pull_failed", error=message, exc_info=not isinstance(exc, CommitterError))
+            self._last_error = {"kind": "pull", "message": message, "at": iso_utc(time.time())}
+            self.pipeline.refresh_head()
+            self._write_state()
+            return
+        self.metrics.pulled(result.outcome, len(result.conflicts))
+        if result.sha is not None and self.pusher is not None:
+            self.pusher.retry_now()
         self._write_state()
 
     def _check_watcher(self) -> None:
@@ -473,7 +540,9 @@ class Daemon:
             return
         self._retry_delay = RETRY_FIRST
         self._last_error = None
-        if result.sha is not None:
+        if result.sha is None:
+            log.debug("no_commit", what=what, batch=result.batch, why="nothing differs from HEAD")
+        else:
             self._commits_since_gc += 1
             self._last_commit_mono = time.monotonic()
         if result.sha is not None and self.pusher is not None:
@@ -485,6 +554,8 @@ class Daemon:
         log.info("daemon_stopping", signal=self.signal_received)
         self.notifier.stopping("committing what is pending, last push")
         set_git_timeout(min(self.settings.git_timeout, max(self.settings.shutdown_timeout, 5.0)))
+        if self.puller is not None:
+            self.puller.stop()
         if self.watcher is not None:
             self.watcher.stop()
             self._take_events()
@@ -529,12 +600,15 @@ class Daemon:
             "hold_record": pipeline.hold.record() if pipeline and pipeline.hold else None,
             "data_dir_missing": self._data_missing,
             "last_error": self._last_error,
+            "pull": pipeline.pull_state if pipeline else {},
         }
         if self.pusher is not None:
             push = self.pusher.snapshot()
             state["push"] = push
             if state["last_error"] is None:
                 state["last_error"] = push.get("last_error")
+        if state["last_error"] is None and self.puller is not None:
+            state["last_error"] = self.puller.last_error
         hold = pipeline.hold if pipeline else None
         self.metrics.set_holds(len(hold.paths) if hold else 0, len(pipeline.held) if pipeline else 0)
         if running and self.ready:

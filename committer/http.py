@@ -1,4 +1,4 @@
-"""/healthz, /readyz and /metrics from a background thread; nothing a client does can take the daemon down."""
+"""/healthz, /readyz, /metrics and POST /webhook from a background thread; no client can take the daemon down."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ log = logs.get(__name__)
 
 JSON = "application/json"
 ALLOWED = "GET, HEAD"
+MAX_WEBHOOK_BODY = 25 * 1024 * 1024  # GitHub caps a delivery at 25 MB
 POLL_SECONDS = 0.05  # stop() waits this long at most for the serving loop; idle selects are cheap
 
 
@@ -27,6 +28,7 @@ def _json(data: Mapping[str, Any]) -> bytes:
 
 
 Response = tuple[int, bytes, str]
+Webhook = Callable[[Mapping[str, str], bytes], tuple[int, Mapping[str, Any]]]
 
 
 def _health(app: HttpServer) -> Response:
@@ -43,7 +45,7 @@ def _metrics(app: HttpServer) -> Response:
     return 200, app.metrics.render(), app.metrics.content_type
 
 
-# POST /webhook joins these in a later issue; until then it is a 404 like any unknown path.
+WEBHOOK = "/webhook"
 ROUTES: dict[str, Callable[[HttpServer], Response]] = {
     "/healthz": _health,
     "/readyz": _ready,
@@ -66,14 +68,41 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path in ROUTES:
             self._send(405, _json({"error": "method not allowed"}), JSON, allow=ALLOWED)
+        elif path == WEBHOOK and self.server.app.webhook is not None:
+            self._send(405, _json({"error": "method not allowed"}), JSON, allow="POST")
         else:
             self._send(404, _json({"error": "not found"}), JSON)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+
+    def do_POST(self) -> None:
+        webhook = self.server.app.webhook
+        if urlsplit(self.path).path != WEBHOOK or webhook is None:
+            self._not_allowed()
+            return
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit():
+            self.close_connection = True
+            self._send(411, _json({"error": "Content-Length required"}), JSON)
+            return
+        if int(length) > MAX_WEBHOOK_BODY:
+            self.close_connection = True
+            self._send(413, _json({"error": "payload too large"}), JSON)
+            return
+        body = self.rfile.read(int(length))
+        try:
+            status, answer = webhook(dict(self.headers.items()), body)
+        except Exception:  # a failing handler is a 500 for this delivery, never a dead server
+            log.error("http_handler_failed", path=WEBHOOK, exc_info=True)
+            status, answer = 500, {"error": "internal error"}
+        self._send(status, _json(answer), JSON)
 
     def _serve(self, send_body: bool) -> None:
         path = urlsplit(self.path).path
         route = ROUTES.get(path)
+        if path == WEBHOOK and self.server.app.webhook is not None:
+            self._send(405, _json({"error": "method not allowed"}), JSON, send_body=send_body, allow="POST")
+            return
         if route is None:
             self._send(404, _json({"error": "not found"}), JSON, send_body=send_body)
             return
@@ -123,7 +152,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class HttpServer:
-    """Serves health, readiness and metrics on one address until stop()."""
+    """Serves health, readiness, metrics and (given a handler) the webhook on one address until stop()."""
 
     def __init__(
         self,
@@ -131,8 +160,10 @@ class HttpServer:
         metrics: Metrics,
         health: Callable[[], Mapping[str, Any]],
         ready: Callable[[], bool],
+        webhook: Webhook | None = None,
     ) -> None:
         self.address = address
+        self.webhook = webhook
         self.port = address[1]
         self.metrics = metrics
         self.health = health

@@ -69,6 +69,17 @@ class Metrics:
             buckets=BUCKETS,
             registry=reg,
         )
+        self._pulls = Counter(
+            "committer_pulls",
+            "Pulls applied or refused, by outcome (fast_forward, merge, up_to_date, ahead, held, refused).",
+            ["outcome"],
+            registry=reg,
+        )
+        self._conflicts = Counter(
+            "committer_conflict_copies",
+            "Conflict copies written by pulls (the remote's version beside the local one).",
+            registry=reg,
+        )
         self._last_push = Gauge(
             "committer_last_push_success_timestamp_seconds",
             "Unix time of the last successful push (0: none since start and none recorded).",
@@ -129,6 +140,12 @@ class Metrics:
         """A push the remote refused or that failed, with its PushError kind (auth, transient, ...)."""
         self._pushes.labels(result="failed", kind=kind or "unknown").inc()
         self._push_seconds.labels(result="failed").observe(max(0.0, seconds))
+
+    def pulled(self, outcome: str, conflicts: int) -> None:
+        """One pull handled, with its outcome and the conflict copies it wrote."""
+        self._pulls.labels(outcome=outcome).inc()
+        if conflicts:
+            self._conflicts.inc(conflicts)
 
     def set_last_push(self, at: float) -> None:
         """Seed the last successful push time (unix seconds), e.g. from the state file at start-up."""

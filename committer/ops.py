@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from committer import logs, snapshot
+from committer import logs, pull, snapshot
 from committer.errors import CommitterError, ConfigError
 from committer.filters import PathFilter
 from committer.guard import Hold
@@ -30,9 +30,18 @@ ANSWER_TIMEOUT = 120.0
 
 
 def _confirm_deletes(pipeline: Pipeline, _args: dict[str, Any]) -> dict[str, Any]:
+    held_pull = pipeline.pull_state.get("held")
+    if pipeline.hold is None and held_pull:
+        # A pull held back because it would delete too many files: apply it, deletions included.
+        pulled = pull.pull(pipeline, allow_deletes=True, fetched=str(held_pull["remote_head"]))
+        return {"before": held_pull, "sha": pulled.sha, "deleted": pulled.deleted, "pull": pulled.answer()}
     before = pipeline.hold.status() if pipeline.hold else None
     result = pipeline.confirm_deletes()
     return {"before": before, "sha": result.sha, "deleted": result.changes.counts.deleted}
+
+
+def _pull(pipeline: Pipeline, _args: dict[str, Any]) -> dict[str, Any]:
+    return pull.pull(pipeline).answer()
 
 
 def _restore(pipeline: Pipeline, args: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +56,7 @@ OPERATIONS: dict[str, Callable[[Pipeline, dict[str, Any]], dict[str, Any]]] = {
     "confirm-deletes": _confirm_deletes,
     "restore": _restore,
     "snapshot": _snapshot,
+    "pull": _pull,
 }
 
 
@@ -60,6 +70,12 @@ def perform(pipeline: Pipeline, request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, **action(pipeline, dict(request.get("args") or {}))}
     except CommitterError as exc:
         return {"error": exc.message, "exit_code": exc.exit_code}
+
+
+def daemon_running(settings: Settings) -> bool:
+    """Whether a daemon holds the repository (it then does the work, and pushes)."""
+    pid = holder_pid(settings.git_dir)
+    return pid is not None and pid > 0
 
 
 def run(settings: Settings, op: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +115,7 @@ def _here(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
         pfilter = PathFilter(settings.data_dir, settings.ignore)
         repo = open_repository(settings, pfilter)
         pipeline = Pipeline(settings, repo, pfilter, Hold.load(state.get("hold_record")))
+        pipeline.pull_state = dict(state.get("pull") or {})
         if request["op"] != "restore" or not request["args"].get("dry_run"):
             pipeline.reconcile()  # whatever changed meanwhile is in history before anything is overwritten
         answer = perform(pipeline, request)
@@ -107,6 +124,7 @@ def _here(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
             held=pipeline.hold.status() if pipeline.hold else None,
             hold_record=pipeline.hold.record() if pipeline.hold else None,
             head=pipeline.head,
+            pull=pipeline.pull_state,
         )
         write_state(settings.git_dir, state)
         return answer

@@ -94,6 +94,7 @@ class Pipeline:
         self.last_commit_at: str | None = None
         self.held: dict[str, str] = {}
         self.hold = hold
+        self.pull_state: dict[str, Any] = {}  # what the pull side keeps for status (committer.pull)
         self.on_commit: Callable[[str | None, int, float], None] | None = None
         self.lfs_paths = load_lfs_paths(repo.git_dir)
         self._warned: set[tuple[str, str]] = set()

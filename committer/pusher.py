@@ -93,6 +93,7 @@ class Pusher:
         *,
         sleep: Callable[[float], None] | None = None,
         metrics: Metrics | None = None,
+        on_rejected: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -101,6 +102,8 @@ class Pusher:
         self.pushed_tags = pushed_tags_prefix(settings.remote)
         self._on_change = on_change
         self._metrics = metrics
+        self._on_rejected = on_rejected
+        self._retry_now = False
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._sleep = sleep or self._wait
@@ -137,6 +140,11 @@ class Pusher:
 
     def request(self) -> None:
         """Ask for a push soon; never blocks, and many requests make one push."""
+        self._wake.set()
+
+    def retry_now(self) -> None:
+        """Push soon even while waiting out a permanent failure: something changed (a pull merged)."""
+        self._retry_now = True
         self._wake.set()
 
     def stop(self, timeout: float | None = None) -> None:
@@ -180,6 +188,8 @@ class Pusher:
             self._wake.clear()
             if self._stop.is_set():
                 break
+            if self._retry_now:
+                self._retry_now, retry_at = False, 0.0
             try:
                 if time.monotonic() < retry_at:
                     self._refresh()  # keep status current without hammering the remote
@@ -301,6 +311,11 @@ class Pusher:
                 self._metrics.push_ok(seconds)
             else:
                 self._metrics.push_failed(error.kind, seconds)
+        if error is not None and error.kind == "non_fast_forward" and self._on_rejected is not None:
+            try:
+                self._on_rejected()
+            except Exception:  # a broken listener must not stop pushes
+                log.exception("push_on_rejected_failed")
         if error is None:
             log.info("git_push", result="ok", **fields)
         else:
@@ -367,7 +382,7 @@ class Pusher:
 
     def _load_last_push(self) -> None:
         proc = self.repo.git(
-            "reflog", "show", "--date=unix", "--format=%gd%x1f%gs", "-1", self.pushed_ref, "--", check=False
+            "reflog", "show", "--date=unix", "--format=%gd%x1f%gs", "-50", self.pushed_ref, "--", check=False
         )
         match = _REFLOG.search(proc.stdout.decode("utf-8", "replace")) if proc.returncode == 0 else None
         if match:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,12 +100,19 @@ def apply(pipeline: Pipeline, actions: list[Action]) -> list[str]:
             full.unlink(missing_ok=True)
         else:
             assert action.entry is not None
-            _write(repo.git_dir, full, action.entry, blobs[action.entry.sha])
+            write_entry(repo.git_dir, full, action.entry, blobs[action.entry.sha])
         changed.append(action.path)
     return changed
 
 
-def _write(git_dir: Path, full: Path, entry: TreeEntry, content: bytes) -> None:
+def write_entry(
+    git_dir: Path, full: Path, entry: TreeEntry, content: bytes, expect: Callable[[], bool] | None = None
+) -> bool:
+    """Write one tree entry at `full` atomically (a temporary file, then a rename).
+
+    `expect`, checked after the temporary file is complete and just before the rename, can refuse the
+    replacement (a file changed meanwhile); the answer is then False and nothing was replaced.
+    """
     full.parent.mkdir(parents=True, exist_ok=True)
     tmp = full.parent / f".#committer-restore-{secrets.token_hex(6)}.tmp"
     try:
@@ -113,8 +121,11 @@ def _write(git_dir: Path, full: Path, entry: TreeEntry, content: bytes) -> None:
         else:
             _write_file(tmp, _real_content(git_dir, content), 0o755 if entry.mode == MODE_EXEC else 0o644)
         if full.is_dir() and not full.is_symlink():
-            raise CommitterError(f"{full} is a directory now; move it away to restore the file")
+            raise CommitterError(f"{full} is a directory now; move it away to write the file")
+        if expect is not None and not expect():
+            return False
         os.replace(tmp, full)
+        return True
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)

@@ -43,6 +43,9 @@ class Settings:
     push_backoff_max: float = 300.0
     push_timeout: float = 120.0
     allow_non_ff: bool = False
+    pull_interval: float = 0.0
+    pull_merge: bool = True
+    webhook_secret_file: Path | None = None
     token_file: Path | None = None
     git_ssh_command: str = ""
     shutdown_timeout: float = 10.0
@@ -231,6 +234,9 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "push_backoff_max": _positive_duration,
     "push_timeout": _positive_duration,
     "allow_non_ff": _bool,
+    "pull_interval": parse_duration,
+    "pull_merge": _bool,
+    "webhook_secret_file": _optional_path,
     "token_file": _optional_path,
     "git_ssh_command": _text,
     "shutdown_timeout": _positive_duration,

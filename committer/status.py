@@ -13,7 +13,7 @@ from committer.state import holder_pid, read_state
 STATUS_KEYS = (
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
-    "held", "held_files", "running", "pid", "repo_size_bytes", "objects",
+    "held", "held_files", "running", "pid", "repo_size_bytes", "objects", "last_pull_at", "conflicts", "pull",
 )
 
 
@@ -27,6 +27,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         remote=redact(settings.remote) or None,
         held_files=[],
         running=False,
+        conflicts=[],
     )
     repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
     if not repo.exists():
@@ -43,6 +44,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     for key in ("held", "held_files", "last_error"):
         if state.get(key) is not None:
             status[key] = state[key]
+    _pull_status(status, state.get("pull") or {})
     if settings.remote:
         from committer.pusher import Pusher
 
@@ -54,6 +56,19 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         if status["last_error"] is None:
             status["last_error"] = kept.get("last_error")
     return status
+
+
+def _pull_status(status: dict[str, Any], pulled: dict[str, Any]) -> None:
+    """The pull side: last pull, conflict copies, a held pull, a refused (forced) remote update."""
+    status["pull"] = pulled or None
+    status["last_pull_at"] = pulled.get("last_pull_at")
+    status["conflicts"] = list(pulled.get("conflicts") or [])
+    if status["held"] is None and pulled.get("held"):
+        status["held"] = pulled["held"]
+    refused = pulled.get("refused")
+    shown = status["last_error"] or {}
+    if refused and shown.get("kind") in (None, "non_fast_forward"):
+        status["last_error"] = {"kind": "git_conflict", "message": refused.get("reason"), "at": refused.get("at")}
 
 
 def _ago(iso: str | None) -> str:
@@ -84,6 +99,10 @@ def render_status(status: dict[str, Any]) -> str:
     if status["remote"]:
         rows.append(("pending", f"{status['pending_commits'] or 0} commits"))
         rows.append(("last push", _ago(status["last_push_at"])))
+    if status["last_pull_at"] or status["conflicts"]:
+        rows.append(("last pull", _ago(status["last_pull_at"])))
+    for item in (status["conflicts"] or [])[-5:]:
+        rows.append(("conflict", f"{item.get('path')}: the remote's version is in {item.get('copy')!r}"))
     if status["last_error"]:
         err = status["last_error"]
         rows.append(("last error", f"{err.get('kind')}: {err.get('message')}"))

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 SPEC_STATUS_KEYS = {
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
-    "held", "held_files", "running", "pid", "repo_size_bytes", "objects",
+    "held", "held_files", "running", "pid", "repo_size_bytes", "objects", "last_pull_at", "conflicts", "pull",
 }
 
 

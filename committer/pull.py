@@ -1,0 +1,416 @@
+"""Bringing the remote's commits into the repository and the data directory, never losing a local change.
+
+Fast-forward when the local branch has nothing the remote lacks; otherwise a merge whose conflicts keep
+the local version at its path and the remote's beside it as a conflict copy. Files are written before
+the branch moves, so a crash in between leaves content the next reconcile commits, never a reverted
+remote change. Whatever is written matches the new HEAD, so the watcher's events for it commit nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from committer import lfs, logs, message
+from committer.changes import MODE_LINK, blob_id
+from committer.errors import CommitterError, ConfigError
+from committer.gitrepo import GitRepo, TreeEntry
+from committer.pipeline import Pipeline, iso_utc
+from committer.remote import fetch_remote_head, pushed_ref, record_pushed
+from committer.restore import write_entry
+from committer.settings import Settings
+
+log = logs.get("committer.pull")
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+PULL_DELETE = "pull_max_delete"
+CONFLICTS_KEPT = 50  # conflict copies listed in status, newest last
+
+# Outcomes of one pull, as logged, counted and answered.
+UP_TO_DATE, AHEAD, FAST_FORWARD, MERGE, HELD, REFUSED, NO_BRANCH = (
+    "up_to_date", "ahead", "fast_forward", "merge", "held", "refused", "no_remote_branch",
+)
+
+
+@dataclass
+class PullResult:
+    """What one pull did: its outcome, the heads before and after, and the files it touched."""
+
+    outcome: str
+    remote: str | None = None
+    old: str | None = None
+    new: str | None = None
+    written: int = 0
+    deleted: int = 0
+    conflicts: list[dict[str, str]] = field(default_factory=list)
+    reason: str | None = None
+
+    @property
+    def sha(self) -> str | None:
+        """The new head when the branch moved, else None."""
+        return self.new if self.new != self.old else None
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome, "remote": self.remote, "old": self.old, "new": self.new, "sha": self.sha,
+            "written": self.written, "deleted": self.deleted, "conflicts": self.conflicts, "reason": self.reason,
+        }
+
+
+# -- names and trees ---------------------------------------------------------------------------
+
+
+def conflict_name(path: str, branch: str, when: float, taken: Callable[[str], bool]) -> str:
+    """`dir/name (conflict from main, 2026-11-23T03-15-00Z).ext`: the first such name not `taken`."""
+    pure = PurePosixPath(path)
+    stem, dot, ext = pure.name.rpartition(".")
+    if not stem:  # no extension, or a dot file such as .profile
+        stem, dot, ext = pure.name, "", ""
+    stamp = time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime(when))
+    label = branch.replace("/", "-")  # a branch such as team/notes cannot go into a file name as it is
+    for number in range(1, 1000):
+        extra = f" {number}" if number > 1 else ""
+        name = f"{stem} (conflict from {label}, {stamp}{extra}){dot}{ext}"
+        full = name if str(pure.parent) == "." else f"{pure.parent}/{name}"
+        if not taken(full):
+            return full
+    raise CommitterError(f"no free name for a conflict copy of {path}")
+
+
+def _is_ancestor(repo: GitRepo, older: str, newer: str) -> bool:
+    return repo.git("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
+
+
+def _merge_base(repo: GitRepo, one: str, two: str) -> str | None:
+    proc = repo.git("merge-base", one, two, check=False)
+    return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+
+def _rev(repo: GitRepo, ref: str) -> str | None:
+    proc = repo.git("rev-parse", "-q", "--verify", f"{ref}^{{commit}}", check=False)
+    return proc.stdout.decode().strip() or None
+
+
+def diff_trees(repo: GitRepo, old: str | None, new: str) -> dict[str, tuple[TreeEntry | None, TreeEntry | None]]:
+    """Path -> (entry in old, entry in new) for every file that differs; no rename pairing."""
+    out = repo.git("diff-tree", "-r", "-z", "--no-renames", "--raw", old or EMPTY_TREE, new).stdout
+    fields = out.split(b"\0")
+    changes: dict[str, tuple[TreeEntry | None, TreeEntry | None]] = {}
+    for index in range(0, len(fields) - 1, 2):
+        meta, raw_path = fields[index], fields[index + 1]
+        if not meta.startswith(b":"):
+            continue
+        old_mode, new_mode, old_sha, new_sha, _status = meta[1:].decode().split(" ")
+        before = None if set(old_sha) == {"0"} else TreeEntry(old_mode, old_sha)
+        after = None if set(new_sha) == {"0"} else TreeEntry(new_mode, new_sha)
+        changes[os.fsdecode(raw_path)] = (before, after)
+    return changes
+
+
+def merge_trees(repo: GitRepo, ours: str, theirs: str) -> tuple[str, list[str]]:
+    """git's own three-way merge of two commits, in memory: (the merged tree, the conflicted paths)."""
+    proc = repo.git("merge-tree", "--write-tree", "--name-only", "-z", "--no-messages", ours, theirs, check=False)
+    if proc.returncode not in (0, 1):
+        raise CommitterError(f"git merge-tree failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
+    fields = proc.stdout.split(b"\0")
+    tree = fields[0].decode().strip()
+    conflicted = []
+    for raw in fields[1:]:
+        if not raw:
+            break
+        conflicted.append(os.fsdecode(raw))
+    return tree, sorted(set(conflicted))
+
+
+def _write_tree(repo: GitRepo, base_tree: str, overrides: Mapping[str, TreeEntry | None]) -> str:
+    """A tree: base_tree with each override set (None removes the path), through a private index."""
+    with tempfile.TemporaryDirectory(prefix="committer-merge-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        repo.git("read-tree", base_tree, env=env)
+        lines = []
+        for path, entry in sorted(overrides.items()):
+            if entry is None:
+                lines.append(f"0 {'0' * 40}\t{path}\n")
+            else:
+                lines.append(f"{entry.mode} {entry.sha}\t{path}\n")
+        if lines:
+            repo.git("update-index", "--index-info", input="".join(lines).encode(), env=env)
+        return repo.git("write-tree", env=env).stdout.decode().strip()
+
+
+# -- the data directory -------------------------------------------------------------------------
+
+
+def _disk(repo: GitRepo, path: str) -> tuple[str, bytes] | None:
+    """("link" or "file", content) of a path in the data directory; None when absent or not a file."""
+    full = repo.data_dir / path
+    try:
+        st = full.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            return "link", os.fsencode(os.readlink(full))
+        if stat.S_ISREG(st.st_mode):
+            return "file", full.read_bytes()
+    except OSError:
+        return None
+    return ("other", b"") if os.path.lexists(full) else None
+
+
+def _matches(disk: tuple[str, bytes] | None, entry: TreeEntry | None, blobs: Mapping[str, bytes]) -> bool:
+    """Whether what is on disk is what `entry` describes (an LFS pointer matches its object)."""
+    if entry is None or disk is None:
+        return entry is None and disk is None
+    kind, content = disk
+    if (kind == "link") != (entry.mode == MODE_LINK) or kind == "other":
+        return False
+    if blob_id(content) == entry.sha:
+        return True
+    pointer = blobs.get(entry.sha, b"")
+    parsed = lfs.parse(pointer) if lfs.is_pointer(pointer) else None
+    if parsed is None:
+        return False
+    oid, size = parsed
+    return len(content) == size and hashlib.sha256(content).hexdigest() == oid
+
+
+def _apply(
+    pipeline: Pipeline, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], when: float,
+    taken: set[str],
+) -> tuple[int, int, list[dict[str, str]], set[str]]:
+    """Write the changes into the data directory wherever the disk still holds the old version.
+
+    A path changed here and not committed yet keeps its local version; the incoming one is written beside
+    it as a conflict copy. Returns (written, deleted, conflicts, paths where the disk now differs from
+    the new tree: they are committed on top).
+    """
+    repo = pipeline.repo
+    blobs = repo.read_blobs(sorted({e.sha for pair in changes.values() for e in pair if e is not None}))
+    written = deleted = 0
+    conflicts: list[dict[str, str]] = []
+    local_wins: set[str] = set()
+
+    def is_taken(name: str) -> bool:
+        return name in taken or os.path.lexists(repo.data_dir / name)
+
+    for path, (old, new) in sorted(changes.items()):
+        if _matches(_disk(repo, path), new, blobs):
+            continue  # already as the new tree has it
+        full = repo.data_dir / path
+        unchanged = _matches(_disk(repo, path), old, blobs)
+        if unchanged and new is None:
+            _remove(repo.data_dir, full)
+            deleted += 1
+            continue
+        if unchanged:
+            assert new is not None
+            # Checked again after the temporary file is written, just before the rename.
+            if write_entry(repo.git_dir, full, new, blobs[new.sha],
+                           expect=lambda p=path, o=old: _matches(_disk(repo, p), o, blobs)):  # type: ignore[misc]
+                written += 1
+                continue
+        local_wins.add(path)
+        if new is not None:
+            copy = conflict_name(path, repo.branch, when, is_taken)
+            taken.add(copy)
+            write_entry(repo.git_dir, repo.data_dir / copy, new, blobs[new.sha])
+            local_wins.add(copy)
+            conflicts.append({"path": path, "copy": copy, "why": "changed here while pulling"})
+    return written, deleted, conflicts, local_wins
+
+
+def _remove(root: Path, full: Path) -> None:
+    """Delete a file, then the directories it leaves empty (never the data directory itself)."""
+    full.unlink(missing_ok=True)
+    parent = full.parent
+    while parent != root and root in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent
+
+
+# -- one pull ------------------------------------------------------------------------------------
+
+
+def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False) -> PullResult:
+    """Bring the fetched remote head into the branch and the data directory (the caller holds the lock)."""
+    settings = pipeline.settings
+    repo = pipeline.repo
+    pipeline.refresh_head()
+    local = pipeline.head
+    pushed = _rev(repo, pushed_ref(settings.remote, repo.branch))
+    result = PullResult(UP_TO_DATE, remote=remote, old=local, new=local)
+    if local is not None and (remote == local or _is_ancestor(repo, remote, local)):
+        if pushed is None or (pushed != remote and _is_ancestor(repo, pushed, remote)):
+            record_pushed(repo, settings.remote, remote, {}, "pull: the remote has it")
+        result.outcome = UP_TO_DATE if remote == local else AHEAD
+        return result
+    refused = pipeline.pull_state.get("refused") or {}
+    if refused.get("remote_head") == remote:
+        return _refuse(result, str(refused.get("reason")))
+    if pushed is not None and not _is_ancestor(repo, pushed, remote):
+        return _refuse(result, f"the remote's {repo.branch} no longer contains {pushed[:12]}, which it had: "
+                               "a forced update (history rewritten on the remote)")
+    if local is not None and _merge_base(repo, local, remote) is None:
+        return _refuse(result, f"the remote's {repo.branch} shares no history with the local one")
+    if local is not None and pipeline.data_dir_state() != "ok":
+        raise CommitterError(f"the data directory {repo.data_dir} is {pipeline.data_dir_state()}; "
+                             "nothing is pulled into it until it is back")
+    when = time.time()
+    merging = local is not None and not _is_ancestor(repo, local, remote)
+    if merging and not settings.pull_merge:
+        return _refuse(result, "local commits not on the remote, and pull_merge is off: bring them together "
+                               "by hand or turn pull_merge on")
+    target_tree = f"{remote}^{{tree}}"
+    copies: list[dict[str, str]] = []
+    if merging:
+        assert local is not None
+        target_tree, copies = _merged_tree(repo, local, remote, when)
+    changes = diff_trees(repo, local, target_tree)
+    deletions = sorted(p for p, (_old, new) in changes.items() if new is None)
+    if len(deletions) > settings.max_delete and not allow_deletes:
+        held = {"reason": PULL_DELETE, "paths": deletions[:50], "count": len(deletions), "since": iso_utc(when),
+                "remote_head": remote}
+        if (pipeline.pull_state.get("held") or {}).get("remote_head") != remote:
+            log.warning("hold", reason=PULL_DELETE, count=len(deletions), paths=deletions[:10], remote_head=remote,
+                        release="committer confirm-deletes")
+            pipeline.pull_state["held"] = held
+        result.outcome, result.reason = HELD, f"the pull would delete {len(deletions)} files (max_delete)"
+        return result
+    taken = {c["copy"] for c in copies}
+    written, deleted, late, local_wins = _apply(pipeline, changes, when, taken)
+    new_head = remote if not merging else _merge_commit(pipeline, local, remote, target_tree, copies, when)
+    result.outcome = MERGE if merging else FAST_FORWARD
+    repo.git("update-ref", "-m", f"committer: pull ({result.outcome})", repo.ref, new_head, local or "0" * 40)
+    record_pushed(repo, settings.remote, remote, {}, "pull: fetched")
+    pipeline.refresh_head()
+    pipeline.pull_state.pop("held", None)
+    repo.sync_index()
+    result.new, result.written, result.deleted = new_head, written, deleted
+    result.conflicts = copies + late
+    if local_wins:
+        # Local edits made while the pull ran, and the remote's versions beside them: one more commit.
+        pipeline.commit(sorted(local_wins), op="conflict", extra={"remote": remote}, guarded=False)
+        repo.sync_index()
+        result.new = pipeline.head
+    return result
+
+
+def _refuse(result: PullResult, reason: str) -> PullResult:
+    result.outcome, result.reason = REFUSED, reason
+    return result
+
+
+def _merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[str, list[dict[str, str]]]:
+    """The merge of both sides; where they conflict the local version keeps the path, the remote's is a copy."""
+    tree, conflicted = merge_trees(repo, local, remote)
+    if not conflicted:
+        return tree, []
+    ours, theirs = repo.ls_tree(local, conflicted), repo.ls_tree(remote, conflicted)
+    overrides: dict[str, TreeEntry | None] = {}
+    copies: list[dict[str, str]] = []
+    names = set(repo.ls_tree(local, None)) | set(repo.ls_tree(remote, None))
+
+    def taken(name: str) -> bool:
+        return name in names or os.path.lexists(repo.data_dir / name)
+
+    for path in conflicted:
+        mine, other = ours.get(path), theirs.get(path)
+        overrides[path] = mine
+        if other is not None and other != mine:
+            copy = conflict_name(path, repo.branch, when, taken)
+            names.add(copy)
+            overrides[copy] = other
+            copies.append({"path": path, "copy": copy, "why": "changed on both sides"})
+    return _write_tree(repo, tree, overrides), copies
+
+
+def _merge_commit(
+    pipeline: Pipeline, local: str | None, remote: str, tree: str, copies: list[dict[str, str]], when: float
+) -> str:
+    """A merge commit of both heads with the BM-Meta trailer ("op":"merge")."""
+    repo = pipeline.repo
+    changes = diff_trees(repo, local, tree)
+    added = sum(1 for old, _new in changes.values() if old is None)
+    deleted = sum(1 for _old, new in changes.values() if new is None)
+    counts = message.Counts(added=added, modified=len(changes) - added - deleted, deleted=deleted, renamed=0)
+    extra: dict[str, Any] = {"op": "merge", "remote": remote}
+    if copies:
+        extra["conflicts"] = len(copies)
+    meta = message.trailer_value(batch=str(uuid.uuid4()), host=pipeline.host, counts=counts, first_event=iso_utc(when),
+                                 bmmeta=None, extra=extra)
+    summary = f"merge the remote's {repo.branch} ({remote[:12]})"
+    if copies:
+        summary += f": {len(copies)} conflict cop{'y' if len(copies) == 1 else 'ies'}"
+    text = message.build(summary, meta)
+    parents = ["-p", local, "-p", remote] if local else ["-p", remote]
+    name, email = pipeline.identity
+    env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name,
+           "GIT_COMMITTER_EMAIL": email}
+    return repo.git("commit-tree", tree, *parents, input=text.encode(), env=env).stdout.decode().strip()
+
+
+_FETCH_LOCK = threading.Lock()  # one fetch at a time: they write the same tracking ref
+
+
+def fetch(settings: Settings, repo: GitRepo) -> str | None:
+    """Fetch the remote branch; its commit id, or None when the remote has no such branch."""
+    if not settings.remote:
+        raise ConfigError("remote", "no remote is configured; set --remote or COMMITTER_REMOTE")
+    with _FETCH_LOCK:
+        return fetch_remote_head(settings, repo)
+
+
+def pull(pipeline: Pipeline, *, allow_deletes: bool = False, fetched: str | None = None) -> PullResult:
+    """Fetch (unless a fetched head is given) and apply; logs git_pull, and git_conflict when there is one."""
+    remote = fetched if fetched is not None else fetch(pipeline.settings, pipeline.repo)
+    if remote is None:
+        return PullResult(NO_BRANCH, old=pipeline.head, new=pipeline.head,
+                          reason=f"the remote has no branch {pipeline.repo.branch!r}")
+    result = apply_remote(pipeline, remote, allow_deletes=allow_deletes)
+    record(pipeline, result)
+    return result
+
+
+def record(pipeline: Pipeline, result: PullResult) -> None:
+    """Log the pull and keep what status shows: last pull, conflicts, a refused update."""
+    state = pipeline.pull_state
+    now = iso_utc(time.time())
+    state["last_fetch_at"] = now
+    state["remote_head"] = result.remote
+    if result.outcome in (FAST_FORWARD, MERGE):
+        state["last_pull_at"] = now
+    if result.outcome == REFUSED:
+        known = state.get("refused") or {}
+        state["refused"] = {"reason": result.reason, "remote_head": result.remote, "at": known.get("at", now)
+                            if known.get("remote_head") == result.remote else now}
+        if known.get("remote_head") != result.remote:
+            log.error("git_conflict", kind="refused", reason=result.reason, remote_head=result.remote,
+                      head=result.old, action="nothing pulled; see README, 'Pulling'")
+        return
+    state.pop("refused", None)
+    if result.conflicts:
+        kept = list(state.get("conflicts") or [])
+        kept += [{**c, "at": now, "remote_head": result.remote or ""} for c in result.conflicts]
+        state["conflicts"] = kept[-CONFLICTS_KEPT:]
+        for item in result.conflicts:
+            log.warning("git_conflict", kind="conflict_copy", path=item["path"], copy=item["copy"],
+                        why=item["why"], remote_head=result.remote)
+    if result.outcome not in (UP_TO_DATE, AHEAD, NO_BRANCH):
+        log.info("git_pull", outcome=result.outcome, old=result.old, new=result.new, remote_head=result.remote,
+                 written=result.written, deleted=result.deleted, conflicts=len(result.conflicts))
+
+
+def refuse_forced(pipeline: Pipeline, remote_head: str | None, source: str) -> None:
+    """A push event that says forced: never applied, reported as git_conflict and in status."""
+    reason = f"a forced update of the remote branch ({source}); nothing pulled"
+    record(pipeline, PullResult(REFUSED, remote=remote_head, old=pipeline.head, new=pipeline.head, reason=reason))

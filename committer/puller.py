@@ -1,0 +1,101 @@
+"""The daemon's pull loop: fetches off the main loop (timer, webhook, refused push); the main loop applies.
+
+Fetching talks to the network and may take long; applying touches the repository and the data directory,
+so it runs on the daemon's main loop between batches, where commits already run one at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from committer import logs, pull
+from committer.errors import CommitterError
+from committer.gitrepo import GitRepo
+from committer.settings import Settings
+
+log = logs.get("committer.puller")
+
+RETRY_FIRST = 2.0
+
+
+class Puller:
+    """Fetches when asked or every pull_interval; `take()` hands the fetched head to the main loop."""
+
+    def __init__(self, settings: Settings, repo: GitRepo, wake: Callable[[], None]) -> None:
+        self.settings = settings
+        self.repo = repo
+        self._wake_main = wake
+        self._trigger = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._fetched: str | None = None
+        self._why: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self.last_error: dict[str, str] | None = None
+
+    def start(self) -> None:
+        """Start the loop; the first fetch runs at once when pull_interval is set."""
+        if self._thread is not None:
+            return
+        if self.settings.pull_interval > 0:
+            self.request("start")
+        self._thread = threading.Thread(target=self._run, name="committer-puller", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        thread = self._thread
+        return thread is None or thread.is_alive()
+
+    def request(self, why: str) -> None:
+        """Fetch soon (never blocks; many requests make one fetch)."""
+        with self._lock:
+            self._why.add(why)
+        self._trigger.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._trigger.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(self.settings.push_timeout + 5)
+
+    def take(self) -> str | None:
+        """The remote head fetched since the last call, for the main loop to apply; None when none."""
+        with self._lock:
+            sha, self._fetched = self._fetched, None
+        return sha
+
+    def _run(self) -> None:
+        interval = self.settings.pull_interval or None
+        delay = RETRY_FIRST
+        while not self._stop.is_set():
+            self._trigger.wait(interval)
+            self._trigger.clear()
+            if self._stop.is_set():
+                break
+            with self._lock:
+                why, self._why = sorted(self._why) or ["interval"], set()
+            try:
+                sha = pull.fetch(self.settings, self.repo)
+            except CommitterError as exc:
+                self.last_error = {"kind": "pull", "message": exc.message, "at": _now()}
+                log.warning("pull_fetch_failed", error=exc.message, why=why, retry_in=delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.settings.push_backoff_max)
+                self._trigger.set()  # retry; a webhook's pull must not wait for the next interval
+                continue
+            except Exception:  # the loop must outlive any one failure
+                log.exception("pull_loop_error")
+                continue
+            delay, self.last_error = RETRY_FIRST, None
+            if sha is None:
+                continue
+            with self._lock:
+                self._fetched = sha
+            self._wake_main()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
