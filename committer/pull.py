@@ -11,16 +11,15 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from committer import lfs, logs, message
+from committer import lfs, logs, message, trees
 from committer.changes import MODE_LINK, blob_id
 from committer.errors import CommitterError, ConfigError
 from committer.gitrepo import GitRepo, TreeEntry
@@ -31,7 +30,7 @@ from committer.settings import Settings
 
 log = logs.get("committer.pull")
 
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+MODE_GITLINK = "160000"
 PULL_DELETE = "pull_max_delete"
 CONFLICTS_KEPT = 50  # conflict copies listed in status, newest last
 
@@ -64,87 +63,6 @@ class PullResult:
             "outcome": self.outcome, "remote": self.remote, "old": self.old, "new": self.new, "sha": self.sha,
             "written": self.written, "deleted": self.deleted, "conflicts": self.conflicts, "reason": self.reason,
         }
-
-
-# -- names and trees ---------------------------------------------------------------------------
-
-
-def conflict_name(path: str, branch: str, when: float, taken: Callable[[str], bool]) -> str:
-    """`dir/name (conflict from main, 2026-11-23T03-15-00Z).ext`: the first such name not `taken`."""
-    pure = PurePosixPath(path)
-    stem, dot, ext = pure.name.rpartition(".")
-    if not stem:  # no extension, or a dot file such as .profile
-        stem, dot, ext = pure.name, "", ""
-    stamp = time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime(when))
-    label = branch.replace("/", "-")  # a branch such as team/notes cannot go into a file name as it is
-    for number in range(1, 1000):
-        extra = f" {number}" if number > 1 else ""
-        name = f"{stem} (conflict from {label}, {stamp}{extra}){dot}{ext}"
-        full = name if str(pure.parent) == "." else f"{pure.parent}/{name}"
-        if not taken(full):
-            return full
-    raise CommitterError(f"no free name for a conflict copy of {path}")
-
-
-def _is_ancestor(repo: GitRepo, older: str, newer: str) -> bool:
-    return repo.git("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
-
-
-def _merge_base(repo: GitRepo, one: str, two: str) -> str | None:
-    proc = repo.git("merge-base", one, two, check=False)
-    return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
-
-
-def _rev(repo: GitRepo, ref: str) -> str | None:
-    proc = repo.git("rev-parse", "-q", "--verify", f"{ref}^{{commit}}", check=False)
-    return proc.stdout.decode().strip() or None
-
-
-def diff_trees(repo: GitRepo, old: str | None, new: str) -> dict[str, tuple[TreeEntry | None, TreeEntry | None]]:
-    """Path -> (entry in old, entry in new) for every file that differs; no rename pairing."""
-    out = repo.git("diff-tree", "-r", "-z", "--no-renames", "--raw", old or EMPTY_TREE, new).stdout
-    fields = out.split(b"\0")
-    changes: dict[str, tuple[TreeEntry | None, TreeEntry | None]] = {}
-    for index in range(0, len(fields) - 1, 2):
-        meta, raw_path = fields[index], fields[index + 1]
-        if not meta.startswith(b":"):
-            continue
-        old_mode, new_mode, old_sha, new_sha, _status = meta[1:].decode().split(" ")
-        before = None if set(old_sha) == {"0"} else TreeEntry(old_mode, old_sha)
-        after = None if set(new_sha) == {"0"} else TreeEntry(new_mode, new_sha)
-        changes[os.fsdecode(raw_path)] = (before, after)
-    return changes
-
-
-def merge_trees(repo: GitRepo, ours: str, theirs: str) -> tuple[str, list[str]]:
-    """git's own three-way merge of two commits, in memory: (the merged tree, the conflicted paths)."""
-    proc = repo.git("merge-tree", "--write-tree", "--name-only", "-z", "--no-messages", ours, theirs, check=False)
-    if proc.returncode not in (0, 1):
-        raise CommitterError(f"git merge-tree failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
-    fields = proc.stdout.split(b"\0")
-    tree = fields[0].decode().strip()
-    conflicted = []
-    for raw in fields[1:]:
-        if not raw:
-            break
-        conflicted.append(os.fsdecode(raw))
-    return tree, sorted(set(conflicted))
-
-
-def _write_tree(repo: GitRepo, base_tree: str, overrides: Mapping[str, TreeEntry | None]) -> str:
-    """A tree: base_tree with each override set (None removes the path), through a private index."""
-    with tempfile.TemporaryDirectory(prefix="committer-merge-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        repo.git("read-tree", base_tree, env=env)
-        lines = []
-        for path, entry in sorted(overrides.items()):
-            if entry is None:
-                lines.append(f"0 {'0' * 40}\t{path}\n")
-            else:
-                lines.append(f"{entry.mode} {entry.sha}\t{path}\n")
-        if lines:
-            repo.git("update-index", "--index-info", input="".join(lines).encode(), env=env)
-        return repo.git("write-tree", env=env).stdout.decode().strip()
 
 
 # -- the data directory -------------------------------------------------------------------------
@@ -200,7 +118,11 @@ def _apply(
     def is_taken(name: str) -> bool:
         return name in taken or os.path.lexists(repo.data_dir / name)
 
+    root = os.path.realpath(repo.data_dir)
     for path, (old, new) in sorted(changes.items()):
+        if not _safe(root, path) or (new is not None and new.mode == MODE_GITLINK):
+            log.warning("pull_path_skipped", path=path, reason="outside the data directory, .git, or a submodule")
+            continue
         if _matches(_disk(repo, path), new, blobs):
             continue  # already as the new tree has it
         full = repo.data_dir / path
@@ -218,12 +140,21 @@ def _apply(
                 continue
         local_wins.add(path)
         if new is not None:
-            copy = conflict_name(path, repo.branch, when, is_taken)
+            copy = trees.conflict_name(path, repo.branch, when, is_taken)
             taken.add(copy)
             write_entry(repo.git_dir, repo.data_dir / copy, new, blobs[new.sha])
             local_wins.add(copy)
             conflicts.append({"path": path, "copy": copy, "why": "changed here while pulling"})
     return written, deleted, conflicts, local_wins
+
+
+def _safe(root: str, path: str) -> bool:
+    """A tree path that stays inside the data directory (no `..`, no `.git`, no symlinked parent out)."""
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts):
+        return False
+    parent = os.path.realpath(os.path.join(root, *parts[:-1]))
+    return parent == root or parent.startswith(root + os.sep)
 
 
 def _remove(root: Path, full: Path) -> None:
@@ -247,26 +178,26 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
     repo = pipeline.repo
     pipeline.refresh_head()
     local = pipeline.head
-    pushed = _rev(repo, pushed_ref(settings.remote, repo.branch))
+    pushed = trees.rev(repo, pushed_ref(settings.remote, repo.branch))
     result = PullResult(UP_TO_DATE, remote=remote, old=local, new=local)
-    if local is not None and (remote == local or _is_ancestor(repo, remote, local)):
-        if pushed is None or (pushed != remote and _is_ancestor(repo, pushed, remote)):
+    if local is not None and (remote == local or trees.is_ancestor(repo, remote, local)):
+        if pushed is None or (pushed != remote and trees.is_ancestor(repo, pushed, remote)):
             record_pushed(repo, settings.remote, remote, {}, "pull: the remote has it")
         result.outcome = UP_TO_DATE if remote == local else AHEAD
         return result
     refused = pipeline.pull_state.get("refused") or {}
     if refused.get("remote_head") == remote:
         return _refuse(result, str(refused.get("reason")))
-    if pushed is not None and not _is_ancestor(repo, pushed, remote):
+    if pushed is not None and not trees.is_ancestor(repo, pushed, remote):
         return _refuse(result, f"the remote's {repo.branch} no longer contains {pushed[:12]}, which it had: "
                                "a forced update (history rewritten on the remote)")
-    if local is not None and _merge_base(repo, local, remote) is None:
+    if local is not None and trees.merge_base(repo, local, remote) is None:
         return _refuse(result, f"the remote's {repo.branch} shares no history with the local one")
     if local is not None and pipeline.data_dir_state() != "ok":
         raise CommitterError(f"the data directory {repo.data_dir} is {pipeline.data_dir_state()}; "
                              "nothing is pulled into it until it is back")
     when = time.time()
-    merging = local is not None and not _is_ancestor(repo, local, remote)
+    merging = local is not None and not trees.is_ancestor(repo, local, remote)
     if merging and not settings.pull_merge:
         return _refuse(result, "local commits not on the remote, and pull_merge is off: bring them together "
                                "by hand or turn pull_merge on")
@@ -275,7 +206,7 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
     if merging:
         assert local is not None
         target_tree, copies = _merged_tree(repo, local, remote, when)
-    changes = diff_trees(repo, local, target_tree)
+    changes = trees.diff_trees(repo, local, target_tree)
     deletions = sorted(p for p, (_old, new) in changes.items() if new is None)
     if len(deletions) > settings.max_delete and not allow_deletes:
         held = {"reason": PULL_DELETE, "paths": deletions[:50], "count": len(deletions), "since": iso_utc(when),
@@ -312,7 +243,7 @@ def _refuse(result: PullResult, reason: str) -> PullResult:
 
 def _merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[str, list[dict[str, str]]]:
     """The merge of both sides; where they conflict the local version keeps the path, the remote's is a copy."""
-    tree, conflicted = merge_trees(repo, local, remote)
+    tree, conflicted = trees.merge_trees(repo, local, remote)
     if not conflicted:
         return tree, []
     ours, theirs = repo.ls_tree(local, conflicted), repo.ls_tree(remote, conflicted)
@@ -327,11 +258,11 @@ def _merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[s
         mine, other = ours.get(path), theirs.get(path)
         overrides[path] = mine
         if other is not None and other != mine:
-            copy = conflict_name(path, repo.branch, when, taken)
+            copy = trees.conflict_name(path, repo.branch, when, taken)
             names.add(copy)
             overrides[copy] = other
             copies.append({"path": path, "copy": copy, "why": "changed on both sides"})
-    return _write_tree(repo, tree, overrides), copies
+    return trees.write_tree(repo, tree, overrides), copies
 
 
 def _merge_commit(
@@ -339,7 +270,7 @@ def _merge_commit(
 ) -> str:
     """A merge commit of both heads with the BM-Meta trailer ("op":"merge")."""
     repo = pipeline.repo
-    changes = diff_trees(repo, local, tree)
+    changes = trees.diff_trees(repo, local, tree)
     added = sum(1 for old, _new in changes.values() if old is None)
     deleted = sum(1 for _old, new in changes.values() if new is None)
     counts = message.Counts(added=added, modified=len(changes) - added - deleted, deleted=deleted, renamed=0)

@@ -117,7 +117,7 @@ def test_readyz_turns_200_once_ready(server: HttpServer, daemon: Daemon) -> None
 
 
 def test_unknown_paths_are_404_and_other_methods_405(server: HttpServer) -> None:
-    """Unknown paths (the future /webhook too) are 404; POST on a known path is 405 naming GET and HEAD."""
+    """Unknown paths (and /webhook without a remote) are 404; POST on a known path is 405 naming GET and HEAD."""
     assert request(server.port, "/")[0] == 404
     assert request(server.port, "/metrics/extra")[0] == 404
     assert request(server.port, "/webhook", method="POST")[0] == 404
