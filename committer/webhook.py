@@ -95,13 +95,13 @@ class WebhookReceiver:
             log.warning("webhook_refused", reason="bad signature", delivery=delivery)
             return Reply(401, {"error": "signature does not match"})
         if delivery and self._repeated(delivery):
-            log.info("webhook", event=event, delivery=delivery, action="duplicate")
+            log.info("webhook", github_event=event, delivery=delivery, action="duplicate")
             return Reply(200, {"action": "duplicate", "delivery": delivery})
         if event == "ping":
-            log.info("webhook", event="ping", delivery=delivery, action="pong")
+            log.info("webhook", github_event="ping", delivery=delivery, action="pong")
             return Reply(200, {"action": "pong"})
         if event != "push":
-            log.info("webhook", event=event, delivery=delivery, action="ignored")
+            log.info("webhook", github_event=event, delivery=delivery, action="ignored")
             return Reply(200, {"action": "ignored", "reason": f"event {event or 'unnamed'} is not acted on"})
         payload = _payload(lower.get("content-type", ""), body)
         if payload is None:
@@ -112,16 +112,16 @@ class WebhookReceiver:
         ref, after = payload.get("ref"), payload.get("after")
         head = after if isinstance(after, str) and after.strip("0") else None
         if ref != self.ref:
-            log.info("webhook", event="push", delivery=delivery, ref=ref, action="ignored")
+            log.info("webhook", github_event="push", delivery=delivery, ref=ref, action="ignored")
             return Reply(200, {"action": "ignored", "reason": f"{ref} is not {self.ref}"})
         if payload.get("deleted") is True:
-            log.warning("webhook", event="push", delivery=delivery, ref=ref, action="ignored",
+            log.warning("webhook", github_event="push", delivery=delivery, ref=ref, action="ignored",
                         reason="the branch was deleted on the remote; nothing is deleted here")
             return Reply(200, {"action": "ignored", "reason": "branch deleted on the remote"})
         if payload.get("forced") is True:
             self._on_forced(head)
             return Reply(200, {"action": "refused", "reason": "forced update; see committer status"})
-        log.info("webhook", event="push", delivery=delivery, ref=ref, after=head, action="pull_queued")
+        log.info("webhook", github_event="push", delivery=delivery, ref=ref, after=head, action="pull_queued")
         self._on_push(head)
         return Reply(202, {"action": "pull_queued", "after": head})
 
