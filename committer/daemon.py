@@ -484,7 +484,7 @@ class Daemon:
             pull.refuse_forced(self.pipeline, self._forced.pop(0), "the webhook said forced")
             self._write_state()
         fetched = self.puller.take() if self.puller is not None else None
-        if fetched is None:
+        if fetched is None or fetched == self.pipeline.head:
             return
         self._take_events()
         self._commit_batch()
@@ -493,6 +493,8 @@ class Daemon:
         except Exception as exc:  # a failed pull must not stop the daemon; the next fetch tries again
             message = exc.message if isinstance(exc, CommitterError) else f"{type(exc).__name__}: {exc}"
             log.error("pull_failed", error=message, exc_info=not isinstance(exc, CommitterError))
+            if self.puller is not None:
+                self.puller.forget()
             self._last_error = {"kind": "pull", "message": message, "at": iso_utc(time.time())}
             self.pipeline.refresh_head()
             self._write_state()

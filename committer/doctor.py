@@ -17,8 +17,10 @@ from committer.gitrepo import GitRepo, run_git
 from committer.remote import Remote, classify, read_token
 from committer.settings import NAMES, Settings, env_name
 from committer.state import holder_pid
+from committer.webhook import read_secret
 
 MIN_GIT = (2, 36)
+MERGE_GIT = (2, 38)  # git merge-tree --write-tree, for pulls that merge
 NETWORK_FILESYSTEMS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "davfs", "sshfs", "s3fs")
 
 
@@ -42,6 +44,9 @@ def _git(_settings: Settings) -> Iterator[Check]:
     version = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
     if version < MIN_GIT:
         yield Check("git", "fail", out.strip(), "install git 2.36 or newer (core.fsync keeps commits durable)")
+    elif version < MERGE_GIT:
+        yield Check("git", "warn", f"{out.strip()}: pulls that need a merge fail (git merge-tree --write-tree)",
+                    "install git 2.38 or newer to merge remote edits; fast-forward pulls work")
     else:
         yield Check("git", "ok", out.strip())
 
@@ -171,12 +176,26 @@ def _remote(settings: Settings) -> Iterator[Check]:
         yield Check("remote", "ok", f"{shown} reachable; no branch {settings.branch} yet (the first push makes it)")
 
 
+def _pull(settings: Settings) -> Iterator[Check]:
+    if not settings.remote:
+        return
+    ways = [f"every {settings.pull_interval:g}s"] if settings.pull_interval else []
+    secret = read_secret(settings.webhook_secret_file)
+    if settings.http and secret:
+        ways.append("on the push webhook at /webhook")
+    elif settings.http:
+        yield Check("webhook", "warn", "no webhook secret: POST /webhook refuses every delivery",
+                    "set COMMITTER_WEBHOOK_SECRET, webhook_secret_file or the systemd credential `webhook_secret`")
+    detail = "automatic: " + " and ".join(ways) if ways else "only by `committer pull`"
+    yield Check("pull", "ok", f"{detail}; divergence: {'merge' if settings.pull_merge else 'refused'}")
+
+
 def _daemon(settings: Settings) -> Iterator[Check]:
     pid = holder_pid(settings.git_dir)
     yield Check("daemon", "ok", f"running (pid {pid})" if pid else "not running")
 
 
-CHECKS: tuple[Callable[[Settings], Iterator[Check]], ...] = (_git, _lfs, _dirs, _inotify, _remote, _daemon)
+CHECKS: tuple[Callable[[Settings], Iterator[Check]], ...] = (_git, _lfs, _dirs, _inotify, _remote, _pull, _daemon)
 
 
 def diagnose(settings: Settings) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class Puller:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._fetched: str | None = None
+        self._handed: str | None = None  # the last head handed over: the same one is not handed twice
         self._why: set[str] = set()
         self._thread: threading.Thread | None = None
         self.last_error: dict[str, str] | None = None
@@ -62,10 +63,15 @@ class Puller:
             thread.join(self.settings.push_timeout + 5)
 
     def take(self) -> str | None:
-        """The remote head fetched since the last call, for the main loop to apply; None when none."""
+        """A newly fetched remote head for the main loop to apply; None when there is none."""
         with self._lock:
             sha, self._fetched = self._fetched, None
         return sha
+
+    def forget(self) -> None:
+        """The last head handed over was not applied (the pull failed): hand it over again next time."""
+        with self._lock:
+            self._handed = None
 
     def _run(self) -> None:
         interval = self.settings.pull_interval or None
@@ -90,10 +96,10 @@ class Puller:
                 log.exception("pull_loop_error")
                 continue
             delay, self.last_error = RETRY_FIRST, None
-            if sha is None:
-                continue
             with self._lock:
-                self._fetched = sha
+                if sha is None or sha == self._handed:
+                    continue  # nothing new there: the main loop is not disturbed
+                self._fetched = self._handed = sha
             self._wake_main()
 
 

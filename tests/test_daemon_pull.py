@@ -134,7 +134,8 @@ def test_the_push_webhook_over_http(layout: Layout, start_daemon: Start, mirror:
     assert (layout.data / "a.md").read_text() == "a\n"  # none of those pulled anything
 
     assert post(port, "push", event, "d-2") == (202, {"action": "pull_queued", "after": remote_head})
-    wait_for(lambda: (layout.data / "a.md").read_text() == "a, from the webhook\n", what="the webhook's pull")
+    daemon.wait_event("git_pull", where=lambda e: e.get("new") == remote_head)  # files first, then the branch
+    assert (layout.data / "a.md").read_text() == "a, from the webhook\n"
     assert post(port, "push", event, "d-2")[1]["action"] == "duplicate"
     assert head(layout.git_dir) == remote_head
 
