@@ -230,7 +230,7 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
     result.conflicts = copies + late
     if local_wins:
         # Local edits made while the pull ran, and the remote's versions beside them: one more commit.
-        pipeline.commit(sorted(local_wins), op="conflict", extra={"remote": remote}, guarded=False)
+        pipeline.commit(sorted(local_wins), op="conflict", extra={"remote": remote})
         repo.sync_index()
         result.new = pipeline.head
     return result

@@ -156,3 +156,25 @@ def test_the_webhook_refuses_everything_without_a_secret(layout: Layout, start_d
     status, body = post(port, "push", event, "d-1")
     assert status == 403 and "webhook_secret" in str(body["error"])
     assert daemon.stop() == 0
+
+
+def test_a_pull_cut_short_before_the_branch_moved_reverts_nothing(
+    layout: Layout, start_daemon: Start, mirror: Path, tmp_path: Path
+) -> None:
+    """A daemon killed after writing the remote's files but before moving the branch: the next start
+    commits those files as local content, and the next pull merges cleanly, with no copies."""
+    env = seeded(layout, mirror, {"a.md": "a\n", "b.md": "b\n"})
+    clone = Clone(f"file://{mirror}", tmp_path / "clone")
+    remote_head = clone.commit({"a.md": "a, remote\n", "c.md": "c\n", "b.md": None})
+    # What the killed pull had already done to the data directory:
+    (layout.data / "a.md").write_text("a, remote\n")
+    (layout.data / "c.md").write_text("c\n")
+    (layout.data / "b.md").unlink()
+    daemon = start_daemon("--pull-interval", "1h", env=env)
+    wait_for(lambda: remote_head in git(mirror, "rev-list", "main").split() and head(mirror) == head(layout.git_dir)
+             and head(mirror) != remote_head, timeout=20, what="the restarted daemon's merge on the remote")
+    assert sorted(p.name for p in layout.data.iterdir()) == ["a.md", "c.md"]
+    assert (layout.data / "a.md").read_text() == "a, remote\n"
+    assert not [e for e in daemon.events("git_conflict")]
+    assert set(git(mirror, "ls-tree", "--name-only", "main").split()) == {"a.md", "c.md"}
+    assert daemon.stop() == 0
