@@ -99,6 +99,11 @@ def _matches(disk: tuple[str, bytes] | None, entry: TreeEntry | None, blobs: Map
     return len(content) == size and hashlib.sha256(content).hexdigest() == oid
 
 
+def _order(item: tuple[str, tuple[TreeEntry | None, TreeEntry | None]]) -> tuple[int, str]:
+    """Deletions first (a folder that becomes a file needs its files gone), then writes, by path."""
+    return (0 if item[1][1] is None else 1, item[0])
+
+
 def _apply(
     pipeline: Pipeline, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], when: float,
     taken: set[str],
@@ -110,7 +115,8 @@ def _apply(
     the new tree: they are committed on top).
     """
     repo = pipeline.repo
-    blobs = repo.read_blobs(sorted({e.sha for pair in changes.values() for e in pair if e is not None}))
+    wanted = {e.sha for pair in changes.values() for e in pair if e is not None and e.mode != MODE_GITLINK}
+    blobs = repo.read_blobs(sorted(wanted))
     written = deleted = 0
     conflicts: list[dict[str, str]] = []
     local_wins: set[str] = set()
@@ -118,33 +124,40 @@ def _apply(
     def is_taken(name: str) -> bool:
         return name in taken or os.path.lexists(repo.data_dir / name)
 
+    def still(path: str, entry: TreeEntry | None) -> bool:
+        return _matches(_disk(repo, path), entry, blobs)
+
     root = os.path.realpath(repo.data_dir)
-    for path, (old, new) in sorted(changes.items()):
-        if not _safe(root, path) or (new is not None and new.mode == MODE_GITLINK):
+    for path, (old, new) in sorted(changes.items(), key=_order):
+        if not _safe(root, path) or MODE_GITLINK in (getattr(old, "mode", ""), getattr(new, "mode", "")):
             log.warning("pull_path_skipped", path=path, reason="outside the data directory, .git, or a submodule")
             continue
-        if _matches(_disk(repo, path), new, blobs):
+        disk = _disk(repo, path)
+        if _matches(disk, new, blobs):
             continue  # already as the new tree has it
         full = repo.data_dir / path
-        unchanged = _matches(_disk(repo, path), old, blobs)
-        if unchanged and new is None:
-            _remove(repo.data_dir, full)
-            deleted += 1
-            continue
-        if unchanged:
-            assert new is not None
+        unchanged = _matches(disk, old, blobs)
+        try:
+            if unchanged and new is None:
+                _remove(repo.data_dir, full)
+                deleted += 1
+                continue
             # Checked again after the temporary file is written, just before the rename.
-            if write_entry(repo.git_dir, full, new, blobs[new.sha],
-                           expect=lambda p=path, o=old: _matches(_disk(repo, p), o, blobs)):  # type: ignore[misc]
+            if unchanged and new is not None and write_entry(
+                repo.git_dir, full, new, blobs[new.sha], expect=lambda p=path, o=old: still(p, o)  # type: ignore[misc]
+            ):
                 written += 1
                 continue
-        local_wins.add(path)
-        if new is not None:
-            copy = trees.conflict_name(path, repo.branch, when, is_taken)
-            taken.add(copy)
-            write_entry(repo.git_dir, repo.data_dir / copy, new, blobs[new.sha])
-            local_wins.add(copy)
-            conflicts.append({"path": path, "copy": copy, "why": "changed here while pulling"})
+            local_wins.add(path)
+            if new is not None:
+                copy = trees.conflict_name(path, repo.branch, when, is_taken)
+                taken.add(copy)
+                write_entry(repo.git_dir, repo.data_dir / copy, new, blobs[new.sha])
+                local_wins.add(copy)
+                conflicts.append({"path": path, "copy": copy, "why": "changed here while pulling"})
+        except OSError as exc:
+            raise CommitterError(f"pull: cannot write {path} into the data directory: {exc.strerror or exc}; "
+                                 "nothing was moved, the next pull tries again") from None
     return written, deleted, conflicts, local_wins
 
 

@@ -297,3 +297,19 @@ def test_tree_paths_that_would_leave_the_data_directory_are_never_written(tmp_pa
     assert _safe(top, "a.md") and _safe(top, "dir/a.md") and _safe(top, "new/deeper/a.md")
     for bad in ("../a.md", "dir/../../a.md", ".git/config", "x/.GIT/hooks/pre-commit", "/etc/passwd", "out/a.md"):
         assert not _safe(top, bad), bad
+
+
+@integration
+def test_a_folder_that_becomes_a_file_and_back(layout: Layout, mirror: Path, tmp_path: Path) -> None:
+    env = start(layout, f"file://{mirror}", {"notes/only.md": "o\n", "x": "file x\n"})
+    clone = Clone(f"file://{mirror}", tmp_path / "clone")
+    clone.run("rm", "-q", "notes/only.md", "x")
+    (clone.path / "notes").write_text("now a file\n")
+    (clone.path / "x").mkdir()
+    (clone.path / "x" / "y.md").write_text("now in a folder\n")
+    remote_head = clone.commit({})
+    proc = pull(env)
+    assert proc.returncode == 0, proc.stderr
+    assert (layout.data / "notes").read_text() == "now a file\n"
+    assert (layout.data / "x" / "y.md").read_text() == "now in a folder\n"
+    assert git(layout.git_dir, "rev-parse", "HEAD").strip() == remote_head
