@@ -106,7 +106,11 @@ def render_status(status: dict[str, Any]) -> str:
     if status["last_error"]:
         err = status["last_error"]
         rows.append(("last error", f"{err.get('kind')}: {err.get('message')}"))
-    if status["held"]:
+    if status["held"] and status["held"].get("reason") == "pull_max_delete":
+        held = status["held"]
+        rows.append(("HOLD", f"a pull would delete {held['count']} file(s) (held since {held['since']}); "
+                             "apply it with `committer confirm-deletes`"))
+    elif status["held"]:
         held = status["held"]
         rows.append(("HOLD", f"{held['count']} deletion(s) held since {held['since']}: {held['reason']}; "
                              "release with `committer confirm-deletes`, or bring the files back"))
