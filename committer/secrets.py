@@ -49,8 +49,10 @@ UTF-32 text (their ASCII characters carry NUL bytes); secrets encoded in base64 
 lines are not recognized. Test keys (`sk_test_`, `rk_test_`), public keys and certificates are
 not secrets.
 
-Speed: each group of prefixes sharing a first byte is one regular expression that starts with a
-literal, which `re` finds with a fast scan, so clean text costs eleven such scans.
+Speed: content without a run of 16 token characters cannot hold any of these and is not scanned
+(one `translate` and one substring search); otherwise each group of prefixes sharing a first byte
+is one regular expression that starts with a literal, which `re` finds with a fast scan, so clean
+text costs eleven such scans.
 """
 
 from __future__ import annotations
@@ -205,9 +207,24 @@ def _accepted(alt: _Alt, data: bytes, match: re.Match[bytes]) -> bool:
     return alt.before is None or alt.before.search(data, max(0, start - 8), start) is not None
 
 
+# Every shape above holds a run of at least 16 bytes of [A-Za-z0-9_+/-]: its random part, or for a
+# Slack token (the shortest body, 14) the body with its lead. Prose rarely has such a run, so most
+# files cost one translate and one substring search (about 5 us for 2.5 KB) instead of eleven scans
+# (about 22 us). tests/test_secrets.py checks every rule's shortest match has the run.
+_RUN = 16
+_RUN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+/-")
+_RUN_MAP = bytes(0x74 if byte in _RUN_BYTES else 0x20 for byte in range(256))
+_RUN_NEEDLE = b"t" * _RUN
+
+
+def may_hold_secret(data: bytes) -> bool:
+    """False when no shape can match: the content has no run of 16 token characters."""
+    return _RUN_NEEDLE in data.translate(_RUN_MAP)
+
+
 def find_secret(data: bytes) -> str | None:
     """The kind of the first credential found in a file's content, or None (binary content is not scanned)."""
-    if data.find(b"\0", 0, BINARY_PROBE) != -1:
+    if data.find(b"\0", 0, BINARY_PROBE) != -1 or not may_hold_secret(data):
         return None
     first: tuple[int, str] | None = None
     for scanner in _SCANNERS:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from committer.secrets import BINARY_PROBE, KINDS, find_secret
+from committer.secrets import BINARY_PROBE, KINDS, find_secret, may_hold_secret
 
 ALNUM = string.ascii_letters + string.digits
 URLSAFE = ALNUM + "_-"
@@ -215,3 +215,41 @@ def test_a_placeholder_does_not_hide_a_later_real_token() -> None:
 def test_empty_and_plain_files_have_no_secret() -> None:
     assert find_secret(b"") is None
     assert find_secret("Ünïcödé notes ✓\n".encode()) is None
+
+
+# The shortest text each shape accepts: the scan's quick test (a run of 16 token characters) must
+# let every one of them through.
+SHORTEST: list[tuple[str, str]] = [
+    ("github-token", "ghp" + "_" + rand(ALNUM, 36, 1)),
+    ("github-fine-grained-token", "github" + "_pat_" + rand(ALNUM, 82, 2)),
+    ("gitlab-token", "glpat" + "-" + rand(ALNUM, 20, 3)),
+    ("gitlab-service-token", "gldt" + "-" + rand(ALNUM, 20, 4)),
+    ("aws-access-key-id", "AKIA" + rand(BASE32, 16, 5)),
+    ("aws-secret-access-key", "SecretAccessKey=" + rand(BASE64, 40, 6)),
+    ("slack-token", "xoxb" + "-1-" + rand(ALNUM, 10, 7)),
+    ("slack-token", "xoxa" + "-" + rand(ALNUM, 20, 8)),
+    ("slack-token", "xapp" + "-1-A1B2C3-123456-" + rand(string.ascii_lowercase + string.digits, 20, 9)),
+    ("slack-webhook", "hooks.slack" + ".com/services/" + rand(ALNUM, 30, 10)),
+    ("private-key", "-" * 5 + "BEGIN " + "PRIVATE KEY" + "-" * 5 + "\n" + rand(BASE64, 40, 11)),
+    ("stripe-secret-key", "rk" + "_live_" + rand(ALNUM, 20, 12)),
+    ("google-api-key", "AI" + "za" + rand(URLSAFE, 35, 13)),
+    ("npm-token", "npm" + "_" + rand(ALNUM, 36, 14)),
+    ("pypi-token", "pypi-" + "AgEIcHlwaS5vcmc" + rand(URLSAFE, 50, 15)),
+    ("openai-api-key", "sk-" + "proj-" + rand(URLSAFE, 40, 16)),
+    ("openai-api-key", "sk-" + rand(ALNUM, 20, 17) + "T3Blbk" + "FJ" + rand(ALNUM, 20, 18)),
+    ("anthropic-api-key", "sk-" + "ant-api03-" + rand(URLSAFE, 80, 19)),
+]
+
+
+@pytest.mark.parametrize(("kind", "token"), SHORTEST)
+def test_the_shortest_token_of_each_shape_passes_the_quick_test_and_is_found(kind: str, token: str) -> None:
+    text = f"key: {token}\n".encode()
+    assert may_hold_secret(text)
+    assert find_secret(text) == kind
+    assert {k for k, _ in SHORTEST} == set(KINDS)
+
+
+def test_prose_without_long_tokens_skips_the_scan() -> None:
+    prose = b"Notes on the meeting: we agreed to ship on Friday, see ./docs/plan.md and the wiki.\n" * 40
+    assert not may_hold_secret(prose)
+    assert may_hold_secret(prose + b"a-long_token+with/sixteen")
