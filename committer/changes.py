@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from committer import gitindex
 from committer.filters import PathFilter, is_nested_repo
 from committer.gitrepo import TreeEntry
 from committer.message import Counts
 
-BlobSink = Callable[[bytes], str]
+BlobSink = Callable[[bytes, str], str]  # (content, blob id) -> how the commit refers to it
 HeadLookup = Callable[[Sequence[str] | None], Mapping[str, TreeEntry]]
 LfsStore = Callable[[int, int], bytes]
 SecretFinder = Callable[[bytes], "str | None"]
@@ -203,21 +206,23 @@ class Held(Exception):
     """A file that must stay out of this commit, with the reason."""
 
 
-def _read(full: str, limits: Limits) -> tuple[str, bytes, bool]:
-    """(mode, blob content, stored through LFS) of a file or symlink, never following a link."""
-    st = os.lstat(full)
-    if stat.S_ISLNK(st.st_mode):
-        return MODE_LINK, os.fsencode(os.readlink(full)), False
-    if not stat.S_ISREG(st.st_mode):
-        raise IsADirectoryError(full)
-    fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+def _read(full: str, limits: Limits) -> tuple[str, bytes, bool, os.stat_result | None]:
+    """(mode, blob content, stored through LFS, stat of a file) of a file or symlink, never following a link."""
+    try:
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        return MODE_LINK, os.fsencode(os.readlink(full)), False, None  # O_NOFOLLOW refused a symlink
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IsADirectoryError(full)
         mode = MODE_EXEC if st.st_mode & stat.S_IXUSR else MODE_FILE
         if limits.lfs_threshold and st.st_size >= limits.lfs_threshold:
             if limits.lfs_store is None:
                 raise Held(f"{_mb(st.st_size)} is at or above lfs_threshold and {limits.lfs_missing_reason}")
-            return mode, limits.lfs_store(fd, st.st_size), True
+            return mode, limits.lfs_store(fd, st.st_size), True, st
         if limits.max_file_size and st.st_size > limits.max_file_size:
             raise Held(f"{_mb(st.st_size)} is above max_file_size ({_mb(limits.max_file_size)})")
         chunks = []
@@ -233,7 +238,7 @@ def _read(full: str, limits: Limits) -> tuple[str, bytes, bool]:
         kind = limits.find_secret(data)
         if kind is not None:
             raise Held(f"looks like it contains a secret ({kind})")
-    return mode, data, False
+    return mode, data, False, st
 
 
 def _mb(size: int) -> str:
@@ -263,10 +268,13 @@ def collect(
     limits = limits or Limits()
     result = ChangeSet(skipped=scan.skipped)
     seen: set[str] = set()
+    # A whole-tree pass hands the stat data it saw to the index written after the commit.
+    hints: dict[str, bytes] | None = {} if "" in scan.roots else None
+    fresh_after = time.time_ns() - gitindex.RACY_NS
     for rel in scan.files:
         full = os.path.join(data_dir, rel)
         try:
-            mode, data, through_lfs = _read(full, limits)
+            mode, data, through_lfs, st = _read(full, limits)
         except (FileNotFoundError, NotADirectoryError):
             continue  # vanished since the event: a deletion if history has it
         except Held as held:
@@ -280,10 +288,12 @@ def collect(
         if progress is not None:
             progress(len(data))
         sha = blob_id(data)
+        if hints is not None and st is not None and max(st.st_mtime_ns, st.st_ctime_ns) < fresh_after:
+            hints[rel] = gitindex.hint(st, mode, sha)
         old = entries.get(rel)
         if old is not None and old.sha == sha and old.mode == mode:
             continue
-        result.modifies.append((mode, sink(data), rel))
+        result.modifies.append((mode, sink(data, sha), rel))
         if through_lfs:
             result.lfs.append(rel)
         if old is None:
@@ -295,6 +305,8 @@ def collect(
         if rel in seen or _under(rel, scan.keep) or not _under(rel, scan.roots):
             continue
         result.deleted[rel] = entry.sha
+    if hints:
+        gitindex.remember(data_dir, hints)
     return result
 
 

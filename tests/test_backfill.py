@@ -1,0 +1,146 @@
+"""The first commit of a large directory: blobs over two fast-import processes, the index from stat data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from committer import gitindex, gitrepo
+from committer.changes import blob_id
+from committer.daemon import open_repository
+from committer.filters import PathFilter
+from committer.gitrepo import FastImport
+from committer.pipeline import Pipeline
+from committer.settings import load_settings
+from tests.conftest import Layout, committer, git, show, tree_files, wait_for
+
+
+def bare(path: Path) -> Path:
+    subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True)
+    return path
+
+
+def test_a_large_stream_shares_its_blobs_with_a_second_import_and_commits_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gitrepo, "_SHARE_AFTER", 4096)
+    git_dir = bare(tmp_path / "repo.git")
+    importer = FastImport(git_dir)
+    contents = {f"d{i % 7}/f{i:03}.md": f"file {i}\n".encode() * (i % 50 + 1) for i in range(300)}
+    modifies = []
+    for path, data in contents.items():
+        modifies.append(("100644", importer.blob(data, blob_id(data)), path))
+    refs = [ref for _, ref, _ in modifies]
+    assert any(ref.startswith(":") for ref in refs) and any(len(ref) == 40 for ref in refs)
+    mark = importer.write_commit("refs/heads/main", None, ("t", "t@localhost"), "all", [], modifies)
+    sha = importer.finish(mark)
+    assert git(git_dir, "rev-parse", "refs/heads/main").strip() == sha
+    assert tree_files(git_dir, "main") == set(contents)
+    for path in list(contents)[::37]:
+        assert show(git_dir, path, "main") == contents[path]
+    assert git(git_dir, "fsck", "--strict", "--no-dangling", "--no-progress").strip() == ""
+
+
+def test_an_aborted_shared_stream_moves_no_branch_and_leaves_no_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gitrepo, "_SHARE_AFTER", 1024)
+    git_dir = bare(tmp_path / "repo.git")
+    importer = FastImport(git_dir)
+    refs = [importer.blob(b"x" * 600 + bytes([i])) for i in range(20)]
+    assert any(len(ref) == 40 for ref in refs)
+    importer.abort()
+    assert not importer.started and not gitrepo._running
+    assert git(git_dir, "rev-parse", "-q", "--verify", "refs/heads/main", check=False).strip() == ""
+
+
+def _old_enough(paths: list[Path]) -> bool:
+    newest = max(max(p.lstat().st_mtime_ns, p.lstat().st_ctime_ns) for p in paths)
+    return time.time_ns() - newest > gitindex.RACY_NS
+
+
+def _debug_listing(git_dir: Path, data: Path, index: Path) -> str:
+    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+    return subprocess.run(
+        ["git", f"--git-dir={git_dir}", f"--work-tree={data}", "ls-files", "--debug"],
+        capture_output=True, text=True, check=True, env=env,
+    ).stdout
+
+
+@pytest.mark.integration
+def test_init_writes_the_index_git_itself_would_write(layout: Layout) -> None:
+    written = []
+    for i in range(120):
+        path = layout.data / f"dir{i % 4}" / f"note {i}.md"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"note {i}\n" * (i + 1))
+        written.append(path)
+    (layout.data / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (layout.data / "run.sh").chmod(0o755)
+    os.symlink("dir0/note 0.md", layout.data / "link.md")
+    (layout.data / "dir1" / "ü é.md").write_text("non-ASCII name")
+    written += [layout.data / "run.sh", layout.data / "dir1" / "ü é.md"]
+    wait_for(lambda: _old_enough(written), timeout=5, what="files older than the racy window")
+
+    assert committer("init", *layout.args()).returncode == 0
+    ours = _debug_listing(layout.git_dir, layout.data, layout.git_dir / "index")
+    assert " mtime: 0:0" not in ours  # real stat data, not entries left for git to re-check
+    reference = layout.root / "reference-index"
+    env = {**os.environ, "GIT_INDEX_FILE": str(reference)}
+    for args in (["read-tree", "--reset", "HEAD"], ["update-index", "-q", "--refresh"]):
+        subprocess.run(["git", f"--git-dir={layout.git_dir}", f"--work-tree={layout.data}", *args],
+                       check=True, env=env)
+    assert ours == _debug_listing(layout.git_dir, layout.data, reference)
+    status = ["--work-tree", str(layout.data), "status", "--porcelain", "--untracked-files=all"]
+    assert git(layout.git_dir, *status) == ""
+
+    (layout.data / "dir2" / "note 2.md").write_text("NOTE 2\n" * 3)  # same size, new content
+    changed = git(layout.git_dir, *status)
+    assert changed.startswith(" M ") and "dir2/note 2.md" in changed and len(changed.splitlines()) == 1
+
+
+def test_an_index_hint_that_does_not_match_head_is_left_for_git_to_check() -> None:
+    st = os.stat(__file__)
+    data = Path(__file__).read_bytes()
+    good = gitindex.hint(st, "100644", blob_id(data))
+    stale = gitindex.hint(st, "100644", blob_id(data + b"changed"))
+    entries = [("a.py", "100644", blob_id(data)), ("b.py", "100644", blob_id(data))]
+    index, used = gitindex.build(entries, {"a.py": good, "b.py": stale})
+    assert used == 1
+    assert index[:12] == b"DIRC" + (2).to_bytes(4, "big") + (2).to_bytes(4, "big")
+    assert index[12:12 + 40] == good[:40]  # a.py: the stat data of the read
+    second = 12 + ((62 + len(b"a.py") + 8) & ~7)  # header, then 8-byte aligned entries
+    assert index[second:second + 24] == bytes(24)  # b.py: no stat data, git re-reads the file
+
+
+def test_the_first_commit_hands_its_stat_data_to_the_index_and_git_reads_no_file_again(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = []
+    for i in range(50):
+        paths.append(layout.data / f"n{i}.md")
+        paths[-1].write_text(f"note {i}\n")
+    (layout.data / "fresh.md").write_text("written just before the read")
+    wait_for(lambda: _old_enough(paths), timeout=5, what="files older than the racy window")
+    os.utime(layout.data / "fresh.md")  # changed a moment ago: its stat data is not trusted
+    used: list[int] = []
+    build = gitindex.build
+
+    def counting(*args: object) -> tuple[bytes, int]:
+        data, count = build(*args)  # type: ignore[arg-type]
+        used.append(count)
+        return data, count
+
+    monkeypatch.setattr(gitindex, "build", counting)
+    settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir)})
+    pfilter = PathFilter(settings.data_dir, settings.ignore)
+    pipeline = Pipeline(settings, open_repository(settings, pfilter), pfilter)
+    assert pipeline.commit([""], op="init").sha is not None
+    pipeline.repo.sync_index()
+    assert used == [50]
+    assert git(layout.git_dir, "--work-tree", str(layout.data), "status", "--porcelain") == ""
+    assert gitindex.take(layout.data) == {}  # handed over once
