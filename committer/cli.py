@@ -186,16 +186,14 @@ class _Progress:
         self._bar: Any = None
         self._task: Any = None
         self._files = 0
+        self._bytes = 0
 
     def __enter__(self) -> _Progress:
         if self.enabled:
             from rich.console import Console
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-            total = sum(
-                os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(self.root) for f in fs
-                if os.path.isfile(os.path.join(d, f))
-            )
+            total = _tree_bytes(self.root)
             self._bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                 transient=True,
@@ -207,12 +205,36 @@ class _Progress:
 
     def advance(self, size: int) -> None:
         self._files += 1
-        if self._bar is not None:
-            self._bar.update(self._task, advance=size, description=f"committing {self._files} files")
+        self._bytes += size
+        if self._bar is not None and (self._files & 255 == 0 or self._files == 1):
+            self._flush()
+
+    def _flush(self) -> None:
+        self._bar.update(self._task, completed=self._bytes, description=f"committing {self._files} files")
 
     def __exit__(self, *_exc: object) -> None:
         if self._bar is not None:
+            self._flush()
             self._bar.stop()
+
+
+def _tree_bytes(root: Path) -> int:
+    """Bytes of the regular files under root (one lstat each), the progress bar's total."""
+    size, stack = 0, [str(root)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            size += entry.stat(follow_symlinks=False).st_size
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return size
 
 
 @app.command()
