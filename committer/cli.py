@@ -128,7 +128,9 @@ def _side_with_remote(settings: Settings, repo: GitRepo, from_remote: bool, adop
     if not remote_has_history(settings, repo):
         return False
     if from_remote:
-        init_from_remote(settings, repo)
+        from committer.pull import checkout_lfs
+
+        checkout_lfs(settings, repo, init_from_remote(settings, repo))
         return True
     if adopt:
         adopt_remote(settings, repo)

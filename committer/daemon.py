@@ -261,7 +261,7 @@ class Daemon:
                 adopt_remote(settings, repo)
                 log.warning("remote_history_adopted", remote=redact(settings.remote))
             else:
-                init_from_remote(settings, repo)
+                pull.checkout_lfs(settings, repo, init_from_remote(settings, repo))
                 log.warning("remote_history_restored", remote=redact(settings.remote))
         except CommitterError as exc:
             log.error("remote_check_failed", error=exc.message, action="continuing with local history")

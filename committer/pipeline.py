@@ -188,9 +188,13 @@ class Pipeline:
 
     def _track_lfs(self, changes: ChangeSet) -> None:
         """Keep the list of LFS paths in HEAD, and git's attributes for them, in line with the commit."""
+        self.update_lfs_paths(set(changes.added) | set(changes.modified) | set(changes.deleted), changes.lfs)
+
+    def update_lfs_paths(self, changed: Iterable[str], now_lfs: Iterable[str]) -> None:
+        """Of the `changed` paths, exactly `now_lfs` are LFS pointers in HEAD now (after a commit or a pull)."""
         paths = set(self.lfs_paths)
-        paths.difference_update(changes.added, changes.modified, changes.deleted)
-        paths.update(changes.lfs)
+        paths.difference_update(changed)
+        paths.update(now_lfs)
         if paths != self.lfs_paths:
             self.lfs_paths = paths
             save_lfs_paths(self.repo.git_dir, paths)

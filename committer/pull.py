@@ -14,7 +14,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from committer import lfs, logs, message, trees
 from committer.changes import MODE_LINK, blob_id
 from committer.errors import CommitterError, ConfigError
 from committer.gitrepo import GitRepo, TreeEntry
-from committer.pipeline import Pipeline, iso_utc
-from committer.remote import fetch_remote_head, pushed_ref, record_pushed
+from committer.pipeline import Pipeline, iso_utc, save_lfs_paths
+from committer.remote import fetch_lfs_objects, fetch_remote_head, pushed_ref, record_pushed
 from committer.restore import write_entry
 from committer.settings import Settings
 
@@ -105,8 +105,8 @@ def _order(item: tuple[str, tuple[TreeEntry | None, TreeEntry | None]]) -> tuple
 
 
 def _apply(
-    pipeline: Pipeline, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], when: float,
-    taken: set[str],
+    pipeline: Pipeline, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], blobs: Mapping[str, bytes],
+    when: float, taken: set[str],
 ) -> tuple[int, int, list[dict[str, str]], set[str]]:
     """Write the changes into the data directory wherever the disk still holds the old version.
 
@@ -115,8 +115,6 @@ def _apply(
     the new tree: they are committed on top).
     """
     repo = pipeline.repo
-    wanted = {e.sha for pair in changes.values() for e in pair if e is not None and e.mode != MODE_GITLINK}
-    blobs = repo.read_blobs(sorted(wanted))
     written = deleted = 0
     conflicts: list[dict[str, str]] = []
     local_wins: set[str] = set()
@@ -230,13 +228,18 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
             pipeline.pull_state["held"] = held
         result.outcome, result.reason = HELD, f"the pull would delete {len(deletions)} files (max_delete)"
         return result
+    wanted = {e.sha for pair in changes.values() for e in pair if e is not None and e.mode != MODE_GITLINK}
+    blobs = repo.read_blobs(sorted(wanted))
+    pointers = _pointers({p: new for p, (_old, new) in changes.items() if new is not None}, blobs)
+    fetch_lfs(pipeline.settings, repo, remote, pointers.values())
     taken = {c["copy"] for c in copies}
-    written, deleted, late, local_wins = _apply(pipeline, changes, when, taken)
+    written, deleted, late, local_wins = _apply(pipeline, changes, blobs, when, taken)
     new_head = remote if not merging else _merge_commit(pipeline, local, remote, target_tree, copies, when)
     result.outcome = MERGE if merging else FAST_FORWARD
     repo.git("update-ref", "-m", f"committer: pull ({result.outcome})", repo.ref, new_head, local or "0" * 40)
     record_pushed(repo, settings.remote, remote, {}, "pull: fetched")
     pipeline.refresh_head()
+    pipeline.update_lfs_paths(changes, pointers)
     pipeline.pull_state.pop("held", None)
     repo.sync_index()
     result.new, result.written, result.deleted = new_head, written, deleted
@@ -247,6 +250,55 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
         repo.sync_index()
         result.new = pipeline.head
     return result
+
+
+def _pointers(entries: Mapping[str, TreeEntry], blobs: Mapping[str, bytes]) -> dict[str, str]:
+    """Path -> LFS oid of the entries whose blob is an LFS pointer."""
+    found = {}
+    for path, entry in entries.items():
+        parsed = lfs.parse(blobs.get(entry.sha, b""))
+        if parsed is not None:
+            found[path] = parsed[0]
+    return found
+
+
+def fetch_lfs(settings: Settings, repo: GitRepo, rev: str, oids: Iterable[str]) -> None:
+    """Download the LFS objects of `rev` when any of `oids` is missing; a failure leaves pointer files."""
+    missing = [oid for oid in oids if not lfs.object_path(repo.git_dir, oid).is_file()]
+    if not missing or not settings.remote:
+        return
+    if not lfs.available():
+        log.warning("lfs_fetch_skipped", missing=len(missing), reason="git-lfs is not installed",
+                    action="pointer files are written in place of those files")
+        return
+    try:
+        fetch_lfs_objects(settings, repo, rev)
+    except CommitterError as exc:
+        log.warning("lfs_fetch_failed", missing=len(missing), error=exc.message,
+                    action="pointer files are written where objects are missing")
+
+
+def checkout_lfs(settings: Settings, repo: GitRepo, rev: str) -> int:
+    """After a checkout of `rev` (a restore from the remote): put the real content where it holds pointers.
+
+    Returns the number of files replaced; those without an object (download failed) stay pointers.
+    """
+    entries = trees.small_blobs(repo, rev, lfs.POINTER_MAX)
+    pointers = _pointers(entries, repo.read_blobs(sorted({e.sha for e in entries.values()})))
+    if not pointers:
+        return 0
+    fetch_lfs(settings, repo, rev, pointers.values())
+    blobs = repo.read_blobs(sorted({entries[p].sha for p in pointers}))
+    replaced = 0
+    for path, oid in sorted(pointers.items()):
+        entry, full = entries[path], repo.data_dir / path
+        if lfs.object_path(repo.git_dir, oid).is_file() and _matches(_disk(repo, path), entry, {}):
+            replaced += write_entry(repo.git_dir, full, entry, blobs[entry.sha],
+                                    expect=lambda p=path, e=entry: _matches(_disk(repo, p), e, {}))  # type: ignore[misc]
+    save_lfs_paths(repo.git_dir, set(pointers))
+    lfs.write_attributes(repo.git_dir, set(pointers))
+    log.info("lfs_checked_out", files=replaced, pointers=len(pointers))
+    return replaced
 
 
 def _refuse(result: PullResult, reason: str) -> PullResult:

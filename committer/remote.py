@@ -347,6 +347,12 @@ def fetch_remote_head(settings: Settings, repo: GitRepo, *, tags: bool = False) 
     return sha or None
 
 
+def fetch_lfs_objects(settings: Settings, repo: GitRepo, rev: str) -> None:
+    """Download the LFS objects of `rev`'s tree from the remote into the repository's LFS store."""
+    remote = Remote(settings)
+    _raise_for(remote.run(repo, ["lfs", "fetch", remote.url, rev]))
+
+
 def refetch_remote_head(settings: Settings, repo: GitRepo) -> str | None:
     """Fetch the remote branch with every object, as a fresh clone would (to heal missing objects)."""
     remote = Remote(settings)

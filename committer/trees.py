@@ -90,3 +90,15 @@ def write_tree(repo: GitRepo, base_tree: str, overrides: Mapping[str, TreeEntry 
         if lines:
             repo.git("update-index", "--index-info", input="".join(lines).encode(), env=env)
         return repo.git("write-tree", env=env).stdout.decode().strip()
+
+
+def small_blobs(repo: GitRepo, rev: str, below: int) -> dict[str, TreeEntry]:
+    """Regular files of `rev` smaller than `below` bytes (where LFS pointers can be), by path."""
+    out = repo.git("ls-tree", "-r", "-l", "-z", "--full-tree", rev).stdout
+    found: dict[str, TreeEntry] = {}
+    for record in out.split(b"\0"):
+        meta, _, raw_path = record.partition(b"\t")
+        fields = meta.split()
+        if len(fields) == 4 and fields[1] == b"blob" and fields[3].isdigit() and int(fields[3]) < below:
+            found[os.fsdecode(raw_path)] = TreeEntry(fields[0].decode(), fields[2].decode())
+    return found

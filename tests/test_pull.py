@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from committer import lfs
 from committer.trees import conflict_name
 from tests.conftest import Layout, commit_count, committer, git, show, tree_files
 from tests.gitserver import GitHTTPServer, git_server  # noqa: F401  (a fixture)
@@ -313,3 +314,33 @@ def test_a_folder_that_becomes_a_file_and_back(layout: Layout, mirror: Path, tmp
     assert (layout.data / "notes").read_text() == "now a file\n"
     assert (layout.data / "x" / "y.md").read_text() == "now in a folder\n"
     assert git(layout.git_dir, "rev-parse", "HEAD").strip() == remote_head
+
+
+@integration
+@pytest.mark.skipif(not lfs.available(), reason="git-lfs is not installed")
+def test_large_files_come_back_as_files_not_pointers(mirror: Path, tmp_path: Path) -> None:
+    def side(name: str) -> tuple[Path, dict[str, str]]:
+        data = tmp_path / name / "data"
+        data.mkdir(parents=True)
+        return data, {"COMMITTER_DATA_DIR": str(data), "COMMITTER_GIT_DIR": str(tmp_path / name / "git"),
+                      "COMMITTER_REMOTE": f"file://{mirror}", "COMMITTER_LFS_THRESHOLD": "4k"}
+
+    big = os.urandom(20_000)
+    first, first_env = side("first")
+    (first / "big.bin").write_bytes(big)
+    assert committer("init", env=first_env).returncode == 0
+    # A volume restored from the remote gets the file itself.
+    second, second_env = side("second")
+    restored = committer("init", "--from-remote", env=second_env)
+    assert restored.returncode == 0, restored.stderr
+    assert (second / "big.bin").read_bytes() == big
+    # A new version made on the other side arrives through a pull as a file too, with no echo commit.
+    bigger = os.urandom(30_000)
+    (first / "big.bin").write_bytes(bigger)
+    assert committer("run", "--once", env=first_env).returncode == 0
+    proc = pull(second_env)
+    assert proc.returncode == 0, proc.stderr
+    assert (second / "big.bin").read_bytes() == bigger
+    head = git(Path(second_env["COMMITTER_GIT_DIR"]), "rev-parse", "HEAD").strip()
+    assert committer("run", "--once", env=second_env).returncode == 0
+    assert git(Path(second_env["COMMITTER_GIT_DIR"]), "rev-parse", "HEAD").strip() == head
