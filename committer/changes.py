@@ -288,7 +288,8 @@ def collect(
         if progress is not None:
             progress(len(data))
         sha = blob_id(data)
-        if hints is not None and st is not None and max(st.st_mtime_ns, st.st_ctime_ns) < fresh_after:
+        if (hints is not None and st is not None and len(hints) < gitindex.MAX_HINTS
+                and max(st.st_mtime_ns, st.st_ctime_ns) < fresh_after):
             hints[rel] = gitindex.hint(st, mode, sha)
         old = entries.get(rel)
         if old is not None and old.sha == sha and old.mode == mode:

@@ -25,6 +25,10 @@ _U32 = 0xFFFFFFFF
 # tick without its stat data changing: no hint for it (git's "racy" entries, made stricter).
 RACY_NS = 1_000_000_000
 
+# At most this many hints (about 110 bytes each): past it, files are left for git's refresh to read,
+# so a first commit of millions of files holds no more than about 30 MB of them.
+MAX_HINTS = 250_000
+
 # Hints of the last whole-tree read, by data directory; taken (and dropped) by the next index write.
 _hints: dict[str, dict[str, bytes]] = {}
 
