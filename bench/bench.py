@@ -21,11 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import backfill
+import burst
 import gitruns
+import polling
 import procs
 import pushing
 import watching
@@ -44,6 +47,7 @@ OUT = Path(__file__).resolve().parent / "out" / "latest.md"
 # the tree, so on smaller trees the row is for reference. The floor ratio is held at every size.
 TEN_X_FROM = 100_000
 BATCHES = (1, 100)
+TREE_SECTIONS = ("commits", "watching", "backfill", "poll")
 ORDERS = (("daemon", "baseline", "floor"), ("baseline", "floor", "daemon"), ("floor", "daemon", "baseline"))
 
 
@@ -66,7 +70,18 @@ class Config:
     restarts: int
     push_writes: int
     outage: int
+    poll_interval: float
+    poll_window: float
+    poll_writes: int
+    poll_scans: int
+    burst_paths: int
     only: str | None = None
+
+    def runs(self, section: str) -> bool:
+        """Whether --only lets this section run (trees: every section on the trees)."""
+        if self.only is None:
+            return True
+        return self.only == section or (self.only == "trees" and section in TREE_SECTIONS)
 
 
 class Bench:
@@ -86,21 +101,28 @@ class Bench:
             f"{watching.DEBOUNCE_FLAG})"
         )
         self.startup = Section("4. Start-up, idle CPU and memory (`committer run` as a process)")
-        self.backfill = Section("5. Backfill: `committer init` of an existing tree (reference only)")
+        self.backfill = Section("5. Backfill: `committer init` of an existing tree, and its first push")
         self.push = Section(
             "6. Commit to remote: push latency and an outage (`committer run --remote file://…`, "
             f"{pushing.FILES // 1000}k tree)"
         )
+        self.poll = Section("7. The poll observer (bucket mounts and network filesystems)")
+        self.memory = Section(f"8. A burst of {config.burst_paths:,} events: memory and commits")
 
     @property
     def sections(self) -> list[Section]:
-        return [self.commit, self.burst, self.latency, self.startup, self.backfill, self.push]
+        return [self.commit, self.burst, self.latency, self.startup, self.backfill, self.push, self.poll,
+                self.memory]
 
     def run(self) -> None:
-        if self.config.only in (None, "trees"):
+        if any(self.config.runs(s) for s in TREE_SECTIONS):
             self.run_trees()
-        if self.config.only in (None, "push"):
+        if self.config.runs("push"):
             self.run_push()
+        if self.config.runs("burst"):
+            say(f"burst: {self.config.burst_paths:,} events through the watcher and the batcher")
+            burst.rows(self.config.burst_paths, burst.measure(self.config.burst_paths, self.env, self.base),
+                       self.memory)
 
     # -- 6. push -----------------------------------------------------------------------------------
 
@@ -123,53 +145,59 @@ class Bench:
             tree.build()
             os.sync()  # no writeback of the build is left for the first measurement to pay
             git_dir = root / "committer.git"
-            self.run_backfill(tree, git_dir, root)
-            if size == largest:
 
-                def tell(text: str, name: str = name) -> None:
-                    say(f"{name}: {text}")
+            def tell(text: str, name: str = name) -> None:
+                say(f"{name}: {text}")
 
+            self.run_backfill(tree, git_dir, root, tell)
+            if self.config.runs("poll"):
+                self.run_poll(tree, git_dir, size == largest, tell)
+            if size == largest and self.config.runs("watching"):
                 got = watching.measure(
                     tree, git_dir, self.env, self.config.idle, self.config.writes, self.config.restarts,
                     self.live, tell,
                 )
                 watching.rows(name, got, self.config.idle, self.latency, self.startup)
-            self.run_commits(tree, git_dir, root, burst=size == largest)
+            if self.config.runs("commits"):
+                self.run_commits(tree, git_dir, root, burst=size == largest)
             shutil.rmtree(root)
+
+    # -- 7. polling --------------------------------------------------------------------------------
+
+    def run_poll(self, tree: Tree, git_dir: Path, largest: bool, tell: Callable[[str], None]) -> None:
+        name, config = label(tree.count), self.config
+        tell("poll scans: committer's scanner and watchdog's snapshot diff")
+        got = polling.scans(tree.data, self.env, config.poll_scans)
+        polling.rows(name, got, self.poll, config.poll_interval)
+        if largest:
+            tell(f"the daemon polling every {config.poll_interval:g} s")
+            live = polling.live(tree, git_dir, self.env, config.poll_interval, config.poll_window,
+                                config.poll_writes, self.live, tell)
+            polling.live_rows(name, live, got["watchdog"], self.poll)
 
     # -- 5. backfill -------------------------------------------------------------------------------
 
-    def run_backfill(self, tree: Tree, git_dir: Path, root: Path) -> None:
+    def run_backfill(self, tree: Tree, git_dir: Path, root: Path, tell: Callable[[str], None]) -> None:
         name = label(tree.count)
-        say(f"{name}: committer init")
         procs.warm_bytecode(self.env)
-        argv = [sys.executable, "-m", "committer", "init", "--data-dir", str(tree.data),
-                "--git-dir", str(git_dir), "--log-format", "json"]
-        started = time.perf_counter()
-        subprocess.run(argv, env=self.env, check=True, capture_output=True)
-        ours = time.perf_counter() - started
-        say(f"{name}: git add -A && git commit into a fresh repository")
-        naive_git = root / "naive.git"
-        gitruns.fresh_like(git_dir, naive_git, "main")
-        naive = gitruns.add_all_commit(naive_git, tree.data)
-        if gitruns.tree_of(git_dir, "HEAD") != gitruns.tree_of(naive_git, "HEAD"):
-            raise RuntimeError("committer init and git add -A committed different trees")
-        shutil.rmtree(naive_git)
-        self.backfill.rows.append(Row(
-            f"{name} tree: `committer init` (whole process) vs `git add -A && git commit`, fresh repo",
-            spread([ours]), ms(naive), f"{ratio(ours / naive)} (init/baseline)", "—", None,
-        ))
+        if not self.config.runs("backfill"):
+            tell("committer init")
+            subprocess.run([sys.executable, "-m", "committer", "init", "--data-dir", str(tree.data),
+                            "--git-dir", str(git_dir), "--log-format", "json"],
+                           env=self.env, check=True, capture_output=True)
+            return
+        backfill.rows(name, tree.count, backfill.measure(tree, git_dir, root, self.env, tell), self.backfill)
         check = self.fsck_cost(git_dir, ["--connectivity-only"])
         full = self.fsck_cost(git_dir, ["--full"])
         self.backfill.rows.append(Row(
             f"{name} tree: the start-up check, `git fsck --connectivity-only` of the branch, vs a full fsck",
             spread(check), ms(med(full)), f"{ratio(med(check) / med(full))} (check/full)", "—", None,
         ))
-        if not self.backfill.notes:
-            self.backfill.notes.append(
+        if len(self.backfill.notes) == 1:
+            self.backfill.notes.insert(0,
                 "both repositories have the same config (core.fsync=committed, fsyncMethod=fsync): "
-                "init writes one pack, `git add -A` one fsynced loose object per file; the two trees "
-                "are checked identical; one run each"
+                "init writes packs, `git add -A` one fsynced loose object per file; the trees of both, "
+                "and of the mirrors, are checked identical; one run each"
             )
 
     @staticmethod
@@ -343,8 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 10k files, 10 s idle window, fewer writes and restarts")
     parser.add_argument("--tmp", default="/tmp", help="where the temporary trees go [/tmp]")
-    parser.add_argument("--only", choices=("trees", "push"),
-                        help="run only sections 1-5 (trees) or only section 6 (push) [everything]")
+    parser.add_argument("--only", choices=("trees", "push", "commits", "watching", "backfill", "poll", "burst"),
+                        help="trees: sections 1-5 and 7; or one of them: commits (1-2), watching (3-4), "
+                             "backfill (5), push (6), poll (7), burst (8) [everything]")
+    parser.add_argument("--burst", type=int, help="distinct paths of section 8 [1000000; quick: 200000]")
     args = parser.parse_args(argv)
     config = Config(
         sizes=args.sizes or ([10_000] if args.quick else [10_000, 100_000]),
@@ -355,6 +385,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         restarts=2 if args.quick else 3,
         push_writes=8 if args.quick else 20,
         outage=20 if args.quick else 100,
+        poll_interval=2.0 if args.quick else 10.0,
+        poll_window=10.0 if args.quick else 60.0,
+        poll_writes=2 if args.quick else 3,
+        poll_scans=3 if args.quick else 5,
+        burst_paths=args.burst or (200_000 if args.quick else 1_000_000),
         only=args.only,
     )
     started, load_before = time.monotonic(), loadavg()
@@ -367,8 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.cleanup()
         shutil.rmtree(base, ignore_errors=True)
     command = " ".join(["python", "bench/bench.py", *(sys.argv[1:] if argv is None else argv)])
-    trees = [] if config.only == "push" else [label(s) for s in config.sizes]
-    if config.only != "trees":
+    trees = [label(s) for s in config.sizes] if any(config.runs(s) for s in TREE_SECTIONS) else []
+    if config.runs("push"):
         trees.append(f"{label(pushing.FILES)} (section 6)")
     header = [
         "# committer benchmark",

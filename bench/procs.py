@@ -110,15 +110,17 @@ class DaemonProcess:
     """`committer run` on a tree with inotify and JSON logs, from spawn to a clean SIGTERM stop."""
 
     def __init__(
-        self, data: Path, git_dir: Path, env: dict[str, str], debounce: str, remote: str | None = None
+        self, data: Path, git_dir: Path, env: dict[str, str], debounce: str, remote: str | None = None,
+        observer: str = "inotify", extra: tuple[str, ...] = (),
     ) -> None:
         argv = [
             sys.executable, "-m", "committer", "run",
             "--data-dir", str(data), "--git-dir", str(git_dir),
-            "--debounce", debounce, "--observer", "inotify", "--log-format", "json",
+            "--debounce", debounce, "--observer", observer, "--log-format", "json", *extra,
         ]
         if remote:
             argv += ["--remote", remote]
+        self.observer = observer
         self.spawned = time.time()
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
@@ -134,8 +136,8 @@ class DaemonProcess:
     def wait_ready(self, timeout: float = 180.0) -> tuple[float, float]:
         """(spawn to `daemon_ready` by the log's timestamp, the daemon's own `seconds` field)."""
         _, start = self.log.wait_for(event("daemon_start"), 0, timeout)
-        if start.get("observer") != "inotify":
-            raise RuntimeError(f"daemon runs observer {start.get('observer')!r}, not inotify")
+        if start.get("observer") != self.observer:
+            raise RuntimeError(f"daemon runs observer {start.get('observer')!r}, not {self.observer}")
         _, ready = self.log.wait_for(event("daemon_ready"), 0, timeout)
         return epoch(ready["timestamp"]) - self.spawned, float(ready["seconds"])
 
