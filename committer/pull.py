@@ -307,27 +307,46 @@ def _refuse(result: PullResult, reason: str) -> PullResult:
 
 
 def _merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[str, list[dict[str, str]]]:
-    """The merge of both sides; where they conflict the local version keeps the path, the remote's is a copy."""
+    """The merge of both sides; where they conflict the local version keeps the path, the remote's is a copy.
+
+    A file that git moved out of a folder's way (a file on one side, a folder on the other) gets a
+    conflict-copy name instead of git's `name~<commit>`. Refused when any new content would be lost.
+    """
     tree, conflicted = trees.merge_trees(repo, local, remote)
     if not conflicted:
         return tree, []
-    ours, theirs = repo.ls_tree(local, conflicted), repo.ls_tree(remote, conflicted)
-    overrides: dict[str, TreeEntry | None] = {}
-    copies: list[dict[str, str]] = []
     names = set(repo.ls_tree(local, None)) | set(repo.ls_tree(remote, None))
 
     def taken(name: str) -> bool:
         return name in names or os.path.lexists(repo.data_dir / name)
 
-    for path in conflicted:
-        mine, other = ours.get(path), theirs.get(path)
+    overrides: dict[str, TreeEntry | None] = {}
+    copies: list[dict[str, str]] = []
+    for path, stages in sorted(conflicted.items()):
+        moved = next(((path[: -len(sha) - 1], side) for sha, side in ((local, 2), (remote, 3))
+                      if path.endswith(f"~{sha}")), None)
+        if moved is not None:
+            original, side = moved
+            overrides[path] = None
+            copy = trees.conflict_name(original, repo.branch if side == 3 else "local", when, taken)
+            names.add(copy)
+            overrides[copy] = stages[side]
+            copies.append({"path": original, "copy": copy, "why": "a file on one side, a folder on the other"})
+            continue
+        mine, other = stages.get(2), stages.get(3)
         overrides[path] = mine
         if other is not None and other != mine:
             copy = trees.conflict_name(path, repo.branch, when, taken)
             names.add(copy)
             overrides[copy] = other
             copies.append({"path": path, "copy": copy, "why": "changed on both sides"})
-    return trees.write_tree(repo, tree, overrides), copies
+    merged = trees.write_tree(repo, tree, overrides)
+    # Each side's version of every conflicted path must be somewhere in the result.
+    lost = trees.missing(repo, merged, {e.sha for stages in conflicted.values() for n, e in stages.items() if n > 1})
+    if lost:
+        raise CommitterError(f"the merge with the remote would lose {len(lost)} file version(s); nothing was "
+                             "changed: merge by hand (see README, 'Pulling')")
+    return merged, copies
 
 
 def _merge_commit(

@@ -61,19 +61,28 @@ def diff_trees(repo: GitRepo, old: str | None, new: str) -> dict[str, tuple[Tree
     return changes
 
 
-def merge_trees(repo: GitRepo, ours: str, theirs: str) -> tuple[str, list[str]]:
-    """git's own three-way merge of two commits, in memory: (the merged tree, the conflicted paths)."""
-    proc = repo.git("merge-tree", "--write-tree", "--name-only", "-z", "--no-messages", ours, theirs, check=False)
+def merge_trees(repo: GitRepo, ours: str, theirs: str) -> tuple[str, dict[str, dict[int, TreeEntry]]]:
+    """git's own three-way merge of two commits, in memory: (the merged tree, the conflicted paths with
+    their entries by stage: 1 the base, 2 ours, 3 theirs). A file moved out of a folder's way is listed
+    under git's new name, `<path>~<commit id of its side>`."""
+    proc = repo.git("merge-tree", "--write-tree", "-z", "--no-messages", ours, theirs, check=False)
     if proc.returncode not in (0, 1):
         raise CommitterError(f"git merge-tree failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
     fields = proc.stdout.split(b"\0")
     tree = fields[0].decode().strip()
-    conflicted = []
+    conflicted: dict[str, dict[int, TreeEntry]] = {}
     for raw in fields[1:]:
         if not raw:
             break
-        conflicted.append(os.fsdecode(raw))
-    return tree, sorted(set(conflicted))
+        meta, _, path = raw.partition(b"\t")
+        mode, sha, stage = meta.decode().split(" ")
+        conflicted.setdefault(os.fsdecode(path), {})[int(stage)] = TreeEntry(mode, sha)
+    return tree, conflicted
+
+
+def missing(repo: GitRepo, tree: str, shas: set[str]) -> set[str]:
+    """Which of the blob ids `tree` holds nowhere."""
+    return shas - {e.sha for e in repo.ls_tree(tree, None).values()}
 
 
 def write_tree(repo: GitRepo, base_tree: str, overrides: Mapping[str, TreeEntry | None]) -> str:

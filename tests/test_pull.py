@@ -344,3 +344,19 @@ def test_large_files_come_back_as_files_not_pointers(mirror: Path, tmp_path: Pat
     head = git(Path(second_env["COMMITTER_GIT_DIR"]), "rev-parse", "HEAD").strip()
     assert committer("run", "--once", env=second_env).returncode == 0
     assert git(Path(second_env["COMMITTER_GIT_DIR"]), "rev-parse", "HEAD").strip() == head
+
+
+@integration
+def test_a_clean_merge_and_a_conflict_in_one_pull(layout: Layout, mirror: Path, tmp_path: Path) -> None:
+    env = start(layout, f"file://{mirror}", {"clean.md": LINES, "clash.md": "base\n"})
+    clone = Clone(f"file://{mirror}", tmp_path / "clone")
+    clone.commit({"clean.md": LINES.replace("line 2\n", "line 2, remote\n"), "clash.md": "remote\n"})
+    (layout.data / "clean.md").write_text(LINES.replace("line 9\n", "line 9, local\n"))
+    (layout.data / "clash.md").write_text("local\n")
+    proc = pull(env)
+    assert proc.returncode == 0, proc.stderr
+    merged = LINES.replace("line 2\n", "line 2, remote\n").replace("line 9\n", "line 9, local\n")
+    assert (layout.data / "clean.md").read_text() == merged
+    assert (layout.data / "clash.md").read_text() == "local\n"
+    [copy] = [p for p in layout.data.iterdir() if "conflict from" in p.name]
+    assert copy.read_text() == "remote\n"
