@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from committer.filters import PathFilter
 from committer.gitrepo import GitRepo, history
 from committer.pipeline import Pipeline
 from committer.settings import Settings, config_path, load_settings, read_config_file, require_data_dir
-from committer.state import InstanceLock
+from committer.state import COMMAND, InstanceLock
 from committer.status import collect_status, render_status
 
 app = typer.Typer(
@@ -97,7 +98,7 @@ def init(
         if (from_remote or adopt) and not settings.remote:
             raise ConfigError("remote", "--from-remote and --adopt need a remote to take history from")
         require_data_dir(settings)
-        with InstanceLock(settings.git_dir):
+        with InstanceLock(settings.git_dir, role=COMMAND):
             pfilter = PathFilter(settings.data_dir, settings.ignore)
             repo = open_repository(settings, pfilter)
             fresh = repo.head() is None
@@ -516,4 +517,6 @@ def _relative(settings: Settings, path: str) -> str:
 
 def main() -> None:
     """Entry point of the `committer` executable."""
+    # Only a daemon answers SIGUSR1 (it installs its own handler); a stray one must not kill a command.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     app()

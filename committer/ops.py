@@ -16,6 +16,7 @@ from committer.pipeline import Pipeline
 from committer.restore import restore
 from committer.settings import Settings
 from committer.state import (
+    COMMAND,
     InstanceLock,
     holder_pid,
     read_state,
@@ -110,7 +111,7 @@ def _ask(settings: Settings, pid: int, request: dict[str, Any]) -> dict[str, Any
 def _here(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
     from committer.daemon import open_repository
 
-    with InstanceLock(settings.git_dir):
+    with InstanceLock(settings.git_dir, role=COMMAND, wait=ANSWER_TIMEOUT):
         state = read_state(settings.git_dir)
         pfilter = PathFilter(settings.data_dir, settings.ignore)
         repo = open_repository(settings, pfilter)

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,27 +26,51 @@ def state_dir(git_dir: Path) -> Path:
     return git_dir / STATE_DIR
 
 
-class InstanceLock:
-    """An OS file lock held for the daemon's life; the kernel drops it when the process dies."""
+DAEMON, COMMAND = "daemon", "command"  # who holds the lock: only a daemon answers requests (SIGUSR1)
 
-    def __init__(self, git_dir: Path) -> None:
+
+def _parse_holder(text: str) -> tuple[int, str]:
+    """(pid, role) from the lock file's `<pid> <role>`; a bare pid is a daemon; -1 when unreadable."""
+    parts = text.split()
+    pid = int(parts[0]) if parts and parts[0].isdigit() else -1
+    return pid, parts[1] if len(parts) > 1 else DAEMON
+
+
+class InstanceLock:
+    """An OS file lock held for the daemon's life (or one command's); the kernel drops it when the process dies.
+
+    A command (`role` COMMAND) may `wait` for another command to finish; a daemon never waits.
+    """
+
+    def __init__(self, git_dir: Path, role: str = DAEMON, wait: float = 0.0) -> None:
         self.path = state_dir(git_dir) / LOCK_FILE
+        self.role = role
+        self.wait = wait
         self._fd: int | None = None
 
     def acquire(self) -> None:
         """Take the lock or raise LockError naming the holder."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise LockError(
-                f"another committer (pid {holder}) is already running on {self.path.parent.parent}"
-            ) from None
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pid, role = _parse_holder(os.pread(fd, 32, 0).decode(errors="replace"))
+                if role != DAEMON and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                os.close(fd)
+                where = self.path.parent.parent
+                shown = str(pid) if pid > 0 else "unknown"
+                if role == DAEMON:
+                    raise LockError(f"another committer (pid {shown}) is already running on {where}") from None
+                raise LockError(f"another committer command (pid {shown}) is working on {where}; "
+                                "try again when it has finished") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {self.role}\n".encode(), 0)
         self._fd = fd
 
     def still_held(self) -> bool:
@@ -75,7 +100,7 @@ class InstanceLock:
 
 
 def holder_pid(git_dir: Path) -> int | None:
-    """The pid of the daemon holding the repository, or None when no daemon runs."""
+    """The pid of the daemon holding the repository, or None when no daemon runs (a command may)."""
     path = state_dir(git_dir) / LOCK_FILE
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -85,8 +110,8 @@ def holder_pid(git_dir: Path) -> int | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else -1
+            pid, role = _parse_holder(os.pread(fd, 32, 0).decode(errors="replace"))
+            return pid if role == DAEMON else None
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
