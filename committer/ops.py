@@ -117,7 +117,9 @@ def _here(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
         repo = open_repository(settings, pfilter)
         pipeline = Pipeline(settings, repo, pfilter, Hold.load(state.get("hold_record")))
         pipeline.pull_state = dict(state.get("pull") or {})
-        if request["op"] != "restore" or not request["args"].get("dry_run"):
+        dry = request["op"] == "restore" and request["args"].get("dry_run")
+        # Before a first pull the local files must not start a second history: the pull keeps them.
+        if not dry and not (request["op"] == "pull" and pipeline.head is None):
             pipeline.reconcile()  # whatever changed meanwhile is in history before anything is overwritten
         answer = perform(pipeline, request)
         repo.sync_index()

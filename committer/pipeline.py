@@ -259,7 +259,9 @@ class Pipeline:
         """Tracked files that the ignore rules now exclude leave the tree (not the disk), audited."""
         paths = self.repo.tracked_ignored()
         held = self.hold.paths if self.hold else frozenset()
-        paths = [p for p in paths if p not in held]
+        # Files a pull brought in stay, though ignored here: untracking them would delete them on the remote.
+        pulled = set(self.pull_state.get("kept_ignored") or ())
+        paths = [p for p in paths if p not in held and p not in pulled]
         if not paths:
             return None
         decision = guard.decide(

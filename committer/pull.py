@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from committer import lfs, logs, message, trees
-from committer.changes import MODE_LINK, blob_id
+from committer.changes import MODE_EXEC, MODE_LINK, blob_id
 from committer.errors import CommitterError, ConfigError
 from committer.gitrepo import GitRepo, TreeEntry
 from committer.pipeline import Pipeline, iso_utc, save_lfs_paths
@@ -69,14 +69,14 @@ class PullResult:
 
 
 def _disk(repo: GitRepo, path: str) -> tuple[str, bytes] | None:
-    """("link" or "file", content) of a path in the data directory; None when absent or not a file."""
+    """("link", "file" or "exec", content) of a path in the data directory; None when absent."""
     full = repo.data_dir / path
     try:
         st = full.lstat()
         if stat.S_ISLNK(st.st_mode):
             return "link", os.fsencode(os.readlink(full))
         if stat.S_ISREG(st.st_mode):
-            return "file", full.read_bytes()
+            return ("exec" if st.st_mode & stat.S_IXUSR else "file"), full.read_bytes()
     except OSError:
         return None
     return ("other", b"") if os.path.lexists(full) else None
@@ -87,7 +87,7 @@ def _matches(disk: tuple[str, bytes] | None, entry: TreeEntry | None, blobs: Map
     if entry is None or disk is None:
         return entry is None and disk is None
     kind, content = disk
-    if (kind == "link") != (entry.mode == MODE_LINK) or kind == "other":
+    if kind != {MODE_LINK: "link", MODE_EXEC: "exec"}.get(entry.mode, "file"):
         return False
     if blob_id(content) == entry.sha:
         return True
@@ -240,6 +240,7 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
     record_pushed(repo, settings.remote, remote, {}, "pull: fetched")
     pipeline.refresh_head()
     pipeline.update_lfs_paths(changes, pointers)
+    _keep_ignored(pipeline, [p for p, (_old, new) in changes.items() if new is not None])
     pipeline.pull_state.pop("held", None)
     repo.sync_index()
     result.new, result.written, result.deleted = new_head, written, deleted
@@ -250,6 +251,16 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
         repo.sync_index()
         result.new = pipeline.head
     return result
+
+
+def _keep_ignored(pipeline: Pipeline, arrived: Iterable[str]) -> None:
+    """Remember the paths a pull brought in that the ignore rules exclude here: they are not untracked."""
+    ignored = {p for p in arrived if pipeline.pfilter.ignored(p)}
+    if ignored:
+        kept = set(pipeline.pull_state.get("kept_ignored") or ()) | ignored
+        pipeline.pull_state["kept_ignored"] = sorted(kept)
+        log.info("pull_kept_ignored", paths=sorted(ignored)[:20], count=len(ignored),
+                 why="they match the ignore rules here, but came from the remote: written and kept in history")
 
 
 def _pointers(entries: Mapping[str, TreeEntry], blobs: Mapping[str, bytes]) -> dict[str, str]:

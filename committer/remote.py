@@ -93,11 +93,12 @@ _MESSAGE_MAX = 800
 class PushError(CommitterError):
     """A push or fetch the remote did not accept, classified once for retry decisions and status."""
 
-    def __init__(self, kind: str, detail: str) -> None:
+    def __init__(self, kind: str, detail: str, action: str = "push") -> None:
         assert kind in KINDS, kind
         self.kind = kind
         self.detail = detail
-        super().__init__(f"push failed ({kind}): {detail} ({HINTS[kind]})")
+        hint = HINTS[kind] if action == "push" else HINTS[kind].replace("; retrying with backoff", "")
+        super().__init__(f"{action} failed ({kind}): {detail} ({hint})")
 
     @property
     def permanent(self) -> bool:
@@ -286,12 +287,12 @@ def timeout_error(seconds: float) -> PushError:
     return PushError("transient", f"no answer from the remote within {seconds:.1f}s; git was stopped")
 
 
-def _raise_for(result: NetResult) -> None:
+def _raise_for(result: NetResult, action: str = "push") -> None:
     if result.timed_out:
         raise timeout_error(result.seconds)
     error = classify(result.returncode, result.stderr, result.stdout, secrets=result.secrets)
     if error:
-        raise error
+        raise PushError(error.kind, error.detail, action) if action != "push" else error
 
 
 def remote_key(url: str) -> str:
@@ -329,7 +330,7 @@ def remote_has_history(settings: Settings, repo: GitRepo) -> bool:
     """Whether the remote already has our branch (an empty remote simply receives the first push)."""
     remote = Remote(settings)
     result = remote.run(repo, ["ls-remote", "--heads", remote.url, repo.ref])
-    _raise_for(result)
+    _raise_for(result, "remote check")
     return bool(result.stdout.strip())
 
 
@@ -342,7 +343,7 @@ def fetch_remote_head(settings: Settings, repo: GitRepo, *, tags: bool = False) 
     result = remote.run(repo, args)
     if result.returncode != 0 and "couldn't find remote ref" in result.stderr:
         return None
-    _raise_for(result)
+    _raise_for(result, "fetch")
     sha = repo.git("rev-parse", "-q", "--verify", f"{target}^{{commit}}").stdout.decode().strip()
     return sha or None
 
@@ -350,7 +351,7 @@ def fetch_remote_head(settings: Settings, repo: GitRepo, *, tags: bool = False) 
 def fetch_lfs_objects(settings: Settings, repo: GitRepo, rev: str) -> None:
     """Download the LFS objects of `rev`'s tree from the remote into the repository's LFS store."""
     remote = Remote(settings)
-    _raise_for(remote.run(repo, ["lfs", "fetch", remote.url, rev]))
+    _raise_for(remote.run(repo, ["lfs", "fetch", remote.url, rev]), "LFS fetch")
 
 
 def refetch_remote_head(settings: Settings, repo: GitRepo) -> str | None:
@@ -358,7 +359,7 @@ def refetch_remote_head(settings: Settings, repo: GitRepo) -> str | None:
     remote = Remote(settings)
     target = f"{FETCHED_PREFIX}{repo.branch}"
     args = ["fetch", "--refetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote.url, f"+{repo.ref}:{target}"]
-    _raise_for(remote.run(repo, args))
+    _raise_for(remote.run(repo, args), "fetch")
     return target
 
 
