@@ -240,7 +240,7 @@ class Daemon:
         if self.pusher is not None:
             self.pusher.start()
         if self.puller is not None:
-            self.puller.start()
+            self.puller.start(fetch_now=self._auto_pull())
         try:
             self._loop()
         finally:
@@ -308,6 +308,8 @@ class Daemon:
 
     def _forced_update(self, head: str | None) -> None:
         """A webhook said the remote branch was force-pushed (http thread): the main loop records it."""
+        if head is not None and self.pipeline is not None and head == self.pipeline.head:
+            return  # our own force-push (allow_non_ff) coming back
         self._forced.append(head)
         self.wakeup.set()
 
@@ -484,7 +486,12 @@ class Daemon:
             pull.refuse_forced(self.pipeline, self._forced.pop(0), "the webhook said forced")
             self._write_state()
         fetched = self.puller.take() if self.puller is not None else None
-        if fetched is None or fetched == self.pipeline.head:
+        if fetched is None:
+            return
+        if fetched == self.pipeline.head:
+            if self.pipeline.pull_state.get("refused"):  # the remote is back where we are: nothing is refused
+                pull.record(self.pipeline, pull.PullResult(pull.UP_TO_DATE, remote=fetched, old=fetched, new=fetched))
+                self._write_state()
             return
         self._take_events()
         self._commit_batch()

@@ -14,9 +14,10 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from subprocess import Popen
 from typing import Any
 
 from committer import lfs, logs, message, trees
@@ -388,12 +389,12 @@ def _merge_commit(
 _FETCH_LOCK = threading.Lock()  # one fetch at a time: they write the same tracking ref
 
 
-def fetch(settings: Settings, repo: GitRepo) -> str | None:
+def fetch(settings: Settings, repo: GitRepo, track: Callable[[Popen[bytes] | None], None] | None = None) -> str | None:
     """Fetch the remote branch; its commit id, or None when the remote has no such branch."""
     if not settings.remote:
         raise ConfigError("remote", "no remote is configured; set --remote or COMMITTER_REMOTE")
     with _FETCH_LOCK:
-        return fetch_remote_head(settings, repo)
+        return fetch_remote_head(settings, repo, track=track)
 
 
 def pull(pipeline: Pipeline, *, allow_deletes: bool = False, fetched: str | None = None) -> PullResult:

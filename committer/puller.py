@@ -6,6 +6,7 @@ so it runs on the daemon's main loop between batches, where commits already run 
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from committer import logs, pull
 from committer.errors import CommitterError
 from committer.gitrepo import GitRepo
+from committer.remote import kill_group
 from committer.settings import Settings
 
 log = logs.get("committer.puller")
@@ -34,13 +36,15 @@ class Puller:
         self._handed: str | None = None  # the last head handed over: the same one is not handed twice
         self._why: set[str] = set()
         self._thread: threading.Thread | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self.last_error: dict[str, str] | None = None
 
-    def start(self) -> None:
-        """Start the loop; the first fetch runs at once when pull_interval is set."""
+    def start(self, fetch_now: bool) -> None:
+        """Start the loop; with `fetch_now` (pulls are automatic) the first fetch runs at once, so what
+        was pushed while the daemon was down (a webhook delivery it missed) arrives too."""
         if self._thread is not None:
             return
-        if self.settings.pull_interval > 0:
+        if fetch_now:
             self.request("start")
         self._thread = threading.Thread(target=self._run, name="committer-puller", daemon=True)
         self._thread.start()
@@ -56,11 +60,22 @@ class Puller:
         self._trigger.set()
 
     def stop(self) -> None:
+        """End the loop now: a fetch under way is killed (it changes nothing that matters; redone later)."""
         self._stop.set()
         self._trigger.set()
         thread, self._thread = self._thread, None
+        with self._lock:
+            proc = self._proc
+        if proc is not None:
+            kill_group(proc)
         if thread is not None:
-            thread.join(self.settings.push_timeout + 5)
+            thread.join(5)
+
+    def _track(self, proc: subprocess.Popen[bytes] | None) -> None:
+        with self._lock:
+            self._proc = proc
+        if proc is not None and self._stop.is_set():
+            kill_group(proc)
 
     def take(self) -> str | None:
         """A newly fetched remote head for the main loop to apply; None when there is none."""
@@ -84,8 +99,10 @@ class Puller:
             with self._lock:
                 why, self._why = sorted(self._why) or ["interval"], set()
             try:
-                sha = pull.fetch(self.settings, self.repo)
+                sha = pull.fetch(self.settings, self.repo, track=self._track)
             except CommitterError as exc:
+                if self._stop.is_set():
+                    break
                 self.last_error = {"kind": "pull", "message": exc.message, "at": _now()}
                 log.warning("pull_fetch_failed", error=exc.message, why=why, retry_in=delay)
                 self._stop.wait(delay)
