@@ -6,6 +6,7 @@ import json
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +21,8 @@ log = logs.get(__name__)
 JSON = "application/json"
 ALLOWED = "GET, HEAD"
 MAX_WEBHOOK_BODY = 25 * 1024 * 1024  # GitHub caps a delivery at 25 MB
+WEBHOOK_SLOTS = 2  # deliveries read at once; more are answered 503 (GitHub redelivers on request)
+BODY_SECONDS = 30.0  # the longest a delivery's body may take to arrive
 POLL_SECONDS = 0.05  # stop() waits this long at most for the serving loop; idle selects are cheap
 
 
@@ -80,22 +83,48 @@ class _Handler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path != WEBHOOK or webhook is None:
             self._not_allowed()
             return
+        self.close_connection = True  # one delivery per connection: nothing lingers on a thread
+        # Unsigned requests are refused before a byte of their body is read: nobody can fill memory.
+        if not self.headers.get("X-Hub-Signature-256") or not self.headers.get("X-GitHub-Event"):
+            self._send(401, _json({"error": "missing X-Hub-Signature-256 or X-GitHub-Event"}), JSON)
+            return
         length = self.headers.get("Content-Length", "")
-        if not length.isdigit():
-            self.close_connection = True
+        if not (length.isascii() and length.isdigit()):
             self._send(411, _json({"error": "Content-Length required"}), JSON)
             return
         if int(length) > MAX_WEBHOOK_BODY:
-            self.close_connection = True
             self._send(413, _json({"error": "payload too large"}), JSON)
             return
-        body = self.rfile.read(int(length))
+        if not self.server.webhook_slots.acquire(blocking=False):
+            self._send(503, _json({"error": "busy; GitHub redelivers"}), JSON)
+            return
+        try:
+            body = self._read_body(int(length))
+        finally:
+            self.server.webhook_slots.release()
+        if body is None:
+            self._send(408, _json({"error": "the body did not arrive in time"}), JSON)
+            return
         try:
             status, answer = webhook(dict(self.headers.items()), body)
         except Exception:  # a failing handler is a 500 for this delivery, never a dead server
             log.error("http_handler_failed", path=WEBHOOK, exc_info=True)
             status, answer = 500, {"error": "internal error"}
         self._send(status, _json(answer), JSON)
+
+    def _read_body(self, length: int) -> bytes | None:
+        """The request body, or None when it is not all there within BODY_SECONDS (a slow client)."""
+        deadline = time.monotonic() + BODY_SECONDS
+        chunks, left = [], length
+        while left > 0:
+            if time.monotonic() > deadline:
+                return None
+            chunk = self.rfile.read1(min(left, 1 << 16)) if hasattr(self.rfile, "read1") else self.rfile.read(left)
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
 
     def _serve(self, send_body: bool) -> None:
         path = urlsplit(self.path).path
@@ -138,6 +167,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], app: HttpServer) -> None:
         self.app = app
+        self.webhook_slots = threading.BoundedSemaphore(WEBHOOK_SLOTS)
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
 

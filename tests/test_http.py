@@ -288,3 +288,48 @@ def test_stop_closes_the_port(metrics: Metrics, daemon: Daemon) -> None:
     srv.stop()
     with pytest.raises(urllib.error.URLError):
         request(port, "/readyz")
+
+
+# -- POST /webhook: the transport checks before the webhook logic sees anything ---------------------
+
+
+@pytest.fixture
+def hooked(daemon: Daemon, metrics: Metrics) -> Iterator[tuple[HttpServer, list[bytes]]]:
+    seen: list[bytes] = []
+
+    def webhook(_headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
+        seen.append(body)
+        return 202, {"action": "pull_queued"}
+
+    srv = HttpServer(("127.0.0.1", 0), metrics, daemon.health, daemon.ready, webhook=webhook)
+    srv.start()
+    yield srv, seen
+    srv.stop()
+
+
+def raw(port: int, head: str, body: bytes = b"") -> bytes:
+    """One raw HTTP exchange (for headers no well-behaved client sends)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(head.encode("utf-8") + b"\r\n\r\n" + body)
+        return conn.recv(65536)
+
+
+SIGNED = "X-GitHub-Event: push\r\nX-Hub-Signature-256: sha256=00"
+
+
+def test_webhook_transport_checks(hooked: tuple[HttpServer, list[bytes]]) -> None:
+    server, seen = hooked
+    port = server.port
+    assert raw(port, f"POST /webhook HTTP/1.1\r\nHost: x\r\n{SIGNED}\r\nContent-Length: 2", b"{}").startswith(
+        b"HTTP/1.0 202")
+    assert seen == [b"{}"]
+    # Unsigned: refused before the body is read, whatever its announced size.
+    assert raw(port, "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 999999").startswith(b"HTTP/1.0 401")
+    assert raw(port, f"POST /webhook HTTP/1.1\r\nHost: x\r\n{SIGNED}").startswith(b"HTTP/1.0 411")
+    assert raw(port, f"POST /webhook HTTP/1.1\r\nHost: x\r\n{SIGNED}\r\nContent-Length: \u00b2").startswith(
+        b"HTTP/1.0 411")
+    assert raw(port, f"POST /webhook HTTP/1.1\r\nHost: x\r\n{SIGNED}\r\nContent-Length: 99999999999").startswith(
+        b"HTTP/1.0 413")
+    assert len(seen) == 1
+    assert request(port, "/webhook")[0] == 405  # GET
+    assert request(port, "/healthz")[0] == 200  # and the server is still there
