@@ -14,7 +14,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
@@ -100,13 +100,51 @@ def _matches(disk: tuple[str, bytes] | None, entry: TreeEntry | None, blobs: Map
     return len(content) == size and hashlib.sha256(content).hexdigest() == oid
 
 
-def _order(item: tuple[str, tuple[TreeEntry | None, TreeEntry | None]]) -> tuple[int, str]:
+GROUP_BYTES = 16 << 20  # blob content read at once while a pull writes files (about 3x that in memory)
+
+
+class _Blobs:
+    """Blob contents for a pull: the small ones (where LFS pointers are) at once, the rest in groups."""
+
+    def __init__(self, repo: GitRepo, shas: Iterable[str]) -> None:
+        self.repo = repo
+        self.sizes = trees.blob_sizes(repo, shas)
+        self.small = repo.read_blobs(sorted(s for s, n in self.sizes.items() if n < lfs.POINTER_MAX))
+        self._group: dict[str, bytes] = {}
+
+    def load(self, shas: Iterable[str]) -> None:
+        """Read these blobs (dropping the previous group)."""
+        self._group = self.repo.read_blobs(sorted({s for s in shas if s not in self.small}))
+
+    def __getitem__(self, sha: str) -> bytes:
+        return self.small[sha] if sha in self.small else self._group[sha]
+
+    def groups(self, items: list[_Item]) -> Iterator[list[_Item]]:
+        """The items in order, in groups whose new content stays under GROUP_BYTES (or one item)."""
+        group: list[_Item] = []
+        size = 0
+        for item in items:
+            new = item[1][1]
+            cost = self.sizes.get(new.sha, 0) if new is not None else 0
+            if group and size + cost > GROUP_BYTES:
+                yield group
+                group, size = [], 0
+            group.append(item)
+            size += cost
+        if group:
+            yield group
+
+
+_Item = tuple[str, tuple[TreeEntry | None, TreeEntry | None]]
+
+
+def _order(item: _Item) -> tuple[int, str]:
     """Deletions first (a folder that becomes a file needs its files gone), then writes, by path."""
     return (0 if item[1][1] is None else 1, item[0])
 
 
 def _apply(
-    pipeline: Pipeline, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], blobs: Mapping[str, bytes],
+    pipeline: Pipeline, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], blobs: _Blobs,
     when: float, taken: set[str],
 ) -> tuple[int, int, list[dict[str, str]], set[str]]:
     """Write the changes into the data directory wherever the disk still holds the old version.
@@ -119,44 +157,47 @@ def _apply(
     written = deleted = 0
     conflicts: list[dict[str, str]] = []
     local_wins: set[str] = set()
+    small = blobs.small
 
     def is_taken(name: str) -> bool:
         return name in taken or os.path.lexists(repo.data_dir / name)
 
     def still(path: str, entry: TreeEntry | None) -> bool:
-        return _matches(_disk(repo, path), entry, blobs)
+        return _matches(_disk(repo, path), entry, small)
 
     root = os.path.realpath(repo.data_dir)
-    for path, (old, new) in sorted(changes.items(), key=_order):
-        if not _safe(root, path) or MODE_GITLINK in (getattr(old, "mode", ""), getattr(new, "mode", "")):
-            log.warning("pull_path_skipped", path=path, reason="outside the data directory, .git, or a submodule")
-            continue
-        disk = _disk(repo, path)
-        if _matches(disk, new, blobs):
-            continue  # already as the new tree has it
-        full = repo.data_dir / path
-        unchanged = _matches(disk, old, blobs)
-        try:
-            if unchanged and new is None:
-                _remove(repo.data_dir, full)
-                deleted += 1
+    for group in blobs.groups(sorted(changes.items(), key=_order)):
+        blobs.load(new.sha for _path, (_old, new) in group if new is not None and new.mode != MODE_GITLINK)
+        for path, (old, new) in group:
+            if not _safe(root, path) or MODE_GITLINK in (getattr(old, "mode", ""), getattr(new, "mode", "")):
+                log.warning("pull_path_skipped", path=path, reason="outside the data directory, .git, or a submodule")
                 continue
-            # Checked again after the temporary file is written, just before the rename.
-            if unchanged and new is not None and write_entry(
-                repo.git_dir, full, new, blobs[new.sha], expect=lambda p=path, o=old: still(p, o)  # type: ignore[misc]
-            ):
-                written += 1
-                continue
-            local_wins.add(path)
-            if new is not None:
-                copy = trees.conflict_name(path, repo.branch, when, is_taken)
-                taken.add(copy)
-                write_entry(repo.git_dir, repo.data_dir / copy, new, blobs[new.sha])
-                local_wins.add(copy)
-                conflicts.append({"path": path, "copy": copy, "why": "changed here while pulling"})
-        except OSError as exc:
-            raise CommitterError(f"pull: cannot write {path} into the data directory: {exc.strerror or exc}; "
-                                 "nothing was moved, the next pull tries again") from None
+            disk = _disk(repo, path)
+            if _matches(disk, new, small):
+                continue  # already as the new tree has it
+            full = repo.data_dir / path
+            unchanged = _matches(disk, old, small)
+            try:
+                if unchanged and new is None:
+                    _remove(repo.data_dir, full)
+                    deleted += 1
+                    continue
+                # Checked again after the temporary file is written, just before the rename.
+                if unchanged and new is not None and write_entry(
+                    repo.git_dir, full, new, blobs[new.sha], expect=lambda p=path, o=old: still(p, o)  # type: ignore[misc]
+                ):
+                    written += 1
+                    continue
+                local_wins.add(path)
+                if new is not None:
+                    copy = trees.conflict_name(path, repo.branch, when, is_taken)
+                    taken.add(copy)
+                    write_entry(repo.git_dir, repo.data_dir / copy, new, blobs[new.sha])
+                    local_wins.add(copy)
+                    conflicts.append({"path": path, "copy": copy, "why": "changed here while pulling"})
+            except OSError as exc:
+                raise CommitterError(f"pull: cannot write {path} into the data directory: {exc.strerror or exc}; "
+                                     "nothing was moved, the next pull tries again") from None
     return written, deleted, conflicts, local_wins
 
 
@@ -230,8 +271,8 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
         result.outcome, result.reason = HELD, f"the pull would delete {len(deletions)} files (max_delete)"
         return result
     wanted = {e.sha for pair in changes.values() for e in pair if e is not None and e.mode != MODE_GITLINK}
-    blobs = repo.read_blobs(sorted(wanted))
-    pointers = _pointers({p: new for p, (_old, new) in changes.items() if new is not None}, blobs)
+    blobs = _Blobs(repo, wanted)
+    pointers = _pointers({p: new for p, (_old, new) in changes.items() if new is not None}, blobs.small)
     fetch_lfs(pipeline.settings, repo, remote, pointers.values())
     taken = {c["copy"] for c in copies}
     written, deleted, late, local_wins = _apply(pipeline, changes, blobs, when, taken)

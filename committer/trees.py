@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 from committer.errors import CommitterError
@@ -111,3 +111,17 @@ def small_blobs(repo: GitRepo, rev: str, below: int) -> dict[str, TreeEntry]:
         if len(fields) == 4 and fields[1] == b"blob" and fields[3].isdigit() and int(fields[3]) < below:
             found[os.fsdecode(raw_path)] = TreeEntry(fields[0].decode(), fields[2].decode())
     return found
+
+
+def blob_sizes(repo: GitRepo, shas: Iterable[str]) -> dict[str, int]:
+    """The size of each blob (one `git cat-file --batch-check`), without reading any content."""
+    wanted = sorted(set(shas))
+    if not wanted:
+        return {}
+    out = repo.git("cat-file", "--batch-check", input="".join(f"{s}\n" for s in wanted).encode()).stdout
+    sizes = {}
+    for line in out.decode().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2].isdigit():
+            sizes[parts[0]] = int(parts[2])
+    return sizes
