@@ -16,7 +16,7 @@ from committer.filters import PathFilter, is_nested_repo
 from committer.gitrepo import TreeEntry
 from committer.message import Counts
 
-BlobSink = Callable[[bytes, str], str]  # (content, blob id) -> how the commit refers to it
+BlobSink = Callable[[bytes], str]
 HeadLookup = Callable[[Sequence[str] | None], Mapping[str, TreeEntry]]
 LfsStore = Callable[[int, int], bytes]
 SecretFinder = Callable[[bytes], "str | None"]
@@ -294,7 +294,7 @@ def collect(
         old = entries.get(rel)
         if old is not None and old.sha == sha and old.mode == mode:
             continue
-        result.modifies.append((mode, sink(data, sha), rel))
+        result.modifies.append((mode, sink(data), rel))
         if through_lfs:
             result.lfs.append(rel)
         if old is None:

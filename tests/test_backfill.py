@@ -1,4 +1,4 @@
-"""The first commit of a large directory: blobs over two fast-import processes, the index from stat data."""
+"""The first commit of a large directory: the index written from the stat data the commit read."""
 
 from __future__ import annotations
 
@@ -9,53 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from committer import gitindex, gitrepo
+from committer import gitindex
 from committer.changes import blob_id
 from committer.daemon import open_repository
 from committer.filters import PathFilter
-from committer.gitrepo import FastImport
 from committer.pipeline import Pipeline
 from committer.settings import load_settings
-from tests.conftest import Layout, committer, git, show, tree_files, wait_for
-
-
-def bare(path: Path) -> Path:
-    subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True)
-    return path
-
-
-def test_a_large_stream_shares_its_blobs_with_a_second_import_and_commits_them_all(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(gitrepo, "_SHARE_AFTER", 4096)
-    git_dir = bare(tmp_path / "repo.git")
-    importer = FastImport(git_dir)
-    contents = {f"d{i % 7}/f{i:03}.md": f"file {i}\n".encode() * (i % 50 + 1) for i in range(300)}
-    modifies = []
-    for path, data in contents.items():
-        modifies.append(("100644", importer.blob(data, blob_id(data)), path))
-    refs = [ref for _, ref, _ in modifies]
-    assert any(ref.startswith(":") for ref in refs) and any(len(ref) == 40 for ref in refs)
-    mark = importer.write_commit("refs/heads/main", None, ("t", "t@localhost"), "all", [], modifies)
-    sha = importer.finish(mark)
-    assert git(git_dir, "rev-parse", "refs/heads/main").strip() == sha
-    assert tree_files(git_dir, "main") == set(contents)
-    for path in list(contents)[::37]:
-        assert show(git_dir, path, "main") == contents[path]
-    assert git(git_dir, "fsck", "--strict", "--no-dangling", "--no-progress").strip() == ""
-
-
-def test_an_aborted_shared_stream_moves_no_branch_and_leaves_no_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(gitrepo, "_SHARE_AFTER", 1024)
-    git_dir = bare(tmp_path / "repo.git")
-    importer = FastImport(git_dir)
-    refs = [importer.blob(b"x" * 600 + bytes([i])) for i in range(20)]
-    assert any(len(ref) == 40 for ref in refs)
-    importer.abort()
-    assert not importer.started and not gitrepo._running
-    assert git(git_dir, "rev-parse", "-q", "--verify", "refs/heads/main", check=False).strip() == ""
+from tests.conftest import Layout, committer, git, wait_for
 
 
 def _old_enough(paths: list[Path]) -> bool:
@@ -87,6 +47,8 @@ def test_init_writes_the_index_git_itself_would_write(layout: Layout) -> None:
     wait_for(lambda: _old_enough(written), timeout=5, what="files older than the racy window")
 
     assert committer("init", *layout.args()).returncode == 0
+    counts = dict(line.split(": ") for line in git(layout.git_dir, "count-objects", "-v").splitlines())
+    assert (counts["count"], counts["packs"]) == ("0", "1")  # one pack: a first push sends it as it is
     ours = _debug_listing(layout.git_dir, layout.data, layout.git_dir / "index")
     assert " mtime: 0:0" not in ours  # real stat data, not entries left for git to re-check
     reference = layout.root / "reference-index"
