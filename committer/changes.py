@@ -41,6 +41,9 @@ class Limits:
     lfs_store: LfsStore | None = None
     find_secret: SecretFinder | None = None
     lfs_missing_reason: str = "git-lfs is not installed"
+    # Whether HEAD stores this path through LFS: a file at or above lfs_threshold that HEAD holds as a
+    # plain blob (it came in through a pull) stays plain while its content is unchanged.
+    is_lfs: Callable[[str], bool] = lambda _path: False
 
 
 @dataclass
@@ -206,8 +209,13 @@ class Held(Exception):
     """A file that must stay out of this commit, with the reason."""
 
 
-def _read(full: str, limits: Limits) -> tuple[str, bytes, bool, os.stat_result | None]:
-    """(mode, blob content, stored through LFS, stat of a file) of a file or symlink, never following a link."""
+def _read(
+    full: str, limits: Limits, plain: str | None = None
+) -> tuple[str, bytes, bool, os.stat_result | None]:
+    """(mode, blob content, stored through LFS, stat of a file) of a file or symlink, never following a link.
+
+    `plain`: HEAD's plain blob id for this path; a large file with exactly that content stays a plain blob.
+    """
     try:
         fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -220,25 +228,31 @@ def _read(full: str, limits: Limits) -> tuple[str, bytes, bool, os.stat_result |
             raise IsADirectoryError(full)
         mode = MODE_EXEC if st.st_mode & stat.S_IXUSR else MODE_FILE
         if limits.lfs_threshold and st.st_size >= limits.lfs_threshold:
+            if plain is not None and st.st_size <= (limits.max_file_size or st.st_size):
+                data = _read_all(fd)
+                if blob_id(data) == plain:
+                    return mode, data, False, st
+                os.lseek(fd, 0, os.SEEK_SET)
             if limits.lfs_store is None:
                 raise Held(f"{_mb(st.st_size)} is at or above lfs_threshold and {limits.lfs_missing_reason}")
             return mode, limits.lfs_store(fd, st.st_size), True, st
         if limits.max_file_size and st.st_size > limits.max_file_size:
             raise Held(f"{_mb(st.st_size)} is above max_file_size ({_mb(limits.max_file_size)})")
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        data = _read_all(fd)
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if limits.find_secret is not None:
         kind = limits.find_secret(data)
         if kind is not None:
             raise Held(f"looks like it contains a secret ({kind})")
     return mode, data, False, st
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _mb(size: int) -> str:
@@ -274,7 +288,9 @@ def collect(
     for rel in scan.files:
         full = os.path.join(data_dir, rel)
         try:
-            mode, data, through_lfs, st = _read(full, limits)
+            known = entries.get(rel)
+            plain = known.sha if known is not None and not limits.is_lfs(rel) else None
+            mode, data, through_lfs, st = _read(full, limits, plain)
         except (FileNotFoundError, NotADirectoryError):
             continue  # vanished since the event: a deletion if history has it
         except Held as held:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -97,6 +98,7 @@ class Pipeline:
         self.pull_state: dict[str, Any] = {}  # what the pull side keeps for status (committer.pull)
         self.on_commit: Callable[[str | None, int, float], None] | None = None
         self.lfs_paths = load_lfs_paths(repo.git_dir)
+        self.limits = dataclasses.replace(self.limits, is_lfs=lambda path: path in self.lfs_paths)
         self._warned: set[tuple[str, str]] = set()
         self._bmmeta_warned: tuple[int, int] | None = None
 
