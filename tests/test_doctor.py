@@ -60,3 +60,19 @@ def test_credentials_in_the_remote_url_are_redacted_and_an_unreachable_remote_fa
     assert "hunter2-secret" not in proc.stdout + proc.stderr
     assert report["settings"]["remote"]["value"] == "https://***@127.0.0.1:9/x.git"
     assert checks(report)["remote"]["status"] == "fail"
+
+
+def test_how_pulls_happen_and_a_webhook_without_its_secret(layout: Layout, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(mirror)], check=True)
+    base = ["doctor", "--json", *layout.args(), "--remote", f"file://{mirror}"]
+    found = checks(json.loads(committer(*base).stdout))
+    assert found["pull"]["status"] == "ok" and "only by `committer pull`" in found["pull"]["detail"]
+    found = checks(json.loads(committer(*base, env={"COMMITTER_HTTP": "9464", "COMMITTER_PULL_INTERVAL": "1m"}).stdout))
+    assert found["webhook"]["status"] == "warn" and "COMMITTER_WEBHOOK_SECRET" in found["webhook"]["fix"]
+    assert "every 60s" in found["pull"]["detail"]
+    secret = {"COMMITTER_HTTP": "9464", "COMMITTER_WEBHOOK_SECRET": "s3cret-value"}
+    report = json.loads(committer(*base, env=secret).stdout)
+    found = checks(report)
+    assert "webhook" not in found and "on the push webhook" in found["pull"]["detail"]
+    assert "s3cret-value" not in json.dumps(report)
