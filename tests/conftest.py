@@ -92,6 +92,14 @@ class Layout:
 
 
 @pytest.fixture
+def mirror(tmp_path: Path) -> Path:
+    """An empty bare repository standing in for the remote (file://)."""
+    path = tmp_path / "mirror.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
+    return path
+
+
+@pytest.fixture
 def layout(tmp_path: Path) -> Layout:
     data = tmp_path / "data"
     data.mkdir()

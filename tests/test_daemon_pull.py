@@ -4,7 +4,6 @@ daemon, automatic merges, and GitHub's push webhook over real HTTP."""
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -21,13 +20,6 @@ pytestmark = pytest.mark.integration
 Start = Callable[..., DaemonProcess]
 SECRET = "webhook secret for the tests"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> Path:
-    path = tmp_path / "mirror.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
-    return path
 
 
 def head(git_dir: Path) -> str:

@@ -15,13 +15,6 @@ pytestmark = pytest.mark.integration
 Start = Callable[..., DaemonProcess]
 
 
-@pytest.fixture
-def mirror(tmp_path: Path) -> Path:
-    path = tmp_path / "mirror.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
-    return path
-
-
 def remote_files(mirror: Path) -> set[str]:
     return tree_files(mirror, "refs/heads/main") if git(mirror, "rev-parse", "-q", "--verify",
                                                         "refs/heads/main", check=False).strip() else set()

@@ -74,13 +74,6 @@ class Clone:
         return self.run("rev-parse", "HEAD").strip()
 
 
-@pytest.fixture
-def mirror(tmp_path: Path) -> Path:
-    path = tmp_path / "mirror.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
-    return path
-
-
 def start(layout: Layout, remote: str, files: dict[str, str], env: dict[str, str] | None = None) -> dict[str, str]:
     """The data directory with `files`, committed and pushed; returns the environment for the CLI."""
     for name, text in files.items():

@@ -1,4 +1,4 @@
-"""Edge cases of the pull side found in review: each test here failed when it was written.
+"""Edge cases of the pull side.
 
 Merges where git moves a path aside (file/directory conflicts), remote paths that are ignored here,
 a mode-only change, LFS on both sides, two `committer pull` at once, a repository without commits,
@@ -28,13 +28,6 @@ pytestmark = pytest.mark.integration
 Start = Callable[..., DaemonProcess]
 
 
-@pytest.fixture
-def mirror(tmp_path: Path) -> Path:
-    path = tmp_path / "mirror.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
-    return path
-
-
 def head(git_dir: Path, ref: str = "refs/heads/main") -> str:
     return git(git_dir, "rev-parse", "-q", "--verify", ref, check=False).strip()
 
@@ -46,7 +39,7 @@ def test_merge_file_here_directory_there_keeps_the_local_file(
     layout: Layout, mirror: Path, tmp_path: Path
 ) -> None:
     """Local adds file `x` (not pushed), the remote adds `x/y.md`: git merge-tree reports the conflict
-    under `x~<commit>`, a name in neither tree, so the local file vanished from the merge and the disk."""
+    under `x~<commit>`, a name in neither tree; the local file must survive as a conflict copy."""
     env = start(layout, f"file://{mirror}", {"a.md": "a\n"})
     clone = Clone(f"file://{mirror}", tmp_path / "clone")
     clone.commit({"x/y.md": "remote\n"})
@@ -54,7 +47,7 @@ def test_merge_file_here_directory_there_keeps_the_local_file(
     proc = pull(env)
     assert proc.returncode == 0, proc.stderr
     on_disk = {p.relative_to(layout.data).as_posix(): p.read_text() for p in layout.data.rglob("*") if p.is_file()}
-    assert "local file x\n" in on_disk.values(), on_disk  # fails: the local file is deleted, no copy
+    assert "local file x\n" in on_disk.values(), on_disk
     blobs = {show(layout.git_dir, p) for p in tree_files(layout.git_dir)}
     assert b"local file x\n" in blobs
     assert status(env)["conflicts"], "a conflict must be reported"
@@ -63,8 +56,8 @@ def test_merge_file_here_directory_there_keeps_the_local_file(
 def test_merge_directory_here_file_there_keeps_the_remote_file(
     layout: Layout, mirror: Path, tmp_path: Path
 ) -> None:
-    """The reverse: local adds `x/y.md`, the remote adds file `x`. The remote's file was dropped from the
-    merge commit and so deleted on the remote by the push that followed, with no conflict copy."""
+    """The reverse: local adds `x/y.md`, the remote adds file `x`: the remote's file must stay in the
+    merge commit (as a conflict copy), never be deleted on the remote by the push that follows."""
     env = start(layout, f"file://{mirror}", {"a.md": "a\n"})
     clone = Clone(f"file://{mirror}", tmp_path / "clone")
     clone.commit({"x": "remote file x\n"})
@@ -73,7 +66,7 @@ def test_merge_directory_here_file_there_keeps_the_remote_file(
     proc = pull(env)
     assert proc.returncode == 0, proc.stderr
     blobs = {show(mirror, p, "main") for p in tree_files(mirror, "main")}
-    assert b"remote file x\n" in blobs  # fails: gone from the remote's branch
+    assert b"remote file x\n" in blobs
     on_disk = [p.read_text() for p in layout.data.rglob("*") if p.is_file()]
     assert "remote file x\n" in on_disk
 
@@ -84,24 +77,23 @@ def test_merge_directory_here_file_there_keeps_the_remote_file(
 def test_remote_files_ignored_here_are_not_deleted_from_the_remote(
     layout: Layout, mirror: Path, tmp_path: Path
 ) -> None:
-    """A remote commit with `.env` and `x.tmp` (ignored here by default): after the pull, the next
-    reconcile's untrack step commits their deletion (an echo commit) and the push deletes them on the
-    remote."""
+    """A remote commit with `.env` and `x.tmp` (ignored here by default): the next reconcile must not
+    untrack them (an echo commit whose push would delete them on the remote)."""
     env = start(layout, f"file://{mirror}", {"a.md": "a\n"})
     clone = Clone(f"file://{mirror}", tmp_path / "clone")
     remote_head = clone.commit({".env": "KEY=1\n", "x.tmp": "t\n", "b.md": "b\n"})
     assert pull(env).returncode == 0
     assert head(layout.git_dir) == remote_head
     assert committer("run", "--once", env=env).returncode == 0
-    assert head(layout.git_dir) == remote_head  # fails: "chore(sync): 2 files changed: .env, x.tmp"
+    assert head(layout.git_dir) == remote_head
     assert {".env", "x.tmp"} <= tree_files(mirror, "main")
 
 
 def test_a_mode_only_change_on_the_remote_is_applied_and_not_reverted(
     layout: Layout, mirror: Path, tmp_path: Path
 ) -> None:
-    """`chmod +x` on the remote: the pull skips the file (same blob), so the disk keeps 0644 and the
-    next reconcile commits 100755 -> 100644, reverting the remote's change."""
+    """`chmod +x` on the remote (same blob): the file on disk becomes executable, and no reconcile
+    commits 100755 -> 100644 back."""
     env = start(layout, f"file://{mirror}", {"run.sh": "echo hi\n"})
     clone = Clone(f"file://{mirror}", tmp_path / "clone")
     clone.run("pull", "-q", "--ff-only", "origin", "main")
@@ -109,16 +101,16 @@ def test_a_mode_only_change_on_the_remote_is_applied_and_not_reverted(
     remote_head = clone.commit({})
     assert pull(env).returncode == 0
     assert head(layout.git_dir) == remote_head
-    assert (layout.data / "run.sh").stat().st_mode & stat.S_IXUSR  # fails: still 0644
+    assert (layout.data / "run.sh").stat().st_mode & stat.S_IXUSR
     assert committer("run", "--once", env=env).returncode == 0
-    assert head(layout.git_dir) == remote_head  # fails: an echo commit reverting the mode
+    assert head(layout.git_dir) == remote_head
 
 
 def test_a_pulled_file_above_lfs_threshold_makes_no_echo_commit(
     layout: Layout, start_daemon: Start, mirror: Path, tmp_path: Path
 ) -> None:
-    """A regular (non-LFS) blob at or above lfs_threshold pulled in: the watcher's batch re-stores it
-    through LFS, so the daemon commits and pushes `big.txt` again as a pointer."""
+    """A regular (non-LFS) blob at or above lfs_threshold pulled in: the watcher's batch must not store
+    it again through LFS and commit `big.txt` as a pointer."""
     if shutil.which("git-lfs") is None:
         pytest.skip("git-lfs is not installed")
     env = start(layout, f"file://{mirror}", {"a.md": "a\n"},
@@ -127,7 +119,7 @@ def test_a_pulled_file_above_lfs_threshold_makes_no_echo_commit(
     clone = Clone(f"file://{mirror}", tmp_path / "clone")
     remote_head = clone.commit({"big.txt": "x" * 3000})
     daemon.wait_event("git_pull", where=lambda e: e.get("new") == remote_head)
-    daemon.wait_event("no_commit", where=lambda e: e.get("what") == "batch", timeout=5)  # fails: a commit
+    daemon.wait_event("no_commit", where=lambda e: e.get("what") == "batch", timeout=5)
     assert daemon.stop() == 0
     assert head(layout.git_dir) == remote_head
 
@@ -135,8 +127,8 @@ def test_a_pulled_file_above_lfs_threshold_makes_no_echo_commit(
 def test_an_lfs_file_pushed_elsewhere_is_not_written_as_its_pointer(
     layout: Layout, mirror: Path, tmp_path: Path
 ) -> None:
-    """Another clone pushes an LFS file (object uploaded to the remote): the pull writes the pointer
-    text into the data directory instead of the content, and says nothing about it."""
+    """Another clone pushes an LFS file (object uploaded to the remote): the pull writes the content,
+    not the pointer text."""
     if shutil.which("git-lfs") is None:
         pytest.skip("git-lfs is not installed")
     env = start(layout, f"file://{mirror}", {"a.md": "a\n"})
@@ -151,7 +143,7 @@ def test_an_lfs_file_pushed_elsewhere_is_not_written_as_its_pointer(
     proc = pull(env)
     assert proc.returncode == 0, proc.stderr
     written = (layout.data / "big.bin").read_bytes()
-    assert not written.startswith(b"version https://git-lfs"), written[:60]  # fails
+    assert not written.startswith(b"version https://git-lfs"), written[:60]
     assert written == content
 
 
@@ -161,8 +153,8 @@ def test_an_lfs_file_pushed_elsewhere_is_not_written_as_its_pointer(
 def test_two_pulls_at_once_without_a_daemon_do_not_kill_each_other(
     layout: Layout, mirror: Path, tmp_path: Path
 ) -> None:
-    """The second `committer pull` finds the first holding the instance lock, takes it for a daemon and
-    sends it SIGUSR1, whose default action kills the first pull in the middle of its work."""
+    """The second `committer pull` finds the first holding the instance lock: it must wait for it, never
+    take it for a daemon and send it SIGUSR1 (whose default action would kill it mid-pull)."""
     env = start(layout, f"file://{mirror}", {"a.md": "a\n"})
     clone = Clone(f"file://{mirror}", tmp_path / "clone")
     clone.commit({"b.md": "b\n"})
@@ -175,7 +167,7 @@ def test_two_pulls_at_once_without_a_daemon_do_not_kill_each_other(
     wait_for(lambda: lock.is_file() and lock.read_text().split()[:1] == [str(first.pid)], what="the first pull's lock")
     second = committer("pull", env=env)
     _out, err = first.communicate(timeout=60)
-    assert first.returncode in (0, 1), f"first pull died with {first.returncode}: {err}"  # fails: -10 (SIGUSR1)
+    assert first.returncode in (0, 1), f"first pull died with {first.returncode}: {err}"
     assert "did not answer" not in second.stderr, second.stderr
 
 
@@ -200,8 +192,8 @@ def test_pull_into_a_repository_without_commits_keeps_one_history(
     layout: Layout, mirror: Path, tmp_path: Path
 ) -> None:
     """`init` ran on an empty data directory (no commit), the remote then got commits, and files were
-    added here: `committer pull` first commits them as an unrelated root, then refuses the remote as
-    sharing no history; from then on every push is non-fast-forward and every pull refused."""
+    added here: `committer pull` must not commit them first as an unrelated root (every later pull
+    refused, every push non-fast-forward) but take the remote history and keep them."""
     env = start(layout, f"file://{mirror}", {})
     assert commit_count(layout.git_dir) == 0
     other = tmp_path / "other"
@@ -213,7 +205,7 @@ def test_pull_into_a_repository_without_commits_keeps_one_history(
     subprocess.run(["git", "-C", str(other), "push", "-q", f"file://{mirror}", "HEAD:main"], check=True)
     (layout.data / "l.md").write_text("local\n")
     proc = pull(env)
-    assert proc.returncode == 0, proc.stderr  # fails: "shares no history with the local one"
+    assert proc.returncode == 0, proc.stderr
     assert (layout.data / "r.md").read_text() == "remote\n"
     assert (layout.data / "l.md").read_text() == "local\n"
 
@@ -251,9 +243,8 @@ def hanging_remote() -> Iterator[str]:
 def test_sigterm_during_a_hanging_fetch_still_stops_within_shutdown_timeout(
     layout: Layout, start_daemon: Start, hanging_remote: str
 ) -> None:
-    """The puller's fetch is not cut on stop: `_shutdown` joins it for up to push_timeout + 5 s before it
-    commits what is pending, far past shutdown_timeout (and systemd's TimeoutStopSec=30s with the
-    default push_timeout of 120 s)."""
+    """A fetch that hangs must not hold the stop for its own deadline (push_timeout), past
+    shutdown_timeout and systemd's TimeoutStopSec=30s: it is killed, and what is pending committed."""
     (layout.data / "a.md").write_text("a\n")
     assert committer("init", env=layout.env).returncode == 0
     env = {**layout.env, "COMMITTER_REMOTE": hanging_remote, "COMMITTER_PUSH_TIMEOUT": "40s",
@@ -276,9 +267,8 @@ def test_sigterm_during_a_hanging_fetch_still_stops_within_shutdown_timeout(
 def test_a_webhook_pull_queued_when_the_daemon_stops_is_not_lost(
     layout: Layout, start_daemon: Start, mirror: Path, tmp_path: Path
 ) -> None:
-    """The webhook was answered 202 ("pull_queued"), then the daemon got SIGTERM while fetching. The
-    queued pull is not kept, and a webhook-only daemon (no pull_interval) never fetches at start, so
-    after the restart the remote's commit stays out of the data directory until some later event."""
+    """The webhook was answered 202 ("pull_queued"), then the daemon got SIGTERM while fetching: a
+    webhook-only daemon (no pull_interval) fetches at its next start, so the commit still arrives."""
     from tests.test_daemon_http import free_port
     from tests.test_daemon_pull import SECRET, post
 
@@ -297,7 +287,7 @@ def test_a_webhook_pull_queued_when_the_daemon_stops_is_not_lost(
     port = free_port()
     daemon = start_daemon("--http", f"127.0.0.1:{port}", env=env)
     wait_for(lambda: (layout.data / "a.md").read_text() == "a, from the remote\n", timeout=10,
-             what="the queued pull applied after the restart")  # fails: never pulled
+             what="the queued pull applied after the restart")
     assert daemon.stop() == 0
 
 
@@ -305,8 +295,7 @@ def test_status_clears_a_refused_forced_update_once_the_remote_is_back(
     layout: Layout, start_daemon: Start, mirror: Path, tmp_path: Path
 ) -> None:
     """A forced update was refused (status: git_conflict); then the remote was force-pushed back to
-    this repository's head. The timed fetch sees exactly our head and returns before recording
-    anything, so status keeps reporting the forced update for good."""
+    this repository's head: status must stop reporting the refused update."""
     env = start(layout, f"file://{mirror}", {"a.md": "a\n"}, env={"COMMITTER_PUSH_INTERVAL": "200ms"})
     ours = head(layout.git_dir)
     clone = Clone(f"file://{mirror}", tmp_path / "clone")
