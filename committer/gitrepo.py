@@ -196,7 +196,6 @@ class _Stream:
         self.options = options
         self.proc: subprocess.Popen[bytes] | None = None
         self._timer: threading.Timer | None = None
-        self.sent = 0
 
     def _stdin(self) -> IO[bytes]:
         if self.proc is None:
@@ -223,7 +222,6 @@ class _Stream:
         try:
             for chunk in chunks:
                 out.write(chunk)
-                self.sent += len(chunk)
         except (BrokenPipeError, ValueError):
             proc, self.proc = self.proc, None
             stderr = b""
