@@ -100,6 +100,8 @@ def init(
         require_data_dir(settings)
         with InstanceLock(settings.git_dir, role=COMMAND):
             pfilter = PathFilter(settings.data_dir, settings.ignore)
+            for stale in GitRepo(settings.git_dir, settings.data_dir, settings.branch).clear_stale_locks():
+                logs.get("committer.cli").warning("stale_lock_removed", path=str(stale))
             repo = open_repository(settings, pfilter)
             fresh = repo.head() is None
             if fresh and settings.remote and _side_with_remote(settings, repo, from_remote, adopt):

@@ -17,11 +17,11 @@ from committer.gitrepo import GitRepo, run_git
 from committer.remote import Remote, classify, read_token
 from committer.settings import NAMES, Settings, env_name
 from committer.state import holder_pid
+from committer.watcher import POLLED_FILESYSTEMS
 from committer.webhook import read_secret
 
 MIN_GIT = (2, 36)
 MERGE_GIT = (2, 38)  # git merge-tree --write-tree, for pulls that merge
-NETWORK_FILESYSTEMS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "davfs", "sshfs", "s3fs")
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,11 @@ def _dirs(settings: Settings) -> Iterator[Check]:
     else:
         yield Check("data dir", "ok", str(data))
     point, kind = _mount_of(data)
-    if any(kind.startswith(n) for n in NETWORK_FILESYSTEMS) and settings.observer != "poll":
+    if kind.startswith(POLLED_FILESYSTEMS) and settings.observer == "inotify":
         yield Check("data dir filesystem", "warn", f"{kind} at {point}: inotify may see no changes there",
-                    "set observer = poll")
+                    "set observer = poll (or auto, which polls there)")
+    elif kind.startswith(POLLED_FILESYSTEMS):
+        yield Check("data dir filesystem", "ok", f"{kind} at {point}: polled every {settings.poll_interval:g}s")
     else:
         yield Check("data dir filesystem", "ok", f"{kind} at {point}")
     existing = git if git.exists() else git.parent
