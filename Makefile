@@ -21,7 +21,7 @@ system-deps:
 ## run: the daemon in the foreground on ./demo/data, committing into ./demo/git and pushing to ./demo/mirror.git
 run: $(STAMP)
 	@mkdir -p $(DEMO)/data $(DEMO)/git
-	@test -d $(DEMO)/mirror.git || git init --quiet --bare $(DEMO)/mirror.git
+	@test -d $(DEMO)/mirror.git || git init --quiet --bare --initial-branch=main $(DEMO)/mirror.git
 	@echo "committer: watching $(DEMO)/data; edit files there, Ctrl-C to stop."
 	@echo "committer: history: $(BIN)/committer log --data-dir $(DEMO)/data --git-dir $(DEMO)/git/knowledge.git"
 	$(BIN)/committer run --data-dir $(DEMO)/data --git-dir $(DEMO)/git/knowledge.git \
