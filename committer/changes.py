@@ -57,6 +57,8 @@ class ChangeSet:
     skipped: list[Skipped] = field(default_factory=list)
     lfs: list[str] = field(default_factory=list)
     bytes_read: int = 0
+    # Index entries' stat data of a whole-tree read (committer.gitindex), for the index written after it.
+    stat_hints: dict[str, bytes] | None = None
 
     @property
     def deletes(self) -> list[str]:
@@ -322,8 +324,7 @@ def collect(
         if rel in seen or _under(rel, scan.keep) or not _under(rel, scan.roots):
             continue
         result.deleted[rel] = entry.sha
-    if hints:
-        gitindex.remember(data_dir, hints)
+    result.stat_hints = hints or None
     return result
 
 

@@ -111,7 +111,7 @@ def init(
             op = "init" if repo.head() is None else ("adopt" if adopt else "reconcile")
             with _Progress(settings.data_dir, enabled=sys.stderr.isatty() and fresh) as bar:
                 result = pipeline.commit([""], op=op, progress=bar.advance)
-            repo.sync_index()
+            repo.sync_index(result.changes.stat_hints)
             files = result.changes.counts.total
             where = f"{settings.git_dir} ({settings.branch})"
             if result.sha:

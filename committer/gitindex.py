@@ -29,10 +29,6 @@ RACY_NS = 1_000_000_000
 # so a first commit of millions of files holds no more than about 30 MB of them.
 MAX_HINTS = 250_000
 
-# Hints of the last whole-tree read, by data directory; taken (and dropped) by the next index write.
-_hints: dict[str, dict[str, bytes]] = {}
-
-
 def hint(st: os.stat_result, mode: str, sha: str) -> bytes:
     """What an index entry holds for a file read with this stat data, mode and blob id."""
     return _ENTRY_HEAD.pack(
@@ -42,16 +38,6 @@ def hint(st: os.stat_result, mode: str, sha: str) -> bytes:
         st.st_uid & _U32, st.st_gid & _U32, st.st_size & _U32,
         bytes.fromhex(sha),
     )
-
-
-def remember(data_dir: Path, hints: dict[str, bytes]) -> None:
-    """Keep the stat data of a whole-tree read until the index is written."""
-    _hints[str(data_dir)] = hints
-
-
-def take(data_dir: Path) -> dict[str, bytes]:
-    """The hints kept for this data directory (none twice)."""
-    return _hints.pop(str(data_dir), {})
 
 
 def build(entries: Iterable[tuple[str, str, str]], hints: Mapping[str, bytes]) -> tuple[bytes, int]:

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -445,17 +445,19 @@ class GitRepo:
                 paths.add(os.fsdecode(record[3:]).rstrip("/"))
         return paths
 
-    def sync_index(self) -> None:
-        """Make the index match HEAD, keeping stat data for unchanged files, so status stays cheap."""
+    def sync_index(self, hints: Mapping[str, bytes] | None = None) -> None:
+        """Make the index match HEAD, keeping stat data for unchanged files, so status stays cheap.
+
+        `hints`: the stat data a whole-tree commit took as it read each file (ChangeSet.stat_hints).
+        """
         head = self.head()
         if head is None:
             return
-        hints = gitindex.take(self.data_dir)
         if not hints or not self._write_index(head, hints):
             self.git("read-tree", "--reset", self.ref, work_tree=True)
         self.git("update-index", "-q", "--refresh", work_tree=True, check=False)
 
-    def _write_index(self, head: str, hints: dict[str, bytes]) -> bool:
+    def _write_index(self, head: str, hints: Mapping[str, bytes]) -> bool:
         """The index of HEAD with the stat data the commit step saw (see committer.gitindex)."""
         entries = ((path, e.mode, e.sha) for path, e in self._ls_tree(head, []))
         data, _used = gitindex.build(entries, hints)

@@ -346,7 +346,7 @@ class Pipeline:
             candidates = self.repo.changed_paths()
         self.held.clear()
         result = self.commit(candidates, first_event=started, op=op)
-        self.repo.sync_index()
+        self.repo.sync_index(result.changes.stat_hints)
         if self.untrack_ignored() is not None:
             self.repo.sync_index()
         return result

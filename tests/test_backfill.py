@@ -101,11 +101,11 @@ def test_the_first_commit_hands_its_stat_data_to_the_index_and_git_reads_no_file
     settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir)})
     pfilter = PathFilter(settings.data_dir, settings.ignore)
     pipeline = Pipeline(settings, open_repository(settings, pfilter), pfilter)
-    assert pipeline.commit([""], op="init").sha is not None
-    pipeline.repo.sync_index()
+    result = pipeline.commit([""], op="init")
+    assert result.sha is not None
+    pipeline.repo.sync_index(result.changes.stat_hints)
     assert used == [50]
     assert git(layout.git_dir, "--work-tree", str(layout.data), "status", "--porcelain") == ""
-    assert gitindex.take(layout.data) == {}  # handed over once
 
 
 def test_past_the_hint_cap_files_are_left_for_git_to_read_and_the_index_is_still_right(
@@ -120,9 +120,10 @@ def test_past_the_hint_cap_files_are_left_for_git_to_read_and_the_index_is_still
     settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir)})
     pfilter = PathFilter(settings.data_dir, settings.ignore)
     pipeline = Pipeline(settings, open_repository(settings, pfilter), pfilter)
-    assert pipeline.commit([""], op="init").sha is not None
-    assert len(gitindex._hints[str(layout.data)]) == 10
-    pipeline.repo.sync_index()
+    result = pipeline.commit([""], op="init")
+    assert result.sha is not None
+    assert len(result.changes.stat_hints or {}) == 10
+    pipeline.repo.sync_index(result.changes.stat_hints)
     listing = _debug_listing(layout.git_dir, layout.data, layout.git_dir / "index")
     assert " mtime: 0:0" not in listing  # the refresh filled in the other 20
     assert git(layout.git_dir, "--work-tree", str(layout.data), "status", "--porcelain") == ""
