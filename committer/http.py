@@ -119,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
         while left > 0:
             if time.monotonic() > deadline:
                 return None
-            chunk = self.rfile.read1(min(left, 1 << 16)) if hasattr(self.rfile, "read1") else self.rfile.read(left)
+            chunk = self.rfile.read1(min(left, 1 << 16))
             if not chunk:
                 return None
             chunks.append(chunk)

@@ -80,7 +80,7 @@ def _disk(repo: GitRepo, path: str) -> tuple[str, bytes] | None:
             return ("exec" if st.st_mode & stat.S_IXUSR else "file"), full.read_bytes()
     except OSError:
         return None
-    return ("other", b"") if os.path.lexists(full) else None
+    return "other", b""
 
 
 def _matches(disk: tuple[str, bytes] | None, entry: TreeEntry | None, blobs: Mapping[str, bytes]) -> bool:
@@ -92,8 +92,7 @@ def _matches(disk: tuple[str, bytes] | None, entry: TreeEntry | None, blobs: Map
         return False
     if blob_id(content) == entry.sha:
         return True
-    pointer = blobs.get(entry.sha, b"")
-    parsed = lfs.parse(pointer) if lfs.is_pointer(pointer) else None
+    parsed = lfs.parse(blobs.get(entry.sha, b""))
     if parsed is None:
         return False
     oid, size = parsed
@@ -231,9 +230,10 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
     repo = pipeline.repo
     pipeline.refresh_head()
     local = pipeline.head
-    pushed = trees.rev(repo, pushed_ref(settings.remote, repo.branch))
+    pushed = repo.resolve(pushed_ref(settings.remote, repo.branch))
     result = PullResult(UP_TO_DATE, remote=remote, old=local, new=local)
-    if local is not None and (remote == local or trees.is_ancestor(repo, remote, local)):
+    base = trees.merge_base(repo, local, remote) if local is not None else None
+    if local is not None and base == remote:  # the remote's head is already in ours
         if pushed is None or (pushed != remote and trees.is_ancestor(repo, pushed, remote)):
             record_pushed(repo, settings.remote, remote, {}, "pull: the remote has it")
         result.outcome = UP_TO_DATE if remote == local else AHEAD
@@ -244,13 +244,14 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
     if pushed is not None and not trees.is_ancestor(repo, pushed, remote):
         return _refuse(result, f"the remote's {repo.branch} no longer contains {pushed[:12]}, which it had: "
                                "a forced update (history rewritten on the remote)")
-    if local is not None and trees.merge_base(repo, local, remote) is None:
+    if local is not None and base is None:
         return _refuse(result, f"the remote's {repo.branch} shares no history with the local one")
-    if local is not None and pipeline.data_dir_state() != "ok":
-        raise CommitterError(f"the data directory {repo.data_dir} is {pipeline.data_dir_state()}; "
+    state = pipeline.data_dir_state() if local is not None else "ok"
+    if state != "ok":
+        raise CommitterError(f"the data directory {repo.data_dir} is {state}; "
                              "nothing is pulled into it until it is back")
     when = time.time()
-    merging = local is not None and not trees.is_ancestor(repo, local, remote)
+    merging = local is not None and base != local
     if merging and not settings.pull_merge:
         return _refuse(result, "local commits not on the remote, and pull_merge is off: bring them together "
                                "by hand or turn pull_merge on")
@@ -276,7 +277,7 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
     fetch_lfs(pipeline.settings, repo, remote, pointers.values())
     taken = {c["copy"] for c in copies}
     written, deleted, late, local_wins = _apply(pipeline, changes, blobs, when, taken)
-    new_head = remote if not merging else _merge_commit(pipeline, local, remote, target_tree, copies, when)
+    new_head = remote if not merging else _merge_commit(pipeline, local, remote, target_tree, changes, copies, when)
     result.outcome = MERGE if merging else FAST_FORWARD
     repo.git("update-ref", "-m", f"committer: pull ({result.outcome})", repo.ref, new_head, local or "0" * 40)
     record_pushed(repo, settings.remote, remote, {}, "pull: fetched")
@@ -337,11 +338,11 @@ def checkout_lfs(settings: Settings, repo: GitRepo, rev: str) -> int:
     Returns the number of files replaced; those without an object (download failed) stay pointers.
     """
     entries = trees.small_blobs(repo, rev, lfs.POINTER_MAX)
-    pointers = _pointers(entries, repo.read_blobs(sorted({e.sha for e in entries.values()})))
+    blobs = repo.read_blobs(sorted({e.sha for e in entries.values()}))
+    pointers = _pointers(entries, blobs)
     if not pointers:
         return 0
     fetch_lfs(settings, repo, rev, pointers.values())
-    blobs = repo.read_blobs(sorted({entries[p].sha for p in pointers}))
     replaced = 0
     for path, oid in sorted(pointers.items()):
         entry, full = entries[path], repo.data_dir / path
@@ -403,11 +404,11 @@ def _merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[s
 
 
 def _merge_commit(
-    pipeline: Pipeline, local: str | None, remote: str, tree: str, copies: list[dict[str, str]], when: float
+    pipeline: Pipeline, local: str | None, remote: str, tree: str,
+    changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], copies: list[dict[str, str]], when: float,
 ) -> str:
-    """A merge commit of both heads with the BM-Meta trailer ("op":"merge")."""
+    """A merge commit of both heads with the BM-Meta trailer ("op":"merge"); `changes`: local -> tree."""
     repo = pipeline.repo
-    changes = trees.diff_trees(repo, local, tree)
     added = sum(1 for old, _new in changes.values() if old is None)
     deleted = sum(1 for _old, new in changes.values() if new is None)
     counts = message.Counts(added=added, modified=len(changes) - added - deleted, deleted=deleted, renamed=0)
@@ -459,9 +460,10 @@ def record(pipeline: Pipeline, result: PullResult) -> None:
         state["last_pull_at"] = now
     if result.outcome == REFUSED:
         known = state.get("refused") or {}
-        state["refused"] = {"reason": result.reason, "remote_head": result.remote, "at": known.get("at", now)
-                            if known.get("remote_head") == result.remote else now}
-        if known.get("remote_head") != result.remote:
+        same = known.get("remote_head") == result.remote
+        state["refused"] = {"reason": result.reason, "remote_head": result.remote,
+                            "at": known.get("at", now) if same else now}
+        if not same:
             log.error("git_conflict", kind="refused", reason=result.reason, remote_head=result.remote,
                       head=result.old, action="nothing pulled; see README, 'Pulling'")
         return

@@ -40,11 +40,6 @@ def merge_base(repo: GitRepo, one: str, two: str) -> str | None:
     return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
 
-def rev(repo: GitRepo, ref: str) -> str | None:
-    proc = repo.git("rev-parse", "-q", "--verify", f"{ref}^{{commit}}", check=False)
-    return proc.stdout.decode().strip() or None
-
-
 def diff_trees(repo: GitRepo, old: str | None, new: str) -> dict[str, tuple[TreeEntry | None, TreeEntry | None]]:
     """Path -> (entry in old, entry in new) for every file that differs; no rename pairing."""
     out = repo.git("diff-tree", "-r", "-z", "--no-renames", "--raw", old or EMPTY_TREE, new).stdout
