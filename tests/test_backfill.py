@@ -11,11 +11,15 @@ import pytest
 
 from committer import gitindex
 from committer.changes import blob_id
-from committer.daemon import open_repository
-from committer.filters import PathFilter
-from committer.pipeline import Pipeline
-from committer.settings import load_settings
 from tests.conftest import Layout, committer, git, wait_for
+from tests.test_pipeline import make_pipeline
+
+
+def _notes(layout: Layout, count: int) -> list[Path]:
+    paths = [layout.data / f"n{i}.md" for i in range(count)]
+    for i, path in enumerate(paths):
+        path.write_text(f"note {i}\n")
+    return paths
 
 
 def _old_enough(paths: list[Path]) -> bool:
@@ -82,10 +86,7 @@ def test_an_index_hint_that_does_not_match_head_is_left_for_git_to_check() -> No
 def test_the_first_commit_hands_its_stat_data_to_the_index_and_git_reads_no_file_again(
     layout: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    paths = []
-    for i in range(50):
-        paths.append(layout.data / f"n{i}.md")
-        paths[-1].write_text(f"note {i}\n")
+    paths = _notes(layout, 50)
     (layout.data / "fresh.md").write_text("written just before the read")
     wait_for(lambda: _old_enough(paths), timeout=5, what="files older than the racy window")
     os.utime(layout.data / "fresh.md")  # changed a moment ago: its stat data is not trusted
@@ -98,9 +99,7 @@ def test_the_first_commit_hands_its_stat_data_to_the_index_and_git_reads_no_file
         return data, count
 
     monkeypatch.setattr(gitindex, "build", counting)
-    settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir)})
-    pfilter = PathFilter(settings.data_dir, settings.ignore)
-    pipeline = Pipeline(settings, open_repository(settings, pfilter), pfilter)
+    pipeline = make_pipeline(layout)
     result = pipeline.commit([""], op="init")
     assert result.sha is not None
     pipeline.repo.sync_index(result.changes.stat_hints)
@@ -111,15 +110,10 @@ def test_the_first_commit_hands_its_stat_data_to_the_index_and_git_reads_no_file
 def test_past_the_hint_cap_files_are_left_for_git_to_read_and_the_index_is_still_right(
     layout: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    paths = []
-    for i in range(30):
-        paths.append(layout.data / f"n{i}.md")
-        paths[-1].write_text(f"note {i}\n")
+    paths = _notes(layout, 30)
     wait_for(lambda: _old_enough(paths), timeout=5, what="files older than the racy window")
     monkeypatch.setattr(gitindex, "MAX_HINTS", 10)
-    settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir)})
-    pfilter = PathFilter(settings.data_dir, settings.ignore)
-    pipeline = Pipeline(settings, open_repository(settings, pfilter), pfilter)
+    pipeline = make_pipeline(layout)
     result = pipeline.commit([""], op="init")
     assert result.sha is not None
     assert len(result.changes.stat_hints or {}) == 10
