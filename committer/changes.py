@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from committer import gitindex
-from committer.filters import PathFilter, is_nested_repo
+from committer import fsio, gitindex
+from committer.filters import PathFilter
 from committer.gitrepo import TreeEntry
 from committer.message import Counts
 
@@ -22,6 +22,8 @@ LfsStore = Callable[[int, int], bytes]
 SecretFinder = Callable[[bytes], "str | None"]
 
 MODE_FILE, MODE_EXEC, MODE_LINK = "100644", "100755", "120000"
+SPECIAL = "not a regular file, directory or symlink (a FIFO, socket or device)"
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class ChangeSet:
     bytes_read: int = 0
     # Index entries' stat data of a whole-tree read (committer.gitindex), for the index written after it.
     stat_hints: dict[str, bytes] | None = None
+    # Moves: deleted path -> added path with the same content (paired before the deletion guard counts).
+    renames: dict[str, str] = field(default_factory=dict)
 
     @property
     def deletes(self) -> list[str]:
@@ -77,21 +81,28 @@ class ChangeSet:
         return not self.deleted and not self.modifies
 
     def split(self, most: int) -> list[ChangeSet]:
-        """Parts of at most `most` paths each, in path order (one commit each)."""
-        paths = self.paths
-        if len(paths) <= most:
+        """Parts of at most `most` changed paths each, in path order (one commit each).
+
+        Moves carry no new content: both sides of every rename go into the first part and do not count
+        toward `most`, so a moved folder is one commit whatever its size.
+        """
+        moved = {*self.renames, *self.renames.values()}
+        rest = [p for p in self.paths if p not in moved]
+        if len(rest) <= most:
             return [self]
+        chunks = [rest[start : start + most] for start in range(0, len(rest), most)]
+        chunks[0] = sorted([*moved, *chunks[0]])
         by_path = {m[2]: m for m in self.modifies}
         lfs, modified = set(self.lfs), set(self.modified)
-        parts = []
-        for start in range(0, len(paths), most):
-            chunk = paths[start : start + most]
+        parts: list[ChangeSet] = []
+        for chunk in chunks:
             parts.append(ChangeSet(
                 modifies=[by_path[p] for p in chunk if p in by_path],
                 added={p: self.added[p] for p in chunk if p in self.added},
                 modified=[p for p in chunk if p in modified],
                 deleted={p: self.deleted[p] for p in chunk if p in self.deleted},
                 lfs=[p for p in chunk if p in lfs],
+                renames=self.renames if not parts else {},
             ))
         return parts
 
@@ -118,10 +129,11 @@ def _under(path: str, roots: set[str]) -> bool:
 
 
 class _Scan:
-    """The state of one pass over the candidates."""
+    """The state of one pass over the candidates; every path is reached below the data directory's
+    descriptor without following a symlink (committer.fsio)."""
 
-    def __init__(self, data_dir: Path, pfilter: PathFilter) -> None:
-        self.data_dir = data_dir
+    def __init__(self, tree: fsio.Tree, pfilter: PathFilter) -> None:
+        self.tree = tree
         self.pfilter = pfilter
         self.files: dict[str, None] = {}
         self.roots: set[str] = set()
@@ -141,7 +153,7 @@ class _Scan:
             parent = parent.rsplit("/", 1)[0]
             found = self._nested.get(parent)
             if found is None:
-                found = is_nested_repo(os.path.join(self.data_dir, parent))
+                found = self.tree.exists(f"{parent}/.git")
                 self._nested[parent] = found
             if found:
                 return parent
@@ -154,11 +166,10 @@ class _Scan:
         if nested is not None:
             self.skip(nested, "nested git repository")
             return
-        full = os.path.join(self.data_dir, rel) if rel else str(self.data_dir)
         try:
-            st = os.lstat(full)
+            st = self.tree.lstat(rel)
         except (FileNotFoundError, NotADirectoryError):
-            self.roots.add(rel)
+            self.roots.add(rel)  # gone, or behind a symlink now: whatever history has there is deleted
             return
         except OSError as exc:
             self.skip(rel, f"cannot stat: {exc.strerror}")
@@ -166,23 +177,25 @@ class _Scan:
         if stat.S_ISDIR(st.st_mode):
             if rel and self.pfilter.ignored(rel, is_dir=True):
                 return
-            if rel and is_nested_repo(full):
+            if rel and self.tree.exists(f"{rel}/.git"):
                 self.skip(rel, "nested git repository")
                 return
             self.roots.add(rel)
-            self.walk(rel, full)
+            self.walk(rel)
         elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
             self.roots.add(rel)
             self.files[rel] = None
         else:
-            self.skip(rel, "not a regular file, directory or symlink")
+            self.skip(rel, SPECIAL)
 
-    def walk(self, rel: str, full: str) -> None:
-        stack = [(rel, full)]
+    def walk(self, rel: str) -> None:
+        stack = [rel]
         while stack:
-            prefix, directory = stack.pop()
+            prefix = stack.pop()
             try:
-                entries = list(os.scandir(directory))
+                entries = list(self.tree.scandir(prefix))
+            except FileNotFoundError:
+                continue  # gone, or replaced by a symlink, since it was listed: a later event says which
             except OSError as exc:
                 self.skip(prefix, f"cannot list directory: {exc.strerror}")
                 continue
@@ -197,64 +210,82 @@ class _Scan:
                 if self.pfilter.ignored(child, is_dir=is_dir):
                     continue
                 if is_dir:
-                    if is_nested_repo(entry.path):
+                    if self.tree.exists(f"{child}/.git"):
                         self.skip(child, "nested git repository")
                     else:
-                        stack.append((child, entry.path))
+                        stack.append(child)
                 elif is_file:
                     self.files[child] = None
                 else:
-                    self.skip(child, "not a regular file, directory or symlink")
+                    self.skip(child, SPECIAL)
 
 
 class Held(Exception):
     """A file that must stay out of this commit, with the reason."""
 
 
-def _read(
-    full: str, limits: Limits, plain: str | None = None
-) -> tuple[str, bytes, bool, os.stat_result | None]:
-    """(mode, blob content, stored through LFS, stat of a file) of a file or symlink, never following a link.
+class _Reader:
+    """Reads the files of one pass, keeping the descriptor of the directory read last (files come
+    grouped by directory), so a file costs one open relative to it."""
 
-    `plain`: HEAD's plain blob id for this path; a large file with exactly that content stays a plain blob.
-    """
-    try:
-        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        return MODE_LINK, os.fsencode(os.readlink(full)), False, None  # O_NOFOLLOW refused a symlink
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(full)
-        mode = MODE_EXEC if st.st_mode & stat.S_IXUSR else MODE_FILE
-        if limits.lfs_threshold and st.st_size >= limits.lfs_threshold:
-            if plain is not None and st.st_size <= (limits.max_file_size or st.st_size):
-                data = _read_all(fd)
-                if blob_id(data) == plain:
-                    return mode, data, False, st
-                os.lseek(fd, 0, os.SEEK_SET)
-            if limits.lfs_store is None:
-                raise Held(f"{_mb(st.st_size)} is at or above lfs_threshold and {limits.lfs_missing_reason}")
-            return mode, limits.lfs_store(fd, st.st_size), True, st
-        if limits.max_file_size and st.st_size > limits.max_file_size:
-            raise Held(f"{_mb(st.st_size)} is above max_file_size ({_mb(limits.max_file_size)})")
-        data = _read_all(fd)
-    finally:
-        os.close(fd)
-    if limits.find_secret is not None:
-        kind = limits.find_secret(data)
-        if kind is not None:
-            raise Held(f"looks like it contains a secret ({kind})")
-    return mode, data, False, st
+    def __init__(self, tree: fsio.Tree) -> None:
+        self.tree = tree
+        self._dir = ""
+        self._fd = -1
 
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
+    def _parent(self, parent: str) -> int:
+        if self._fd < 0 or parent != self._dir:
+            self.close()
+            self._fd = self.tree.open_dir(parent)
+            self._dir = parent
+        return self._fd
+
+    def read(
+        self, rel: str, limits: Limits, plain: str | None = None
+    ) -> tuple[str, bytes, bool, os.stat_result | None]:
+        """(mode, blob content, stored through LFS, stat of a file) of a file or symlink, never following
+        a link: a symlink is read as its target text, a path behind a symlinked parent is not there.
+
+        `plain`: HEAD's plain blob id for this path; a large file with exactly that content stays a plain blob.
+        """
+        parent, name = fsio.split(rel)
+        dir_fd = self._parent(parent)
+        try:
+            fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            # O_NOFOLLOW refused a symlink: its target text is the blob
+            return MODE_LINK, os.readlink(os.fsencode(name), dir_fd=dir_fd), False, None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise IsADirectoryError(rel)
+            mode = MODE_EXEC if st.st_mode & stat.S_IXUSR else MODE_FILE
+            if limits.lfs_threshold and st.st_size >= limits.lfs_threshold:
+                if plain is not None and st.st_size <= (limits.max_file_size or st.st_size):
+                    data = fsio.read_all(fd)
+                    if blob_id(data) == plain:
+                        return mode, data, False, st
+                    os.lseek(fd, 0, os.SEEK_SET)
+                if limits.lfs_store is None:
+                    raise Held(f"{_mb(st.st_size)} is at or above lfs_threshold and {limits.lfs_missing_reason}")
+                return mode, limits.lfs_store(fd, st.st_size), True, st
+            if limits.max_file_size and st.st_size > limits.max_file_size:
+                raise Held(f"{_mb(st.st_size)} is above max_file_size ({_mb(limits.max_file_size)})")
+            data = fsio.read_all(fd)
+        finally:
+            os.close(fd)
+        if limits.find_secret is not None:
+            kind = limits.find_secret(data)
+            if kind is not None:
+                raise Held(f"looks like it contains a secret ({kind})")
+        return mode, data, False, st
 
 
 def _mb(size: int) -> str:
@@ -273,28 +304,52 @@ def collect(
     """Compare candidate paths (files or directories; '' is the whole tree) with HEAD.
 
     Changed content is handed to `sink` as it is read, so only one file is in memory at a time.
-    Paths that cannot be read are skipped and never deleted from history.
+    Paths that cannot be read are skipped and never deleted from history. Nothing is read through a
+    symlink: a directory replaced by a link is committed as that link, and what was under it is deleted.
     """
-    scan = _Scan(data_dir, pfilter)
+    try:
+        tree = fsio.Tree(data_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        # No data directory: everything is gone (the mass-deletion guard holds such a batch).
+        wanted = set(candidates)
+        entries = head(None if "" in wanted else sorted(wanted)) if wanted else {}
+        return ChangeSet(deleted={p: e.sha for p, e in entries.items() if _under(p, wanted)})
+    with tree:
+        reader = _Reader(tree)
+        try:
+            return _collect(tree, reader, candidates, pfilter, head, sink, progress, limits or Limits())
+        finally:
+            reader.close()
+
+
+def _collect(
+    tree: fsio.Tree,
+    reader: _Reader,
+    candidates: Iterable[str],
+    pfilter: PathFilter,
+    head: HeadLookup,
+    sink: BlobSink,
+    progress: Callable[[int], None] | None,
+    limits: Limits,
+) -> ChangeSet:
+    scan = _Scan(tree, pfilter)
     for rel in sorted(set(candidates)):
         scan.candidate(rel)
     roots = sorted(scan.roots)
     entries = head(None if "" in scan.roots else roots) if roots else {}
 
-    limits = limits or Limits()
     result = ChangeSet(skipped=scan.skipped)
     seen: set[str] = set()
     # A whole-tree pass hands the stat data it saw to the index written after the commit.
     hints: dict[str, bytes] | None = {} if "" in scan.roots else None
     fresh_after = time.time_ns() - gitindex.RACY_NS
-    for rel in scan.files:
-        full = os.path.join(data_dir, rel)
+    for rel in sorted(scan.files, key=_by_directory):
         try:
             known = entries.get(rel)
             plain = known.sha if known is not None and not limits.is_lfs(rel) else None
-            mode, data, through_lfs, st = _read(full, limits, plain)
+            mode, data, through_lfs, st = reader.read(rel, limits, plain)
         except (FileNotFoundError, NotADirectoryError):
-            continue  # vanished since the event: a deletion if history has it
+            continue  # vanished since the event, or behind a symlink now: a deletion if history has it
         except Held as held:
             scan.skip(rel, str(held))
             continue
@@ -326,6 +381,12 @@ def collect(
         result.deleted[rel] = entry.sha
     result.stat_hints = hints or None
     return result
+
+
+def _by_directory(rel: str) -> tuple[str, str]:
+    """Files of one directory together, so each directory is opened once."""
+    parent, _, name = rel.rpartition("/")
+    return parent, name
 
 
 def _count(added: Mapping[str, str], modified: int, deleted: Mapping[str, str]) -> Counts:

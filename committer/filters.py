@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pathspec
 
+from committer import fsio, logs
+
+log = logs.get("committer.filters")
+
 BMIGNORE = ".bmignore"
+BMIGNORE_MAX = 1 << 20
 BMMETA = ".bmmeta"
 
 # gitignore syntax. Also written to the repository's info/exclude so git's own scans agree.
@@ -87,16 +92,22 @@ class PathFilter:
         self._base = _compile((*DEFAULT_IGNORES, *self.extra))
         self._base_regex = _combined(self._base)
         self._user: pathspec.GitIgnoreSpec | None = None
-        self._user_stamp: tuple[int, int] | None = None
+        self._user_lines: list[str] = []
+        self._user_stamp: tuple[int, int, int] | None = None
+        self._mirror: Path | None = None
         self.generation = 0
         self.refresh()
 
     def refresh(self) -> bool:
-        """Re-read .bmignore if it changed; True when the rules changed."""
+        """Re-read .bmignore if it changed; True when the rules changed.
+
+        A .bmignore that is a symlink is not read (nothing outside the data directory is): it counts
+        as absent, with a warning.
+        """
         path = self.data_dir / BMIGNORE
         try:
-            st = path.stat()
-            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+            st = os.lstat(path)
+            stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
         except OSError:
             stamp = None
         if stamp == self._user_stamp:
@@ -104,13 +115,38 @@ class PathFilter:
         self._user_stamp = stamp
         lines: list[str] = []
         if stamp is not None:
-            try:
-                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
-                lines = []
+            raw = fsio.read_beneath(self.data_dir, BMIGNORE, BMIGNORE_MAX)
+            if raw is None:
+                log.warning("bmignore_unreadable", path=BMIGNORE,
+                            why="not a regular file (a symlink is never followed) or cannot be read")
+            else:
+                lines = raw.decode("utf-8", "replace").splitlines()
+        self._user_lines = lines
         self._user = _compile(lines) if lines else None
         self.generation += 1
+        self._write_mirror()
         return True
+
+    def mirror_to(self, path: Path) -> None:
+        """Keep a copy of .bmignore's rules at `path` (the repository's excludes file for git's own scans),
+        rewritten whenever they change, so git never reads a file of the data directory itself."""
+        self._mirror = path
+        self._write_mirror()
+
+    def _write_mirror(self) -> None:
+        if self._mirror is None:
+            return
+        lines = ["# the data directory's .bmignore, copied by committer", *self._user_lines]
+        data = "".join(f"{line}\n" for line in lines).encode()
+        try:
+            if self._mirror.read_bytes() == data:
+                return
+        except OSError:
+            pass
+        try:
+            fsio.write_atomic(self._mirror, data)
+        except OSError as exc:
+            log.warning("bmignore_copy_failed", path=str(self._mirror), error=exc.strerror)
 
     def ignored(self, rel: str, is_dir: bool = False) -> bool:
         """True when the path, or a directory above it, is ignored."""
@@ -132,6 +168,3 @@ class PathFilter:
         return [*DEFAULT_IGNORES, *self.extra]
 
 
-def is_nested_repo(path: str | os.PathLike[str]) -> bool:
-    """A directory that is itself a git work tree (holds .git as a directory or a file)."""
-    return os.path.lexists(os.path.join(path, ".git"))

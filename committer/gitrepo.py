@@ -330,6 +330,8 @@ class GitRepo:
         self.data_dir = data_dir
         self.branch = branch
         self.ref = f"refs/heads/{branch}"
+        # The data directory's .bmignore as git reads it: a copy the path filter keeps (never the file itself).
+        self.bmignore_copy = git_dir / "info" / "bmignore"
 
     def git(
         self, *args: str, work_tree: bool = False, **kwargs: object
@@ -353,7 +355,7 @@ class GitRepo:
             "core.fsync": "committed",
             "core.fsyncMethod": "fsync",
             "core.logAllRefUpdates": "always",
-            "core.excludesFile": str(self.data_dir / ".bmignore"),
+            "core.excludesFile": str(self.bmignore_copy),
             "core.quotePath": "false",
             "user.name": identity[0],
             "user.email": identity[1],
@@ -383,6 +385,15 @@ class GitRepo:
         proc = self.git("rev-parse", "-q", "--verify", f"{self.ref}^{{commit}}", check=False)
         sha = proc.stdout.decode().strip()
         return sha or None
+
+    def current_branch(self) -> str | None:
+        """The branch HEAD names (the one this repository was last used with), or None."""
+        try:
+            head = (self.git_dir / "HEAD").read_text().strip()
+        except OSError:
+            return None
+        prefix = "ref: refs/heads/"
+        return head[len(prefix) :] if head.startswith(prefix) else None
 
     def clear_stale_locks(self) -> list[Path]:
         """Remove lock files a dead git process left; call only while holding the instance lock."""
@@ -491,11 +502,32 @@ class GitRepo:
             pos = start + int(size) + 1
         return blobs
 
+    def renames(self, shas: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """Commit -> the files it moved unchanged (old path, new path), through one `git diff-tree`."""
+        if not shas:
+            return {}
+        out = self.git("diff-tree", "--stdin", "-r", "-z", "-M100%", "--diff-filter=R",
+                       input="".join(f"{s}\n" for s in shas).encode()).stdout
+        found: dict[str, list[tuple[str, str]]] = {}
+        fields = out.split(b"\0")
+        current = ""
+        index = 0
+        while index < len(fields):
+            field = fields[index]
+            if field.startswith(b":") and index + 2 < len(fields):
+                found.setdefault(current, []).append((os.fsdecode(fields[index + 1]), os.fsdecode(fields[index + 2])))
+                index += 3
+                continue
+            if len(field) == 40:
+                current = field.decode()
+            index += 1
+        return found
+
     def tracked_ignored(self) -> list[str]:
         """Files in the index (in line with HEAD after sync_index) that the ignore rules exclude."""
         if self.head() is None:
             return []
-        sources = [self.git_dir / "info" / "exclude", self.data_dir / ".bmignore"]
+        sources = [self.git_dir / "info" / "exclude", self.bmignore_copy]
         excludes = [f"--exclude-from={path}" for path in sources if path.is_file()]
         if not excludes:
             return []

@@ -93,6 +93,38 @@ def _hold(wanted: frozenset[str], hold: Hold | None, reason: str, now: str) -> D
     return Decision(frozenset(), replace(hold, paths=hold.paths | wanted), False)
 
 
+def pair_renames(added: Mapping[str, str], deleted: Mapping[str, str]) -> dict[str, str]:
+    """Deleted path -> added path for deletions whose content (blob id) was added elsewhere: moves.
+
+    Within one content, a pair with the same file name is taken first (a moved folder keeps its
+    names), then the rest in path order. Pure and deterministic.
+    """
+    gone: dict[str, list[str]] = {}
+    for path, sha in deleted.items():
+        gone.setdefault(sha, []).append(path)
+    new: dict[str, list[str]] = {}
+    for path, sha in added.items():
+        if sha in gone:
+            new.setdefault(sha, []).append(path)
+    pairs: dict[str, str] = {}
+    for sha, targets in new.items():
+        sources = sorted(gone[sha])
+        by_name: dict[str, list[str]] = {}
+        for old in sources:
+            by_name.setdefault(old.rpartition("/")[2], []).append(old)
+        rest = []
+        for target in sorted(targets):
+            candidates = by_name.get(target.rpartition("/")[2])
+            if candidates:
+                old = candidates.pop(0)
+                pairs[old] = target
+            else:
+                rest.append(target)
+        left = [old for old in sources if old not in pairs]
+        pairs.update(zip(left, rest, strict=False))
+    return pairs
+
+
 def release(hold: Hold | None, still_deleted: Callable[[str], bool]) -> Hold | None:
     """Drop held paths whose deletion no longer stands (the file came back); None when none remain."""
     if hold is None:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from committer import guard, lfs, logs, message, secrets
+from committer import fsio, guard, lfs, logs, message, secrets
 from committer.changes import ChangeSet, Limits, collect
 from committer.filters import BMMETA, PathFilter
 from committer.gitrepo import FastImport, GitRepo, TreeEntry
@@ -24,6 +25,8 @@ from committer.settings import Settings
 from committer.state import state_dir
 
 log = logs.get("committer.pipeline")
+# A .bmmeta larger than this goes into no trailer (it describes who made a change, not the change).
+BMMETA_MAX = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class Pipeline:
         self.lfs_paths = load_lfs_paths(repo.git_dir)
         self.limits = dataclasses.replace(self.limits, is_lfs=lambda path: path in self.lfs_paths)
         self._warned: set[tuple[str, str]] = set()
-        self._bmmeta_warned: tuple[int, int] | None = None
+        self._bmmeta_warned: int | None = None
 
     def refresh_head(self) -> None:
         """Re-read HEAD (after another process may have moved it)."""
@@ -219,30 +222,67 @@ class Pipeline:
         return "empty"
 
     def _guard(self, changes: ChangeSet, bound: structlog.typing.FilteringBoundLogger) -> None:
+        """Pair moves first (they pass), then hold unpaired deletions past max_delete."""
+        renames = guard.pair_renames(changes.added, changes.deleted)
         if changes.deleted:
-            decision = guard.decide(
-                changes.deleted,
-                max_delete=self.settings.max_delete,
-                data_dir_state=self.data_dir_state(),
-                hold=self.hold,
-                now=iso_utc(time.time()),
-            )
-            changes.keep_deletions(decision.allowed)
-            self.hold = decision.hold
-            if decision.new_hold and self.hold is not None:
-                bound.warning(
-                    "hold", reason=self.hold.reason, count=len(self.hold.paths),
-                    paths=sorted(self.hold.paths)[:10], release="committer confirm-deletes",
+            unpaired = [p for p in changes.deleted if p not in renames]
+            allowed: frozenset[str] = frozenset()
+            if unpaired:
+                decision = guard.decide(
+                    unpaired,
+                    max_delete=self.settings.max_delete,
+                    data_dir_state=self.data_dir_state(),
+                    hold=self.hold,
+                    now=iso_utc(time.time()),
                 )
+                allowed = decision.allowed
+                self.hold = decision.hold
+                if decision.new_hold and self.hold is not None:
+                    bound.warning(
+                        "hold", reason=self.hold.reason, count=len(self.hold.paths),
+                        paths=sorted(self.hold.paths)[:10], release="committer confirm-deletes",
+                    )
+            changes.keep_deletions(allowed | frozenset(renames))
+        renames.update(self._moved_out_of_hold(changes, renames))
+        changes.renames = renames
         self.release_hold()
 
-    def _still_gone(self, rel: str) -> bool:
-        return not os.path.lexists(os.path.join(self.repo.data_dir, rel)) or self.pfilter.ignored(rel)
+    def _moved_out_of_hold(self, changes: ChangeSet, renames: Mapping[str, str]) -> dict[str, str]:
+        """Additions whose content a held deletion had: the other half of a move that arrived in an earlier
+        batch. Those held paths leave the hold and are deleted in this commit, as renames."""
+        hold = self.hold
+        targets = set(renames.values())
+        added = {p: sha for p, sha in changes.added.items() if p not in targets}
+        if hold is None or not added:
+            return {}
+        held = self.repo.ls_tree(self.head, sorted(hold.paths))
+        with self._gone() as still_gone:
+            gone = {p: e.sha for p, e in held.items() if p in hold.paths and still_gone(p)}
+        pairs = guard.pair_renames(added, gone)
+        if pairs:
+            changes.deleted.update({p: gone[p] for p in pairs})
+            self.hold = guard.release(hold, lambda p: p not in pairs)
+            log.info("hold_moves", count=len(pairs), paths=sorted(pairs)[:10],
+                     why="their content came back under other names: committed as renames")
+        return pairs
+
+    @contextlib.contextmanager
+    def _gone(self) -> Iterator[Callable[[str], bool]]:
+        """Whether a held deletion still stands: the file is not there (reached without a symlink) or
+        is ignored now. With the data directory away, every deletion stands."""
+        try:
+            tree = fsio.Tree(self.repo.data_dir)
+        except OSError:
+            yield lambda _rel: True
+            return
+        with tree:
+            yield lambda rel: self.pfilter.ignored(rel) or not tree.exists(rel)
 
     def release_hold(self) -> None:
         """Drop held deletions whose files came back; log when the whole hold is gone."""
         before = self.hold
-        self.hold = guard.release(before, self._still_gone)
+        with self._gone() as still_gone:
+            self.hold = guard.release(before, still_gone)
         if before is not None and self.hold is None:
             log.info("hold_released", reason=before.reason, why="the files came back")
 
@@ -251,7 +291,8 @@ class Pipeline:
         hold = self.hold
         if hold is None:
             return CommitResult(None, ChangeSet(), "", 0.0)
-        gone = [p for p in sorted(hold.paths) if self._still_gone(p)]
+        with self._gone() as still_gone:
+            gone = [p for p in sorted(hold.paths) if still_gone(p)]
         result = self._delete_only(gone, op="confirm-deletes")
         log.info("hold_confirmed", reason=hold.reason, count=result.changes.counts.deleted, sha=result.sha)
         self.hold = None
@@ -302,20 +343,22 @@ class Pipeline:
         return message.build(message.summary(changes.counts, changes.paths), meta)
 
     def _bmmeta(self) -> Any:
-        """The data directory's .bmmeta JSON, or None; invalid JSON is reported once per version."""
-        path = self.repo.data_dir / BMMETA
-        try:
-            st = path.stat()
-            raw = path.read_bytes()
-        except OSError:
+        """The data directory's .bmmeta JSON, or None; invalid JSON is reported once per version.
+
+        Read without following a symlink: a .bmmeta linked to a file outside is not read.
+        """
+        raw = fsio.read_beneath(self.repo.data_dir, BMMETA, BMMETA_MAX + 1)
+        if raw is None:
             return None
         try:
+            if len(raw) > BMMETA_MAX:
+                raise ValueError(f"larger than {BMMETA_MAX} bytes")
             return json.loads(raw)
         except ValueError as exc:
-            stamp = (st.st_mtime_ns, st.st_size)
+            stamp = hash(raw)
             if stamp != self._bmmeta_warned:
                 self._bmmeta_warned = stamp
-                log.warning("bmmeta_invalid", path=str(path), error=str(exc))
+                log.warning("bmmeta_invalid", path=BMMETA, error=str(exc))
             return None
 
     def _note_skipped(self, changes: ChangeSet, bound: structlog.typing.FilteringBoundLogger) -> None:
@@ -327,6 +370,11 @@ class Pipeline:
             if key not in self._warned:
                 self._warned.add(key)
                 bound.warning("skip", path=item.path, reason=item.reason)
+
+    def keep_held(self, items: object) -> None:
+        """Take the held files a state file listed (`held_files`): looked at again by the next reconcile."""
+        if isinstance(items, list):
+            self.held = {str(i["path"]): str(i.get("reason", "")) for i in items if isinstance(i, dict) and "path" in i}
 
     def held_files(self) -> list[dict[str, str]]:
         """Files kept out of history, with the reason, for status."""
@@ -343,7 +391,9 @@ class Pipeline:
         if self.head is None:
             candidates: Iterable[str] = [""]
         else:
-            candidates = self.repo.changed_paths()
+            # git's status lists no FIFOs or sockets: what was held is looked at again, so it stays listed
+            # while it is there and leaves the list when it is gone.
+            candidates = self.repo.changed_paths() | set(self.held)
         self.held.clear()
         result = self.commit(candidates, first_event=started, op=op)
         self.repo.sync_index(result.changes.stat_hints)

@@ -9,18 +9,16 @@ remote change. Whatever is written matches the new HEAD, so the watcher's events
 from __future__ import annotations
 
 import hashlib
-import os
 import stat
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from subprocess import Popen
 from typing import Any
 
-from committer import lfs, logs, message, trees
+from committer import fsio, guard, lfs, logs, message, trees
 from committer.changes import MODE_EXEC, MODE_LINK, blob_id
 from committer.errors import CommitterError, ConfigError
 from committer.gitrepo import GitRepo, TreeEntry
@@ -69,15 +67,15 @@ class PullResult:
 # -- the data directory -------------------------------------------------------------------------
 
 
-def _disk(repo: GitRepo, path: str) -> tuple[str, bytes] | None:
-    """("link", "file" or "exec", content) of a path in the data directory; None when absent."""
-    full = repo.data_dir / path
+def _disk(tree: fsio.Tree, path: str) -> tuple[str, bytes] | None:
+    """("link", "file" or "exec", content) of a path in the data directory; None when absent (or behind a
+    symlink: never followed)."""
     try:
-        st = full.lstat()
+        st = tree.lstat(path)
         if stat.S_ISLNK(st.st_mode):
-            return "link", os.fsencode(os.readlink(full))
+            return "link", tree.readlink(path)
         if stat.S_ISREG(st.st_mode):
-            return ("exec" if st.st_mode & stat.S_IXUSR else "file"), full.read_bytes()
+            return ("exec" if st.st_mode & stat.S_IXUSR else "file"), tree.read(path)
     except OSError:
         return None
     return "other", b""
@@ -150,8 +148,16 @@ def _apply(
 
     A path changed here and not committed yet keeps its local version; the incoming one is written beside
     it as a conflict copy. Returns (written, deleted, conflicts, paths where the disk now differs from
-    the new tree: they are committed on top).
+    the new tree: they are committed on top). Nothing is written or deleted through a symlink.
     """
+    with fsio.Tree(pipeline.repo.data_dir) as tree:
+        return _apply_in(tree, pipeline, changes, blobs, when, taken)
+
+
+def _apply_in(
+    tree: fsio.Tree, pipeline: Pipeline, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]],
+    blobs: _Blobs, when: float, taken: set[str],
+) -> tuple[int, int, list[dict[str, str]], set[str]]:
     repo = pipeline.repo
     written = deleted = 0
     conflicts: list[dict[str, str]] = []
@@ -159,31 +165,30 @@ def _apply(
     small = blobs.small
 
     def is_taken(name: str) -> bool:
-        return name in taken or os.path.lexists(repo.data_dir / name)
+        return name in taken or tree.exists(name)
 
     def still(path: str, entry: TreeEntry | None) -> bool:
-        return _matches(_disk(repo, path), entry, small)
+        return _matches(_disk(tree, path), entry, small)
 
-    root = os.path.realpath(repo.data_dir)
     for group in blobs.groups(sorted(changes.items(), key=_order)):
         blobs.load(new.sha for _path, (_old, new) in group if new is not None and new.mode != MODE_GITLINK)
         for path, (old, new) in group:
-            if not _safe(root, path) or MODE_GITLINK in (getattr(old, "mode", ""), getattr(new, "mode", "")):
-                log.warning("pull_path_skipped", path=path, reason="outside the data directory, .git, or a submodule")
+            if not _safe(tree, path) or MODE_GITLINK in (getattr(old, "mode", ""), getattr(new, "mode", "")):
+                log.warning("pull_path_skipped", path=path,
+                            reason="outside the data directory, behind a symlink, .git, or a submodule")
                 continue
-            disk = _disk(repo, path)
+            disk = _disk(tree, path)
             if _matches(disk, new, small):
                 continue  # already as the new tree has it
-            full = repo.data_dir / path
             unchanged = _matches(disk, old, small)
             try:
                 if unchanged and new is None:
-                    _remove(repo.data_dir, full)
+                    tree.remove(path)
                     deleted += 1
                     continue
                 # Checked again after the temporary file is written, just before the rename.
                 if unchanged and new is not None and write_entry(
-                    repo.git_dir, full, new, blobs[new.sha], expect=lambda p=path, o=old: still(p, o)  # type: ignore[misc]
+                    tree, repo.git_dir, path, new, blobs[new.sha], expect=lambda p=path, o=old: still(p, o)  # type: ignore[misc]
                 ):
                     written += 1
                     continue
@@ -191,34 +196,24 @@ def _apply(
                 if new is not None:
                     copy = trees.conflict_name(path, repo.branch, when, is_taken)
                     taken.add(copy)
-                    write_entry(repo.git_dir, repo.data_dir / copy, new, blobs[new.sha])
+                    write_entry(tree, repo.git_dir, copy, new, blobs[new.sha])
                     local_wins.add(copy)
                     conflicts.append({"path": path, "copy": copy, "why": "changed here while pulling"})
+            except fsio.LinkInPath as exc:
+                log.warning("pull_path_skipped", path=path, reason=f"{exc.link} is a symbolic link here")
             except OSError as exc:
                 raise CommitterError(f"pull: cannot write {path} into the data directory: {exc.strerror or exc}; "
                                      "nothing was moved, the next pull tries again") from None
     return written, deleted, conflicts, local_wins
 
 
-def _safe(root: str, path: str) -> bool:
-    """A tree path that stays inside the data directory (no `..`, no `.git`, no symlinked parent out)."""
+def _safe(tree: fsio.Tree, path: str) -> bool:
+    """A tree path that stays inside the data directory (no `..`, no `.git`, no symlinked parent)."""
     parts = path.split("/")
     if path.startswith("/") or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts):
         return False
-    parent = os.path.realpath(os.path.join(root, *parts[:-1]))
-    return parent == root or parent.startswith(root + os.sep)
-
-
-def _remove(root: Path, full: Path) -> None:
-    """Delete a file, then the directories it leaves empty (never the data directory itself)."""
-    full.unlink(missing_ok=True)
-    parent = full.parent
-    while parent != root and root in parent.parents:
-        try:
-            parent.rmdir()
-        except OSError:
-            break
-        parent = parent.parent
+    parent = fsio.split(path)[0]
+    return not parent or tree.first_link(parent) is None
 
 
 # -- one pull ------------------------------------------------------------------------------------
@@ -261,7 +256,12 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
         assert local is not None
         target_tree, copies = _merged_tree(repo, local, remote, when)
     changes = trees.diff_trees(repo, local, target_tree)
-    deletions = sorted(p for p, (_old, new) in changes.items() if new is None)
+    # A folder the remote moved is renames, not deletions: only unpaired deletions count toward max_delete.
+    moved = guard.pair_renames(
+        {p: new.sha for p, (old, new) in changes.items() if old is None and new is not None},
+        {p: old.sha for p, (old, new) in changes.items() if new is None and old is not None},
+    )
+    deletions = sorted(p for p, (_old, new) in changes.items() if new is None and p not in moved)
     if len(deletions) > settings.max_delete and not allow_deletes:
         held = {"reason": PULL_DELETE, "paths": deletions[:50], "count": len(deletions), "since": iso_utc(when),
                 "remote_head": remote}
@@ -344,11 +344,15 @@ def checkout_lfs(settings: Settings, repo: GitRepo, rev: str) -> int:
         return 0
     fetch_lfs(settings, repo, rev, pointers.values())
     replaced = 0
-    for path, oid in sorted(pointers.items()):
-        entry, full = entries[path], repo.data_dir / path
-        if lfs.object_path(repo.git_dir, oid).is_file() and _matches(_disk(repo, path), entry, {}):
-            replaced += write_entry(repo.git_dir, full, entry, blobs[entry.sha],
-                                    expect=lambda p=path, e=entry: _matches(_disk(repo, p), e, {}))  # type: ignore[misc]
+    with fsio.Tree(repo.data_dir) as tree:
+        for path, oid in sorted(pointers.items()):
+            entry = entries[path]
+            if lfs.object_path(repo.git_dir, oid).is_file() and _matches(_disk(tree, path), entry, {}):
+                try:
+                    replaced += write_entry(tree, repo.git_dir, path, entry, blobs[entry.sha],
+                                            expect=lambda p=path, e=entry: _matches(_disk(tree, p), e, {}))  # type: ignore[misc]
+                except fsio.LinkInPath as exc:
+                    log.warning("lfs_checkout_skipped", path=path, reason=f"{exc.link} is a symbolic link here")
     save_lfs_paths(repo.git_dir, set(pointers))
     lfs.write_attributes(repo.git_dir, set(pointers))
     log.info("lfs_checked_out", files=replaced, pointers=len(pointers))
@@ -372,7 +376,10 @@ def _merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[s
     names = set(repo.ls_tree(local, None)) | set(repo.ls_tree(remote, None))
 
     def taken(name: str) -> bool:
-        return name in names or os.path.lexists(repo.data_dir / name)
+        if name in names:
+            return True
+        with fsio.Tree(repo.data_dir) as tree:
+            return tree.exists(name)
 
     overrides: dict[str, TreeEntry | None] = {}
     copies: list[dict[str, str]] = []

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from committer import lfs, logs
-from committer.changes import MODE_EXEC, MODE_LINK, blob_id
+from committer import fsio, lfs, logs
+from committer.changes import MODE_EXEC, MODE_FILE, MODE_LINK, blob_id
 from committer.errors import CommitterError, ConfigError
+from committer.filters import PathFilter
 from committer.gitrepo import TreeEntry
 from committer.pipeline import Pipeline
 
@@ -37,98 +36,107 @@ def normalize(path: str) -> str:
 
 
 def plan(pipeline: Pipeline, rel: str, rev: str) -> tuple[str, list[Action]]:
-    """(the commit `rev` names, what must change on disk to make `rel` as it was there)."""
+    """(the commit `rev` names, what must change on disk to make `rel` as it was there).
+
+    Refused (nothing changes) when a path to write or delete lies behind a symlink in the data directory.
+    """
     repo = pipeline.repo
     source = repo.resolve(rev)
     if source is None:
         raise ConfigError("--to", f"unknown revision {rev!r}: give a commit, a tag, or a date git reads")
     target = repo.ls_tree(source, [rel] if rel else None)
-    current = _on_disk(pipeline, rel)
-    if not target and not current and not repo.ls_tree(pipeline.head, [rel] if rel else None):
-        raise ConfigError("path", f"{rel or '.'} is neither in {rev} nor in the data directory")
-    actions = [
-        Action("write", path, entry)
-        for path, entry in sorted(target.items())
-        if current.get(path) != (entry.mode, entry.sha) and not pipeline.pfilter.ignored(path)
-    ]
-    actions += [Action("delete", path) for path in sorted(set(current) - set(target))]
+    with fsio.Tree(repo.data_dir) as tree:
+        current = _on_disk(tree, pipeline.pfilter, rel)
+        if not target and not current and not repo.ls_tree(pipeline.head, [rel] if rel else None):
+            raise ConfigError("path", f"{rel or '.'} is neither in {rev} nor in the data directory")
+        actions = [Action("delete", path) for path in sorted(set(current) - set(target))]
+        actions += [
+            Action("write", path, entry)
+            for path, entry in sorted(target.items())
+            if current.get(path) != (entry.mode, entry.sha) and not pipeline.pfilter.ignored(path)
+        ]
+        for action in actions:
+            parent = fsio.split(action.path)[0]
+            link = tree.first_link(parent) if parent else None
+            if link is not None:
+                raise _through_link(link)
     return source, actions
 
 
-def _on_disk(pipeline: Pipeline, rel: str) -> dict[str, tuple[str, str]]:
-    """Files under rel on disk, with the mode and blob id they would be committed with."""
-    root = pipeline.repo.data_dir
-    found: dict[str, tuple[str, str]] = {}
-    start = root / rel if rel else root
-    if start.is_symlink() or start.is_file():
-        candidates = [rel]
+def _through_link(link: str) -> CommitterError:
+    return CommitterError(
+        f"restore: {link} is a symbolic link in the data directory; nothing is written through it and nothing "
+        f"was restored. To get the folder back, remove the link (rm {link}), then restore again"
+    )
+
+
+def _on_disk(tree: fsio.Tree, pfilter: PathFilter, rel: str) -> dict[str, tuple[str, str]]:
+    """Files under rel on disk, with the mode and blob id they would be committed with; never through a
+    symlink (a symlink on the way refuses the restore)."""
+    try:
+        st = tree.lstat(rel)
+    except fsio.LinkInPath as exc:
+        raise _through_link(exc.link) from None
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    if stat.S_ISDIR(st.st_mode):
+        candidates = list(tree.walk_files(rel, skip_dir=lambda d: pfilter.ignored(d, is_dir=True)))
     else:
-        candidates = []
-        for directory, dirs, files in os.walk(start):
-            prefix = os.path.relpath(directory, root)
-            prefix = "" if prefix == "." else prefix.replace(os.sep, "/")
-            dirs[:] = [d for d in dirs if not pipeline.pfilter.ignored(_join(prefix, d), is_dir=True)]
-            candidates += [_join(prefix, f) for f in files]
+        candidates = [rel]
+    found: dict[str, tuple[str, str]] = {}
     for path in candidates:
-        if pipeline.pfilter.ignored(path):
+        if pfilter.ignored(path):
             continue
-        full = root / path
         try:
-            st = full.lstat()
+            st = tree.lstat(path)
             if stat.S_ISLNK(st.st_mode):
-                found[path] = (MODE_LINK, blob_id(os.fsencode(os.readlink(full))))
+                found[path] = (MODE_LINK, blob_id(tree.readlink(path)))
             elif stat.S_ISREG(st.st_mode):
-                mode = MODE_EXEC if st.st_mode & stat.S_IXUSR else "100644"
-                found[path] = (mode, blob_id(full.read_bytes()))
+                mode = MODE_EXEC if st.st_mode & stat.S_IXUSR else MODE_FILE
+                found[path] = (mode, blob_id(tree.read(path)))
         except OSError:
             continue
     return found
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}/{name}" if prefix else name
-
-
 def apply(pipeline: Pipeline, actions: list[Action]) -> list[str]:
-    """Write the actions into the data directory, each file atomically; returns the paths changed."""
+    """Write the actions into the data directory, each file atomically, deletions first; the paths changed."""
     repo = pipeline.repo
     blobs = repo.read_blobs(sorted({a.entry.sha for a in actions if a.entry is not None}))
     changed = []
-    for action in actions:
-        full = repo.data_dir / action.path
-        if action.kind == "delete":
-            full.unlink(missing_ok=True)
-        else:
-            assert action.entry is not None
-            write_entry(repo.git_dir, full, action.entry, blobs[action.entry.sha])
-        changed.append(action.path)
+    with fsio.Tree(repo.data_dir) as tree:
+        for action in actions:
+            try:
+                if action.kind == "delete":
+                    tree.remove(action.path)
+                else:
+                    assert action.entry is not None
+                    write_entry(tree, repo.git_dir, action.path, action.entry, blobs[action.entry.sha])
+            except fsio.LinkInPath as exc:
+                raise _through_link(exc.link) from None
+            changed.append(action.path)
     return changed
 
 
 def write_entry(
-    git_dir: Path, full: Path, entry: TreeEntry, content: bytes, expect: Callable[[], bool] | None = None
+    tree: fsio.Tree, git_dir: Path, rel: str, entry: TreeEntry, content: bytes,
+    expect: Callable[[], bool] | None = None,
 ) -> bool:
-    """Write one tree entry at `full` atomically (a temporary file, then a rename).
+    """Write one tree entry at `rel` atomically (a temporary file in its directory, then a rename), never
+    through a symlink.
 
     `expect`, checked after the temporary file is complete and just before the rename, can refuse the
     replacement (a file changed meanwhile); the answer is then False and nothing was replaced.
     """
-    full.parent.mkdir(parents=True, exist_ok=True)
-    tmp = full.parent / f".#committer-restore-{secrets.token_hex(6)}.tmp"
     try:
         if entry.mode == MODE_LINK:
-            os.symlink(os.fsdecode(content), tmp)
-        else:
-            _write_file(tmp, _real_content(git_dir, content), 0o755 if entry.mode == MODE_EXEC else 0o644)
-        if full.is_dir() and not full.is_symlink():
-            raise CommitterError(f"{full} is a directory now; move it away to write the file")
-        if expect is not None and not expect():
-            return False
-        os.replace(tmp, full)
-        return True
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+            return tree.write(rel, content, link=True, expect=expect)
+        mode = 0o755 if entry.mode == MODE_EXEC else 0o644
+        return tree.write(rel, _real_content(git_dir, content), mode, expect=expect)
+    except IsADirectoryError:
+        raise CommitterError(f"{rel} is a directory now; move it away to write the file") from None
+    except NotADirectoryError as exc:
+        raise CommitterError(f"{exc.filename} is a file now; move it away to write {rel}") from None
 
 
 def _real_content(git_dir: Path, content: bytes) -> bytes | Path:
@@ -139,20 +147,6 @@ def _real_content(git_dir: Path, content: bytes) -> bytes | Path:
         if obj.is_file():
             return obj
     return content
-
-
-def _write_file(path: Path, content: bytes | Path, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    with os.fdopen(fd, "wb") as out:
-        if isinstance(content, Path):
-            with content.open("rb") as src:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
-        else:
-            out.write(content)
-        out.flush()
-        os.fsync(out.fileno())
-    os.chmod(path, mode)
 
 
 def restore(pipeline: Pipeline, path: str, rev: str, dry_run: bool = False) -> dict[str, Any]:

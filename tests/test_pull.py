@@ -282,15 +282,17 @@ def test_a_file_changed_while_a_pull_is_applied_is_never_overwritten(
 
 
 def test_tree_paths_that_would_leave_the_data_directory_are_never_written(tmp_path: Path) -> None:
+    from committer.fsio import Tree
     from committer.pull import _safe
 
     root = tmp_path / "data"
     (root / "dir").mkdir(parents=True)
     (root / "out").symlink_to(tmp_path)
-    top = str(root.resolve())
-    assert _safe(top, "a.md") and _safe(top, "dir/a.md") and _safe(top, "new/deeper/a.md")
-    for bad in ("../a.md", "dir/../../a.md", ".git/config", "x/.GIT/hooks/pre-commit", "/etc/passwd", "out/a.md"):
-        assert not _safe(top, bad), bad
+    with Tree(root) as top:
+        assert _safe(top, "a.md") and _safe(top, "dir/a.md") and _safe(top, "new/deeper/a.md")
+        for bad in ("../a.md", "dir/../../a.md", ".git/config", "x/.GIT/hooks/pre-commit", "/etc/passwd",
+                    "out/a.md", "out/deeper/a.md"):
+            assert not _safe(top, bad), bad
 
 
 @integration
