@@ -14,13 +14,20 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from committer import logs, message, ops
-from committer.daemon import Daemon, open_repository
+from committer.daemon import Daemon, check_branch, open_repository
 from committer.errors import CommitterError, ConfigError, redact
 from committer.filters import PathFilter
 from committer.gitrepo import GitRepo, history
 from committer.pipeline import Pipeline
-from committer.settings import Settings, config_path, load_settings, read_config_file, require_data_dir
-from committer.state import COMMAND, InstanceLock
+from committer.settings import (
+    Settings,
+    config_path,
+    load_settings,
+    read_config_file,
+    require_data_dir,
+    require_git_dir,
+)
+from committer.state import COMMAND, InstanceLock, read_state, write_state
 from committer.status import collect_status, render_status
 
 app = typer.Typer(
@@ -32,6 +39,8 @@ app = typer.Typer(
 )
 
 T = TypeVar("T")
+RENAMES_SHOWN = 5  # moved files listed under a commit by `log` (all of them up to RENAMES_LISTED with --json)
+RENAMES_LISTED = 1000
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="TOML config file.", show_default=False)]
 DataDirOpt = Annotated[str | None, typer.Option("--data-dir", help="Directory to version [/app/data].")]
@@ -42,6 +51,10 @@ GitDirOpt = Annotated[
 BranchOpt = Annotated[str | None, typer.Option("--branch", help="Branch to commit to [main].")]
 RemoteOpt = Annotated[str | None, typer.Option("--remote", help="URL to push to; empty for local history.")]
 LogFormatOpt = Annotated[str | None, typer.Option("--log-format", help="auto, console or json [auto].")]
+NewBranchOpt = Annotated[
+    bool,
+    typer.Option("--new-branch", help="Commit to --branch although the repository has history on another branch."),
+]
 LogLevelOpt = Annotated[str | None, typer.Option("--log-level", help="debug, info, warning, error [info].")]
 
 
@@ -83,6 +96,7 @@ def init(
         bool,
         typer.Option("--adopt", help="Both: commit the local content on top of the remote history."),
     ] = False,
+    new_branch: NewBranchOpt = False,
     log_format: LogFormatOpt = None,
     log_level: LogLevelOpt = None,
 ) -> None:
@@ -98,11 +112,13 @@ def init(
         if (from_remote or adopt) and not settings.remote:
             raise ConfigError("remote", "--from-remote and --adopt need a remote to take history from")
         require_data_dir(settings)
+        require_git_dir(settings)
+        check_branch(GitRepo(settings.git_dir, settings.data_dir, settings.branch), new_branch)
         with InstanceLock(settings.git_dir, role=COMMAND):
             pfilter = PathFilter(settings.data_dir, settings.ignore)
             for stale in GitRepo(settings.git_dir, settings.data_dir, settings.branch).clear_stale_locks():
                 logs.get("committer.cli").warning("stale_lock_removed", path=str(stale))
-            repo = open_repository(settings, pfilter)
+            repo = open_repository(settings, pfilter, new_branch)
             fresh = repo.head() is None
             if fresh and settings.remote and _side_with_remote(settings, repo, from_remote, adopt):
                 typer.echo(f"took {settings.branch} from {redact(settings.remote)} into {settings.data_dir}")
@@ -112,6 +128,9 @@ def init(
             with _Progress(settings.data_dir, enabled=sys.stderr.isatty() and fresh) as bar:
                 result = pipeline.commit([""], op=op, progress=bar.advance)
             repo.sync_index(result.changes.stat_hints)
+            state = read_state(settings.git_dir)
+            state["held_files"] = pipeline.held_files()  # files the safety rules kept out, for status
+            write_state(settings.git_dir, state)
             files = result.changes.counts.total
             where = f"{settings.git_dir} ({settings.branch})"
             if result.sha:
@@ -261,6 +280,7 @@ def run(
         str | None, typer.Option(help="Fetch and pull the remote this often; 0 for never [0].")
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Reconcile, commit, push once, then exit.")] = False,
+    new_branch: NewBranchOpt = False,
     http: Annotated[
         str | None, typer.Option("--http", help="Serve /healthz, /readyz, /metrics on [HOST]:PORT [off].")
     ] = None,
@@ -275,7 +295,7 @@ def run(
             max_delay=max_delay, observer=observer, poll_interval=poll_interval, pull_interval=pull_interval,
             log_format=log_format, log_level=log_level, http=http,
         )
-        daemon = Daemon(settings, once=once)
+        daemon = Daemon(settings, once=once, new_branch=new_branch)
         restore = daemon.install_signal_handlers()
         try:
             return daemon.run()
@@ -447,6 +467,7 @@ def doctor(
 
 
 def _require_repo(settings: Settings) -> None:
+    require_git_dir(settings)
     if not GitRepo(settings.git_dir, settings.data_dir, settings.branch).exists():
         raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
 
@@ -489,12 +510,19 @@ def log_command(
         if not repo.exists():
             raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
         rel = _relative(settings, path) if path else None
-        for sha, epoch, text in history(repo, rel, max_count):
+        commits = list(history(repo, rel, max_count))
+        moves = repo.renames([sha for sha, _epoch, _text in commits])
+        for sha, epoch, text in commits:
             meta = message.parse_trailer(text) or {}
             subject = text.splitlines()[0] if text else ""
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+            renamed = moves.get(sha, [])
             if as_json:
-                typer.echo(json.dumps({"sha": sha, "date": when, "subject": subject, "meta": meta}))
+                item: dict[str, Any] = {"sha": sha, "date": when, "subject": subject, "meta": meta,
+                        "renamed": [list(pair) for pair in renamed[:RENAMES_LISTED]]}
+                if len(renamed) > RENAMES_LISTED:
+                    item["renamed_truncated"] = True
+                typer.echo(json.dumps(item))
                 continue
             typer.echo(f"{sha[:12]}  {when}  {subject}")
             if meta:
@@ -502,6 +530,10 @@ def log_command(
                                   if meta.get(k))
                 extra = " ".join(f"{k}={meta[k]}" for k in ("op", "host", "batch") if meta.get(k))
                 typer.echo(f"{'':14}{counts}  {extra}".rstrip())
+            for old, new in renamed[:RENAMES_SHOWN]:
+                typer.echo(f"{'':14}{old} → {new}")
+            if len(renamed) > RENAMES_SHOWN:
+                typer.echo(f"{'':14}+{len(renamed) - RENAMES_SHOWN} more moved")
 
     _guard(body)
 

@@ -27,7 +27,7 @@ from committer.pusher import Pusher, adopt_remote, init_from_remote, remote_has_
 from committer.remote import refetch_remote_head
 from committer.repair import check_and_repair
 from committer.sdnotify import Notifier
-from committer.settings import Settings, parse_address, require_data_dir
+from committer.settings import Settings, parse_address, require_data_dir, require_git_dir, shown
 from committer.state import InstanceLock, answer_request, pending_requests, read_state, write_state
 from committer.watcher import Watcher
 from committer.webhook import WebhookReceiver, read_secret
@@ -69,16 +69,46 @@ class Wakeup:
         os.close(self.write_fd)
 
 
-def open_repository(settings: Settings, pfilter: PathFilter) -> GitRepo:
-    """Create the repository when missing and (re)apply its settings; the data dir is untouched."""
+def open_repository(settings: Settings, pfilter: PathFilter, new_branch: bool = False) -> GitRepo:
+    """Create the repository when missing and (re)apply its settings; the data dir is untouched.
+
+    A repository with history on another branch is not switched to `settings.branch` (its next commit
+    would start an unrelated history there) unless `new_branch` says so: then the branch starts at the
+    current head when it does not exist yet.
+    """
+    require_git_dir(settings)
     repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
     if not repo.exists():
         repo.init()
         log.info("repo_created", git_dir=str(settings.git_dir), branch=settings.branch)
+    else:
+        check_branch(repo, new_branch, create=True)
     repo.configure((settings.author_name, settings.author_email), pfilter.exclude_lines())
+    pfilter.mirror_to(repo.bmignore_copy)
     if settings.lfs_threshold and lfs.available():
         lfs.prepare(settings.git_dir)
     return repo
+
+
+def check_branch(repo: GitRepo, new_branch: bool, create: bool = False) -> None:
+    """Refuse a branch other than the one the repository keeps its history on, unless `new_branch`;
+    with `create`, start the new branch at that history's head."""
+    current = repo.current_branch() if repo.exists() else None
+    if current is None or current == repo.branch:
+        return
+    head = repo.resolve(f"refs/heads/{current}")
+    if head is None:
+        return  # the branch it named has no commits: nothing to keep apart
+    if not new_branch:
+        raise ConfigError(
+            "branch",
+            f"the repository {repo.git_dir} keeps its history on {current!r}; committing to {repo.branch!r} "
+            f"would start a second history there. Use --branch {current}, or pass --new-branch to start "
+            f"{repo.branch!r} from the head of {current!r}",
+        )
+    if create and repo.head() is None:
+        repo.git("update-ref", "-m", f"committer: new branch from {current}", repo.ref, head, "0" * 40)
+        log.info("branch_created", branch=repo.branch, start=head, source=current)
 
 
 def _maintain(repo: GitRepo, loose_limit: int = 500, pack_limit: int = 20) -> bool:
@@ -100,9 +130,10 @@ def _maintain(repo: GitRepo, loose_limit: int = 500, pack_limit: int = 20) -> bo
 class Daemon:
     """One daemon per repository: watch, commit, push, until told to stop."""
 
-    def __init__(self, settings: Settings, once: bool = False) -> None:
+    def __init__(self, settings: Settings, once: bool = False, new_branch: bool = False) -> None:
         self.settings = settings
         self.once = once
+        self.new_branch = new_branch
         self.stopping = False
         self.signal_received: int | None = None
         self.wakeup = Wakeup()
@@ -134,6 +165,7 @@ class Daemon:
         self._commits_since_gc = 0
         self._last_commit_mono = time.monotonic()
         self._maintenance: threading.Thread | None = None
+        self._shown_settings = shown(settings)  # for `status` run without the daemon's flags
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -174,6 +206,8 @@ class Daemon:
         self._t0 = time.monotonic()
         set_git_timeout(self.settings.git_timeout)
         require_data_dir(self.settings)
+        require_git_dir(self.settings)
+        check_branch(GitRepo(self.settings.git_dir, self.settings.data_dir, self.settings.branch), self.new_branch)
         self.lock.acquire()
         try:
             return self._run_locked()
@@ -194,13 +228,14 @@ class Daemon:
             if check_and_repair(repo, fetch) == "replaced":
                 self.lock.release()  # the lock file went aside with the old repository
                 self.lock.acquire()
-        repo = open_repository(settings, self.pfilter)
+        repo = open_repository(settings, self.pfilter, self.new_branch)
         if repo.head() is None and settings.remote:
             self._join_remote_history(repo)
         previous = read_state(settings.git_dir)
         self.pipeline = Pipeline(settings, repo, self.pfilter, Hold.load(previous.get("hold_record")))
         self.pipeline.on_commit = self.metrics.commit
         self.pipeline.pull_state = dict(previous.get("pull") or {})
+        self.pipeline.keep_held(previous.get("held_files"))
         self.pusher = self._make_pusher(repo)
         if settings.remote and not self.once:
             self.puller = Puller(settings, repo, self.wakeup.set)
@@ -610,6 +645,7 @@ class Daemon:
             "data_dir_missing": self._data_missing,
             "last_error": self._last_error,
             "pull": pipeline.pull_state if pipeline else {},
+            "settings": self._shown_settings,
         }
         if self.pusher is not None:
             push = self.pusher.snapshot()

@@ -15,7 +15,7 @@ from committer import lfs
 from committer.errors import CommitterError, redact
 from committer.gitrepo import GitRepo, run_git
 from committer.remote import Remote, classify, read_token
-from committer.settings import NAMES, Settings, env_name
+from committer.settings import Settings, env_name, shown
 from committer.state import holder_pid
 from committer.watcher import POLLED_FILESYSTEMS
 from committer.webhook import read_secret
@@ -203,22 +203,9 @@ CHECKS: tuple[Callable[[Settings], Iterator[Check]], ...] = (_git, _lfs, _dirs, 
 def diagnose(settings: Settings) -> dict[str, Any]:
     """Every check, and every setting with its value and where it came from."""
     checks = [check for run in CHECKS for check in run(settings)]
-    values = {}
-    for name in NAMES:
-        values[name] = {"value": _plain(name, getattr(settings, name)), "source": settings.source_of(name),
-                        "env": env_name(name)}
+    values = {name: {**item, "env": env_name(name)} for name, item in shown(settings).items()}
     return {"ok": not any(c.status == "fail" for c in checks), "checks": [asdict(c) for c in checks],
             "settings": values}
-
-
-def _plain(name: str, value: object) -> object:
-    if name == "remote":
-        return redact(str(value))
-    if isinstance(value, tuple):
-        return list(value)
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 def render(report: dict[str, Any]) -> str:

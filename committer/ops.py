@@ -117,6 +117,7 @@ def _here(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
         repo = open_repository(settings, pfilter)
         pipeline = Pipeline(settings, repo, pfilter, Hold.load(state.get("hold_record")))
         pipeline.pull_state = dict(state.get("pull") or {})
+        pipeline.keep_held(state.get("held_files"))
         dry = request["op"] == "restore" and request["args"].get("dry_run")
         # Before a first pull the local files must not start a second history: the pull keeps them.
         if not dry and not (request["op"] == "pull" and pipeline.head is None):
@@ -128,6 +129,7 @@ def _here(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
             hold_record=pipeline.hold.record() if pipeline.hold else None,
             head=pipeline.head,
             pull=pipeline.pull_state,
+            held_files=pipeline.held_files(),
         )
         write_state(settings.git_dir, state)
         return answer

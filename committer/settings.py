@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from committer.errors import ConfigError
+from committer.errors import ConfigError, redact
 
 DEFAULT_CONFIG_FILE = Path("/etc/committer/committer.toml")
 OBSERVERS = ("auto", "inotify", "poll")
@@ -23,7 +23,9 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
                "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
-_BRANCH_BAD = re.compile(r"(^[-/.])|(\.\.)|([\x00-\x20~^:?*\[\\\x7f])|(/$)|(\.lock$)|(@\{)|(//)")
+# git check-ref-format: no component starting with `.` or ending in `.lock`, no `..`, `@{`, `//`, control
+# characters, space, ~ ^ : ? * [ \ ; not starting with `-` or `/`, not ending with `/` or `.`.
+_BRANCH_BAD = re.compile(r"(^[-/])|((^|/)\.)|(\.\.)|([\x00-\x20~^:?*\[\\\x7f])|(/$)|(\.$)|(\.lock(/|$))|(@\{)|(//)")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,22 @@ class Settings:
     def source_of(self, name: str) -> str:
         """Where a setting's value came from: flag, env, file or default."""
         return self.sources.get(name, "default")
+
+
+def shown(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every setting with its value as it may be shown (credentials redacted) and where it came from."""
+    return {name: {"value": _plain(name, getattr(settings, name)), "source": settings.source_of(name)}
+            for name in NAMES}
+
+
+def _plain(name: str, value: object) -> object:
+    if name == "remote":
+        return redact(str(value))
+    if isinstance(value, tuple):
+        return list(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 def parse_duration(setting: str, value: object) -> float:
@@ -191,8 +209,12 @@ def _text(setting: str, value: object) -> str:
 
 
 def _branch(setting: str, value: object) -> str:
+    """A branch name as `git check-ref-format --branch` accepts it, given short (`main`, `team/notes`)."""
     name = _text(setting, value)
-    if not name or _BRANCH_BAD.search(name):
+    if name.startswith("refs/"):
+        short = name.removeprefix("refs/heads/")
+        raise ConfigError(setting, f"{name!r} is a full ref; give the branch name alone, such as {short!r}")
+    if not name or name in ("HEAD", "@") or _BRANCH_BAD.search(name):
         raise ConfigError(setting, f"{name!r} is not a valid git branch name")
     return name
 
@@ -343,6 +365,28 @@ def _resolved(path: Path) -> Path:
         return path.resolve()
     except OSError:
         return path
+
+
+def require_git_dir(settings: Settings) -> None:
+    """The git dir is a repository, or a folder that can become one: missing, empty, or holding only
+    committer's own state folder. Anything else (a file, someone's folder) is never turned into one."""
+    path = settings.git_dir
+    if not os.path.lexists(path):
+        return
+    if not path.is_dir():
+        raise ConfigError("git-dir", f"{path} is a file, not a directory; give the path of the repository folder")
+    if (path / "HEAD").is_file() and (path / "objects").is_dir():
+        return
+    try:
+        others = sorted(name for name in os.listdir(path) if name != "committer")
+    except OSError as exc:
+        raise ConfigError("git-dir", f"{path} cannot be read: {exc.strerror}") from None
+    if others:
+        raise ConfigError(
+            "git-dir",
+            f"{path} is not empty and is not a git repository (it holds {others[0]!r}); give a new or empty "
+            "folder, or the repository committer made",
+        )
 
 
 def require_data_dir(settings: Settings) -> None:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from committer.errors import redact
 from committer.gitrepo import GitRepo
-from committer.settings import Settings
+from committer.settings import Settings, shown
 from committer.state import holder_pid, read_state
 
 STATUS_KEYS = (
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
     "held", "held_files", "running", "pid", "repo_size_bytes", "objects", "last_pull_at", "conflicts", "pull",
+    "settings",
 )
 
 
@@ -28,6 +30,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         held_files=[],
         running=False,
         conflicts=[],
+        settings={name: {**item, "from": "this command"} for name, item in shown(settings).items()},
     )
     repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
     if not repo.exists():
@@ -41,6 +44,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     pid = holder_pid(settings.git_dir)
     status["running"] = pid is not None
     status["pid"] = pid if pid and pid > 0 else None
+    settings = _effective(settings, state if status["running"] else {}, status)
     for key in ("held", "held_files", "last_error"):
         if state.get(key) is not None:
             status[key] = state[key]
@@ -56,6 +60,29 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         if status["last_error"] is None:
             status["last_error"] = kept.get("last_error")
     return status
+
+
+def _effective(settings: Settings, state: dict[str, Any], status: dict[str, Any]) -> Settings:
+    """The settings status reports on: the running daemon's (from its state file) for every setting this
+    command was not given, so `status` without flags shows the remote the daemon pushes to."""
+    own = shown(settings)
+    daemon = state.get("settings") if isinstance(state.get("settings"), dict) else None
+    if not daemon:
+        return settings
+    merged: dict[str, Any] = {}
+    for name, item in own.items():
+        theirs = daemon.get(name)
+        if item["source"] == "default" and isinstance(theirs, dict):
+            merged[name] = {**theirs, "from": "the running daemon"}
+        else:
+            merged[name] = {**item, "from": "this command"}
+    status["settings"] = merged
+    remote = merged["remote"]
+    if remote["from"] == "the running daemon" and remote["value"]:
+        status["remote"] = remote["value"]
+        # Only its pushed refs are read (named by the URL without credentials); the redacted URL serves.
+        return dataclasses.replace(settings, remote=str(remote["value"]))
+    return settings
 
 
 def _pull_status(status: dict[str, Any], pulled: dict[str, Any]) -> None:
@@ -85,13 +112,22 @@ def _ago(iso: str | None) -> str:
     return f"{seconds} s ago"
 
 
+def _remote_row(status: dict[str, Any]) -> str:
+    if not status["remote"]:
+        return "none (local history only)"
+    item = (status.get("settings") or {}).get("remote") or {}
+    if item.get("from") == "the running daemon":
+        return f"{status['remote']} (the running daemon's, from {item.get('source')})"
+    return str(status["remote"])
+
+
 def render_status(status: dict[str, Any]) -> str:
     """A short aligned summary for people, with relative times."""
     rows = [
         ("data dir", status["data_dir"]),
         ("git dir", status["git_dir"]),
         ("branch", status["branch"]),
-        ("remote", status["remote"] or "none (local history only)"),
+        ("remote", _remote_row(status)),
         ("head", (status["head"] or "no commits yet")[:12]),
         ("last commit", _ago(status["last_commit_at"])),
         ("daemon", f"running (pid {status['pid']})" if status["running"] else "not running"),

@@ -16,6 +16,7 @@ SPEC_STATUS_KEYS = {
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
     "held", "held_files", "running", "pid", "repo_size_bytes", "objects", "last_pull_at", "conflicts", "pull",
+    "settings",
 }
 
 
@@ -53,6 +54,11 @@ def one_line_error(proc: object) -> str:
         (["run"], {"COMMITTER_POLL_INTERVAL": "-3s"}, "COMMITTER_POLL_INTERVAL"),
         (["status"], {"COMMITTER_BRANCH": "no spaces allowed"}, "COMMITTER_BRANCH"),
         (["init", "--branch", "-bad"], {}, "branch"),
+        (["run", "--branch", "HEAD"], {}, "branch"),
+        (["run", "--branch", "a..b"], {}, "branch"),
+        (["run", "--branch=-x"], {}, "branch"),
+        (["init"], {"COMMITTER_BRANCH": "refs/heads/x"}, "give the branch name alone, such as 'x'"),
+        (["run", "--branch", "notes.lock"], {}, "branch"),
     ],
 )
 def test_bad_settings_get_one_line_naming_the_setting(
@@ -60,6 +66,38 @@ def test_bad_settings_get_one_line_naming_the_setting(
 ) -> None:
     proc = committer(*args, env={**layout.env, **env})
     assert named in one_line_error(proc)
+
+
+@pytest.mark.parametrize("command", [["run", "--once"], ["init"], ["restore", "a.md", "--to", "HEAD"], ["pull"]])
+def test_a_git_dir_that_is_a_file_or_someone_elses_folder_is_refused(
+    layout: Layout, command: list[str]
+) -> None:
+    (layout.data / "a.md").write_text("a")
+    layout.git_dir.parent.mkdir(parents=True)
+    layout.git_dir.write_text("not a folder")
+    env = {**layout.env, "COMMITTER_REMOTE": f"file://{layout.root}/remote.git"}
+    assert "is a file, not a directory" in one_line_error(committer(*command, env=env))
+    layout.git_dir.unlink()
+    layout.git_dir.mkdir()
+    (layout.git_dir / "thesis.tex").write_text("someone's work")
+    assert "is not empty and is not a git repository" in one_line_error(committer(*command, env=env))
+    assert sorted(p.name for p in layout.git_dir.iterdir()) == ["thesis.tex"]
+
+
+def test_switching_branch_on_a_repository_with_history_needs_new_branch(layout: Layout) -> None:
+    (layout.data / "a.md").write_text("a")
+    assert committer("init", env=layout.env).returncode == 0
+    main = git(layout.git_dir, "rev-parse", "main").strip()
+    assert "--new-branch" in one_line_error(committer("init", "--branch", "dev", env=layout.env))
+    err = one_line_error(committer("run", "--once", "--branch", "dev", env=layout.env))
+    assert "keeps its history on 'main'" in err and "--new-branch" in err
+    assert git(layout.git_dir, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+    (layout.data / "b.md").write_text("b")
+    proc = committer("run", "--once", "--branch", "dev", "--new-branch", env=layout.env)
+    assert proc.returncode == 0, proc.stderr
+    assert git(layout.git_dir, "rev-parse", "dev~1").strip() == main  # continues from main's head
+    assert "b.md" in git(layout.git_dir, "ls-tree", "-r", "--name-only", "dev")
+    assert committer("run", "--once", "--branch", "dev", env=layout.env).returncode == 0  # dev is its branch now
 
 
 def test_config_file_problems_are_one_line(layout: Layout, tmp_path: Path) -> None:

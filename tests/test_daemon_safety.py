@@ -136,3 +136,51 @@ def test_without_lfs_a_101mb_file_is_held_and_never_blocks_the_push(
     skip = daemon.wait_event("skip", where=lambda e: e["path"] == "disk.img")[0]
     assert "max_file_size" in skip["reason"]
     assert {"path": "disk.img", "reason": skip["reason"]} in status(layout)["held_files"]
+
+
+def test_status_without_flags_shows_the_running_daemons_remote(
+    layout: Layout, start_daemon: Start, mirror: Path
+) -> None:
+    (layout.data / "a.md").write_text("a")
+    start_daemon("--remote", f"file://{mirror}")
+    wait_for(lambda: git(mirror, "rev-parse", "-q", "--verify", "main", check=False).strip(), what="first push")
+    shown = status(layout)
+    assert shown["remote"] == f"file://{mirror}"
+    assert shown["settings"]["remote"] == {"value": f"file://{mirror}", "source": "flag",
+                                           "from": "the running daemon"}
+    assert shown["settings"]["debounce"]["value"] == 0.15 and shown["pending_commits"] == 0
+    human = committer("status", *layout.args()).stdout
+    assert f"file://{mirror} (the running daemon's, from flag)" in human
+
+
+def test_fifos_and_sockets_are_listed_in_held_files(layout: Layout, start_daemon: Start) -> None:
+    (layout.data / "a.md").write_text("a")
+    os.mkfifo(layout.data / "before.fifo")
+    assert committer("init", *layout.args()).returncode == 0
+    daemon = start_daemon()
+    os.mkfifo(layout.data / "while.fifo")
+    (layout.data / "b.md").write_text("b")
+    wait_for(lambda: "b.md" in tree_files(layout.git_dir), what="b.md committed")
+
+    def listed() -> set[str]:
+        return {item["path"] for item in status(layout)["held_files"]}
+
+    wait_for(lambda: {"before.fifo", "while.fifo"} <= listed(), what="both FIFOs in held_files")
+    assert all("FIFO" in item["reason"] for item in status(layout)["held_files"])
+    (layout.data / "while.fifo").unlink()
+    daemon.stop()
+    assert listed() == {"before.fifo"}
+    assert tree_files(layout.git_dir) == {"a.md", "b.md"}
+
+
+def test_a_hard_link_edited_through_its_other_name_is_committed_at_shutdown(
+    layout: Layout, start_daemon: Start, tmp_path: Path
+) -> None:
+    """inotify reports the name that was written; the shutdown reconcile catches the other one."""
+    (layout.data / "note.md").write_text("v1")
+    os.link(layout.data / "note.md", tmp_path / "other-name.md")  # outside: no event for the data directory
+    daemon = start_daemon()
+    with (tmp_path / "other-name.md").open("w") as handle:
+        handle.write("v2 through the other name")
+    assert daemon.stop() == 0
+    assert git(layout.git_dir, "show", "HEAD:note.md") == "v2 through the other name"
