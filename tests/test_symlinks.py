@@ -30,6 +30,16 @@ def outside(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture(params=["openat2", "component walk"])
+def resolution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of reaching a path: the kernel's openat2, and the O_NOFOLLOW walk of older kernels."""
+    from committer import fsio
+
+    if request.param == "component walk":
+        monkeypatch.setattr(fsio._kernel, "syscall", None)
+    return str(request.param)
+
+
 def all_objects(git_dir: Path) -> bytes:
     """The content of every object in the repository, reachable or not."""
     listing = subprocess.run(
@@ -51,7 +61,7 @@ def replace_by_link(layout: Layout, rel: str, target: Path) -> None:
     (layout.data / rel).symlink_to(target)
 
 
-def test_tree_reaches_nothing_through_a_symlink(tmp_path: Path, outside: Path) -> None:
+def test_tree_reaches_nothing_through_a_symlink(tmp_path: Path, outside: Path, resolution: str) -> None:
     root = tmp_path / "root"
     (root / "real").mkdir(parents=True)
     (root / "real" / "f").write_text("inside")
@@ -75,7 +85,9 @@ def test_tree_reaches_nothing_through_a_symlink(tmp_path: Path, outside: Path) -
     assert (outside / "hosts").exists()
 
 
-def test_a_directory_replaced_by_a_symlink_is_committed_as_the_link(layout: Layout, outside: Path) -> None:
+def test_a_directory_replaced_by_a_symlink_is_committed_as_the_link(
+    layout: Layout, outside: Path, resolution: str
+) -> None:
     (layout.data / "etc").mkdir()
     (layout.data / "etc" / "passwd").write_text("the data directory's own passwd notes")
     (layout.data / "keep.md").write_text("k")
@@ -141,7 +153,9 @@ def test_the_running_daemon_commits_the_link_and_pushes_no_outside_byte(
     assert_never_read(layout.git_dir, mirror)
 
 
-def test_a_link_swapped_in_during_a_burst_never_lets_outside_content_in(layout: Layout, outside: Path) -> None:
+def test_a_link_swapped_in_during_a_burst_never_lets_outside_content_in(
+    layout: Layout, outside: Path, resolution: str
+) -> None:
     """Race: a directory and a symlink trade places over and over while files are written and committed."""
     p = make_pipeline(layout)
     p.reconcile()
