@@ -28,6 +28,7 @@ from pathlib import Path
 import backfill
 import burst
 import gitruns
+import huge
 import polling
 import procs
 import pushing
@@ -75,6 +76,8 @@ class Config:
     poll_writes: int
     poll_scans: int
     burst_paths: int
+    huge: list[int]
+    cache: Path
     only: str | None = None
 
     def runs(self, section: str) -> bool:
@@ -107,12 +110,13 @@ class Bench:
             f"{pushing.FILES // 1000}k tree)"
         )
         self.poll = Section("7. The poll observer (bucket mounts and network filesystems)")
-        self.memory = Section(f"8. A burst of {config.burst_paths:,} events: memory and commits")
+        self.memory = Section(f"8. A burst of {config.burst_paths:,} events: memory of the watcher and batcher")
+        self.huge = Section("9. One commit of a huge change: peak memory of `init` and `run --once`")
 
     @property
     def sections(self) -> list[Section]:
         return [self.commit, self.burst, self.latency, self.startup, self.backfill, self.push, self.poll,
-                self.memory]
+                self.memory, self.huge]
 
     def run(self) -> None:
         if any(self.config.runs(s) for s in TREE_SECTIONS):
@@ -123,6 +127,9 @@ class Bench:
             say(f"burst: {self.config.burst_paths:,} events through the watcher and the batcher")
             burst.rows(self.config.burst_paths, burst.measure(self.config.burst_paths, self.env, self.base),
                        self.memory)
+        if self.config.runs("huge"):
+            for count in self.config.huge:
+                huge.rows(count, huge.measure(count, self.config.cache, self.base, self.env, say), self.huge)
 
     # -- 6. push -----------------------------------------------------------------------------------
 
@@ -372,9 +379,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 10k files, 10 s idle window, fewer writes and restarts")
     parser.add_argument("--tmp", default="/tmp", help="where the temporary trees go [/tmp]")
-    parser.add_argument("--only", choices=("trees", "push", "commits", "watching", "backfill", "poll", "burst"),
+    parser.add_argument("--only",
+                        choices=("trees", "push", "commits", "watching", "backfill", "poll", "burst", "huge"),
                         help="trees: sections 1-5 and 7; or one of them: commits (1-2), watching (3-4), "
-                             "backfill (5), push (6), poll (7), burst (8) [everything]")
+                             "backfill (5), push (6), poll (7), burst (8), huge (9) [everything]")
+    parser.add_argument("--huge", type=parse_sizes,
+                        help="tree sizes of section 9 [300000,1000000; quick: 300000]")
+    parser.add_argument("--cache", default="/var/tmp/committer-bench",
+                        help="where section 9 keeps its trees between runs [/var/tmp/committer-bench]")
     parser.add_argument("--burst", type=int, help="distinct paths of section 8 [1000000; quick: 200000]")
     args = parser.parse_args(argv)
     config = Config(
@@ -391,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         poll_writes=2 if args.quick else 3,
         poll_scans=3 if args.quick else 5,
         burst_paths=args.burst or (200_000 if args.quick else 1_000_000),
+        huge=args.huge or ([300_000] if args.quick else [300_000, 1_000_000]),
+        cache=Path(args.cache),
         only=args.only,
     )
     started, load_before = time.monotonic(), loadavg()

@@ -5,17 +5,12 @@ created and one modified event for each of N distinct paths (g###/d#####/f######
 directory, as a copy of a large tree reports them), and the main loop's side drains the queue into
 the `Batcher` every 10,000 events, as the daemon does when woken. Reported: the child's VmHWM
 against the same imports alone, and what is pending at the end (paths folded into directories).
-
-`changes`: the commit step's change set for N changed files (N additions with their blob ids, as
-`changes.collect` builds it after reading them) split into commits of `max_batch_files`, and the
-stat hints a whole-tree first commit keeps for the index: the VmHWM those structures add. No file is
-read: building and committing a 1M-file tree is not part of the benchmark (about 40 minutes here).
+Committing a change of that size is section 9 (bench/huge.py), on real trees.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -26,7 +21,6 @@ from report import Row, Section, ratio
 
 HERE = Path(__file__).resolve()
 TARGET_MB = 200.0
-CAP = 10_000  # max_batch_files default
 
 
 def _rel(index: int) -> str:
@@ -74,35 +68,11 @@ def child_events(count: int, root: str) -> dict[str, Any]:
             "depths": sorted({p.count("/") for p in batch.paths})}
 
 
-def child_changes(count: int) -> dict[str, Any]:
-    import hashlib
-    import itertools
-
-    import committer.cli  # noqa: F401
-    from committer import gitindex
-    from committer.changes import ChangeSet
-
-    base = _hwm_mb()
-    changes = ChangeSet()
-    for index in range(count):
-        rel = _rel(index)
-        sha = hashlib.sha1(rel.encode()).hexdigest()
-        changes.modifies.append(("100644", f":{index + 1}", rel))
-        changes.added[rel] = sha
-    parts = changes.split(CAP)
-    after_changes = _hwm_mb()
-    st = os.stat(HERE)
-    hints = {rel: gitindex.hint(st, "100644", sha)
-             for rel, sha in itertools.islice(changes.added.items(), gitindex.MAX_HINTS)}
-    return {"base_mb": base, "changes_mb": after_changes, "hwm_mb": _hwm_mb(), "parts": len(parts),
-            "largest": max(len(p.paths) for p in parts), "hints": len(hints)}
-
-
 def measure(count: int, env: dict[str, str], tmp: Path) -> dict[str, dict[str, Any]]:
     root = tmp / "burst-root"
     root.mkdir(exist_ok=True)
     got = {}
-    for kind in ("events", "changes"):
+    for kind in ("events",):
         proc = subprocess.run([sys.executable, str(HERE), kind, str(count), str(root)], env=env,
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
@@ -112,7 +82,7 @@ def measure(count: int, env: dict[str, str], tmp: Path) -> dict[str, dict[str, A
 
 
 def rows(count: int, got: dict[str, dict[str, Any]], section: Section) -> None:
-    events, changes = got["events"], got["changes"]
+    events = got["events"]
     label = f"{count:,}"
     section.rows.append(Row(
         f"{label} distinct paths, 2 events each, through the watcher's handler into the batcher: peak RSS",
@@ -124,29 +94,14 @@ def rows(count: int, got: dict[str, dict[str, Any]], section: Section) -> None:
         f"{events['pending']:,} (depth {'/'.join(map(str, events['depths']))})",
         f"{2 * count:,} events", ratio(2 * count / max(1, events["pending"])), "bounded", True,
     ))
-    section.rows.append(Row(
-        f"{label} changed files at max_batch_files {CAP:,}: commits, and the largest",
-        f"{changes['parts']} commits, {changes['largest']:,} paths", f"{label} paths",
-        "—", f"≤ {CAP:,} paths a commit", changes["largest"] <= CAP,
-    ))
-    section.rows.append(Row(
-        f"{label} changed files: peak RSS of the commit step's change set, split into commits "
-        "(with the index hints of a first commit)",
-        f"{changes['changes_mb']:.0f} MB ({changes['hwm_mb']:.0f} MB)",
-        f"the same imports alone {changes['base_mb']:.1f} MB",
-        f"+{changes['changes_mb'] - changes['base_mb']:.0f} MB", f"< {TARGET_MB:g} MB",
-        changes["hwm_mb"] < TARGET_MB,
-    ))
-    per_file = (changes["changes_mb"] - changes["base_mb"]) * 2**20 / count
     section.notes.append(
         f"events child: {events['seconds']:.1f} s for {2 * count:,} events. No file is created or read "
-        f"(see bench/burst.py): the change-set row is what the commit of that many changed files holds "
-        f"at once besides one file's content, about {per_file:.0f} bytes a file (path, blob id, mark, "
-        "the parts), because every part is built before the first is written"
+        "(see bench/burst.py); what committing that many changed files costs in memory is section 9, "
+        "measured on real trees"
     )
 
 
 if __name__ == "__main__":
     mode, number = sys.argv[1], int(sys.argv[2])
-    result = child_events(number, sys.argv[3]) if mode == "events" else child_changes(number)
+    result = child_events(number, sys.argv[3])
     print(json.dumps(result), flush=True)

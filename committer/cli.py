@@ -127,7 +127,8 @@ def init(
             op = "init" if repo.head() is None else ("adopt" if adopt else "reconcile")
             with _Progress(settings.data_dir, enabled=sys.stderr.isatty() and fresh) as bar:
                 result = pipeline.commit([""], op=op, progress=bar.advance)
-            repo.sync_index(result.changes.stat_hints)
+            repo.sync_index(result.changes.hints())
+            result.changes.close()
             state = read_state(settings.git_dir)
             state["held_files"] = pipeline.held_files()  # files the safety rules kept out, for status
             write_state(settings.git_dir, state)

@@ -31,6 +31,7 @@ from committer.settings import Settings, parse_address, require_data_dir, requir
 from committer.state import InstanceLock, answer_request, pending_requests, read_state, write_state
 from committer.watcher import Watcher
 from committer.webhook import WebhookReceiver, read_secret
+from committer.writer import clear_staging
 
 log = logs.get("committer.daemon")
 
@@ -83,6 +84,7 @@ def open_repository(settings: Settings, pfilter: PathFilter, new_branch: bool = 
         log.info("repo_created", git_dir=str(settings.git_dir), branch=settings.branch)
     else:
         check_branch(repo, new_branch, create=True)
+        clear_staging(repo)
     repo.configure((settings.author_name, settings.author_email), pfilter.exclude_lines())
     pfilter.mirror_to(repo.bmignore_copy)
     if settings.lfs_threshold and lfs.available():

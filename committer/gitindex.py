@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 _ENTRY_HEAD = struct.Struct(">10I20s")  # ctime s/ns, mtime s/ns, dev, ino, mode, uid, gid, size, id
@@ -25,9 +25,8 @@ _U32 = 0xFFFFFFFF
 # tick without its stat data changing: no hint for it (git's "racy" entries, made stricter).
 RACY_NS = 1_000_000_000
 
-# At most this many hints (about 110 bytes each): past it, files are left for git's refresh to read,
-# so a first commit of millions of files holds no more than about 30 MB of them.
-MAX_HINTS = 250_000
+HINT_SIZE = _ENTRY_HEAD.size  # 60 bytes: what an index entry holds before its path
+TreeRow = tuple[str, str]  # mode, blob id
 
 def hint(st: os.stat_result, mode: str, sha: str) -> bytes:
     """What an index entry holds for a file read with this stat data, mode and blob id."""
@@ -40,37 +39,48 @@ def hint(st: os.stat_result, mode: str, sha: str) -> bytes:
     )
 
 
-def build(entries: Iterable[tuple[str, str, str]], hints: Mapping[str, bytes]) -> tuple[bytes, int]:
-    """A version 2 index of (path, mode, blob id) entries; also how many came with stat data."""
-    rows = sorted((os.fsencode(path), mode, sha) for path, mode, sha in entries)
-    out = [b"DIRC" + struct.pack(">II", 2, len(rows))]
-    used = 0
-    for raw, mode, sha in rows:
-        head = hints.get(os.fsdecode(raw))
-        binary = bytes.fromhex(sha)
-        mode_bytes = struct.pack(">I", int(mode, 8))
-        if head is None or head[24:28] != mode_bytes or head[40:60] != binary:
-            head = _NO_STAT + mode_bytes + _NO_OWNER + binary
-        else:
-            used += 1
-        entry = head + struct.pack(">H", min(len(raw), 0xFFF)) + raw
-        out.append(entry + b"\0" * (8 - len(entry) % 8))  # 1 to 8 NULs, to a multiple of 8
-    body = b"".join(out)
-    return body + hashlib.sha1(body, usedforsecurity=False).digest(), used
-
-
-def write(git_dir: Path, data: bytes) -> bool:
-    """Replace the index the way git does (through index.lock); False when the lock is taken."""
+def write(
+    git_dir: Path, entries: Iterable[tuple[str, TreeRow]], hints: Iterable[tuple[str, bytes]]
+) -> int | None:
+    """Replace the index with `entries` (path, (mode, blob id)), in git's order, taking each one's stat
+    data from `hints` (path, entry head; same order) where mode and blob id agree. Streamed: written as
+    read, never whole in memory. Returns how many entries came with stat data; None when git holds the
+    index lock (nothing is written)."""
     lock = git_dir / "index.lock"
     try:
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     except FileExistsError:
-        return False
+        return None
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "w+b", buffering=1 << 20) as handle:
+            handle.write(b"DIRC" + struct.pack(">II", 2, 0))
+            count, used = 0, 0
+            pending = iter(hints)
+            hint = next(pending, None)
+            for path, (mode, sha) in entries:
+                raw = os.fsencode(path)
+                while hint is not None and os.fsencode(hint[0]) < raw:
+                    hint = next(pending, None)
+                binary = bytes.fromhex(sha)
+                mode_bytes = struct.pack(">I", int(mode, 8))
+                head = hint[1] if hint is not None and hint[0] == path else None
+                if head is None or head[24:28] != mode_bytes or head[40:60] != binary:
+                    head = _NO_STAT + mode_bytes + _NO_OWNER + binary
+                else:
+                    used += 1
+                entry = head + struct.pack(">H", min(len(raw), 0xFFF)) + raw
+                handle.write(entry + b"\0" * (8 - len(entry) % 8))  # 1 to 8 NULs, to a multiple of 8
+                count += 1
+            handle.seek(8)
+            handle.write(struct.pack(">I", count))
+            handle.flush()
+            handle.seek(0)
+            digest = hashlib.sha1(usedforsecurity=False)
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+            handle.write(digest.digest())
         os.replace(lock, git_dir / "index")
     except BaseException:
         lock.unlink(missing_ok=True)
         raise
-    return True
+    return used

@@ -11,12 +11,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from committer import gitindex
+from committer.batcher import COALESCE_ABOVE, coalesce
 from committer.errors import GitError
 
 # Chunk size for pathspecs given on one command line.
@@ -277,6 +278,14 @@ class FastImport:
         self._stream.send(b"blob\nmark %s\ndata %d\n" % (mark.encode(), len(data)), data, b"\n")
         return mark
 
+    def blob_nomark(self, data: bytes) -> None:
+        """Send one blob without a mark: commits name it by its id (no mark table in fast-import)."""
+        self._stream.send(b"blob\ndata %d\n" % len(data), data, b"\n")
+
+    def finish_blobs(self) -> None:
+        """End a stream that holds blobs only: they are in a pack now, no reference moved."""
+        self._stream.finish()
+
     def write_commit(
         self,
         ref: str,
@@ -425,6 +434,61 @@ class GitRepo:
             found.update(self._ls_tree(rev, paths[start : start + _PATHSPEC_CHUNK]))
         return found
 
+    @contextlib.contextmanager
+    def ls_tree_stream(self, rev: str, paths: Sequence[str]) -> Iterator[Iterator[tuple[str, TreeEntry]]]:
+        """HEAD's files at or under `paths` ([''] for all), in git's order, read as git prints them: a tree
+        of a million files is never whole in memory. Past _FULL_LISTING_ABOVE paths the whole tree is
+        listed and filtered (thousands of pathspecs cost git more than a full listing)."""
+        wanted = set(paths)
+        whole = "" in wanted or len(paths) > _FULL_LISTING_ABOVE
+        args = ["ls-tree", "-r", "-z", "--full-tree", rev, "--", *([] if whole else paths)]
+
+        def entries(records: Iterator[bytes]) -> Iterator[tuple[str, TreeEntry]]:
+            for record in records:
+                meta, _, raw_path = record.partition(b"\t")
+                path = os.fsdecode(raw_path)
+                if whole and "" not in wanted and not _under_any(path, wanted):
+                    continue
+                mode, _kind, sha = meta.decode().split(" ")
+                yield path, TreeEntry(mode, sha)
+
+        with self.stream(args) as records:
+            yield entries(records)
+
+    @contextlib.contextmanager
+    def stream(self, args: Sequence[str], work_tree: bool = False) -> Iterator[Iterator[bytes]]:
+        """The NUL-separated records a git command prints, read as it prints them, within the git deadline;
+        leaving early kills it. A failure is raised when the block ends."""
+        argv = git_argv(self.git_dir, args, self.data_dir if work_tree else None)
+        proc = _start(argv, git_env(), subprocess.DEVNULL)
+        timer = threading.Timer(_deadline["seconds"], _kill_group, args=(proc,))
+        timer.daemon = True
+        timer.start()
+        finished = False
+
+        def records() -> Iterator[bytes]:
+            nonlocal finished
+            assert proc.stdout is not None
+            rest = b""
+            while chunk := proc.stdout.read1(1 << 16):  # type: ignore[attr-defined]
+                parts = (rest + chunk).split(b"\0")
+                rest = parts.pop()
+                yield from parts
+            if rest:
+                yield rest
+            finished = True
+
+        try:
+            yield records()
+        finally:
+            timer.cancel()
+            if not finished:
+                _kill_group(proc)
+            stderr = _drain(proc)[1]
+            _running.pop(proc, None)
+        if finished and proc.returncode != 0:
+            raise GitError(argv[4:], proc.returncode, stderr.decode("utf-8", "replace"))
+
     def _ls_tree(self, rev: str, paths: Sequence[str]) -> Iterator[tuple[str, TreeEntry]]:
         out = self.git("ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths).stdout
         for record in out.split(b"\0"):
@@ -434,45 +498,42 @@ class GitRepo:
             mode, _kind, sha = meta.decode().split(" ")
             yield os.fsdecode(raw_path), TreeEntry(mode, sha)
 
-    def changed_paths(self) -> set[str]:
+    def changed_paths(self, most: int = COALESCE_ABOVE) -> set[str]:
         """Paths where the data directory may differ from HEAD, from git's stat-cached status.
 
         Ignored entries are listed too: committer's own filter decides, so a .gitignore inside the
-        data directory (which git would honour) changes nothing about what is committed.
+        data directory (which git would honour) changes nothing about what is committed. Past `most`
+        paths they are folded into their directories (the commit step walks those), so a status of a
+        million changed files is never held whole.
         """
-        out = self.git(
-            "status",
-            "--porcelain=v1",
-            "-z",
-            "--untracked-files=all",
-            "--ignored=matching",
-            "--no-renames",
-            "--ignore-submodules=none",
-            work_tree=True,
-        ).stdout
-        paths = set()
-        for record in out.split(b"\0"):
-            if len(record) > 3:
-                paths.add(os.fsdecode(record[3:]).rstrip("/"))
+        args = ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching", "--no-renames",
+                "--ignore-submodules=none"]
+        paths: set[str] = set()
+        with self.stream(args, work_tree=True) as records:
+            for record in records:
+                if len(record) > 3:
+                    paths.add(os.fsdecode(record[3:]).rstrip("/"))
+                    if len(paths) > most:
+                        paths = coalesce(paths, most // 2)
         return paths
 
-    def sync_index(self, hints: Mapping[str, bytes] | None = None) -> None:
+    def sync_index(self, hints: Iterable[tuple[str, bytes]] | None = None) -> None:
         """Make the index match HEAD, keeping stat data for unchanged files, so status stays cheap.
 
-        `hints`: the stat data a whole-tree commit took as it read each file (ChangeSet.stat_hints).
+        `hints`: the stat data a whole-tree commit took as it read each file (ChangeSet.hints()), in
+        path order; without them, or when git holds the index lock, git reads the files again.
         """
         head = self.head()
         if head is None:
             return
-        if not hints or not self._write_index(head, hints):
+        written = None
+        if hints is not None:
+            with self.ls_tree_stream(head, [""]) as entries:
+                rows = ((path, (e.mode, e.sha)) for path, e in entries)
+                written = gitindex.write(self.git_dir, rows, hints)
+        if written is None:
             self.git("read-tree", "--reset", self.ref, work_tree=True)
         self.git("update-index", "-q", "--refresh", work_tree=True, check=False)
-
-    def _write_index(self, head: str, hints: Mapping[str, bytes]) -> bool:
-        """The index of HEAD with the stat data the commit step saw (see committer.gitindex)."""
-        entries = ((path, e.mode, e.sha) for path, e in self._ls_tree(head, []))
-        data, _used = gitindex.build(entries, hints)
-        return gitindex.write(self.git_dir, data)
 
     def resolve(self, rev: str) -> str | None:
         """The commit a revision names: a sha, tag, `main~3`, `main@{2 hours ago}`, or a date."""

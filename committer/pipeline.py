@@ -17,12 +17,26 @@ from typing import Any
 import structlog
 
 from committer import fsio, guard, lfs, logs, message, secrets
-from committer.changes import ChangeSet, Limits, collect
+from committer.changes import (
+    ADDED,
+    DELETED,
+    MODE_FILE,
+    MODIFIED,
+    Change,
+    ChangeSet,
+    Limits,
+    Pass,
+    collect,
+    count_renames,
+)
 from committer.filters import BMMETA, PathFilter
-from committer.gitrepo import FastImport, GitRepo, TreeEntry
+from committer.gitrepo import GitRepo, TreeEntry
 from committer.guard import Hold
+from committer.message import Counts
+from committer.records import Spill
 from committer.settings import Settings
 from committer.state import state_dir
+from committer.writer import Writer
 
 log = logs.get("committer.pipeline")
 # A .bmmeta larger than this goes into no trailer (it describes who made a change, not the change).
@@ -82,6 +96,40 @@ def make_limits(settings: Settings, repo: GitRepo) -> Limits:
     )
 
 
+def spill_dir(git_dir: Path) -> Path:
+    """Where the record lists of a large pass go (unlinked files: nothing is left behind)."""
+    return state_dir(git_dir) / "tmp"
+
+
+def _parts(changes: ChangeSet, most: int) -> Iterator[list[Change]]:
+    """The changes in commits of at most `most` paths each, in path order. Moves carry no new content: both
+    sides of every rename go into the first part and do not count, so a moved folder is one commit."""
+    moved = {*changes.renames, *changes.renames.values()}
+    part = [c for c in changes.changes() if c.path in moved]
+    part += [Change(DELETED, p, MODE_FILE, sha) for p, sha in sorted(changes.kept_deleted.items())]
+    size = 0
+    for change in changes.changes():
+        if change.path in moved:
+            continue
+        if size >= most:
+            yield sorted(part, key=lambda c: os.fsencode(c.path))
+            part, size = [], 0
+        part.append(change)
+        size += 1
+    if part:
+        yield sorted(part, key=lambda c: os.fsencode(c.path))
+
+
+def part_counts(part: list[Change]) -> Counts:
+    """Added, modified, deleted and renamed paths of one commit (a deletion and an addition of the same
+    content are a rename)."""
+    added = {c.path: c.sha for c in part if c.kind == ADDED}
+    deleted = {c.path: c.sha for c in part if c.kind == DELETED}
+    renamed = count_renames(added, deleted)
+    modified = sum(1 for c in part if c.kind == MODIFIED)
+    return Counts(added=len(added) - renamed, modified=modified, deleted=len(deleted) - renamed, renamed=renamed)
+
+
 class Pipeline:
     """Reads the data directory and writes commits into the repository."""
 
@@ -109,8 +157,9 @@ class Pipeline:
         """Re-read HEAD (after another process may have moved it)."""
         self.head = self.repo.head()
 
-    def _lookup(self, paths: Sequence[str] | None) -> Mapping[str, TreeEntry]:
-        return self.repo.ls_tree(self.head, paths)
+    def _head_stream(self, paths: list[str]) -> contextlib.AbstractContextManager[Iterator[tuple[str, TreeEntry]]]:
+        assert self.head is not None
+        return self.repo.ls_tree_stream(self.head, paths)
 
     def commit(
         self,
@@ -125,23 +174,28 @@ class Pipeline:
         started = time.perf_counter()
         batch = str(uuid.uuid4())
         bound = log.bind(batch=batch)
-        importer = FastImport(self.repo.git_dir)
+        writer = Writer(self.repo, self.head)
+        changes = ChangeSet()
         try:
-            changes = collect(
-                self.repo.data_dir, candidates, self.pfilter, self._lookup, importer.blob, progress,
-                self.limits,
-            )
+            changes = collect(candidates, Pass(
+                data_dir=self.repo.data_dir, pfilter=self.pfilter, head=self._head_stream if self.head else None,
+                sink=writer.blob, spill_dir=spill_dir(self.repo.git_dir), limits=self.limits, progress=progress,
+                on_change=self._unheld,
+            ))
             self._note_skipped(changes, bound)
             if guarded:
                 self._guard(changes, bound)
+            else:
+                changes.renames = guard.pair_renames(changes.additions(set(changes.deleted.values())), changes.deleted)
+            return self._write(writer, changes, batch, started, first_event, op, extra)
         except BaseException:
-            importer.abort()
+            writer.abort()
+            changes.close()
             raise
-        return self._write(importer, changes, batch, started, first_event, op, extra)
 
     def _write(
         self,
-        importer: FastImport,
+        writer: Writer,
         changes: ChangeSet,
         batch: str,
         started: float,
@@ -149,27 +203,27 @@ class Pipeline:
         op: str | None,
         extra: Mapping[str, Any] | None = None,
     ) -> CommitResult:
-        """Write the change set as one commit, or as parts of at most max_batch_files paths; log it."""
+        """Write the changes as one commit, or as parts of at most max_batch_files paths; log it."""
         if changes.empty:
-            importer.abort()
+            writer.abort()
+            if changes.records is not None:
+                changes.records.close()
             return CommitResult(None, changes, batch, time.perf_counter() - started)
-        try:
-            parts = changes.split(self.settings.max_batch_files)
-            parent: str | None = self.head
-            for number, part in enumerate(parts, 1):
-                details = {**(extra or {}), **({"part": f"{number}/{len(parts)}"} if len(parts) > 1 else {})}
-                text = self._message(part, batch, first_event or time.time(), op, details)
-                parent = importer.write_commit(
-                    self.repo.ref, parent, self.identity, text, part.deletes, part.modifies
-                )
-            assert parent is not None
-            sha = importer.finish(parent)
-        except BaseException:
-            importer.abort()
-            raise
+        parts = list(_parts(changes, self.settings.max_batch_files))
+        writer.plan(sum(len(part) for part in parts))
+        for number, part in enumerate(parts, 1):
+            details = {**(extra or {}), **({"part": f"{number}/{len(parts)}"} if len(parts) > 1 else {})}
+            text = self._message(part, batch, first_event or time.time(), op, details)
+            deletes = [c.path for c in part if c.kind == DELETED]
+            modifies = [(c.mode, c.sha, c.path) for c in part if c.kind != DELETED]
+            writer.commit(self.identity, text, deletes, modifies)
+        sha = writer.finish()
+        assert sha is not None
         self.head = sha
-        self.last_commit_at = iso_utc(time.time())
         self._track_lfs(changes)
+        if changes.records is not None:
+            changes.records.close()  # the stat hints stay, for the index
+        self.last_commit_at = iso_utc(time.time())
         seconds = time.perf_counter() - started
         counts = changes.counts
         bound = log.bind(batch=batch)
@@ -188,12 +242,21 @@ class Pipeline:
             bytes=changes.bytes_read,
             op=op,
             duration_ms=round(seconds * 1000, 1),
+            **({"commits": len(parts)} if len(parts) > 1 else {}),
         )
         return CommitResult(sha, changes, batch, seconds)
 
+    def _unheld(self, rel: str) -> None:
+        """A path that goes into this commit is no longer a held file."""
+        self.held.pop(rel, None)
+
     def _track_lfs(self, changes: ChangeSet) -> None:
         """Keep the list of LFS paths in HEAD, and git's attributes for them, in line with the commit."""
-        self.update_lfs_paths(set(changes.added) | set(changes.modified) | set(changes.deleted), changes.lfs)
+        if not self.lfs_paths and not changes.lfs:
+            return
+        was = {c.path for c in changes.changes() if c.path in self.lfs_paths} | {
+            p for p in changes.kept_deleted if p in self.lfs_paths}
+        self.update_lfs_paths(was, changes.lfs)
 
     def update_lfs_paths(self, changed: Iterable[str], now_lfs: Iterable[str]) -> None:
         """Of the `changed` paths, exactly `now_lfs` are LFS pointers in HEAD now (after a commit or a pull)."""
@@ -223,8 +286,9 @@ class Pipeline:
 
     def _guard(self, changes: ChangeSet, bound: structlog.typing.FilteringBoundLogger) -> None:
         """Pair moves first (they pass), then hold unpaired deletions past max_delete."""
-        renames = guard.pair_renames(changes.added, changes.deleted)
+        renames: dict[str, str] = {}
         if changes.deleted:
+            renames = guard.pair_renames(changes.additions(set(changes.deleted.values())), changes.deleted)
             unpaired = [p for p in changes.deleted if p not in renames]
             allowed: frozenset[str] = frozenset()
             if unpaired:
@@ -251,16 +315,16 @@ class Pipeline:
         """Additions whose content a held deletion had: the other half of a move that arrived in an earlier
         batch. Those held paths leave the hold and are deleted in this commit, as renames."""
         hold = self.hold
-        targets = set(renames.values())
-        added = {p: sha for p, sha in changes.added.items() if p not in targets}
-        if hold is None or not added:
+        if hold is None or not changes.added:
             return {}
         held = self.repo.ls_tree(self.head, sorted(hold.paths))
         with self._gone() as still_gone:
             gone = {p: e.sha for p, e in held.items() if p in hold.paths and still_gone(p)}
+        targets = set(renames.values())
+        added = {p: sha for p, sha in changes.additions(set(gone.values())).items() if p not in targets}
         pairs = guard.pair_renames(added, gone)
         if pairs:
-            changes.deleted.update({p: gone[p] for p in pairs})
+            changes.kept_deleted.update({p: gone[p] for p in pairs})
             self.hold = guard.release(hold, lambda p: p not in pairs)
             log.info("hold_moves", count=len(pairs), paths=sorted(pairs)[:10],
                      why="their content came back under other names: committed as renames")
@@ -324,23 +388,28 @@ class Pipeline:
         started = time.perf_counter()
         self.refresh_head()
         entries = self.repo.ls_tree(self.head, list(paths)) if paths else {}
-        changes = ChangeSet(deleted={p: e.sha for p, e in entries.items()})
-        return self._write(FastImport(self.repo.git_dir), changes, str(uuid.uuid4()), started, None, op)
+        changes = ChangeSet(records=Spill(spill_dir(self.repo.git_dir)))
+        for path, entry in sorted(entries.items()):
+            assert changes.records is not None
+            changes.records.append(Change(DELETED, path, entry.mode, entry.sha).encode())
+            changes.deleted[path] = entry.sha
+        return self._write(Writer(self.repo, self.head), changes, str(uuid.uuid4()), started, None, op)
 
     def _message(
-        self, changes: ChangeSet, batch: str, first_event: float, op: str | None,
+        self, part: list[Change], batch: str, first_event: float, op: str | None,
         details: Mapping[str, Any] | None = None,
     ) -> str:
+        counts = part_counts(part)
         extra = {**({"op": op} if op else {}), **(details or {})}
         meta = message.trailer_value(
             batch=batch,
             host=self.host,
-            counts=changes.counts,
+            counts=counts,
             first_event=iso_utc(first_event),
             bmmeta=self._bmmeta(),
             extra=extra,
         )
-        return message.build(message.summary(changes.counts, changes.paths), meta)
+        return message.build(message.summary(counts, [c.path for c in part]), meta)
 
     def _bmmeta(self) -> Any:
         """The data directory's .bmmeta JSON, or None; invalid JSON is reported once per version.
@@ -362,8 +431,6 @@ class Pipeline:
             return None
 
     def _note_skipped(self, changes: ChangeSet, bound: structlog.typing.FilteringBoundLogger) -> None:
-        for rel in changes.paths:
-            self.held.pop(rel, None)
         for item in changes.skipped:
             self.held[item.path] = item.reason
             key = (item.path, item.reason)
@@ -396,7 +463,8 @@ class Pipeline:
             candidates = self.repo.changed_paths() | set(self.held)
         self.held.clear()
         result = self.commit(candidates, first_event=started, op=op)
-        self.repo.sync_index(result.changes.stat_hints)
+        self.repo.sync_index(result.changes.hints())
+        result.changes.close()
         if self.untrack_ignored() is not None:
             self.repo.sync_index()
         return result

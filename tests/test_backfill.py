@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import time
@@ -69,18 +70,22 @@ def test_init_writes_the_index_git_itself_would_write(layout: Layout) -> None:
     assert changed.startswith(" M ") and "dir2/note 2.md" in changed and len(changed.splitlines()) == 1
 
 
-def test_an_index_hint_that_does_not_match_head_is_left_for_git_to_check() -> None:
+def test_an_index_hint_that_does_not_match_head_is_left_for_git_to_check(tmp_path: Path) -> None:
     st = os.stat(__file__)
     data = Path(__file__).read_bytes()
     good = gitindex.hint(st, "100644", blob_id(data))
     stale = gitindex.hint(st, "100644", blob_id(data + b"changed"))
-    entries = [("a.py", "100644", blob_id(data)), ("b.py", "100644", blob_id(data))]
-    index, used = gitindex.build(entries, {"a.py": good, "b.py": stale})
+    entries = [("a.py", ("100644", blob_id(data))), ("b.py", ("100644", blob_id(data)))]
+    used = gitindex.write(tmp_path, iter(entries), iter([("a.py", good), ("b.py", stale)]))
     assert used == 1
+    index = (tmp_path / "index").read_bytes()
     assert index[:12] == b"DIRC" + (2).to_bytes(4, "big") + (2).to_bytes(4, "big")
     assert index[12:12 + 40] == good[:40]  # a.py: the stat data of the read
     second = 12 + ((62 + len(b"a.py") + 8) & ~7)  # header, then 8-byte aligned entries
     assert index[second:second + 24] == bytes(24)  # b.py: no stat data, git re-reads the file
+    assert hashlib.sha1(index[:-20]).digest() == index[-20:]
+    (tmp_path / "index.lock").write_bytes(b"")
+    assert gitindex.write(tmp_path, iter(entries), iter(())) is None  # git holds the lock: nothing written
 
 
 def test_the_first_commit_hands_its_stat_data_to_the_index_and_git_reads_no_file_again(
@@ -90,34 +95,37 @@ def test_the_first_commit_hands_its_stat_data_to_the_index_and_git_reads_no_file
     (layout.data / "fresh.md").write_text("written just before the read")
     wait_for(lambda: _old_enough(paths), timeout=5, what="files older than the racy window")
     os.utime(layout.data / "fresh.md")  # changed a moment ago: its stat data is not trusted
-    used: list[int] = []
-    build = gitindex.build
+    used: list[int | None] = []
+    write = gitindex.write
 
-    def counting(*args: object) -> tuple[bytes, int]:
-        data, count = build(*args)  # type: ignore[arg-type]
+    def counting(*args: object) -> int | None:
+        count = write(*args)  # type: ignore[arg-type]
         used.append(count)
-        return data, count
+        return count
 
-    monkeypatch.setattr(gitindex, "build", counting)
+    monkeypatch.setattr(gitindex, "write", counting)
     pipeline = make_pipeline(layout)
     result = pipeline.commit([""], op="init")
     assert result.sha is not None
-    pipeline.repo.sync_index(result.changes.stat_hints)
+    pipeline.repo.sync_index(result.changes.hints())
     assert used == [50]
     assert git(layout.git_dir, "--work-tree", str(layout.data), "status", "--porcelain") == ""
 
 
-def test_past_the_hint_cap_files_are_left_for_git_to_read_and_the_index_is_still_right(
+def test_a_first_commit_larger_than_the_record_lists_in_memory_streams_its_hints(
     layout: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    paths = _notes(layout, 30)
+    from committer import records
+
+    paths = _notes(layout, 300)
     wait_for(lambda: _old_enough(paths), timeout=5, what="files older than the racy window")
-    monkeypatch.setattr(gitindex, "MAX_HINTS", 10)
+    monkeypatch.setattr(records.Spill.__init__, "__defaults__", (25,))
     pipeline = make_pipeline(layout)
     result = pipeline.commit([""], op="init")
     assert result.sha is not None
-    assert len(result.changes.stat_hints or {}) == 10
-    pipeline.repo.sync_index(result.changes.stat_hints)
+    assert result.changes.stat_hints is not None and result.changes.stat_hints._file is not None  # on disk
+    pipeline.repo.sync_index(result.changes.hints())
+    result.changes.close()
     listing = _debug_listing(layout.git_dir, layout.data, layout.git_dir / "index")
-    assert " mtime: 0:0" not in listing  # the refresh filled in the other 20
+    assert " mtime: 0:0" not in listing
     assert git(layout.git_dir, "--work-tree", str(layout.data), "status", "--porcelain") == ""

@@ -1,0 +1,164 @@
+"""Section 9: one commit of a huge change in bounded memory, on real trees of 300,000 and 1,000,000 files.
+
+The trees (small notes, 50 a directory) are built once under --cache (default /var/tmp/committer-bench)
+and kept between runs; each run makes a fresh git dir. Measured for `committer init` (the backfill) and
+for `committer run --once` after every file was rewritten: the peak RSS of the committer process, of
+its largest git child (fast-import, status, ls-tree), and of the whole process tree at once (what a
+container's memory limit counts), sampled every 20 ms from /proc, plus the wall time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from report import Row, Section
+
+TARGETS_MB = {300_000: 150.0, 1_000_000: 200.0}
+PER_DIR = 50
+
+
+def _rel(index: int) -> str:
+    directory = index // PER_DIR
+    return f"g{directory // 200:03d}/d{directory:05d}/n{index:07d}.md"
+
+
+def _content(index: int, rev: int) -> bytes:
+    return (f"# note {index}\n\nrevision {rev} of a small note, as a knowledge base holds thousands of.\n"
+            f"{'text ' * (index % 23)}\n").encode()
+
+
+def build(cache: Path, count: int) -> tuple[Path, int]:
+    """The data directory of `count` notes (built once), and the revision its files are at."""
+    root = cache / f"huge-{count}"
+    data, marker = root / "data", root / "revision"
+    if marker.is_file():
+        return data, int(marker.read_text())
+    made: set[str] = set()
+    for index in range(count):
+        rel = _rel(index)
+        parent = rel.rsplit("/", 1)[0]
+        if parent not in made:
+            os.makedirs(data / parent, exist_ok=True)
+            made.add(parent)
+        with open(data / rel, "wb") as handle:
+            handle.write(_content(index, 0))
+    marker.write_text("0")
+    return data, 0
+
+
+def rewrite(data: Path, count: int, rev: int) -> None:
+    """Every file gets new content (the next revision)."""
+    for index in range(count):
+        with open(data / _rel(index), "wb") as handle:
+            handle.write(_content(index, rev))
+    (data.parent / "revision").write_text(str(rev))
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except OSError:
+        return []
+
+
+def _kb(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class Peak:
+    """What one measured command used at most."""
+
+    seconds: float
+    main_mb: float
+    child_mb: float
+    child: str
+    tree_mb: float
+
+
+def run_measured(argv: list[str], env: dict[str, str]) -> Peak:
+    """Run a command to its end, sampling the memory of it and its descendants every 20 ms."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    main = child = tree = 0
+    child_name = ""
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal main, child, tree, child_name
+        while not done.wait(0.02):
+            main = max(main, _kb(proc.pid, "VmHWM"))
+            total, stack = _kb(proc.pid, "VmRSS"), _children(proc.pid)
+            while stack:
+                pid = stack.pop()
+                rss = _kb(pid, "VmRSS")
+                total += rss
+                if rss > child:
+                    child = rss
+                    with contextlib.suppress(OSError):
+                        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                        child_name = " ".join(w.decode() for w in words if w and not w.startswith(b"-"))[:60]
+                stack.extend(_children(pid))
+            tree = max(tree, total)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = proc.communicate()
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[2:5])} failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return Peak(time.perf_counter() - started, main / 1024, child / 1024, child_name.strip(), tree / 1024)
+
+
+def measure(count: int, cache: Path, tmp: Path, env: dict[str, str], say: object) -> dict[str, Peak]:
+    """init of the tree into a fresh git dir, then run --once after every file was rewritten."""
+    log = say if callable(say) else print
+    log(f"huge: a tree of {count:,} files (built once under {cache})")
+    data, rev = build(cache, count)
+    git_dir = tmp / f"huge-{count}.git"
+    base = [sys.executable, "-m", "committer"]
+    where = ["--data-dir", str(data), "--git-dir", str(git_dir)]
+    log(f"huge: committer init of {count:,} files")
+    init = run_measured([*base, "init", *where], env)
+    log(f"huge: rewriting {count:,} files")
+    rewrite(data, count, rev + 1)
+    log(f"huge: committer run --once after {count:,} files changed")
+    once = run_measured([*base, "run", "--once", *where], env)
+    status = subprocess.run(["git", f"--git-dir={git_dir}", f"--work-tree={data}", "status", "--porcelain"],
+                            capture_output=True, check=True).stdout
+    if status.strip():
+        raise RuntimeError(f"after run --once the tree differs from HEAD: {status[:500]!r}")
+    return {"init": init, "once": once}
+
+
+def rows(count: int, got: dict[str, Peak], section: Section) -> None:
+    target = TARGETS_MB.get(count)
+    for kind, what in (("init", "`committer init` (the backfill)"),
+                       ("once", "`committer run --once` after every file was rewritten")):
+        peak = got[kind]
+        section.rows.append(Row(
+            f"{count:,} files: {what}: peak RSS of the committer process",
+            f"{peak.main_mb:.0f} MB", f"{peak.seconds:.0f} s wall", f"{peak.main_mb * 2**20 / count:.0f} B a file",
+            f"< {target:g} MB" if target else "—", peak.main_mb < target if target else True,
+        ))
+        section.rows.append(Row(
+            f"{count:,} files: {what}: peak of the whole process tree (committer + git, sampled)",
+            f"{peak.tree_mb:.0f} MB", f"largest git child {peak.child_mb:.0f} MB ({peak.child})", "—",
+            "reference", True,
+        ))
