@@ -9,7 +9,6 @@ container's memory limit counts), sampled every 20 ms from /proc, plus the wall 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -80,6 +79,13 @@ def _kb(pid: int, key: str) -> int:
     return 0
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 @dataclass
 class Peak:
     """What one measured command used at most."""
@@ -106,16 +112,18 @@ def run_measured(argv: list[str], env: dict[str, str]) -> Peak:
             total, stack = _kb(proc.pid, "VmRSS"), _children(proc.pid)
             while stack:
                 pid = stack.pop()
+                if _cmdline(pid) == own:
+                    continue  # forked, not yet exec'd git: its pages are the parent's, counted once
                 rss = _kb(pid, "VmRSS")
                 total += rss
                 if rss > child:
                     child = rss
-                    with contextlib.suppress(OSError):
-                        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                        child_name = " ".join(w.decode() for w in words if w and not w.startswith(b"-"))[:60]
+                    words = _cmdline(pid).split(b"\0")
+                    child_name = " ".join(w.decode() for w in words if w and not w.startswith(b"-"))[:60]
                 stack.extend(_children(pid))
             tree = max(tree, total)
 
+    own = _cmdline(proc.pid)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     _, err = proc.communicate()

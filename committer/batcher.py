@@ -21,11 +21,11 @@ def coalesce(paths: set[str], limit: int = COALESCE_ABOVE) -> set[str]:
         if deepest == 0:
             return {""}
         paths = {parent(p) if p.count("/") == deepest else p for p in paths}
-        paths = {p for p in paths if not _covered(p, paths)}
+        paths = {p for p in paths if not covered(p, paths)}
     return paths
 
 
-def _covered(path: str, paths: set[str]) -> bool:
+def covered(path: str, paths: set[str]) -> bool:
     """True when a directory above path is in paths (it is walked anyway)."""
     if "" in paths and path != "":
         return True

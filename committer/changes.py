@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from committer import fsio, gitindex
+from committer.batcher import COALESCE_ABOVE, coalesce, covered
 from committer.filters import PathFilter
 from committer.gitrepo import TreeEntry
 from committer.message import Counts
@@ -354,7 +355,9 @@ def read_entry(
         if exc.errno != errno.ELOOP:
             raise
         # O_NOFOLLOW refused a symlink: its target text is the blob
-        return MODE_LINK, os.readlink(os.fsencode(name), dir_fd=dir_fd), False, None
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        target = os.readlink(os.fsencode(name), dir_fd=dir_fd)
+        return MODE_LINK, target, False, st if stat.S_ISLNK(st.st_mode) and st.st_size == len(target) else None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -439,8 +442,7 @@ class _Merge:
         self.skip = skip or (lambda _rel, _reason: None)
         self.records = result.records
         assert self.records is not None
-        if "" in wanted:
-            result.stat_hints = Spill(job.spill_dir)
+        result.stat_hints = Spill(job.spill_dir)  # the stat data of every file read, for the index
         self.fresh_after = time.time_ns() - gitindex.RACY_NS
 
     def run(self, disk: Iterator[tuple[str, int, str]]) -> None:
@@ -512,6 +514,54 @@ class _Merge:
         else:
             result.modified += 1
         self.changed(rel)
+
+
+def stale_paths(data_dir: Path, pfilter: PathFilter, index: gitindex.Index, most: int = COALESCE_ABOVE) -> set[str]:
+    """Paths where the data directory may differ from HEAD, from the index's stat data: what `git status`
+    says, in bounded memory (git holds the whole index and every change). A file whose stat data differs
+    from its entry, or whose entry is not trusted (zero, or newer than the index), a file without an
+    entry, and an entry without a file are listed; past `most` paths they are folded into directories."""
+    found: set[str] = set()
+    folded = False
+
+    def add(rel: str) -> None:
+        nonlocal found, folded
+        if folded and covered(rel, found):
+            return
+        found.add(rel)
+        if len(found) > most:
+            found, folded = coalesce(found, most // 2), True
+
+    try:
+        tree = fsio.Tree(data_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return {""}
+    with tree:
+        walk = _Walk(tree, pfilter)
+        entries = index.entries()
+        old = next(entries, None)
+        for rel, dir_fd, name in walk.files(walk.roots([""])):
+            key = _key(rel)
+            while old is not None and old[0] < key:
+                add(os.fsdecode(old[0]))  # in the index, not on disk (or not reached)
+                old = next(entries, None)
+            if old is not None and old[0] == key:
+                head = old[1]
+                old = next(entries, None)
+                try:
+                    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except OSError:
+                    add(rel)
+                    continue
+                if index.trusted(head) and gitindex.same_stat(head, st):
+                    continue
+            add(rel)
+        while old is not None:
+            add(os.fsdecode(old[0]))
+            old = next(entries, None)
+        for item in walk.skipped:
+            add(item.path)  # looked at again by the commit step, which skips it again or takes it
+    return found
 
 
 def count_renames(added: Mapping[str, str], deleted: Mapping[str, str]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable
@@ -162,6 +163,11 @@ class PathFilter:
         elif self._base.match_file(candidate):
             return True
         return self._user is not None and bool(self._user.match_file(candidate))
+
+    def fingerprint(self) -> str:
+        """A digest of every rule in force: equal digests, equal decisions."""
+        text = "\0".join([*DEFAULT_IGNORES, "", *self.extra, "", *self._user_lines])
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
     def exclude_lines(self) -> list[str]:
         """The built-in and configured patterns, for the repository's info/exclude."""

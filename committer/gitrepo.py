@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from committer import gitindex
-from committer.batcher import COALESCE_ABOVE, coalesce
+from committer.batcher import COALESCE_ABOVE, coalesce, covered
 from committer.errors import GitError
 
 # Chunk size for pathspecs given on one command line.
@@ -509,31 +509,33 @@ class GitRepo:
         args = ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching", "--no-renames",
                 "--ignore-submodules=none"]
         paths: set[str] = set()
+        folded = False
         with self.stream(args, work_tree=True) as records:
             for record in records:
                 if len(record) > 3:
-                    paths.add(os.fsdecode(record[3:]).rstrip("/"))
+                    path = os.fsdecode(record[3:]).rstrip("/")
+                    if folded and covered(path, paths):
+                        continue
+                    paths.add(path)
                     if len(paths) > most:
-                        paths = coalesce(paths, most // 2)
+                        paths, folded = coalesce(paths, most // 2), True
         return paths
 
     def sync_index(self, hints: Iterable[tuple[str, bytes]] | None = None) -> None:
-        """Make the index match HEAD, keeping stat data for unchanged files, so status stays cheap.
+        """Make the index match HEAD: the stat cache the next reconcile compares the data directory with.
 
-        `hints`: the stat data a whole-tree commit took as it read each file (ChangeSet.hints()), in
-        path order; without them, or when git holds the index lock, git reads the files again.
+        `hints`: the stat data the commit step took as it read each file (ChangeSet.hints()), in path
+        order; other entries keep the old index's stat data while their blob is unchanged, the rest get
+        none (the next reconcile reads those files again). Written as a stream (committer.gitindex).
         """
         head = self.head()
         if head is None:
             return
-        written = None
-        if hints is not None:
-            with self.ls_tree_stream(head, [""]) as entries:
-                rows = ((path, (e.mode, e.sha)) for path, e in entries)
-                written = gitindex.write(self.git_dir, rows, hints)
+        with gitindex.Index(self.git_dir / "index") as old, self.ls_tree_stream(head, [""]) as entries:
+            rows = ((path, (e.mode, e.sha)) for path, e in entries)
+            written = gitindex.write(self.git_dir, rows, hints or (), old.entries())
         if written is None:
-            self.git("read-tree", "--reset", self.ref, work_tree=True)
-        self.git("update-index", "-q", "--refresh", work_tree=True, check=False)
+            raise GitError(["index"], -1, f"{self.git_dir / 'index.lock'} exists: another git is writing the index")
 
     def resolve(self, rev: str) -> str | None:
         """The commit a revision names: a sha, tag, `main~3`, `main@{2 hours ago}`, or a date."""
@@ -583,17 +585,6 @@ class GitRepo:
                 current = field.decode()
             index += 1
         return found
-
-    def tracked_ignored(self) -> list[str]:
-        """Files in the index (in line with HEAD after sync_index) that the ignore rules exclude."""
-        if self.head() is None:
-            return []
-        sources = [self.git_dir / "info" / "exclude", self.bmignore_copy]
-        excludes = [f"--exclude-from={path}" for path in sources if path.is_file()]
-        if not excludes:
-            return []
-        out = self.git("ls-files", "-z", "--cached", "--ignored", *excludes, work_tree=True).stdout
-        return [os.fsdecode(p) for p in out.split(b"\0") if p]
 
     def size(self) -> dict[str, int]:
         """Bytes on disk and number of objects of the repository (git count-objects)."""

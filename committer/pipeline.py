@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from committer import fsio, guard, lfs, logs, message, secrets
+from committer import fsio, gitindex, guard, lfs, logs, message, secrets
 from committer.changes import (
     ADDED,
     DELETED,
@@ -28,6 +28,7 @@ from committer.changes import (
     Pass,
     collect,
     count_renames,
+    stale_paths,
 )
 from committer.filters import BMMETA, PathFilter
 from committer.gitrepo import GitRepo, TreeEntry
@@ -94,6 +95,13 @@ def make_limits(settings: Settings, repo: GitRepo) -> Limits:
         lfs_store=store,
         find_secret=secrets.find_secret,
     )
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def spill_dir(git_dir: Path) -> Path:
@@ -209,10 +217,12 @@ class Pipeline:
             if changes.records is not None:
                 changes.records.close()
             return CommitResult(None, changes, batch, time.perf_counter() - started)
-        parts = list(_parts(changes, self.settings.max_batch_files))
-        writer.plan(sum(len(part) for part in parts))
-        for number, part in enumerate(parts, 1):
-            details = {**(extra or {}), **({"part": f"{number}/{len(parts)}"} if len(parts) > 1 else {})}
+        most = self.settings.max_batch_files
+        total = changes.added + changes.modified + len(changes.deleted) + len(changes.kept_deleted)
+        count = max(1, -(-(total - 2 * len(changes.renames)) // most))  # moves ride along in the first
+        writer.plan(total)
+        for number, part in enumerate(_parts(changes, most), 1):
+            details = {**(extra or {}), **({"part": f"{number}/{count}"} if count > 1 else {})}
             text = self._message(part, batch, first_event or time.time(), op, details)
             deletes = [c.path for c in part if c.kind == DELETED]
             modifies = [(c.mode, c.sha, c.path) for c in part if c.kind != DELETED]
@@ -242,7 +252,7 @@ class Pipeline:
             bytes=changes.bytes_read,
             op=op,
             duration_ms=round(seconds * 1000, 1),
-            **({"commits": len(parts)} if len(parts) > 1 else {}),
+            **({"commits": count} if count > 1 else {}),
         )
         return CommitResult(sha, changes, batch, seconds)
 
@@ -363,25 +373,38 @@ class Pipeline:
         return result
 
     def untrack_ignored(self) -> CommitResult | None:
-        """Tracked files that the ignore rules now exclude leave the tree (not the disk), audited."""
-        paths = self.repo.tracked_ignored()
+        """Tracked files that the ignore rules now exclude leave the tree (not the disk), audited.
+
+        Looked for once per set of rules (when they change, and once after the repository is opened:
+        the rules may have changed while no daemon ran), by reading HEAD's entries as a stream."""
+        rules = self.pfilter.fingerprint()
+        if self.head is None or rules == _read_text(self._rules_checked):
+            return None
         held = self.hold.paths if self.hold else frozenset()
         # Files a pull brought in stay, though ignored here: untracking them would delete them on the remote.
         pulled = set(self.pull_state.get("kept_ignored") or ())
-        paths = [p for p in paths if p not in held and p not in pulled]
-        if not paths:
-            return None
-        decision = guard.decide(
-            paths, max_delete=self.settings.max_delete, data_dir_state="ok", hold=self.hold,
-            now=iso_utc(time.time()), reason=guard.IGNORE_RULES,
-        )
-        self.hold = decision.hold
-        if decision.new_hold and self.hold is not None:
-            log.warning("hold", reason=self.hold.reason, count=len(self.hold.paths),
-                        paths=sorted(self.hold.paths)[:10], release="committer confirm-deletes")
-        if not decision.allowed:
-            return None
-        return self._delete_only(sorted(decision.allowed), op="untrack")
+        with self.repo.ls_tree_stream(self.head, [""]) as entries:
+            paths = [p for p, _e in entries if self.pfilter.ignored(p) and p not in held and p not in pulled]
+        result = None
+        if paths:
+            decision = guard.decide(
+                paths, max_delete=self.settings.max_delete, data_dir_state="ok", hold=self.hold,
+                now=iso_utc(time.time()), reason=guard.IGNORE_RULES,
+            )
+            self.hold = decision.hold
+            if decision.new_hold and self.hold is not None:
+                log.warning("hold", reason=self.hold.reason, count=len(self.hold.paths),
+                            paths=sorted(self.hold.paths)[:10], release="committer confirm-deletes")
+            if decision.allowed:
+                result = self._delete_only(sorted(decision.allowed), op="untrack")
+        self._rules_checked.parent.mkdir(parents=True, exist_ok=True)
+        fsio.write_atomic(self._rules_checked, rules.encode())
+        return result
+
+    @property
+    def _rules_checked(self) -> Path:
+        """The ignore rules tracked files were last checked against (their fingerprint)."""
+        return state_dir(self.repo.git_dir) / "rules-checked"
 
     def _delete_only(self, paths: Sequence[str], op: str) -> CommitResult:
         """A commit that only removes paths from the tree (the files may still be on disk)."""
@@ -447,6 +470,14 @@ class Pipeline:
         """Files kept out of history, with the reason, for status."""
         return [{"path": p, "reason": r} for p, r in sorted(self.held.items())]
 
+    def _stale(self) -> set[str]:
+        """Paths where the data directory may differ from HEAD: from the index's stat data, as a stream;
+        from `git status` when the index is not one committer can read (git wrote it in another format)."""
+        with gitindex.Index(self.repo.git_dir / "index") as index:
+            if index.usable:
+                return stale_paths(self.repo.data_dir, self.pfilter, index)
+        return self.repo.changed_paths()
+
     def reconcile(self, op: str = "reconcile") -> CommitResult:
         """Commit whatever differs between the data directory and HEAD, then resync the index.
 
@@ -458,9 +489,9 @@ class Pipeline:
         if self.head is None:
             candidates: Iterable[str] = [""]
         else:
-            # git's status lists no FIFOs or sockets: what was held is looked at again, so it stays listed
-            # while it is there and leaves the list when it is gone.
-            candidates = self.repo.changed_paths() | set(self.held)
+            # What was held is looked at again, so it stays listed while it is there and leaves the list
+            # when it is gone.
+            candidates = self._stale() | set(self.held)
         self.held.clear()
         result = self.commit(candidates, first_event=started, op=op)
         self.repo.sync_index(result.changes.hints())
