@@ -39,10 +39,13 @@ _tokens: dict[tuple[str, str, int, str], AppTokens] = {}
 _tokens_lock = threading.Lock()
 
 
-def on_refresh(listener: Callable[[str], None]) -> None:
-    """Call `listener(result)` after every mint: ok, refused (permanent) or unreachable (transient)."""
-    if listener not in _listeners:
-        _listeners.append(listener)
+def on_refresh(listener: Callable[[str], None]) -> Callable[[], None]:
+    """Call `listener(result)` after every mint: ok, refused (permanent) or unreachable (transient).
+
+    Returns the function that stops it.
+    """
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener) if listener in _listeners else None
 
 
 def _notify(result: str) -> None:

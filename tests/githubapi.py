@@ -83,6 +83,11 @@ class GitHubAPI:
         with self._lock:
             return token == PAT or self._tokens.get(token, 0.0) > time.time()
 
+    def expire_tokens(self) -> None:
+        """Every installation token issued so far stops working now (as a revoked or rotated App key does)."""
+        with self._lock:
+            self._tokens.clear()
+
     def add_repo(self, full_name: str, private: bool = True) -> None:
         with self._lock:
             self.repos[full_name] = self._repo_json(full_name, private)
