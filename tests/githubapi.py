@@ -5,7 +5,7 @@
   `token_ttl` seconds (201 `token`, `expires_at`); 401 for a bad JWT or a revoked installation.
 * `GET /repos/{owner}/{repo}` (`private`, `visibility`, `clone_url`), `GET /users/{name}`, `GET /user`.
 * `POST /user/repos`, `POST /orgs/{org}/repos` (201; 422 when the name is taken).
-* `GET`/`POST /repos/{owner}/{repo}/hooks`, `PATCH /repos/{owner}/{repo}/hooks/{id}/config`.
+* `GET`/`POST /repos/{owner}/{repo}/hooks`, `PATCH /repos/{owner}/{repo}/hooks/{id}`.
 
 Tokens are accepted as `Authorization: Bearer <t>` or `token <t>`; `live(token)` tells the git server
 which installation tokens are still valid, so a client that does not refresh them fails.
@@ -176,7 +176,7 @@ class GitHubAPI:
             return 200, {"login": name, "type": "Organization" if name in self.orgs else "User"}
         if method == "POST" and (match := re.fullmatch(r"/user/repos|/orgs/([^/]+)/repos", path)):
             return self._create(match.group(1) or (USER if who == "user" else None), who, body)
-        if match := re.fullmatch(r"/repos/([^/]+/[^/]+?)(/hooks(?:/(\d+)/config)?)?", path):
+        if match := re.fullmatch(r"/repos/([^/]+/[^/]+?)(/hooks(?:/(\d+))?)?", path):
             full, hooks, hook_id = match.groups()
             repo = self.repos.get(full)
             if repo is None or (repo["private"] and who is None):
@@ -214,8 +214,9 @@ class GitHubAPI:
         if method == "PATCH" and hook_id is not None:
             for hook in hooks:
                 if hook["id"] == int(hook_id):
-                    hook["config"].update(body)
-                    return 200, _shown(hook)["config"]
+                    hook["config"].update(body.get("config") or {})
+                    hook.update({k: body[k] for k in ("active", "events") if k in body})
+                    return 200, _shown(hook)
         return 404, _NOT_FOUND
 
 
