@@ -15,7 +15,7 @@ from typing import Any
 from committer import lfs
 from committer.errors import CommitterError, redact
 from committer.gitrepo import GitRepo, run_git
-from committer.remote import HINTS, PushError, Remote, classify, read_token
+from committer.remote import HINTS, PushError, Remote, classify, on_github, read_token
 from committer.settings import NAMES, Settings, env_name
 from committer.state import holder_pid
 from committer.watcher import POLLED_FILESYSTEMS
@@ -203,6 +203,8 @@ def _app(settings: Settings) -> Iterator[Check]:
 
 
 def _visibility(settings: Settings, remote: Remote) -> Iterator[Check]:
+    if not on_github(settings):
+        return
     from committer import github
 
     try:

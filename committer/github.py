@@ -13,15 +13,14 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import jwt
 
 from committer import __version__, logs
 from committer.errors import redact
-from committer.remote import TOKEN_USER, PushError, split_credentials
-from committer.settings import DEFAULT_GITHUB_API, Settings
+from committer.remote import TOKEN_USER, PushError, api_url_set, remote_path
+from committer.settings import Settings
 
 log = logs.get("committer.github")
 
@@ -211,26 +210,16 @@ def app_tokens(settings: Settings) -> AppTokens:
 
 def repository(settings: Settings) -> tuple[str, str] | None:
     """(owner, repo) when the remote is on GitHub: host github.com, or any host once github_api_url is set."""
-    url = split_credentials(settings.remote)[0]
-    if "://" in url:
-        parts = urlsplit(url)
-        host, path = (parts.hostname or "").lower(), parts.path
-    elif ":" in url and not url.startswith("/"):  # scp-like: git@github.com:owner/repo.git
-        address, _, path = url.partition(":")
-        host = address.rpartition("@")[2].lower()
-    else:
+    found = remote_path(settings)
+    if found is None:
         return None
+    host, path = found
     if host != "github.com" and not api_url_set(settings):
         return None
     names = [part for part in path.strip("/").split("/") if part]
     if len(names) < 2:
         raise PushError("not_found", f"cannot tell the GitHub repository (owner/name) from {redact(settings.remote)}")
     return names[-2], names[-1].removesuffix(".git")
-
-
-def api_url_set(settings: Settings) -> bool:
-    """Whether github_api_url was given (GitHub Enterprise, or a stand-in): its remote is then GitHub's."""
-    return settings.github_api_url != DEFAULT_GITHUB_API or settings.source_of("github_api_url") != "default"
 
 
 def api_auth(credentials: tuple[str, str] | None) -> dict[str, Any]:

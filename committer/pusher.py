@@ -25,6 +25,7 @@ from committer.remote import (
     fetch_remote_head,
     init_from_remote,
     kill_group,
+    on_github,
     porcelain,
     pushed_ref,
     pushed_tags_prefix,
@@ -124,7 +125,7 @@ class Pusher:
         self._load_last_push()
 
     def _visibility_rule(self) -> Any:
-        if self.remote is None or self.settings.allow_public:
+        if self.remote is None or self.settings.allow_public or not on_github(self.settings):
             return None
         from committer.github import Visibility  # the REST client, only for remotes that may be on GitHub
 

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from committer import logs
 from committer.errors import CommitterError, redact
 from committer.gitrepo import GitRepo, git_argv, git_env
-from committer.settings import Settings
+from committer.settings import DEFAULT_GITHUB_API, Settings
 
 if TYPE_CHECKING:
     from committer.github import AppTokens
@@ -191,6 +191,29 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     userinfo, _, host = parts.netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
     return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
+
+
+def remote_path(settings: Settings) -> tuple[str, str] | None:
+    """(host, path) of the remote URL, scp-like ssh included; None for local paths."""
+    url = split_credentials(settings.remote)[0]
+    if "://" in url:
+        parts = urlsplit(url)
+        return (parts.hostname or "").lower(), parts.path
+    if ":" in url and not url.startswith("/"):  # scp-like: git@github.com:owner/repo.git
+        address, _, path = url.partition(":")
+        return address.rpartition("@")[2].lower(), path
+    return None
+
+
+def api_url_set(settings: Settings) -> bool:
+    """Whether github_api_url was given (GitHub Enterprise, or a stand-in): its remote is then GitHub's."""
+    return settings.github_api_url != DEFAULT_GITHUB_API or settings.source_of("github_api_url") != "default"
+
+
+def on_github(settings: Settings) -> bool:
+    """Whether the remote is GitHub's, so the visibility rule applies (no network, no import of the REST client)."""
+    found = remote_path(settings)
+    return found is not None and (found[0] == "github.com" or api_url_set(settings))
 
 
 def basic_header(user: str, password: str) -> str:
