@@ -325,8 +325,8 @@ class Pusher:
         """(SAME, AHEAD or DIVERGED, the remote's commit); (None, None) when the remote could not be asked."""
         assert self.remote is not None
         try:
-            sha = verify.remote_branch(self.remote, self.repo)
-            return verify.compare(self.remote, self.repo, sha, pushed)
+            sha = verify.remote_branch(self.remote, self.repo, self._track)
+            return verify.compare(self.remote, self.repo, sha, pushed, self._track)
         except PushError as exc:
             log.info("remote_check_failed", kind=exc.kind, message=exc.detail)
             return None, None

@@ -4,9 +4,13 @@ what was last pushed there (ahead is someone's new commits; behind or rewritten 
 from __future__ import annotations
 
 import re
+import subprocess
+from collections.abc import Callable
 
 from committer.gitrepo import GitRepo
 from committer.remote import Remote, raise_for
+
+Track = Callable[[subprocess.Popen[bytes] | None], None] | None
 
 SAME, AHEAD, DIVERGED = "same", "ahead", "diverged"
 CHECK_PREFIX = "refs/committer/check/"
@@ -25,10 +29,10 @@ def confirm(lines: dict[str, tuple[str, str]], ref: str, sha: str) -> str | None
     return f"the remote's answer for {ref} ({said}) does not confirm {sha[:12]}"
 
 
-def remote_branch(remote: Remote, repo: GitRepo) -> str | None:
+def remote_branch(remote: Remote, repo: GitRepo, track: Track = None) -> str | None:
     """The commit the remote's branch is at now (one ls-remote), or None when it has no such branch."""
     timeout = min(30.0, remote.settings.push_timeout)
-    result = remote.run(repo, ["ls-remote", "--heads", remote.url, repo.ref], timeout=timeout)
+    result = remote.run(repo, ["ls-remote", "--heads", remote.url, repo.ref], timeout=timeout, track=track)
     raise_for(result, "remote check")
     for line in result.stdout.splitlines():
         sha, _, ref = line.partition("\t")
@@ -41,7 +45,9 @@ def _known(repo: GitRepo, sha: str) -> bool:
     return repo.git("cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0
 
 
-def compare(remote: Remote, repo: GitRepo, remote_sha: str | None, pushed: str | None) -> tuple[str, str | None]:
+def compare(
+    remote: Remote, repo: GitRepo, remote_sha: str | None, pushed: str | None, track: Track = None
+) -> tuple[str, str | None]:
     """(SAME, AHEAD or DIVERGED, the remote's commit) for a remote branch against what was pushed there.
 
     A commit of the remote unknown here is fetched into a private ref first, to see whether it descends
@@ -56,7 +62,7 @@ def compare(remote: Remote, repo: GitRepo, remote_sha: str | None, pushed: str |
     if not _known(repo, remote_sha):
         target = f"{CHECK_PREFIX}{repo.branch}"
         args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote.url, f"+{repo.ref}:{target}"]
-        raise_for(remote.run(repo, args), "remote check")
+        raise_for(remote.run(repo, args, track=track), "remote check")
         remote_sha = repo.git("rev-parse", "-q", "--verify", f"{target}^{{commit}}").stdout.decode().strip()
         if remote_sha == pushed:
             return SAME, remote_sha

@@ -78,6 +78,13 @@ def test_connect_creates_a_private_repository_and_webhook_then_changes_nothing(
     later = github_api.calls[before[2]:]
     assert not [c for c in later if c.method in ("POST", "PATCH", "PUT", "DELETE")]
 
+    secret_file.unlink()  # the secret is lost: the same webhook gets a new one
+    renewed = committer(*args, env=clean_env())
+    assert renewed.returncode == 0 and f"webhook {HOOK}: updated" in renewed.stdout
+    patched = github_api.requests("PATCH", r"/repos/acme/notes/hooks/\d+")
+    assert len(patched) == 1 and patched[0].body["config"]["secret"] == secret_file.read_text().strip() != secret
+    assert len(github_api.hooks["acme/notes"]) == 1
+
 
 def test_connect_refuses_a_public_repository_and_needs_credentials(
     tmp_path: Path, github_api: GitHubAPI, served: GitHTTPServer
