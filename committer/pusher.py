@@ -246,64 +246,79 @@ class Pusher:
         return self._attempt(self.settings.push_timeout)
 
     def _attempt(self, timeout: float) -> dict[str, Any]:
-        assert self.remote is not None
         with self._push_lock:
-            pending = self._refresh()
-            result: dict[str, Any] = {
-                "pushed": False,
-                "old": pending.pushed,
-                "new": pending.branch,
-                "commits": len(pending.times),
-                "tags": len(pending.tags),
-                "seconds": 0.0,
-            }
-            if not pending.needed:
-                return result
-            forced = self.settings.allow_non_ff
-            started = time.monotonic()
-            try:
-                if self._visibility is not None:
-                    self._visibility.check()
-                args = ["push", "--porcelain", *self._lease(pending)]
-                refspecs = [f"{pending.branch}:{self.repo.ref}"] if pending.branch else []
-                refspecs.append("refs/tags/*:refs/tags/*")
-                args += [self.remote.url, *refspecs]
-                if self._stop.is_set():  # shutting down: no call may outlive stop()'s deadline
-                    timeout = min(timeout, max(0.1, self._deadline - time.monotonic()))
-                run = self.remote.run(self.repo, args, timeout=timeout, track=self._track)
-            except PushError as exc:  # no push was made: credentials or the visibility rule said no
-                self._report(pending, exc, time.monotonic() - started, forced)
-                raise
-            error = (
-                timeout_error(run.seconds)
-                if run.timed_out
-                else classify(run.returncode, run.stderr, run.stdout, ref=self.repo.ref, secrets=run.secrets)
-            )
-            lines = porcelain(run.stdout)
-            branch_ok = self.repo.ref in lines and lines[self.repo.ref][0] != "!"
-            if branch_ok and pending.branch and (problem := verify.confirm(lines, self.repo.ref, pending.branch)):
-                branch_ok = False
-                error = error or PushError("unknown", problem)
-            if error is not None and error.kind == "non_fast_forward" and pending.pushed:
-                error = self._diverged(pending.pushed) or error
-            tags_ok = {
-                name: sha
-                for name, sha in pending.tags.items()
-                if lines.get(f"refs/tags/{name}", ("!", ""))[0] != "!"
-            }
-            if branch_ok or tags_ok:
-                # Even when a tag was refused, what did arrive is no longer pending.
-                record_pushed(
-                    self.repo, self.settings.remote, pending.branch if branch_ok else None, tags_ok,
-                    f"push {run.seconds:.3f}s",
-                )
-            if branch_ok and self._metrics is not None:
-                self._metrics.set_diverged(False)
-            result.update(pushed=error is None, seconds=round(run.seconds, 3))
-            self._report(pending, error, run.seconds, forced)
-            if error is not None:
-                raise error
+            return self._push(timeout, again=True)
+
+    def _push(self, timeout: float, again: bool) -> dict[str, Any]:
+        """One push under the push lock; `again` allows one more after late bookkeeping."""
+        assert self.remote is not None
+        pending = self._refresh()
+        result: dict[str, Any] = {
+            "pushed": False,
+            "old": pending.pushed,
+            "new": pending.branch,
+            "commits": len(pending.times),
+            "tags": len(pending.tags),
+            "seconds": 0.0,
+        }
+        if not pending.needed:
             return result
+        forced = self.settings.allow_non_ff
+        started = time.monotonic()
+        try:
+            if self._visibility is not None:
+                self._visibility.check()
+            args = ["push", "--porcelain", *self._lease(pending)]
+            refspecs = [f"{pending.branch}:{self.repo.ref}"] if pending.branch else []
+            refspecs.append("refs/tags/*:refs/tags/*")
+            args += [self.remote.url, *refspecs]
+            if self._stop.is_set():  # shutting down: no call may outlive stop()'s deadline
+                timeout = min(timeout, max(0.1, self._deadline - time.monotonic()))
+            run = self.remote.run(self.repo, args, timeout=timeout, track=self._track)
+        except PushError as exc:  # no push was made: credentials or the visibility rule said no
+            self._report(pending, exc, time.monotonic() - started, forced)
+            raise
+        error = (
+            timeout_error(run.seconds)
+            if run.timed_out
+            else classify(run.returncode, run.stderr, run.stdout, ref=self.repo.ref, secrets=run.secrets)
+        )
+        lines = porcelain(run.stdout)
+        branch_ok = self.repo.ref in lines and lines[self.repo.ref][0] != "!"
+        if branch_ok and pending.branch and (problem := verify.confirm(lines, self.repo.ref, pending.branch)):
+            branch_ok = False
+            error = error or PushError("unknown", problem)
+        if error is not None and error.kind == "non_fast_forward" and pending.pushed:
+            compared = self._compare(pending.pushed)
+            sha = compared[1]
+            if again and compared[0] == verify.AHEAD and sha and pending.branch and self._ours(sha, pending.branch):
+                # The remote holds commits of ours that were never recorded as pushed (the daemon was
+                # killed between a push and its bookkeeping): record them and push the rest on top.
+                record_pushed(self.repo, self.settings.remote, sha, {}, "the remote has it")
+                log.info("push_recorded_late", remote=self.remote.shown, remote_head=sha)
+                return self._push(timeout, again=False)
+            error = self._diverged(pending.pushed, compared) or error
+        tags_ok = {
+            name: sha
+            for name, sha in pending.tags.items()
+            if lines.get(f"refs/tags/{name}", ("!", ""))[0] != "!"
+        }
+        if branch_ok or tags_ok:
+            # Even when a tag was refused, what did arrive is no longer pending.
+            record_pushed(
+                self.repo, self.settings.remote, pending.branch if branch_ok else None, tags_ok,
+                f"push {run.seconds:.3f}s",
+            )
+        if branch_ok and self._metrics is not None:
+            self._metrics.set_diverged(False)
+        result.update(pushed=error is None, seconds=round(run.seconds, 3))
+        self._report(pending, error, run.seconds, forced)
+        if error is not None:
+            raise error
+        return result
+
+    def _ours(self, sha: str, branch: str) -> bool:
+        return self.repo.git("merge-base", "--is-ancestor", sha, branch, check=False).returncode == 0
 
     def _lease(self, pending: _Pending) -> list[str]:
         """The remote must still hold what was pushed last, or nothing is overwritten (not even fast-forwarded).

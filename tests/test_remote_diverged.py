@@ -87,6 +87,18 @@ def test_someone_elses_new_commits_are_not_a_divergence(repo: GitRepo, bare: Pat
     assert info.value.kind == "non_fast_forward"
 
 
+def test_a_push_whose_bookkeeping_was_lost_is_recorded_and_continued(repo: GitRepo, bare: Path) -> None:
+    """Killed after a push, before recording it: the remote holds our commits, so the next push goes on top."""
+    pusher = Pusher(settings_for(repo, f"file://{bare}"), repo)
+    commit(repo)
+    pusher.push_now()
+    unrecorded = commit(repo)
+    git("--git-dir", str(repo.git_dir), "push", "--quiet", f"file://{bare}", f"{unrecorded}:refs/heads/main")
+    latest = commit(repo)
+    assert pusher.push_now()["pushed"]
+    assert remote_head(bare) == latest and pusher.snapshot()["last_error"] is None
+
+
 def test_the_periodic_check_finds_a_rewrite_and_sees_it_undone(
     repo: GitRepo, bare: Path, tmp_path: Path, running: list[Pusher]
 ) -> None:
