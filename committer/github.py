@@ -30,7 +30,7 @@ JWT_BACKDATE = 60  # iat this far in the past, against clock skew
 JWT_AHEAD = 540  # exp this far ahead: ten minutes after iat in all, GitHub's limit
 REFRESH_BEFORE = 300.0  # a new token when the current one has less than this left (or half its life)
 VISIBILITY_EVERY = 3600.0
-TIMEOUT = 30.0
+TIMEOUT = 15.0  # a hung API must not hold a push, or a shutdown, for long
 _MESSAGE_MAX = 300
 
 _listeners: list[Callable[[str], None]] = []

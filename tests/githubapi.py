@@ -64,6 +64,8 @@ class GitHubAPI:
     token_ttl: float = 3600.0
     revoked: bool = False
     down: bool = False
+    misbehave: str = ""  # "hang": accept and never answer; "lie": 201 without a token
+    released: threading.Event = field(default_factory=threading.Event)
     repos: dict[str, dict[str, Any]] = field(default_factory=dict)
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     orgs: set[str] = field(default_factory=lambda: {"acme"})
@@ -107,6 +109,7 @@ class GitHubAPI:
 
     def stop(self) -> None:
         assert self._httpd is not None
+        self.released.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -251,8 +254,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if api.misbehave == "hang":
+            api.released.wait(30)
+            return
         if api.down:
             status, payload = 503, {"message": "Service Unavailable"}
+        elif api.misbehave == "lie":
+            status, payload = 201, {"expires_at": "2030-01-01T00:00:00Z"}
         else:
             body = json.loads(raw) if raw else None
             status, payload = api.answer(self.command, self.path.split("?")[0], self.headers.get("Authorization"), body)

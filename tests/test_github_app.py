@@ -211,3 +211,18 @@ def test_an_unreachable_api_holds_the_push_as_transient(
     assert len(delays) == 2
     checks = github_api.requests("GET", "/repos/acme/notes")
     assert checks and all(c.authorization == f"Bearer {PAT}" for c in checks)
+
+
+@pytest.mark.parametrize("misbehave", ["hang", "lie"])
+def test_a_token_endpoint_that_hangs_or_lies_is_transient(
+    repo: GitRepo, served: GitHTTPServer, github_api: GitHubAPI, tmp_path: Path, misbehave: str
+) -> None:
+    """No answer within the deadline, or a 201 without a token: a transient failure, nothing pushed."""
+    github_api.misbehave = misbehave
+    pusher = Pusher(app_settings(repo, served, github_api, tmp_path, push_timeout=1.0), repo)
+    commit(repo)
+    started = time.monotonic()
+    with pytest.raises(PushError) as info:
+        pusher.push_now()
+    assert info.value.kind == "transient" and time.monotonic() - started < 5
+    assert served.head("main") is None and pusher.snapshot()["last_error"]["kind"] == "transient"
