@@ -275,7 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def app_key() -> tuple[bytes, bytes]:
-    """One App key pair for the test session (generating one takes a moment)."""
+    """One App key pair for the whole test run (generating one takes a moment)."""
     return rsa_key()
 
 
