@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.gitserver import Replying
 
 APP_ID = "424242"
 INSTALLATION = 31337
@@ -234,12 +236,7 @@ def _shown(hook: dict[str, Any]) -> dict[str, Any]:
     return {**hook, "config": config}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
+class _Handler(Replying):
     def do_GET(self) -> None:
         self._serve()
 
@@ -264,13 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             body = json.loads(raw) if raw else None
             status, payload = api.answer(self.command, self.path.split("?")[0], self.headers.get("Authorization"), body)
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
+        self._reply(status, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(payload).encode())
 
 
 @pytest.fixture(scope="session")

@@ -151,12 +151,25 @@ class LFSStorage:
         self._thread.join()
 
 
-class _StorageHandler(BaseHTTPRequestHandler):
+class Replying(BaseHTTPRequestHandler):
+    """A quiet handler that answers one request a connection."""
+
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class _StorageHandler(Replying):
     def do_GET(self) -> None:
         self._serve()
 
@@ -196,15 +209,6 @@ class _StorageHandler(BaseHTTPRequestHandler):
             self._reply(200, {"Content-Type": "application/octet-stream"}, data)
         else:
             self._reply(404, {}, b"no such object\n")
-
-    def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(payload)
 
 
 class GitHTTPServer:
@@ -321,12 +325,7 @@ class GitHTTPServer:
         return {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
+class _Handler(Replying):
     def do_GET(self) -> None:
         self._serve()
 
@@ -409,15 +408,6 @@ class _Handler(BaseHTTPRequestHandler):
             elif name:
                 headers[name.strip()] = value.strip()
         self._reply(status, headers, payload)
-
-    def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(payload)
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from committer.pusher import Pusher, PushError
 from committer.settings import Settings
 from tests.githubapi import APP_ID, INSTALLATION, PAT, GitHubAPI, app_key, github_api, rsa_key
 from tests.gitserver import GitHTTPServer, wait_for
-from tests.test_push_remote import commit, repo
+from tests.test_push_remote import commit, repo, running
 
-__all__ = ["app_key", "github_api", "repo"]  # fixtures
+__all__ = ["app_key", "github_api", "repo", "running"]  # fixtures
 
 
 @pytest.fixture(autouse=True)
@@ -40,14 +40,6 @@ def served(tmp_path: Path, github_api: GitHubAPI) -> Iterator[GitHTTPServer]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def running() -> Iterator[list[Pusher]]:
-    started: list[Pusher] = []
-    yield started
-    for pusher in started:
-        pusher.stop(1.0)
 
 
 def app_settings(repo: GitRepo, server: GitHTTPServer, api: GitHubAPI, tmp_path: Path, **changes: Any) -> Settings:

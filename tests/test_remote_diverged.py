@@ -4,7 +4,6 @@ by someone else reported as remote_diverged, never pushed over."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,9 @@ from committer.gitrepo import GitRepo
 from committer.metrics import Metrics
 from committer.pusher import Pusher, PushError
 from tests.gitserver import git, wait_for
-from tests.test_push_remote import bare, commit, remote_head, repo, settings_for
+from tests.test_push_remote import bare, commit, remote_head, repo, running, settings_for
 
-__all__ = ["bare", "repo"]  # fixtures
-
-
-@pytest.fixture
-def running() -> Iterator[list[Pusher]]:
-    started: list[Pusher] = []
-    yield started
-    for pusher in started:
-        pusher.stop(1.0)
+__all__ = ["bare", "repo", "running"]  # fixtures
 
 
 def force_remote(bare: Path, sha: str) -> None:
