@@ -50,6 +50,18 @@ GitDirOpt = Annotated[
 ]
 BranchOpt = Annotated[str | None, typer.Option("--branch", help="Branch to commit to [main].")]
 RemoteOpt = Annotated[str | None, typer.Option("--remote", help="URL to push to; empty for local history.")]
+AppIdOpt = Annotated[
+    str | None, typer.Option("--github-app-id", help="GitHub App id (or client id) to push as.", show_default=False)
+]
+AppInstallationOpt = Annotated[
+    str | None, typer.Option("--github-app-installation-id", help="The App's installation id.", show_default=False)
+]
+AppKeyOpt = Annotated[
+    str | None, typer.Option("--github-app-private-key-file", help="The App's private key (PEM).", show_default=False)
+]
+ApiUrlOpt = Annotated[
+    str | None, typer.Option("--github-api-url", help="GitHub's REST API [https://api.github.com].", show_default=False)
+]
 LogFormatOpt = Annotated[str | None, typer.Option("--log-format", help="auto, console or json [auto].")]
 NewBranchOpt = Annotated[
     bool,
@@ -97,6 +109,10 @@ def init(
         typer.Option("--adopt", help="Both: commit the local content on top of the remote history."),
     ] = False,
     new_branch: NewBranchOpt = False,
+    github_app_id: AppIdOpt = None,
+    github_app_installation_id: AppInstallationOpt = None,
+    github_app_private_key_file: AppKeyOpt = None,
+    github_api_url: ApiUrlOpt = None,
     log_format: LogFormatOpt = None,
     log_level: LogLevelOpt = None,
 ) -> None:
@@ -106,6 +122,8 @@ def init(
         settings = _settings(
             config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote,
             log_format=log_format, log_level=log_level,
+            github_app_id=github_app_id, github_app_installation_id=github_app_installation_id,
+            github_app_private_key_file=github_app_private_key_file, github_api_url=github_api_url,
         )
         if from_remote and adopt:
             raise ConfigError("--from-remote", "cannot be combined with --adopt: choose which side wins")
@@ -184,6 +202,10 @@ def push(
     git_dir: GitDirOpt = None,
     branch: BranchOpt = None,
     remote: RemoteOpt = None,
+    github_app_id: AppIdOpt = None,
+    github_app_installation_id: AppInstallationOpt = None,
+    github_app_private_key_file: AppKeyOpt = None,
+    github_api_url: ApiUrlOpt = None,
     log_format: LogFormatOpt = None,
     log_level: LogLevelOpt = None,
 ) -> None:
@@ -193,6 +215,8 @@ def push(
         settings = _settings(
             config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote,
             log_format=log_format, log_level=log_level,
+            github_app_id=github_app_id, github_app_installation_id=github_app_installation_id,
+            github_app_private_key_file=github_app_private_key_file, github_api_url=github_api_url,
         )
         repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
         if not repo.exists():
@@ -285,6 +309,10 @@ def run(
     http: Annotated[
         str | None, typer.Option("--http", help="Serve /healthz, /readyz, /metrics on [HOST]:PORT [off].")
     ] = None,
+    github_app_id: AppIdOpt = None,
+    github_app_installation_id: AppInstallationOpt = None,
+    github_app_private_key_file: AppKeyOpt = None,
+    github_api_url: ApiUrlOpt = None,
     log_format: LogFormatOpt = None,
     log_level: LogLevelOpt = None,
 ) -> None:
@@ -295,6 +323,8 @@ def run(
             config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote, debounce=debounce,
             max_delay=max_delay, observer=observer, poll_interval=poll_interval, pull_interval=pull_interval,
             log_format=log_format, log_level=log_level, http=http,
+            github_app_id=github_app_id, github_app_installation_id=github_app_installation_id,
+            github_app_private_key_file=github_app_private_key_file, github_api_url=github_api_url,
         )
         daemon = Daemon(settings, once=once, new_branch=new_branch)
         restore = daemon.install_signal_handlers()
@@ -314,14 +344,22 @@ def pull(
     git_dir: GitDirOpt = None,
     branch: BranchOpt = None,
     remote: RemoteOpt = None,
+    github_app_id: AppIdOpt = None,
+    github_app_installation_id: AppInstallationOpt = None,
+    github_app_private_key_file: AppKeyOpt = None,
+    github_api_url: ApiUrlOpt = None,
     log_format: LogFormatOpt = None,
     log_level: LogLevelOpt = None,
 ) -> None:
     """Fetch the remote branch and bring its commits into the repository and the data directory."""
 
     def body() -> int:
-        settings = _settings(config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote,
-                             log_format=log_format, log_level=log_level)
+        settings = _settings(
+            config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote,
+            log_format=log_format, log_level=log_level,
+            github_app_id=github_app_id, github_app_installation_id=github_app_installation_id,
+            github_app_private_key_file=github_app_private_key_file, github_api_url=github_api_url,
+        )
         _require_repo(settings)
         if not settings.remote:
             raise ConfigError("remote", "no remote is configured; set --remote or COMMITTER_REMOTE")
@@ -453,16 +491,78 @@ def doctor(
     git_dir: GitDirOpt = None,
     branch: BranchOpt = None,
     remote: RemoteOpt = None,
+    github_app_id: AppIdOpt = None,
+    github_app_installation_id: AppInstallationOpt = None,
+    github_app_private_key_file: AppKeyOpt = None,
+    github_api_url: ApiUrlOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Check the set-up (git, git-lfs, directories, inotify, remote and token) and say how to fix it."""
     from committer import doctor as checks
 
     def body() -> int:
-        settings = _settings(config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote)
+        settings = _settings(
+            config, data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote,
+            github_app_id=github_app_id, github_app_installation_id=github_app_installation_id,
+            github_app_private_key_file=github_app_private_key_file, github_api_url=github_api_url,
+        )
         report = checks.diagnose(settings)
         typer.echo(json.dumps(report) if as_json else checks.render(report))
         return 0 if report["ok"] else 1
+
+    raise typer.Exit(_guard(body))
+
+
+@app.command("connect")
+def connect_command(
+    target: Annotated[str, typer.Argument(metavar="OWNER/REPO", help="The GitHub repository, e.g. acme/notes.")],
+    webhook_url: Annotated[
+        str | None,
+        typer.Option("--webhook-url", help="Register GitHub's push webhook to this URL (the daemon's /webhook).",
+                     show_default=False),
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    git_dir: GitDirOpt = None,
+    branch: BranchOpt = None,
+    remote: RemoteOpt = None,
+    token_file: Annotated[
+        str | None, typer.Option("--token-file", help="File holding the token to use.", show_default=False)
+    ] = None,
+    github_app_id: AppIdOpt = None,
+    github_app_installation_id: AppInstallationOpt = None,
+    github_app_private_key_file: AppKeyOpt = None,
+    github_api_url: ApiUrlOpt = None,
+    log_format: LogFormatOpt = None,
+    log_level: LogLevelOpt = None,
+) -> None:
+    """Create the private GitHub repository if missing, register the push webhook, write the settings."""
+    from committer import doctor as checks
+    from committer.connect import connect
+    from committer.settings import DEFAULT_CONFIG_FILE
+
+    def body() -> int:
+        flags: dict[str, object] = dict(
+            data_dir=data_dir, git_dir=git_dir, branch=branch, remote=remote, token_file=token_file,
+            github_app_id=github_app_id, github_app_installation_id=github_app_installation_id,
+            github_app_private_key_file=github_app_private_key_file, github_api_url=github_api_url,
+            log_format=log_format, log_level=log_level,
+        )
+        path = config_path(config, os.environ) or DEFAULT_CONFIG_FILE
+        # The file may not exist yet: connect writes it.
+        settings = load_settings(read_config_file(path) if path.exists() else {}, os.environ, flags)
+        logs.configure(settings.log_format, settings.log_level)
+        if webhook_url is not None and not webhook_url.startswith(("https://", "http://")):
+            raise ConfigError("--webhook-url", f"expected an http(s) URL, got {webhook_url!r}")
+        for line in connect(settings, target, path, webhook_url):
+            typer.echo(line)
+        written = _settings(str(path), **flags)  # as the daemon will read them
+        found = list(checks.remote_checks(written))
+        for check in found:
+            typer.echo(f"{check.status:<5} {check.name:<12} {check.detail}")
+            if check.fix:
+                typer.echo(f"{'':18}fix: {check.fix}")
+        return 1 if any(check.status == "fail" for check in found) else 0
 
     raise typer.Exit(_guard(body))
 

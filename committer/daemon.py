@@ -161,6 +161,11 @@ class Daemon:
         self._root_id: tuple[int, int] | None = None
         self.exit_code = 0
         self.metrics = Metrics()
+        self._unlisten: Callable[[], None] | None = None
+        if settings.github_app_id:
+            from committer import github  # the App's REST client, only for those who use one
+
+            self._unlisten = github.on_refresh(self.metrics.token_refreshed)
         self.notifier = Notifier()
         self.http: HttpServer | None = None
         self._heartbeat = time.monotonic()
@@ -214,6 +219,8 @@ class Daemon:
         try:
             return self._run_locked()
         finally:
+            if self._unlisten is not None:
+                self._unlisten()
             if self.http is not None:
                 self.http.stop()
             self.notifier.close()

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from committer import lfs
 from committer.errors import CommitterError, redact
 from committer.gitrepo import GitRepo, run_git
-from committer.remote import Remote, classify, read_token
+from committer.remote import HINTS, PushError, Remote, classify, on_github, read_token
 from committer.settings import Settings, env_name, shown
 from committer.state import holder_pid
 from committer.watcher import POLLED_FILESYSTEMS
@@ -144,38 +145,85 @@ def _inotify(settings: Settings) -> Iterator[Check]:
         yield Check("inotify", "ok", detail)
 
 
-def _remote(settings: Settings) -> Iterator[Check]:
+def remote_checks(settings: Settings) -> Iterator[Check]:
+    """The remote: its credentials (token or GitHub App), GitHub's visibility rule, and one ls-remote."""
     if not settings.remote:
         yield Check("remote", "ok", "none: local history only")
         return
     shown = redact(settings.remote)
     remote = Remote(settings)
-    try:
-        token = read_token(settings)
-    except CommitterError as exc:
-        yield Check("token", "fail", exc.message, "make the token file readable by this user")
-        return
-    if remote.is_http:
-        yield Check("token", "ok" if token else "warn",
-                    "found" if token else "none (a public or otherwise authorised remote?)",
-                    "" if token else "set COMMITTER_TOKEN, token_file or the systemd credential `token`")
+    if settings.github_app_id and remote.is_http:
+        yield from _app(settings)
+    else:
+        try:
+            token = read_token(settings)
+        except CommitterError as exc:
+            yield Check("token", "fail", exc.message, "make the token file readable by this user")
+            return
+        if remote.is_http:
+            yield Check("token", "ok" if token else "warn",
+                        "found" if token else "none (a public or otherwise authorised remote?)",
+                        "" if token else "set COMMITTER_TOKEN, token_file or the systemd credential `token`")
+    yield from _visibility(settings, remote)
     with tempfile.TemporaryDirectory() as scratch:
         repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
         if not repo.exists():
             repo = GitRepo(Path(scratch) / "probe.git", settings.data_dir, settings.branch)
             repo.init()
-        result = remote.run(repo, ["ls-remote", "--heads", remote.url, repo.ref], timeout=30)
+        try:
+            result = remote.run(repo, ["ls-remote", "--heads", remote.url, repo.ref], timeout=30)
+        except PushError as exc:
+            yield Check("remote", "fail", f"{shown}: {exc.kind}: {exc.detail}", HINTS[exc.kind])
+            return
     if result.timed_out:
         yield Check("remote", "fail", f"{shown}: no answer within 30 s", "check the network and the URL")
         return
     error = classify(result.returncode, result.stderr, result.stdout, secrets=result.secrets)
     if error is not None:
-        hint = error.message.rsplit("(", 1)[-1].rstrip(")") if "(" in error.message else ""
-        yield Check("remote", "fail", f"{shown}: {error.kind}: {error.detail}", hint)
+        yield Check("remote", "fail", f"{shown}: {error.kind}: {error.detail}", HINTS[error.kind])
     elif result.stdout.strip():
         yield Check("remote", "ok", f"{shown} reachable, credentials accepted, branch {settings.branch} exists")
     else:
         yield Check("remote", "ok", f"{shown} reachable; no branch {settings.branch} yet (the first push makes it)")
+
+
+def _app(settings: Settings) -> Iterator[Check]:
+    from committer import github
+
+    name = f"App {settings.github_app_id}, installation {settings.github_app_installation_id}"
+    try:
+        path, _key = github.read_private_key(settings)
+        tokens = github.AppTokens(settings)  # a fresh mint, not the process's cached token
+        tokens.token()
+    except PushError as exc:
+        yield Check("github app", "fail", f"{name}: {exc.detail}", HINTS["auth"])
+        return
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(tokens.expires_at or 0))
+    yield Check("github app", "ok", f"{name}: key {path} read, installation token minted, expires {expires}")
+
+
+def _visibility(settings: Settings, remote: Remote) -> Iterator[Check]:
+    if not on_github(settings):
+        return
+    from committer import github
+
+    try:
+        target = github.repository(settings)
+        if target is None:
+            return
+        visibility = github.Visibility(settings, remote.credentials, remote.app.invalidate if remote.app else None)
+        private = visibility.is_private(target)
+    except PushError as exc:
+        yield Check("visibility", "fail", f"{exc.kind}: {exc.detail}", HINTS[exc.kind])
+        return
+    full = "/".join(target)
+    if private:
+        yield Check("visibility", "ok", f"{full} is private")
+    elif settings.allow_public:
+        yield Check("visibility", "warn", f"{full} is public, and allow_public lets committer push to it",
+                    "make the repository private unless its content is meant to be public")
+    else:
+        yield Check("visibility", "fail", f"{full} is public: nothing is pushed to it", HINTS["public_repository"])
 
 
 def _pull(settings: Settings) -> Iterator[Check]:
@@ -197,7 +245,9 @@ def _daemon(settings: Settings) -> Iterator[Check]:
     yield Check("daemon", "ok", f"running (pid {pid})" if pid else "not running")
 
 
-CHECKS: tuple[Callable[[Settings], Iterator[Check]], ...] = (_git, _lfs, _dirs, _inotify, _remote, _pull, _daemon)
+CHECKS: tuple[Callable[[Settings], Iterator[Check]], ...] = (
+    _git, _lfs, _dirs, _inotify, remote_checks, _pull, _daemon,
+)
 
 
 def diagnose(settings: Settings) -> dict[str, Any]:

@@ -13,12 +13,16 @@ from committer.errors import redact
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _secrets: list[str] = []
+# Short-lived credentials (App installation tokens, one an hour) are registered as they come; the oldest
+# go once this many are kept, so redaction does not slow down over months. They expired long before.
+SECRETS_KEPT = 256
 
 
 def register_secret(secret: str) -> None:
     """Never print this value in any log event from now on."""
     if secret and secret not in _secrets:
         _secrets.append(secret)
+        del _secrets[:-SECRETS_KEPT]
 
 
 def _redact_event(_logger: object, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

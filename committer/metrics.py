@@ -106,6 +106,17 @@ class Metrics:
             "Files kept out of history (secrets, size limits, unreadable).",
             registry=reg,
         )
+        self._token_refreshes = Counter(
+            "committer_github_token_refreshes",
+            "GitHub App installation tokens minted, by result (ok, refused, unreachable).",
+            ["result"],
+            registry=reg,
+        )
+        self._diverged = Gauge(
+            "committer_remote_diverged",
+            "1 while the remote branch was moved back or rewritten by someone else (nothing is pushed over it).",
+            registry=reg,
+        )
         self._watcher_restarts = Counter(
             "committer_watcher_restarts",
             "Times the file watcher died and was started again.",
@@ -161,6 +172,14 @@ class Metrics:
         """Deletions held by the guard and files held out of history, as counted now."""
         self._held_deletions.set(max(0, deletions))
         self._held_files.set(max(0, files))
+
+    def token_refreshed(self, result: str) -> None:
+        """A GitHub App installation token was minted (ok) or could not be (refused, unreachable)."""
+        self._token_refreshes.labels(result=result).inc()
+
+    def set_diverged(self, diverged: bool) -> None:
+        """Whether the remote branch is now somewhere this repository did not push it."""
+        self._diverged.set(1 if diverged else 0)
 
     def watcher_restarted(self) -> None:
         """The watcher died and was started again."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
-from committer import logs, message
+from committer import logs, message, verify
 from committer.errors import ConfigError, GitError
 from committer.gitrepo import GitRepo, terminate_running
 from committer.metrics import Metrics
@@ -25,6 +25,7 @@ from committer.remote import (
     fetch_remote_head,
     init_from_remote,
     kill_group,
+    on_github,
     porcelain,
     pushed_ref,
     pushed_tags_prefix,
@@ -98,6 +99,7 @@ class Pusher:
         self.settings = settings
         self.repo = repo
         self.remote = Remote(settings) if settings.remote else None
+        self._visibility = self._visibility_rule()
         self.pushed_ref = pushed_ref(settings.remote, repo.branch)
         self.pushed_tags = pushed_tags_prefix(settings.remote)
         self._on_change = on_change
@@ -121,6 +123,14 @@ class Pusher:
             "last_error": None,
         }
         self._load_last_push()
+
+    def _visibility_rule(self) -> Any:
+        if self.remote is None or self.settings.allow_public or not on_github(self.settings):
+            return None
+        from committer.github import Visibility  # the REST client, only for remotes that may be on GitHub
+
+        app = self.remote.app
+        return Visibility(self.settings, self.remote.credentials, app.invalidate if app else None)
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -183,6 +193,8 @@ class Pusher:
 
     def _run(self) -> None:
         retry_at = 0.0  # after a permanent failure, no push before this (monotonic) time
+        interval = self.settings.reconcile_interval
+        check_at = time.monotonic() + interval  # the next comparison of the remote branch with what was pushed
         while True:
             self._wake.wait(self.settings.push_interval)
             self._wake.clear()
@@ -191,6 +203,10 @@ class Pusher:
             if self._retry_now:
                 self._retry_now, retry_at = False, 0.0
             try:
+                if interval > 0 and time.monotonic() >= check_at:
+                    check_at = time.monotonic() + interval
+                    if self.check_remote() and retry_at:
+                        retry_at = 0.0  # the remote is back where it was: push at once
                 if time.monotonic() < retry_at:
                     self._refresh()  # keep status current without hammering the remote
                     continue
@@ -230,52 +246,145 @@ class Pusher:
         return self._attempt(self.settings.push_timeout)
 
     def _attempt(self, timeout: float) -> dict[str, Any]:
-        assert self.remote is not None
         with self._push_lock:
-            pending = self._refresh()
-            result: dict[str, Any] = {
-                "pushed": False,
-                "old": pending.pushed,
-                "new": pending.branch,
-                "commits": len(pending.times),
-                "tags": len(pending.tags),
-                "seconds": 0.0,
-            }
-            if not pending.needed:
-                return result
-            args = ["push", "--porcelain"]
-            forced = self.settings.allow_non_ff
-            if forced:
-                args.append(f"--force-with-lease={self.repo.ref}:{pending.pushed or ''}")
+            return self._push(timeout, again=True)
+
+    def _push(self, timeout: float, again: bool) -> dict[str, Any]:
+        """One push under the push lock; `again` allows one more after late bookkeeping."""
+        assert self.remote is not None
+        pending = self._refresh()
+        result: dict[str, Any] = {
+            "pushed": False,
+            "old": pending.pushed,
+            "new": pending.branch,
+            "commits": len(pending.times),
+            "tags": len(pending.tags),
+            "seconds": 0.0,
+        }
+        if not pending.needed:
+            return result
+        forced = self.settings.allow_non_ff
+        started = time.monotonic()
+        try:
+            if self._visibility is not None:
+                self._visibility.check()
+            args = ["push", "--porcelain", *self._lease(pending)]
             refspecs = [f"{pending.branch}:{self.repo.ref}"] if pending.branch else []
             refspecs.append("refs/tags/*:refs/tags/*")
             args += [self.remote.url, *refspecs]
             if self._stop.is_set():  # shutting down: no call may outlive stop()'s deadline
                 timeout = min(timeout, max(0.1, self._deadline - time.monotonic()))
             run = self.remote.run(self.repo, args, timeout=timeout, track=self._track)
-            error = (
-                timeout_error(run.seconds)
-                if run.timed_out
-                else classify(run.returncode, run.stderr, run.stdout, ref=self.repo.ref, secrets=run.secrets)
+        except PushError as exc:  # no push was made: credentials or the visibility rule said no
+            self._report(pending, exc, time.monotonic() - started, forced)
+            raise
+        error = (
+            timeout_error(run.seconds)
+            if run.timed_out
+            else classify(run.returncode, run.stderr, run.stdout, ref=self.repo.ref, secrets=run.secrets)
+        )
+        lines = porcelain(run.stdout)
+        branch_ok = self.repo.ref in lines and lines[self.repo.ref][0] != "!"
+        if branch_ok and pending.branch and (problem := verify.confirm(lines, self.repo.ref, pending.branch)):
+            branch_ok = False
+            error = error or PushError("unknown", problem)
+        if error is not None and error.kind == "non_fast_forward" and pending.pushed:
+            compared = self._compare(pending.pushed)
+            sha = compared[1]
+            if again and compared[0] == verify.AHEAD and sha and pending.branch and self._ours(sha, pending.branch):
+                # The remote holds commits of ours that were never recorded as pushed (the daemon was
+                # killed between a push and its bookkeeping): record them and push the rest on top.
+                record_pushed(self.repo, self.settings.remote, sha, {}, "the remote has it")
+                log.info("push_recorded_late", remote=self.remote.shown, remote_head=sha)
+                return self._push(timeout, again=False)
+            error = self._diverged(pending.pushed, compared) or error
+        tags_ok = {
+            name: sha
+            for name, sha in pending.tags.items()
+            if lines.get(f"refs/tags/{name}", ("!", ""))[0] != "!"
+        }
+        if branch_ok or tags_ok:
+            # Even when a tag was refused, what did arrive is no longer pending.
+            record_pushed(
+                self.repo, self.settings.remote, pending.branch if branch_ok else None, tags_ok,
+                f"push {run.seconds:.3f}s",
             )
-            lines = porcelain(run.stdout)
-            branch_ok = self.repo.ref in lines and lines[self.repo.ref][0] != "!"
-            tags_ok = {
-                name: sha
-                for name, sha in pending.tags.items()
-                if lines.get(f"refs/tags/{name}", ("!", ""))[0] != "!"
-            }
-            if branch_ok or tags_ok:
-                # Even when a tag was refused, what did arrive is no longer pending.
-                record_pushed(
-                    self.repo, self.settings.remote, pending.branch if branch_ok else None, tags_ok,
-                    f"push {run.seconds:.3f}s",
-                )
-            result.update(pushed=error is None, seconds=round(run.seconds, 3))
-            self._report(pending, error, run.seconds, forced)
+        if branch_ok and self._metrics is not None:
+            self._metrics.set_diverged(False)
+        result.update(pushed=error is None, seconds=round(run.seconds, 3))
+        self._report(pending, error, run.seconds, forced)
+        if error is not None:
+            raise error
+        return result
+
+    def _ours(self, sha: str, branch: str) -> bool:
+        return self.repo.git("merge-base", "--is-ancestor", sha, branch, check=False).returncode == 0
+
+    def _lease(self, pending: _Pending) -> list[str]:
+        """The remote must still hold what was pushed last, or nothing is overwritten (not even fast-forwarded).
+
+        Without allow_non_ff the lease is given only when the branch descends from what was pushed, so it
+        can never turn a rewrite into a forced update; a remote moved back by someone then refuses the push.
+        """
+        if not pending.branch:
+            return []
+        if self.settings.allow_non_ff:
+            return [f"--force-with-lease={self.repo.ref}:{pending.pushed or ''}"]
+        if pending.pushed and pending.pushed != pending.branch:
+            descends = self.repo.git("merge-base", "--is-ancestor", pending.pushed, pending.branch, check=False)
+            if descends.returncode == 0:
+                return [f"--force-with-lease={self.repo.ref}:{pending.pushed}"]
+        return []
+
+    def _compare(self, pushed: str) -> tuple[str | None, str | None]:
+        """(SAME, AHEAD or DIVERGED, the remote's commit); (None, None) when the remote could not be asked."""
+        assert self.remote is not None
+        try:
+            sha = verify.remote_branch(self.remote, self.repo, self._track)
+            return verify.compare(self.remote, self.repo, sha, pushed, self._track)
+        except PushError as exc:
+            log.info("remote_check_failed", kind=exc.kind, message=exc.detail)
+            return None, None
+
+    def _diverged(self, pushed: str, compared: tuple[str | None, str | None] | None = None) -> PushError | None:
+        """After a refused push: a remote_diverged error when the remote went back or was rewritten."""
+        assert self.remote is not None
+        state, sha = compared or self._compare(pushed)
+        if state != verify.DIVERGED:
+            return None
+        detail = verify.describe(self.repo, sha, pushed)
+        log.error("remote_diverged", remote=self.remote.shown, remote_head=sha, pushed=pushed, message=detail)
+        if self._metrics is not None:
+            self._metrics.set_diverged(True)
+        return PushError("remote_diverged", detail)
+
+    def check_remote(self) -> bool:
+        """Compare the remote branch with what was pushed (one ls-remote); True when a divergence just ended."""
+        assert self.remote is not None
+        with self._push_lock:
+            pushed = self._refresh().pushed
+            with self._lock:
+                shown = (self._state["last_error"] or {}).get("kind") == "remote_diverged"
+            if pushed is None:
+                return False
+            compared = self._compare(pushed)
+            if compared[0] is None:
+                return False
+            error = self._diverged(pushed, compared)
             if error is not None:
-                raise error
-            return result
+                with self._lock:
+                    self._state["last_error"] = {"kind": error.kind, "message": error.detail, "at": _iso(time.time())}
+                self._changed()
+                return False
+            if shown:
+                log.info("remote_diverged_resolved", remote=self.remote.shown, pushed=pushed)
+                with self._lock:
+                    self._state["last_error"] = None
+                if self._metrics is not None:
+                    self._metrics.set_diverged(False)
+                self._changed()
+                return True
+            return False
 
     def _track(self, proc: subprocess.Popen[bytes] | None) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import os
 import re
@@ -13,24 +14,37 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from committer import logs
 from committer.errors import CommitterError, redact
 from committer.gitrepo import GitRepo, git_argv, git_env
-from committer.settings import Settings
+from committer.settings import DEFAULT_GITHUB_API, Settings
+
+if TYPE_CHECKING:
+    from committer.github import AppTokens
 
 log = logs.get("committer.remote")
 
 TOKEN_ENV = "COMMITTER_TOKEN"
 TOKEN_USER = "x-access-token"
+# The credential reaches git as two variables of the git process's own environment, read by a credential
+# helper that git (and git-lfs, through `git credential fill`) runs only for the remote's origin.
+USER_ENV = "COMMITTER_GIT_USER"
+PASSWORD_ENV = "COMMITTER_GIT_PASSWORD"
+HELPER = (
+    "!f() { test \"$1\" = get && printf 'username=%s\\npassword=%s\\n' "
+    "\"$COMMITTER_GIT_USER\" \"$COMMITTER_GIT_PASSWORD\"; }; f"
+)
 PUSHED_PREFIX = "refs/committer/pushed/"
 PUSHED_TAGS_PREFIX = "refs/committer/pushed-tags/"
 FETCHED_PREFIX = "refs/committer/remote/"
 
 HINTS = {
     "transient": "the remote or the network is unavailable; retrying with backoff",
-    "auth": "check the token (COMMITTER_TOKEN, token_file or the systemd credential) or the SSH key",
+    "auth": "check the token (COMMITTER_TOKEN, token_file or the systemd credential), the GitHub App "
+    "(its id, installation and private key) or the SSH key",
     "not_found": "check the remote URL, and that the token may write to that repository",
     "non_fast_forward": "the remote has commits this repository lacks; run `committer pull`, "
     "or set allow_non_ff to overwrite them",
@@ -38,6 +52,9 @@ HINTS = {
     "too_large": "a file or the push is over the host's size or LFS quota; remove it from history or use LFS",
     "push_protection": "the host found a secret in a commit; remove it from history and rotate the secret",
     "protected_branch": "the branch is protected on the host; allow this token to push or use another branch",
+    "public_repository": "make the repository private (pushing resumes by itself), or set allow_public = true",
+    "remote_diverged": "someone moved the remote branch back or rewrote it; nothing is pushed over it: "
+    "push the missing commits back by hand, or take the remote's history (see Pulling in the README)",
     "unknown": "see the message; retrying with backoff",
 }
 KINDS = tuple(HINTS)
@@ -176,9 +193,49 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
 
 
+def remote_path(settings: Settings) -> tuple[str, str] | None:
+    """(host, path) of the remote URL, scp-like ssh included; None for local paths."""
+    url = split_credentials(settings.remote)[0]
+    if "://" in url:
+        parts = urlsplit(url)
+        return (parts.hostname or "").lower(), parts.path
+    if ":" in url and not url.startswith("/"):  # scp-like: git@github.com:owner/repo.git
+        address, _, path = url.partition(":")
+        return address.rpartition("@")[2].lower(), path
+    return None
+
+
+def api_url_set(settings: Settings) -> bool:
+    """Whether github_api_url was given (GitHub Enterprise, or a stand-in): its remote is then GitHub's."""
+    return settings.github_api_url != DEFAULT_GITHUB_API or settings.source_of("github_api_url") != "default"
+
+
+def on_github(settings: Settings) -> bool:
+    """Whether the remote is GitHub's, so the visibility rule applies (no network, no import of the REST client)."""
+    found = remote_path(settings)
+    return found is not None and (found[0] == "github.com" or api_url_set(settings))
+
+
 def basic_header(user: str, password: str) -> str:
     """The Authorization header GitHub accepts for a token: Basic base64(user:password)."""
     return "Authorization: Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port] of an http(s) URL, without credentials or path: what a credential is scoped to."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2].lower()
+    return f"{parts.scheme.lower()}://{host}"
+
+
+def helper_config(url: str) -> dict[str, str]:
+    """Git config that answers credential requests for `url`'s origin only, from the process environment.
+
+    The empty `credential.helper` first drops any helper configured before (git reads command-scope
+    config last); the scoped helper is then the only one, and git asks it only for this origin, so a
+    redirect to another host or an LFS storage host never gets the credential.
+    """
+    return {"credential.helper": "", f"credential.{origin(url)}.helper": HELPER}
 
 
 @dataclass(frozen=True)
@@ -201,24 +258,40 @@ class Remote:
         self.url, self._userinfo = split_credentials(settings.remote)
         self.shown = redact(settings.remote)
         self.is_http = urlsplit(self.url).scheme.lower() in ("http", "https")
+        self.app: AppTokens | None = None
+        if self.is_http and settings.github_app_id:
+            from committer.github import app_tokens  # the App's REST client, only for those who use one
+
+            self.app = app_tokens(settings)
+
+    def credentials(self) -> tuple[str, str] | None:
+        """(user, password) for the remote's host, read now: an App token, the token, or the URL's own."""
+        if not self.is_http:
+            return None
+        if self.app is not None:
+            return TOKEN_USER, self.app.token()
+        token = read_token(self.settings)
+        if token:
+            return TOKEN_USER, token
+        return self._userinfo if self._userinfo and any(self._userinfo) else None
 
     def env(self) -> tuple[dict[str, str], tuple[str, ...]]:
-        """Environment for one network git process, and the secrets it holds; the token is re-read."""
+        """Environment for one network git process, and the secrets it holds; the credential is re-read."""
         config: dict[str, str] = {}
         secrets: tuple[str, ...] = ()
-        if self.is_http:
-            token = read_token(self.settings)
-            user, password = (TOKEN_USER, token) if token else self._userinfo or ("", "")
-            if user or password:
-                header = basic_header(user, password)
-                # Short values would blank out ordinary words in logs; the header forms are long.
-                secrets = tuple(s for s in (password, header.split()[-1], header) if len(s) >= 6)
-                config["http.extraHeader"] = header
+        found = self.credentials()
+        env = git_env({"GIT_TERMINAL_PROMPT": "0"})
+        for name in ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG_PARAMETERS", TOKEN_ENV, USER_ENV, PASSWORD_ENV):
+            env.pop(name, None)
+        if found is not None:
+            user, password = found
+            encoded = basic_header(user, password).split()[-1]
+            # Short values would blank out ordinary words in logs; tokens and their encoded form are long.
+            secrets = tuple(s for s in (password, encoded) if len(s) >= 6)
+            config.update(helper_config(self.url))
+            env[USER_ENV], env[PASSWORD_ENV] = user, password
         for secret in secrets:
             logs.register_secret(secret)
-        env = git_env({"GIT_TERMINAL_PROMPT": "0"})
-        for name in ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG_PARAMETERS"):
-            env.pop(name, None)
         env["GIT_CONFIG_COUNT"] = str(len(config))
         for index, (key, value) in enumerate(config.items()):
             env[f"GIT_CONFIG_KEY_{index}"] = key
@@ -235,8 +308,29 @@ class Remote:
         timeout: float | None = None,
         track: Callable[[subprocess.Popen[bytes] | None], None] | None = None,
     ) -> NetResult:
-        """Run one git network command; past `timeout` its whole process group is killed."""
+        """Run one git network command; past `timeout` its whole process group is killed.
+
+        With a GitHub App, a refusal of the credentials means the installation token was revoked or
+        expired early: a new one is minted at once and the command runs again, once.
+        """
         timeout = self.settings.push_timeout if timeout is None else max(timeout, 0.1)
+        result = self._run_once(repo, args, timeout, track)
+        if self.app is not None and not result.timed_out:
+            error = classify(result.returncode, result.stderr, result.stdout)
+            if error is not None and error.kind == "auth":
+                log.info("github_token_refused", action="minting a new installation token")
+                self.app.invalidate()
+                again = self._run_once(repo, args, timeout, track)
+                return dataclasses.replace(again, seconds=again.seconds + result.seconds)
+        return result
+
+    def _run_once(
+        self,
+        repo: GitRepo,
+        args: list[str],
+        timeout: float,
+        track: Callable[[subprocess.Popen[bytes] | None], None] | None,
+    ) -> NetResult:
         stall = max(1, min(60, int(timeout / 2)))
         limits = ["-c", "http.lowSpeedLimit=1000", "-c", f"http.lowSpeedTime={stall}"]
         argv = git_argv(repo.git_dir, [*limits, *args])
@@ -287,7 +381,8 @@ def timeout_error(seconds: float) -> PushError:
     return PushError("transient", f"no answer from the remote within {seconds:.1f}s; git was stopped")
 
 
-def _raise_for(result: NetResult, action: str = "push") -> None:
+def raise_for(result: NetResult, action: str = "push") -> None:
+    """Raise the classified PushError of a network call that failed or ran out of time."""
     if result.timed_out:
         raise timeout_error(result.seconds)
     error = classify(result.returncode, result.stderr, result.stdout, secrets=result.secrets)
@@ -330,7 +425,7 @@ def remote_has_history(settings: Settings, repo: GitRepo) -> bool:
     """Whether the remote already has our branch (an empty remote simply receives the first push)."""
     remote = Remote(settings)
     result = remote.run(repo, ["ls-remote", "--heads", remote.url, repo.ref])
-    _raise_for(result, "remote check")
+    raise_for(result, "remote check")
     return bool(result.stdout.strip())
 
 
@@ -346,7 +441,7 @@ def fetch_remote_head(
     result = remote.run(repo, args, track=track)
     if result.returncode != 0 and "couldn't find remote ref" in result.stderr:
         return None
-    _raise_for(result, "fetch")
+    raise_for(result, "fetch")
     sha = repo.git("rev-parse", "-q", "--verify", f"{target}^{{commit}}").stdout.decode().strip()
     return sha or None
 
@@ -354,7 +449,7 @@ def fetch_remote_head(
 def fetch_lfs_objects(settings: Settings, repo: GitRepo, rev: str) -> None:
     """Download the LFS objects of `rev`'s tree from the remote into the repository's LFS store."""
     remote = Remote(settings)
-    _raise_for(remote.run(repo, ["lfs", "fetch", remote.url, rev]), "LFS fetch")
+    raise_for(remote.run(repo, ["lfs", "fetch", remote.url, rev]), "LFS fetch")
 
 
 def refetch_remote_head(settings: Settings, repo: GitRepo) -> str | None:
@@ -362,7 +457,7 @@ def refetch_remote_head(settings: Settings, repo: GitRepo) -> str | None:
     remote = Remote(settings)
     target = f"{FETCHED_PREFIX}{repo.branch}"
     args = ["fetch", "--refetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote.url, f"+{repo.ref}:{target}"]
-    _raise_for(remote.run(repo, args), "fetch")
+    raise_for(remote.run(repo, args), "fetch")
     return target
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from committer.errors import ConfigError, redact
 
 DEFAULT_CONFIG_FILE = Path("/etc/committer/committer.toml")
+DEFAULT_GITHUB_API = "https://api.github.com"
+APP_SETTINGS = ("github_app_id", "github_app_installation_id", "github_app_private_key_file")
 OBSERVERS = ("auto", "inotify", "poll")
 LOG_FORMATS = ("auto", "console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -49,6 +51,11 @@ class Settings:
     pull_merge: bool = True
     webhook_secret_file: Path | None = None
     token_file: Path | None = None
+    github_app_id: str = ""
+    github_app_installation_id: int = 0
+    github_app_private_key_file: Path | None = None
+    github_api_url: str = DEFAULT_GITHUB_API
+    allow_public: bool = False
     git_ssh_command: str = ""
     shutdown_timeout: float = 10.0
     git_timeout: float = 300.0
@@ -208,6 +215,20 @@ def _text(setting: str, value: object) -> str:
     return value.strip()
 
 
+def _app_id(setting: str, value: object) -> str:
+    text = _text(setting, str(value) if isinstance(value, int) and not isinstance(value, bool) else value)
+    if text and not re.fullmatch(r"[1-9][0-9]*|Iv[0-9A-Za-z._-]+", text):
+        raise ConfigError(setting, f"expected the App's numeric id or its client id (Iv...), got {text!r}")
+    return text
+
+
+def _api_url(setting: str, value: object) -> str:
+    text = _text(setting, value).rstrip("/")
+    if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", text):
+        raise ConfigError(setting, f"expected an http(s) URL such as {DEFAULT_GITHUB_API}, got {value!r}")
+    return text
+
+
 def _branch(setting: str, value: object) -> str:
     """A branch name as `git check-ref-format --branch` accepts it, given short (`main`, `team/notes`)."""
     name = _text(setting, value)
@@ -260,6 +281,11 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "pull_merge": _bool,
     "webhook_secret_file": _optional_path,
     "token_file": _optional_path,
+    "github_app_id": _app_id,
+    "github_app_installation_id": _count,
+    "github_app_private_key_file": _optional_path,
+    "github_api_url": _api_url,
+    "allow_public": _bool,
     "git_ssh_command": _text,
     "shutdown_timeout": _positive_duration,
     "git_timeout": _positive_duration,
@@ -340,7 +366,27 @@ def load_settings(
             sources[name] = source
     settings = dataclasses.replace(Settings(), **values, sources=sources)
     _check_consistency(settings)
+    _check_app(settings, env)
     return settings
+
+
+def _check_app(settings: Settings, env: Mapping[str, str]) -> None:
+    """A GitHub App needs its id and installation; it and a token are two answers to one question."""
+    given = [name for name in APP_SETTINGS if getattr(settings, name)]
+    if not given:
+        return
+    if settings.token_file is not None or env.get("COMMITTER_TOKEN", "").strip():
+        token = "token-file" if settings.token_file is not None else "COMMITTER_TOKEN"
+        raise ConfigError(
+            given[0].replace("_", "-"),
+            f"a GitHub App and a token ({token}) are both configured; keep one of them",
+        )
+    if not settings.github_app_id:
+        raise ConfigError("github-app-id", "the GitHub App's id is needed with the other github_app_* settings")
+    if not settings.github_app_installation_id:
+        raise ConfigError(
+            "github-app-installation-id", "the App's installation id is needed with the other github_app_* settings"
+        )
 
 
 def _check_consistency(settings: Settings) -> None:

@@ -2,13 +2,24 @@
 
 It answers as GitHub does for pushes with a token: Basic auth with user `x-access-token`,
 401 otherwise. Modes make it misbehave on purpose: `503`, `429`, `hang` (accept and never
-answer), `reject_gh001` and `reject_gh013` (a pre-receive hook prints GitHub's messages).
+answer), `reject_gh001` and `reject_gh013` (a pre-receive hook prints GitHub's messages),
+`redirect` (every git request is sent to another host with a 302).
+
+Git LFS is served as GitHub serves it: the batch API (`POST /repo.git/info/lfs/objects/batch`,
+authenticated like git) answers with upload and download actions on a separate storage host
+(`LFSStorage`, another port, addressed as `localhost`), each carrying its own one-time
+`Authorization` header. The storage host accepts a request only with exactly that header, once,
+and records every `Authorization` it is sent.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
+import re
+import secrets
 import subprocess
 import threading
 import time
@@ -16,12 +27,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 USER = "x-access-token"
-MODES = ("normal", "503", "429", "hang", "reject_gh001", "reject_gh013")
+MODES = ("normal", "503", "429", "hang", "reject_gh001", "reject_gh013", "redirect")
+_BATCH = re.compile(r"^/[^?]+\.git/info/lfs/objects/batch$")
+_OBJECT = re.compile(r"^/objects/([0-9a-f]{64})$")
 
 _HOOKS = {
     "reject_gh001": """\
@@ -89,19 +103,132 @@ class Request:
     mode: str
 
 
-class GitHTTPServer:
-    """Serves one bare repository at http://127.0.0.1:<port>/repo.git."""
+class LFSStorage:
+    """The LFS storage host: objects by oid, reached only with the one-time header the batch API gave out."""
 
-    def __init__(self, root: Path, token: str) -> None:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.authorizations: list[str | None] = []
+        self.requests: list[tuple[str, str]] = []
+        self._grants: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _StorageHandler)
+        self._httpd.owner = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="lfs-storage", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """Another origin than the git server's: same machine, another host name and port."""
+        return f"http://localhost:{self._httpd.server_address[1]}"
+
+    def grant(self, method: str, oid: str) -> dict[str, Any]:
+        """An action for the batch answer: the href and a header valid for one request."""
+        value = "RemoteAuth " + secrets.token_urlsafe(24)
+        with self._lock:
+            self._grants[(method, oid)] = value
+        return {"href": f"{self.url}/objects/{oid}", "header": {"Authorization": value}, "expires_in": 3600}
+
+    def has(self, oid: str) -> bool:
+        with self._lock:
+            return oid in self.objects
+
+    def _take(self, method: str, oid: str, headers: list[str]) -> bool:
+        with self._lock:
+            expected = self._grants.get((method, oid))
+            if expected is None or headers != [expected]:
+                return False
+            del self._grants[(method, oid)]
+            return True
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+
+class Replying(BaseHTTPRequestHandler):
+    """A quiet handler that answers one request a connection."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class _StorageHandler(Replying):
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        owner: LFSStorage = self.server.owner  # type: ignore[attr-defined]
+        self.close_connection = True
+        headers = self.headers.get_all("Authorization") or []
+        with owner._lock:
+            owner.authorizations.extend(headers or [None])
+            owner.requests.append((self.command, self.path))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        match = _OBJECT.match(self.path.split("?")[0])
+        if match is None:
+            # Anything else asks for credentials, as a host fishing for them would.
+            self._reply(401, {"WWW-Authenticate": 'Basic realm="storage"'}, b"Unauthorized\n")
+            return
+        oid = match.group(1)
+        if not owner._take(self.command, oid, headers):
+            self._reply(403, {}, b"signature does not match\n")
+        elif self.command == "PUT":
+            if hashlib.sha256(body).hexdigest() != oid:
+                self._reply(400, {}, b"content does not match its oid\n")
+                return
+            with owner._lock:
+                owner.objects[oid] = body
+            self._reply(200, {}, b"")
+        elif self.command == "GET" and owner.has(oid):
+            with owner._lock:
+                data = owner.objects[oid]
+            self._reply(200, {"Content-Type": "application/octet-stream"}, data)
+        else:
+            self._reply(404, {}, b"no such object\n")
+
+
+class GitHTTPServer:
+    """Serves one bare repository at http://127.0.0.1:<port>/repo.git, and its LFS objects."""
+
+    def __init__(
+        self, root: Path, token: str, accept: Callable[[str], bool] | None = None, name: str = "repo.git"
+    ) -> None:
         self.root = root
-        self.repo = root / "repo.git"
+        self.name = name
+        self.repo = root / name
         self.token = token
+        self.accept = accept  # when given, decides which passwords are live (GitHub App tokens)
+        self.storage = LFSStorage()
         self.requests: list[Request] = []
         self.hanging = 0
         self._mode = "normal"
         self._stopped = False
         self._cond = threading.Condition()
-        root.mkdir(parents=True, exist_ok=True)
+        self.repo.parent.mkdir(parents=True, exist_ok=True)
         git("init", "--quiet", "--bare", "--initial-branch=main", str(self.repo))
         git("--git-dir", str(self.repo), "config", "http.receivepack", "true")
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -112,7 +239,7 @@ class GitHTTPServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/repo.git"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/{self.name}"
 
     @property
     def mode(self) -> str:
@@ -145,6 +272,7 @@ class GitHTTPServer:
             return None
 
     def start(self) -> None:
+        self.storage.start()
         self._thread.start()
 
     def stop(self) -> None:
@@ -154,6 +282,7 @@ class GitHTTPServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join()
+        self.storage.stop()
 
     def _hang(self) -> None:
         with self._cond:
@@ -165,17 +294,38 @@ class GitHTTPServer:
         with self._cond:
             self.requests.append(request)
 
-    def _expected_auth(self) -> str:
+    def authorized(self, header: str | None) -> bool:
+        """Basic x-access-token:<token>, with the one token or a live one."""
         with self._cond:
-            return basic(USER, self.token)
+            token, accept = self.token, self.accept
+        if accept is None:
+            return header == basic(USER, token)
+        scheme, _, value = (header or "").partition(" ")
+        try:
+            user, _, password = base64.b64decode(value).decode().partition(":")
+        except ValueError:
+            return False
+        return scheme == "Basic" and user == USER and accept(password)
+
+    def lfs_batch(self, body: bytes) -> dict[str, Any]:
+        """The batch API's answer: actions on the storage host, or a per-object error."""
+        request = json.loads(body)
+        objects = []
+        for item in request.get("objects", []):
+            oid, size = item["oid"], item["size"]
+            entry: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
+            if request.get("operation") == "upload":
+                if not self.storage.has(oid):
+                    entry["actions"] = {"upload": self.storage.grant("PUT", oid)}
+            elif self.storage.has(oid):
+                entry["actions"] = {"download": self.storage.grant("GET", oid)}
+            else:
+                entry["error"] = {"code": 404, "message": "Object does not exist"}
+            objects.append(entry)
+        return {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
+class _Handler(Replying):
     def do_GET(self) -> None:
         self._serve()
 
@@ -195,8 +345,13 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._body()
             if mode in ("503", "429"):
                 self._reply(int(mode), {"Retry-After": "1"}, b"busy\n")
-            elif auth != owner._expected_auth():
+            elif mode == "redirect":
+                self._reply(302, {"Location": owner.storage.url + self.path}, b"")
+            elif not owner.authorized(auth):
                 self._reply(401, {"WWW-Authenticate": 'Basic realm="test"'}, b"Unauthorized\n")
+            elif _BATCH.match(urlsplit(self.path).path):
+                answer = json.dumps(owner.lfs_batch(body)).encode()
+                self._reply(200, {"Content-Type": "application/vnd.git-lfs+json"}, answer)
             else:
                 self._cgi(owner, body)
         except (BrokenPipeError, ConnectionResetError):
@@ -253,15 +408,6 @@ class _Handler(BaseHTTPRequestHandler):
             elif name:
                 headers[name.strip()] = value.strip()
         self._reply(status, headers, payload)
-
-    def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(payload)
 
 
 @pytest.fixture

@@ -341,8 +341,13 @@ def test_unreadable_token_file_is_an_auth_error(tmp_path: Path) -> None:
     assert info.value.kind == "auth" and "missing" in info.value.detail
 
 
-def test_url_credentials_leave_the_url_and_become_a_header(monkeypatch: pytest.MonkeyPatch) -> None:
-    """user:password in an https URL goes to git as a header in its environment, never on argv."""
+def config_of(env: dict[str, str]) -> dict[str, str]:
+    """The git config a process gets through GIT_CONFIG_COUNT/KEY/VALUE."""
+    return {env[f"GIT_CONFIG_KEY_{n}"]: env[f"GIT_CONFIG_VALUE_{n}"] for n in range(int(env["GIT_CONFIG_COUNT"]))}
+
+
+def test_url_credentials_leave_the_url_for_a_helper_scoped_to_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """user:password in an https URL reaches git through the environment, for that origin only, never argv."""
     monkeypatch.delenv("COMMITTER_TOKEN", raising=False)
     monkeypatch.setenv("GIT_ASKPASS", "/usr/bin/ksshaskpass")
     assert split_credentials("https://bot:pa%40ss@git.example/x.git") == (
@@ -350,24 +355,30 @@ def test_url_credentials_leave_the_url_and_become_a_header(monkeypatch: pytest.M
         ("bot", "pa@ss"),
     )
     assert split_credentials("ssh://git@host/x.git") == ("ssh://git@host/x.git", None)
-    remote = Remote(Settings(remote="https://bot:s3cr3tpass@git.example/x.git"))
-    assert remote.url == "https://git.example/x.git"
-    assert remote.shown == "https://***@git.example/x.git"
+    remote = Remote(Settings(remote="https://bot:s3cr3tpass@git.example:8443/x.git"))
+    assert remote.url == "https://git.example:8443/x.git"
+    assert remote.shown == "https://***@git.example:8443/x.git"
     env, secrets = remote.env()
-    assert env["GIT_CONFIG_COUNT"] == "1" and env["GIT_CONFIG_KEY_0"] == "http.extraHeader"
-    expected = "Basic " + base64.b64encode(b"bot:s3cr3tpass").decode()
-    assert env["GIT_CONFIG_VALUE_0"] == f"Authorization: {expected}"
+    config = config_of(env)
+    assert list(config) == ["credential.helper", "credential.https://git.example:8443.helper"]
+    assert config["credential.helper"] == ""
+    assert config["credential.https://git.example:8443.helper"] == remote_mod.HELPER
+    assert env[remote_mod.USER_ENV] == "bot" and env[remote_mod.PASSWORD_ENV] == "s3cr3tpass"
+    assert not any("s3cr3tpass" in value for value in config.values())
+    assert not any(key.startswith("http.") for key in config)
     assert env["GIT_TERMINAL_PROMPT"] == "0" and "GIT_ASKPASS" not in env
     assert "s3cr3tpass" in secrets
 
 
-def test_token_header_uses_x_access_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A token is sent as Basic x-access-token:<token>, as GitHub expects, and registered as a secret."""
+def test_token_goes_as_x_access_token_and_is_registered_as_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token is the password of user x-access-token, as GitHub expects, and never shows in logs."""
     monkeypatch.setenv("COMMITTER_TOKEN", "ghp_unit0123456789")
     remote = Remote(Settings(remote="https://github.com/acme/notes.git"))
     env, secrets = remote.env()
+    assert config_of(env)["credential.https://github.com.helper"] == remote_mod.HELPER
+    assert env[remote_mod.USER_ENV] == "x-access-token" and env[remote_mod.PASSWORD_ENV] == "ghp_unit0123456789"
+    assert "COMMITTER_TOKEN" not in env
     header = base64.b64encode(b"x-access-token:ghp_unit0123456789").decode()
-    assert env["GIT_CONFIG_VALUE_0"] == f"Authorization: Basic {header}"
     assert {"ghp_unit0123456789", header} <= set(secrets)
     assert {"ghp_unit0123456789", header} <= set(remote_mod.logs._secrets)
 
@@ -379,3 +390,4 @@ def test_ssh_remote_gets_ssh_command_and_no_header(monkeypatch: pytest.MonkeyPat
     env, secrets = remote.env()
     assert env["GIT_SSH_COMMAND"] == "ssh -i /k"
     assert env["GIT_CONFIG_COUNT"] == "0" and secrets == ()
+    assert remote_mod.PASSWORD_ENV not in env and "COMMITTER_TOKEN" not in env
