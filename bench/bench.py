@@ -36,12 +36,12 @@ import watching
 from report import Row, Section, med, ms, ratio, render, spread
 from workload import Tree
 
-from committer import logs
-from committer.daemon import open_repository
-from committer.filters import PathFilter
-from committer.pipeline import Pipeline
-from committer.secrets import find_secret
-from committer.settings import load_settings
+from committer.commit.step import Pipeline
+from committer.core import logs
+from committer.core.settings import load_settings
+from committer.git.setup import open_repository
+from committer.policy.filters import PathFilter
+from committer.policy.secrets import find_secret
 
 OUT = Path(__file__).resolve().parent / "out" / "latest.md"
 # The issue sets the "10x cheaper than git add -A" target on the 100k tree: that baseline grows with

@@ -39,9 +39,9 @@ def child_events(count: int, root: str) -> dict[str, Any]:
     from watchdog.events import FileCreatedEvent, FileModifiedEvent
 
     import committer.cli  # noqa: F401 - what the daemon process holds
-    from committer.batcher import Batcher
-    from committer.filters import PathFilter
-    from committer.watcher import Watcher
+    from committer.policy.filters import PathFilter
+    from committer.watch.batcher import Batcher
+    from committer.watch.watcher import Watcher
 
     base = _hwm_mb()
     watcher = Watcher(Path(root), PathFilter(Path(root)), notify=lambda: None, observer="poll")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from committer.gitrepo import git_argv, git_env, run_git
+from committer.git.repo import git_argv, git_env, run_git
 
 
 def git(git_dir: Path, *args: str, work_tree: Path | None = None) -> str:

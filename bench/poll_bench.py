@@ -145,8 +145,8 @@ class Candidate:
 class Scanner(Candidate):
     def __init__(self, root: Path, trust: bool | None) -> None:
         super().__init__(root)
-        from committer.filters import PathFilter
-        from committer.scanner import PollScanner
+        from committer.policy.filters import PathFilter
+        from committer.watch.scanner import PollScanner
 
         self.scanner = PollScanner(root, PathFilter(root), trust_dir_mtime=trust)
 
@@ -392,8 +392,8 @@ def child(args: argparse.Namespace) -> None:
 def live_child(args: argparse.Namespace) -> None:
     """The daemon's imports, a PollThread at INTERVAL; prints when ready and every handover."""
     import committer.cli  # noqa: F401  (what the daemon process holds anyway)
-    from committer.filters import PathFilter
-    from committer.scanner import PollScanner, PollThread
+    from committer.policy.filters import PathFilter
+    from committer.watch.scanner import PollScanner, PollThread
 
     root = Path(args.root)
 
@@ -598,7 +598,7 @@ TRUSTED = ("ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "tmpfs")  # as
 def _fs_type(path: str) -> str:
     sys.path.insert(0, str(REPO))
     try:
-        from committer.scanner import filesystem_type
+        from committer.watch.scanner import filesystem_type
 
         return filesystem_type(path) or "unknown filesystem"
     except ImportError:

@@ -24,9 +24,9 @@ from report import Row, Section, med, ms, ratio, spread
 from watching import DEBOUNCE_FLAG
 from workload import Tree
 
-from committer.changes import blob_id
-from committer.gitrepo import git_argv, git_env
-from committer.settings import load_settings
+from committer.core.settings import load_settings
+from committer.git.objects import blob_id
+from committer.git.repo import git_argv, git_env
 
 FILES = 1000
 BACKOFF_MAX = "1s"  # COMMITTER_PUSH_BACKOFF_MAX for the run, so the outage's retries come quickly

@@ -15,7 +15,7 @@ import procs
 from report import Row, Section, med, ms, ratio, spread
 from workload import Tree
 
-from committer.changes import blob_id
+from committer.git.objects import blob_id
 
 DEBOUNCE_FLAG, DEBOUNCE = "200ms", 0.2
 WRITE_GAP = 0.3  # between latency writes, so that each write is a batch of its own

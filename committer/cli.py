@@ -13,13 +13,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from committer import logs, message, ops
-from committer.daemon import Daemon, check_branch, open_repository
-from committer.errors import CommitterError, ConfigError, redact
-from committer.filters import PathFilter
-from committer.gitrepo import GitRepo, history
-from committer.pipeline import Pipeline
-from committer.settings import (
+from committer.commit import message
+from committer.commit.step import Pipeline
+from committer.core import logs
+from committer.core.errors import CommitterError, ConfigError, redact
+from committer.core.settings import (
     Settings,
     config_path,
     load_settings,
@@ -27,8 +25,13 @@ from committer.settings import (
     require_data_dir,
     require_git_dir,
 )
-from committer.state import COMMAND, InstanceLock, read_state, write_state
-from committer.status import collect_status, render_status
+from committer.daemon.service import Daemon
+from committer.git.repo import GitRepo, history
+from committer.git.setup import check_branch, open_repository
+from committer.ops import requests as ops
+from committer.ops.state import COMMAND, InstanceLock, read_state, write_state
+from committer.ops.status import collect_status, render_status
+from committer.policy.filters import PathFilter
 
 app = typer.Typer(
     add_completion=False,
@@ -164,12 +167,12 @@ def init(
 
 def _side_with_remote(settings: Settings, repo: GitRepo, from_remote: bool, adopt: bool) -> bool:
     """For a new repository whose remote has history: take it (True), adopt it, or refuse."""
-    from committer.pusher import adopt_remote, init_from_remote, remote_has_history
+    from committer.sync.bootstrap import adopt_remote, init_from_remote, remote_has_history
 
     if not remote_has_history(settings, repo):
         return False
     if from_remote:
-        from committer.pull import checkout_lfs
+        from committer.sync.pull import checkout_lfs
 
         checkout_lfs(settings, repo, init_from_remote(settings, repo))
         return True
@@ -185,7 +188,7 @@ def _side_with_remote(settings: Settings, repo: GitRepo, from_remote: bool, adop
 
 
 def _push_and_report(settings: Settings, repo: GitRepo) -> None:
-    from committer.pusher import Pusher
+    from committer.sync.pusher import Pusher
 
     result = Pusher(settings, repo).push_now()
     if result["pushed"]:
@@ -465,7 +468,7 @@ def snapshot_command(
     log_level: LogLevelOpt = None,
 ) -> None:
     """Tag HEAD (an annotated tag, pushed with the next push), or list the snapshots."""
-    from committer import snapshot
+    from committer.ops import snapshot
 
     def body() -> None:
         settings = _settings(config, data_dir=data_dir, git_dir=git_dir, branch=branch,
@@ -498,7 +501,7 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Check the set-up (git, git-lfs, directories, inotify, remote and token) and say how to fix it."""
-    from committer import doctor as checks
+    from committer.ops import doctor as checks
 
     def body() -> int:
         settings = _settings(
@@ -537,9 +540,9 @@ def connect_command(
     log_level: LogLevelOpt = None,
 ) -> None:
     """Create the private GitHub repository if missing, register the push webhook, write the settings."""
-    from committer import doctor as checks
-    from committer.connect import connect
-    from committer.settings import DEFAULT_CONFIG_FILE
+    from committer.core.settings import DEFAULT_CONFIG_FILE
+    from committer.ops import doctor as checks
+    from committer.ops.connect import connect
 
     def body() -> int:
         flags: dict[str, object] = dict(

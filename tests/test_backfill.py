@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from committer import gitindex
-from committer.changes import blob_id
+from committer.git import index as gitindex
+from committer.git.objects import blob_id
 from tests.conftest import Layout, committer, git, wait_for
 from tests.test_pipeline import make_pipeline
 
@@ -115,7 +115,7 @@ def test_the_first_commit_hands_its_stat_data_to_the_index_and_git_reads_no_file
 def test_a_first_commit_larger_than_the_record_lists_in_memory_streams_its_hints(
     layout: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from committer import records
+    from committer.core import records
 
     paths = _notes(layout, 300)
     wait_for(lambda: _old_enough(paths), timeout=5, what="files older than the racy window")

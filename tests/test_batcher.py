@@ -1,6 +1,6 @@
 """The batcher: debounce and maximum delay, with an injected clock (no sleeping)."""
 
-from committer.batcher import Batcher
+from committer.watch.batcher import Batcher
 
 
 def test_a_batch_closes_debounce_after_its_last_event() -> None:
@@ -53,7 +53,7 @@ def test_zero_debounce_is_due_at_once() -> None:
 
 
 def test_a_huge_burst_is_folded_into_directories_and_stays_bounded() -> None:
-    from committer.batcher import COALESCE_ABOVE, coalesce
+    from committer.core.paths import COALESCE_ABOVE, coalesce
 
     b = Batcher(debounce=1.0, max_delay=10.0)
     for d in range(2_000):
@@ -67,7 +67,7 @@ def test_a_huge_burst_is_folded_into_directories_and_stays_bounded() -> None:
 
 
 def test_once_the_whole_tree_is_a_candidate_nothing_more_is_kept() -> None:
-    from committer.batcher import COALESCE_ABOVE
+    from committer.core.paths import COALESCE_ABOVE
 
     b = Batcher(debounce=1.0, max_delay=10.0)
     for i in range(COALESCE_ABOVE + 1):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from committer.errors import ConfigError
-from committer.settings import load_settings
+from committer.core.errors import ConfigError
+from committer.core.settings import load_settings
 from tests.conftest import DaemonProcess, Layout, commit_count, committer, wait_for
 from tests.githubapi import APP_ID, INSTALLATION, PAT, GitHubAPI, app_key, github_api
 from tests.gitserver import GitHTTPServer

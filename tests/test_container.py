@@ -34,8 +34,8 @@ from typing import Any
 import pytest
 import yaml
 
-from committer.secrets import find_secret
-from committer.settings import NAMES, Settings, env_name, load_settings, parse_address, parse_duration
+from committer.core.settings import NAMES, Settings, env_name, load_settings, parse_address, parse_duration
+from committer.policy.secrets import find_secret
 from tests.conftest import ROOT, wait_for
 
 CONTAINERFILE = ROOT / "Containerfile"

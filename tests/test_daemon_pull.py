@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from committer.webhook import signature
+from committer.serve.webhook import signature
 from tests.conftest import DaemonProcess, Layout, committer, git, show, wait_for
 from tests.test_daemon_http import free_port
 from tests.test_pull import LINES, Clone

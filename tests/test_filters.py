@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from committer.filters import PathFilter
+from committer.policy.filters import PathFilter
 
 
 @pytest.mark.parametrize("path", [
@@ -37,7 +37,7 @@ def test_bmignore_is_reread_when_it_changes(tmp_path: Path) -> None:
 def test_the_combined_matcher_agrees_with_pathspec(tmp_path: Path) -> None:
     import pathspec
 
-    from committer.filters import DEFAULT_IGNORES
+    from committer.policy.filters import DEFAULT_IGNORES
 
     fast = PathFilter(tmp_path, extra=["build/", "*.log", "docs/**/draft-*"])
     slow = pathspec.GitIgnoreSpec.from_lines([*DEFAULT_IGNORES, "build/", "*.log", "docs/**/draft-*"])

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from committer import github
-from committer.gitrepo import GitRepo
-from committer.metrics import Metrics
-from committer.pusher import Pusher, PushError
-from committer.settings import Settings
+from committer.core.settings import Settings
+from committer.git.repo import GitRepo
+from committer.serve.metrics import Metrics
+from committer.sync import github
+from committer.sync.errors import PushError
+from committer.sync.pusher import Pusher
 from tests.githubapi import APP_ID, INSTALLATION, PAT, GitHubAPI, app_key, github_api, rsa_key
 from tests.gitserver import GitHTTPServer, wait_for
 from tests.test_push_remote import commit, repo, running

@@ -1,6 +1,6 @@
 """The mass-deletion guard as a pure policy."""
 
-from committer.guard import DATA_DIR_EMPTY, DATA_DIR_MISSING, MAX_DELETE, Hold, decide, release
+from committer.policy.guard import DATA_DIR_EMPTY, DATA_DIR_MISSING, MAX_DELETE, Hold, decide, release
 
 
 def paths(n: int, prefix: str = "f") -> list[str]:

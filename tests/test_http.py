@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from committer import __version__
-from committer.errors import CommitterError
-from committer.http import HttpServer
-from committer.metrics import BUCKETS, Metrics
+from committer.core.errors import CommitterError
+from committer.serve.http import HttpServer
+from committer.serve.metrics import BUCKETS, Metrics
 
 # Straight to the server: an http_proxy in the environment must not intercept 127.0.0.1.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

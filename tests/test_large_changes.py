@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from committer import writer
-from committer.gitrepo import FastImport
-from committer.records import Spill
-from committer.settings import load_settings
+from committer.commit import writer
+from committer.core.records import Spill
+from committer.core.settings import load_settings
+from committer.git.repo import FastImport
 from tests.conftest import Layout, commit_count, git, tree_files
 from tests.test_pipeline import make_pipeline
 

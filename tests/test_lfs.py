@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from committer import lfs
-from committer.errors import CommitterError
-from committer.gitrepo import GitRepo, git_env
+from committer.core.errors import CommitterError
+from committer.git import lfs
+from committer.git.repo import GitRepo, git_env
 
 pytestmark = pytest.mark.skipif(
     not lfs.available(), reason="git-lfs is not installed (apt-get install git-lfs)"

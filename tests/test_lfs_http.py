@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from committer import lfs
-from committer.gitrepo import GitRepo
-from committer.pusher import Pusher, PushError
-from committer.settings import Settings
+from committer.core.settings import Settings
+from committer.git import lfs
+from committer.git.repo import GitRepo
+from committer.sync.errors import PushError
+from committer.sync.pusher import Pusher
 from tests.conftest import Layout, committer
 from tests.gitserver import USER, GitHTTPServer, git, git_server
 

@@ -3,8 +3,8 @@
 import json
 import subprocess
 
-from committer import message
-from committer.message import Counts
+from committer.commit import message
+from committer.commit.message import Counts
 
 
 def test_summary_names_counts_and_the_first_paths() -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from committer.daemon import open_repository
-from committer.filters import PathFilter
-from committer.pipeline import Pipeline
-from committer.settings import load_settings
+from committer.commit.step import Pipeline
+from committer.core.settings import load_settings
+from committer.git.setup import open_repository
+from committer.policy.filters import PathFilter
 from tests.conftest import Layout, commit_count, git, show, tree_files
 
 
@@ -280,7 +280,7 @@ def test_no_commit_carries_more_than_max_batch_files(layout: Layout) -> None:
 
 
 def test_maintenance_packs_the_loose_objects_small_commits_leave(layout: Layout) -> None:
-    from committer.daemon import _maintain
+    from committer.daemon.service import _maintain
 
     p = make_pipeline(layout)
     for i in range(40):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from committer import lfs
-from committer.trees import conflict_name
+from committer.git import lfs
+from committer.git.trees import conflict_name
 from tests.conftest import Layout, commit_count, committer, git, show, tree_files
 from tests.gitserver import GitHTTPServer, git_server  # noqa: F401  (a fixture)
 
@@ -250,11 +250,11 @@ def test_pull_without_a_remote_is_a_usage_error(layout: Layout) -> None:
 def test_a_file_changed_while_a_pull_is_applied_is_never_overwritten(
     layout: Layout, mirror: Path, tmp_path: Path
 ) -> None:
-    from committer import pull as pulling
-    from committer.daemon import open_repository
-    from committer.filters import PathFilter
-    from committer.pipeline import Pipeline
-    from committer.settings import load_settings
+    from committer.commit.step import Pipeline
+    from committer.core.settings import load_settings
+    from committer.git.setup import open_repository
+    from committer.policy.filters import PathFilter
+    from committer.sync import pull as pulling
 
     env = start(layout, f"file://{mirror}", {"a.md": "a\n", "b.md": "b\n"})
     clone = Clone(f"file://{mirror}", tmp_path / "clone")
@@ -282,8 +282,8 @@ def test_a_file_changed_while_a_pull_is_applied_is_never_overwritten(
 
 
 def test_tree_paths_that_would_leave_the_data_directory_are_never_written(tmp_path: Path) -> None:
-    from committer.fsio import Tree
-    from committer.pull import _safe
+    from committer.core.fsio import Tree
+    from committer.sync.pull import _safe
 
     root = tmp_path / "data"
     (root / "dir").mkdir(parents=True)

@@ -15,17 +15,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from committer.errors import CommitterError
-from committer.gitrepo import GitRepo
-from committer.pusher import (
-    Pusher,
-    PushError,
-    adopt_remote,
-    fetch_remote_head,
-    init_from_remote,
-    remote_has_history,
-)
-from committer.settings import Settings
+from committer.core.errors import CommitterError
+from committer.core.settings import Settings
+from committer.git.repo import GitRepo
+from committer.sync.bootstrap import adopt_remote, fetch_remote_head, init_from_remote, remote_has_history
+from committer.sync.errors import PushError
+from committer.sync.pusher import Pusher
 from tests.gitserver import GitHTTPServer, git, git_server, wait_for
 
 __all__ = ["git_server"]  # the fixture, imported so pytest finds it

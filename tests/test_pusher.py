@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from committer import remote as remote_mod
-from committer.pusher import PushError, backoff, classify
-from committer.remote import PERMANENT, Remote, read_token, split_credentials
-from committer.settings import Settings
+from committer.core.settings import Settings
+from committer.sync import transport as remote_mod
+from committer.sync.credentials import read_token, split_credentials
+from committer.sync.errors import PERMANENT, PushError, classify
+from committer.sync.pusher import backoff
+from committer.sync.transport import Remote
 
 URL = "http://127.0.0.1:39595/repo.git"
 REJECTED_HINT = "error: failed to push some refs to 'http://127.0.0.1:39595/repo.git'\n"

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from committer import verify
-from committer.gitrepo import GitRepo
-from committer.metrics import Metrics
-from committer.pusher import Pusher, PushError
+from committer.git.repo import GitRepo
+from committer.serve.metrics import Metrics
+from committer.sync import verify
+from committer.sync.errors import PushError
+from committer.sync.pusher import Pusher
 from tests.gitserver import git, wait_for
 from tests.test_push_remote import bare, commit, remote_head, repo, running, settings_for
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from committer.guard import pair_renames
-from committer.settings import load_settings
+from committer.core.settings import load_settings
+from committer.policy.guard import pair_renames
 from tests.conftest import DaemonProcess, Layout, commit_count, committer, git, tree_files, wait_for
 from tests.test_pipeline import make_pipeline, trailer
 

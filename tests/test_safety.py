@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from committer.daemon import open_repository
-from committer.filters import PathFilter
-from committer.pipeline import Pipeline
-from committer.settings import load_settings
+from committer.commit.step import Pipeline
+from committer.core.settings import load_settings
+from committer.git.setup import open_repository
+from committer.policy.filters import PathFilter
 from tests.conftest import Layout, git, show, tree_files
 
 

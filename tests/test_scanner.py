@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from committer.filters import PathFilter
-from committer.scanner import PollScanner, PollThread, filesystem_type
+from committer.policy.filters import PathFilter
+from committer.watch.scanner import PollScanner, PollThread, filesystem_type
 from tests.conftest import ROOT, wait_for
 
 # Every behaviour holds whether directory mtimes are trusted (listings skipped) or not (as on FUSE).

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from committer.secrets import BINARY_PROBE, KINDS, find_secret, may_hold_secret
+from committer.policy.secrets import BINARY_PROBE, KINDS, find_secret, may_hold_secret
 
 ALNUM = string.ascii_letters + string.digits
 URLSAFE = ALNUM + "_-"

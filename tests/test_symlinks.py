@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from committer.fsio import LinkInPath, Tree
+from committer.core.fsio import LinkInPath, Tree
 from tests.conftest import DaemonProcess, Layout, committer, git, show, tree_files, wait_for
 from tests.test_pipeline import make_pipeline
 
@@ -33,7 +33,7 @@ def outside(tmp_path: Path) -> Path:
 @pytest.fixture(params=["openat2", "component walk"])
 def resolution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both ways of reaching a path: the kernel's openat2, and the O_NOFOLLOW walk of older kernels."""
-    from committer import fsio
+    from committer.core import fsio
 
     if request.param == "component walk":
         monkeypatch.setattr(fsio._kernel, "syscall", None)

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from committer import sdnotify
-from committer.sdnotify import Notifier
-from committer.settings import Settings
+from committer.core.settings import Settings
+from committer.serve import sdnotify
+from committer.serve.sdnotify import Notifier
 from tests.conftest import ROOT, DaemonProcess, Layout, tree_files, wait_for
 
 Start = Callable[..., DaemonProcess]

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from urllib.parse import urlencode
 
-from committer.webhook import SECRET_ENV, WebhookReceiver, read_secret, signature
+from committer.core.secret import WEBHOOK, webhook_secret
+from committer.serve.webhook import WebhookReceiver, signature
 
 SECRET = "It's a Secret to Everybody"
 
@@ -126,11 +127,11 @@ def test_the_secret_comes_from_env_then_file_then_systemd_credential(tmp_path: P
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "webhook_secret").write_text("from-credential\n")
-    assert read_secret(secret_file, {SECRET_ENV: "from-env"}) == "from-env"
-    assert read_secret(secret_file, {"CREDENTIALS_DIRECTORY": str(creds)}) == "from-file"
-    assert read_secret(None, {"CREDENTIALS_DIRECTORY": str(creds)}) == "from-credential"
-    assert read_secret(None, {}) is None
-    assert read_secret(tmp_path / "missing", {}) is None
+    assert webhook_secret(secret_file, {WEBHOOK.env or '': "from-env"}) == "from-env"
+    assert webhook_secret(secret_file, {"CREDENTIALS_DIRECTORY": str(creds)}) == "from-file"
+    assert webhook_secret(None, {"CREDENTIALS_DIRECTORY": str(creds)}) == "from-credential"
+    assert webhook_secret(None, {}) is None
+    assert webhook_secret(tmp_path / "missing", {}) is None
 
 
 def test_a_rotated_secret_file_applies_to_the_next_delivery(tmp_path: Path) -> None:
@@ -138,7 +139,7 @@ def test_a_rotated_secret_file_applies_to_the_next_delivery(tmp_path: Path) -> N
     secret_file = tmp_path / "secret"
     secret_file.write_text(SECRET)
     pulls: list[str | None] = []
-    receiver = WebhookReceiver("main", lambda: read_secret(secret_file, {}), pulls.append, lambda _h: None)
+    receiver = WebhookReceiver("main", lambda: webhook_secret(secret_file, {}), pulls.append, lambda _h: None)
     body = json.dumps(push()).encode()
     headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "1", "X-Hub-Signature-256": signature(SECRET, body)}
     assert receiver.handle(headers, body).status == 202

@@ -1,0 +1,12 @@
+"""TODO"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STATE_DIR = "committer"
+
+
+def state_dir(git_dir: Path) -> Path:
+    """Our own folder inside the git directory."""
+    return git_dir / STATE_DIR

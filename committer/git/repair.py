@@ -1,0 +1,85 @@
+"""Start-up check and repair of the repository; the data directory is never touched here."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from committer.core import logs
+from committer.core.errors import CommitterError
+from committer.git.repo import GitRepo
+
+log = logs.get("committer.repair")
+
+_LEFTOVERS = ("fast_import_crash_*", "objects/tmp_obj_*", "objects/pack/tmp_*", "objects/??/tmp_obj_*")
+
+
+def clean_leftovers(repo: GitRepo) -> None:
+    """Remove what a crash leaves: empty loose objects (a power loss), temp objects, crash reports."""
+    objects = repo.git_dir / "objects"
+    for folder in objects.glob("[0-9a-f][0-9a-f]"):
+        for path in folder.iterdir():
+            try:
+                if path.stat().st_size == 0:
+                    path.unlink()
+                    log.warning("empty_object_removed", path=str(path))
+            except OSError:
+                continue
+    for pattern in _LEFTOVERS:
+        for path in repo.git_dir.glob(pattern):
+            path.unlink(missing_ok=True)
+            log.info("leftover_removed", path=str(path))
+
+
+def intact(repo: GitRepo, rev: str) -> bool:
+    """Every object reachable from rev is there and parses (git fsck --connectivity-only)."""
+    proc = repo.git("fsck", "--connectivity-only", "--no-dangling", "--no-progress", rev, check=False)
+    return proc.returncode == 0 and not proc.stderr.strip()
+
+
+def _reflog(repo: GitRepo) -> list[str]:
+    proc = repo.git("reflog", "show", "--format=%H", repo.ref, "--", check=False)
+    return [line for line in proc.stdout.decode().split() if line]
+
+
+def check_and_repair(repo: GitRepo, fetch: Callable[[], str | None] | None = None) -> str:
+    """ok, repaired (the branch was moved back or refetched), or replaced (the git dir was moved aside).
+
+    The order: the branch as it is; objects fetched from the remote; the newest intact commit of the
+    branch's reflog (the reconcile that follows commits the data directory on top); and when nothing
+    helps, the git dir is moved aside (never deleted) so a new one can be made.
+    """
+    started = time.monotonic()
+    clean_leftovers(repo)
+    if not (repo.git_dir / "refs").is_dir() or not (repo.git_dir / "objects").is_dir():
+        return _replace(repo, "the repository has no refs or objects folder")
+    # the raw reference: head() peels to a commit and would take a missing commit for an empty branch
+    head = repo.git("rev-parse", "-q", "--verify", repo.ref, check=False).stdout.decode().strip() or None
+    if head is None or intact(repo, head):
+        log.info("repo_checked", result="ok", seconds=round(time.monotonic() - started, 3))
+        return "ok"
+    log.error("repo_damaged", head=head, action="repairing; the data directory is not touched")
+    if fetch is not None:
+        try:
+            fetch()
+        except CommitterError as exc:
+            log.warning("repair_fetch_failed", error=exc.message)
+        if intact(repo, head):
+            log.warning("repo_repaired", how="missing objects fetched from the remote", head=head)
+            return "repaired"
+    for candidate in _reflog(repo):
+        if candidate != head and intact(repo, candidate):
+            repo.git("update-ref", "-m", "committer: repair: back to the newest intact commit", repo.ref, candidate)
+            log.warning("repo_repaired", how="branch moved back to the newest intact commit", head=candidate,
+                        damaged=head)
+            return "repaired"
+    return _replace(repo, f"no intact commit left on {repo.branch}")
+
+
+def _replace(repo: GitRepo, why: str) -> str:
+    aside = repo.git_dir.with_name(f"{repo.git_dir.name}.broken-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    os.replace(repo.git_dir, aside)
+    log.error("repo_moved_aside", path=str(aside), why=why,
+              action="a new repository is made from the remote or the data directory; the old one is kept")
+    return "replaced"

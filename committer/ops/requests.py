@@ -1,0 +1,137 @@
+"""Operations that write: done by the running daemon when there is one, so the two never race."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from committer.commit.step import Pipeline
+from committer.core import logs
+from committer.core.errors import CommitterError, ConfigError
+from committer.core.settings import Settings
+from committer.ops import snapshot
+from committer.ops.restore import restore
+from committer.ops.state import (
+    COMMAND,
+    InstanceLock,
+    holder_pid,
+    read_state,
+    submit_request,
+    take_answer,
+    withdraw_request,
+    write_state,
+)
+from committer.policy.filters import PathFilter
+from committer.policy.guard import Hold
+from committer.sync import pull
+
+log = logs.get("committer.ops")
+ANSWER_TIMEOUT = 120.0
+
+
+def _confirm_deletes(pipeline: Pipeline, _args: dict[str, Any]) -> dict[str, Any]:
+    held_pull = pipeline.pull_state.get("held")
+    if pipeline.hold is None and held_pull:
+        # A pull held back because it would delete too many files: apply it, deletions included.
+        pulled = pull.pull(pipeline, allow_deletes=True, fetched=str(held_pull["remote_head"]))
+        return {"before": held_pull, "sha": pulled.sha, "deleted": pulled.deleted, "pull": pulled.answer()}
+    before = pipeline.hold.status() if pipeline.hold else None
+    result = pipeline.confirm_deletes()
+    return {"before": before, "sha": result.sha, "deleted": result.changes.counts.deleted}
+
+
+def _pull(pipeline: Pipeline, _args: dict[str, Any]) -> dict[str, Any]:
+    return pull.pull(pipeline).answer()
+
+
+def _restore(pipeline: Pipeline, args: dict[str, Any]) -> dict[str, Any]:
+    return restore(pipeline, str(args["path"]), str(args["rev"]), bool(args.get("dry_run")))
+
+
+def _snapshot(pipeline: Pipeline, args: dict[str, Any]) -> dict[str, Any]:
+    return snapshot.create(pipeline, str(args.get("message") or ""), args.get("tag") or None)
+
+
+OPERATIONS: dict[str, Callable[[Pipeline, dict[str, Any]], dict[str, Any]]] = {
+    "confirm-deletes": _confirm_deletes,
+    "restore": _restore,
+    "snapshot": _snapshot,
+    "pull": _pull,
+}
+
+
+def perform(pipeline: Pipeline, request: dict[str, Any]) -> dict[str, Any]:
+    """Run one request; an expected failure becomes an answer, never an exception."""
+    op = request.get("op")
+    action = OPERATIONS.get(str(op))
+    if action is None:
+        return {"error": f"unknown operation {op!r}", "exit_code": 2}
+    try:
+        return {"ok": True, **action(pipeline, dict(request.get("args") or {}))}
+    except CommitterError as exc:
+        return {"error": exc.message, "exit_code": exc.exit_code}
+
+
+def daemon_running(settings: Settings) -> bool:
+    """Whether a daemon holds the repository (it then does the work, and pushes)."""
+    pid = holder_pid(settings.git_dir)
+    return pid is not None and pid > 0
+
+
+def run(settings: Settings, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Ask the daemon holding the repository, or do it here under the instance lock."""
+    pid = holder_pid(settings.git_dir)
+    request = {"op": op, "args": args}
+    answer = _ask(settings, pid, request) if pid is not None and pid > 0 else _here(settings, request)
+    if "error" in answer:
+        code = int(answer.get("exit_code", 1))
+        raise ConfigError("request", answer["error"]) if code == 2 else CommitterError(answer["error"])
+    return answer
+
+
+def _ask(settings: Settings, pid: int, request: dict[str, Any]) -> dict[str, Any]:
+    ident = submit_request(settings.git_dir, request)
+    try:
+        os.kill(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + ANSWER_TIMEOUT
+        while time.monotonic() < deadline:
+            answer = take_answer(settings.git_dir, ident)
+            if answer is not None:
+                return answer
+            if holder_pid(settings.git_dir) != pid:
+                break
+            time.sleep(0.05)
+    except ProcessLookupError:
+        pass
+    withdraw_request(settings.git_dir, ident)
+    raise CommitterError(f"the daemon (pid {pid}) did not answer; see its logs, or stop it and try again")
+
+
+def _here(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
+    from committer.git.setup import open_repository
+
+    with InstanceLock(settings.git_dir, role=COMMAND, wait=ANSWER_TIMEOUT):
+        state = read_state(settings.git_dir)
+        pfilter = PathFilter(settings.data_dir, settings.ignore)
+        repo = open_repository(settings, pfilter)
+        pipeline = Pipeline(settings, repo, pfilter, Hold.load(state.get("hold_record")))
+        pipeline.pull_state = dict(state.get("pull") or {})
+        pipeline.keep_held(state.get("held_files"))
+        dry = request["op"] == "restore" and request["args"].get("dry_run")
+        # Before a first pull the local files must not start a second history: the pull keeps them.
+        if not dry and not (request["op"] == "pull" and pipeline.head is None):
+            pipeline.reconcile()  # whatever changed meanwhile is in history before anything is overwritten
+        answer = perform(pipeline, request)
+        repo.sync_index()
+        state.update(
+            held=pipeline.hold.status() if pipeline.hold else None,
+            hold_record=pipeline.hold.record() if pipeline.hold else None,
+            head=pipeline.head,
+            pull=pipeline.pull_state,
+            held_files=pipeline.held_files(),
+        )
+        write_state(settings.git_dir, state)
+        return answer

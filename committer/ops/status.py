@@ -1,0 +1,156 @@
+"""What `committer status` shows: every key, with or without a running daemon."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from committer.core.errors import redact
+from committer.core.settings import Settings, shown
+from committer.git.repo import GitRepo
+from committer.ops.state import holder_pid, read_state
+
+STATUS_KEYS = (
+    "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
+    "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
+    "held", "held_files", "running", "pid", "repo_size_bytes", "objects", "last_pull_at", "conflicts", "pull",
+    "settings",
+)
+
+
+def collect_status(settings: Settings) -> dict[str, Any]:
+    """Every status key, null where unknown; works with or without a running daemon."""
+    status: dict[str, Any] = dict.fromkeys(STATUS_KEYS)
+    status.update(
+        data_dir=str(settings.data_dir),
+        git_dir=str(settings.git_dir),
+        branch=settings.branch,
+        remote=redact(settings.remote) or None,
+        held_files=[],
+        running=False,
+        conflicts=[],
+        settings={name: {**item, "from": "this command"} for name, item in shown(settings).items()},
+    )
+    repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
+    if not repo.exists():
+        return status
+    size = repo.size()
+    status["repo_size_bytes"], status["objects"] = size["repo_size_bytes"], size["objects"]
+    last = repo.last_commit()
+    if last:
+        status["head"], status["last_commit_at"] = last
+    state = read_state(settings.git_dir)
+    pid = holder_pid(settings.git_dir)
+    status["running"] = pid is not None
+    status["pid"] = pid if pid and pid > 0 else None
+    settings = _effective(settings, state if status["running"] else {}, status)
+    for key in ("held", "held_files", "last_error"):
+        if state.get(key) is not None:
+            status[key] = state[key]
+    _pull_status(status, state.get("pull") or {})
+    if settings.remote:
+        from committer.sync.pusher import Pusher
+
+        fresh = Pusher(settings, repo).snapshot()
+        kept = state.get("push") or {}
+        for key in ("pending_commits", "oldest_pending_at", "last_push_at", "last_push_seconds"):
+            status[key] = fresh.get(key)
+        status["consecutive_failures"] = kept.get("consecutive_failures", fresh["consecutive_failures"])
+        if status["last_error"] is None:
+            status["last_error"] = kept.get("last_error")
+    return status
+
+
+def _effective(settings: Settings, state: dict[str, Any], status: dict[str, Any]) -> Settings:
+    """The settings status reports on: the running daemon's (from its state file) for every setting this
+    command was not given, so `status` without flags shows the remote the daemon pushes to."""
+    own = shown(settings)
+    daemon = state.get("settings") if isinstance(state.get("settings"), dict) else None
+    if not daemon:
+        return settings
+    merged: dict[str, Any] = {}
+    for name, item in own.items():
+        theirs = daemon.get(name)
+        if item["source"] == "default" and isinstance(theirs, dict):
+            merged[name] = {**theirs, "from": "the running daemon"}
+        else:
+            merged[name] = {**item, "from": "this command"}
+    status["settings"] = merged
+    remote = merged["remote"]
+    if remote["from"] == "the running daemon" and remote["value"]:
+        status["remote"] = remote["value"]
+        # Only its pushed refs are read (named by the URL without credentials); the redacted URL serves.
+        return dataclasses.replace(settings, remote=str(remote["value"]))
+    return settings
+
+
+def _pull_status(status: dict[str, Any], pulled: dict[str, Any]) -> None:
+    """The pull side: last pull, conflict copies, a held pull, a refused (forced) remote update."""
+    status["pull"] = pulled or None
+    status["last_pull_at"] = pulled.get("last_pull_at")
+    status["conflicts"] = list(pulled.get("conflicts") or [])
+    if status["held"] is None and pulled.get("held"):
+        status["held"] = pulled["held"]
+    refused = pulled.get("refused")
+    shown = status["last_error"] or {}
+    if refused and shown.get("kind") in (None, "non_fast_forward"):
+        status["last_error"] = {"kind": "git_conflict", "message": refused.get("reason"), "at": refused.get("at")}
+
+
+def _ago(iso: str | None) -> str:
+    if not iso:
+        return "never"
+    try:
+        then = time.mktime(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    except ValueError:
+        return iso
+    seconds = max(0, int(time.time() - then))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def _remote_row(status: dict[str, Any]) -> str:
+    if not status["remote"]:
+        return "none (local history only)"
+    item = (status.get("settings") or {}).get("remote") or {}
+    if item.get("from") == "the running daemon":
+        return f"{status['remote']} (the running daemon's, from {item.get('source')})"
+    return str(status["remote"])
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """A short aligned summary for people, with relative times."""
+    rows = [
+        ("data dir", status["data_dir"]),
+        ("git dir", status["git_dir"]),
+        ("branch", status["branch"]),
+        ("remote", _remote_row(status)),
+        ("head", (status["head"] or "no commits yet")[:12]),
+        ("last commit", _ago(status["last_commit_at"])),
+        ("daemon", f"running (pid {status['pid']})" if status["running"] else "not running"),
+    ]
+    if status["remote"]:
+        rows.append(("pending", f"{status['pending_commits'] or 0} commits"))
+        rows.append(("last push", _ago(status["last_push_at"])))
+    if status["last_pull_at"] or status["conflicts"]:
+        rows.append(("last pull", _ago(status["last_pull_at"])))
+    for item in (status["conflicts"] or [])[-5:]:
+        rows.append(("conflict", f"{item.get('path')}: the remote's version is in {item.get('copy')!r}"))
+    if status["last_error"]:
+        err = status["last_error"]
+        rows.append(("last error", f"{err.get('kind')}: {err.get('message')}"))
+    if status["held"] and status["held"].get("reason") == "pull_max_delete":
+        held = status["held"]
+        rows.append(("HOLD", f"a pull would delete {held['count']} file(s) (held since {held['since']}); "
+                             "apply it with `committer confirm-deletes`"))
+    elif status["held"]:
+        held = status["held"]
+        rows.append(("HOLD", f"{held['count']} deletion(s) held since {held['since']}: {held['reason']}; "
+                             "release with `committer confirm-deletes`, or bring the files back"))
+    for item in status["held_files"] or []:
+        rows.append(("held", f"{item['path']} ({item['reason']})"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

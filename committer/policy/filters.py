@@ -1,0 +1,176 @@
+"""What never goes in: built-in ignores, config patterns and the data directory's .bmignore."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import pathspec
+
+from committer.core import fsio, logs
+
+log = logs.get("committer.filters")
+
+BMIGNORE = ".bmignore"
+BMIGNORE_MAX = 1 << 20
+BMMETA = ".bmmeta"
+
+# gitignore syntax. Also written to the repository's info/exclude so git's own scans agree.
+DEFAULT_IGNORES: tuple[str, ...] = (
+    # repositories and our own metadata file (it goes into the trailer, not the tree)
+    ".git",
+    BMMETA,
+    # editors
+    "*.swp",
+    "*.swo",
+    "*.swx",
+    ".*.sw?",
+    "*~",
+    ".#*",
+    "#*#",
+    ".~lock.*#",
+    "4913",
+    # temporary and partial files of sync tools
+    "*.tmp",
+    "*.temp",
+    "*.partial",
+    "*.part",
+    "*.crdownload",
+    ".syncthing.*.tmp",
+    "~syncthing~*.tmp",
+    ".fuse_hidden*",
+    ".nfs*",
+    # operating systems
+    ".DS_Store",
+    "._*",
+    "Thumbs.db",
+    "ehthumbs.db",
+    "desktop.ini",
+    ".Trash-*",
+    ".Spotlight-V100",
+    ".fseventsd",
+    # files that hold secrets by name
+    ".env",
+    ".env.*",
+    ".envrc",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    "credentials.json",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+)
+
+
+def _compile(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    return pathspec.GitIgnoreSpec.from_lines(list(lines))
+
+
+def _combined(spec: pathspec.GitIgnoreSpec) -> re.Pattern[str] | None:
+    """One regex for a set of patterns without negations: one match per path, not one per pattern."""
+    patterns = [p for p in spec.patterns if p.include is not None]
+    if not patterns or any(not p.include or p.regex is None for p in patterns):
+        return None
+    parts = [p.regex.pattern.replace("(?P<ps_d>/)", "/") for p in patterns if p.regex is not None]
+    return re.compile("|".join(f"(?:{part})" for part in parts))
+
+
+class PathFilter:
+    """Decides whether a path relative to the data directory is ignored."""
+
+    def __init__(self, data_dir: Path, extra: Iterable[str] = ()) -> None:
+        self.data_dir = data_dir
+        self.extra = tuple(extra)
+        self._base = _compile((*DEFAULT_IGNORES, *self.extra))
+        self._base_regex = _combined(self._base)
+        self._user: pathspec.GitIgnoreSpec | None = None
+        self._user_lines: list[str] = []
+        self._user_stamp: tuple[int, int, int] | None = None
+        self._mirror: Path | None = None
+        self.generation = 0
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Re-read .bmignore if it changed; True when the rules changed.
+
+        A .bmignore that is a symlink is not read (nothing outside the data directory is): it counts
+        as absent, with a warning.
+        """
+        path = self.data_dir / BMIGNORE
+        try:
+            st = os.lstat(path)
+            stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            stamp = None
+        if stamp == self._user_stamp:
+            return False
+        self._user_stamp = stamp
+        lines: list[str] = []
+        if stamp is not None:
+            raw = fsio.read_beneath(self.data_dir, BMIGNORE, BMIGNORE_MAX)
+            if raw is None:
+                log.warning("bmignore_unreadable", path=BMIGNORE,
+                            why="not a regular file (a symlink is never followed) or cannot be read")
+            else:
+                lines = raw.decode("utf-8", "replace").splitlines()
+        self._user_lines = lines
+        self._user = _compile(lines) if lines else None
+        self.generation += 1
+        self._write_mirror()
+        return True
+
+    def mirror_to(self, path: Path) -> None:
+        """Keep a copy of .bmignore's rules at `path` (the repository's excludes file for git's own scans),
+        rewritten whenever they change, so git never reads a file of the data directory itself."""
+        self._mirror = path
+        self._write_mirror()
+
+    def _write_mirror(self) -> None:
+        if self._mirror is None:
+            return
+        lines = ["# the data directory's .bmignore, copied by committer", *self._user_lines]
+        data = "".join(f"{line}\n" for line in lines).encode()
+        try:
+            if self._mirror.read_bytes() == data:
+                return
+        except OSError:
+            pass
+        try:
+            fsio.write_atomic(self._mirror, data)
+        except OSError as exc:
+            log.warning("bmignore_copy_failed", path=str(self._mirror), error=exc.strerror)
+
+    def ignored(self, rel: str, is_dir: bool = False) -> bool:
+        """True when the path, or a directory above it, is ignored."""
+        if not rel or rel == ".":
+            return False
+        parts = rel.split("/")
+        if ".git" in parts:
+            return True
+        candidate = rel + "/" if is_dir else rel
+        if self._base_regex is not None:
+            if self._base_regex.match(candidate):
+                return True
+        elif self._base.match_file(candidate):
+            return True
+        return self._user is not None and bool(self._user.match_file(candidate))
+
+    def fingerprint(self) -> str:
+        """A digest of every rule in force: equal digests, equal decisions."""
+        text = "\0".join([*DEFAULT_IGNORES, "", *self.extra, "", *self._user_lines])
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+    def exclude_lines(self) -> list[str]:
+        """The built-in and configured patterns, for the repository's info/exclude."""
+        return [*DEFAULT_IGNORES, *self.extra]
+
+

@@ -1,0 +1,184 @@
+"""Talking to the remote: credentials, one deadline-bound git network call, and what its answer means."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from committer.core import logs
+from committer.core.errors import redact
+from committer.core.settings import Settings
+from committer.git.repo import GitRepo, git_argv, git_env
+from committer.sync.credentials import (
+    PASSWORD_ENV,
+    TOKEN_ENV,
+    TOKEN_USER,
+    USER_ENV,
+    basic_header,
+    helper_config,
+    read_token,
+    split_credentials,
+)
+from committer.sync.errors import PushError, classify, timeout_error
+
+if TYPE_CHECKING:
+    from committer.sync.github import AppTokens
+
+log = logs.get("committer.remote")
+
+
+@dataclass(frozen=True)
+class NetResult:
+    """What one network git call left behind."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool
+    secrets: tuple[str, ...]
+
+
+class Remote:
+    """The configured remote: a URL safe for argv, a redacted form to show, and calls with deadlines."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url, self._userinfo = split_credentials(settings.remote)
+        self.shown = redact(settings.remote)
+        self.is_http = urlsplit(self.url).scheme.lower() in ("http", "https")
+        self.app: AppTokens | None = None
+        if self.is_http and settings.github_app_id:
+            from committer.sync.github import app_tokens  # the App's REST client, only for those who use one
+
+            self.app = app_tokens(settings)
+
+    def credentials(self) -> tuple[str, str] | None:
+        """(user, password) for the remote's host, read now: an App token, the token, or the URL's own."""
+        if not self.is_http:
+            return None
+        if self.app is not None:
+            return TOKEN_USER, self.app.token()
+        token = read_token(self.settings)
+        if token:
+            return TOKEN_USER, token
+        return self._userinfo if self._userinfo and any(self._userinfo) else None
+
+    def env(self) -> tuple[dict[str, str], tuple[str, ...]]:
+        """Environment for one network git process, and the secrets it holds; the credential is re-read."""
+        config: dict[str, str] = {}
+        secrets: tuple[str, ...] = ()
+        found = self.credentials()
+        env = git_env({"GIT_TERMINAL_PROMPT": "0"})
+        for name in ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG_PARAMETERS", TOKEN_ENV, USER_ENV, PASSWORD_ENV):
+            env.pop(name, None)
+        if found is not None:
+            user, password = found
+            encoded = basic_header(user, password).split()[-1]
+            # Short values would blank out ordinary words in logs; tokens and their encoded form are long.
+            secrets = tuple(s for s in (password, encoded) if len(s) >= 6)
+            config.update(helper_config(self.url))
+            env[USER_ENV], env[PASSWORD_ENV] = user, password
+        for secret in secrets:
+            logs.register_secret(secret)
+        env["GIT_CONFIG_COUNT"] = str(len(config))
+        for index, (key, value) in enumerate(config.items()):
+            env[f"GIT_CONFIG_KEY_{index}"] = key
+            env[f"GIT_CONFIG_VALUE_{index}"] = value
+        if self.settings.git_ssh_command:
+            env["GIT_SSH_COMMAND"] = self.settings.git_ssh_command
+        return env, secrets
+
+    def run(
+        self,
+        repo: GitRepo,
+        args: list[str],
+        *,
+        timeout: float | None = None,
+        track: Callable[[subprocess.Popen[bytes] | None], None] | None = None,
+    ) -> NetResult:
+        """Run one git network command; past `timeout` its whole process group is killed.
+
+        With a GitHub App, a refusal of the credentials means the installation token was revoked or
+        expired early: a new one is minted at once and the command runs again, once.
+        """
+        timeout = self.settings.push_timeout if timeout is None else max(timeout, 0.1)
+        result = self._run_once(repo, args, timeout, track)
+        if self.app is not None and not result.timed_out:
+            error = classify(result.returncode, result.stderr, result.stdout)
+            if error is not None and error.kind == "auth":
+                log.info("github_token_refused", action="minting a new installation token")
+                self.app.invalidate()
+                again = self._run_once(repo, args, timeout, track)
+                return dataclasses.replace(again, seconds=again.seconds + result.seconds)
+        return result
+
+    def _run_once(
+        self,
+        repo: GitRepo,
+        args: list[str],
+        timeout: float,
+        track: Callable[[subprocess.Popen[bytes] | None], None] | None,
+    ) -> NetResult:
+        stall = max(1, min(60, int(timeout / 2)))
+        limits = ["-c", "http.lowSpeedLimit=1000", "-c", f"http.lowSpeedTime={stall}"]
+        argv = git_argv(repo.git_dir, [*limits, *args])
+        env, secrets = self.env()
+        start = time.monotonic()
+        try:
+            # A session of its own, so a timeout kills git-remote-http or ssh along with git.
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise PushError("unknown", f"cannot run git: {exc.strerror}") from None
+        if track:
+            track(proc)
+        timed_out = False
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_group(proc)
+            out, err = proc.communicate()
+        finally:
+            if track:
+                track(None)
+        return NetResult(
+            proc.returncode,
+            out.decode("utf-8", "replace"),
+            err.decode("utf-8", "replace"),
+            time.monotonic() - start,
+            timed_out,
+            secrets,
+        )
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a network git and every process it started."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def raise_for(result: NetResult, action: str = "push") -> None:
+    """Raise the classified PushError of a network call that failed or ran out of time."""
+    if result.timed_out:
+        raise timeout_error(result.seconds)
+    error = classify(result.returncode, result.stderr, result.stdout, secrets=result.secrets)
+    if error:
+        raise PushError(error.kind, error.detail, action) if action != "push" else error
+
+
