@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -131,3 +132,21 @@ def test_git_status_of_a_huge_change_is_folded_into_directories(layout: Layout) 
     notes(layout, 70, text="v2")
     assert p.repo.changed_paths(most=20) == {f"d{i}" for i in range(7)}
     assert len(p.repo.changed_paths()) == 70
+
+
+def test_the_reconcile_sees_what_batches_committed_since_the_index_was_written(layout: Layout) -> None:
+    """Batches move HEAD without touching the index: HEAD, the index and the disk are compared together."""
+    (layout.data / "kept.md").write_text("k")
+    (layout.data / "edited.md").write_text("v1")
+    p = make_pipeline(layout)
+    p.reconcile()  # the index is written here
+    (layout.data / "added.md").write_text("a")
+    (layout.data / "edited.md").write_text("v2")
+    p.commit(["added.md", "edited.md"])  # a batch: HEAD moves, the index does not
+    (layout.data / "added.md").unlink()
+    os.utime(layout.data / "kept.md", ns=(1, 1))  # stat data changed, content not: no commit
+    result = p.reconcile()
+    assert result.sha is not None and tree_files(layout.git_dir) == {"kept.md", "edited.md"}
+    assert git(layout.git_dir, "show", "HEAD:edited.md") == "v2"
+    assert p.reconcile().sha is None
+    assert git(layout.git_dir, "--work-tree", str(layout.data), "status", "--porcelain") == ""

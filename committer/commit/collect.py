@@ -509,11 +509,15 @@ class _Merge:
         self.changed(rel)
 
 
-def stale_paths(data_dir: Path, pfilter: PathFilter, index: gitindex.Index, most: int = COALESCE_ABOVE) -> set[str]:
-    """Paths where the data directory may differ from HEAD, from the index's stat data: what `git status`
-    says, in bounded memory (git holds the whole index and every change). A file whose stat data differs
-    from its entry, or whose entry is not trusted (zero, or newer than the index), a file without an
-    entry, and an entry without a file are listed; past `most` paths they are folded into directories."""
+def stale_paths(
+    data_dir: Path, pfilter: PathFilter, index: gitindex.Index, head: Iterator[tuple[str, TreeEntry]],
+    most: int = COALESCE_ABOVE,
+) -> set[str]:
+    """Paths where the data directory may differ from HEAD: what `git status` lists, in bounded memory
+    (git holds the whole index and every change). HEAD's entries (`head`, in git's order), the index's and
+    the files on disk are merged as three sorted streams; a path is listed unless HEAD and the index agree
+    on its blob and mode and the file's stat data matches a trusted entry (not zero, older than the
+    index). Past `most` paths they are folded into directories."""
     found: set[str] = set()
     folded = False
 
@@ -531,30 +535,54 @@ def stale_paths(data_dir: Path, pfilter: PathFilter, index: gitindex.Index, most
         return {""}
     with tree:
         walk = _Walk(tree, pfilter)
-        entries = index.entries()
-        old = next(entries, None)
+        rows = _agreeing(index.entries(), head)
+        row = next(rows, None)
         for rel, dir_fd, name in walk.files(walk.roots([""])):
             key = _key(rel)
-            while old is not None and old[0] < key:
-                add(os.fsdecode(old[0]))  # in the index, not on disk (or not reached)
-                old = next(entries, None)
-            if old is not None and old[0] == key:
-                head = old[1]
-                old = next(entries, None)
-                try:
-                    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                except OSError:
-                    add(rel)
-                    continue
-                if index.trusted(head) and gitindex.same_stat(head, st):
-                    continue
+            while row is not None and row[0] < key:
+                add(os.fsdecode(row[0]))  # in HEAD or the index, not on disk (or not reached)
+                row = next(rows, None)
+            if row is not None and row[0] == key:
+                entry = row[1]
+                row = next(rows, None)
+                if entry is not None:
+                    try:
+                        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    except OSError:
+                        add(rel)
+                        continue
+                    if index.trusted(entry) and gitindex.same_stat(entry, st):
+                        continue
             add(rel)
-        while old is not None:
-            add(os.fsdecode(old[0]))
-            old = next(entries, None)
+        while row is not None:
+            add(os.fsdecode(row[0]))
+            row = next(rows, None)
         for item in walk.skipped:
             add(item.path)  # looked at again by the commit step, which skips it again or takes it
     return found
+
+
+def _agreeing(
+    index: Iterator[tuple[bytes, bytes]], head: Iterator[tuple[str, TreeEntry]]
+) -> Iterator[tuple[bytes, bytes | None]]:
+    """(path, index entry) of every path in the index or HEAD, in git's order; the entry is None unless
+    both have the path with the same blob and mode (only then can stat data tell that nothing changed)."""
+    old = next(index, None)
+    new = next(head, None)
+    while old is not None or new is not None:
+        new_key = _key(new[0]) if new is not None else None
+        if old is not None and (new_key is None or old[0] < new_key):
+            yield old[0], None  # in the index only
+            old = next(index, None)
+        elif new_key is not None and (old is None or new_key < old[0]):
+            yield new_key, None  # in HEAD only
+            new = next(head, None)
+        elif old is not None and new is not None:
+            entry = new[1]
+            mode = int(entry.mode, 8).to_bytes(4, "big")
+            same = old[1][40:60] == bytes.fromhex(entry.sha) and old[1][24:28] == mode
+            yield old[0], old[1] if same else None
+            old, new = next(index, None), next(head, None)
 
 
 def count_renames(added: Mapping[str, str], deleted: Mapping[str, str]) -> int:

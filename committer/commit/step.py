@@ -477,9 +477,11 @@ class Pipeline:
     def _stale(self) -> set[str]:
         """Paths where the data directory may differ from HEAD: from the index's stat data, as a stream;
         from `git status` when the index is not one committer can read (git wrote it in another format)."""
+        assert self.head is not None
         with gitindex.Index(self.repo.git_dir / "index") as index:
             if index.usable:
-                return stale_paths(self.repo.data_dir, self.pfilter, index)
+                with self.repo.ls_tree_stream(self.head, [""]) as head:
+                    return stale_paths(self.repo.data_dir, self.pfilter, index, head)
         return self.repo.changed_paths()
 
     def reconcile(self, op: str = "reconcile") -> CommitResult:
