@@ -1,6 +1,6 @@
 """The baselines: `git add -A && git commit` with a warm index, and the hand-written fast-import floor.
 
-Every git process here runs through committer's own `run_git` / `git_argv` / `git_env`, so the
+Every git process here runs through committer's own `GitRunner` / `git_argv` / `git_env`, so the
 baselines get exactly the environment and the options the daemon's git processes get.
 """
 
@@ -12,7 +12,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from committer.git.repo import git_argv, git_env, run_git
+from committer.git.runner import GitRunner, git_argv, git_env
+
+run_git = GitRunner().run
 
 
 def git(git_dir: Path, *args: str, work_tree: Path | None = None) -> str:

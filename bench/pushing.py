@@ -26,7 +26,7 @@ from workload import Tree
 
 from committer.core.settings import load_settings
 from committer.git.objects import blob_id
-from committer.git.repo import git_argv, git_env
+from committer.git.runner import git_argv, git_env
 
 FILES = 1000
 BACKOFF_MAX = "1s"  # COMMITTER_PUSH_BACKOFF_MAX for the run, so the outage's retries come quickly

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -15,7 +14,7 @@ import typer
 
 from committer.commit import message
 from committer.commit.step import Pipeline
-from committer.core import logs
+from committer.core import clock, logs
 from committer.core.errors import CommitterError, ConfigError, redact
 from committer.core.settings import (
     Settings,
@@ -134,10 +133,10 @@ def init(
             raise ConfigError("remote", "--from-remote and --adopt need a remote to take history from")
         require_data_dir(settings)
         require_git_dir(settings)
-        check_branch(GitRepo(settings.git_dir, settings.data_dir, settings.branch), new_branch)
+        check_branch(GitRepo.of(settings), new_branch)
         with InstanceLock(settings.git_dir, role=COMMAND):
             pfilter = PathFilter(settings.data_dir, settings.ignore)
-            for stale in GitRepo(settings.git_dir, settings.data_dir, settings.branch).clear_stale_locks():
+            for stale in GitRepo.of(settings).clear_stale_locks():
                 logs.get("committer.cli").warning("stale_lock_removed", path=str(stale))
             repo = open_repository(settings, pfilter, new_branch)
             fresh = repo.head() is None
@@ -221,7 +220,7 @@ def push(
             github_app_id=github_app_id, github_app_installation_id=github_app_installation_id,
             github_app_private_key_file=github_app_private_key_file, github_api_url=github_api_url,
         )
-        repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
+        repo = GitRepo.of(settings)
         if not repo.exists():
             raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
         _push_and_report(settings, repo)
@@ -385,7 +384,7 @@ def pull(
             "merge": f"merged the remote into {new}: {answer['written']} written, {answer['deleted']} deleted",
         }.get(outcome, outcome))
         if answer["sha"] and not running:
-            _push_and_report(settings, GitRepo(settings.git_dir, settings.data_dir, settings.branch))
+            _push_and_report(settings, GitRepo.of(settings))
         return 0
 
     raise typer.Exit(_guard(body))
@@ -475,7 +474,7 @@ def snapshot_command(
                              log_format=log_format, log_level=log_level)
         _require_repo(settings)
         if list_them:
-            for item in snapshot.listing(GitRepo(settings.git_dir, settings.data_dir, settings.branch)):
+            for item in snapshot.listing(GitRepo.of(settings)):
                 typer.echo(json.dumps(item) if as_json else
                            f"{item['tag']}  {item['date']}  {item['commit'][:12]}  {item['message']}")
             return
@@ -572,7 +571,7 @@ def connect_command(
 
 def _require_repo(settings: Settings) -> None:
     require_git_dir(settings)
-    if not GitRepo(settings.git_dir, settings.data_dir, settings.branch).exists():
+    if not GitRepo.of(settings).exists():
         raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
 
 
@@ -610,7 +609,7 @@ def log_command(
 
     def body() -> None:
         settings = _settings(config, data_dir=data_dir, git_dir=git_dir, branch=branch)
-        repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
+        repo = GitRepo.of(settings)
         if not repo.exists():
             raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
         rel = _relative(settings, path) if path else None
@@ -619,7 +618,7 @@ def log_command(
         for sha, epoch, text in commits:
             meta = message.parse_trailer(text) or {}
             subject = text.splitlines()[0] if text else ""
-            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+            when = clock.iso(epoch)
             renamed = moves.get(sha, [])
             if as_json:
                 item: dict[str, Any] = {"sha": sha, "date": when, "subject": subject, "meta": meta,

@@ -12,7 +12,7 @@ import pytest
 from committer.commit import writer
 from committer.core.records import Spill
 from committer.core.settings import load_settings
-from committer.git.repo import FastImport
+from committer.git.fastimport import FastImport
 from tests.conftest import Layout, commit_count, git, tree_files
 from tests.test_pipeline import make_pipeline
 

@@ -13,7 +13,8 @@ import pytest
 
 from committer.core.errors import CommitterError
 from committer.git import lfs
-from committer.git.repo import GitRepo, git_env
+from committer.git.repo import GitRepo
+from committer.git.runner import git_env
 
 pytestmark = pytest.mark.skipif(
     not lfs.available(), reason="git-lfs is not installed (apt-get install git-lfs)"
@@ -131,7 +132,7 @@ def snapshot(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
 @pytest.fixture
 def repo(tmp_path: Path) -> Iterator[Path]:
     git_dir = bare(tmp_path / "state" / "knowledge.git")
-    lfs.prepare(git_dir)
+    lfs.prepare(GitRepo(git_dir, git_dir, "main"))
     yield git_dir
 
 
@@ -287,7 +288,7 @@ def test_prepare_is_idempotent_and_writes_only_inside_the_git_dir(tmp_path: Path
     (tmp_path / "data" / "note.md").write_text("x\n")
     outside = snapshot(tmp_path, skip=git_dir)
 
-    lfs.prepare(git_dir)
+    lfs.prepare(GitRepo(git_dir, git_dir, "main"))
     hook = git_dir / "hooks" / "pre-push"
     assert hook.read_text() == lfs.HOOK
     assert os.access(hook, os.X_OK)
@@ -296,7 +297,7 @@ def test_prepare_is_idempotent_and_writes_only_inside_the_git_dir(tmp_path: Path
         assert f"{key}={value}\n" in config
     inside = snapshot(git_dir, skip=git_dir / "nothing")
 
-    lfs.prepare(git_dir)
+    lfs.prepare(GitRepo(git_dir, git_dir, "main"))
     assert snapshot(git_dir, skip=git_dir / "nothing") == inside, "a second prepare changed something"
     assert snapshot(tmp_path, skip=git_dir) == outside, "prepare wrote outside the git dir"
 
@@ -316,7 +317,7 @@ def test_prepare_keeps_someone_elses_hook(tmp_path: Path) -> None:
     git_dir = bare(tmp_path / "knowledge.git")
     theirs = git_dir / "hooks" / "pre-push"
     theirs.write_text("#!/bin/sh\necho mine\n")
-    lfs.prepare(git_dir)
+    lfs.prepare(GitRepo(git_dir, git_dir, "main"))
     assert theirs.read_text() == lfs.HOOK
     assert (git_dir / "hooks" / "pre-push.before-committer").read_text() == "#!/bin/sh\necho mine\n"
 
@@ -325,7 +326,7 @@ def test_prepare_refuses_a_hooks_path(tmp_path: Path) -> None:
     git_dir = bare(tmp_path / "knowledge.git")
     git(git_dir, "config", "core.hooksPath", str(tmp_path / "hooks"))
     with pytest.raises(CommitterError, match="hooksPath"):
-        lfs.prepare(git_dir)
+        lfs.prepare(GitRepo(git_dir, git_dir, "main"))
 
 
 # --- attributes: the stat cache of git status against the data directory ---------------------------------

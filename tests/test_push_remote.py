@@ -117,8 +117,9 @@ def test_first_push_creates_the_branch(repo: GitRepo, bare: Path) -> None:
     result = pusher.push_now()
     assert result["pushed"] and result["new"] == sha and result["commits"] == 1
     assert remote_head(bare) == sha
-    assert git("--git-dir", str(repo.git_dir), "rev-parse", pusher.pushed_ref) == sha
-    assert pusher.pushed_ref.startswith("refs/committer/pushed/") and pusher.pushed_ref.endswith("/main")
+    assert pusher.push is not None
+    assert git("--git-dir", str(repo.git_dir), "rev-parse", pusher.push.pushed_ref) == sha
+    assert pusher.push.pushed_ref.startswith("refs/committer/pushed/") and pusher.push.pushed_ref.endswith("/main")
     snap = pusher.snapshot()
     assert set(snap) == {
         "remote",

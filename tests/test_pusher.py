@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from committer.core import logs
 from committer.core.settings import Settings
-from committer.sync import transport as remote_mod
+from committer.sync import credentials as remote_mod
 from committer.sync.credentials import read_token, split_credentials
 from committer.sync.errors import PERMANENT, PushError, classify
 from committer.sync.pusher import backoff
@@ -382,7 +383,7 @@ def test_token_goes_as_x_access_token_and_is_registered_as_a_secret(monkeypatch:
     assert "COMMITTER_TOKEN" not in env
     header = base64.b64encode(b"x-access-token:ghp_unit0123456789").decode()
     assert {"ghp_unit0123456789", header} <= set(secrets)
-    assert {"ghp_unit0123456789", header} <= set(remote_mod.logs._secrets)
+    assert {"ghp_unit0123456789", header} <= set(logs._secrets)
 
 
 def test_ssh_remote_gets_ssh_command_and_no_header(monkeypatch: pytest.MonkeyPatch) -> None:

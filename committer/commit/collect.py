@@ -25,8 +25,7 @@ from committer.core import fsio
 from committer.core.paths import COALESCE_ABOVE, coalesce, covered
 from committer.core.records import Spill
 from committer.git import index as gitindex
-from committer.git.objects import MODE_EXEC, MODE_FILE, MODE_LINK, blob_id
-from committer.git.repo import TreeEntry
+from committer.git.objects import MODE_EXEC, MODE_FILE, MODE_LINK, TreeEntry, blob_id
 from committer.policy.filters import PathFilter
 
 BlobSink = Callable[[bytes, str], None]

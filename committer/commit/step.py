@@ -31,14 +31,14 @@ from committer.commit.collect import (
 )
 from committer.commit.message import Counts
 from committer.commit.writer import Writer
-from committer.core import fsio, logs
+from committer.core import clock, fsio, logs
 from committer.core.records import Spill
 from committer.core.settings import Settings
 from committer.git import index as gitindex
 from committer.git import lfs
 from committer.git.layout import state_dir
-from committer.git.objects import MODE_FILE
-from committer.git.repo import GitRepo, TreeEntry
+from committer.git.objects import MODE_FILE, TreeEntry
+from committer.git.repo import GitRepo
 from committer.policy import guard, secrets
 from committer.policy.filters import BMMETA, PathFilter
 from committer.policy.guard import Hold
@@ -56,11 +56,6 @@ class CommitResult:
     changes: ChangeSet
     batch: str
     seconds: float
-
-
-def iso_utc(epoch: float) -> str:
-    """ISO 8601 in UTC with milliseconds."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
 def _lfs_list(git_dir: Path) -> Path:
@@ -237,7 +232,7 @@ class Pipeline:
         self._track_lfs(changes)
         if changes.records is not None:
             changes.records.close()  # the stat hints stay, for the index
-        self.last_commit_at = iso_utc(time.time())
+        self.last_commit_at = clock.iso(clock.now(), ms=True)
         seconds = time.perf_counter() - started
         counts = changes.counts
         bound = log.bind(batch=batch)
@@ -311,7 +306,7 @@ class Pipeline:
                     max_delete=self.settings.max_delete,
                     data_dir_state=self.data_dir_state(),
                     hold=self.hold,
-                    now=iso_utc(time.time()),
+                    now=clock.iso(clock.now(), ms=True),
                 )
                 allowed = decision.allowed
                 self.hold = decision.hold
@@ -393,7 +388,7 @@ class Pipeline:
         if paths:
             decision = guard.decide(
                 paths, max_delete=self.settings.max_delete, data_dir_state="ok", hold=self.hold,
-                now=iso_utc(time.time()), reason=guard.IGNORE_RULES,
+                now=clock.iso(clock.now(), ms=True), reason=guard.IGNORE_RULES,
             )
             self.hold = decision.hold
             if decision.new_hold and self.hold is not None:
@@ -432,7 +427,7 @@ class Pipeline:
             batch=batch,
             host=self.host,
             counts=counts,
-            first_event=iso_utc(first_event),
+            first_event=clock.iso(first_event, ms=True),
             bmmeta=self._bmmeta(),
             extra=extra,
         )

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from committer.git.repo import FastImport, GitRepo
+from committer.git.fastimport import FastImport
+from committer.git.repo import GitRepo
 from committer.git.setup import STAGING_REF, clear_staging
 
 # Objects (blobs, or changed paths of commits) one fast-import process takes at most: about 30 MB of it.
@@ -37,7 +38,7 @@ class Writer:
 
     def _fast_import(self) -> FastImport:
         if self._process is None:
-            self._process = FastImport(self.repo.git_dir)
+            self._process = FastImport(self.repo)
             self._objects, self._wrote = 0, False
         return self._process
 

@@ -12,14 +12,15 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
-from committer.commit.step import CommitResult, Pipeline, iso_utc
-from committer.core import logs
+from committer.commit.step import CommitResult, Pipeline
+from committer.core import clock, logs
 from committer.core.errors import CommitterError, ConfigError, redact
 from committer.core.secret import webhook_secret
 from committer.core.settings import Settings, parse_address, require_data_dir, require_git_dir, shown
 from committer.git import lfs
 from committer.git.repair import check_and_repair
-from committer.git.repo import GitRepo, set_git_timeout, terminate_running
+from committer.git.repo import GitRepo
+from committer.git.runner import GitRunner
 from committer.git.setup import check_branch, open_repository
 from committer.ops.requests import perform
 from committer.ops.state import InstanceLock, answer_request, pending_requests, read_state, write_state
@@ -94,6 +95,7 @@ class Daemon:
 
     def __init__(self, settings: Settings, once: bool = False, new_branch: bool = False) -> None:
         self.settings = settings
+        self.runner = GitRunner(settings.git_timeout)  # every git of this daemon starts here
         self.once = once
         self.new_branch = new_branch
         self.stopping = False
@@ -102,7 +104,7 @@ class Daemon:
         self.lock = InstanceLock(settings.git_dir)
         self.pfilter = PathFilter(settings.data_dir, settings.ignore)
         self.batcher = Batcher(settings.debounce, settings.max_delay)
-        self.started_at = iso_utc(time.time())
+        self.started_at = clock.iso(clock.now(), ms=True)
         self.ready = False
         self.observer_kind: str | None = None
         self.pipeline: Pipeline | None = None
@@ -159,7 +161,7 @@ class Daemon:
         self.stopping = True
         # A git stuck on a hung disk or lock must not keep the daemon from stopping; the work it
         # was doing is redone by the shutdown pass (fast-import moves no reference unless it finished).
-        terminate_running()
+        self.runner.terminate()
 
     def stop(self) -> None:
         """Ask the loop to finish (from any thread)."""
@@ -171,10 +173,9 @@ class Daemon:
     def run(self) -> int:
         """Start-up order: lock, stale locks, repository, watcher, reconcile; then the loop."""
         self._t0 = time.monotonic()
-        set_git_timeout(self.settings.git_timeout)
         require_data_dir(self.settings)
         require_git_dir(self.settings)
-        check_branch(GitRepo(self.settings.git_dir, self.settings.data_dir, self.settings.branch), self.new_branch)
+        check_branch(GitRepo.of(self.settings, self.runner), self.new_branch)
         self.lock.acquire()
         try:
             return self._run_locked()
@@ -189,7 +190,7 @@ class Daemon:
 
     def _run_locked(self) -> int:
         settings = self.settings
-        repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
+        repo = GitRepo.of(settings, self.runner)
         if repo.exists():
             for path in repo.clear_stale_locks():
                 log.warning("stale_lock_removed", path=str(path))
@@ -197,7 +198,7 @@ class Daemon:
             if check_and_repair(repo, fetch) == "replaced":
                 self.lock.release()  # the lock file went aside with the old repository
                 self.lock.acquire()
-        repo = open_repository(settings, self.pfilter, self.new_branch)
+        repo = open_repository(settings, self.pfilter, self.new_branch, self.runner)
         if repo.head() is None and settings.remote:
             self._join_remote_history(repo)
         previous = read_state(settings.git_dir)
@@ -506,7 +507,7 @@ class Daemon:
             log.error("pull_failed", error=message, exc_info=not isinstance(exc, CommitterError))
             if self.puller is not None:
                 self.puller.forget()
-            self._last_error = {"kind": "pull", "message": message, "at": iso_utc(time.time())}
+            self._last_error = {"kind": "pull", "message": message, "at": clock.iso(clock.now(), ms=True)}
             self.pipeline.refresh_head()
             self._write_state()
             return
@@ -544,7 +545,7 @@ class Daemon:
             message = exc.message if isinstance(exc, CommitterError) else f"{type(exc).__name__}: {exc}"
             log.error("commit_failed", what=what, error=message, retry_in=self._retry_delay,
                       exc_info=not isinstance(exc, CommitterError))
-            self._last_error = {"kind": "commit", "message": message, "at": iso_utc(time.time())}
+            self._last_error = {"kind": "commit", "message": message, "at": clock.iso(clock.now(), ms=True)}
             self._reconcile_at = None
             self._schedule_reconcile("retry", self._retry_delay)
             self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
@@ -566,7 +567,7 @@ class Daemon:
         """Stop watching, commit what is pending (even inside the debounce window), last push."""
         log.info("daemon_stopping", signal=self.signal_received)
         self.notifier.stopping("committing what is pending, last push")
-        set_git_timeout(min(self.settings.git_timeout, max(self.settings.shutdown_timeout, 5.0)))
+        self.runner.timeout = min(self.settings.git_timeout, max(self.settings.shutdown_timeout, 5.0))
         if self.puller is not None:
             self.puller.stop()
         if self.watcher is not None:

@@ -8,8 +8,7 @@ from pathlib import Path
 from committer.core import fsio
 from committer.core.errors import CommitterError
 from committer.git import lfs
-from committer.git.objects import MODE_EXEC, MODE_LINK
-from committer.git.repo import TreeEntry
+from committer.git.objects import MODE_EXEC, MODE_LINK, TreeEntry
 
 
 def write_entry(

@@ -24,7 +24,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from committer.core.errors import CommitterError
-from committer.git.repo import git_env, run_git
+from committer.git.repo import GitRepo
+from committer.git.runner import git_env
 
 SPEC = "https://git-lfs.github.com/spec/v1"
 # git-lfs itself never treats a blob this large or larger as a pointer.
@@ -203,14 +204,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def prepare(git_dir: Path) -> None:
+def prepare(repo: GitRepo) -> None:
     """Make the bare repository push LFS objects with its branch; idempotent, writes only in git_dir.
 
     Installs `hooks/pre-push` (an existing hook of someone else's is kept as
     `hooks/pre-push.before-committer`) and sets CONFIG in the repository's own config. When
     everything is in place this costs one `git config` process and one small file read.
     """
-    current = run_git(git_dir, ["config", "--local", "--list", "-z"], check=False).stdout
+    git_dir = repo.git_dir
+    current = repo.git("config", "--local", "--list", "-z", check=False).stdout
     have: dict[str, str] = {}
     for record in current.decode("utf-8", "replace").split("\0"):
         key, _, value = record.partition("\n")
@@ -222,7 +224,7 @@ def prepare(git_dir: Path) -> None:
         )
     for key, value in CONFIG.items():
         if have.get(key) != value:
-            run_git(git_dir, ["config", "--local", key, value])
+            repo.git("config", "--local", key, value)
     _install_hook(git_dir / "hooks" / "pre-push")
     _remove_stale_temporaries(git_dir / "lfs" / "tmp")
 

@@ -1,8 +1,9 @@
-"""TODO"""
+"""What git stores: blob ids, file modes, tree entries."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 MODE_FILE, MODE_EXEC, MODE_LINK = "100644", "100755", "120000"
 
@@ -12,3 +13,11 @@ def blob_id(data: bytes) -> str:
     digest = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
     digest.update(data)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One file of a tree: mode (100644, 100755, 120000, 160000) and blob id."""
+
+    mode: str
+    sha: str

@@ -7,12 +7,15 @@ from committer.core.errors import ConfigError
 from committer.core.settings import Settings, require_git_dir
 from committer.git import lfs
 from committer.git.repo import GitRepo
+from committer.git.runner import GitRunner
 from committer.policy.filters import PathFilter
 
 log = logs.get("committer.git.setup")
 
 
-def open_repository(settings: Settings, pfilter: PathFilter, new_branch: bool = False) -> GitRepo:
+def open_repository(
+    settings: Settings, pfilter: PathFilter, new_branch: bool = False, runner: GitRunner | None = None
+) -> GitRepo:
     """Create the repository when missing and (re)apply its settings; the data dir is untouched.
 
     A repository with history on another branch is not switched to `settings.branch` (its next commit
@@ -20,7 +23,7 @@ def open_repository(settings: Settings, pfilter: PathFilter, new_branch: bool = 
     current head when it does not exist yet.
     """
     require_git_dir(settings)
-    repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
+    repo = GitRepo.of(settings, runner)
     if not repo.exists():
         repo.init()
         log.info("repo_created", git_dir=str(settings.git_dir), branch=settings.branch)
@@ -30,7 +33,7 @@ def open_repository(settings: Settings, pfilter: PathFilter, new_branch: bool = 
     repo.configure((settings.author_name, settings.author_email), pfilter.exclude_lines())
     pfilter.mirror_to(repo.bmignore_copy)
     if settings.lfs_threshold and lfs.available():
-        lfs.prepare(settings.git_dir)
+        lfs.prepare(repo)
     return repo
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 from committer.core.errors import CommitterError
-from committer.git.repo import GitRepo, TreeEntry
+from committer.git.objects import TreeEntry
+from committer.git.repo import GitRepo
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 

@@ -6,17 +6,18 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from committer.core import clock
 from committer.core.errors import CommitterError, redact
 from committer.core.secret import webhook_secret
 from committer.core.settings import Settings, env_name, shown
 from committer.git import lfs
-from committer.git.repo import GitRepo, run_git
+from committer.git.repo import GitRepo
+from committer.git.runner import GitRunner
 from committer.ops.state import holder_pid
 from committer.sync.credentials import on_github, read_token
 from committer.sync.errors import HINTS, PushError, classify
@@ -39,7 +40,7 @@ class Check:
 
 def _git(_settings: Settings) -> Iterator[Check]:
     try:
-        out = run_git(Path(tempfile.gettempdir()), ["--version"], timeout=30).stdout.decode()
+        out = GitRunner(30.0).run(Path(tempfile.gettempdir()), ["--version"]).stdout.decode()
     except CommitterError as exc:
         yield Check("git", "fail", exc.message, "install git 2.36 or newer")
         return
@@ -168,7 +169,7 @@ def remote_checks(settings: Settings) -> Iterator[Check]:
                         "" if token else "set COMMITTER_TOKEN, token_file or the systemd credential `token`")
     yield from _visibility(settings, remote)
     with tempfile.TemporaryDirectory() as scratch:
-        repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
+        repo = GitRepo.of(settings)
         if not repo.exists():
             repo = GitRepo(Path(scratch) / "probe.git", settings.data_dir, settings.branch)
             repo.init()
@@ -200,7 +201,7 @@ def _app(settings: Settings) -> Iterator[Check]:
     except PushError as exc:
         yield Check("github app", "fail", f"{name}: {exc.detail}", HINTS["auth"])
         return
-    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(tokens.expires_at or 0))
+    expires = clock.iso(tokens.expires_at or 0)
     yield Check("github app", "ok", f"{name}: key {path} read, installation token minted, expires {expires}")
 
 

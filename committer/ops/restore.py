@@ -11,8 +11,7 @@ from committer.commit.step import Pipeline
 from committer.core import fsio, logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.git.checkout import write_entry
-from committer.git.objects import MODE_EXEC, MODE_FILE, MODE_LINK, blob_id
-from committer.git.repo import TreeEntry
+from committer.git.objects import MODE_EXEC, MODE_FILE, MODE_LINK, TreeEntry, blob_id
 from committer.policy.filters import PathFilter
 
 log = logs.get("committer.restore")

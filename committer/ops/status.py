@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
+from committer.core import clock
 from committer.core.errors import redact
 from committer.core.settings import Settings, shown
 from committer.git.repo import GitRepo
@@ -32,7 +32,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         conflicts=[],
         settings={name: {**item, "from": "this command"} for name, item in shown(settings).items()},
     )
-    repo = GitRepo(settings.git_dir, settings.data_dir, settings.branch)
+    repo = GitRepo.of(settings)
     if not repo.exists():
         return status
     size = repo.size()
@@ -98,20 +98,6 @@ def _pull_status(status: dict[str, Any], pulled: dict[str, Any]) -> None:
         status["last_error"] = {"kind": "git_conflict", "message": refused.get("reason"), "at": refused.get("at")}
 
 
-def _ago(iso: str | None) -> str:
-    if not iso:
-        return "never"
-    try:
-        then = time.mktime(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
-    except ValueError:
-        return iso
-    seconds = max(0, int(time.time() - then))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
-
-
 def _remote_row(status: dict[str, Any]) -> str:
     if not status["remote"]:
         return "none (local history only)"
@@ -129,14 +115,14 @@ def render_status(status: dict[str, Any]) -> str:
         ("branch", status["branch"]),
         ("remote", _remote_row(status)),
         ("head", (status["head"] or "no commits yet")[:12]),
-        ("last commit", _ago(status["last_commit_at"])),
+        ("last commit", clock.ago(status["last_commit_at"])),
         ("daemon", f"running (pid {status['pid']})" if status["running"] else "not running"),
     ]
     if status["remote"]:
         rows.append(("pending", f"{status['pending_commits'] or 0} commits"))
-        rows.append(("last push", _ago(status["last_push_at"])))
+        rows.append(("last push", clock.ago(status["last_push_at"])))
     if status["last_pull_at"] or status["conflicts"]:
-        rows.append(("last pull", _ago(status["last_pull_at"])))
+        rows.append(("last pull", clock.ago(status["last_pull_at"])))
     for item in (status["conflicts"] or [])[-5:]:
         rows.append(("conflict", f"{item.get('path')}: the remote's version is in {item.get('copy')!r}"))
     if status["last_error"]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 
 from committer.core import logs
@@ -25,14 +24,14 @@ def remote_has_history(settings: Settings, repo: GitRepo) -> bool:
 
 def fetch_remote_head(
     settings: Settings, repo: GitRepo, *, tags: bool = False,
-    track: Callable[[subprocess.Popen[bytes] | None], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> str | None:
     """Fetch the remote's branch into refs/committer/remote/<branch>; its commit id, or None if absent."""
     remote = Remote(settings)
     target = f"{FETCHED_PREFIX}{repo.branch}"
     refspecs = [f"+{repo.ref}:{target}"] + (["refs/tags/*:refs/tags/*"] if tags else [])
     args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote.url, *refspecs]
-    result = remote.run(repo, args, track=track)
+    result = remote.run(repo, args, cancelled=cancelled)
     if result.returncode != 0 and "couldn't find remote ref" in result.stderr:
         return None
     raise_for(result, "fetch")

@@ -15,18 +15,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from subprocess import Popen
 from typing import Any
 
 from committer.commit import message
-from committer.commit.step import Pipeline, iso_utc, save_lfs_paths
-from committer.core import fsio, logs
+from committer.commit.step import Pipeline, save_lfs_paths
+from committer.core import clock, fsio, logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.core.settings import Settings
 from committer.git import lfs, trees
 from committer.git.checkout import write_entry
-from committer.git.objects import MODE_EXEC, MODE_LINK, blob_id
-from committer.git.repo import GitRepo, TreeEntry
+from committer.git.objects import MODE_EXEC, MODE_LINK, TreeEntry, blob_id
+from committer.git.repo import GitRepo
 from committer.policy import guard
 from committer.sync.bootstrap import fetch_lfs_objects, fetch_remote_head
 from committer.sync.refs import pushed_ref, record_pushed
@@ -267,8 +266,8 @@ def apply_remote(pipeline: Pipeline, remote: str, *, allow_deletes: bool = False
     )
     deletions = sorted(p for p, (_old, new) in changes.items() if new is None and p not in moved)
     if len(deletions) > settings.max_delete and not allow_deletes:
-        held = {"reason": PULL_DELETE, "paths": deletions[:50], "count": len(deletions), "since": iso_utc(when),
-                "remote_head": remote}
+        held = {"reason": PULL_DELETE, "paths": deletions[:50], "count": len(deletions),
+                "since": clock.iso(when, ms=True), "remote_head": remote}
         if (pipeline.pull_state.get("held") or {}).get("remote_head") != remote:
             log.warning("hold", reason=PULL_DELETE, count=len(deletions), paths=deletions[:10], remote_head=remote,
                         release="committer confirm-deletes")
@@ -426,8 +425,8 @@ def _merge_commit(
     extra: dict[str, Any] = {"op": "merge", "remote": remote}
     if copies:
         extra["conflicts"] = len(copies)
-    meta = message.trailer_value(batch=str(uuid.uuid4()), host=pipeline.host, counts=counts, first_event=iso_utc(when),
-                                 bmmeta=None, extra=extra)
+    meta = message.trailer_value(batch=str(uuid.uuid4()), host=pipeline.host, counts=counts,
+                                 first_event=clock.iso(when, ms=True), bmmeta=None, extra=extra)
     summary = f"merge the remote's {repo.branch} ({remote[:12]})"
     if copies:
         summary += f": {len(copies)} conflict cop{'y' if len(copies) == 1 else 'ies'}"
@@ -442,12 +441,12 @@ def _merge_commit(
 _FETCH_LOCK = threading.Lock()  # one fetch at a time: they write the same tracking ref
 
 
-def fetch(settings: Settings, repo: GitRepo, track: Callable[[Popen[bytes] | None], None] | None = None) -> str | None:
+def fetch(settings: Settings, repo: GitRepo, cancelled: Callable[[], bool] | None = None) -> str | None:
     """Fetch the remote branch; its commit id, or None when the remote has no such branch."""
     if not settings.remote:
         raise ConfigError("remote", "no remote is configured; set --remote or COMMITTER_REMOTE")
     with _FETCH_LOCK:
-        return fetch_remote_head(settings, repo, track=track)
+        return fetch_remote_head(settings, repo, cancelled=cancelled)
 
 
 def pull(pipeline: Pipeline, *, allow_deletes: bool = False, fetched: str | None = None) -> PullResult:
@@ -464,7 +463,7 @@ def pull(pipeline: Pipeline, *, allow_deletes: bool = False, fetched: str | None
 def record(pipeline: Pipeline, result: PullResult) -> None:
     """Log the pull and keep what status shows: last pull, conflicts, a refused update."""
     state = pipeline.pull_state
-    now = iso_utc(time.time())
+    now = clock.iso(clock.now(), ms=True)
     state["last_fetch_at"] = now
     state["remote_head"] = result.remote
     if result.outcome in (FAST_FORWARD, MERGE):

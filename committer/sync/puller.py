@@ -6,25 +6,28 @@ so it runs on the daemon's main loop between batches, where commits already run 
 
 from __future__ import annotations
 
-import subprocess
 import threading
-import time
 from collections.abc import Callable
+from typing import Any
 
-from committer.core import logs
+from tenacity import RetryCallState
+
+from committer.core import clock, logs
 from committer.core.errors import CommitterError
+from committer.core.retry import retrying
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.sync import pull
-from committer.sync.transport import kill_group
 
-log = logs.get("committer.puller")
+log = logs.get(__name__)
 
 RETRY_FIRST = 2.0
 
 
 class Puller:
-    """Fetches when asked or every pull_interval; `take()` hands the fetched head to the main loop."""
+    """Fetches when asked or every pull_interval; `take()` hands the fetched head to the main loop.
+
+    Its state crosses threads under `_lock` only; `last_error` is read as a copy."""
 
     def __init__(self, settings: Settings, repo: GitRepo, wake: Callable[[], None]) -> None:
         self.settings = settings
@@ -36,9 +39,8 @@ class Puller:
         self._fetched: str | None = None
         self._handed: str | None = None  # the last head handed over: the same one is not handed twice
         self._why: set[str] = set()
+        self._error: dict[str, str] | None = None
         self._thread: threading.Thread | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.last_error: dict[str, str] | None = None
 
     def start(self, fetch_now: bool) -> None:
         """Start the loop; with `fetch_now` (pulls are automatic) the first fetch runs at once, so what
@@ -54,6 +56,11 @@ class Puller:
         thread = self._thread
         return thread is None or thread.is_alive()
 
+    @property
+    def last_error(self) -> dict[str, str] | None:
+        with self._lock:
+            return dict(self._error) if self._error else None
+
     def request(self, why: str) -> None:
         """Fetch soon (never blocks; many requests make one fetch)."""
         with self._lock:
@@ -65,18 +72,9 @@ class Puller:
         self._stop.set()
         self._trigger.set()
         thread, self._thread = self._thread, None
-        with self._lock:
-            proc = self._proc
-        if proc is not None:
-            kill_group(proc)
-        if thread is not None:
+        if thread is not None and thread.ident is not None:
+            self.repo.runner.terminate(thread.ident, network=True)
             thread.join(5)
-
-    def _track(self, proc: subprocess.Popen[bytes] | None) -> None:
-        with self._lock:
-            self._proc = proc
-        if proc is not None and self._stop.is_set():
-            kill_group(proc)
 
     def take(self) -> str | None:
         """A newly fetched remote head for the main loop to apply; None when there is none."""
@@ -91,7 +89,6 @@ class Puller:
 
     def _run(self) -> None:
         interval = self.settings.pull_interval or None
-        delay = RETRY_FIRST
         while not self._stop.is_set():
             self._trigger.wait(interval)
             self._trigger.clear()
@@ -100,26 +97,36 @@ class Puller:
             with self._lock:
                 why, self._why = sorted(self._why) or ["interval"], set()
             try:
-                sha = pull.fetch(self.settings, self.repo, track=self._track)
-            except CommitterError as exc:
-                if self._stop.is_set():
-                    break
-                self.last_error = {"kind": "pull", "message": exc.message, "at": _now()}
-                log.warning("pull_fetch_failed", error=exc.message, why=why, retry_in=delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.settings.push_backoff_max)
-                self._trigger.set()  # retry; a webhook's pull must not wait for the next interval
-                continue
+                sha = self._retrying(why)(pull.fetch, self.settings, self.repo, cancelled=self._stop.is_set)
+            except CommitterError:
+                break  # stopped while waiting to try again
             except Exception:  # the loop must outlive any one failure
                 log.exception("pull_loop_error")
                 continue
-            delay, self.last_error = RETRY_FIRST, None
             with self._lock:
+                self._error = None
                 if sha is None or sha == self._handed:
                     continue  # nothing new there: the main loop is not disturbed
                 self._fetched = self._handed = sha
             self._wake_main()
 
+    def _pause(self, seconds: float) -> None:
+        self._stop.wait(seconds)
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    def _retrying(self, why: list[str]) -> Any:
+        """Every failed fetch is tried again with backoff (a webhook's pull must not wait for the next
+        interval), until it works or the loop stops."""
+
+        def failed(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            message = exc.message if isinstance(exc, CommitterError) else str(exc)
+            with self._lock:
+                self._error = {"kind": "pull", "message": message, "at": clock.iso(clock.now())}
+            delay = state.next_action.sleep if state.next_action else 0.0
+            log.warning("pull_fetch_failed", error=message, why=why, retry_in=round(delay, 3))
+
+        return retrying(
+            lambda exc: isinstance(exc, CommitterError) and not self._stop.is_set(),
+            cap=self.settings.push_backoff_max, sleep=self._pause, stopped=self._stop.is_set,
+            on_backoff=failed, first=RETRY_FIRST, jitter=0.0,
+        )

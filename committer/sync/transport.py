@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -14,9 +11,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from committer.core import logs
-from committer.core.errors import redact
+from committer.core.errors import GitError, redact
 from committer.core.settings import Settings
-from committer.git.repo import GitRepo, git_argv, git_env
+from committer.git.repo import GitRepo
+from committer.git.runner import drain, git_argv, git_env, kill_group
 from committer.sync.credentials import (
     PASSWORD_ENV,
     TOKEN_ENV,
@@ -103,21 +101,22 @@ class Remote:
         args: list[str],
         *,
         timeout: float | None = None,
-        track: Callable[[subprocess.Popen[bytes] | None], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> NetResult:
-        """Run one git network command; past `timeout` its whole process group is killed.
+        """Run one git network command; past `timeout` its whole process group is killed, and at once when
+        `cancelled` says so after it started (a stop that came just before).
 
         With a GitHub App, a refusal of the credentials means the installation token was revoked or
         expired early: a new one is minted at once and the command runs again, once.
         """
         timeout = self.settings.push_timeout if timeout is None else max(timeout, 0.1)
-        result = self._run_once(repo, args, timeout, track)
+        result = self._run_once(repo, args, timeout, cancelled)
         if self.app is not None and not result.timed_out:
             error = classify(result.returncode, result.stderr, result.stdout)
             if error is not None and error.kind == "auth":
                 log.info("github_token_refused", action="minting a new installation token")
                 self.app.invalidate()
-                again = self._run_once(repo, args, timeout, track)
+                again = self._run_once(repo, args, timeout, cancelled)
                 return dataclasses.replace(again, seconds=again.seconds + result.seconds)
         return result
 
@@ -126,7 +125,7 @@ class Remote:
         repo: GitRepo,
         args: list[str],
         timeout: float,
-        track: Callable[[subprocess.Popen[bytes] | None], None] | None,
+        cancelled: Callable[[], bool] | None,
     ) -> NetResult:
         stall = max(1, min(60, int(timeout / 2)))
         limits = ["-c", "http.lowSpeedLimit=1000", "-c", f"http.lowSpeedTime={stall}"]
@@ -135,28 +134,20 @@ class Remote:
         start = time.monotonic()
         try:
             # A session of its own, so a timeout kills git-remote-http or ssh along with git.
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise PushError("unknown", f"cannot run git: {exc.strerror}") from None
-        if track:
-            track(proc)
+            proc = repo.runner.start(argv, env, subprocess.DEVNULL, network=True)
+        except GitError as exc:
+            raise PushError("unknown", f"cannot run git: {exc.stderr}") from None
+        if cancelled is not None and cancelled():
+            kill_group(proc)
         timed_out = False
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
             kill_group(proc)
-            out, err = proc.communicate()
+            out, err = drain(proc)
         finally:
-            if track:
-                track(None)
+            repo.runner.forget(proc)
         return NetResult(
             proc.returncode,
             out.decode("utf-8", "replace"),
@@ -165,12 +156,6 @@ class Remote:
             timed_out,
             secrets,
         )
-
-
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill a network git and every process it started."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def raise_for(result: NetResult, action: str = "push") -> None:

@@ -4,13 +4,10 @@ what was last pushed there (ahead is someone's new commits; behind or rewritten 
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Callable
 
 from committer.git.repo import GitRepo
 from committer.sync.transport import Remote, raise_for
-
-Track = Callable[[subprocess.Popen[bytes] | None], None] | None
 
 SAME, AHEAD, DIVERGED = "same", "ahead", "diverged"
 CHECK_PREFIX = "refs/committer/check/"
@@ -29,10 +26,10 @@ def confirm(lines: dict[str, tuple[str, str]], ref: str, sha: str) -> str | None
     return f"the remote's answer for {ref} ({said}) does not confirm {sha[:12]}"
 
 
-def remote_branch(remote: Remote, repo: GitRepo, track: Track = None) -> str | None:
+def remote_branch(remote: Remote, repo: GitRepo, cancelled: Callable[[], bool] | None = None) -> str | None:
     """The commit the remote's branch is at now (one ls-remote), or None when it has no such branch."""
     timeout = min(30.0, remote.settings.push_timeout)
-    result = remote.run(repo, ["ls-remote", "--heads", remote.url, repo.ref], timeout=timeout, track=track)
+    result = remote.run(repo, ["ls-remote", "--heads", remote.url, repo.ref], timeout=timeout, cancelled=cancelled)
     raise_for(result, "remote check")
     for line in result.stdout.splitlines():
         sha, _, ref = line.partition("\t")
@@ -46,7 +43,8 @@ def _known(repo: GitRepo, sha: str) -> bool:
 
 
 def compare(
-    remote: Remote, repo: GitRepo, remote_sha: str | None, pushed: str | None, track: Track = None
+    remote: Remote, repo: GitRepo, remote_sha: str | None, pushed: str | None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> tuple[str, str | None]:
     """(SAME, AHEAD or DIVERGED, the remote's commit) for a remote branch against what was pushed there.
 
@@ -62,7 +60,7 @@ def compare(
     if not _known(repo, remote_sha):
         target = f"{CHECK_PREFIX}{repo.branch}"
         args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote.url, f"+{repo.ref}:{target}"]
-        raise_for(remote.run(repo, args, track=track), "remote check")
+        raise_for(remote.run(repo, args, cancelled=cancelled), "remote check")
         remote_sha = repo.git("rev-parse", "-q", "--verify", f"{target}^{{commit}}").stdout.decode().strip()
         if remote_sha == pushed:
             return SAME, remote_sha

@@ -1,0 +1,192 @@
+"""Every git process starts here: one runner, passed in, never a global.
+
+A runner gives git a hermetic environment (C locale, no prompts, no user or system config, no
+secrets of committer's own), starts it in a session of its own and kills the whole group (git, its
+hooks, filters and helpers) at the deadline. It remembers which thread started which process, so a
+stop can cut short exactly what one thread is waiting for. Its `timeout` bounds every local git of
+the command or daemon that made it (`git_timeout`); network git passes its own deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from committer.core.errors import GitError
+
+# git prints some paths relative to its working directory when that lies inside the work tree.
+_NEUTRAL_CWD = "/"
+_STRIPPED_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_CONFIG_PARAMETERS",
+)
+# committer's own secrets never reach git, its hooks or its filters (network git gets credentials its way).
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY")
+DEFAULT_TIMEOUT = 300.0
+
+
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every git process gets: C locale, no prompts, no user or system config."""
+    env = {k: v for k, v in os.environ.items() if k not in _STRIPPED_ENV and not _secret(k)}
+    env.update(
+        LC_ALL="C",
+        LANGUAGE="C",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_LITERAL_PATHSPECS="1",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_CONFIG_COUNT="1",
+        GIT_CONFIG_KEY_0="safe.directory",
+        GIT_CONFIG_VALUE_0="*",
+    )
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _secret(name: str) -> bool:
+    return name.startswith("COMMITTER_") and any(word in name for word in _SECRET_WORDS)
+
+
+def git_argv(git_dir: Path, args: Sequence[str], work_tree: Path | None = None) -> list[str]:
+    """The argument list for one git command on a repository."""
+    argv = ["git", "-c", "safe.directory=*", f"--git-dir={git_dir}"]
+    if work_tree is not None:
+        argv.append(f"--work-tree={work_tree}")
+    argv.extend(args)
+    return argv
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill git and whatever it started (a hook, a filter, a helper holding its pipes open)."""
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        proc.kill()
+
+
+def drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """After a kill: collect what is left, but never wait long for pipes a stray child holds."""
+    try:
+        return proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        for stream in (proc.stdout, proc.stderr, proc.stdin):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        proc.wait(timeout=5)
+        return b"", b""
+
+
+class GitRunner:
+    """Starts, times and kills git processes; one per command or daemon, shared by all its parts."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._running: dict[subprocess.Popen[bytes], tuple[int | None, bool]] = {}
+
+    def start(
+        self, argv: list[str], env: dict[str, str], stdin: int | None, network: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Start one git process in a session of its own, remembered until `forget`; `network`: it talks to
+        the remote (a stop lets such a call finish its own, bounded, attempt unless told otherwise)."""
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=_NEUTRAL_CWD,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise GitError(argv[4:], -1, str(exc)) from exc
+        self._running[proc] = (threading.get_ident(), network)
+        return proc
+
+    def forget(self, proc: subprocess.Popen[bytes]) -> None:
+        self._running.pop(proc, None)
+
+    def deadline(self, proc: subprocess.Popen[bytes], seconds: float | None = None) -> threading.Timer:
+        """A started timer that kills the process group at the deadline (cancel it when done)."""
+        timer = threading.Timer(self.timeout if seconds is None else seconds, kill_group, args=(proc,))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def terminate(self, thread: int | None = None, network: bool = False) -> None:
+        """Kill the local git processes one thread started (the main thread's by default), with their
+        children; with `network`, its calls to the remote too. Safe in a signal handler: no lock is taken."""
+        owner = threading.main_thread().ident if thread is None else thread
+        for proc, (started_by, talks) in tuple(self._running.items()):
+            if started_by == owner and (network or not talks):
+                kill_group(proc)
+
+    def run(
+        self,
+        git_dir: Path,
+        args: Sequence[str],
+        *,
+        work_tree: Path | None = None,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run one git command to completion within its deadline."""
+        argv = git_argv(git_dir, args, work_tree)
+        limit = self.timeout if timeout is None else timeout
+        proc = self.start(argv, git_env(env), subprocess.PIPE if input is not None else subprocess.DEVNULL)
+        try:
+            stdout, stderr = proc.communicate(input, timeout=limit)
+        except subprocess.TimeoutExpired as exc:
+            kill_group(proc)
+            drain(proc)
+            raise GitError(argv[4:], -1, f"timed out after {limit:g}s") from exc
+        finally:
+            self.forget(proc)
+        if proc.returncode < 0:
+            raise GitError(argv[4:], proc.returncode, f"killed by signal {-proc.returncode}")
+        if check and proc.returncode != 0:
+            raise GitError(argv[4:], proc.returncode, stderr.decode("utf-8", "replace"))
+        return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+    @contextlib.contextmanager
+    def stream(self, git_dir: Path, args: Sequence[str], work_tree: Path | None = None) -> Iterator[Iterator[bytes]]:
+        """The NUL-separated records a git command prints, read as it prints them, within the deadline;
+        leaving early kills it. A failure is raised when the block ends."""
+        argv = git_argv(git_dir, args, work_tree)
+        proc = self.start(argv, git_env(), subprocess.DEVNULL)
+        timer = self.deadline(proc)
+        finished = False
+
+        def records() -> Iterator[bytes]:
+            nonlocal finished
+            assert proc.stdout is not None
+            rest = b""
+            while chunk := proc.stdout.read1(1 << 16):  # type: ignore[attr-defined]
+                parts = (rest + chunk).split(b"\0")
+                rest = parts.pop()
+                yield from parts
+            if rest:
+                yield rest
+            finished = True
+
+        try:
+            yield records()
+        finally:
+            timer.cancel()
+            if not finished:
+                kill_group(proc)
+            stderr = drain(proc)[1]
+            self.forget(proc)
+        if finished and proc.returncode != 0:
+            raise GitError(argv[4:], proc.returncode, stderr.decode("utf-8", "replace"))

@@ -1,0 +1,214 @@
+"""One push to the remote, and what it tells: the lease on what was pushed last, the confirmation from the
+porcelain answer, a remote that went back or was rewritten (remote_diverged, never pushed over)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from committer.core import logs
+from committer.core.settings import Settings
+from committer.git.repo import GitRepo
+from committer.sync import verify
+from committer.sync.credentials import on_github
+from committer.sync.errors import PushError, classify, porcelain, timeout_error
+from committer.sync.pending import Pending, last_push, read_pending
+from committer.sync.pushstate import PushState
+from committer.sync.refs import pushed_ref, pushed_tags_prefix, record_pushed
+from committer.sync.transport import Remote
+
+log = logs.get(__name__)
+
+# Batch ids listed in one git_push event at most; the count is always given.
+BATCHES_SHOWN = 50
+
+
+class Push:
+    """Pushes the branch and its tags, one attempt at a time (any thread), and reports into `state`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        repo: GitRepo,
+        state: PushState,
+        on_change: Callable[[], None] | None = None,
+        on_rejected: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.state = state
+        self.remote = Remote(settings)
+        self.pushed_ref = pushed_ref(settings.remote, repo.branch)
+        self.pushed_tags = pushed_tags_prefix(settings.remote)
+        self._on_change = on_change
+        self._on_rejected = on_rejected
+        self._visibility = self._visibility_rule()
+        self._lock = threading.Lock()  # one push at a time
+        seen = last_push(repo, self.pushed_ref)
+        if seen is not None:
+            state.seed(*seen)
+
+    def _visibility_rule(self) -> Any:
+        if self.settings.allow_public or not on_github(self.settings):
+            return None
+        from committer.sync.github import Visibility  # the REST client, only for remotes that may be on GitHub
+
+        app = self.remote.app
+        return Visibility(self.settings, self.remote.credentials, app.invalidate if app else None)
+
+    def pending(self) -> Pending:
+        """Read what the remote lacks and show it; tell on_change when the counts moved."""
+        pending = read_pending(self.repo, self.pushed_ref, self.pushed_tags)
+        if self.state.pending(pending):
+            self._changed()
+        return pending
+
+    def _changed(self) -> None:
+        if self._on_change is None:
+            return
+        try:
+            self._on_change()
+        except Exception:  # a broken listener must not stop pushes
+            log.exception("push_on_change_failed")
+
+    def once(self, timeout: float, cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """Push what is pending now, once; PushError when the remote refuses."""
+        with self._lock:
+            return self._push(timeout, cancelled, again=True)
+
+    def _push(self, timeout: float, cancelled: Callable[[], bool] | None, again: bool) -> dict[str, Any]:
+        """`again` allows one more push after late bookkeeping."""
+        pending = self.pending()
+        result: dict[str, Any] = {"pushed": False, "old": pending.pushed, "new": pending.branch,
+                                  "commits": len(pending.times), "tags": len(pending.tags), "seconds": 0.0}
+        if not pending.needed:
+            return result
+        started = time.monotonic()
+        try:
+            if self._visibility is not None:
+                self._visibility.check()
+            refspecs = [f"{pending.branch}:{self.repo.ref}"] if pending.branch else []
+            args = ["push", "--porcelain", *self._lease(pending), self.remote.url, *refspecs, "refs/tags/*:refs/tags/*"]
+            run = self.remote.run(self.repo, args, timeout=timeout, cancelled=cancelled)
+        except PushError as exc:  # no push was made: credentials or the visibility rule said no
+            self._report(pending, exc, time.monotonic() - started)
+            raise
+        error = (timeout_error(run.seconds) if run.timed_out
+                 else classify(run.returncode, run.stderr, run.stdout, ref=self.repo.ref, secrets=run.secrets))
+        lines = porcelain(run.stdout)
+        branch_ok = self.repo.ref in lines and lines[self.repo.ref][0] != "!"
+        if branch_ok and pending.branch and (problem := verify.confirm(lines, self.repo.ref, pending.branch)):
+            branch_ok = False
+            error = error or PushError("unknown", problem)
+        if error is not None and error.kind == "non_fast_forward" and pending.pushed:
+            compared = self._compare(pending.pushed)
+            sha = compared[1]
+            if again and compared[0] == verify.AHEAD and sha and pending.branch and self._ours(sha, pending.branch):
+                # The remote holds commits of ours that were never recorded as pushed (the daemon was
+                # killed between a push and its bookkeeping): record them and push the rest on top.
+                record_pushed(self.repo, self.settings.remote, sha, {}, "the remote has it")
+                log.info("push_recorded_late", remote=self.remote.shown, remote_head=sha)
+                return self._push(timeout, cancelled, again=False)
+            error = self._diverged(pending.pushed, compared) or error
+        tags_ok = {name: sha for name, sha in pending.tags.items()
+                   if lines.get(f"refs/tags/{name}", ("!", ""))[0] != "!"}
+        if branch_ok or tags_ok:
+            # Even when a tag was refused, what did arrive is no longer pending.
+            record_pushed(self.repo, self.settings.remote, pending.branch if branch_ok else None, tags_ok,
+                          f"push {run.seconds:.3f}s")
+        if branch_ok and self.state.metrics is not None:
+            self.state.metrics.set_diverged(False)
+        result.update(pushed=error is None, seconds=round(run.seconds, 3))
+        self._report(pending, error, run.seconds)
+        if error is not None:
+            raise error
+        return result
+
+    def _ours(self, sha: str, branch: str) -> bool:
+        return self.repo.git("merge-base", "--is-ancestor", sha, branch, check=False).returncode == 0
+
+    def _lease(self, pending: Pending) -> list[str]:
+        """The remote must still hold what was pushed last, or nothing is overwritten (not even fast-forwarded).
+
+        Without allow_non_ff the lease is given only when the branch descends from what was pushed, so it
+        can never turn a rewrite into a forced update; a remote moved back by someone then refuses the push.
+        """
+        if not pending.branch:
+            return []
+        if self.settings.allow_non_ff:
+            return [f"--force-with-lease={self.repo.ref}:{pending.pushed or ''}"]
+        if pending.pushed and pending.pushed != pending.branch and self._ours(pending.pushed, pending.branch):
+            return [f"--force-with-lease={self.repo.ref}:{pending.pushed}"]
+        return []
+
+    def _compare(self, pushed: str) -> tuple[str | None, str | None]:
+        """(SAME, AHEAD or DIVERGED, the remote's commit); (None, None) when the remote could not be asked."""
+        try:
+            sha = verify.remote_branch(self.remote, self.repo)
+            return verify.compare(self.remote, self.repo, sha, pushed)
+        except PushError as exc:
+            log.info("remote_check_failed", kind=exc.kind, message=exc.detail)
+            return None, None
+
+    def _diverged(self, pushed: str, compared: tuple[str | None, str | None] | None = None) -> PushError | None:
+        """After a refused push: a remote_diverged error when the remote went back or was rewritten."""
+        state, sha = compared or self._compare(pushed)
+        if state != verify.DIVERGED:
+            return None
+        detail = verify.describe(self.repo, sha, pushed)
+        log.error("remote_diverged", remote=self.remote.shown, remote_head=sha, pushed=pushed, message=detail)
+        if self.state.metrics is not None:
+            self.state.metrics.set_diverged(True)
+        return PushError("remote_diverged", detail)
+
+    def check_remote(self) -> bool:
+        """Compare the remote branch with what was pushed (one ls-remote); True when a divergence just ended."""
+        with self._lock:
+            pushed = self.pending().pushed
+            shown = self.state.error_kind == "remote_diverged"
+            if pushed is None:
+                return False
+            compared = self._compare(pushed)
+            if compared[0] is None:
+                return False
+            error = self._diverged(pushed, compared)
+            if error is not None:
+                self.state.error(error)
+                self._changed()
+                return False
+            if not shown:
+                return False
+            log.info("remote_diverged_resolved", remote=self.remote.shown, pushed=pushed)
+            self.state.error(None)
+            if self.state.metrics is not None:
+                self.state.metrics.set_diverged(False)
+            self._changed()
+            return True
+
+    def _report(self, pending: Pending, error: PushError | None, seconds: float) -> None:
+        fields = {
+            "remote": self.remote.shown,
+            "old": pending.pushed,
+            "new": pending.branch,
+            "range": f"{(pending.pushed or '')[:12]}..{(pending.branch or '')[:12]}",
+            "commits": len(pending.times),
+            "tags": len(pending.tags),
+            "batches": pending.batches[:BATCHES_SHOWN],
+            "duration_ms": round(seconds * 1000),
+            "forced": self.settings.allow_non_ff,
+        }
+        failures = self.state.pushed(error, seconds)
+        if error is not None and error.kind == "non_fast_forward" and self._on_rejected is not None:
+            try:
+                self._on_rejected()
+            except Exception:  # a broken listener must not stop pushes
+                log.exception("push_on_rejected_failed")
+        if error is None:
+            log.info("git_push", result="ok", **fields)
+        else:
+            log.warning("git_push", result="failed", kind=error.kind, permanent=error.permanent,
+                        message=error.detail, consecutive_failures=failures, **fields)
+        self._changed()
+        self.pending()
