@@ -36,7 +36,7 @@ import watching
 from report import Row, Section, med, ms, ratio, render, spread
 from workload import Tree
 
-from committer.commit.step import Pipeline
+from committer.commit.committer import Committer
 from committer.core import logs
 from committer.core.settings import load_settings
 from committer.git.setup import open_repository
@@ -226,7 +226,7 @@ class Bench:
         settings = load_settings(flags={"data_dir": str(tree.data), "git_dir": str(git_dir)})
         pfilter = PathFilter(settings.data_dir, settings.ignore)
         repo = open_repository(settings, pfilter)
-        pipeline = Pipeline(settings, repo, pfilter)
+        pipeline = Committer(settings, repo, pfilter)
         baseline_git, floor_git = root / "baseline.git", root / "floor.git"
         say(f"{name}: cloning the repository for the baseline and the floor; warming the baseline's index")
         gitruns.clone_same_state(git_dir, baseline_git)
@@ -253,7 +253,7 @@ class Bench:
         if not self.commit.notes:
             self.commit.notes.append(
                 "per repeat, the same files get new content, then the three commit it in rotating order: "
-                "the daemon's `Pipeline.commit(paths)` in-process on the repository `committer init` "
+                "the daemon's commit step (`Committer.commit(paths)`) in-process on the repository `committer init` "
                 "made; `git add -A && git commit -q -m x` on a clone of it (same objects and config) "
                 "whose index was built and refreshed by an untimed `git add -A`; the floor, one "
                 "`git fast-import` stream (inline blobs + a commit on the parent, no index) on another "
@@ -267,7 +267,7 @@ class Bench:
         if burst:
             self.run_burst(tree, pipeline, baseline_git, floor)
 
-    def run_burst(self, tree: Tree, pipeline: Pipeline, baseline_git: Path, floor: gitruns.Floor) -> None:
+    def run_burst(self, tree: Tree, pipeline: Committer, baseline_git: Path, floor: gitruns.Floor) -> None:
         name, k = label(tree.count), tree.count // 10
         say(f"{name}: {k}-file bursts, {self.config.burst_repeat} repeats")
         got = self.measure(tree, pipeline, baseline_git, floor, k, self.config.burst_repeat, warmup=0)
@@ -305,7 +305,7 @@ class Bench:
         return timings
 
     def measure(
-        self, tree: Tree, pipeline: Pipeline, baseline_git: Path, floor: gitruns.Floor,
+        self, tree: Tree, pipeline: Committer, baseline_git: Path, floor: gitruns.Floor,
         k: int, repeats: int, warmup: int,
     ) -> dict[str, list[float]]:
         """Per repeat: new content in the same k files, then the three commits, each timed."""

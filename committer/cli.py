@@ -13,7 +13,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from committer.commit import message
-from committer.commit.step import Pipeline
 from committer.core import clock, logs
 from committer.core.errors import CommitterError, ConfigError, redact
 from committer.core.settings import (
@@ -28,7 +27,8 @@ from committer.daemon.service import Daemon
 from committer.git.repo import GitRepo, history
 from committer.git.setup import check_branch, open_repository
 from committer.ops import requests as ops
-from committer.ops.state import COMMAND, InstanceLock, read_state, write_state
+from committer.ops.lock import COMMAND, InstanceLock
+from committer.ops.state import load_parts, read_state, save_parts
 from committer.ops.status import collect_status, render_status
 from committer.policy.filters import PathFilter
 
@@ -143,15 +143,13 @@ def init(
             if fresh and settings.remote and _side_with_remote(settings, repo, from_remote, adopt):
                 typer.echo(f"took {settings.branch} from {redact(settings.remote)} into {settings.data_dir}")
                 return
-            pipeline = Pipeline(settings, repo, pfilter)
+            committer, record = load_parts(settings, repo, pfilter, read_state(settings.git_dir))
             op = "init" if repo.head() is None else ("adopt" if adopt else "reconcile")
             with _Progress(settings.data_dir, enabled=sys.stderr.isatty() and fresh) as bar:
-                result = pipeline.commit([""], op=op, progress=bar.advance)
+                result = committer.commit([""], op=op, progress=bar.advance)
             repo.sync_index(result.changes.hints())
             result.changes.close()
-            state = read_state(settings.git_dir)
-            state["held_files"] = pipeline.held_files()  # files the safety rules kept out, for status
-            write_state(settings.git_dir, state)
+            save_parts(settings.git_dir, committer, record)  # files the safety rules kept out, for status
             files = result.changes.counts.total
             where = f"{settings.git_dir} ({settings.branch})"
             if result.sha:
@@ -171,7 +169,7 @@ def _side_with_remote(settings: Settings, repo: GitRepo, from_remote: bool, adop
     if not remote_has_history(settings, repo):
         return False
     if from_remote:
-        from committer.sync.pull import checkout_lfs
+        from committer.sync.lfsfetch import checkout_lfs
 
         checkout_lfs(settings, repo, init_from_remote(settings, repo))
         return True

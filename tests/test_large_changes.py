@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from committer.commit import writer
+from committer.commit.committer import Committer
 from committer.core.records import Spill
-from committer.core.settings import load_settings
 from committer.git.fastimport import FastImport
 from tests.conftest import Layout, commit_count, git, tree_files
 from tests.test_pipeline import make_pipeline
@@ -32,11 +32,8 @@ def small_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(writer.Writer.__init__, "__defaults__", (50,))
 
 
-def pipeline_with(layout: Layout, **env: str):  # type: ignore[no-untyped-def]
-    p = make_pipeline(layout)
-    p.settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir)},
-                               env={f"COMMITTER_{k.upper()}": v for k, v in env.items()})
-    return p
+def pipeline_with(layout: Layout, **env: str) -> Committer:
+    return make_pipeline(layout, **env)
 
 
 def reflog(layout: Layout) -> list[str]:
@@ -88,8 +85,8 @@ def test_a_large_change_with_a_mass_deletion_holds_the_deletions_and_commits_the
     for i in range(7):
         shutil.rmtree(layout.data / f"d{i}") if i < 3 else None
     result = p.reconcile()
-    assert result.sha is not None and p.hold is not None and len(p.hold.paths) > 100
-    assert all(path in tree_files(layout.git_dir) for path in p.hold.paths)  # nothing held was deleted
+    assert result.sha is not None and p.holds.hold is not None and len(p.holds.hold.paths) > 100
+    assert all(path in tree_files(layout.git_dir) for path in p.holds.hold.paths)  # nothing held was deleted
     assert git(layout.git_dir, "show", "HEAD:d5/n0005.md") == "v2 5\n"
     assert reflog(layout)[0] == result.sha and reflog(layout)[1] == before
 

@@ -11,18 +11,20 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from committer.commit.step import Pipeline
+from committer.commit.committer import Committer
 from committer.core.settings import load_settings
 from committer.git.setup import open_repository
 from committer.policy.filters import PathFilter
 from tests.conftest import Layout, commit_count, git, show, tree_files
 
 
-def make_pipeline(layout: Layout) -> Pipeline:
-    settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir)})
+def make_pipeline(layout: Layout, **env: str) -> Committer:
+    """The commit side of the layout's repository; `env`: settings as COMMITTER_<NAME> would give them."""
+    settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir)},
+                             env={f"COMMITTER_{name.upper()}": value for name, value in env.items()})
     pfilter = PathFilter(settings.data_dir, settings.ignore)
     repo = open_repository(settings, pfilter)
-    return Pipeline(settings, repo, pfilter)
+    return Committer(settings, repo, pfilter)
 
 
 def trailer(layout: Layout, rev: str = "HEAD") -> dict[str, object]:
@@ -165,7 +167,7 @@ def test_nested_repository_is_skipped_with_a_warning_never_a_gitlink(layout: Lay
     skips = [e for e in logs if e["event"] == "skip"]
     assert skips and skips[0]["path"] == "vendor/lib" and "nested" in skips[0]["reason"]
     assert len(skips) == 1, "one warning per path, not one per batch"
-    assert p.held_files() == [{"path": "vendor/lib", "reason": "nested git repository"}]
+    assert p.held.listing() == [{"path": "vendor/lib", "reason": "nested git repository"}]
 
 
 def test_special_files_are_skipped_and_the_rest_committed(layout: Layout) -> None:
@@ -266,7 +268,7 @@ def test_no_commit_carries_more_than_max_batch_files(layout: Layout) -> None:
     settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir),
                                     "max_batch_files": 10})
     pfilter = PathFilter(settings.data_dir, settings.ignore)
-    p = Pipeline(settings, open_repository(settings, pfilter), pfilter)
+    p = Committer(settings, open_repository(settings, pfilter), pfilter)
     for i in range(25):
         write(layout, f"bulk/{i:02}.md", str(i))
     result = p.commit(["bulk"])
@@ -280,7 +282,7 @@ def test_no_commit_carries_more_than_max_batch_files(layout: Layout) -> None:
 
 
 def test_maintenance_packs_the_loose_objects_small_commits_leave(layout: Layout) -> None:
-    from committer.daemon.service import _maintain
+    from committer.daemon.maintenance import maintain as _maintain
 
     p = make_pipeline(layout)
     for i in range(40):

@@ -250,7 +250,7 @@ def test_pull_without_a_remote_is_a_usage_error(layout: Layout) -> None:
 def test_a_file_changed_while_a_pull_is_applied_is_never_overwritten(
     layout: Layout, mirror: Path, tmp_path: Path
 ) -> None:
-    from committer.commit.step import Pipeline
+    from committer.commit.committer import Committer
     from committer.core.settings import load_settings
     from committer.git.setup import open_repository
     from committer.policy.filters import PathFilter
@@ -261,12 +261,14 @@ def test_a_file_changed_while_a_pull_is_applied_is_never_overwritten(
     remote_head = clone.commit({"a.md": "a, from the remote\n", "b.md": "b, from the remote\n"})
     settings = load_settings(env={k: v for k, v in env.items() if k.startswith("COMMITTER_")})
     pfilter = PathFilter(settings.data_dir, settings.ignore)
-    pipeline = Pipeline(settings, open_repository(settings, pfilter), pfilter)
+    pipeline = Committer(settings, open_repository(settings, pfilter), pfilter)
     fetched = pulling.fetch(settings, pipeline.repo)
     assert fetched == remote_head
     # Written after the daemon committed its last batch and before the pull reaches the file.
     (layout.data / "a.md").write_text("a, typed just now\n")
-    result = pulling.pull(pipeline, fetched=fetched)
+    from committer.sync.pullstate import PullRecord
+
+    result = pulling.pull(pipeline, PullRecord(), fetched=fetched)
     assert result.outcome == "fast_forward"
     assert (layout.data / "a.md").read_text() == "a, typed just now\n"
     assert (layout.data / "b.md").read_text() == "b, from the remote\n"
@@ -283,7 +285,7 @@ def test_a_file_changed_while_a_pull_is_applied_is_never_overwritten(
 
 def test_tree_paths_that_would_leave_the_data_directory_are_never_written(tmp_path: Path) -> None:
     from committer.core.fsio import Tree
-    from committer.sync.pull import _safe
+    from committer.sync.apply import safe as _safe
 
     root = tmp_path / "data"
     (root / "dir").mkdir(parents=True)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from committer.core.settings import load_settings
 from committer.policy.guard import pair_renames
 from tests.conftest import DaemonProcess, Layout, commit_count, committer, git, tree_files, wait_for
 from tests.test_pipeline import make_pipeline, trailer
@@ -37,7 +36,7 @@ def test_a_moved_folder_is_one_commit_of_renames_and_no_hold(layout: Layout) -> 
     p.reconcile()
     (layout.data / "big").rename(layout.data / "big2")
     result = p.commit(["big", "big2"])
-    assert result.sha is not None and p.hold is None
+    assert result.sha is not None and p.holds.hold is None
     assert tree_files(layout.git_dir) == {path.replace("big/", "big2/", 1) for path in old}
     meta = trailer(layout)
     assert (meta["renamed"], meta["added"], meta["deleted"]) == (500, 0, 0)
@@ -52,7 +51,7 @@ def test_a_rename_plus_real_deletions_holds_only_the_deletions(layout: Layout) -
     shutil.rmtree(layout.data / "old")
     result = p.commit(["big", "big2", "old"])
     assert result.sha is not None
-    assert p.hold is not None and p.hold.paths == frozenset(doomed)
+    assert p.holds.hold is not None and p.holds.hold.paths == frozenset(doomed)
     files = tree_files(layout.git_dir)
     assert doomed <= files and not (moved & files)
     assert trailer(layout)["renamed"] == 300 and trailer(layout)["deleted"] == 0
@@ -65,21 +64,18 @@ def test_a_move_in_two_steps_is_taken_out_of_the_hold(layout: Layout, tmp_path: 
     p.reconcile()
     (layout.data / "kb").rename(tmp_path / "parked")
     assert p.commit(["kb"]).sha is None
-    assert p.hold is not None and len(p.hold.paths) == 150
+    assert p.holds.hold is not None and len(p.holds.hold.paths) == 150
     (tmp_path / "parked").rename(layout.data / "archive")
     (layout.data / "other.md").write_text("unrelated")
     result = p.commit(["archive", "other.md"])
-    assert result.sha is not None and p.hold is None
+    assert result.sha is not None and p.holds.hold is None
     assert tree_files(layout.git_dir) == {path.replace("kb/", "archive/", 1) for path in old} | {"other.md"}
     assert trailer(layout)["renamed"] == 150
 
 
 def test_renames_do_not_count_toward_max_batch_files(layout: Layout) -> None:
     folder(layout, "big", 500)
-    settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir)},
-                             env={"COMMITTER_MAX_BATCH_FILES": "100"})
-    p = make_pipeline(layout)
-    p.settings = settings
+    p = make_pipeline(layout, max_batch_files="100")
     p.reconcile()
     before = commit_count(layout.git_dir)
     (layout.data / "big").rename(layout.data / "moved")

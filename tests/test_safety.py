@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from committer.commit.step import Pipeline
+from committer.commit.committer import Committer
 from committer.core.settings import load_settings
 from committer.git.setup import open_repository
 from committer.policy.filters import PathFilter
 from tests.conftest import Layout, git, show, tree_files
 
 
-def make(layout: Layout, **flags: object) -> Pipeline:
+def make(layout: Layout, **flags: object) -> Committer:
     settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir), **flags})
     pfilter = PathFilter(settings.data_dir, settings.ignore)
-    return Pipeline(settings, open_repository(settings, pfilter), pfilter)
+    return Committer(settings, open_repository(settings, pfilter), pfilter)
 
 
 def fill(layout: Layout, n: int, folder: str = "notes") -> list[str]:
@@ -50,11 +50,11 @@ def test_150_deletions_are_held_and_the_rest_of_the_batch_committed(layout: Layo
     assert tree_files(layout.git_dir) == {*names, "survivor.md"}
     holds = [e for e in logs if e["event"] == "hold"]
     assert len(holds) == 1 and holds[0]["count"] == 150 and holds[0]["reason"] == "max_delete"
-    assert p.hold is not None and p.hold.status()["count"] == 150
+    assert p.holds.hold is not None and p.holds.hold.status()["count"] == 150
     confirmed = p.confirm_deletes()
     assert confirmed is not None and confirmed.changes.counts.deleted == 150
     assert tree_files(layout.git_dir) == {"survivor.md"}
-    assert last_meta(layout)["op"] == "confirm-deletes" and p.hold is None
+    assert last_meta(layout)["op"] == "confirm-deletes" and p.holds.hold is None
 
 
 def test_up_to_max_delete_deletions_are_committed(layout: Layout) -> None:
@@ -64,7 +64,7 @@ def test_up_to_max_delete_deletions_are_committed(layout: Layout) -> None:
     p.reconcile(op="init")
     shutil.rmtree(layout.data / "notes")
     assert p.commit(["notes"]).changes.counts.deleted == 100
-    assert p.hold is None
+    assert p.holds.hold is None
 
 
 def test_while_held_smaller_deletions_join_the_hold(layout: Layout) -> None:
@@ -77,7 +77,7 @@ def test_while_held_smaller_deletions_join_the_hold(layout: Layout) -> None:
     shutil.rmtree(layout.data / "b")
     p.commit(["b"])
     assert len(tree_files(layout.git_dir)) == 125
-    assert p.hold is not None and len(p.hold.paths) == 125
+    assert p.holds.hold is not None and len(p.holds.hold.paths) == 125
 
 
 def test_the_hold_clears_itself_when_the_files_come_back(layout: Layout, tmp_path: Path) -> None:
@@ -86,11 +86,11 @@ def test_the_hold_clears_itself_when_the_files_come_back(layout: Layout, tmp_pat
     p.reconcile(op="init")
     shutil.move(str(layout.data / "notes"), str(tmp_path / "away"))
     p.commit(["notes"])
-    assert p.hold is not None
+    assert p.holds.hold is not None
     shutil.move(str(tmp_path / "away"), str(layout.data / "notes"))
     with capture_logs() as logs:
         assert p.commit(["notes"]).sha is None
-    assert p.hold is None and [e for e in logs if e["event"] == "hold_released"]
+    assert p.holds.hold is None and [e for e in logs if e["event"] == "hold_released"]
 
 
 def test_an_emptied_data_directory_holds_even_one_deletion(layout: Layout) -> None:
@@ -101,7 +101,7 @@ def test_an_emptied_data_directory_holds_even_one_deletion(layout: Layout) -> No
     (layout.data / "only.md").unlink()
     p.reconcile()
     assert tree_files(layout.git_dir) == {"only.md"}
-    assert p.hold is not None and p.hold.reason == "data_dir_empty"
+    assert p.holds.hold is not None and p.holds.hold.reason == "data_dir_empty"
 
 
 def test_a_missing_data_directory_deletes_nothing(layout: Layout) -> None:
@@ -111,7 +111,7 @@ def test_a_missing_data_directory_deletes_nothing(layout: Layout) -> None:
     shutil.rmtree(layout.data)
     p.commit(["notes"])
     assert len(tree_files(layout.git_dir)) == 3
-    assert p.hold is not None and p.hold.reason == "data_dir_missing"
+    assert p.holds.hold is not None and p.holds.hold.reason == "data_dir_missing"
 
 
 def test_files_that_become_ignored_leave_the_tree_but_not_the_disk(layout: Layout) -> None:
@@ -136,7 +136,7 @@ def test_untracking_more_than_max_delete_is_held(layout: Layout) -> None:
     (layout.data / ".bmignore").write_text("logs/\n")
     p.pfilter.refresh()
     p.reconcile()
-    assert p.hold is not None and p.hold.reason == "ignore_rules" and len(p.hold.paths) == 20
+    assert p.holds.hold is not None and p.holds.hold.reason == "ignore_rules" and len(p.holds.hold.paths) == 20
     assert len([f for f in tree_files(layout.git_dir) if f.startswith("logs/")]) == 20
     p.confirm_deletes()
     assert not [f for f in tree_files(layout.git_dir) if f.startswith("logs/")]
@@ -163,10 +163,10 @@ def test_without_lfs_files_at_the_threshold_are_held_and_the_rest_committed(layo
     sparse(layout.data / "video.bin", 11_000_000)
     (layout.data / "small.md").write_text("fine")
     p = make(layout, lfs_threshold="10MB")
-    p.limits = type(p.limits)(lfs_threshold=10_000_000, max_file_size=100_000_000, lfs_store=None)
+    p.step.limits = type(p.step.limits)(lfs_threshold=10_000_000, max_file_size=100_000_000, lfs_store=None)
     p.reconcile(op="init")
     assert tree_files(layout.git_dir) == {"small.md"}
-    assert p.held["video.bin"].startswith("11.0 MB is at or above lfs_threshold")
+    assert p.held.reasons["video.bin"].startswith("11.0 MB is at or above lfs_threshold")
 
 
 def test_a_file_above_max_file_size_is_held_when_lfs_is_off(layout: Layout) -> None:
@@ -175,7 +175,7 @@ def test_a_file_above_max_file_size_is_held_when_lfs_is_off(layout: Layout) -> N
     p = make(layout, lfs_threshold=0)
     p.reconcile(op="init")
     assert tree_files(layout.git_dir) == {"small.md"}
-    assert "above max_file_size" in p.held["huge.iso"]
+    assert "above max_file_size" in p.held.reasons["huge.iso"]
 
 
 def test_a_held_file_keeps_its_last_committed_version(layout: Layout) -> None:

@@ -1,4 +1,4 @@
-"""TODO"""
+"""Relative paths of the data directory: their parents, and folding many into their directories."""
 
 from __future__ import annotations
 

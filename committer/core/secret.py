@@ -42,7 +42,10 @@ def read(source: Source, path: Path | None, environ: Mapping[str, str] | None = 
         return None, env[source.env].strip().encode()
     if path is None and env.get("CREDENTIALS_DIRECTORY"):
         candidate = Path(env["CREDENTIALS_DIRECTORY"]) / source.credential
-        path = candidate if candidate.is_file() else None
+        try:
+            path = candidate if candidate.is_file() else None
+        except OSError:  # a credentials directory this user may not read: reading it below says so
+            path = candidate
     if path is None:
         return None
     try:

@@ -1,4 +1,5 @@
-"""TODO"""
+"""Writing one tree entry into the data directory: atomically, never through a symlink, LFS pointers
+replaced by their objects when the local store has them."""
 
 from __future__ import annotations
 

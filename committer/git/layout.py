@@ -1,4 +1,4 @@
-"""TODO"""
+"""Where committer keeps its own files inside the git dir."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-MODE_FILE, MODE_EXEC, MODE_LINK = "100644", "100755", "120000"
+MODE_FILE, MODE_EXEC, MODE_LINK, MODE_GITLINK = "100644", "100755", "120000", "160000"
 
 
 def blob_id(data: bytes) -> str:

@@ -1,4 +1,5 @@
-"""TODO"""
+"""Opening the repository for committing: created when missing, its settings re-applied, the branch it
+keeps its history on respected, what a pass cut short left behind dropped."""
 
 from __future__ import annotations
 

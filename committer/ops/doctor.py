@@ -18,7 +18,7 @@ from committer.core.settings import Settings, env_name, shown
 from committer.git import lfs
 from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner
-from committer.ops.state import holder_pid
+from committer.ops.lock import holder_pid
 from committer.sync.credentials import on_github, read_token
 from committer.sync.errors import HINTS, PushError, classify
 from committer.sync.transport import Remote

@@ -8,54 +8,52 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from committer.commit.step import Pipeline
+from committer.commit.committer import Committer
 from committer.core import logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.core.settings import Settings
+from committer.git.setup import open_repository
 from committer.ops import snapshot
+from committer.ops.lock import COMMAND, InstanceLock, holder_pid
+from committer.ops.mailbox import submit_request, take_answer, withdraw_request
 from committer.ops.restore import restore
-from committer.ops.state import (
-    COMMAND,
-    InstanceLock,
-    holder_pid,
-    read_state,
-    submit_request,
-    take_answer,
-    withdraw_request,
-    write_state,
-)
+from committer.ops.state import load_parts, read_state, save_parts
 from committer.policy.filters import PathFilter
-from committer.policy.guard import Hold
 from committer.sync import pull
+from committer.sync.pullstate import PullRecord
 
-log = logs.get("committer.ops")
+log = logs.get(__name__)
 ANSWER_TIMEOUT = 120.0
 
 
-def _confirm_deletes(pipeline: Pipeline, _args: dict[str, Any]) -> dict[str, Any]:
-    held_pull = pipeline.pull_state.get("held")
-    if pipeline.hold is None and held_pull:
+Operation = Callable[[Committer, PullRecord, dict[str, Any]], dict[str, Any]]
+
+
+def _confirm_deletes(committer: Committer, record: PullRecord, _args: dict[str, Any]) -> dict[str, Any]:
+    held_pull = record.held()
+    if committer.holds.hold is None and held_pull:
         # A pull held back because it would delete too many files: apply it, deletions included.
-        pulled = pull.pull(pipeline, allow_deletes=True, fetched=str(held_pull["remote_head"]))
+        pulled = pull.pull(committer, record, allow_deletes=True, fetched=str(held_pull["remote_head"]))
         return {"before": held_pull, "sha": pulled.sha, "deleted": pulled.deleted, "pull": pulled.answer()}
-    before = pipeline.hold.status() if pipeline.hold else None
-    result = pipeline.confirm_deletes()
+    hold = committer.holds.hold
+    before = hold.status() if hold else None
+    result = committer.confirm_deletes()
     return {"before": before, "sha": result.sha, "deleted": result.changes.counts.deleted}
 
 
-def _pull(pipeline: Pipeline, _args: dict[str, Any]) -> dict[str, Any]:
-    return pull.pull(pipeline).answer()
+def _pull(committer: Committer, record: PullRecord, _args: dict[str, Any]) -> dict[str, Any]:
+    return pull.pull(committer, record).answer()
 
 
-def _restore(pipeline: Pipeline, args: dict[str, Any]) -> dict[str, Any]:
-    return restore(pipeline, str(args["path"]), str(args["rev"]), bool(args.get("dry_run")))
+def _restore(committer: Committer, _record: PullRecord, args: dict[str, Any]) -> dict[str, Any]:
+    return restore(committer, str(args["path"]), str(args["rev"]), bool(args.get("dry_run")))
 
 
-def _snapshot(pipeline: Pipeline, args: dict[str, Any]) -> dict[str, Any]:
-    return snapshot.create(pipeline, str(args.get("message") or ""), args.get("tag") or None)
+def _snapshot(committer: Committer, _record: PullRecord, args: dict[str, Any]) -> dict[str, Any]:
+    return snapshot.create(committer, str(args.get("message") or ""), args.get("tag") or None)
 
 
-OPERATIONS: dict[str, Callable[[Pipeline, dict[str, Any]], dict[str, Any]]] = {
+OPERATIONS: dict[str, Operation] = {
     "confirm-deletes": _confirm_deletes,
     "restore": _restore,
     "snapshot": _snapshot,
@@ -63,14 +61,14 @@ OPERATIONS: dict[str, Callable[[Pipeline, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def perform(pipeline: Pipeline, request: dict[str, Any]) -> dict[str, Any]:
+def perform(committer: Committer, record: PullRecord, request: dict[str, Any]) -> dict[str, Any]:
     """Run one request; an expected failure becomes an answer, never an exception."""
     op = request.get("op")
     action = OPERATIONS.get(str(op))
     if action is None:
         return {"error": f"unknown operation {op!r}", "exit_code": 2}
     try:
-        return {"ok": True, **action(pipeline, dict(request.get("args") or {}))}
+        return {"ok": True, **action(committer, record, dict(request.get("args") or {}))}
     except CommitterError as exc:
         return {"error": exc.message, "exit_code": exc.exit_code}
 
@@ -111,27 +109,15 @@ def _ask(settings: Settings, pid: int, request: dict[str, Any]) -> dict[str, Any
 
 
 def _here(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
-    from committer.git.setup import open_repository
-
     with InstanceLock(settings.git_dir, role=COMMAND, wait=ANSWER_TIMEOUT):
-        state = read_state(settings.git_dir)
         pfilter = PathFilter(settings.data_dir, settings.ignore)
         repo = open_repository(settings, pfilter)
-        pipeline = Pipeline(settings, repo, pfilter, Hold.load(state.get("hold_record")))
-        pipeline.pull_state = dict(state.get("pull") or {})
-        pipeline.keep_held(state.get("held_files"))
+        committer, record = load_parts(settings, repo, pfilter, read_state(settings.git_dir))
         dry = request["op"] == "restore" and request["args"].get("dry_run")
         # Before a first pull the local files must not start a second history: the pull keeps them.
-        if not dry and not (request["op"] == "pull" and pipeline.head is None):
-            pipeline.reconcile()  # whatever changed meanwhile is in history before anything is overwritten
-        answer = perform(pipeline, request)
+        if not dry and not (request["op"] == "pull" and committer.head is None):
+            committer.reconcile()  # whatever changed meanwhile is in history before anything is overwritten
+        answer = perform(committer, record, request)
         repo.sync_index()
-        state.update(
-            held=pipeline.hold.status() if pipeline.hold else None,
-            hold_record=pipeline.hold.record() if pipeline.hold else None,
-            head=pipeline.head,
-            pull=pipeline.pull_state,
-            held_files=pipeline.held_files(),
-        )
-        write_state(settings.git_dir, state)
+        save_parts(settings.git_dir, committer, record)
         return answer

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from committer.commit.step import Pipeline
+from committer.commit.committer import Committer
 from committer.core import fsio, logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.git.checkout import write_entry
@@ -34,25 +34,25 @@ def normalize(path: str) -> str:
     return "/".join(parts)
 
 
-def plan(pipeline: Pipeline, rel: str, rev: str) -> tuple[str, list[Action]]:
+def plan(committer: Committer, rel: str, rev: str) -> tuple[str, list[Action]]:
     """(the commit `rev` names, what must change on disk to make `rel` as it was there).
 
     Refused (nothing changes) when a path to write or delete lies behind a symlink in the data directory.
     """
-    repo = pipeline.repo
+    repo = committer.repo
     source = repo.resolve(rev)
     if source is None:
         raise ConfigError("--to", f"unknown revision {rev!r}: give a commit, a tag, or a date git reads")
     target = repo.ls_tree(source, [rel] if rel else None)
     with fsio.Tree(repo.data_dir) as tree:
-        current = _on_disk(tree, pipeline.pfilter, rel)
-        if not target and not current and not repo.ls_tree(pipeline.head, [rel] if rel else None):
+        current = _on_disk(tree, committer.pfilter, rel)
+        if not target and not current and not repo.ls_tree(committer.head, [rel] if rel else None):
             raise ConfigError("path", f"{rel or '.'} is neither in {rev} nor in the data directory")
         actions = [Action("delete", path) for path in sorted(set(current) - set(target))]
         actions += [
             Action("write", path, entry)
             for path, entry in sorted(target.items())
-            if current.get(path) != (entry.mode, entry.sha) and not pipeline.pfilter.ignored(path)
+            if current.get(path) != (entry.mode, entry.sha) and not committer.pfilter.ignored(path)
         ]
         for action in actions:
             parent = fsio.split(action.path)[0]
@@ -98,9 +98,9 @@ def _on_disk(tree: fsio.Tree, pfilter: PathFilter, rel: str) -> dict[str, tuple[
     return found
 
 
-def apply(pipeline: Pipeline, actions: list[Action]) -> list[str]:
+def apply(committer: Committer, actions: list[Action]) -> list[str]:
     """Write the actions into the data directory, each file atomically, deletions first; the paths changed."""
-    repo = pipeline.repo
+    repo = committer.repo
     blobs = repo.read_blobs(sorted({a.entry.sha for a in actions if a.entry is not None}))
     changed = []
     with fsio.Tree(repo.data_dir) as tree:
@@ -117,10 +117,10 @@ def apply(pipeline: Pipeline, actions: list[Action]) -> list[str]:
     return changed
 
 
-def restore(pipeline: Pipeline, path: str, rev: str, dry_run: bool = False) -> dict[str, Any]:
+def restore(committer: Committer, path: str, rev: str, dry_run: bool = False) -> dict[str, Any]:
     """Plan, and unless dry_run, apply and commit with op restore and the source revision."""
     rel = normalize(path)
-    source, actions = plan(pipeline, rel, rev)
+    source, actions = plan(committer, rel, rev)
     answer: dict[str, Any] = {
         "path": rel or ".",
         "rev": rev,
@@ -131,8 +131,8 @@ def restore(pipeline: Pipeline, path: str, rev: str, dry_run: bool = False) -> d
     }
     if dry_run or not actions:
         return answer
-    changed = apply(pipeline, actions)
-    result = pipeline.commit(
+    changed = apply(committer, actions)
+    result = committer.commit(
         changed, op="restore", extra={"source": source, "rev": rev, "path": rel or "."}, guarded=False
     )
     log.info("restored", path=rel or ".", rev=rev, source=source, files=len(changed), sha=result.sha)

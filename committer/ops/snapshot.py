@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from committer.commit import message
-from committer.commit.step import Pipeline
+from committer.commit.committer import Committer
 from committer.core import logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.git.repo import GitRepo
@@ -19,11 +19,11 @@ def _exists(repo: GitRepo, name: str) -> bool:
     return repo.git("rev-parse", "-q", "--verify", f"refs/tags/{name}", check=False).returncode == 0
 
 
-def create(pipeline: Pipeline, text: str, name: str | None = None) -> dict[str, Any]:
+def create(committer: Committer, text: str, name: str | None = None) -> dict[str, Any]:
     """Tag HEAD as it is now (after whatever was pending was committed)."""
-    repo = pipeline.repo
-    pipeline.refresh_head()
-    head = pipeline.head
+    repo = committer.repo
+    committer.refresh_head()
+    head = committer.head
     if head is None:
         raise CommitterError("nothing to snapshot yet: the repository has no commit")
     if name is None:
@@ -36,7 +36,7 @@ def create(pipeline: Pipeline, text: str, name: str | None = None) -> dict[str, 
         raise ConfigError("--tag", f"{name!r} is not a valid tag name")
     elif _exists(repo, name):
         raise ConfigError("--tag", f"a snapshot named {name!r} already exists")
-    meta = json.dumps({"v": 1, "op": "snapshot", "host": pipeline.host, "head": head}, separators=(",", ":"))
+    meta = json.dumps({"v": 1, "op": "snapshot", "host": committer.step.host, "head": head}, separators=(",", ":"))
     body = message.build(text.strip() or "snapshot", meta)
     repo.git("tag", "-a", "-F", "-", name, head, input=body.encode("utf-8"))
     log.info("snapshot", tag=name, head=head)

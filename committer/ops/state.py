@@ -1,136 +1,34 @@
-"""What the daemon tells the outside: its instance lock and a state file written atomically."""
+"""The state file (`<git_dir>/committer/state.json`): what the daemon and the commands tell `status`,
+and what a restart takes back (the hold, the held files, the pull record). One schema, one writer."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-import tempfile
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from committer.core.errors import LockError
+from committer.commit.committer import Committer
+from committer.commit.step import OnCommit
+from committer.core import fsio
+from committer.core.settings import Settings
 from committer.git.layout import state_dir
+from committer.git.repo import GitRepo
+from committer.policy.filters import PathFilter
+from committer.policy.guard import Hold
+from committer.sync.pullstate import PullRecord
 
-LOCK_FILE = "daemon.lock"
 STATE_FILE = "state.json"
-REQUESTS = "requests"
-ANSWERS = "answers"
-
-
-DAEMON, COMMAND = "daemon", "command"  # who holds the lock: only a daemon answers requests (SIGUSR1)
-
-
-def _parse_holder(text: str) -> tuple[int, str]:
-    """(pid, role) from the lock file's `<pid> <role>`; a bare pid is a daemon; -1 when unreadable."""
-    parts = text.split()
-    pid = int(parts[0]) if parts and parts[0].isdigit() else -1
-    return pid, parts[1] if len(parts) > 1 else DAEMON
-
-
-class InstanceLock:
-    """An OS file lock held for the daemon's life (or one command's); the kernel drops it when the process dies.
-
-    A command (`role` COMMAND) may `wait` for another command to finish; a daemon never waits.
-    """
-
-    def __init__(self, git_dir: Path, role: str = DAEMON, wait: float = 0.0) -> None:
-        self.path = state_dir(git_dir) / LOCK_FILE
-        self.role = role
-        self.wait = wait
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        """Take the lock or raise LockError naming the holder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        deadline = time.monotonic() + self.wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                pid, role = _parse_holder(os.pread(fd, 32, 0).decode(errors="replace"))
-                if role != DAEMON and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-                os.close(fd)
-                where = self.path.parent.parent
-                shown = str(pid) if pid > 0 else "unknown"
-                if role == DAEMON:
-                    raise LockError(f"another committer (pid {shown}) is already running on {where}") from None
-                raise LockError(f"another committer command (pid {shown}) is working on {where}; "
-                                "try again when it has finished") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {self.role}\n".encode(), 0)
-        self._fd = fd
-
-    def still_held(self) -> bool:
-        """False when the lock file was removed or replaced under us (the git dir moved or deleted)."""
-        if self._fd is None:
-            return False
-        try:
-            mine, there = os.fstat(self._fd), os.stat(self.path)
-        except OSError:
-            return False
-        return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
-
-    def release(self) -> None:
-        """Give the lock up."""
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> InstanceLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
-
-
-def holder_pid(git_dir: Path) -> int | None:
-    """The pid of the daemon holding the repository, or None when no daemon runs (a command may)."""
-    path = state_dir(git_dir) / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid, role = _parse_holder(os.pread(fd, 32, 0).decode(errors="replace"))
-            return pid if role == DAEMON else None
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 def write_state(git_dir: Path, state: dict[str, Any]) -> None:
     """Replace the state file atomically: readers see the old or the new one, never a mix."""
     directory = state_dir(git_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".state-", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, directory / STATE_FILE)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    fsio.write_atomic(directory / STATE_FILE, (json.dumps(state, indent=1, sort_keys=True) + "\n").encode())
 
 
 def read_state(git_dir: Path) -> dict[str, Any]:
-    """The last state the daemon wrote; empty when there is none or it cannot be read."""
+    """The last state written; empty when there is none or it cannot be read."""
     try:
         value = json.loads((state_dir(git_dir) / STATE_FILE).read_text())
     except (OSError, ValueError):
@@ -138,57 +36,32 @@ def read_state(git_dir: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(value, handle)
-    os.replace(tmp, path)
+def load_parts(
+    settings: Settings, repo: GitRepo, pfilter: PathFilter, state: dict[str, Any], on_commit: OnCommit | None = None
+) -> tuple[Committer, PullRecord]:
+    """The commit side and the pull record of a repository, as the state file left them."""
+    record = PullRecord(state.get("pull") or {})
+    committer = Committer(settings, repo, pfilter, Hold.load(state.get("hold_record")), on_commit,
+                          kept_ignored=record.kept_ignored)
+    committer.held.keep(state.get("held_files"))
+    return committer, record
 
 
-def submit_request(git_dir: Path, request: dict[str, Any]) -> str:
-    """Leave a request for the daemon (it is told with SIGUSR1); returns its id."""
-    ident = uuid.uuid4().hex
-    _write_json(state_dir(git_dir) / REQUESTS / f"{ident}.json", request)
-    return ident
+def parts_state(committer: Committer, record: PullRecord) -> dict[str, Any]:
+    """The state file's keys the commit side and the pull record own."""
+    hold = committer.holds.hold
+    return {
+        "head": committer.head,
+        "last_commit_at": committer.step.last_commit_at,
+        "held_files": committer.held.listing(),
+        "held": hold.status() if hold else None,
+        "hold_record": hold.record() if hold else None,
+        "pull": record.snapshot(),
+    }
 
 
-def pending_requests(git_dir: Path) -> list[tuple[str, dict[str, Any]]]:
-    """Requests not answered yet, oldest first; unreadable ones are dropped."""
-    folder = state_dir(git_dir) / REQUESTS
-    found = []
-    try:
-        paths = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
-    except OSError:
-        return []
-    for path in paths:
-        try:
-            value = json.loads(path.read_text())
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)
-            continue
-        if isinstance(value, dict):
-            found.append((path.stem, value))
-    return found
-
-
-def answer_request(git_dir: Path, ident: str, answer: dict[str, Any]) -> None:
-    """Publish the answer to a request and remove the request."""
-    _write_json(state_dir(git_dir) / ANSWERS / f"{ident}.json", answer)
-    (state_dir(git_dir) / REQUESTS / f"{ident}.json").unlink(missing_ok=True)
-
-
-def take_answer(git_dir: Path, ident: str) -> dict[str, Any] | None:
-    """The daemon's answer once it is there (read once, then removed)."""
-    path = state_dir(git_dir) / ANSWERS / f"{ident}.json"
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    path.unlink(missing_ok=True)
-    return value if isinstance(value, dict) else None
-
-
-def withdraw_request(git_dir: Path, ident: str) -> None:
-    """Forget a request nobody answered."""
-    (state_dir(git_dir) / REQUESTS / f"{ident}.json").unlink(missing_ok=True)
+def save_parts(git_dir: Path, committer: Committer, record: PullRecord) -> None:
+    """A command's changes to the state: its own parts over what was there (a daemon writes it whole)."""
+    state = read_state(git_dir)
+    state.update({k: v for k, v in parts_state(committer, record).items() if k != "last_commit_at" or v})
+    write_state(git_dir, state)

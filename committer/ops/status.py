@@ -9,7 +9,8 @@ from committer.core import clock
 from committer.core.errors import redact
 from committer.core.settings import Settings, shown
 from committer.git.repo import GitRepo
-from committer.ops.state import holder_pid, read_state
+from committer.ops.lock import holder_pid
+from committer.ops.state import read_state
 
 STATUS_KEYS = (
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",

@@ -1,4 +1,5 @@
-"""TODO"""
+"""A repository joining a remote that already has history: take it (`init --from-remote`), adopt it
+(`--adopt`), or heal missing objects from it."""
 
 from __future__ import annotations
 

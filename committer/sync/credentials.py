@@ -1,4 +1,5 @@
-"""TODO"""
+"""The remote's credentials: the token from its sources, given to git only through a credential helper
+scoped to the remote's origin (never to an LFS storage host or a redirect target)."""
 
 from __future__ import annotations
 

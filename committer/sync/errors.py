@@ -1,4 +1,5 @@
-"""TODO"""
+"""What a push or fetch failure means: classified once (transient, or permanent with its kind), with the
+host's message, credentials removed."""
 
 from __future__ import annotations
 

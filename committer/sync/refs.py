@@ -1,4 +1,4 @@
-"""TODO"""
+"""What the remote has, remembered per remote in private refs: pending commits are counted against them."""
 
 from __future__ import annotations
 

@@ -1,0 +1,125 @@
+"""The commit side of one repository, wired from its parts: the commit step, the hold, the held files,
+the LFS paths; and the passes that are more than one batch: reconcile, confirm-deletes, untrack."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from committer.commit.collect import ChangeSet, stale_paths
+from committer.commit.held import HeldFiles
+from committer.commit.holds import Holds
+from committer.commit.lfspaths import LfsPaths
+from committer.commit.step import CommitResult, CommitStep, OnCommit
+from committer.core import fsio, logs
+from committer.core.settings import Settings
+from committer.git import index as gitindex
+from committer.git.layout import state_dir
+from committer.git.repo import GitRepo
+from committer.policy.filters import PathFilter
+from committer.policy.guard import Hold
+
+log = logs.get(__name__)
+
+
+class Committer:
+    """Owns nothing itself: each part owns its state (`step`, `holds`, `held`, `lfs_paths`)."""
+
+    def __init__(
+        self, settings: Settings, repo: GitRepo, pfilter: PathFilter, hold: Hold | None = None,
+        on_commit: OnCommit | None = None, kept_ignored: Callable[[], Iterable[str]] = tuple,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.pfilter = pfilter
+        self.lfs_paths = LfsPaths(repo)
+        self.held = HeldFiles()
+        self.holds = Holds(settings, repo, pfilter, hold)
+        self.step = CommitStep(settings, repo, pfilter, self.holds, self.held, self.lfs_paths, on_commit)
+        # Files a pull brought in that the ignore rules exclude here: never untracked (that would delete
+        # them on the remote); the pull side knows them.
+        self.kept_ignored = kept_ignored
+
+    @property
+    def head(self) -> str | None:
+        return self.step.head
+
+    def refresh_head(self) -> None:
+        """Re-read HEAD (after another process may have moved it)."""
+        self.step.refresh_head()
+
+    def commit(self, candidates: Iterable[str], **kwargs: object) -> CommitResult:
+        """One commit of the candidate paths (CommitStep.commit)."""
+        return self.step.commit(candidates, **kwargs)  # type: ignore[arg-type]
+
+    def reconcile(self, op: str = "reconcile") -> CommitResult:
+        """Commit whatever differs between the data directory and HEAD, then resync the index.
+
+        The first commit of a repository is labelled op "init" whatever `op` says.
+        """
+        started = time.time()
+        self.refresh_head()
+        op = "init" if self.head is None else op
+        # What was held is looked at again, so it stays listed while it is there and leaves the list when gone.
+        candidates: Iterable[str] = [""] if self.head is None else self._stale() | self.held.take()
+        result = self.commit(candidates, first_event=started, op=op)
+        self.repo.sync_index(result.changes.hints())
+        result.changes.close()
+        if self.untrack_ignored() is not None:
+            self.repo.sync_index()
+        return result
+
+    def _stale(self) -> set[str]:
+        """Paths where the data directory may differ from HEAD: from the index's stat data, as a stream;
+        from `git status` when the index is not one committer can read (git wrote it in another format)."""
+        assert self.head is not None
+        with gitindex.Index(self.repo.git_dir / "index") as index:
+            if index.usable:
+                with self.repo.ls_tree_stream(self.head, [""]) as head:
+                    return stale_paths(self.repo.data_dir, self.pfilter, index, head)
+        return self.repo.changed_paths()
+
+    def confirm_deletes(self) -> CommitResult:
+        """Commit the held deletions (those still standing); no commit when nothing is held."""
+        taken = self.holds.take()
+        if taken is None:
+            return CommitResult(None, ChangeSet(), "", 0.0)
+        hold, standing = taken
+        result = self.step.delete_only(standing, op="confirm-deletes")
+        log.info("hold_confirmed", reason=hold.reason, count=result.changes.counts.deleted, sha=result.sha)
+        return result
+
+    def untrack_ignored(self) -> CommitResult | None:
+        """Tracked files that the ignore rules now exclude leave the tree (not the disk), audited.
+
+        Looked for once per set of rules (when they change, and once after the repository is opened: the
+        rules may have changed while no daemon ran), by reading HEAD's entries as a stream."""
+        rules = self.pfilter.fingerprint()
+        if self.head is None or rules == _read_text(self._rules_checked):
+            return None
+        hold = self.holds.hold
+        held = hold.paths if hold else frozenset()
+        pulled = set(self.kept_ignored())
+        with self.repo.ls_tree_stream(self.head, [""]) as entries:
+            paths = [p for p, _e in entries if self.pfilter.ignored(p) and p not in held and p not in pulled]
+        result = None
+        if paths:
+            allowed = self.holds.untrack(paths)
+            if allowed:
+                result = self.step.delete_only(sorted(allowed), op="untrack")
+        self._rules_checked.parent.mkdir(parents=True, exist_ok=True)
+        fsio.write_atomic(self._rules_checked, rules.encode())
+        return result
+
+    @property
+    def _rules_checked(self) -> Path:
+        """The ignore rules tracked files were last checked against (their fingerprint)."""
+        return state_dir(self.repo.git_dir) / "rules-checked"
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None

@@ -1,0 +1,54 @@
+"""Files the safety rules keep out of history, with the reason: what `status` lists as held_files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from committer.commit.collect import Skipped
+from committer.core import logs
+
+log = logs.get(__name__)
+
+
+class HeldFiles:
+    """Path -> reason of every file kept out; each (path, reason) is warned about once per process."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[str, str] = {}
+        self._warned: set[tuple[str, str]] = set()
+
+    def note(self, skipped: Iterable[Skipped], **context: Any) -> None:
+        """Record what one pass skipped; a new reason is logged (`skip`)."""
+        for item in skipped:
+            self.reasons[item.path] = item.reason
+            key = (item.path, item.reason)
+            if key not in self._warned:
+                self._warned.add(key)
+                log.warning("skip", path=item.path, reason=item.reason, **context)
+
+    def committed(self, path: str) -> None:
+        """A path went into a commit: no longer held."""
+        self.reasons.pop(path, None)
+
+    def keep(self, items: object) -> None:
+        """Take the held files a state file listed (`held_files`): looked at again by the next reconcile."""
+        if isinstance(items, list):
+            self.reasons = {str(i["path"]): str(i.get("reason", "")) for i in items
+                            if isinstance(i, dict) and "path" in i}
+
+    def take(self) -> set[str]:
+        """Every held path, forgotten now: a reconcile looks at each again (and holds it again or commits it)."""
+        paths = set(self.reasons)
+        self.reasons.clear()
+        return paths
+
+    def listing(self) -> list[dict[str, str]]:
+        """Files kept out of history, with the reason, for status."""
+        return [{"path": p, "reason": r} for p, r in sorted(self.reasons.items())]
+
+    def __len__(self) -> int:
+        return len(self.reasons)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.reasons

@@ -1,0 +1,45 @@
+"""A change in commits of at most max_batch_files paths, in path order, and the counts of each."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from committer.commit.collect import ADDED, DELETED, MODIFIED, Change, ChangeSet, count_renames
+from committer.commit.message import Counts
+from committer.git.objects import MODE_FILE
+
+
+def count(changes: ChangeSet, most: int) -> int:
+    """How many commits `split` makes."""
+    total = changes.added + changes.modified + len(changes.deleted) + len(changes.kept_deleted)
+    return max(1, -(-(total - 2 * len(changes.renames)) // most))  # moves ride along in the first
+
+
+def split(changes: ChangeSet, most: int) -> Iterator[list[Change]]:
+    """The changes in commits of at most `most` paths each, in path order. Moves carry no new content: both
+    sides of every rename go into the first part and do not count, so a moved folder is one commit."""
+    moved = {*changes.renames, *changes.renames.values()}
+    part = [c for c in changes.changes() if c.path in moved]
+    part += [Change(DELETED, p, MODE_FILE, sha) for p, sha in sorted(changes.kept_deleted.items())]
+    size = 0
+    for change in changes.changes():
+        if change.path in moved:
+            continue
+        if size >= most:
+            yield sorted(part, key=lambda c: os.fsencode(c.path))
+            part, size = [], 0
+        part.append(change)
+        size += 1
+    if part:
+        yield sorted(part, key=lambda c: os.fsencode(c.path))
+
+
+def counts(part: list[Change]) -> Counts:
+    """Added, modified, deleted and renamed paths of one commit (a deletion and an addition of the same
+    content are a rename)."""
+    added = {c.path: c.sha for c in part if c.kind == ADDED}
+    deleted = {c.path: c.sha for c in part if c.kind == DELETED}
+    renamed = count_renames(added, deleted)
+    modified = sum(1 for c in part if c.kind == MODIFIED)
+    return Counts(added=len(added) - renamed, modified=modified, deleted=len(deleted) - renamed, renamed=renamed)

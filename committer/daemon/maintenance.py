@@ -1,0 +1,63 @@
+"""Maintenance at quiet moments: small fast-import commits leave loose objects and small packs behind;
+a geometric repack rolls them up on a thread of its own, joined at shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from committer.core import logs
+from committer.core.errors import CommitterError
+from committer.git.repo import GitRepo
+
+log = logs.get(__name__)
+
+# Once this many commits landed and the directory has been quiet this long, a repack runs.
+AFTER_COMMITS, WHEN_QUIET = 50, 60.0
+
+
+def maintain(repo: GitRepo, loose_limit: int = 500, pack_limit: int = 20) -> bool:
+    """Roll loose objects and small packs into bigger packs (geometric repack); True when it ran."""
+    size = repo.size()
+    if size["loose"] <= loose_limit and size["packs"] <= pack_limit:
+        return False
+    started = time.monotonic()
+    try:
+        repo.git("repack", "-d", "-l", "--geometric=2", "--quiet")
+    except CommitterError as exc:
+        log.warning("maintenance_failed", error=exc.message)
+        return False
+    log.info("maintenance", task="repack --geometric=2", seconds=round(time.monotonic() - started, 2),
+             before=size, after=repo.size())
+    return True
+
+
+class Maintenance:
+    """Counts commits; at a quiet moment after enough of them, repacks on its own thread."""
+
+    def __init__(self, repo: GitRepo) -> None:
+        self.repo = repo
+        self._commits = 0
+        self._last_commit = time.monotonic()
+        self._thread: threading.Thread | None = None
+
+    def committed(self) -> None:
+        self._commits += 1
+        self._last_commit = time.monotonic()
+
+    def tick(self) -> None:
+        """Called from the loop: start a repack when it is due and none runs."""
+        busy = self._thread is not None and self._thread.is_alive()
+        quiet = time.monotonic() - self._last_commit >= WHEN_QUIET
+        if busy or not quiet or self._commits < AFTER_COMMITS:
+            return
+        self._commits = 0
+        self._thread = threading.Thread(target=maintain, args=(self.repo,), name="committer-gc", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Cut a repack under way short (it changes nothing a later one does not redo) and join its thread."""
+        thread, self._thread = self._thread, None
+        if thread is not None and thread.ident is not None:
+            self.repo.runner.terminate(thread.ident)
+            thread.join()

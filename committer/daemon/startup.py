@@ -1,0 +1,57 @@
+"""The start-up steps before the first reconcile: repair the repository (never touching the data
+directory), open it, and join a remote that already has history instead of starting a second one."""
+
+from __future__ import annotations
+
+import os
+
+from committer.core import logs
+from committer.core.errors import CommitterError, redact
+from committer.core.settings import Settings
+from committer.git.repair import check_and_repair
+from committer.git.repo import GitRepo
+from committer.git.runner import GitRunner
+from committer.git.setup import open_repository
+from committer.ops.lock import InstanceLock
+from committer.policy.filters import PathFilter
+from committer.sync.bootstrap import adopt_remote, init_from_remote, refetch_remote_head, remote_has_history
+from committer.sync.lfsfetch import checkout_lfs
+
+log = logs.get(__name__)
+
+
+def prepare(settings: Settings, pfilter: PathFilter, runner: GitRunner, lock: InstanceLock,
+            new_branch: bool) -> GitRepo:
+    """Stale git locks removed, the repository checked and repaired, opened (created when missing), and
+    joined to the remote's history when it is new; the instance lock is held throughout."""
+    repo = GitRepo.of(settings, runner)
+    if repo.exists():
+        for path in repo.clear_stale_locks():
+            log.warning("stale_lock_removed", path=str(path))
+        fetch = (lambda: refetch_remote_head(settings, repo)) if settings.remote else None
+        if check_and_repair(repo, fetch) == "replaced":
+            lock.release()  # the lock file went aside with the old repository
+            lock.acquire()
+    repo = open_repository(settings, pfilter, new_branch, runner)
+    if repo.head() is None and settings.remote:
+        join_remote_history(settings, repo)
+    return repo
+
+
+def join_remote_history(settings: Settings, repo: GitRepo) -> None:
+    """A new repository whose remote has history: never start a second, unrelated history.
+
+    An empty data directory takes the remote's files (a fresh volume restored from its backup);
+    otherwise the local content is committed on top of the remote history. Nothing is lost.
+    """
+    try:
+        if not remote_has_history(settings, repo):
+            return
+        if any(os.scandir(settings.data_dir)):
+            adopt_remote(settings, repo)
+            log.warning("remote_history_adopted", remote=redact(settings.remote))
+        else:
+            checkout_lfs(settings, repo, init_from_remote(settings, repo))
+            log.warning("remote_history_restored", remote=redact(settings.remote))
+    except CommitterError as exc:
+        log.error("remote_check_failed", error=exc.message, action="continuing with local history")

@@ -1,0 +1,144 @@
+"""What the main loop does, one thing at a time: commit a batch, reconcile, serve a command's request,
+apply what the pull loop fetched. One failure never stops the daemon: it is logged, shown in status,
+and retried through a reconcile with backoff."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from committer.commit.committer import Committer
+from committer.commit.step import CommitResult
+from committer.core import clock, logs
+from committer.core.errors import CommitterError
+from committer.core.retry import Backoff
+from committer.daemon.maintenance import Maintenance
+from committer.ops.mailbox import answer_request, pending_requests
+from committer.ops.requests import perform
+from committer.serve.metrics import Metrics
+from committer.sync import pull
+from committer.sync.puller import Puller
+from committer.sync.pullstate import PullRecord
+from committer.sync.pusher import Pusher
+from committer.watch.batcher import Batcher
+
+log = logs.get(__name__)
+
+RETRY_FIRST, RETRY_MAX = 2.0, 60.0
+
+
+class Work:
+    """The commit side, the pull record and the batcher, driven by the main loop (their only thread)."""
+
+    def __init__(
+        self, committer: Committer, record: PullRecord, batcher: Batcher, pusher: Pusher | None,
+        puller: Puller | None, metrics: Metrics, maintenance: Maintenance, git_dir: Path,
+    ) -> None:
+        self.committer = committer
+        self.record = record
+        self.batcher = batcher
+        self.pusher = pusher
+        self.puller = puller
+        self.metrics = metrics
+        self.maintenance = maintenance
+        self.git_dir = git_dir
+        self.last_error: dict[str, str] | None = None
+        self.reconcile_at: float | None = None
+        self.reconcile_why = "start"
+        self._retry = Backoff(RETRY_FIRST, RETRY_MAX)
+        self.forced: list[str | None] = []  # forced updates a webhook reported, in the order they came
+
+    # -- commits ---------------------------------------------------------------------------------
+
+    def schedule_reconcile(self, why: str, delay: float = 0.0) -> None:
+        at = time.monotonic() + delay
+        if self.reconcile_at is None or at < self.reconcile_at:
+            self.reconcile_at, self.reconcile_why = at, why
+
+    def commit_batch(self) -> None:
+        batch = self.batcher.take()
+        if batch is None:
+            return
+        self._guarded(lambda c: c.commit(batch.paths, first_event=batch.first_event_wall), what="batch")
+
+    def reconcile(self, why: str) -> None:
+        self.reconcile_at = None
+        log.info("reconcile", why=why)
+        self._guarded(lambda c: c.reconcile(), what="reconcile")
+
+    def _guarded(self, action: Callable[[Committer], CommitResult], what: str) -> None:
+        """One failure never stops the daemon: log it and retry through a reconcile with backoff."""
+        try:
+            result = action(self.committer)
+        except Exception as exc:  # any failure of one batch must not stop watching
+            delay = self._retry.next()
+            message = exc.message if isinstance(exc, CommitterError) else f"{type(exc).__name__}: {exc}"
+            log.error("commit_failed", what=what, error=message, retry_in=delay,
+                      exc_info=not isinstance(exc, CommitterError))
+            self.last_error = {"kind": "commit", "message": message, "at": clock.iso(clock.now(), ms=True)}
+            self.reconcile_at = None
+            self.schedule_reconcile("retry", delay)
+            self.committer.refresh_head()
+            return
+        self._retry.reset()
+        self.last_error = None
+        if result.sha is None:
+            log.debug("no_commit", what=what, batch=result.batch, why="nothing differs from HEAD")
+            return
+        self.maintenance.committed()
+        if self.pusher is not None:
+            self.pusher.request()
+
+    # -- what commands and the remote ask for -------------------------------------------------------
+
+    def serve_requests(self, take_events: Callable[[], None]) -> None:
+        """SIGUSR1: commands left requests (confirm-deletes, restore, ...); pending changes are committed first."""
+        for ident, request in pending_requests(self.git_dir):
+            take_events()
+            self.commit_batch()
+            log.info("request", op=request.get("op"), id=ident)
+            try:
+                answer = perform(self.committer, self.record, request)
+            except Exception as exc:  # a request must never take the daemon down
+                log.error("request_failed", op=request.get("op"), error=str(exc), exc_info=True)
+                answer = {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}
+                self.committer.refresh_head()
+            answer_request(self.git_dir, ident, answer)
+            if self.pusher is not None:  # a new commit or tag: pushed now (a new commit also ends a wait)
+                self.pusher.retry_now() if answer.get("sha") else self.pusher.request()
+
+    def apply_fetched(self, take_events: Callable[[], None]) -> bool:
+        """Apply what the pull loop fetched, after committing what is pending (so nothing is overwritten);
+        True when something was done (the state changed)."""
+        changed = False
+        while self.forced:
+            head = self.forced.pop(0)
+            if head is not None and head == self.committer.head:
+                continue  # our own force-push (allow_non_ff) coming back
+            pull.refuse_forced(self.committer, self.record, head, "the webhook said forced")
+            changed = True
+        fetched = self.puller.take() if self.puller is not None else None
+        if fetched is None:
+            return changed
+        if fetched == self.committer.head:
+            if self.record.refused():  # the remote is back where we are: nothing is refused
+                pull.note(self.record, pull.PullResult(pull.UP_TO_DATE, remote=fetched, old=fetched, new=fetched))
+                return True
+            return changed
+        take_events()
+        self.commit_batch()
+        try:
+            result = pull.pull(self.committer, self.record, fetched=fetched)
+        except Exception as exc:  # a failed pull must not stop the daemon; the next fetch tries again
+            message = exc.message if isinstance(exc, CommitterError) else f"{type(exc).__name__}: {exc}"
+            log.error("pull_failed", error=message, exc_info=not isinstance(exc, CommitterError))
+            if self.puller is not None:
+                self.puller.forget()
+            self.last_error = {"kind": "pull", "message": message, "at": clock.iso(clock.now(), ms=True)}
+            self.committer.refresh_head()
+            return True
+        self.metrics.pulled(result.outcome, len(result.conflicts))
+        if result.sha is not None and self.pusher is not None:
+            self.pusher.retry_now()
+        return True

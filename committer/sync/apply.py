@@ -1,0 +1,167 @@
+"""Writing a pull's changes into the data directory where the disk still holds the old version; never
+through a symlink, never over a local change (that one becomes a conflict copy)."""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+
+from committer.commit.committer import Committer
+from committer.core import fsio, logs
+from committer.core.errors import CommitterError
+from committer.git import lfs, trees
+from committer.git.checkout import write_entry
+from committer.git.objects import MODE_EXEC, MODE_GITLINK, MODE_LINK, TreeEntry, blob_id
+from committer.git.repo import GitRepo
+
+log = logs.get(__name__)
+
+
+def disk_entry(tree: fsio.Tree, path: str) -> tuple[str, bytes] | None:
+    """("link", "file" or "exec", content) of a path in the data directory; None when absent (or behind a
+    symlink: never followed)."""
+    try:
+        st = tree.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            return "link", tree.readlink(path)
+        if stat.S_ISREG(st.st_mode):
+            return ("exec" if st.st_mode & stat.S_IXUSR else "file"), tree.read(path)
+    except OSError:
+        return None
+    return "other", b""
+
+
+def matches(disk: tuple[str, bytes] | None, entry: TreeEntry | None, blobs: Mapping[str, bytes]) -> bool:
+    """Whether what is on disk is what `entry` describes (an LFS pointer matches its object)."""
+    if entry is None or disk is None:
+        return entry is None and disk is None
+    kind, content = disk
+    if kind != {MODE_LINK: "link", MODE_EXEC: "exec"}.get(entry.mode, "file"):
+        return False
+    if blob_id(content) == entry.sha:
+        return True
+    parsed = lfs.parse(blobs.get(entry.sha, b""))
+    if parsed is None:
+        return False
+    oid, size = parsed
+    return len(content) == size and hashlib.sha256(content).hexdigest() == oid
+
+
+GROUP_BYTES = 16 << 20  # blob content read at once while a pull writes files (about 3x that in memory)
+
+
+class Blobs:
+    """Blob contents for a pull: the small ones (where LFS pointers are) at once, the rest in groups."""
+
+    def __init__(self, repo: GitRepo, shas: Iterable[str]) -> None:
+        self.repo = repo
+        self.sizes = trees.blob_sizes(repo, shas)
+        self.small = repo.read_blobs(sorted(s for s, n in self.sizes.items() if n < lfs.POINTER_MAX))
+        self._group: dict[str, bytes] = {}
+
+    def load(self, shas: Iterable[str]) -> None:
+        """Read these blobs (dropping the previous group)."""
+        self._group = self.repo.read_blobs(sorted({s for s in shas if s not in self.small}))
+
+    def __getitem__(self, sha: str) -> bytes:
+        return self.small[sha] if sha in self.small else self._group[sha]
+
+    def groups(self, items: list[_Item]) -> Iterator[list[_Item]]:
+        """The items in order, in groups whose new content stays under GROUP_BYTES (or one item)."""
+        group: list[_Item] = []
+        size = 0
+        for item in items:
+            new = item[1][1]
+            cost = self.sizes.get(new.sha, 0) if new is not None else 0
+            if group and size + cost > GROUP_BYTES:
+                yield group
+                group, size = [], 0
+            group.append(item)
+            size += cost
+        if group:
+            yield group
+
+
+_Item = tuple[str, tuple[TreeEntry | None, TreeEntry | None]]
+
+
+def _order(item: _Item) -> tuple[int, str]:
+    """Deletions first (a folder that becomes a file needs its files gone), then writes, by path."""
+    return (0 if item[1][1] is None else 1, item[0])
+
+
+def write_changes(
+    committer: Committer, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], blobs: Blobs,
+    when: float, taken: set[str],
+) -> tuple[int, int, list[dict[str, str]], set[str]]:
+    """Write the changes into the data directory wherever the disk still holds the old version.
+
+    A path changed here and not committed yet keeps its local version; the incoming one is written beside
+    it as a conflict copy. Returns (written, deleted, conflicts, paths where the disk now differs from
+    the new tree: they are committed on top). Nothing is written or deleted through a symlink.
+    """
+    with fsio.Tree(committer.repo.data_dir) as tree:
+        return write_in(tree, committer, changes, blobs, when, taken)
+
+
+def write_in(
+    tree: fsio.Tree, committer: Committer, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]],
+    blobs: Blobs, when: float, taken: set[str],
+) -> tuple[int, int, list[dict[str, str]], set[str]]:
+    repo = committer.repo
+    written = deleted = 0
+    conflicts: list[dict[str, str]] = []
+    local_wins: set[str] = set()
+    small = blobs.small
+
+    def is_taken(name: str) -> bool:
+        return name in taken or tree.exists(name)
+
+    def still(path: str, entry: TreeEntry | None) -> bool:
+        return matches(disk_entry(tree, path), entry, small)
+
+    for group in blobs.groups(sorted(changes.items(), key=_order)):
+        blobs.load(new.sha for _path, (_old, new) in group if new is not None and new.mode != MODE_GITLINK)
+        for path, (old, new) in group:
+            if not safe(tree, path) or MODE_GITLINK in (getattr(old, "mode", ""), getattr(new, "mode", "")):
+                log.warning("pull_path_skipped", path=path,
+                            reason="outside the data directory, behind a symlink, .git, or a submodule")
+                continue
+            disk = disk_entry(tree, path)
+            if matches(disk, new, small):
+                continue  # already as the new tree has it
+            unchanged = matches(disk, old, small)
+            try:
+                if unchanged and new is None:
+                    tree.remove(path)
+                    deleted += 1
+                    continue
+                # Checked again after the temporary file is written, just before the rename.
+                if unchanged and new is not None and write_entry(
+                    tree, repo.git_dir, path, new, blobs[new.sha], expect=lambda p=path, o=old: still(p, o)  # type: ignore[misc]
+                ):
+                    written += 1
+                    continue
+                local_wins.add(path)
+                if new is not None:
+                    copy = trees.conflict_name(path, repo.branch, when, is_taken)
+                    taken.add(copy)
+                    write_entry(tree, repo.git_dir, copy, new, blobs[new.sha])
+                    local_wins.add(copy)
+                    conflicts.append({"path": path, "copy": copy, "why": "changed here while pulling"})
+            except fsio.LinkInPath as exc:
+                log.warning("pull_path_skipped", path=path, reason=f"{exc.link} is a symbolic link here")
+            except OSError as exc:
+                raise CommitterError(f"pull: cannot write {path} into the data directory: {exc.strerror or exc}; "
+                                     "nothing was moved, the next pull tries again") from None
+    return written, deleted, conflicts, local_wins
+
+
+def safe(tree: fsio.Tree, path: str) -> bool:
+    """A tree path that stays inside the data directory (no `..`, no `.git`, no symlinked parent)."""
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts):
+        return False
+    parent = fsio.split(path)[0]
+    return not parent or tree.first_link(parent) is None

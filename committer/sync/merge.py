@@ -1,0 +1,87 @@
+"""Merging the remote's branch with local commits: git's in-memory merge, conflicts as conflict copies,
+and the merge commit with its trailer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from committer.commit import message
+from committer.commit.committer import Committer
+from committer.core import clock, fsio
+from committer.core.errors import CommitterError
+from committer.git import trees
+from committer.git.objects import TreeEntry
+from committer.git.repo import GitRepo
+
+
+def merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[str, list[dict[str, str]]]:
+    """The merge of both sides; where they conflict the local version keeps the path, the remote's is a copy.
+
+    A file that git moved out of a folder's way (a file on one side, a folder on the other) gets a
+    conflict-copy name instead of git's `name~<commit>`. Refused when any new content would be lost.
+    """
+    tree, conflicted = trees.merge_trees(repo, local, remote)
+    if not conflicted:
+        return tree, []
+    names = set(repo.ls_tree(local, None)) | set(repo.ls_tree(remote, None))
+
+    def taken(name: str) -> bool:
+        if name in names:
+            return True
+        with fsio.Tree(repo.data_dir) as tree:
+            return tree.exists(name)
+
+    overrides: dict[str, TreeEntry | None] = {}
+    copies: list[dict[str, str]] = []
+    for path, stages in sorted(conflicted.items()):
+        moved = next(((path[: -len(sha) - 1], side) for sha, side in ((local, 2), (remote, 3))
+                      if path.endswith(f"~{sha}")), None)
+        if moved is not None:
+            original, side = moved
+            overrides[path] = None
+            copy = trees.conflict_name(original, repo.branch if side == 3 else "local", when, taken)
+            names.add(copy)
+            overrides[copy] = stages[side]
+            copies.append({"path": original, "copy": copy, "why": "a file on one side, a folder on the other"})
+            continue
+        mine, other = stages.get(2), stages.get(3)
+        overrides[path] = mine
+        if other is not None and other != mine:
+            copy = trees.conflict_name(path, repo.branch, when, taken)
+            names.add(copy)
+            overrides[copy] = other
+            copies.append({"path": path, "copy": copy, "why": "changed on both sides"})
+    merged = trees.write_tree(repo, tree, overrides)
+    # Each side's version of every conflicted path must be somewhere in the result.
+    lost = trees.missing(repo, merged, {e.sha for stages in conflicted.values() for n, e in stages.items() if n > 1})
+    if lost:
+        raise CommitterError(f"the merge with the remote would lose {len(lost)} file version(s); nothing was "
+                             "changed: merge by hand (see README, 'Pulling')")
+    return merged, copies
+
+
+def merge_commit(
+    committer: Committer, local: str | None, remote: str, tree: str,
+    changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], copies: list[dict[str, str]], when: float,
+) -> str:
+    """A merge commit of both heads with the BM-Meta trailer ("op":"merge"); `changes`: local -> tree."""
+    repo = committer.repo
+    added = sum(1 for old, _new in changes.values() if old is None)
+    deleted = sum(1 for _old, new in changes.values() if new is None)
+    counts = message.Counts(added=added, modified=len(changes) - added - deleted, deleted=deleted, renamed=0)
+    extra: dict[str, Any] = {"op": "merge", "remote": remote}
+    if copies:
+        extra["conflicts"] = len(copies)
+    meta = message.trailer_value(batch=str(uuid.uuid4()), host=committer.step.host, counts=counts,
+                                 first_event=clock.iso(when, ms=True), bmmeta=None, extra=extra)
+    summary = f"merge the remote's {repo.branch} ({remote[:12]})"
+    if copies:
+        summary += f": {len(copies)} conflict cop{'y' if len(copies) == 1 else 'ies'}"
+    text = message.build(summary, meta)
+    parents = ["-p", local, "-p", remote] if local else ["-p", remote]
+    name, email = committer.step.identity
+    env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name,
+           "GIT_COMMITTER_EMAIL": email}
+    return repo.git("commit-tree", tree, *parents, input=text.encode(), env=env).stdout.decode().strip()
