@@ -3,13 +3,19 @@
 It answers as GitHub does for pushes with a token: Basic auth with user `x-access-token`,
 401 otherwise. Modes make it misbehave on purpose: `503`, `429`, `hang` (accept and never
 answer), `reject_gh001` and `reject_gh013` (a pre-receive hook prints GitHub's messages).
+
+Also a script, for a machine without pytest (the systemd container of tests/test_systemd_podman.py):
+`python3 gitserver.py ROOT PORT TOKEN_FILE` serves every repository under ROOT until SIGTERM and
+prints one line a request: `METHOD PATH auth=ok|wrong|none` (never the token itself).
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +24,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
+try:
+    import pytest
+except ModuleNotFoundError:  # run as a script where only the standard library is installed
+    pytest = None  # type: ignore[assignment]
 
 USER = "x-access-token"
 MODES = ("normal", "503", "429", "hang", "reject_gh001", "reject_gh013")
@@ -92,8 +101,9 @@ class Request:
 class GitHTTPServer:
     """Serves one bare repository at http://127.0.0.1:<port>/repo.git."""
 
-    def __init__(self, root: Path, token: str) -> None:
+    def __init__(self, root: Path, token: str, port: int = 0, log: bool = False) -> None:
         self.root = root
+        self.log = log
         self.repo = root / "repo.git"
         self.token = token
         self.requests: list[Request] = []
@@ -104,7 +114,7 @@ class GitHTTPServer:
         root.mkdir(parents=True, exist_ok=True)
         git("init", "--quiet", "--bare", "--initial-branch=main", str(self.repo))
         git("--git-dir", str(self.repo), "config", "http.receivepack", "true")
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._httpd.owner = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, args=(0.05,), name="gitserver", daemon=True
@@ -164,6 +174,10 @@ class GitHTTPServer:
     def _record(self, request: Request) -> None:
         with self._cond:
             self.requests.append(request)
+            expected = basic(USER, self.token)
+        if self.log:
+            auth = "none" if request.authorization is None else "ok" if request.authorization == expected else "wrong"
+            print(f"{request.method} {request.path} auth={auth}", flush=True)
 
     def _expected_auth(self) -> str:
         with self._cond:
@@ -264,12 +278,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-@pytest.fixture
-def git_server(tmp_path: Path) -> Iterator[GitHTTPServer]:
-    """A started smart-HTTP server with its own empty repository; stopped after the test."""
-    server = GitHTTPServer(tmp_path / "served", token="ghp_TestToken0123456789abcdefABCDEF0000")
+def main(argv: list[str]) -> int:
+    """Serve ROOT's repositories on 127.0.0.1:PORT, accepting the token in TOKEN_FILE, until SIGTERM."""
+    root, port, token_file = Path(argv[1]), int(argv[2]), Path(argv[3])
+    server = GitHTTPServer(root, token=token_file.read_text().strip(), port=port, log=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    print(f"serving {root} on {server.url.rsplit('/', 1)[0]}", flush=True)
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if pytest is not None:
+
+    @pytest.fixture
+    def git_server(tmp_path: Path) -> Iterator[GitHTTPServer]:
+        """A started smart-HTTP server with its own empty repository; stopped after the test."""
+        server = GitHTTPServer(tmp_path / "served", token="ghp_TestToken0123456789abcdefABCDEF0000")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
