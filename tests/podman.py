@@ -310,8 +310,8 @@ def require() -> Podman:
     return Podman()
 
 
-def can_run(podman: Podman, image: str) -> None:
+def can_run(podman: Podman, image: str, tests: str) -> None:
     """Skip when podman cannot start a container here at all (kernel, cgroups, sandbox)."""
     probe = podman.run("run", "--rm", "--network", "none", image, "true", check=False, timeout=120)
     if probe.returncode != 0:
-        pytest.skip(f"podman cannot run a container here: {first_line(probe.stderr)}")
+        pytest.skip(f"{tests}: podman cannot run a container here: {first_line(probe.stderr)}")

@@ -20,9 +20,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_for
-from tests.podman import IMAGE_PACKAGES, LABEL, ROOT, Podman, cache_dir, can_run, digest, require, wheelhouse
+from tests.podman import IMAGE_PACKAGES, LABEL, ROOT, Podman, cache_dir, can_run, digest, require, wheelhouse, why_not
 
 pytestmark = [pytest.mark.integration, pytest.mark.podman, pytest.mark.timeout(900)]
+if why_not():
+    pytest.skip(why_not() or "", allow_module_level=True)
 
 UID = 10001  # the image's USER
 REMOTE = "file:///remote/notes.git"
@@ -44,7 +46,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     podman = require()
     podman.clean_stale()
     base = podman.debian_root(IMAGE_PACKAGES)
-    can_run(podman, base)
+    can_run(podman, base, "the image tests")
     wheels = tmp_path_factory.mktemp("wheels")
     packages = wheelhouse(wheels)
     started = time.monotonic()

@@ -24,9 +24,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_for
-from tests.podman import IMAGE_PACKAGES, LABEL, ROOT, Podman, can_run, digest, require, wheelhouse
+from tests.podman import IMAGE_PACKAGES, LABEL, ROOT, Podman, can_run, digest, require, wheelhouse, why_not
 
 pytestmark = [pytest.mark.integration, pytest.mark.podman, pytest.mark.timeout(900)]
+if why_not():
+    pytest.skip(why_not() or "", allow_module_level=True)
 
 UNITS = ROOT / "systemd"
 PORT = 8418
@@ -180,7 +182,7 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     podman = require()
     podman.clean_stale()
     base = podman.debian_root(IMAGE_PACKAGES)
-    can_run(podman, base)
+    can_run(podman, base, "the systemd tests")
     context = tmp_path_factory.mktemp("systemd-image")
     packages = wheelhouse(context / "wheels")
     (context / "Containerfile").write_text(SYSTEMD_IMAGE)
