@@ -136,7 +136,8 @@ class Podman:
             tmp = conf.with_suffix(f".{os.getpid()}")
             tmp.write_text(CONTAINERS_CONF)
             tmp.replace(conf)
-        run = Path("/run/committer-tests") if os.geteuid() == 0 else cache / "run"
+        # podman's run-time state, one directory per store: two stores must never share it
+        run = (Path("/run/committer-tests") if os.geteuid() == 0 else cache / "run") / digest(str(cache.resolve()))
         self.base = [
             "podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs",
             "--root", str(cache / "storage"), "--runroot", str(run / "storage"), "--tmpdir", str(run / "libpod"),

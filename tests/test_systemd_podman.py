@@ -352,8 +352,10 @@ def test_systemctl_stop_commits_and_pushes_what_is_pending(machine: Machine) -> 
 def test_the_watchdog_restarts_a_daemon_that_stops_answering(machine: Machine) -> None:
     unit = "committer.service"
     machine.reset(unit)
-    machine.drop_in(unit, "[Service]\nWatchdogSec=3s\n")
     machine.systemctl("start", unit)
+    assert machine.show(unit, "WatchdogUSec")["WatchdogUSec"] == "1min", "the shipped unit's WatchdogSec=60s"
+    machine.drop_in(unit, "[Service]\nWatchdogSec=3s\n")
+    machine.systemctl("restart", unit)
     state = machine.show(unit, "MainPID", "NRestarts", "WatchdogUSec")
     assert state["WatchdogUSec"] == "3s", state
 
