@@ -240,6 +240,8 @@ def test_the_sidecar_commits_pushes_is_healthy_and_flushes_on_podman_stop(
     data, git, remote = volumes.create("data"), volumes.create("git"), make_remote(volumes.create("remote"))
     first = sidecar(volumes, **FAST)
     first.wait_event("daemon_ready")
+    # New named volumes took the image's owner and modes at their first mount: no chown was needed.
+    assert [(d.stat().st_uid, d.stat().st_mode & 0o777) for d in (data, git)] == [(UID, 0o770), (UID, 0o750)]
 
     # tini is PID 1, committer runs as the image's non-root user, and the root filesystem is read-only.
     assert first.exec("cat", "/proc/1/comm").stdout.strip() == "tini"

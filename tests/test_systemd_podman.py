@@ -5,8 +5,9 @@ the unit files copied in unchanged, installed the way systemd/README.md says. Th
 smart-HTTP git server inside the container (tests/gitserver.py run as a script) that accepts only
 the token, so a push that lands proves the daemon had the credential. Drop-ins change only what a
 test needs to be quick (WatchdogSec=, the debounce); every other line is the shipped unit's.
-Without --privileged some sandboxing directives fail with status 226/NAMESPACE: that is podman's
-default confinement, not the unit.
+The container is privileged: without CAP_SYS_ADMIN, systemd 252 runs the unit without its mount
+namespace ("assuming containerized execution and ignoring"), and the file system sandbox would be
+silently missing, which the hardening test would catch.
 """
 
 from __future__ import annotations
