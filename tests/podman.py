@@ -8,7 +8,11 @@ made from, so a second run only builds what changed:
 
 * the Debian root, keyed by its mmdebstrap command line (about a minute to make);
 * the dependencies' wheels, keyed by pyproject.toml; committer's own wheel, keyed by its sources;
-* images and their layers, in podman's own store under the cache directory (never the user's).
+* the images built from them (the sidecar's, and the systemd one: the Debian root plus systemd
+  from Debian's packages), keyed by what goes in, with their layers, in a podman store of the
+  tests' own under the cache directory (never the user's store).
+
+What nobody used for a day is removed by the next run.
 
 Podman runs with `runc` (crun refuses cgroups v1 in hybrid mode, and cannot set rlimits in some
 sandboxes: `default_ulimits = []`). Deleting the cache directory starts everything afresh.
@@ -103,11 +107,12 @@ def why_not() -> str | None:
     except subprocess.TimeoutExpired:
         return "`podman info` did not answer within 120 s"
     if info.returncode != 0:
-        return f"podman does not work here: {first_line(info.stderr)}"
+        return f"podman does not work here: {error_line(info.stderr)}"
     return None
 
 
-def first_line(text: str) -> str:
+def error_line(text: str) -> str:
+    """The line of podman's stderr that says what went wrong (its last)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "(no message)"
 
@@ -315,4 +320,4 @@ def can_run(podman: Podman, image: str, tests: str) -> None:
     """Skip when podman cannot start a container here at all (kernel, cgroups, sandbox)."""
     probe = podman.run("run", "--rm", "--network", "none", image, "true", check=False, timeout=120)
     if probe.returncode != 0:
-        pytest.skip(f"{tests}: podman cannot run a container here: {first_line(probe.stderr)}")
+        pytest.skip(f"{tests}: podman cannot run a container here: {error_line(probe.stderr)}")

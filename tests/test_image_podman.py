@@ -44,7 +44,6 @@ class Image:
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     podman = require()
-    podman.clean_stale()
     base = podman.debian_root(IMAGE_PACKAGES)
     can_run(podman, base, "the image tests")
     wheels = tmp_path_factory.mktemp("wheels")
@@ -59,6 +58,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     size = int(podman.inspect("image", image_id, "{{.Size}}"))
     figures = {"image_bytes": size, "image_build_seconds": round(took, 1), "base": base}
     (cache_dir() / "image-figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+    podman.clean_stale()  # after this run's images are marked as used
     return Image(podman, image_id, size, took)
 
 

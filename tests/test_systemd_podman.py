@@ -181,7 +181,6 @@ def install(machine: Machine) -> None:
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     podman = require()
-    podman.clean_stale()
     base = podman.debian_root(IMAGE_PACKAGES)
     can_run(podman, base, "the systemd tests")
     context = tmp_path_factory.mktemp("systemd-image")
@@ -190,6 +189,7 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     tag = podman.used(f"localhost/committer-test/systemd:{digest(base, SYSTEMD_IMAGE, packages)}")
     # apt reaches Debian's mirror from the host's network; pip installs from the wheels only.
     image = podman.build(context, tag, "--network", "host", "--build-arg", f"BASE={base}")
+    podman.clean_stale()  # after this run's images are marked as used
     booted = boot(podman, image)
     try:
         install(booted)
