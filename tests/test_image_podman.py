@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ UID = 10001  # the image's USER
 REMOTE = "file:///remote/notes.git"
 FAST = {"COMMITTER_DEBOUNCE": "200ms", "COMMITTER_PUSH_INTERVAL": "500ms"}
 STOP_TIMEOUT = 30  # what deploy/README.md tells users to give it
+MEMORY = "256m"  # the limit of deploy/compose.yaml and the Kubernetes example
 SIZE_BUDGET = 350 * 10**6  # measured 251 MB; a regression past this is worth a look
 
 
@@ -200,7 +202,7 @@ def sidecar(image: Image) -> Iterator[Callable[..., Sidecar]]:
         image.podman.run(
             "run", "--detach", "--name", name, "--label", f"{LABEL}=1", "--network", "none",
             "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--stop-timeout", str(STOP_TIMEOUT), *volumes.mounts(), *flags, image.id,
+            "--stop-timeout", str(STOP_TIMEOUT), "--memory", MEMORY, *volumes.mounts(), *flags, image.id,
         )
         running = Sidecar(image.podman, name)
         started.append(running)
@@ -243,6 +245,7 @@ def test_the_sidecar_commits_pushes_is_healthy_and_flushes_on_podman_stop(
     # New named volumes took the image's owner and modes at their first mount: no chown was needed.
     assert [(d.stat().st_uid, d.stat().st_mode & 0o777) for d in (data, git)] == [(UID, 0o770), (UID, 0o750)]
 
+    assert first.podman.inspect("container", first.name, "{{.HostConfig.Memory}}") == str(256 * 2**20)
     # tini is PID 1, committer runs as the image's non-root user, and the root filesystem is read-only.
     assert first.exec("cat", "/proc/1/comm").stdout.strip() == "tini"
     processes = first.podman.run("top", first.name, "user", "args").stdout.splitlines()[1:]
@@ -265,6 +268,7 @@ def test_the_sidecar_commits_pushes_is_healthy_and_flushes_on_podman_stop(
 
     code, took = first.stop()
     assert code == 0 and took < STOP_TIMEOUT, (code, took, first.output())
+    assert [e.get("signal") for e in first.events("daemon_stopping")] == [signal.SIGTERM]  # forwarded by tini
     assert first.events("daemon_stop")
     # stderr is JSON lines only: no warning from tini, no traceback.
     for line in first.raw_stderr():
