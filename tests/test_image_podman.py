@@ -24,8 +24,9 @@ from tests.conftest import wait_for
 from tests.podman import IMAGE_PACKAGES, LABEL, ROOT, Podman, cache_dir, can_run, digest, require, wheelhouse, why_not
 
 pytestmark = [pytest.mark.integration, pytest.mark.podman, pytest.mark.timeout(900)]
-if why_not():
-    pytest.skip(why_not() or "", allow_module_level=True)
+REASON = why_not()
+if REASON:
+    pytest.skip(REASON, allow_module_level=True)
 
 UID = 10001  # the image's USER
 REMOTE = "file:///remote/notes.git"

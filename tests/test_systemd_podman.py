@@ -28,8 +28,9 @@ from tests.conftest import wait_for
 from tests.podman import IMAGE_PACKAGES, LABEL, ROOT, Podman, can_run, digest, require, wheelhouse, why_not
 
 pytestmark = [pytest.mark.integration, pytest.mark.podman, pytest.mark.timeout(900)]
-if why_not():
-    pytest.skip(why_not() or "", allow_module_level=True)
+REASON = why_not()
+if REASON:
+    pytest.skip(REASON, allow_module_level=True)
 
 UNITS = ROOT / "systemd"
 PORT = 8418
