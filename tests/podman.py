@@ -34,6 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,6 +110,19 @@ def why_not() -> str | None:
     if info.returncode != 0:
         return f"podman does not work here: {error_line(info.stderr)}"
     return None
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON objects among the lines of a log (committer logs one per line); the rest skipped."""
+    found = []
+    for line in text.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            found.append(event)
+    return found
 
 
 def error_line(text: str) -> str:

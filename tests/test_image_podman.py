@@ -21,7 +21,19 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_for
-from tests.podman import IMAGE_PACKAGES, LABEL, ROOT, Podman, cache_dir, can_run, digest, require, wheelhouse, why_not
+from tests.podman import (
+    IMAGE_PACKAGES,
+    LABEL,
+    ROOT,
+    Podman,
+    cache_dir,
+    can_run,
+    digest,
+    json_lines,
+    require,
+    wheelhouse,
+    why_not,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.podman, pytest.mark.timeout(900)]
 REASON = why_not()
@@ -147,16 +159,7 @@ class Sidecar:
     name: str
 
     def lines(self) -> list[dict[str, Any]]:
-        proc = self.podman.run("logs", self.name, check=False)
-        events = []
-        for line in (proc.stdout + proc.stderr).splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-        return events
+        return json_lines(self.output())
 
     def raw_stderr(self) -> list[str]:
         return [line for line in self.podman.run("logs", self.name, check=False).stderr.splitlines() if line]

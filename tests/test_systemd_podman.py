@@ -13,7 +13,6 @@ silently missing, which the hardening test would catch.
 from __future__ import annotations
 
 import errno
-import json
 import re
 import shlex
 import subprocess
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_for
-from tests.podman import IMAGE_PACKAGES, LABEL, ROOT, Podman, can_run, digest, require, wheelhouse, why_not
+from tests.podman import IMAGE_PACKAGES, LABEL, ROOT, Podman, can_run, digest, json_lines, require, wheelhouse, why_not
 
 pytestmark = [pytest.mark.integration, pytest.mark.podman, pytest.mark.timeout(900)]
 REASON = why_not()
@@ -92,16 +91,7 @@ class Machine:
     def events(self, unit: str, invocation: str | None = None) -> list[dict[str, Any]]:
         """The daemon's JSON log lines from the journal, for one invocation or every one."""
         where = f"_SYSTEMD_INVOCATION_ID={invocation}" if invocation else f"-u {shlex.quote(unit)}"
-        out = self.sh(f"journalctl --no-pager -o cat {where}").stdout
-        found = []
-        for line in out.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                found.append(event)
-        return found
+        return json_lines(self.sh(f"journalctl --no-pager -o cat {where}").stdout)
 
     def journal(self, unit: str) -> str:
         return self.sh(f"journalctl --no-pager -o cat -u {shlex.quote(unit)}").stdout
