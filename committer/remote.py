@@ -174,7 +174,10 @@ def read_token(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     path: Path | None = settings.token_file
     if path is None and env.get("CREDENTIALS_DIRECTORY"):
         candidate = Path(env["CREDENTIALS_DIRECTORY"]) / "token"
-        path = candidate if candidate.is_file() else None
+        try:
+            path = candidate if candidate.is_file() else None
+        except OSError:  # a credentials directory this user may not read: reading it below says so
+            path = candidate
     if path is None:
         return None
     try:

@@ -38,7 +38,10 @@ def read_secret(secret_file: Path | None, environ: Mapping[str, str] | None = No
     path = secret_file
     if path is None and env.get("CREDENTIALS_DIRECTORY"):
         candidate = Path(env["CREDENTIALS_DIRECTORY"]) / CREDENTIAL
-        path = candidate if candidate.is_file() else None
+        try:
+            path = candidate if candidate.is_file() else None
+        except OSError:  # a credentials directory this user may not read: reading it below says so
+            path = candidate
     if path is None:
         return None
     try:

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from urllib.parse import urlencode
 
+import pytest
+from structlog.testing import capture_logs
+
 from committer.webhook import SECRET_ENV, WebhookReceiver, read_secret, signature
 
 SECRET = "It's a Secret to Everybody"
@@ -131,6 +134,22 @@ def test_the_secret_comes_from_env_then_file_then_systemd_credential(tmp_path: P
     assert read_secret(None, {"CREDENTIALS_DIRECTORY": str(creds)}) == "from-credential"
     assert read_secret(None, {}) is None
     assert read_secret(tmp_path / "missing", {}) is None
+
+
+def test_a_credentials_directory_it_may_not_read_means_no_secret_and_an_error_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_file", denied)
+    monkeypatch.setattr(Path, "read_text", denied)
+    with capture_logs() as events:
+        assert read_secret(None, {"CREDENTIALS_DIRECTORY": str(creds)}) is None
+    assert [e["event"] for e in events] == ["webhook_secret_unreadable"]
 
 
 def test_a_rotated_secret_file_applies_to_the_next_delivery(tmp_path: Path) -> None:
