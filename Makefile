@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := $(CURDIR)/demo
 
-.PHONY: run test lint unit integration faults soak bench bench-quick system-deps clean
+.PHONY: run test lint unit integration faults soak bench bench-quick system-deps container-test systemd-test clean
 KILLS ?= 20
 DURATION ?= 120
 
@@ -43,6 +43,14 @@ integration: $(STAMP)
 
 faults: $(STAMP)
 	$(BIN)/python -m pytest -m faults
+
+## container-test: the image built with podman (offline: a Debian root and wheels) and run as the sidecar
+container-test: $(STAMP) system-deps
+	$(BIN)/python -m pytest tests/test_image_podman.py tests/test_container.py
+
+## systemd-test: the units of systemd/ under systemd booted in a podman container, and checked offline
+systemd-test: $(STAMP) system-deps
+	$(BIN)/python -m pytest tests/test_systemd_podman.py tests/test_systemd.py
 
 ## soak: the randomized kill test, longer (make soak KILLS=60 DURATION=240)
 soak: $(STAMP)

@@ -5,6 +5,10 @@ It answers as GitHub does for pushes with a token: Basic auth with user `x-acces
 answer), `reject_gh001` and `reject_gh013` (a pre-receive hook prints GitHub's messages),
 `redirect` (every git request is sent to another host with a 302).
 
+Also a script, for a machine without pytest (the systemd container of tests/test_systemd_podman.py):
+`python3 gitserver.py ROOT PORT TOKEN_FILE` serves every repository under ROOT until SIGTERM and
+prints one line a request: `METHOD PATH auth=ok|wrong|none` (never the token itself).
+
 Git LFS is served as GitHub serves it: the batch API (`POST /repo.git/info/lfs/objects/batch`,
 authenticated like git) answers with upload and download actions on a separate storage host
 (`LFSStorage`, another port, addressed as `localhost`), each carrying its own one-time
@@ -20,7 +24,9 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +36,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
+try:
+    import pytest
+except ModuleNotFoundError:  # run as a script where only the standard library is installed
+    pytest = None  # type: ignore[assignment]
 
 USER = "x-access-token"
 MODES = ("normal", "503", "429", "hang", "reject_gh001", "reject_gh013", "redirect")
@@ -215,9 +224,11 @@ class GitHTTPServer:
     """Serves one bare repository at http://127.0.0.1:<port>/repo.git, and its LFS objects."""
 
     def __init__(
-        self, root: Path, token: str, accept: Callable[[str], bool] | None = None, name: str = "repo.git"
+        self, root: Path, token: str, accept: Callable[[str], bool] | None = None, name: str = "repo.git",
+        port: int = 0, log: bool = False,
     ) -> None:
         self.root = root
+        self.log = log
         self.name = name
         self.repo = root / name
         self.token = token
@@ -231,7 +242,7 @@ class GitHTTPServer:
         self.repo.parent.mkdir(parents=True, exist_ok=True)
         git("init", "--quiet", "--bare", "--initial-branch=main", str(self.repo))
         git("--git-dir", str(self.repo), "config", "http.receivepack", "true")
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._httpd.owner = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, args=(0.05,), name="gitserver", daemon=True
@@ -293,6 +304,10 @@ class GitHTTPServer:
     def _record(self, request: Request) -> None:
         with self._cond:
             self.requests.append(request)
+        if self.log:
+            given = request.authorization
+            auth = "none" if given is None else "ok" if self.authorized(given) else "wrong"
+            print(f"{request.method} {request.path} auth={auth}", flush=True)
 
     def authorized(self, header: str | None) -> bool:
         """Basic x-access-token:<token>, with the one token or a live one."""
@@ -410,12 +425,31 @@ class _Handler(Replying):
         self._reply(status, headers, payload)
 
 
-@pytest.fixture
-def git_server(tmp_path: Path) -> Iterator[GitHTTPServer]:
-    """A started smart-HTTP server with its own empty repository; stopped after the test."""
-    server = GitHTTPServer(tmp_path / "served", token="ghp_TestToken0123456789abcdefABCDEF0000")
+def main(argv: list[str]) -> int:
+    """Serve ROOT's repositories on 127.0.0.1:PORT, accepting the token in TOKEN_FILE, until SIGTERM."""
+    root, port, token_file = Path(argv[1]), int(argv[2]), Path(argv[3])
+    server = GitHTTPServer(root, token=token_file.read_text().strip(), port=port, log=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    print(f"serving {root} on {server.url.rsplit('/', 1)[0]}", flush=True)
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if pytest is not None:
+
+    @pytest.fixture
+    def git_server(tmp_path: Path) -> Iterator[GitHTTPServer]:
+        """A started smart-HTTP server with its own empty repository; stopped after the test."""
+        server = GitHTTPServer(tmp_path / "served", token="ghp_TestToken0123456789abcdefABCDEF0000")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -154,8 +154,21 @@ def apt_packages() -> set[str]:
     return found
 
 
+def base_default() -> str:
+    """What `FROM ${BASE}` is without --build-arg: the ARG's default, declared before the first FROM."""
+    for keyword, rest in all_instructions():
+        if keyword == "FROM":
+            break
+        if keyword == "ARG" and rest.startswith("BASE="):
+            return rest.split("=", 1)[1]
+    raise AssertionError("no ARG BASE=... before the first FROM")
+
+
 def test_the_image_is_slim_python_with_git_git_lfs_and_tini() -> None:
-    assert last("FROM").split()[0] == "python:3.11-slim-bookworm"
+    # Built from the public image by default; any bookworm root with python3 can be given instead.
+    stages = [rest.split()[0] for keyword, rest in all_instructions() if keyword == "FROM"]
+    assert last("FROM").split()[0] == "${BASE}" and stages.count("${BASE}") == 2
+    assert base_default() == "docker.io/library/python:3.11-slim-bookworm"
     assert {"git", "git-lfs", "tini"} <= apt_packages()
     assert any("rm -rf /var/lib/apt/lists" in rest for rest in values("RUN")), "apt lists left in the image"
 
@@ -277,7 +290,6 @@ class Container:
         bin_dir = str(Path(sys.executable).parent)
         env = {
             "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", os.defpath)]),
-            "LANG": "C.UTF-8",  # set by the python base image
             **{name: _rehost(value, root) for name, value in image_env().items()},
             # what a deployment adds: a remote and the token as a file
             "COMMITTER_REMOTE": f"file://{remote}",

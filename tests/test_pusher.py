@@ -344,6 +344,24 @@ def test_unreadable_token_file_is_an_auth_error(tmp_path: Path) -> None:
     assert info.value.kind == "auth" and "missing" in info.value.detail
 
 
+def test_a_credentials_directory_it_may_not_read_is_an_auth_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$CREDENTIALS_DIRECTORY that denies access (systemd's credential mount missing) is an auth error, no crash."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    settings = Settings()
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_file", denied)
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(PushError) as info:
+        read_token(settings, {"CREDENTIALS_DIRECTORY": str(creds)})
+    assert info.value.kind == "auth" and str(creds / "token") in info.value.detail
+
+
 def config_of(env: dict[str, str]) -> dict[str, str]:
     """The git config a process gets through GIT_CONFIG_COUNT/KEY/VALUE."""
     return {env[f"GIT_CONFIG_KEY_{n}"]: env[f"GIT_CONFIG_VALUE_{n}"] for n in range(int(env["GIT_CONFIG_COUNT"]))}

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from urllib.parse import urlencode
 
+import pytest
+from structlog.testing import capture_logs
+
 from committer.core.secret import WEBHOOK, webhook_secret
 from committer.serve.webhook import WebhookReceiver, signature
 
@@ -127,11 +130,27 @@ def test_the_secret_comes_from_env_then_file_then_systemd_credential(tmp_path: P
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "webhook_secret").write_text("from-credential\n")
-    assert webhook_secret(secret_file, {WEBHOOK.env or '': "from-env"}) == "from-env"
+    assert webhook_secret(secret_file, {WEBHOOK.env or "": "from-env"}) == "from-env"
     assert webhook_secret(secret_file, {"CREDENTIALS_DIRECTORY": str(creds)}) == "from-file"
     assert webhook_secret(None, {"CREDENTIALS_DIRECTORY": str(creds)}) == "from-credential"
     assert webhook_secret(None, {}) is None
     assert webhook_secret(tmp_path / "missing", {}) is None
+
+
+def test_a_credentials_directory_it_may_not_read_means_no_secret_and_an_error_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_file", denied)
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with capture_logs() as events:
+        assert webhook_secret(None, {"CREDENTIALS_DIRECTORY": str(creds)}) is None
+    assert [e["event"] for e in events] == ["webhook_secret_unreadable"]
 
 
 def test_a_rotated_secret_file_applies_to_the_next_delivery(tmp_path: Path) -> None:
