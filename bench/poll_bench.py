@@ -493,8 +493,8 @@ def report_size(title: str, results: dict[str, dict[str, Any]], traces: dict[str
     notes = [f"{name}: {r['note']}" for name, r in results.items() if r.get("note")]
     out.append("")
     out.append(f"VmHWM of a child that only imports: python alone {base_mb['python']:.1f} MB; "
-               f"`import committer.scanner` {base_mb['scanner']:.1f} MB; `import watchdog.utils.dirsnapshot` "
-               f"{base_mb['watchdog']:.1f} MB; `import committer.cli, committer.scanner` (the daemon's imports) "
+               f"`import committer.watch.scanner` {base_mb['scanner']:.1f} MB; `import watchdog.utils.dirsnapshot` "
+               f"{base_mb['watchdog']:.1f} MB; `import committer.cli, committer.watch.scanner` (the daemon's imports) "
                f"{base_mb['cli']:.1f} MB.")
     for note in notes:
         out.append(f"{note}.")
@@ -547,9 +547,9 @@ def main() -> None:
     try:
         base_mb = {
             "python": baseline_hwm(env, "pass"),
-            "scanner": baseline_hwm(env, "import committer.scanner"),
+            "scanner": baseline_hwm(env, "import committer.watch.scanner"),
             "watchdog": baseline_hwm(env, "import watchdog.utils.dirsnapshot"),
-            "cli": baseline_hwm(env, "import committer.cli, committer.scanner"),
+            "cli": baseline_hwm(env, "import committer.cli, committer.watch.scanner"),
         }
         trees: list[tuple[int, Path, str]] = []
         if args.tree:
@@ -592,7 +592,7 @@ def main() -> None:
     print("\n".join(out))
 
 
-TRUSTED = ("ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "tmpfs")  # as committer.scanner.TRUSTED_FS
+TRUSTED = ("ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "tmpfs")  # as committer.watch.scanner.TRUSTED_FS
 
 
 def _fs_type(path: str) -> str:

@@ -29,7 +29,7 @@ def child_env(pycache: Path) -> dict[str, str]:
 
 def warm_bytecode(env: dict[str, str]) -> None:
     """Import everything the daemon and the probe import once, so no measured start compiles."""
-    code = "import committer.cli, committer.watcher, committer.pusher, watchdog.observers.inotify"
+    code = "import committer.cli, committer.watch.watcher, committer.sync.pusher, watchdog.observers.inotify"
     subprocess.run([sys.executable, "-c", code], env=env, check=False, capture_output=True)
 
 

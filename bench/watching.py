@@ -20,7 +20,7 @@ from committer.git.objects import blob_id
 DEBOUNCE_FLAG, DEBOUNCE = "200ms", 0.2
 WRITE_GAP = 0.3  # between latency writes, so that each write is a batch of its own
 SETTLE = 2.0  # after `daemon_ready`, before the idle window opens
-IMPORTS = "import committer.cli, committer.watcher"
+IMPORTS = "import committer.cli, committer.watch.watcher"
 
 
 @dataclass

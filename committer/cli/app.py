@@ -1,0 +1,113 @@
+"""The `committer` command's frame: the typer app, the options every command shares (declared once, here),
+and the one place that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import signal
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import typer
+
+from committer.core import logs
+from committer.core.errors import CommitterError, redact
+from committer.core.settings import Settings, config_path, load_settings, read_config_file
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Keep a versioned, backed-up git history of a directory.",
+)
+
+
+def _option(*names: str, help: str) -> Any:
+    return typer.Option(*names, help=help, show_default=False)
+
+
+# (name, annotation) of the options of every command, and of those that talk to the remote.
+PLACE: tuple[tuple[str, Any], ...] = (
+    ("config", Annotated[str | None, _option("--config", help="TOML config file.")]),
+    ("data_dir", Annotated[str | None, _option("--data-dir", help="Directory to version [/app/data].")]),
+    ("git_dir", Annotated[str | None, _option(
+        "--git-dir", help="Bare repository, outside the data dir [/app/git/knowledge.git].")]),
+    ("branch", Annotated[str | None, _option("--branch", help="Branch to commit to [main].")]),
+    ("log_format", Annotated[str | None, _option("--log-format", help="auto, console or json [auto].")]),
+    ("log_level", Annotated[str | None, _option("--log-level", help="debug, info, warning, error [info].")]),
+)
+REMOTE: tuple[tuple[str, Any], ...] = (
+    ("remote", Annotated[str | None, _option("--remote", help="URL to push to; empty for local history.")]),
+    ("github_app_id", Annotated[str | None, _option(
+        "--github-app-id", help="GitHub App id (or client id) to push as.")]),
+    ("github_app_installation_id", Annotated[str | None, _option(
+        "--github-app-installation-id", help="The App's installation id.")]),
+    ("github_app_private_key_file", Annotated[str | None, _option(
+        "--github-app-private-key-file", help="The App's private key (PEM).")]),
+    ("github_api_url", Annotated[str | None, _option(
+        "--github-api-url", help="GitHub's REST API [https://api.github.com].")]),
+)
+
+
+@dataclass
+class Options:
+    """The shared options one command was given; `settings()` adds its own flags and loads every layer."""
+
+    config: str | None
+    flags: dict[str, object] = field(default_factory=dict)
+
+    def settings(self, **more: object) -> Settings:
+        """Defaults < TOML file < COMMITTER_* environment < flags, validated; logging configured."""
+        path = config_path(self.config, os.environ)
+        file_values = read_config_file(path) if path else {}
+        settings = load_settings(file_values, os.environ, {**self.flags, **more})
+        logs.configure(settings.log_format, settings.log_level)
+        return settings
+
+
+def command(name: str | None = None, *, remote: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a command whose function takes `opts: Options` and its own options: the shared ones are
+    added to its signature here, and whatever it raises becomes one line and an exit code here."""
+    shared = PLACE + (REMOTE if remote else ())
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        hints = typing.get_type_hints(func, include_extras=True)  # the module uses postponed annotations
+        own = [p.replace(annotation=hints.get(p.name, p.annotation))
+               for p in inspect.signature(func).parameters.values() if p.name != "opts"]
+        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a) for n, a in shared]
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> None:
+            given = {n: kwargs.pop(n) for n, _ in shared}
+            opts = Options(given.pop("config"), given)
+            raise typer.Exit(_exit_code(lambda: func(opts=opts, **kwargs)))
+
+        wrapper.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **dict(shared)}
+        app.command(name)(wrapper)
+        return func
+
+    return register
+
+
+def _exit_code(body: Callable[[], int | None]) -> int:
+    """Run a command body: expected failures become one line on stderr and their exit code."""
+    try:
+        return body() or 0
+    except CommitterError as exc:
+        typer.echo(f"committer: error: {redact(exc.message)}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def main() -> None:
+    """Entry point of the `committer` executable."""
+    # Only a daemon answers SIGUSR1 (it installs its own handler); a stray one must not kill a command.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    app()

@@ -1,0 +1,289 @@
+"""The commands that change something: init, run, push, pull, confirm-deletes, restore, snapshot, connect.
+Each loads its settings, calls one service function and says what happened in a line or two."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from committer.cli.app import Options, command
+from committer.core import logs
+from committer.core.errors import ConfigError, redact
+from committer.core.settings import Settings, require_data_dir, require_git_dir
+from committer.git.repo import GitRepo
+from committer.git.setup import check_branch, open_repository
+from committer.ops import requests as ops
+from committer.ops.lock import COMMAND, InstanceLock
+from committer.ops.state import load_parts, read_state, save_parts
+from committer.policy.filters import PathFilter
+
+NewBranch = Annotated[
+    bool, typer.Option("--new-branch", help="Commit to --branch although the repository has history on another branch.")
+]
+
+
+def require_repo(settings: Settings) -> None:
+    """A repository must be there (a command that only reads or asks the daemon makes none)."""
+    require_git_dir(settings)
+    if not GitRepo.of(settings).exists():
+        raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
+
+
+def relative(settings: Settings, path: str) -> str:
+    """A path relative to the data directory (an absolute one must lie inside it)."""
+    candidate = Path(path)
+    if candidate.is_absolute():
+        try:
+            return candidate.relative_to(settings.data_dir).as_posix()
+        except ValueError:
+            raise ConfigError("path", f"{path} is not inside the data directory {settings.data_dir}") from None
+    return candidate.as_posix().strip("/")
+
+
+@command(remote=True)
+def init(
+    opts: Options,
+    from_remote: Annotated[
+        bool, typer.Option("--from-remote", help="The remote wins: check its files out into the empty data dir.")
+    ] = False,
+    adopt: Annotated[
+        bool, typer.Option("--adopt", help="Both: commit the local content on top of the remote history.")
+    ] = False,
+    new_branch: NewBranch = False,
+) -> None:
+    """Create the repository and commit what the data directory already holds."""
+    from committer.cli.progress import Progress
+
+    settings = opts.settings()
+    if from_remote and adopt:
+        raise ConfigError("--from-remote", "cannot be combined with --adopt: choose which side wins")
+    if (from_remote or adopt) and not settings.remote:
+        raise ConfigError("remote", "--from-remote and --adopt need a remote to take history from")
+    require_data_dir(settings)
+    require_git_dir(settings)
+    check_branch(GitRepo.of(settings), new_branch)
+    with InstanceLock(settings.git_dir, role=COMMAND):
+        pfilter = PathFilter(settings.data_dir, settings.ignore)
+        for stale in GitRepo.of(settings).clear_stale_locks():
+            logs.get(__name__).warning("stale_lock_removed", path=str(stale))
+        repo = open_repository(settings, pfilter, new_branch)
+        fresh = repo.head() is None
+        if fresh and settings.remote and _side_with_remote(settings, repo, from_remote, adopt):
+            typer.echo(f"took {settings.branch} from {redact(settings.remote)} into {settings.data_dir}")
+            return
+        committer, record = load_parts(settings, repo, pfilter, read_state(settings.git_dir))
+        op = "init" if repo.head() is None else ("adopt" if adopt else "reconcile")
+        with Progress(settings.data_dir, enabled=sys.stderr.isatty() and fresh) as bar:
+            result = committer.commit([""], op=op, progress=bar.advance)
+        repo.sync_index(result.changes.hints())
+        result.changes.close()
+        save_parts(settings.git_dir, committer, record)  # files the safety rules kept out, for status
+        files = result.changes.counts.total
+        where = f"{settings.git_dir} ({settings.branch})"
+        if result.sha:
+            typer.echo(f"committed {files} file{'s' if files != 1 else ''} to {where}: {result.sha[:12]}")
+        else:
+            typer.echo(f"{where} is up to date with {settings.data_dir}")
+        if settings.remote:
+            _push_and_report(settings, repo)
+
+
+def _side_with_remote(settings: Settings, repo: GitRepo, from_remote: bool, adopt: bool) -> bool:
+    """For a new repository whose remote has history: take it (True), adopt it, or refuse."""
+    from committer.sync.bootstrap import adopt_remote, init_from_remote, remote_has_history
+    from committer.sync.lfsfetch import checkout_lfs
+
+    if not remote_has_history(settings, repo):
+        return False
+    if from_remote:
+        checkout_lfs(settings, repo, init_from_remote(settings, repo))
+        return True
+    if adopt:
+        adopt_remote(settings, repo)
+        return False
+    raise ConfigError(
+        "remote",
+        f"{redact(settings.remote)} already has history on {settings.branch!r}; refusing to overwrite it. "
+        "Use --from-remote (the remote wins, the data directory must be empty) or --adopt "
+        "(the local files become a new commit on top of the remote history)",
+    )
+
+
+def _push_and_report(settings: Settings, repo: GitRepo) -> None:
+    from committer.sync.pusher import Pusher
+
+    result = Pusher(settings, repo).push_now()
+    if result["pushed"]:
+        typer.echo(f"pushed {result['commits']} commit(s) to {redact(settings.remote)} in {result['seconds']}s")
+    else:
+        typer.echo(f"{redact(settings.remote)} is up to date")
+
+
+@command(remote=True)
+def push(opts: Options) -> None:
+    """Push unpushed commits and tags now; exits non-zero with the classified error if it fails."""
+    settings = opts.settings()
+    repo = GitRepo.of(settings)
+    if not repo.exists():
+        raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
+    _push_and_report(settings, repo)
+
+
+@command(remote=True)
+def run(
+    opts: Options,
+    debounce: Annotated[str | None, typer.Option(help="Quiet time that closes a batch [2s].")] = None,
+    max_delay: Annotated[str | None, typer.Option(help="Longest a batch waits after its first event [30s].")] = None,
+    observer: Annotated[str | None, typer.Option(help="auto, inotify or poll [auto].")] = None,
+    poll_interval: Annotated[str | None, typer.Option(help="Scan interval of the poll observer [5s].")] = None,
+    pull_interval: Annotated[
+        str | None, typer.Option(help="Fetch and pull the remote this often; 0 for never [0].")
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="Reconcile, commit, push once, then exit.")] = False,
+    new_branch: NewBranch = False,
+    http: Annotated[
+        str | None, typer.Option("--http", help="Serve /healthz, /readyz, /metrics on [HOST]:PORT [off].")
+    ] = None,
+) -> int:
+    """Watch the data directory, commit each batch of changes, push."""
+    from committer.daemon.service import Daemon
+
+    settings = opts.settings(debounce=debounce, max_delay=max_delay, observer=observer, poll_interval=poll_interval,
+                             pull_interval=pull_interval, http=http)
+    daemon = Daemon(settings, once=once, new_branch=new_branch)
+    restore_signals = daemon.install_signal_handlers()
+    try:
+        return daemon.run()
+    finally:
+        restore_signals()
+
+
+@command(remote=True)
+def pull(opts: Options) -> int:
+    """Fetch the remote branch and bring its commits into the repository and the data directory."""
+    settings = opts.settings()
+    require_repo(settings)
+    if not settings.remote:
+        raise ConfigError("remote", "no remote is configured; set --remote or COMMITTER_REMOTE")
+    running = ops.daemon_running(settings)
+    answer = ops.run(settings, "pull", {})
+    for item in answer["conflicts"]:
+        typer.echo(f"conflict: {item['path']}: kept the local version; the remote's is in {item['copy']}")
+    outcome, new = answer["outcome"], (answer["new"] or "")[:12]
+    if outcome == "refused":
+        typer.echo(f"committer: error: pull refused: {answer['reason']}", err=True)
+        return 1
+    if outcome == "held":
+        typer.echo(f"pull held: {answer['reason']}; run `committer confirm-deletes` to apply it")
+        return 1
+    typer.echo({
+        "up_to_date": "already up to date",
+        "ahead": "nothing to pull: the local branch is ahead of the remote",
+        "no_remote_branch": f"nothing to pull: {answer['reason']}",
+        "fast_forward": f"fast-forwarded to {new}: {answer['written']} written, {answer['deleted']} deleted",
+        "merge": f"merged the remote into {new}: {answer['written']} written, {answer['deleted']} deleted",
+    }.get(outcome, outcome))
+    if answer["sha"] and not running:
+        _push_and_report(settings, GitRepo.of(settings))
+    return 0
+
+
+@command("confirm-deletes")
+def confirm_deletes(opts: Options) -> None:
+    """Commit a held mass deletion (the deletions the guard kept out of history)."""
+    settings = opts.settings()
+    require_repo(settings)
+    answer = ops.run(settings, "confirm-deletes", {})
+    before = answer.get("before")
+    if before is None:
+        typer.echo("nothing is held")
+    else:
+        typer.echo(f"committed the held deletion of {answer['deleted']} file(s) ({before['reason']})")
+
+
+@command()
+def restore(
+    opts: Options,
+    path: Annotated[str, typer.Argument(help="A file or folder of the data directory; . for all of it.")],
+    to: Annotated[str, typer.Option("--to", help="A commit, tag, `main@{2 hours ago}` or a date.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would change; change nothing.")] = False,
+) -> None:
+    """Put a file or folder back as it was at a revision, as a new audited commit."""
+    settings = opts.settings()
+    require_repo(settings)
+    rel = relative(settings, path) if Path(path).is_absolute() else path
+    answer = ops.run(settings, "restore", {"path": rel, "rev": to, "dry_run": dry_run})
+    for item in answer["actions"]:
+        typer.echo(f"{'would ' if dry_run else ''}{item['action']} {item['path']}")
+    source = answer["source"][:12]
+    if dry_run:
+        typer.echo(f"{len(answer['actions'])} change(s) to restore {answer['path']} from {to} ({source})")
+    elif answer["sha"]:
+        typer.echo(f"restored {answer['path']} from {to} ({source}): commit {answer['sha'][:12]}")
+    else:
+        typer.echo(f"{answer['path']} is already as it was at {to} ({source})")
+
+
+@command("snapshot")
+def snapshot_command(
+    opts: Options,
+    message_text: Annotated[str | None, typer.Option("-m", "--message", help="What this snapshot is.")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Tag name [snapshot-<UTC time>].")] = None,
+    list_them: Annotated[bool, typer.Option("--list", help="List the snapshots.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --list: one JSON object per line.")] = False,
+) -> None:
+    """Tag HEAD (an annotated tag, pushed with the next push), or list the snapshots."""
+    from committer.ops import snapshot
+
+    settings = opts.settings()
+    require_repo(settings)
+    if list_them:
+        for item in snapshot.listing(GitRepo.of(settings)):
+            typer.echo(json.dumps(item) if as_json else
+                       f"{item['tag']}  {item['date']}  {item['commit'][:12]}  {item['message']}")
+        return
+    if not message_text:
+        raise ConfigError("--message", "a snapshot needs a message: -m 'what this is'")
+    answer = ops.run(settings, "snapshot", {"message": message_text, "tag": tag})
+    typer.echo(f"snapshot {answer['tag']} at {answer['head'][:12]} (pushed with the next push)")
+
+
+@command("connect", remote=True)
+def connect_command(
+    opts: Options,
+    target: Annotated[str, typer.Argument(metavar="OWNER/REPO", help="The GitHub repository, e.g. acme/notes.")],
+    webhook_url: Annotated[
+        str | None, typer.Option("--webhook-url", show_default=False,
+                                 help="Register GitHub's push webhook to this URL (the daemon's /webhook).")
+    ] = None,
+    token_file: Annotated[
+        str | None, typer.Option("--token-file", help="File holding the token to use.", show_default=False)
+    ] = None,
+) -> int:
+    """Create the private GitHub repository if missing, register the push webhook, write the settings."""
+    import os
+
+    from committer.core.settings import DEFAULT_CONFIG_FILE, config_path, load_settings, read_config_file
+    from committer.ops import doctor as checks
+    from committer.ops.connect import connect
+
+    flags = {**opts.flags, "token_file": token_file}
+    path = config_path(opts.config, os.environ) or DEFAULT_CONFIG_FILE
+    # The file may not exist yet: connect writes it.
+    settings = load_settings(read_config_file(path) if path.exists() else {}, os.environ, flags)
+    logs.configure(settings.log_format, settings.log_level)
+    if webhook_url is not None and not webhook_url.startswith(("https://", "http://")):
+        raise ConfigError("--webhook-url", f"expected an http(s) URL, got {webhook_url!r}")
+    for line in connect(settings, target, path, webhook_url):
+        typer.echo(line)
+    written = Options(str(path), flags).settings()  # as the daemon will read them
+    found = list(checks.remote_checks(written))
+    for check in found:
+        typer.echo(f"{check.status:<5} {check.name:<12} {check.detail}")
+        if check.fix:
+            typer.echo(f"{'':18}fix: {check.fix}")
+    return 1 if any(check.status == "fail" for check in found) else 0

@@ -1,0 +1,76 @@
+"""The commands that only look: status, log, doctor."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from committer.cli.app import Options, command
+from committer.cli.commands import relative
+from committer.commit import message
+from committer.core import clock
+from committer.core.errors import ConfigError
+from committer.git.repo import GitRepo, history
+
+RENAMES_SHOWN = 5  # moved files listed under a commit by `log` (all of them up to RENAMES_LISTED with --json)
+RENAMES_LISTED = 1000
+
+
+@command(remote=True)
+def status(
+    opts: Options, as_json: Annotated[bool, typer.Option("--json", help="One JSON object with every key.")] = False
+) -> None:
+    """Show the repository, the last commit and push, holds and errors, and whether a daemon runs."""
+    from committer.ops.status import collect_status, render_status
+
+    result = collect_status(opts.settings())
+    typer.echo(json.dumps(result, indent=None if not sys.stdout.isatty() else 2) if as_json else render_status(result))
+
+
+@command(remote=True)
+def doctor(opts: Options, as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> int:
+    """Check the set-up (git, git-lfs, directories, inotify, remote and token) and say how to fix it."""
+    from committer.ops import doctor as checks
+
+    report = checks.diagnose(opts.settings())
+    typer.echo(json.dumps(report) if as_json else checks.render(report))
+    return 0 if report["ok"] else 1
+
+
+@command("log")
+def log_command(
+    opts: Options,
+    path: Annotated[str | None, typer.Argument(help="A file or folder in the data directory.")] = None,
+    max_count: Annotated[int, typer.Option("-n", "--max-count", help="How many commits.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """History of the directory or of one path, with the BM-Meta trailer decoded and moves as old → new."""
+    settings = opts.settings()
+    repo = GitRepo.of(settings)
+    if not repo.exists():
+        raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
+    commits = list(history(repo, relative(settings, path) if path else None, max_count))
+    moves = repo.renames([sha for sha, _epoch, _text in commits])
+    for sha, epoch, text in commits:
+        meta = message.parse_trailer(text) or {}
+        subject = text.splitlines()[0] if text else ""
+        renamed = moves.get(sha, [])
+        if as_json:
+            item: dict[str, Any] = {"sha": sha, "date": clock.iso(epoch), "subject": subject, "meta": meta,
+                                    "renamed": [list(pair) for pair in renamed[:RENAMES_LISTED]]}
+            if len(renamed) > RENAMES_LISTED:
+                item["renamed_truncated"] = True
+            typer.echo(json.dumps(item))
+            continue
+        typer.echo(f"{sha[:12]}  {clock.iso(epoch)}  {subject}")
+        if meta:
+            counts = " ".join(f"{k}={meta[k]}" for k in ("added", "modified", "deleted", "renamed") if meta.get(k))
+            extra = " ".join(f"{k}={meta[k]}" for k in ("op", "host", "batch") if meta.get(k))
+            typer.echo(f"{'':14}{counts}  {extra}".rstrip())
+        for old, new in renamed[:RENAMES_SHOWN]:
+            typer.echo(f"{'':14}{old} → {new}")
+        if len(renamed) > RENAMES_SHOWN:
+            typer.echo(f"{'':14}+{len(renamed) - RENAMES_SHOWN} more moved")
