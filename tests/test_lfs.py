@@ -309,7 +309,7 @@ def test_prepare_removes_stale_temporary_copies_only(tmp_path: Path, repo: Path)
         (tmp / name).write_bytes(b"x")
     for name in ("committer-1-old", "git-lfs-old"):
         os.utime(tmp / name, (1, 1))
-    lfs.prepare(repo)
+    lfs.prepare(GitRepo(repo, repo, "main"))
     assert sorted(p.name for p in tmp.iterdir()) == ["committer-2-new", "git-lfs-old"]
 
 
