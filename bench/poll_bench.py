@@ -393,7 +393,8 @@ def live_child(args: argparse.Namespace) -> None:
     """The daemon's imports, a PollThread at INTERVAL; prints when ready and every handover."""
     import committer.cli  # noqa: F401  (what the daemon process holds anyway)
     from committer.policy.filters import PathFilter
-    from committer.watch.scanner import PollScanner, PollThread
+    from committer.watch.pollthread import PollThread
+    from committer.watch.scanner import PollScanner
 
     root = Path(args.root)
 
@@ -592,13 +593,13 @@ def main() -> None:
     print("\n".join(out))
 
 
-TRUSTED = ("ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "tmpfs")  # as committer.watch.scanner.TRUSTED_FS
+TRUSTED = ("ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "tmpfs")  # as committer.watch.mounts.TRUSTED_FS
 
 
 def _fs_type(path: str) -> str:
     sys.path.insert(0, str(REPO))
     try:
-        from committer.watch.scanner import filesystem_type
+        from committer.watch.mounts import filesystem_type
 
         return filesystem_type(path) or "unknown filesystem"
     except ImportError:

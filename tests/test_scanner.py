@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from committer.policy.filters import PathFilter
-from committer.watch.scanner import PollScanner, PollThread, filesystem_type
+from committer.watch.mounts import filesystem_type
+from committer.watch.pollthread import PollThread
+from committer.watch.scanner import PollScanner
 from tests.conftest import ROOT, wait_for
 
 # Every behaviour holds whether directory mtimes are trusted (listings skipped) or not (as on FUSE).

@@ -22,7 +22,7 @@ from committer.ops.lock import holder_pid
 from committer.sync.credentials import on_github, read_token
 from committer.sync.errors import HINTS, PushError, classify
 from committer.sync.transport import Remote
-from committer.watch.watcher import POLLED_FILESYSTEMS
+from committer.watch.mounts import POLLED_FILESYSTEMS
 
 MIN_GIT = (2, 36)
 MERGE_GIT = (2, 38)  # git merge-tree --write-tree, for pulls that merge

@@ -36,29 +36,26 @@ timeouts at least as long as the poll interval the stats are answered by the ker
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
-import threading
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from committer.core import logs
 from committer.policy.filters import PathFilter
+from committer.watch.mounts import TRUSTED_FS, filesystem_type
+from committer.watch.racy import Racy
 
 log = logs.get("committer.scanner")
 
 CheckStat = Literal["default", "minimal"]
 
-# Local filesystems whose directory mtime changes whenever an entry is added, removed or renamed.
-TRUSTED_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "tmpfs"})
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC  # the root itself may be a symlink to the mount
 _S_IFMT, _S_IFDIR = 0o170000, 0o040000
 
@@ -72,8 +69,6 @@ _IGNORED = (_IGN_DIR, _IGN_FILE)
 _NS = 1_000_000_000
 _FUTURE_NS = 3600 * _NS  # mtimes further ahead were set by hand: a write now would move them
 _EMPTY: frozenset[str] = frozenset()
-_NO_DIGEST = b""  # a racy file that could not be hashed: report it again at the next scan
-_READ = 1 << 20
 
 _Kid = tuple[str, "_Dir"]
 
@@ -120,31 +115,34 @@ class ScanStats:
     seconds: float = 0.0
 
 
-def filesystem_type(path: str) -> str:
-    """The type of the filesystem holding `path`, from /proc/self/mountinfo ("" if unknown)."""
-    try:
-        dev = os.stat(path).st_dev
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return ""
-    wanted = f"{os.major(dev)}:{os.minor(dev)}"
-    real = os.path.realpath(path)
-    best, best_len = "", -1
-    for line in lines:
-        fields = line.split(" ")
-        try:
-            tail = fields[fields.index("-") + 1 :]
-        except ValueError:
-            continue
-        if not tail or len(fields) < 5:
-            continue
-        mount_point = fields[4].replace("\\040", " ")
-        if fields[2] == wanted:
-            return tail[0]
-        if (real == mount_point or real.startswith(mount_point.rstrip("/") + "/")) and len(mount_point) > best_len:
-            best, best_len = tail[0], len(mount_point)
-    return best
+def fingerprints(fd: int, names: list[str], ignored: frozenset[str], minimal: bool) -> array[int]:
+    """lstat() every name (relative to fd) into one fingerprint: for a file or symlink a hash of
+    its stat fields, for a directory its kind. One pass, no stat result kept: this is the loop
+    every scan spends its time in. Raises OSError if any name cannot be statted."""
+    lstat = os.lstat
+    if minimal:
+        return array("q", [
+            (_IGN_DIR if (st := lstat(n, dir_fd=fd)).st_mode & _S_IFMT == _S_IFDIR else _IGN_FILE)
+            if n in ignored
+            else _DIR if (st := lstat(n, dir_fd=fd)).st_mode & _S_IFMT == _S_IFDIR
+            else hash((st.st_mtime_ns, st.st_size, st.st_mode))
+            for n in names
+        ])
+    return array("q", [
+        (_IGN_DIR if (st := lstat(n, dir_fd=fd)).st_mode & _S_IFMT == _S_IFDIR else _IGN_FILE)
+        if n in ignored
+        else _DIR if (st := lstat(n, dir_fd=fd)).st_mode & _S_IFMT == _S_IFDIR
+        else hash((st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode))
+        for n in names
+    ])
+
+def fingerprint(st: os.stat_result, minimal: bool) -> int:
+    """The same as fingerprints, for one entry that is not ignored."""
+    if st.st_mode & _S_IFMT == _S_IFDIR:
+        return _DIR
+    if minimal:
+        return hash((st.st_mtime_ns, st.st_size, st.st_mode))
+    return hash((st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode))
 
 
 class PollScanner:
@@ -171,7 +169,7 @@ class PollScanner:
         self.pfilter = pfilter
         self.minimal = check_stat == "minimal"
         self.racy_margin_ns = int(racy_margin * _NS)
-        self.racy_hash_limit = racy_hash_limit
+        self._racy = Racy(self.minimal, racy_hash_limit)
         self.trust_dir_mtime = trust_dir_mtime
         self.stats = ScanStats()
         self._tree = _Dir()
@@ -185,7 +183,6 @@ class PollScanner:
         self._unreadable: set[str] = set()
         self._root_problem = ""
         self._out: list[str] = []  # per scan
-        self._lo = self._hi = 0
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -235,7 +232,7 @@ class PollScanner:
         """One scan; what it found, or nothing when it only set the baseline."""
         started = time.monotonic()
         now = time.time_ns()
-        self._lo, self._hi = now - self.racy_margin_ns, now + _FUTURE_NS
+        self._racy.window(now - self.racy_margin_ns, now + _FUTURE_NS)
         token = self._rules_token()
         if token != self._rules:
             self._rules = token
@@ -284,6 +281,7 @@ class PollScanner:
         report, self._have_state = self._have_state, True
         self.stats.reported = len(out) if report else 0
         self.stats.unreadable = len(self._unreadable)
+        self.stats.hashed = self._racy.hashed
         self.stats.seconds = time.monotonic() - started
         return out if report else []
 
@@ -329,35 +327,6 @@ class PollScanner:
             self._unreadable.add(rel)
             log.warning("poll_dir_unreadable", path=rel, error=exc.strerror, action="skipped; its state is kept")
 
-    def _fingerprints(self, fd: int, names: list[str], ignored: frozenset[str]) -> array[int]:
-        """lstat() every name (relative to fd) into one fingerprint: for a file or symlink a hash of
-        its stat fields, for a directory its kind. One pass, no stat result kept: this is the loop
-        every scan spends its time in. Raises OSError if any name cannot be statted."""
-        lstat = os.lstat
-        if self.minimal:
-            return array("q", [
-                (_IGN_DIR if (st := lstat(n, dir_fd=fd)).st_mode & _S_IFMT == _S_IFDIR else _IGN_FILE)
-                if n in ignored
-                else _DIR if (st := lstat(n, dir_fd=fd)).st_mode & _S_IFMT == _S_IFDIR
-                else hash((st.st_mtime_ns, st.st_size, st.st_mode))
-                for n in names
-            ])
-        return array("q", [
-            (_IGN_DIR if (st := lstat(n, dir_fd=fd)).st_mode & _S_IFMT == _S_IFDIR else _IGN_FILE)
-            if n in ignored
-            else _DIR if (st := lstat(n, dir_fd=fd)).st_mode & _S_IFMT == _S_IFDIR
-            else hash((st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode))
-            for n in names
-        ])
-
-    def _fingerprint(self, st: os.stat_result) -> int:
-        """The same as _fingerprints, for one entry that is not ignored."""
-        if st.st_mode & _S_IFMT == _S_IFDIR:
-            return _DIR
-        if self.minimal:
-            return hash((st.st_mtime_ns, st.st_size, st.st_mode))
-        return hash((st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode))
-
     def _visit(self, fd: int, rel: str, d: _Dir, st_dir: os.stat_result | None) -> list[_Kid]:
         """Compare one directory with its last state; returns the subdirectories to descend into.
         `st_dir` is the directory's own stat (taken before it is listed), None where untrusted."""
@@ -374,12 +343,12 @@ class PollScanner:
             names = joined.split("\0") if joined else []
         if joined == d.names and d.gen == self._gen and not d.nested:
             try:
-                same = self._fingerprints(fd, names, d.ignored) == d.fps
+                same = fingerprints(fd, names, d.ignored, self.minimal) == d.fps
             except OSError:
                 same = False  # one vanished or cannot be statted: the careful path sorts it out
             if same and (not d.racy or self._recheck_all(fd, rel, d)):
                 self.stats.files += len(names) - len(d.children) - len(d.ignored)
-                d.stamp, d.relist = stamp, st_dir is not None and trusted and self._is_racy(st_dir)
+                d.stamp, d.relist = stamp, st_dir is not None and trusted and self._racy.racy(st_dir)
                 return list(d.children.items())
             if same:
                 listed = False  # a racy file went away while it was rechecked: list afresh
@@ -387,7 +356,7 @@ class PollScanner:
             names = os.listdir(fd)
             self.stats.listed += 1
         kids = self._reconcile(fd, rel, d, names)
-        d.stamp, d.relist = stamp, d.relist or (st_dir is not None and trusted and self._is_racy(st_dir))
+        d.stamp, d.relist = stamp, d.relist or (st_dir is not None and trusted and self._racy.racy(st_dir))
         return kids
 
     def _reconcile(self, fd: int, rel: str, d: _Dir, listing: list[str]) -> list[_Kid]:
@@ -459,13 +428,13 @@ class PollScanner:
                 children[name] = child
                 kids.append((name, child))
             else:
-                fp = self._fingerprint(st)
+                fp = fingerprint(st, self.minimal)
                 if fp != prev:
                     out.append(path)  # new, modified, or a directory replaced by a file
-                    if self._is_racy(st) and st.st_mode & _S_IFMT in (stat.S_IFREG, stat.S_IFLNK):
-                        racy[name] = self._digest(fd, name, st)
+                    if self._racy.racy(st) and st.st_mode & _S_IFMT in (stat.S_IFREG, stat.S_IFLNK):
+                        racy[name] = self._racy.digest(fd, name, st)
                 elif name in old_racy:
-                    self._recheck(fd, path, name, st, old_racy[name], racy)
+                    self._racy.recheck(fd, path, name, st, old_racy[name], racy, out)
                 self.stats.files += 1
             names.append(name)
             fps.append(fp)
@@ -482,119 +451,12 @@ class PollScanner:
         self.stats.racy += len(racy)
         return kids
 
-    # ---- racy files -------------------------------------------------------------------------
-
-    def _is_racy(self, st: os.stat_result) -> bool:
-        lo, hi = self._lo, self._hi
-        if lo <= st.st_mtime_ns <= hi:
-            return True
-        return not self.minimal and lo <= st.st_ctime_ns <= hi
-
     def _recheck_all(self, fd: int, rel: str, d: _Dir) -> bool:
         """The racy files of a directory whose stats did not change; False if one is gone meanwhile."""
         assert d.racy is not None
-        prefix = f"{rel}/" if rel else ""
-        racy: dict[str, bytes] = {}
-        for name, digest in d.racy.items():
-            try:
-                st = os.lstat(name, dir_fd=fd)
-            except OSError:
-                return False
-            self._recheck(fd, prefix + name, name, st, digest, racy)
+        racy = self._racy.recheck_all(fd, rel, d.racy, self._out)
+        if racy is None:
+            return False
         d.racy = racy or None
         self.stats.racy += len(racy)
         return True
-
-    def _recheck(self, fd: int, path: str, name: str, st: os.stat_result, digest: bytes,
-                 racy: dict[str, bytes]) -> None:
-        """A racy file whose stat did not change: compare its content with the last scan's."""
-        now = self._digest(fd, name, st)
-        if now == _NO_DIGEST or now != digest:
-            self._out.append(path)
-        if self._is_racy(st):
-            racy[name] = now
-
-    def _digest(self, fd: int, name: str, st: os.stat_result) -> bytes:
-        """Content digest of a file or symlink; _NO_DIGEST when it cannot or should not be read."""
-        self.stats.hashed += 1
-        try:
-            if stat.S_ISLNK(st.st_mode):
-                return b"l" + hashlib.blake2b(os.fsencode(os.readlink(name, dir_fd=fd)), digest_size=16).digest()
-            if not stat.S_ISREG(st.st_mode) or st.st_size > self.racy_hash_limit:
-                return _NO_DIGEST
-            file_fd = os.open(name, _FILE_FLAGS, dir_fd=fd)
-        except OSError:
-            return _NO_DIGEST
-        try:
-            if not stat.S_ISREG(os.fstat(file_fd).st_mode):
-                return _NO_DIGEST
-            h = hashlib.blake2b(digest_size=16)
-            while True:
-                chunk = os.read(file_fd, _READ)
-                if not chunk:
-                    break
-                h.update(chunk)
-            return b"f" + h.digest()
-        except OSError:
-            return _NO_DIGEST
-        finally:
-            os.close(file_fd)
-
-
-class PollThread:
-    """Runs scanner.scan() every `interval` seconds on a daemon thread and hands over what it finds.
-
-    start() primes the scanner first if needed, synchronously: no change made after start()
-    returns is missed. Scans start at a fixed rate; after one that overran the interval (logged)
-    the next starts a quarter interval later. An exception in scan() or on_paths is logged and
-    ends the thread, so is_alive() turns False for the owner's health check.
-    """
-
-    def __init__(self, scanner: PollScanner, interval: float, on_paths: Callable[[list[str]], None]) -> None:
-        if interval <= 0:
-            raise ValueError("interval must be positive")
-        self.scanner = scanner
-        self.interval = interval
-        self.on_paths = on_paths
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError("already started")
-        if not self.scanner.primed:
-            self.scanner.prime()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="committer-poll", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=max(5.0, 2 * self.scanner.stats.seconds + 1))
-
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self) -> None:
-        slow = False
-        next_at = time.monotonic() + self.interval
-        try:
-            while not self._stop.wait(max(0.0, next_at - time.monotonic())):
-                paths = self.scanner.scan()
-                if paths and not self._stop.is_set():
-                    self.on_paths(paths)
-                now = time.monotonic()
-                next_at += self.interval
-                if next_at < now:
-                    next_at = now + self.interval / 4
-                    if not slow:
-                        log.warning("poll_scan_slow", seconds=round(self.scanner.stats.seconds, 3),
-                                    interval=self.interval, files=self.scanner.stats.files)
-                    slow = True
-                elif slow:
-                    slow = False
-                    log.info("poll_scan_in_time", seconds=round(self.scanner.stats.seconds, 3))
-        except Exception:
-            log.exception("poll_thread_failed")

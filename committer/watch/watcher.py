@@ -20,10 +20,9 @@ from watchdog.observers.api import BaseObserver
 from committer.core import logs
 from committer.core.paths import COALESCE_ABOVE, coalesce
 from committer.policy.filters import PathFilter
-from committer.watch.scanner import PollScanner, PollThread, filesystem_type
-
-# Filesystems where inotify sees nothing (or only this host's own writes): `auto` polls them.
-POLLED_FILESYSTEMS = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "davfs", "sshfs", "s3fs")
+from committer.watch.mounts import POLLED_FILESYSTEMS, filesystem_type
+from committer.watch.pollthread import PollThread
+from committer.watch.scanner import PollScanner
 
 log = logs.get("committer.watcher")
 
