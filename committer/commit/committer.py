@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from committer.commit.collect import ChangeSet, stale_paths
+from committer.commit.changes import ChangeSet
+from committer.commit.stale import stale_paths
 from committer.commit.held import HeldFiles
 from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths

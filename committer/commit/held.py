@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from committer.commit.collect import Skipped
+from committer.commit.changes import Skipped
 from committer.core import logs
 
 log = logs.get(__name__)

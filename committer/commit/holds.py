@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from committer.commit.collect import ChangeSet
+from committer.commit.changes import ChangeSet
 from committer.core import clock, fsio, logs
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo

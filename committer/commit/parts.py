@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from committer.commit.collect import ADDED, DELETED, MODIFIED, Change, ChangeSet, count_renames
+from committer.commit.changes import ADDED, DELETED, MODIFIED, Change, ChangeSet, count_renames
 from committer.commit.message import Counts
 from committer.git.objects import MODE_FILE
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from committer.commit import message, parts
 from committer.commit.bmmeta import BmMeta
-from committer.commit.collect import DELETED, Change, ChangeSet, Limits, Pass, collect
+from committer.commit.changes import DELETED, Change, ChangeSet
+from committer.commit.collect import Limits, Pass, collect
 from committer.commit.held import HeldFiles
 from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths

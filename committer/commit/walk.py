@@ -1,0 +1,197 @@
+"""The disk side of a commit pass: the files below some paths, in git's order (bytewise by full path),
+each with its directory's descriptor, never through a symlink; what cannot be looked at is recorded as
+skipped (and its history kept)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterable, Iterator
+
+from committer.commit.changes import Skipped
+from committer.core import fsio
+from committer.policy.filters import PathFilter
+
+SPECIAL = "not a regular file, directory or symlink (a FIFO, socket or device)"
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def under(path: str, roots: set[str]) -> bool:
+    """Whether path is one of roots or below one ("" is the whole tree)."""
+    if "" in roots or path in roots:
+        return True
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        if path in roots:
+            return True
+    return False
+
+
+def git_key(rel: str) -> bytes:
+    """The key git sorts paths by: their bytes."""
+    return os.fsencode(rel)
+
+
+class Walk:
+    """The files below the candidates, in git's order, each with its directory's descriptor; what cannot
+    be looked at is recorded as skipped and kept (HEAD's entries there are not deleted)."""
+
+    def __init__(self, tree: fsio.Tree, pfilter: PathFilter) -> None:
+        self.tree = tree
+        self.pfilter = pfilter
+        self.keep: set[str] = set()
+        self.skipped: list[Skipped] = []
+        self._nested: dict[str, bool] = {}
+
+    def skip(self, rel: str, reason: str) -> None:
+        if rel not in self.keep:
+            self.skipped.append(Skipped(rel, reason))
+            self.keep.add(rel)
+
+    def roots(self, candidates: Iterable[str]) -> list[tuple[bytes, str, bool]]:
+        """(order key, path, is a directory) of the candidates that exist, none inside another, in git's
+        order; ignored ones and those inside nested repositories dropped (the latter skipped)."""
+        wanted = {rel for rel in candidates if not (rel and self.pfilter.ignored(rel))}
+        found = []
+        for rel in sorted(wanted):
+            if under_other(rel, wanted):
+                continue
+            nested = self._inside_nested_repo(rel)
+            if nested is not None:
+                self.skip(nested, "nested git repository")
+                continue
+            try:
+                st = self.tree.lstat(rel)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # gone, or behind a symlink now: whatever history has there is deleted
+            except OSError as exc:
+                self.skip(rel, f"cannot stat: {exc.strerror}")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if rel and self.pfilter.ignored(rel, is_dir=True):
+                    continue
+                found.append((git_key(rel) + b"/" if rel else b"", rel, True))
+            elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                found.append((git_key(rel), rel, False))
+            else:
+                self.skip(rel, SPECIAL)
+        found.sort()
+        return found
+
+    def _inside_nested_repo(self, rel: str) -> str | None:
+        parent = rel
+        while "/" in parent:
+            parent = parent.rsplit("/", 1)[0]
+            found = self._nested.get(parent)
+            if found is None:
+                found = self.tree.exists(f"{parent}/.git")
+                self._nested[parent] = found
+            if found:
+                return parent
+        return None
+
+    def files(self, roots: list[tuple[bytes, str, bool]]) -> Iterator[tuple[str, int, str]]:
+        """(path, descriptor of its directory, name) of every file and symlink, in git's order."""
+        for _order, rel, is_dir in roots:
+            if is_dir:
+                yield from self._directory(rel)
+                continue
+            parent, name = fsio.split(rel)
+            try:
+                fd = self.tree.open_dir(parent)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                self.skip(rel, f"cannot stat: {exc.strerror}")
+                continue
+            try:
+                yield rel, fd, name
+            finally:
+                os.close(fd)
+
+    def _directory(self, rel: str) -> Iterator[tuple[str, int, str]]:
+        try:
+            fd = self.tree.open_dir(rel)
+        except FileNotFoundError:
+            return  # gone, or replaced by a symlink, since it was looked at: a later event says which
+        except OSError as exc:
+            self.skip(rel, f"cannot list directory: {exc.strerror}")
+            return
+        stack: list[tuple[int, str, Iterator[tuple[bytes, str, bool]]]] = []
+        try:
+            entries = self._list(fd, rel)
+            if entries is None:
+                os.close(fd)
+                return
+            stack.append((fd, rel, iter(entries)))
+            while stack:
+                dir_fd, prefix, pending = stack[-1]
+                item = next(pending, None)
+                if item is None:
+                    os.close(dir_fd)
+                    stack.pop()
+                    continue
+                _k, name, is_dir = item
+                child = f"{prefix}/{name}" if prefix else name
+                if not is_dir:
+                    yield child, dir_fd, name
+                    continue
+                try:
+                    sub = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        continue  # replaced by a symlink or a file since the listing
+                    self.skip(child, f"cannot list directory: {exc.strerror}")
+                    continue
+                listing = self._list(sub, child)
+                if listing is None:
+                    os.close(sub)
+                    continue
+                stack.append((sub, child, iter(listing)))
+        finally:
+            for dir_fd, _prefix, _pending in stack:
+                os.close(dir_fd)
+
+    def _list(self, fd: int, rel: str) -> list[tuple[bytes, str, bool]] | None:
+        """The entries of one directory to visit, sorted as git orders paths; None when it is skipped."""
+        try:
+            with os.scandir(fd) as scan:
+                raw = list(scan)
+        except OSError as exc:
+            self.skip(rel, f"cannot list directory: {exc.strerror}")
+            return None
+        if rel and any(entry.name == ".git" for entry in raw):
+            self.skip(rel, "nested git repository")
+            return None
+        entries = []
+        for entry in raw:
+            child = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                is_file = is_dir is False and (entry.is_file(follow_symlinks=False) or entry.is_symlink())
+            except OSError as exc:
+                self.skip(child, f"cannot stat: {exc.strerror}")
+                continue
+            if self.pfilter.ignored(child, is_dir=is_dir):
+                continue
+            if is_dir or is_file:
+                name = os.fsencode(entry.name)
+                entries.append((name + b"/" if is_dir else name, entry.name, is_dir))
+            else:
+                self.skip(child, SPECIAL)
+        entries.sort()
+        return entries
+
+
+def under_other(rel: str, wanted: set[str]) -> bool:
+    """Whether a directory above rel is a candidate too (its walk covers rel)."""
+    if rel and "" in wanted:
+        return True
+    while "/" in rel:
+        rel = rel.rsplit("/", 1)[0]
+        if rel in wanted:
+            return True
+    return False
