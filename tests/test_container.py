@@ -34,7 +34,8 @@ from typing import Any
 import pytest
 import yaml
 
-from committer.core.settings import NAMES, Settings, env_name, load_settings, parse_address, parse_duration
+from committer.core.settings import NAMES, Settings, env_name, load_settings
+from committer.core.values import parse_address, parse_duration
 from committer.policy.secrets import find_secret
 from tests.conftest import ROOT, wait_for
 

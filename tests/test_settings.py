@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from committer.core.errors import ConfigError
-from committer.core.settings import load_settings, parse_duration, read_config_file
+from committer.core.settings import load_settings, read_config_file
+from committer.core.values import parse_duration
 
 
 def test_flags_beat_env_beat_file_beat_defaults(tmp_path: Path) -> None:
@@ -88,7 +89,7 @@ def test_config_file_accepts_a_committer_table_and_dashes(tmp_path: Path) -> Non
 @pytest.mark.parametrize(("text", "size"), [("10MB", 10_000_000), ("100 MiB", 100 * 2**20), ("512k", 512_000),
                                             ("1G", 10**9), ("42", 42), (7, 7), ("1.5MB", 1_500_000)])
 def test_sizes(text: object, size: int) -> None:
-    from committer.core.settings import parse_size
+    from committer.core.values import parse_size
 
     assert parse_size("x", text) == size
 

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from committer.commit.changes import ChangeSet
-from committer.commit.stale import stale_paths
 from committer.commit.held import HeldFiles
 from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths
+from committer.commit.stale import stale_paths
 from committer.commit.step import CommitResult, CommitStep, OnCommit
 from committer.core import fsio, logs
 from committer.core.settings import Settings

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from committer.core import values
 from committer.core.errors import ConfigError, redact
 
 DEFAULT_CONFIG_FILE = Path("/etc/committer/committer.toml")
@@ -19,15 +19,6 @@ APP_SETTINGS = ("github_app_id", "github_app_installation_id", "github_app_priva
 OBSERVERS = ("auto", "inotify", "poll")
 LOG_FORMATS = ("auto", "console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
-               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
-# git check-ref-format: no component starting with `.` or ending in `.lock`, no `..`, `@{`, `//`, control
-# characters, space, ~ ^ : ? * [ \ ; not starting with `-` or `/`, not ending with `/` or `.`.
-_BRANCH_BAD = re.compile(r"(^[-/])|((^|/)\.)|(\.\.)|([\x00-\x20~^:?*\[\\\x7f])|(/$)|(\.$)|(\.lock(/|$))|(@\{)|(//)")
 
 
 @dataclass(frozen=True)
@@ -93,213 +84,43 @@ def _plain(name: str, value: object) -> object:
     return str(value)
 
 
-def parse_duration(setting: str, value: object) -> float:
-    """Seconds from 500ms, 2s, 5m, 1h or a bare number of seconds."""
-    if isinstance(value, bool):
-        raise ConfigError(setting, f"expected a duration such as 500ms, 2s or 5m, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ConfigError(setting, f"expected a duration such as 500ms, 2s or 5m, got {value!r}")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds < 0:
-        raise ConfigError(setting, f"must not be negative, got {value!r}")
-    return seconds
-
-
-def parse_size(setting: str, value: object) -> int:
-    """Bytes from 10MB, 100 MiB, 512k, 1G or a bare number of bytes (KB, MB, GB are powers of 1000)."""
-    if isinstance(value, bool):
-        raise ConfigError(setting, f"expected a size such as 10MB or 100MiB, got {value!r}")
-    if isinstance(value, int):
-        size = value
-    else:
-        match = _SIZE.match(str(value))
-        if not match:
-            raise ConfigError(setting, f"expected a size such as 10MB or 100MiB, got {value!r}")
-        unit = (match.group(2) or "").lower().removesuffix("b")
-        size = int(float(match.group(1)) * _SIZE_UNITS[unit])
-    if size < 0:
-        raise ConfigError(setting, f"must not be negative, got {value!r}")
-    return size
-
-
-def _count(setting: str, value: object) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(setting, f"expected a whole number, got {value!r}")
-    try:
-        number = int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
-        raise ConfigError(setting, f"expected a whole number, got {value!r}") from None
-    if number < 0:
-        raise ConfigError(setting, f"must not be negative, got {value!r}")
-    return number
-
-
-def _positive_count(setting: str, value: object) -> int:
-    number = _count(setting, value)
-    if number == 0:
-        raise ConfigError(setting, "must be at least 1")
-    return number
-
-
-def _positive_duration(setting: str, value: object) -> float:
-    seconds = parse_duration(setting, value)
-    if seconds <= 0:
-        raise ConfigError(setting, f"must be greater than zero, got {value!r}")
-    return seconds
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str, object], str]:
-    def parse(setting: str, value: object) -> str:
-        text = str(value).strip().lower()
-        if text not in options:
-            raise ConfigError(setting, f"expected one of {', '.join(options)}, got {value!r}")
-        return text
-
-    return parse
-
-
-def _path(setting: str, value: object) -> Path:
-    text = str(value).strip()
-    if not text:
-        raise ConfigError(setting, "must not be empty")
-    return Path(text).expanduser().absolute()
-
-
-def _bool(setting: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(setting, f"expected true or false, got {value!r}")
-
-
-def _optional_path(setting: str, value: object) -> Path | None:
-    if value is None or str(value).strip() == "":
-        return None
-    return _path(setting, value)
-
-
-_ADDRESS = re.compile(r"^(?:(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])?:)?(?P<port>\d{1,5})$")
-
-
-def parse_address(setting: str, value: object) -> tuple[str, int] | None:
-    """(host, port) from `9464` or `:9464` (loopback), `0.0.0.0:9464`, `[::1]:9464`; None when empty."""
-    text = str(value).strip()
-    if not text:
-        return None
-    match = _ADDRESS.match(text)
-    port = int(match.group("port")) if match else -1
-    if match is None or not 0 < port < 65536:
-        raise ConfigError(setting, f"expected [HOST]:PORT such as 127.0.0.1:9464, got {value!r}")
-    host = (match.group("host") or "127.0.0.1").strip("[]")
-    return host, port
-
-
-def _address(setting: str, value: object) -> str:
-    parse_address(setting, value)
-    return str(value).strip()
-
-
-def _text(setting: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(setting, f"expected a string, got {value!r}")
-    if "\n" in value or "\x00" in value:
-        raise ConfigError(setting, "must be a single line")
-    return value.strip()
-
-
-def _app_id(setting: str, value: object) -> str:
-    text = _text(setting, str(value) if isinstance(value, int) and not isinstance(value, bool) else value)
-    if text and not re.fullmatch(r"[1-9][0-9]*|Iv[0-9A-Za-z._-]+", text):
-        raise ConfigError(setting, f"expected the App's numeric id or its client id (Iv...), got {text!r}")
-    return text
-
-
-def _api_url(setting: str, value: object) -> str:
-    text = _text(setting, value).rstrip("/")
-    if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", text):
-        raise ConfigError(setting, f"expected an http(s) URL such as {DEFAULT_GITHUB_API}, got {value!r}")
-    return text
-
-
-def _branch(setting: str, value: object) -> str:
-    """A branch name as `git check-ref-format --branch` accepts it, given short (`main`, `team/notes`)."""
-    name = _text(setting, value)
-    if name.startswith("refs/"):
-        short = name.removeprefix("refs/heads/")
-        raise ConfigError(setting, f"{name!r} is a full ref; give the branch name alone, such as {short!r}")
-    if not name or name in ("HEAD", "@") or _BRANCH_BAD.search(name):
-        raise ConfigError(setting, f"{name!r} is not a valid git branch name")
-    return name
-
-
-def _identity(setting: str, value: object) -> str:
-    text = _text(setting, value)
-    if not text or any(c in text for c in "<>"):
-        raise ConfigError(setting, f"{text!r} cannot be used in a git identity")
-    return text
-
-
-def _patterns(setting: str, value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        items = [part for part in re.split(r"[,\n]", value)]
-    elif isinstance(value, list | tuple):
-        items = list(value)
-    else:
-        raise ConfigError(setting, f"expected a list of patterns, got {value!r}")
-    patterns = []
-    for item in items:
-        if not isinstance(item, str):
-            raise ConfigError(setting, f"expected a pattern string, got {item!r}")
-        if item.strip():
-            patterns.append(item.strip())
-    return tuple(patterns)
-
-
 _PARSERS: dict[str, Callable[[str, object], Any]] = {
-    "data_dir": _path,
-    "git_dir": _path,
-    "branch": _branch,
-    "remote": _text,
-    "debounce": parse_duration,
-    "max_delay": _positive_duration,
-    "observer": _choice(OBSERVERS),
-    "poll_interval": _positive_duration,
-    "reconcile_interval": parse_duration,
-    "push_interval": _positive_duration,
-    "push_backoff_max": _positive_duration,
-    "push_timeout": _positive_duration,
-    "allow_non_ff": _bool,
-    "pull_interval": parse_duration,
-    "pull_merge": _bool,
-    "webhook_secret_file": _optional_path,
-    "token_file": _optional_path,
-    "github_app_id": _app_id,
-    "github_app_installation_id": _count,
-    "github_app_private_key_file": _optional_path,
-    "github_api_url": _api_url,
-    "allow_public": _bool,
-    "git_ssh_command": _text,
-    "shutdown_timeout": _positive_duration,
-    "git_timeout": _positive_duration,
-    "missing_data_timeout": parse_duration,
-    "http": _address,
-    "author_name": _identity,
-    "author_email": _identity,
-    "ignore": _patterns,
-    "max_delete": _count,
-    "max_batch_files": _positive_count,
-    "lfs_threshold": parse_size,
-    "max_file_size": parse_size,
-    "log_format": _choice(LOG_FORMATS),
-    "log_level": _choice(LOG_LEVELS),
+    "data_dir": values.path,
+    "git_dir": values.path,
+    "branch": values.branch,
+    "remote": values.line,
+    "debounce": values.parse_duration,
+    "max_delay": values.positive_duration,
+    "observer": values.choice(OBSERVERS),
+    "poll_interval": values.positive_duration,
+    "reconcile_interval": values.parse_duration,
+    "push_interval": values.positive_duration,
+    "push_backoff_max": values.positive_duration,
+    "push_timeout": values.positive_duration,
+    "allow_non_ff": values.boolean,
+    "pull_interval": values.parse_duration,
+    "pull_merge": values.boolean,
+    "webhook_secret_file": values.optional_path,
+    "token_file": values.optional_path,
+    "github_app_id": values.app_id,
+    "github_app_installation_id": values.count,
+    "github_app_private_key_file": values.optional_path,
+    "github_api_url": values.api_url,
+    "allow_public": values.boolean,
+    "git_ssh_command": values.line,
+    "shutdown_timeout": values.positive_duration,
+    "git_timeout": values.positive_duration,
+    "missing_data_timeout": values.parse_duration,
+    "http": values.address,
+    "author_name": values.identity,
+    "author_email": values.identity,
+    "ignore": values.patterns,
+    "max_delete": values.count,
+    "max_batch_files": values.positive_count,
+    "lfs_threshold": values.parse_size,
+    "max_file_size": values.parse_size,
+    "log_format": values.choice(LOG_FORMATS),
+    "log_level": values.choice(LOG_LEVELS),
 }
 NAMES = tuple(_PARSERS)
 

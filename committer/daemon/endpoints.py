@@ -8,7 +8,8 @@ from typing import Any
 
 from committer.core import logs
 from committer.core.secret import webhook_secret
-from committer.core.settings import Settings, parse_address
+from committer.core.settings import Settings
+from committer.core.values import parse_address
 from committer.serve.http import HttpServer
 from committer.serve.metrics import Metrics
 from committer.serve.webhook import WebhookReceiver

@@ -1,0 +1,192 @@
+"""Parsers of setting values: each takes the setting's name (for the error) and a value from the TOML
+file, the environment or a flag, and returns it typed and checked or raises ConfigError."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from committer.core.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+# git check-ref-format: no component starting with `.` or ending in `.lock`, no `..`, `@{`, `//`, control
+# characters, space, ~ ^ : ? * [ \ ; not starting with `-` or `/`, not ending with `/` or `.`.
+_BRANCH_BAD = re.compile(r"(^[-/])|((^|/)\.)|(\.\.)|([\x00-\x20~^:?*\[\\\x7f])|(/$)|(\.$)|(\.lock(/|$))|(@\{)|(//)")
+
+
+def parse_duration(setting: str, value: object) -> float:
+    """Seconds from 500ms, 2s, 5m, 1h or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(setting, f"expected a duration such as 500ms, 2s or 5m, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(setting, f"expected a duration such as 500ms, 2s or 5m, got {value!r}")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < 0:
+        raise ConfigError(setting, f"must not be negative, got {value!r}")
+    return seconds
+
+
+def parse_size(setting: str, value: object) -> int:
+    """Bytes from 10MB, 100 MiB, 512k, 1G or a bare number of bytes (KB, MB, GB are powers of 1000)."""
+    if isinstance(value, bool):
+        raise ConfigError(setting, f"expected a size such as 10MB or 100MiB, got {value!r}")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(str(value))
+        if not match:
+            raise ConfigError(setting, f"expected a size such as 10MB or 100MiB, got {value!r}")
+        unit = (match.group(2) or "").lower().removesuffix("b")
+        size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    if size < 0:
+        raise ConfigError(setting, f"must not be negative, got {value!r}")
+    return size
+
+
+def count(setting: str, value: object) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(setting, f"expected a whole number, got {value!r}")
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise ConfigError(setting, f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise ConfigError(setting, f"must not be negative, got {value!r}")
+    return number
+
+
+def positive_count(setting: str, value: object) -> int:
+    number = count(setting, value)
+    if number == 0:
+        raise ConfigError(setting, "must be at least 1")
+    return number
+
+
+def positive_duration(setting: str, value: object) -> float:
+    seconds = parse_duration(setting, value)
+    if seconds <= 0:
+        raise ConfigError(setting, f"must be greater than zero, got {value!r}")
+    return seconds
+
+
+def choice(options: tuple[str, ...]) -> Callable[[str, object], str]:
+    def parse(setting: str, value: object) -> str:
+        text = str(value).strip().lower()
+        if text not in options:
+            raise ConfigError(setting, f"expected one of {', '.join(options)}, got {value!r}")
+        return text
+
+    return parse
+
+
+def path(setting: str, value: object) -> Path:
+    text = str(value).strip()
+    if not text:
+        raise ConfigError(setting, "must not be empty")
+    return Path(text).expanduser().absolute()
+
+
+def boolean(setting: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(setting, f"expected true or false, got {value!r}")
+
+
+def optional_path(setting: str, value: object) -> Path | None:
+    if value is None or str(value).strip() == "":
+        return None
+    return path(setting, value)
+
+
+_ADDRESS = re.compile(r"^(?:(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])?:)?(?P<port>\d{1,5})$")
+
+
+def parse_address(setting: str, value: object) -> tuple[str, int] | None:
+    """(host, port) from `9464` or `:9464` (loopback), `0.0.0.0:9464`, `[::1]:9464`; None when empty."""
+    text = str(value).strip()
+    if not text:
+        return None
+    match = _ADDRESS.match(text)
+    port = int(match.group("port")) if match else -1
+    if match is None or not 0 < port < 65536:
+        raise ConfigError(setting, f"expected [HOST]:PORT such as 127.0.0.1:9464, got {value!r}")
+    host = (match.group("host") or "127.0.0.1").strip("[]")
+    return host, port
+
+
+def address(setting: str, value: object) -> str:
+    parse_address(setting, value)
+    return str(value).strip()
+
+
+def line(setting: str, value: object) -> str:
+    """One line of text, stripped."""
+    if not isinstance(value, str):
+        raise ConfigError(setting, f"expected a string, got {value!r}")
+    if "\n" in value or "\x00" in value:
+        raise ConfigError(setting, "must be a single line")
+    return value.strip()
+
+
+def app_id(setting: str, value: object) -> str:
+    text = line(setting, str(value) if isinstance(value, int) and not isinstance(value, bool) else value)
+    if text and not re.fullmatch(r"[1-9][0-9]*|Iv[0-9A-Za-z._-]+", text):
+        raise ConfigError(setting, f"expected the App's numeric id or its client id (Iv...), got {text!r}")
+    return text
+
+
+def api_url(setting: str, value: object) -> str:
+    text = line(setting, value).rstrip("/")
+    if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", text):
+        raise ConfigError(setting, f"expected an http(s) URL such as https://api.github.com, got {value!r}")
+    return text
+
+
+def branch(setting: str, value: object) -> str:
+    """A branch name as `git check-ref-format --branch` accepts it, given short (`main`, `team/notes`)."""
+    name = line(setting, value)
+    if name.startswith("refs/"):
+        short = name.removeprefix("refs/heads/")
+        raise ConfigError(setting, f"{name!r} is a full ref; give the branch name alone, such as {short!r}")
+    if not name or name in ("HEAD", "@") or _BRANCH_BAD.search(name):
+        raise ConfigError(setting, f"{name!r} is not a valid git branch name")
+    return name
+
+
+def identity(setting: str, value: object) -> str:
+    text = line(setting, value)
+    if not text or any(c in text for c in "<>"):
+        raise ConfigError(setting, f"{text!r} cannot be used in a git identity")
+    return text
+
+
+def patterns(setting: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = [part for part in re.split(r"[,\n]", value)]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ConfigError(setting, f"expected a list of patterns, got {value!r}")
+    patterns = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(setting, f"expected a pattern string, got {item!r}")
+        if item.strip():
+            patterns.append(item.strip())
+    return tuple(patterns)
