@@ -33,10 +33,10 @@ def outside(tmp_path: Path) -> Path:
 @pytest.fixture(params=["openat2", "component walk"])
 def resolution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both ways of reaching a path: the kernel's openat2, and the O_NOFOLLOW walk of older kernels."""
-    from committer.core import fsio
+    from committer.core import beneath
 
     if request.param == "component walk":
-        monkeypatch.setattr(fsio._kernel, "syscall", None)
+        monkeypatch.setattr(beneath._kernel, "syscall", None)
     return str(request.param)
 
 

@@ -1,8 +1,8 @@
 """The data directory reached without ever following a symlink, and the one atomic write.
 
-Every path below the data directory is opened relative to a descriptor of the directory itself:
-with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` where the kernel has it (Linux 5.6+), else
-one `O_NOFOLLOW` open per component. A symlink on the way (`etc` replaced by a link to `/etc`) makes
+Every path below the data directory is opened relative to a descriptor of the directory itself
+(core.beneath: `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` where the kernel has it, else one
+`O_NOFOLLOW` open per component). A symlink on the way (`etc` replaced by a link to `/etc`) makes
 the path unreachable (LinkInPath, a FileNotFoundError: for reading, the path is simply not there),
 and a `..` never climbs out. Writes go the same way and rename a temporary file inside the already
 opened parent directory, so a symlink swapped in between a check and the write cannot redirect it.
@@ -12,7 +12,6 @@ The data directory itself may be a symlink (to a mount): only what lies below it
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import secrets
@@ -20,76 +19,13 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-_SYS_OPENAT2 = 437  # the same number on every architecture (the unified table since Linux 5.1)
-_RESOLVE_NO_SYMLINKS, _RESOLVE_BENEATH = 0x04, 0x08
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+from committer.core import beneath
+from committer.core.beneath import LinkInPath as LinkInPath
+from committer.core.beneath import split as split
+
+_DIR, _FILE = beneath.DIR, beneath.FILE
 _ROOT = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _CHUNK = 1 << 20
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
-
-
-class _Kernel:
-    """openat2 through libc's syscall(); off for the process once the kernel or a seccomp filter refuses it."""
-
-    def __init__(self) -> None:
-        self.syscall: Callable[..., int] | None = None
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            func = libc.syscall
-            func.restype = ctypes.c_long
-            self.syscall = func
-        except (OSError, AttributeError):
-            self.syscall = None
-
-    def openat2(self, dir_fd: int, rel: str, flags: int) -> int | None:
-        """The descriptor, or None when openat2 cannot be used here (then walk the components)."""
-        call = self.syscall
-        if call is None:
-            return None
-        how = _OpenHow(flags, 0, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS)
-        path = os.fsencode(rel)
-        for _ in range(8):
-            fd = call(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dir_fd), ctypes.c_char_p(path),
-                      ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
-            if fd >= 0:
-                return int(fd)
-            code = ctypes.get_errno()
-            if code == errno.EAGAIN:  # a rename raced the lookup: the kernel asks to try again
-                continue
-            if code in (errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.E2BIG):
-                self.syscall = None  # an old kernel, or a seccomp filter without openat2
-                return None
-            raise OSError(code, os.strerror(code), rel)
-        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), rel)
-
-
-_kernel = _Kernel()
-
-
-class LinkInPath(FileNotFoundError):
-    """A component of the path is a symlink (or the path climbs out with `..`): it is not below the root."""
-
-    def __init__(self, rel: str, link: str) -> None:
-        super().__init__(errno.ENOENT, f"{link} is a symbolic link", rel)
-        self.rel = rel
-        self.link = link
-
-
-def split(rel: str) -> tuple[str, str]:
-    """(parent, name) of a relative path; the parent of a top-level name is ''."""
-    parent, _, name = rel.rpartition("/")
-    return parent, name
-
-
-def _parts(rel: str) -> list[str]:
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
-    if ".." in parts or rel.startswith("/"):
-        raise LinkInPath(rel, rel)
-    return parts
 
 
 class Tree:
@@ -110,80 +46,17 @@ class Tree:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    # -- reaching a path ---------------------------------------------------------------------------
-
-    def _open(self, rel: str, flags: int) -> int:
-        parts = _parts(rel)
-        if not parts:
-            return os.dup(self.fd) if flags & os.O_DIRECTORY else os.open(".", flags, dir_fd=self.fd)
-        try:
-            fd = _kernel.openat2(self.fd, "/".join(parts), flags)
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR):
-                self._explain(parts, exc)
-            raise
-        return fd if fd is not None else self._walk(parts, flags)
-
-    def _walk(self, parts: list[str], flags: int) -> int:
-        """One O_NOFOLLOW open per component, for kernels without openat2."""
-        fd = os.dup(self.fd)
-        try:
-            for index, part in enumerate(parts):
-                last = index == len(parts) - 1
-                try:
-                    nfd = os.open(part, flags if last else _DIR, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        self._explain(parts, exc)
-                    raise
-                os.close(fd)
-                fd = nfd
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
-
-    def _explain(self, parts: list[str], exc: OSError) -> None:
-        """Raise LinkInPath naming the first symlink among the components (the last one included);
-        return when there is none (the error stands as it is)."""
-        link = self.first_link("/".join(parts))
-        if link is not None:
-            raise LinkInPath("/".join(parts), link) from None
-        if exc.errno == errno.EXDEV:
-            raise LinkInPath("/".join(parts), "/".join(parts)) from None
-
     def first_link(self, rel: str) -> str | None:
         """The first prefix of `rel` (itself included) that is a symlink, or None."""
-        fd = os.dup(self.fd)
-        try:
-            parts = _parts(rel)
-            for index, part in enumerate(parts):
-                prefix = "/".join(parts[: index + 1])
-                try:
-                    st = os.stat(part, dir_fd=fd, follow_symlinks=False)
-                except OSError:
-                    return None
-                if stat.S_ISLNK(st.st_mode):
-                    return prefix
-                if not stat.S_ISDIR(st.st_mode) or index == len(parts) - 1:
-                    return None
-                try:
-                    nfd = os.open(part, _DIR, dir_fd=fd)
-                except OSError:
-                    return None
-                os.close(fd)
-                fd = nfd
-            return None
-        finally:
-            os.close(fd)
+        return beneath.first_link(self.fd, rel)
 
     def open_dir(self, rel: str) -> int:
         """A descriptor of directory `rel`; LinkInPath when it or a parent is a symlink."""
-        return self._open(rel, _DIR)
+        return beneath.open_beneath(self.fd, rel, _DIR)
 
     def open_file(self, rel: str) -> int:
         """A read-only descriptor of `rel`, which must not be a symlink (ELOOP) nor lie behind one."""
-        return self._open(rel, _FILE)
+        return beneath.open_beneath(self.fd, rel, _FILE)
 
     def lstat(self, rel: str) -> os.stat_result:
         """The entry itself (a symlink is not followed); LinkInPath when a parent is a symlink."""
@@ -260,7 +133,7 @@ class Tree:
         fd = os.dup(self.fd)
         done: list[str] = []
         try:
-            for part in _parts(rel):
+            for part in beneath.components(rel):
                 done.append(part)
                 try:
                     nfd = os.open(part, _DIR, dir_fd=fd)
