@@ -138,7 +138,7 @@ class Bench:
             say(f"push: {text}")
 
         config = self.config
-        got = pushing.measure(self.base, self.env, config.push_writes, config.outage, self.live, tell)
+        got = pushing.measure(self.base, self.env, config.push_writes, config.outage, config.idle, self.live, tell)
         pushing.rows(got, self.push)
         shutil.rmtree(self.base / "push")
 

@@ -62,6 +62,10 @@ class Pushing:
     mirror_count: int = 0
     baseline_one: list[float] = field(default_factory=list)
     baseline_many: float = 0.0
+    idle: float = 0.0
+    wakes: float = 0.0  # per second, every thread
+    busiest: float = 0.0  # per second, the thread that woke most
+    threads: int = 0
 
 
 def push_ok(sha: str) -> Callable[[procs.Record], bool]:
@@ -97,7 +101,7 @@ def plain_push(src: Path, mirror: Path, ref: str) -> float:
 
 
 def measure(
-    base: Path, env: dict[str, str], writes: int, outage: int,
+    base: Path, env: dict[str, str], writes: int, outage: int, idle: float,
     live: list[procs.DaemonProcess | procs.ObserverProbe], tell: Callable[[str], None],
 ) -> Pushing:
     """Build the tree, init, run the daemon against a file:// mirror, then the plain-push baselines."""
@@ -121,7 +125,8 @@ def measure(
     out.interval, out.backoff_max = settings.push_interval, settings.push_backoff_max
     ref = f"refs/heads/{settings.branch}"
 
-    daemon = procs.DaemonProcess(tree.data, git_dir, run_env, DEBOUNCE_FLAG, remote=f"file://{mirror}")
+    daemon = procs.DaemonProcess(tree.data, git_dir, run_env, DEBOUNCE_FLAG, remote=f"file://{mirror}",
+                                 extra=("--http", f"127.0.0.1:{procs.free_port()}"))
     live.append(daemon)
     daemon.wait_ready()
     head = gitruns.git(git_dir, "rev-parse", ref)
@@ -183,6 +188,14 @@ def measure(
     if mirror_head(mirror, ref) != last:
         raise RuntimeError("the mirror does not have the last outage commit after its git_push")
     out.mirror_count = int(gitruns.git(mirror, "rev-list", "--count", f"{before}..{last}"))
+    tell(f"idle wake-ups over {idle:.0f} s (every thread: loop, push, pull, HTTP, observer)")
+    time.sleep(OUTAGE_SETTLE)
+    first, began = procs.wakeups(daemon.pid), time.monotonic()
+    time.sleep(idle)
+    last_counts, span = procs.wakeups(daemon.pid), time.monotonic() - began
+    per_thread = [(n - first.get(tid, 0)) / span for tid, n in last_counts.items()]
+    out.idle, out.threads = span, len(per_thread)
+    out.wakes, out.busiest = sum(per_thread), max(per_thread)
     daemon.stop()
 
     tell("baseline: plain `git push` of 1 and of many commits from a clone of the same repository")
@@ -231,6 +244,9 @@ def rows(got: Pushing, section: Section) -> None:
         Row("outage: the push that carried them (the daemon's `duration_ms`)", spread([got.recovery_push]),
             f"{ms(got.baseline_many)} (plain `git push` of {got.outage} commits)",
             f"{ratio(got.recovery_push / got.baseline_many)} (daemon/plain)", "—", None),
+        Row(f"idle after the outage, `--http` on, {got.threads} threads: wake-ups per second over "
+            f"{got.idle:.0f} s (context switches of every thread)",
+            f"{got.wakes:.2f} /s", "—", f"busiest thread {got.busiest:.2f} /s", "≤ 1 /s", got.wakes <= 1.0),
     ])
     kinds = ", ".join(f"{kind} ×{n}" for kind, n in got.kinds.most_common()) or "none"
     section.notes.extend([

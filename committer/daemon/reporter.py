@@ -3,6 +3,7 @@ gauges. Written on the main thread only, from snapshots: other threads ask for a
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from collections.abc import Callable
@@ -32,6 +33,7 @@ class Reporter:
         self.fixed = fixed  # what does not change while the daemon runs: started_at, settings
         self._dirty = threading.Event()
         self.line = ""  # the last STATUS= line
+        self._written: dict[str, Any] | None = None  # the state last written: an idle daemon writes nothing
 
     def touch(self) -> None:
         """Another thread changed what status shows (a push): the main loop writes the state soon."""
@@ -70,13 +72,18 @@ class Reporter:
             state["last_error"] = puller.last_error
         held = state["held"]
         self.metrics.set_holds(held["count"] if held else 0, len(state["held_files"]))
-        self.line = status_line(state, pusher is not None)
-        if running and ready:
-            self.notifier.status(self.line)
+        line = status_line(state, pusher is not None)
+        if running and ready and line != self.line:
+            self.notifier.status(line)
+        self.line = line
+        if state == self._written:
+            return
         try:
             write_state(self.git_dir, state)
         except OSError as exc:
             log.error("state_write_failed", error=str(exc))
+            return
+        self._written = copy.deepcopy(state)  # parts may hand out their own dicts
 
 
 def status_line(state: dict[str, Any], remote: bool) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import selectors
 import socket
 import socketserver
 import threading
@@ -24,7 +26,6 @@ ALLOWED = "GET, HEAD"
 MAX_WEBHOOK_BODY = 25 * 1024 * 1024  # GitHub caps a delivery at 25 MB
 WEBHOOK_SLOTS = 2  # deliveries read at once; more are answered 503 (GitHub redelivers on request)
 BODY_SECONDS = 30.0  # the longest a delivery's body may take to arrive
-POLL_SECONDS = 0.05  # stop() waits this long at most for the serving loop; idle selects are cheap
 
 
 def _json(data: Mapping[str, Any]) -> bytes:
@@ -181,6 +182,18 @@ class _Server(ThreadingHTTPServer):
         # A client that hung up mid-response; the default prints a traceback to stderr.
         log.debug("http_connection_error", client=str(client_address), exc_info=True)
 
+    def serve_until(self, wake_fd: int) -> None:
+        """Accept connections until wake_fd is readable. Unlike serve_forever(), which wakes every
+        poll_interval to look for shutdown(), this sleeps in select() until a client or stop() comes."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(wake_fd, selectors.EVENT_READ)
+            while True:
+                ready = selector.select()
+                if any(key.fileobj == wake_fd for key, _ in ready):
+                    return
+                self.handle_request()  # the socket is readable: accepts at once
+
 
 class HttpServer:
     """Serves health, readiness, metrics and (given a handler) the webhook on one address until stop()."""
@@ -201,6 +214,7 @@ class HttpServer:
         self.ready = ready
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._wake: tuple[int, int] | None = None
 
     def start(self) -> None:
         """Bind now (CommitterError when the address is unusable) and serve from a daemon thread."""
@@ -214,9 +228,8 @@ class HttpServer:
             raise CommitterError(f"http: cannot listen on {shown}: {exc.strerror or exc}") from exc
         self._server = server
         self.port = int(server.server_address[1])
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, name="http", daemon=True
-        )
+        self._wake = os.pipe()
+        self._thread = threading.Thread(target=server.serve_until, args=(self._wake[0],), name="http", daemon=True)
         self._thread.start()
         log.info("http_listening", host=host, port=self.port)
 
@@ -225,8 +238,13 @@ class HttpServer:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            os.write(wake[1], b"x")
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        server.server_close()
+        if wake is not None:
+            os.close(wake[0])
+            os.close(wake[1])
