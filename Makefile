@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := $(CURDIR)/demo
 
-.PHONY: run test lint unit integration faults soak bench bench-quick system-deps container-test systemd-test clean
+.PHONY: run test lint docs unit integration faults soak bench bench-quick system-deps container-test systemd-test clean
 KILLS ?= 20
 DURATION ?= 120
 
@@ -31,9 +31,13 @@ run: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP) docs
 	$(BIN)/ruff check committer tests $(wildcard bench)
 	$(BIN)/mypy
+
+## docs: the manual under docs/ as a site in ./build/site; a broken link or a page missing from the nav fails
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"

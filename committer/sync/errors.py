@@ -21,7 +21,7 @@ HINTS = {
     "protected_branch": "the branch is protected on the host; allow this token to push or use another branch",
     "public_repository": "make the repository private (pushing resumes by itself), or set allow_public = true",
     "remote_diverged": "someone moved the remote branch back or rewrote it; nothing is pushed over it: "
-    "push the missing commits back by hand, or take the remote's history (see Pulling in the README)",
+    "push the missing commits back by hand, or take the remote's history (see docs/pulling.md)",
     "unknown": "see the message; retrying with backoff",
 }
 

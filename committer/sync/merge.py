@@ -58,7 +58,7 @@ def merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[st
     lost = trees.missing(repo, merged, {e.sha for stages in conflicted.values() for n, e in stages.items() if n > 1})
     if lost:
         raise CommitterError(f"the merge with the remote would lose {len(lost)} file version(s); nothing was "
-                             "changed: merge by hand (see README, 'Pulling')")
+                             "changed: merge by hand (see docs/pulling.md)")
     return merged, copies
 
 

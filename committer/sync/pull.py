@@ -197,7 +197,7 @@ def note(record: PullRecord, result: PullResult) -> None:
                             "at": known.get("at", now) if same else now}
         if not same:
             log.error("git_conflict", kind="refused", reason=result.reason, remote_head=result.remote,
-                      head=result.old, action="nothing pulled; see README, 'Pulling'")
+                      head=result.old, action="nothing pulled; see docs/pulling.md")
         return
     state.pop("refused", None)
     if result.conflicts:
