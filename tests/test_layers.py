@@ -1,0 +1,120 @@
+"""The package's layers: each subpackage imports only from those below it, nothing imports in a circle,
+and the libraries that have one home are imported only there (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "committer"
+ORDER = ("core", "policy", "git", "watch", "commit", "sync", "ops", "serve", "daemon", "cli")
+HOMES = {  # a library -> the only modules that may import it
+    "watchdog": {"watch/watcher.py"},
+    "prometheus_client": {"serve/metrics.py"},
+    "typer": {"cli/app.py", "cli/commands.py", "cli/history.py"},
+    "rich": {"cli/progress.py"},
+}
+
+
+@functools.cache
+def modules() -> dict[str, ast.Module]:
+    return {path.relative_to(PACKAGE).as_posix(): ast.parse(path.read_text(), str(path))
+            for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def layer(rel: str) -> str | None:
+    return rel.split("/", 1)[0] if "/" in rel else None
+
+
+def module_name(rel: str) -> str:
+    return "committer." + rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+
+
+def imported(tree: ast.Module, *, eager_only: bool = False) -> set[str]:
+    """Dotted names a module imports: every import anywhere in it (functions, TYPE_CHECKING blocks),
+    or with eager_only those that run when it is imported (module level, outside TYPE_CHECKING)."""
+    names: set[str] = set()
+    nodes = ast.walk(tree) if not eager_only else _eager(tree.body)
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _eager(body: list[ast.stmt]) -> list[ast.stmt]:
+    out: list[ast.stmt] = []
+    for node in body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        if isinstance(node, ast.If | ast.Try):
+            out.extend(_eager([*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", []),
+                               *[s for h in getattr(node, "handlers", []) for s in h.body]]))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            out.append(node)
+    return out
+
+
+def test_every_module_lives_in_a_layer() -> None:
+    stray = [rel for rel in modules() if layer(rel) is None and rel not in ("__init__.py", "__main__.py")]
+    assert not stray, f"modules outside the layers: {stray}"
+    assert {rel.split("/")[0] for rel in modules() if "/" in rel} == set(ORDER)
+
+
+def test_no_layer_imports_one_above_it_not_even_lazily() -> None:
+    wrong = []
+    for rel, tree in modules().items():
+        own = layer(rel)
+        if own is None:
+            continue
+        for name in imported(tree):
+            parts = name.split(".")
+            above = parts[0] == "committer" and len(parts) > 1 and parts[1] in ORDER[ORDER.index(own) + 1 :]
+            if above:
+                wrong.append(f"{rel} imports {name} ({parts[1]} is above {own})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_nothing_imports_in_a_circle() -> None:
+    known = {module_name(rel): rel for rel in modules()}
+    graph: dict[str, set[str]] = {}
+    for rel, tree in modules().items():
+        graph[module_name(rel)] = {n for n in imported(tree, eager_only=True) if n in known} - {module_name(rel)}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        path.append(name)
+        for nxt in sorted(graph[name]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[name] = 2
+        return None
+
+    for name in sorted(graph):
+        if name not in state:
+            cycle = visit(name)
+            assert cycle is None, " -> ".join(cycle)
+
+
+def test_each_library_with_a_home_is_imported_only_there() -> None:
+    wrong = []
+    for rel, tree in modules().items():
+        for name in imported(tree):
+            top = name.split(".")[0]
+            if top in HOMES and rel not in HOMES[top]:
+                wrong.append(f"{rel} imports {name} (only {sorted(HOMES[top])} may)")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_layer_order_here_is_the_one_the_architecture_page_draws() -> None:
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    drawn = [line.split("/")[0].strip() for line in page.splitlines() if line.startswith("  ") and "/ " in line[:12]]
+    assert tuple(drawn) == ORDER
