@@ -10,10 +10,11 @@ import stat
 from collections.abc import Iterable, Iterator
 
 from committer.commit.changes import Skipped
-from committer.core import fsio
+from committer.core import beneath, fsio
 from committer.policy.filters import PathFilter
 
 SPECIAL = "not a regular file, directory or symlink (a FIFO, socket or device)"
+_Entry = tuple[bytes, str, bool]  # (order key, name, is a directory)
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -118,44 +119,35 @@ class Walk:
         except OSError as exc:
             self.skip(rel, f"cannot list directory: {exc.strerror}")
             return
-        stack: list[tuple[int, str, Iterator[tuple[bytes, str, bool]]]] = []
-        try:
-            entries = self._list(fd, rel)
-            if entries is None:
-                os.close(fd)
-                return
-            stack.append((fd, rel, iter(entries)))
-            while stack:
-                dir_fd, prefix, pending = stack[-1]
-                item = next(pending, None)
-                if item is None:
-                    os.close(dir_fd)
-                    stack.pop()
-                    continue
-                _k, name, is_dir = item
-                child = f"{prefix}/{name}" if prefix else name
-                if not is_dir:
-                    yield child, dir_fd, name
-                    continue
-                try:
-                    sub = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        continue  # replaced by a symlink or a file since the listing
-                    self.skip(child, f"cannot list directory: {exc.strerror}")
-                    continue
-                listing = self._list(sub, child)
-                if listing is None:
-                    os.close(sub)
-                    continue
-                stack.append((sub, child, iter(listing)))
-        finally:
-            for dir_fd, _prefix, _pending in stack:
-                os.close(dir_fd)
+        entries = self._list(fd, rel)
+        if entries is None:
+            os.close(fd)
+            return
+        for dir_fd, prefix, (_k, name, is_dir) in beneath.depth_first((fd, rel, iter(entries)), self._descend):
+            if not is_dir:  # a directory here is one that could not be entered
+                yield f"{prefix}/{name}" if prefix else name, dir_fd, name
 
-    def _list(self, fd: int, rel: str) -> list[tuple[bytes, str, bool]] | None:
+    def _descend(self, dir_fd: int, prefix: str, item: tuple[bytes, str, bool]) -> beneath.Frame[_Entry] | None:
+        """Open and list a subdirectory; None for a file, or a directory that cannot be entered."""
+        _k, name, is_dir = item
+        if not is_dir:
+            return None
+        child = f"{prefix}/{name}" if prefix else name
+        try:
+            sub = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):  # else replaced by a symlink or a file since
+                self.skip(child, f"cannot list directory: {exc.strerror}")
+            return None
+        listing = self._list(sub, child)
+        if listing is None:
+            os.close(sub)
+            return None
+        return sub, child, iter(listing)
+
+    def _list(self, fd: int, rel: str) -> list[_Entry] | None:
         """The entries of one directory to visit, sorted as git orders paths; None when it is skipped."""
         try:
             with os.scandir(fd) as scan:
@@ -188,10 +180,4 @@ class Walk:
 
 def under_other(rel: str, wanted: set[str]) -> bool:
     """Whether a directory above rel is a candidate too (its walk covers rel)."""
-    if rel and "" in wanted:
-        return True
-    while "/" in rel:
-        rel = rel.rsplit("/", 1)[0]
-        if rel in wanted:
-            return True
-    return False
+    return bool(rel) and under(rel.rpartition("/")[0], wanted)

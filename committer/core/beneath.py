@@ -11,7 +11,11 @@ import ctypes
 import errno
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+Frame = tuple[int, str, Iterator[T]]  # an open directory, its path, the entries still to visit
 
 _SYS_OPENAT2 = 437  # the same number on every architecture (the unified table since Linux 5.1)
 _RESOLVE_NO_SYMLINKS, _RESOLVE_BENEATH = 0x04, 0x08
@@ -100,16 +104,25 @@ def open_beneath(root_fd: int, rel: str, flags: int) -> int:
 
 def _walk(root_fd: int, parts: list[str], flags: int) -> int:
     """One O_NOFOLLOW open per component, for kernels without openat2."""
+
+    def open_part(fd: int, index: int, part: str) -> int:
+        try:
+            return os.open(part, flags if index == len(parts) - 1 else DIR, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                _explain(root_fd, parts, exc)
+            raise
+
+    return step_down(root_fd, parts, open_part)
+
+
+def step_down(root_fd: int, parts: list[str], open_part: Callable[[int, int, str], int]) -> int:
+    """Open the components one at a time, each in the last: open_part(directory descriptor, index,
+    name) returns the next descriptor. The last one is returned; every other is closed, also on error."""
     fd = os.dup(root_fd)
     try:
         for index, part in enumerate(parts):
-            last = index == len(parts) - 1
-            try:
-                nfd = os.open(part, flags if last else DIR, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    _explain(root_fd, parts, exc)
-                raise
+            nfd = open_part(fd, index, part)
             os.close(fd)
             fd = nfd
         return fd
@@ -153,3 +166,27 @@ def first_link(root_fd: int, rel: str) -> str | None:
     finally:
         os.close(fd)
 
+
+
+def depth_first(first: Frame[T], enter: Callable[[int, str, T], Frame[T] | None]) -> Iterator[tuple[int, str, T]]:
+    """Visit a tree of open directories depth first, from `first`. For each entry, enter(directory
+    descriptor, directory path, entry) opens the entry's own frame to descend into, or returns None:
+    then the entry is yielded with its directory's descriptor (valid until the next step). Every
+    descriptor on the stack, the first one's included, is closed when the walk ends or is abandoned."""
+    stack = [first]
+    try:
+        while stack:
+            fd, rel, pending = stack[-1]
+            item = next(pending, None)
+            if item is None:
+                os.close(fd)
+                stack.pop()
+                continue
+            frame = enter(fd, rel, item)
+            if frame is None:
+                yield fd, rel, item
+            else:
+                stack.append(frame)
+    finally:
+        for fd, _rel, _pending in stack:
+            os.close(fd)

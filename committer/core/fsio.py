@@ -130,30 +130,24 @@ class Tree:
     def make_dirs(self, rel: str) -> int:
         """A descriptor of directory `rel`, creating what is missing; LinkInPath when a component is a
         symlink, NotADirectoryError when one is a file."""
-        fd = os.dup(self.fd)
-        done: list[str] = []
-        try:
-            for part in beneath.components(rel):
-                done.append(part)
-                try:
-                    nfd = os.open(part, _DIR, dir_fd=fd)
-                except FileNotFoundError:
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, 0o755, dir_fd=fd)
-                    nfd = os.open(part, _DIR, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        st = os.stat(part, dir_fd=fd, follow_symlinks=False)
-                        if stat.S_ISLNK(st.st_mode):
-                            raise LinkInPath(rel, "/".join(done)) from None
-                        raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", "/".join(done)) from None
-                    raise
-                os.close(fd)
-                fd = nfd
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
+        parts = beneath.components(rel)
+
+        def open_part(fd: int, index: int, part: str) -> int:
+            try:
+                return os.open(part, _DIR, dir_fd=fd)
+            except FileNotFoundError:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                return os.open(part, _DIR, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    done = "/".join(parts[: index + 1])
+                    if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                        raise LinkInPath(rel, done) from None
+                    raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", done) from None
+                raise
+
+        return beneath.step_down(self.fd, parts, open_part)
 
     def write(
         self,
@@ -246,7 +240,12 @@ def read_beneath(root: Path, rel: str, limit: int | None = None) -> bytes | None
 
 
 def _write_file(dir_fd: int, name: str, content: bytes | Path, mode: int) -> None:
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    _fill(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd),
+          content, mode)
+
+
+def _fill(fd: int, content: bytes | Path, mode: int) -> None:
+    """Write content (bytes, or a file to copy) into a new file, set its mode, fsync it; closes fd."""
     try:
         if isinstance(content, Path):
             src = os.open(content, os.O_RDONLY | os.O_CLOEXEC)
@@ -273,14 +272,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace a file of our own (in the git dir or the state dir) atomically and durably:
     a temporary file beside it, fsynced, then renamed over it."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
-        try:
-            _write(fd, data)
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fill(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode), data, mode)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

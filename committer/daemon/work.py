@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from committer.commit.committer import Committer
@@ -28,26 +29,24 @@ log = logs.get(__name__)
 RETRY_FIRST, RETRY_MAX = 2.0, 60.0
 
 
+@dataclass(eq=False)
 class Work:
     """The commit side, the pull record and the batcher, driven by the main loop (their only thread)."""
 
-    def __init__(
-        self, committer: Committer, record: PullRecord, batcher: Batcher, pusher: Pusher | None,
-        puller: Puller | None, metrics: Metrics, maintenance: Maintenance, git_dir: Path,
-    ) -> None:
-        self.committer = committer
-        self.record = record
-        self.batcher = batcher
-        self.pusher = pusher
-        self.puller = puller
-        self.metrics = metrics
-        self.maintenance = maintenance
-        self.git_dir = git_dir
-        self.last_error: dict[str, str] | None = None
-        self.reconcile_at: float | None = None
-        self.reconcile_why = "start"
-        self._retry = Backoff(RETRY_FIRST, RETRY_MAX)
-        self.forced: list[str | None] = []  # forced updates a webhook reported, in the order they came
+    committer: Committer
+    record: PullRecord
+    batcher: Batcher
+    pusher: Pusher | None
+    puller: Puller | None
+    metrics: Metrics
+    maintenance: Maintenance
+    git_dir: Path
+    last_error: dict[str, str] | None = field(default=None, init=False)
+    reconcile_at: float | None = field(default=None, init=False)
+    reconcile_why: str = field(default="start", init=False)
+    _retry: Backoff = field(default_factory=lambda: Backoff(RETRY_FIRST, RETRY_MAX), init=False)
+    # forced updates a webhook reported, in the order they came
+    forced: list[str | None] = field(default_factory=list, init=False)
 
     # -- commits ---------------------------------------------------------------------------------
 

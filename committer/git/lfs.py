@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from committer.core import fsio
 from committer.core.errors import CommitterError
 from committer.git.repo import GitRepo
 from committer.git.runner import git_env
@@ -253,7 +254,7 @@ def _install_hook(hook: Path) -> None:
     hook.parent.mkdir(parents=True, exist_ok=True)
     if text is not None and _HOOK_MARK not in text:
         os.replace(hook, hook.with_name("pre-push.before-committer"))
-    _write_atomic(hook, HOOK.encode(), 0o755)
+    fsio.write_atomic(hook, HOOK.encode(), 0o755)
 
 
 def attribute_line(path: str) -> str:
@@ -290,22 +291,5 @@ def write_attributes(git_dir: Path, paths: Iterable[str]) -> bool:
     except FileNotFoundError:
         pass
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(target, data, 0o644)
+    fsio.write_atomic(target, data, 0o644)
     return True
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -37,91 +37,62 @@ class Metrics:
         self._lock = threading.Lock()
         self._oldest_pending: float | None = None
         reg = self.registry
-        self._commits = Counter(
-            "committer_commits",
-            "Commits written, by op (batch, reconcile, init, restore, untrack, ...).",
-            ["op"],
-            registry=reg,
-        )
-        self._files = Counter(
-            "committer_files_committed",
-            "Paths added, modified or deleted by commits, by op.",
-            ["op"],
-            registry=reg,
-        )
-        self._commit_seconds = Histogram(
-            "committer_commit_duration_seconds",
-            "Time to build and write one commit, by op.",
-            ["op"],
-            buckets=BUCKETS,
-            registry=reg,
-        )
-        self._pushes = Counter(
-            "committer_pushes",
-            "Push attempts by result (ok, failed) and failure kind (none when ok).",
-            ["result", "kind"],
-            registry=reg,
-        )
-        self._push_seconds = Histogram(
-            "committer_push_duration_seconds",
-            "Time of one push attempt, by result.",
-            ["result"],
-            buckets=BUCKETS,
-            registry=reg,
-        )
-        self._pulls = Counter(
-            "committer_pulls",
-            "Pulls applied or refused, by outcome (fast_forward, merge, up_to_date, ahead, held, refused).",
-            ["outcome"],
-            registry=reg,
-        )
-        self._conflicts = Counter(
+
+        def counter(name: str, *labels: str, doc: str) -> Counter:
+            return Counter(name, doc, labels, registry=reg)
+
+        def gauge(name: str, *, doc: str) -> Gauge:
+            return Gauge(name, doc, registry=reg)
+
+        def histogram(name: str, *labels: str, doc: str) -> Histogram:
+            return Histogram(name, doc, labels, buckets=BUCKETS, registry=reg)
+
+        self._commits = counter(
+            "committer_commits", "op",
+            doc="Commits written, by op (batch, reconcile, init, restore, untrack, ...).")
+        self._files = counter(
+            "committer_files_committed", "op",
+            doc="Paths added, modified or deleted by commits, by op.")
+        self._commit_seconds = histogram(
+            "committer_commit_duration_seconds", "op",
+            doc="Time to build and write one commit, by op.")
+        self._pushes = counter(
+            "committer_pushes", "result", "kind",
+            doc="Push attempts by result (ok, failed) and failure kind (none when ok).")
+        self._push_seconds = histogram(
+            "committer_push_duration_seconds", "result",
+            doc="Time of one push attempt, by result.")
+        self._pulls = counter(
+            "committer_pulls", "outcome",
+            doc="Pulls applied or refused, by outcome (fast_forward, merge, up_to_date, ahead, held, refused).")
+        self._conflicts = counter(
             "committer_conflict_copies",
-            "Conflict copies written by pulls (the remote's version beside the local one).",
-            registry=reg,
-        )
-        self._last_push = Gauge(
+            doc="Conflict copies written by pulls (the remote's version beside the local one).")
+        self._last_push = gauge(
             "committer_last_push_success_timestamp_seconds",
-            "Unix time of the last successful push (0: none since start and none recorded).",
-            registry=reg,
-        )
-        self._pending = Gauge(
+            doc="Unix time of the last successful push (0: none since start and none recorded).")
+        self._pending = gauge(
             "committer_pending_commits",
-            "Commits on the branch that the remote does not have yet.",
-            registry=reg,
-        )
-        oldest = Gauge(
+            doc="Commits on the branch that the remote does not have yet.")
+        oldest = gauge(
             "committer_oldest_pending_commit_age_seconds",
-            "Age of the oldest commit the remote does not have yet (0 when nothing is pending).",
-            registry=reg,
-        )
+            doc="Age of the oldest commit the remote does not have yet (0 when nothing is pending).")
         oldest.set_function(self._oldest_pending_age)  # computed at scrape time, so it grows between pushes
-        self._held_deletions = Gauge(
+        self._held_deletions = gauge(
             "committer_held_deletions",
-            "Deletions held back by the mass-deletion guard until `committer confirm-deletes`.",
-            registry=reg,
-        )
-        self._held_files = Gauge(
+            doc="Deletions held back by the mass-deletion guard until `committer confirm-deletes`.")
+        self._held_files = gauge(
             "committer_held_files",
-            "Files kept out of history (secrets, size limits, unreadable).",
-            registry=reg,
-        )
-        self._token_refreshes = Counter(
-            "committer_github_token_refreshes",
-            "GitHub App installation tokens minted, by result (ok, refused, unreachable).",
-            ["result"],
-            registry=reg,
-        )
-        self._diverged = Gauge(
+            doc="Files kept out of history (secrets, size limits, unreadable).")
+        self._token_refreshes = counter(
+            "committer_github_token_refreshes", "result",
+            doc="GitHub App installation tokens minted, by result (ok, refused, unreachable).")
+        self._diverged = gauge(
             "committer_remote_diverged",
-            "1 while the remote branch was moved back or rewritten by someone else (nothing is pushed over it).",
-            registry=reg,
-        )
-        self._watcher_restarts = Counter(
+            doc="1 while the remote branch was moved back or rewritten by someone else (nothing is pushed over it).")
+        self._watcher_restarts = counter(
             "committer_watcher_restarts",
-            "Times the file watcher died and was started again.",
-            registry=reg,
-        )
+            doc="Times the file watcher died and was started again.")
         Info("committer_build", "Version of committer and of Python.", registry=reg).info(
             {"version": __version__, "python": platform.python_version()}
         )

@@ -40,12 +40,11 @@ import os
 import stat
 import time
 from array import array
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from committer.core import logs
+from committer.core import beneath, logs
 from committer.policy.filters import PathFilter
 from committer.watch.mounts import TRUSTED_FS, filesystem_type
 from committer.watch.racy import Racy
@@ -244,7 +243,7 @@ class PollScanner:
         except OSError as exc:
             self._root_trouble(f"cannot open: {exc.strerror}")
             return []
-        frames: list[tuple[int, str, Iterator[_Kid]]] = [(fd, "", iter(()))]
+        handed = False  # to the walk, which closes fd from then on
         try:
             try:
                 st = os.fstat(fd)
@@ -255,28 +254,19 @@ class PollScanner:
                 elif (st.st_dev, st.st_ino) != self._root_id:
                     self._root_trouble("replaced by another directory (a remount?)")
                     return []
-                frames[0] = (fd, "", iter(self._visit(fd, "", self._tree, st)))
+                first = (fd, "", iter(self._visit(fd, "", self._tree, st)))
             except OSError as exc:
                 self._root_trouble(f"cannot list: {exc.strerror}")
                 return []
             if self._root_problem:
                 log.info("poll_root_back", path=self.root)
                 self._root_problem = ""
-            while frames:
-                parent_fd, parent_rel, pending = frames[-1]
-                kid = next(pending, None)
-                if kid is None:
-                    os.close(parent_fd)
-                    frames.pop()
-                    continue
-                name, child = kid
-                rel = f"{parent_rel}/{name}" if parent_rel else name
-                opened = self._enter(parent_fd, name, rel, child)
-                if opened is not None:
-                    frames.append(opened)
+            handed = True
+            for _ in beneath.depth_first(first, self._enter):
+                pass  # _enter did all there is to do
         finally:
-            for frame_fd, _, _ in frames:
-                os.close(frame_fd)
+            if not handed:
+                os.close(fd)
         out, self._out = list(dict.fromkeys(self._out)), []  # a path can come twice in a race
         report, self._have_state = self._have_state, True
         self.stats.reported = len(out) if report else 0
@@ -290,8 +280,10 @@ class PollScanner:
             log.warning("poll_root_unavailable", path=self.root, problem=problem, action="nothing is reported")
             self._root_problem = problem
 
-    def _enter(self, parent_fd: int, name: str, rel: str, child: _Dir) -> tuple[int, str, Iterator[_Kid]] | None:
+    def _enter(self, parent_fd: int, parent_rel: str, kid: _Kid) -> beneath.Frame[_Kid] | None:
         """Open and visit one subdirectory; None when there is nothing to descend into."""
+        name, child = kid
+        rel = f"{parent_rel}/{name}" if parent_rel else name
         if child.nested:
             try:
                 os.lstat(f"{name}/.git", dir_fd=parent_fd)
