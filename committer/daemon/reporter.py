@@ -72,12 +72,11 @@ class Reporter:
             state["last_error"] = puller.last_error
         held = state["held"]
         self.metrics.set_holds(held["count"] if held else 0, len(state["held_files"]))
-        line = status_line(state, pusher is not None)
-        if running and ready and line != self.line:
-            self.notifier.status(line)
-        self.line = line
+        self.line = status_line(state, pusher is not None)
         if state == self._written:
-            return
+            return  # nothing changed: an idle daemon neither writes nor notifies
+        if running and ready:
+            self.notifier.status(self.line)
         try:
             write_state(self.git_dir, state)
         except OSError as exc:
