@@ -50,11 +50,11 @@ faults: $(STAMP)
 
 ## container-test: the image built with podman (offline: a Debian root and wheels) and run as the sidecar
 container-test: $(STAMP) system-deps
-	$(BIN)/python -m pytest tests/test_image_podman.py tests/test_container.py
+	$(BIN)/python -m pytest tests/deploy/test_image_podman.py tests/deploy/test_container.py
 
 ## systemd-test: the units of systemd/ under systemd booted in a podman container, and checked offline
 systemd-test: $(STAMP) system-deps
-	$(BIN)/python -m pytest tests/test_systemd_podman.py tests/test_systemd.py
+	$(BIN)/python -m pytest tests/deploy/test_systemd_podman.py tests/daemon/test_systemd.py
 
 ## soak: the randomized kill test, longer (make soak KILLS=60 DURATION=240)
 soak: $(STAMP)

@@ -2,7 +2,7 @@
 # Installs what committer and its tests need from the system's packages.
 #   needed:   git, git-lfs, tini (the container's PID 1; the tests run the image's entrypoint under it)
 #   optional: podman, runc, mmdebstrap: the image built and run, and systemd booted, for real
-#             (tests/test_image_podman.py, tests/test_systemd_podman.py); without them those tests
+#             (tests/deploy/test_image_podman.py, tests/deploy/test_systemd_podman.py); without them those tests
 #             skip with one line saying why.
 set -euo pipefail
 needed=()

@@ -5,7 +5,7 @@ It answers as GitHub does for pushes with a token: Basic auth with user `x-acces
 answer), `reject_gh001` and `reject_gh013` (a pre-receive hook prints GitHub's messages),
 `redirect` (every git request is sent to another host with a 302).
 
-Also a script, for a machine without pytest (the systemd container of tests/test_systemd_podman.py):
+Also a script, for a machine without pytest (the systemd container of tests/deploy/test_systemd_podman.py):
 `python3 gitserver.py ROOT PORT TOKEN_FILE` serves every repository under ROOT until SIGTERM and
 prints one line a request: `METHOD PATH auth=ok|wrong|none` (never the token itself).
 

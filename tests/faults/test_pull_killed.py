@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import Layout, committer, git
 from tests.faults.harness import Daemons, GitWrapper, fsck, ref_sha, settle, sigkill, stale_locks, wait_until
-from tests.test_pull import Clone
+from tests.sync.test_pull import Clone
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 FILES = 300

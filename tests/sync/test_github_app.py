@@ -20,7 +20,7 @@ from committer.sync.errors import PushError
 from committer.sync.pusher import Pusher
 from tests.githubapi import APP_ID, INSTALLATION, PAT, GitHubAPI, app_key, github_api, rsa_key
 from tests.gitserver import GitHTTPServer, wait_for
-from tests.test_push_remote import commit, repo, running
+from tests.sync.test_push_remote import commit, repo, running
 
 __all__ = ["app_key", "github_api", "repo", "running"]  # fixtures
 

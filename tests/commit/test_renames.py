@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from committer.policy.guard import pair_renames
+from tests.commit.test_pipeline import make_pipeline, trailer
 from tests.conftest import DaemonProcess, Layout, commit_count, committer, git, tree_files, wait_for
-from tests.test_pipeline import make_pipeline, trailer
 
 Start = Callable[..., DaemonProcess]
 

@@ -15,7 +15,7 @@ from committer.sync import verify
 from committer.sync.errors import PushError
 from committer.sync.pusher import Pusher
 from tests.gitserver import git, wait_for
-from tests.test_push_remote import bare, commit, remote_head, repo, running, settings_for
+from tests.sync.test_push_remote import bare, commit, remote_head, repo, running, settings_for
 
 __all__ = ["bare", "repo", "running"]  # fixtures
 

@@ -13,8 +13,8 @@ from committer.commit import writer
 from committer.commit.committer import Committer
 from committer.core.records import Spill
 from committer.git.fastimport import FastImport
+from tests.commit.test_pipeline import make_pipeline
 from tests.conftest import Layout, commit_count, git, tree_files
-from tests.test_pipeline import make_pipeline
 
 
 def notes(layout: Layout, n: int, text: str = "v1") -> set[str]:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from committer.core.fsio import LinkInPath, Tree
+from tests.commit.test_pipeline import make_pipeline
 from tests.conftest import DaemonProcess, Layout, committer, git, show, tree_files, wait_for
-from tests.test_pipeline import make_pipeline
 
 Start = Callable[..., DaemonProcess]
 SECRET = b"OUTSIDE-THE-DATA-DIRECTORY-7f3a9c"
@@ -259,7 +259,7 @@ def test_restore_through_a_symlinked_folder_is_refused_by_the_daemon_too(
 def test_a_pull_never_writes_or_deletes_through_a_symlinked_folder(
     layout: Layout, mirror: Path, tmp_path: Path
 ) -> None:
-    from tests.test_pull import Clone
+    from tests.sync.test_pull import Clone
 
     (layout.data / "cfg").mkdir()
     (layout.data / "cfg" / "important.conf").write_text("v1")

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import DaemonProcess, Layout, commit_count, committer, git, show, tree_files, wait_for
 from tests.faults.harness import child_running
-from tests.test_pull import Clone, pull, start, status
+from tests.sync.test_pull import Clone, pull, start, status
 
 pytestmark = pytest.mark.integration
 Start = Callable[..., DaemonProcess]
@@ -269,8 +269,8 @@ def test_a_webhook_pull_queued_when_the_daemon_stops_is_not_lost(
 ) -> None:
     """The webhook was answered 202 ("pull_queued"), then the daemon got SIGTERM while fetching: a
     webhook-only daemon (no pull_interval) fetches at its next start, so the commit still arrives."""
-    from tests.test_daemon_http import free_port
-    from tests.test_daemon_pull import SECRET, post
+    from tests.daemon.test_daemon_http import free_port
+    from tests.daemon.test_daemon_pull import SECRET, post
 
     env = start(layout, f"file://{mirror}", {"a.md": "a\n"}, env={"COMMITTER_WEBHOOK_SECRET": SECRET})
     clone = Clone(f"file://{mirror}", tmp_path / "clone")

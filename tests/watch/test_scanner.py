@@ -405,7 +405,7 @@ def test_an_unreadable_directory_is_skipped_and_its_files_not_reported_deleted(t
         if not shutil.which("setpriv"):
             pytest.skip("root without setpriv cannot make a directory unreadable")
         code = (f"import json, pathlib, sys; sys.path.insert(0, {str(ROOT)!r}); "
-                "from tests.test_scanner import _unreadable_scenario as run; "
+                "from tests.watch.test_scanner import _unreadable_scenario as run; "
                 f"print(json.dumps(run(pathlib.Path({str(tmp_path / 'data')!r}))))")
         proc = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable,
                                "-c", code], capture_output=True, text=True, check=False, timeout=60)

@@ -12,8 +12,8 @@ import pytest
 
 from committer.git import index as gitindex
 from committer.git.objects import blob_id
+from tests.commit.test_pipeline import make_pipeline
 from tests.conftest import Layout, committer, git, wait_for
-from tests.test_pipeline import make_pipeline
 
 
 def _notes(layout: Layout, count: int) -> list[Path]:

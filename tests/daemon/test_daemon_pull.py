@@ -13,8 +13,8 @@ import pytest
 
 from committer.serve.webhook import signature
 from tests.conftest import DaemonProcess, Layout, committer, git, show, wait_for
-from tests.test_daemon_http import free_port
-from tests.test_pull import LINES, Clone
+from tests.daemon.test_daemon_http import free_port
+from tests.sync.test_pull import LINES, Clone
 
 pytestmark = pytest.mark.integration
 Start = Callable[..., DaemonProcess]
