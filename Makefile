@@ -27,9 +27,15 @@ run: $(STAMP)
 	$(BIN)/committer run --data-dir $(DEMO)/data --git-dir $(DEMO)/git/knowledge.git \
 		--remote file://$(DEMO)/mirror.git --log-format console
 
-## test: lint, type-check and the whole test suite
+# Two workers (most tests wait on a daemon or git, not on a core), a test module stays on one worker;
+# then, alone, what changes something the whole machine shares and the podman builds.
+WORKERS ?= 2
+PARALLEL := -n $(WORKERS) --dist loadfile
+
+## test: lint, type-check, the manual, and the whole test suite
 test: $(STAMP) system-deps lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL) -m "not serial and not podman"
+	$(BIN)/python -m pytest -m "serial or podman"
 
 lint: $(STAMP) docs
 	$(BIN)/ruff check committer tests $(wildcard bench)
@@ -40,13 +46,14 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest $(PARALLEL) -m "not integration"
 
 integration: $(STAMP)
-	$(BIN)/python -m pytest -m integration
+	$(BIN)/python -m pytest $(PARALLEL) -m "integration and not serial"
+	$(BIN)/python -m pytest -m "integration and serial"
 
 faults: $(STAMP)
-	$(BIN)/python -m pytest -m faults
+	$(BIN)/python -m pytest $(PARALLEL) -m faults
 
 ## container-test: the image built with podman (offline: a Debian root and wheels) and run as the sidecar
 container-test: $(STAMP) system-deps

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import DaemonProcess, Layout, committer, tree_files, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 SYSCTL = Path("/proc/sys/fs/inotify")
 Start = Callable[..., DaemonProcess]
 
