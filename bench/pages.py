@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from committer.git.repo import GitRepo
-from committer.git.runner import git_env
-from committer.serve.metrics import Metrics
 from report import Row, Section, med, ratio, spread
 
 from committer.daemon.maintenance import write_commit_graph
+from committer.git.repo import GitRepo
+from committer.git.runner import git_env
 from committer.serve import history
 from committer.serve.access import Access
 from committer.serve.app import HttpServer
+from committer.serve.metrics import Metrics
 from committer.serve.pages import Pages
 
 COMMITS = 10_000

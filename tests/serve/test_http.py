@@ -10,12 +10,12 @@ from email.message import Message
 from typing import Any
 
 import pytest
-from committer.serve.app import HttpServer
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from committer import __version__
 from committer.core.errors import CommitterError
+from committer.serve.app import HttpServer
 from committer.serve.metrics import BUCKETS, Metrics
 
 # Straight to the server: an http_proxy in the environment must not intercept 127.0.0.1.
