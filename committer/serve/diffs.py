@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from committer.git import lfs
 from committer.git.repo import GitRepo
-from committer.serve.history import DIFFS_MAX, SHOWN_MAX, SNIFF, Change, Commit, blob_sizes
+from committer.git.trees import blob_sizes
+from committer.serve.history import DIFFS_MAX, SHOWN_MAX, SNIFF, Change, Commit
 from committer.serve.wording import human_size
 
 

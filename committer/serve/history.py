@@ -18,6 +18,7 @@ from committer.commit.message import parse_trailer
 from committer.core.errors import CommitterError
 from committer.git import lfs
 from committer.git.repo import GitRepo
+from committer.git.trees import blob_sizes
 
 PAGE = 50  # commits a timeline page
 FILE_PAGE = 50  # revisions a file page
@@ -315,20 +316,6 @@ def renamed_from(repo: GitRepo, commit: Commit, path: str) -> tuple[str, str, st
         if change.status == "renamed" and change.path == path and change.old_path:
             return change.old_path, change.old_sha or "", change.old_mode or ""
     return None
-
-
-def blob_sizes(repo: GitRepo, shas: Iterable[str]) -> dict[str, int]:
-    """The size of each blob, without reading it."""
-    wanted = sorted(set(shas))
-    if not wanted:
-        return {}
-    out = repo.git("cat-file", "--batch-check", input="".join(f"{s}\n" for s in wanted).encode()).stdout
-    sizes = {}
-    for line in out.decode().splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[2].isdigit():
-            sizes[parts[0]] = int(parts[2])
-    return sizes
 
 
 def commit(repo: GitRepo, rev: str) -> Commit:
