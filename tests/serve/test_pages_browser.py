@@ -75,6 +75,15 @@ def shoot(driver: Any, path: Path, width: int = 1100) -> Path:
     return path
 
 
+def body_text(driver: Any) -> str:
+    """The page's text, or "" while a click's navigation is still replacing the page."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    try:
+        return str(driver.find_element("tag name", "body").text)
+    except StaleElementReferenceException:
+        return ""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -160,6 +169,8 @@ def test_a_commit_page_shows_an_added_line(
     assert any("oat" in word for word in highlighted), highlighted
     shoot(browser, tmp_path / "commit.png")
     browser.find_element("link text", "side by side").click()
+    wait_for(lambda: "view=split" in browser.current_url, what="the side-by-side page")
+    wait_for(lambda: browser.find_elements("css selector", "table.split"), what="the side-by-side table")
     assert "- a pinch of salt" in [td.text for td in browser.find_elements("css selector", "table.split td.add")]
     shoot(browser, tmp_path / "commit-side-by-side.png")
 
@@ -240,7 +251,7 @@ def test_a_cross_site_post_is_refused_and_changes_nothing(
             browser.get(f"{evil}/")
             browser.find_element("id", button).click()
             wait_for(lambda: browser.current_url.startswith(base), what="the post to arrive")
-            assert "Refused" in browser.find_element("tag name", "body").text
+            wait_for(lambda: "Refused" in body_text(browser), what="the refusal")
     shoot(browser, tmp_path / "cross-site-refused.png")
     assert page.read_text() == "second\n" and commit_count(layout.git_dir) == before
     refused = daemon.wait_event("page_refused", count=2)
@@ -280,7 +291,7 @@ def test_a_non_loopback_bind_with_a_token_asks_for_it(
     shoot(browser, tmp_path / "login.png")
     browser.find_element("name", "token").send_keys("wrong-token-000000")
     browser.find_element("css selector", "form.login button").click()
-    assert "That token is not right" in browser.find_element("tag name", "body").text
+    wait_for(lambda: "That token is not right" in body_text(browser), what="the wrong token refused")
     browser.find_element("name", "token").send_keys(token)
     browser.find_element("css selector", "form.login button").click()
     wait_for(lambda: browser.current_url.endswith("/file/plans.md"), what="the page asked for first")
