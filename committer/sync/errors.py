@@ -145,5 +145,6 @@ def _detail(returncode: int, stderr: str, rejected: Mapping[str, str], secrets: 
 
 
 def timeout_error(seconds: float) -> PushError:
-    """The error for a call cut off by its deadline."""
-    return PushError("transient", f"no answer from the remote within {seconds:.1f}s; git was stopped")
+    """The error for a call cut off because it stopped making progress (or at a stop's deadline)."""
+    return PushError("transient", f"the remote stopped answering: git was idle past push_timeout and was stopped "
+                                  f"after {seconds:.1f}s")

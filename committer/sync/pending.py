@@ -46,13 +46,15 @@ def read_pending(repo: GitRepo, pushed_ref: str, pushed_tags: str) -> Pending:
     if pending.branch and pending.branch != pending.pushed:
         exclude = [f"^{pending.pushed}"] if pending.pushed else []
         out = repo.git("log", "--format=%ct%x1f%B%x1e", pending.branch, *exclude).stdout.decode()
+        seen: set[str] = set()
         for record in out.split("\x1e"):
             stamp, sep, body = record.strip().partition("\x1f")
             if not sep:
                 continue
             pending.times.append(int(stamp))
             meta = message.parse_trailer(body)
-            if meta and isinstance(meta.get("batch"), str):
+            if meta and isinstance(meta.get("batch"), str) and meta["batch"] not in seen:
+                seen.add(meta["batch"])  # a huge change is many commits of one batch: named once
                 pending.batches.append(meta["batch"])
     return pending
 

@@ -73,12 +73,15 @@ class Push:
         except Exception:  # a broken listener must not stop pushes
             log.exception("push_on_change_failed")
 
-    def once(self, timeout: float, cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
-        """Push what is pending now, once; PushError when the remote refuses."""
+    def once(self, timeout: float, cancelled: Callable[[], bool] | None = None,
+             hard: float | None = None) -> dict[str, Any]:
+        """Push what is pending now, once; PushError when the remote refuses. git is stopped once it has
+        done no work for `timeout` seconds, or at `hard` seconds whatever it does."""
         with self._lock:
-            return self._push(timeout, cancelled, again=True)
+            return self._push(timeout, cancelled, again=True, hard=hard)
 
-    def _push(self, timeout: float, cancelled: Callable[[], bool] | None, again: bool) -> dict[str, Any]:
+    def _push(self, timeout: float, cancelled: Callable[[], bool] | None, again: bool,
+              hard: float | None = None) -> dict[str, Any]:
         """`again` allows one more push after late bookkeeping."""
         pending = self.pending()
         result: dict[str, Any] = {"pushed": False, "old": pending.pushed, "new": pending.branch,
@@ -91,7 +94,7 @@ class Push:
                 self._visibility.check()
             refspecs = [f"{pending.branch}:{self.repo.ref}"] if pending.branch else []
             args = ["push", "--porcelain", *self._lease(pending), self.remote.url, *refspecs, "refs/tags/*:refs/tags/*"]
-            run = self.remote.run(self.repo, args, timeout=timeout, cancelled=cancelled)
+            run = self.remote.run(self.repo, args, timeout=timeout, cancelled=cancelled, hard=hard)
         except PushError as exc:  # no push was made: credentials or the visibility rule said no
             self._report(pending, exc, time.monotonic() - started)
             raise
@@ -110,7 +113,7 @@ class Push:
                 # killed between a push and its bookkeeping): record them and push the rest on top.
                 record_pushed(self.repo, self.settings.remote, sha, {}, "the remote has it")
                 log.info("push_recorded_late", remote=self.remote.shown, remote_head=sha)
-                return self._push(timeout, cancelled, again=False)
+                return self._push(timeout, cancelled, again=False, hard=hard)
             error = self._diverged(pending.pushed, compared) or error
         tags_ok = {name: sha for name, sha in pending.tags.items()
                    if lines.get(f"refs/tags/{name}", ("!", ""))[0] != "!"}

@@ -179,7 +179,8 @@ class Pusher:
     def _attempt(self, timeout: float) -> dict[str, Any]:
         assert self.push is not None
         if self._stop.is_set():  # shutting down: no call may outlive stop()'s deadline
-            timeout = min(timeout, max(0.1, self._deadline - time.monotonic()))
+            hard = max(0.1, self._deadline - time.monotonic())
+            return self.push.once(min(timeout, hard), hard=hard)
         return self.push.once(timeout)
 
     # -- for commands and status ---------------------------------------------------------------

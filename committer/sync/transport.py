@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from committer.core import logs
 from committer.core.errors import GitError, redact
 from committer.core.settings import Settings
+from committer.git.activity import Quiet
 from committer.git.repo import GitRepo
 from committer.git.runner import drain, git_argv, git_env, kill_group
 from committer.sync.credentials import (
@@ -102,21 +103,23 @@ class Remote:
         *,
         timeout: float | None = None,
         cancelled: Callable[[], bool] | None = None,
+        hard: float | None = None,
     ) -> NetResult:
-        """Run one git network command; past `timeout` its whole process group is killed, and at once when
-        `cancelled` says so after it started (a stop that came just before).
+        """Run one git network command. Its whole process group is killed once it has done no work for
+        `timeout` seconds (push_timeout by default: a long push that keeps working goes on), at `hard`
+        seconds whatever it does (a stop's deadline), and at once when `cancelled` says so after it started.
 
         With a GitHub App, a refusal of the credentials means the installation token was revoked or
         expired early: a new one is minted at once and the command runs again, once.
         """
         timeout = self.settings.push_timeout if timeout is None else max(timeout, 0.1)
-        result = self._run_once(repo, args, timeout, cancelled)
+        result = self._run_once(repo, args, timeout, cancelled, hard)
         if self.app is not None and not result.timed_out:
             error = classify(result.returncode, result.stderr, result.stdout)
             if error is not None and error.kind == "auth":
                 log.info("github_token_refused", action="minting a new installation token")
                 self.app.invalidate()
-                again = self._run_once(repo, args, timeout, cancelled)
+                again = self._run_once(repo, args, timeout, cancelled, hard)
                 return dataclasses.replace(again, seconds=again.seconds + result.seconds)
         return result
 
@@ -126,6 +129,7 @@ class Remote:
         args: list[str],
         timeout: float,
         cancelled: Callable[[], bool] | None,
+        hard: float | None,
     ) -> NetResult:
         stall = max(1, min(60, int(timeout / 2)))
         limits = ["-c", "http.lowSpeedLimit=1000", "-c", f"http.lowSpeedTime={stall}"]
@@ -139,13 +143,8 @@ class Remote:
             raise PushError("unknown", f"cannot run git: {exc.stderr}") from None
         if cancelled is not None and cancelled():
             kill_group(proc)
-        timed_out = False
         try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            kill_group(proc)
-            out, err = drain(proc)
+            out, err, timed_out = _wait(proc, timeout, hard)
         finally:
             repo.runner.forget(proc)
         return NetResult(
@@ -156,6 +155,26 @@ class Remote:
             timed_out,
             secrets,
         )
+
+
+def _wait(proc: subprocess.Popen[bytes], quiet: float, hard: float | None) -> tuple[bytes, bytes, bool]:
+    """Wait for a network git call: its whole group is killed once it has done no work (no CPU, no byte
+    read or written by git or its helpers) for `quiet` seconds, or at `hard` seconds whatever it does.
+    A first push of a huge tree may take long; a remote that stopped answering leaves git idle."""
+    start = time.monotonic()
+    watch = Quiet(proc.pid, quiet)
+    step = min(5.0, max(0.05, quiet / 4))
+    while True:
+        wait = step if hard is None else min(step, start + hard - time.monotonic())
+        try:
+            out, err = proc.communicate(timeout=max(0.01, wait))
+            return out, err, False
+        except subprocess.TimeoutExpired:
+            pass
+        if watch.expired() or (hard is not None and time.monotonic() - start >= hard):
+            kill_group(proc)
+            out, err = drain(proc)
+            return out, err, True
 
 
 def raise_for(result: NetResult, action: str = "push") -> None:

@@ -285,12 +285,47 @@ def test_process_deadline_kills_the_whole_group(repo: GitRepo) -> None:
     with pytest.raises(PushError) as info:
         Pusher(settings, repo).push_now()
     assert time.monotonic() - started < 5
-    assert info.value.kind == "transient" and "within" in info.value.detail
+    assert info.value.kind == "transient" and "stopped answering" in info.value.detail
     # SIGKILL is delivered at once, but a loaded machine may take a moment to schedule the exit.
     wait_for(
         lambda: not [cmd for cmd in _cmdlines().values() if f"sleep\0{marker}".encode() in cmd],
         timeout=3,
         what="the transport's children to be gone",
+    )
+
+
+def _pre_receive(bare: Path, script: str) -> None:
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\ncat >/dev/null\n" + script + "\n")
+    hook.chmod(0o755)
+
+
+def test_a_push_that_keeps_working_outlives_push_timeout(repo: GitRepo, bare: Path) -> None:
+    """push_timeout is how long git may do nothing, not how long a push may take: a first push of a huge
+    tree runs for minutes. Here the remote works (and says so) for 3 s, three times push_timeout."""
+    sha = commit(repo)
+    _pre_receive(bare, "i=0; while [ $i -lt 30 ]; do echo working >&2; sleep 0.1; i=$((i+1)); done")
+    settings = settings_for(repo, f"file://{bare}", push_timeout=1.0)
+    started = time.monotonic()
+    result = Pusher(settings, repo).push_now()
+    assert result["pushed"] and remote_head(bare) == sha
+    assert time.monotonic() - started >= 3.0
+
+
+def test_a_push_that_stops_working_is_cut_off_at_push_timeout(repo: GitRepo, bare: Path) -> None:
+    """The remote goes silent while holding the push: git is idle, and stopped once idle for push_timeout."""
+    commit(repo)
+    marker = f"60.{uuid.uuid4().int % 10**9:09d}"
+    _pre_receive(bare, f"echo one moment >&2; sleep {marker}")
+    settings = settings_for(repo, f"file://{bare}", push_timeout=1.0)
+    with pytest.raises(PushError) as info:
+        Pusher(settings, repo).push_now()
+    assert info.value.kind == "transient" and "stopped answering" in info.value.detail
+    assert remote_head(bare) is None
+    wait_for(
+        lambda: not [cmd for cmd in _cmdlines().values() if f"sleep\0{marker}".encode() in cmd],
+        timeout=10,
+        what="the remote side's hook to be gone with git",
     )
 
 

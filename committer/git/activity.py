@@ -1,0 +1,69 @@
+"""Whether a process group is still at work: the CPU it used and the bytes it read and wrote, from /proc.
+
+A network git call (a first push of a million files, a slow link) may rightly run for a long time, but a
+call whose git, pack-objects and remote helper neither compute nor move a byte is waiting on a remote that
+stopped answering. `Quiet` tells the two apart, so that such calls are cut off by how long they have been
+idle rather than by how long they have run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+# CPU below this much, over a whole quiet window, is a process waking to poll, not work.
+_CPU_WORK = 0.1
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The members of a process group, their CPU seconds and their bytes read and written so far."""
+
+    members: frozenset[int]
+    cpu: float
+    io: int
+
+
+def read_group(pgid: int) -> Reading:
+    """What /proc tells of the processes in group `pgid` now (processes it cannot read count for nothing)."""
+    members: set[int] = set()
+    cpu, io = 0.0, 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            members.add(int(name))
+            cpu += (int(fields[11]) + int(fields[12])) / _TICKS
+            with open(f"/proc/{name}/io", "rb") as fh:
+                for line in fh:
+                    key, _, value = line.partition(b":")
+                    if key in (b"rchar", b"wchar"):
+                        io += int(value)
+        except (OSError, ValueError, IndexError):
+            continue
+    return Reading(frozenset(members), cpu, io)
+
+
+class Quiet:
+    """Tracks one process group: `expired()` once it has done no work for `limit` seconds."""
+
+    def __init__(self, pgid: int, limit: float) -> None:
+        self.pgid = pgid
+        self.limit = limit
+        self._now = time.monotonic
+        self._mark = read_group(pgid)
+        self._since = self._now()
+
+    def expired(self) -> bool:
+        """Read the group again: new members, bytes moved or real CPU used restart the quiet window."""
+        now, reading = self._now(), read_group(self.pgid)
+        if (reading.members - self._mark.members or reading.io != self._mark.io
+                or reading.cpu - self._mark.cpu >= _CPU_WORK):
+            self._mark, self._since = reading, now
+        return now - self._since >= self.limit
