@@ -99,6 +99,16 @@ def mirror(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(params=["git status", "walk"])
+def reconcile_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways the reconcile finds stale paths: `git status` (smaller trees) and committer's own walk
+    over the index's stat data (larger ones), whatever the test tree's size."""
+    from committer.commit import committer as module
+
+    monkeypatch.setattr(module, "STATUS_BELOW", 10**9 if request.param == "git status" else 0)
+    return str(request.param)
+
+
 @pytest.fixture
 def layout(tmp_path: Path) -> Layout:
     data = tmp_path / "data"

