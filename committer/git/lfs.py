@@ -38,6 +38,12 @@ _HOOK_MARK = "# written by committer (committer/lfs.py)"
 # refuses a remote without a scheme ("missing protocol") and would fail the whole push.
 HOOK = f"""#!/bin/sh
 {_HOOK_MARK}: upload the LFS objects of the pushed commits
+# Nothing to upload while this repository holds no LFS object, and git-lfs would read every pushed
+# object looking for pointers (over 600 MB for the first push of a million files).
+if [ -z "$(find "${{GIT_DIR:-.}}/lfs/objects" -type f -print -quit 2>/dev/null)" ]; then
+    cat >/dev/null
+    exit 0
+fi
 command -v git-lfs >/dev/null 2>&1 || {{
     echo >&2 "committer: git-lfs is not installed; it is needed to push this repository's LFS objects"
     exit 2

@@ -205,8 +205,16 @@ def test_push_to_a_plain_path_remote_uploads_the_objects(tmp_path: Path, repo: P
 
 
 def test_a_push_of_a_pointer_whose_object_is_missing_fails(tmp_path: Path, repo: Path) -> None:
+    """The store holds one object (a store that is empty was never written, and git-lfs is left out)."""
+    src = tmp_path / "data" / "kept.bin"
+    make_file(src, 1000)
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        kept = lfs.store(repo, fd, 1000)
+    finally:
+        os.close(fd)
     ghost = lfs.pointer("ab" * 32, 12 * MIB)
-    fast_import(repo, {"ghost.bin": ghost})
+    fast_import(repo, {"ghost.bin": ghost, "kept.bin": kept})
     remote = bare(tmp_path / "remote.git")
     result = push(repo, remote.as_uri())
     assert result.returncode != 0
@@ -320,6 +328,38 @@ def test_prepare_keeps_someone_elses_hook(tmp_path: Path) -> None:
     lfs.prepare(GitRepo(git_dir, git_dir, "main"))
     assert theirs.read_text() == lfs.HOOK
     assert (git_dir / "hooks" / "pre-push.before-committer").read_text() == "#!/bin/sh\necho mine\n"
+
+
+def test_the_hook_leaves_git_lfs_out_until_the_repository_holds_an_object(tmp_path: Path) -> None:
+    """Without an LFS object there is nothing to upload: the hook does not start git-lfs (which would read
+    every pushed object), so even a machine without git-lfs pushes; with one, git-lfs is needed."""
+    import shutil
+
+    git_dir = bare(tmp_path / "knowledge.git")
+    lfs.prepare(GitRepo(git_dir, git_dir, "main"))
+    remote = bare(tmp_path / "remote.git")
+    (tmp_path / "note.md").write_text("note\n")
+    blob = git(git_dir, "hash-object", "-w", str(tmp_path / "note.md")).decode().strip()
+    tree = subprocess.run(["git", f"--git-dir={git_dir}", "mktree"], input=f"100644 blob {blob}\tnote.md\n".encode(),
+                          env=git_env(), capture_output=True, check=True).stdout.decode()
+    who = ("-c", "user.name=t", "-c", "user.email=t@localhost")
+    sha = git(git_dir, *who, "commit-tree", tree.strip(), "-m", "one").decode().strip()
+    git(git_dir, "update-ref", "refs/heads/main", sha)
+    tools = tmp_path / "bin"  # what the hook and git need, and no git-lfs
+    tools.mkdir()
+    for name in ("git", "sh", "find", "cat", "sed"):
+        found = shutil.which(name)
+        assert found is not None
+        (tools / name).symlink_to(found)
+    env = {**git_env(), "PATH": str(tools)}
+    push = ["git", f"--git-dir={git_dir}", "push", "--quiet", f"file://{remote}", "main"]
+    assert subprocess.run(push, env=env, capture_output=True).returncode == 0
+    assert git(remote, "rev-parse", "main").decode().strip() == sha
+    make_file(lfs.object_path(git_dir, "a" * 64), 10)
+    git(git_dir, "update-ref", "refs/heads/main",
+        git(git_dir, *who, "commit-tree", tree.strip(), "-p", sha, "-m", "two").decode().strip())
+    refused = subprocess.run(push, env=env, capture_output=True)
+    assert refused.returncode != 0 and b"git-lfs is not installed" in refused.stderr
 
 
 def test_prepare_refuses_a_hooks_path(tmp_path: Path) -> None:
