@@ -1,6 +1,6 @@
 """committer's benchmark: commit cost, burst, latency, start-up, idle CPU, memory, backfill, push.
 
-    python bench/bench.py [--sizes 10000,100000] [--repeat N] [--quick] [--only trees|push]
+    python bench/bench.py [--sizes 10000,100000] [--repeat N] [--quick] [--only trees|push|pages|...]
 
 Builds trees of small files under /tmp, measures the daemon's commit step against
 `git add -A && git commit` and against a hand-written `git fast-import` floor on the same tree in
@@ -29,6 +29,7 @@ import backfill
 import burst
 import gitruns
 import huge
+import pages
 import polling
 import procs
 import pushing
@@ -112,11 +113,12 @@ class Bench:
         self.poll = Section("7. The poll observer (bucket mounts and network filesystems)")
         self.memory = Section(f"8. A burst of {config.burst_paths:,} events: memory of the watcher and batcher")
         self.huge = Section("9. One commit of a huge change: peak memory of `init` and `run --once`")
+        self.pages = Section(f"10. The history pages over {pages.COMMITS:,} commits (`--http`, a real HTTP client)")
 
     @property
     def sections(self) -> list[Section]:
         return [self.commit, self.burst, self.latency, self.startup, self.backfill, self.push, self.poll,
-                self.memory, self.huge]
+                self.memory, self.huge, self.pages]
 
     def run(self) -> None:
         if any(self.config.runs(s) for s in TREE_SECTIONS):
@@ -130,6 +132,8 @@ class Bench:
         if self.config.runs("huge"):
             for count in self.config.huge:
                 huge.rows(count, huge.measure(count, self.config.cache, self.base, self.env, say), self.huge)
+        if self.config.runs("pages"):
+            pages.rows(pages.measure(self.base, lambda text: say(f"pages: {text}")), self.pages)
 
     # -- 6. push -----------------------------------------------------------------------------------
 
@@ -380,9 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="smoke test: 10k files, 10 s idle window, fewer writes and restarts")
     parser.add_argument("--tmp", default="/tmp", help="where the temporary trees go [/tmp]")
     parser.add_argument("--only",
-                        choices=("trees", "push", "commits", "watching", "backfill", "poll", "burst", "huge"),
+                        choices=("trees", "push", "commits", "watching", "backfill", "poll", "burst", "huge",
+                                 "pages"),
                         help="trees: sections 1-5 and 7; or one of them: commits (1-2), watching (3-4), "
-                             "backfill (5), push (6), poll (7), burst (8), huge (9) [everything]")
+                             "backfill (5), push (6), poll (7), burst (8), huge (9), pages (10) [everything]")
     parser.add_argument("--huge", type=parse_sizes,
                         help="tree sizes of section 9 [300000,1000000; quick: 300000]")
     parser.add_argument("--cache", default="/var/tmp/committer-bench",

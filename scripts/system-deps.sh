@@ -4,6 +4,8 @@
 #   optional: podman, runc, mmdebstrap: the image built and run, and systemd booted, for real
 #             (tests/deploy/test_image_podman.py, tests/deploy/test_systemd_podman.py); without them those tests
 #             skip with one line saying why.
+#   optional: chromium, chromium-driver: the history pages tested in a real headless browser
+#             (tests/serve/test_pages_browser.py); COMMITTER_NO_BROWSER=1 leaves them out.
 set -euo pipefail
 needed=()
 command -v git >/dev/null 2>&1 || needed+=(git)
@@ -13,6 +15,10 @@ optional=()
 for tool in podman runc mmdebstrap; do
   command -v "$tool" >/dev/null 2>&1 || optional+=("$tool")
 done
+if [ -z "${COMMITTER_NO_BROWSER:-}" ]; then
+  command -v chromium >/dev/null 2>&1 || optional+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || optional+=(chromium-driver)
+fi
 missing=("${needed[@]}" "${optional[@]}")
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -30,11 +36,11 @@ if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ ${#sudo[@]}
   # The optional packages may not exist on this release: install what is needed on its own.
   [ ${#needed[@]} -eq 0 ] || "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -qq --no-install-recommends "${needed[@]}" >/dev/null
-  echo "system-deps: could not install ${optional[*]}: the podman tests will skip" >&2
+  echo "system-deps: could not install ${optional[*]}: the tests that need them will skip" >&2
   exit 0
 fi
 if [ ${#needed[@]} -gt 0 ]; then
   echo "system-deps: please install: ${missing[*]}" >&2
   exit 1
 fi
-echo "system-deps: no apt-get here: without ${optional[*]} the podman tests skip" >&2
+echo "system-deps: no apt-get here: without ${optional[*]} the tests that need them skip" >&2

@@ -14,6 +14,9 @@ HOMES = {  # a library -> the only modules that may import it
     "prometheus_client": {"serve/metrics.py"},
     "typer": {"cli/app.py", "cli/commands.py", "cli/history.py"},
     "rich": {"cli/progress.py"},
+    "uvicorn": {"serve/app.py"},
+    "starlette": {"serve/app.py", "serve/pages.py"},
+    "jinja2": {"serve/pages.py"},
 }
 
 

@@ -146,14 +146,19 @@ def run(
     once: Annotated[bool, typer.Option("--once", help="Reconcile, commit, push once, then exit.")] = False,
     new_branch: NewBranch = False,
     http: Annotated[
-        str | None, typer.Option("--http", help="Serve /healthz, /readyz, /metrics on [HOST]:PORT [off].")
+        str | None,
+        typer.Option("--http", help="Serve the history pages, /healthz, /readyz, /metrics on [HOST]:PORT [off]."),
+    ] = None,
+    ui_token_file: Annotated[
+        str | None,
+        typer.Option("--ui-token-file", help="File holding the token the history pages need off loopback."),
     ] = None,
 ) -> int:
     """Watch the data directory, commit each batch of changes, push."""
     from committer.daemon.service import Daemon
 
     settings = opts.settings(debounce=debounce, max_delay=max_delay, observer=observer, poll_interval=poll_interval,
-                             pull_interval=pull_interval, http=http)
+                             pull_interval=pull_interval, http=http, ui_token_file=ui_token_file)
     daemon = Daemon(settings, once=once, new_branch=new_branch)
     restore_signals = daemon.install_signal_handlers()
     try:

@@ -72,6 +72,17 @@ def read_text(source: Source, path: Path | None, environ: Mapping[str, str] | No
 
 WEBHOOK = Source("COMMITTER_WEBHOOK_SECRET", "webhook_secret")
 NOTIFY = Source("COMMITTER_NOTIFY_SECRET", "notify_secret")
+UI_TOKEN = Source("COMMITTER_UI_TOKEN", "ui_token")
+
+
+def read_or_log(source: Source, path: Path | None, what: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The secret as text; None when there is none or it cannot be read (logged as `<what>_unreadable`:
+    the caller then refuses whatever needed it)."""
+    try:
+        return read_text(source, path, environ)
+    except SecretUnreadable as exc:
+        logs.get(__name__).error(f"{what}_unreadable", path=str(exc.path), error=str(exc))
+        return None
 
 
 def signature(secret: str | bytes, body: bytes) -> str:
@@ -82,10 +93,10 @@ def signature(secret: str | bytes, body: bytes) -> str:
 
 
 def webhook_secret(secret_file: Path | None, environ: Mapping[str, str] | None = None) -> str | None:
-    """The push webhook's secret, read again for every delivery; None when there is none or it cannot be
-    read (then every delivery is refused, and the reason is logged by the caller)."""
-    try:
-        return read_text(WEBHOOK, secret_file, environ)
-    except SecretUnreadable as exc:
-        logs.get(__name__).error("webhook_secret_unreadable", path=str(exc.path), error=str(exc))
-        return None
+    """The push webhook's secret, read again for every delivery (every delivery is refused without it)."""
+    return read_or_log(WEBHOOK, secret_file, "webhook_secret", environ)
+
+
+def ui_token(token_file: Path | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The history pages' token off loopback, read again for every request (the pages are off without it)."""
+    return read_or_log(UI_TOKEN, token_file, "ui_token", environ)

@@ -41,6 +41,7 @@ class Settings:
     pull_interval: float = 0.0
     pull_merge: bool = True
     webhook_secret_file: Path | None = None
+    ui_token_file: Path | None = None
     token_file: Path | None = None
     github_app_id: str = ""
     github_app_installation_id: int = 0
@@ -109,6 +110,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "pull_interval": values.parse_duration,
     "pull_merge": values.boolean,
     "webhook_secret_file": values.optional_path,
+    "ui_token_file": values.optional_path,
     "token_file": values.optional_path,
     "github_app_id": values.app_id,
     "github_app_installation_id": values.count,

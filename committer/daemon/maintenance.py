@@ -1,5 +1,6 @@
-"""Maintenance at quiet moments: small fast-import commits leave loose objects and small packs behind;
-a geometric repack rolls them up on a thread of its own, joined at shutdown."""
+"""Maintenance at quiet moments, on a thread of its own joined at shutdown: small fast-import commits
+leave loose objects and small packs behind, which a geometric repack rolls up; and the commit-graph
+gets the new commits, so a file's history (its page, `committer log PATH`) stays fast."""
 
 from __future__ import annotations
 
@@ -32,8 +33,28 @@ def maintain(repo: GitRepo, loose_limit: int = 500, pack_limit: int = 20) -> boo
     return True
 
 
+def write_commit_graph(repo: GitRepo) -> bool:
+    """Add the commits made since the last time to the commit-graph, with changed-path (Bloom) filters:
+    path-limited history then skips most commits without reading their trees. Incremental (`--split`),
+    so its cost follows the new commits, not the history."""
+    started = time.monotonic()
+    try:
+        repo.git("commit-graph", "write", "--reachable", "--changed-paths", "--split", "--no-progress")
+    except CommitterError as exc:
+        log.warning("maintenance_failed", task="commit-graph", error=exc.message)
+        return False
+    log.info("maintenance", task="commit-graph write --changed-paths", seconds=round(time.monotonic() - started, 2))
+    return True
+
+
+def maintain_all(repo: GitRepo) -> None:
+    maintain(repo)
+    write_commit_graph(repo)
+
+
 class Maintenance:
-    """Counts commits; at a quiet moment after enough of them, repacks on its own thread."""
+    """Counts commits; at a quiet moment after enough of them, repacks and writes the commit-graph on its
+    own thread."""
 
     def __init__(self, repo: GitRepo) -> None:
         self.repo = repo
@@ -52,7 +73,7 @@ class Maintenance:
         if busy or not quiet or self._commits < AFTER_COMMITS:
             return
         self._commits = 0
-        self._thread = threading.Thread(target=maintain, args=(self.repo,), name="committer-gc", daemon=True)
+        self._thread = threading.Thread(target=maintain_all, args=(self.repo,), name="committer-gc", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

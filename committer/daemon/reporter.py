@@ -40,6 +40,11 @@ class Reporter:
         self._dirty.set()
         self._wake()
 
+    def last(self) -> dict[str, Any]:
+        """A copy of the state last written (any thread); empty before the first write."""
+        written = self._written
+        return copy.deepcopy(written) if written is not None else {}
+
     def due(self) -> bool:
         """Whether a write was asked for since the last one (and forget the ask)."""
         if self._dirty.is_set():

@@ -14,7 +14,7 @@ from committer.core import clock, logs
 from committer.core.errors import ConfigError
 from committer.core.settings import Settings, require_data_dir, require_git_dir, shown
 from committer.daemon import datadir, startup
-from committer.daemon.endpoints import pulls_automatic, start_http
+from committer.daemon.endpoints import PageRequests, pulls_automatic, start_http
 from committer.daemon.maintenance import Maintenance
 from committer.daemon.reporter import Reporter
 from committer.daemon.wakeup import Wakeup, install
@@ -26,7 +26,7 @@ from committer.git.setup import check_branch
 from committer.ops.lock import InstanceLock
 from committer.ops.state import load_parts, read_state
 from committer.policy.filters import BMIGNORE, PathFilter
-from committer.serve.http import HttpServer
+from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
 from committer.serve.sdnotify import Notifier
 from committer.sync.puller import Puller
@@ -89,6 +89,18 @@ class Daemon:
         # was doing is redone by the shutdown pass (fast-import moves no reference unless it finished).
         self.runner.terminate()
 
+    def _request_waiting(self) -> None:
+        """A page left a request (HTTP thread): the loop serves it as it serves a command's SIGUSR1."""
+        self.requests_waiting = True
+        self.wakeup.set()
+
+    def _page_status(self) -> dict[str, Any]:
+        """For the pages' banner (HTTP thread): the state last written, with the push state as it is now."""
+        state = self.reporter.last()
+        if self.pusher is not None:
+            state["push"] = self.pusher.snapshot()
+        return state
+
     def stop(self) -> None:
         """Ask the loop to finish (from any thread)."""
         self.stopping = True
@@ -128,11 +140,12 @@ class Daemon:
             if not self.once:
                 self.puller = Puller(settings, repo, self.wakeup.set)
         self.maintenance = Maintenance(repo)
+        requests = PageRequests(settings.git_dir, self._request_waiting, lambda: self.ready and not self.stopping)
         self.work = Work(committer, record, Batcher(settings.debounce, settings.max_delay), self.pusher,
-                         self.puller, self.metrics, self.maintenance, settings.git_dir)
+                         self.puller, self.metrics, self.maintenance, settings.git_dir, requests.answered)
         if not self.once:
             self.http = start_http(settings, self.metrics, self.health, lambda: self.ready and not self.stopping,
-                                   self.puller, self._forced_update)
+                                   self.puller, self._forced_update, self._page_status, requests)
         if settings.lfs_threshold and not lfs.available():
             log.warning("lfs_unavailable", threshold=settings.lfs_threshold,
                         action="files at or above lfs_threshold are held back; install git-lfs")

@@ -41,6 +41,7 @@ class Work:
     metrics: Metrics
     maintenance: Maintenance
     git_dir: Path
+    answered: Callable[[], None] = lambda: None  # a request was answered (pages wait for that)
     last_error: dict[str, str] | None = field(default=None, init=False)
     reconcile_at: float | None = field(default=None, init=False)
     reconcile_why: str = field(default="start", init=False)
@@ -104,6 +105,7 @@ class Work:
                 answer = {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}
                 self.committer.refresh_head()
             answer_request(self.git_dir, ident, answer)
+            self.answered()
             if self.pusher is not None:  # a new commit or tag: pushed now (a new commit also ends a wait)
                 self.pusher.retry_now() if answer.get("sha") else self.pusher.request()
 

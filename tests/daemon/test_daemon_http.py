@@ -80,3 +80,16 @@ def test_a_taken_port_is_one_clear_error(layout: Layout) -> None:
         proc = committer("run", *layout.args(), "--http", f"127.0.0.1:{s.getsockname()[1]}")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "cannot listen" in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("content", [None, "", "short"])
+def test_a_bad_ui_token_file_is_one_clear_line(layout: Layout, tmp_path: Path, content: str | None) -> None:
+    from tests.conftest import committer
+
+    token_file = tmp_path / "ui_token"
+    if content is not None:
+        token_file.write_text(content)
+    proc = committer("run", *layout.args(), "--http", f"0.0.0.0:{free_port()}", "--ui-token-file", str(token_file))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "ui-token-file" in last and str(token_file) in last

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from committer import __version__
 from committer.core.errors import CommitterError
-from committer.serve.http import HttpServer
+from committer.serve.app import HttpServer
 from committer.serve.metrics import BUCKETS, Metrics
 
 # Straight to the server: an http_proxy in the environment must not intercept 127.0.0.1.
@@ -320,16 +320,42 @@ SIGNED = "X-GitHub-Event: push\r\nX-Hub-Signature-256: sha256=00"
 def test_webhook_transport_checks(hooked: tuple[HttpServer, list[bytes]]) -> None:
     server, seen = hooked
     port = server.port
+    # uvicorn answers HTTP/1.1 (http.server answered HTTP/1.0): the status codes are what the checks are about.
     assert raw(port, f"POST /webhook HTTP/1.1\r\nHost: x\r\n{SIGNED}\r\nContent-Length: 2", b"{}").startswith(
-        b"HTTP/1.0 202")
+        b"HTTP/1.1 202")
     assert seen == [b"{}"]
     # Unsigned: refused before the body is read, whatever its announced size.
-    assert raw(port, "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 999999").startswith(b"HTTP/1.0 401")
-    assert raw(port, f"POST /webhook HTTP/1.1\r\nHost: x\r\n{SIGNED}").startswith(b"HTTP/1.0 411")
+    assert raw(port, "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 999999").startswith(b"HTTP/1.1 401")
+    assert raw(port, f"POST /webhook HTTP/1.1\r\nHost: x\r\n{SIGNED}").startswith(b"HTTP/1.1 411")
+    # A Content-Length that is not digits is refused by the HTTP parser (h11) before the app sees it.
     assert raw(port, f"POST /webhook HTTP/1.1\r\nHost: x\r\n{SIGNED}\r\nContent-Length: \u00b2").startswith(
-        b"HTTP/1.0 411")
+        b"HTTP/1.1 400")
     assert raw(port, f"POST /webhook HTTP/1.1\r\nHost: x\r\n{SIGNED}\r\nContent-Length: 99999999999").startswith(
-        b"HTTP/1.0 413")
+        b"HTTP/1.1 413")
     assert len(seen) == 1
     assert request(port, "/webhook")[0] == 405  # GET
     assert request(port, "/healthz")[0] == 200  # and the server is still there
+
+
+def test_a_slow_webhook_body_is_a_408_and_blocks_nothing(
+    hooked: tuple[HttpServer, list[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery whose body does not arrive in time is answered 408; other requests are served meanwhile."""
+    from committer.serve import app
+
+    monkeypatch.setattr(app, "BODY_SECONDS", 0.5)
+    server, seen = hooked
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+        conn.sendall(f"POST /webhook HTTP/1.1\r\nHost: x\r\n{SIGNED}\r\nContent-Length: 10\r\n\r\n{{".encode())
+        assert request(server.port, "/healthz")[0] == 200
+        assert conn.recv(65536).startswith(b"HTTP/1.1 408")
+    assert seen == []
+
+
+def test_every_response_carries_the_security_headers(server: HttpServer) -> None:
+    """A strict Content-Security-Policy and nosniff on every answer, errors included."""
+    for path in ("/healthz", "/metrics", "/nope"):
+        _, headers, _ = request(server.port, path)
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Server"] == f"committer/{__version__}"

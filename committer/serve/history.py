@@ -1,0 +1,372 @@
+"""History as the pages show it, read from the bare repository with read-only git commands.
+
+Nothing here takes the instance lock, reads or writes git's index, or writes anything: a page being
+read never delays a commit. Every git process goes through GitRepo.git (its deadline, its hermetic
+environment, pathspecs taken literally).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from committer.commit.message import parse_trailer
+from committer.core.errors import CommitterError
+from committer.git import lfs
+from committer.git.repo import GitRepo
+from committer.git.trees import blob_sizes
+
+PAGE = 50  # commits a timeline page
+FILE_PAGE = 50  # revisions a file page
+LISTED_MAX = 200  # a commit touching more files than this shows its counts, not its list, on the timeline
+SHOWN_MAX = 1_000_000  # bytes: larger files are summarised, not rendered
+DIFFS_MAX = 200  # files whose diff a commit page renders; the rest are listed
+SNIFF = 8000  # bytes looked at to tell text from binary (as git does)
+_SHA = re.compile(r"[0-9a-f]{4,40}")
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ZERO = "0" * 40
+STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "T": "modified", "C": "added"}
+# What each kind of commit is called on the pages (the trailer's "op"; None is an ordinary save).
+OPS = {
+    None: "saved", "reconcile": "saved", "init": "first save", "restore": "restored", "merge": "merged",
+    "conflict": "conflict", "confirm-deletes": "deletions confirmed", "untrack": "stopped tracking",
+    "pull": "pulled", "snapshot": "snapshot",
+}
+CONFLICT_MARK = " (conflict from "
+
+
+class NotFound(CommitterError):
+    """What the request names is not in the history (a 404, never a traceback)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One file a commit touched."""
+
+    status: str  # added, modified, deleted, renamed
+    path: str
+    old_path: str | None = None
+    old_sha: str | None = None
+    new_sha: str | None = None
+    old_mode: str | None = None
+    new_mode: str | None = None
+
+    @property
+    def conflict_copy(self) -> bool:
+        return CONFLICT_MARK in os.path.basename(self.path)
+
+
+@dataclass
+class Commit:
+    """One commit as the timeline shows it."""
+
+    sha: str
+    parents: list[str]
+    when: int
+    message: str
+    meta: dict[str, Any] | None
+    changes: list[Change] | None = None  # None: too many to list (see counts)
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def subject(self) -> str:
+        return self.message.split("\n", 1)[0]
+
+    @property
+    def op(self) -> str:
+        raw = (self.meta or {}).get("op")
+        if raw is None and len(self.parents) > 1:
+            return "merged"
+        return OPS.get(raw, str(raw))
+
+    @property
+    def host(self) -> str:
+        return str((self.meta or {}).get("host") or "")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        meta = self.meta or {}
+        if self.changes is not None and not any(k in meta for k in ("added", "modified", "deleted", "renamed")):
+            found = {"added": 0, "modified": 0, "deleted": 0, "renamed": 0}
+            for change in self.changes:
+                found[change.status] = found.get(change.status, 0) + 1
+            return found
+        return {k: int(meta.get(k) or 0) for k in ("added", "modified", "deleted", "renamed")}
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def conflict(self) -> bool:
+        return (self.meta or {}).get("op") == "conflict" or any(c.conflict_copy for c in self.changes or [])
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One revision of a file: the commit and the file as it was there."""
+
+    commit: Commit
+    path: str
+    status: str
+    old_path: str | None
+    sha: str | None  # None: deleted in this commit
+    size: int | None
+    lfs: bool
+
+
+def check_path(path: str) -> str:
+    """A path inside the data directory as history names it, or NotFound: no '..', no NUL, no absolute
+    path, no control characters."""
+    if "\x00" in path or any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise NotFound("that path has characters no file in the history has")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise NotFound("that path points outside the data directory")
+    return "/".join(parts)
+
+
+def check_rev(repo: GitRepo, rev: str) -> str:
+    """The full id of a commit named by a (possibly short) hex id, a tag or a branch; NotFound otherwise.
+    Nothing that looks like an option reaches git."""
+    if not rev or rev.startswith("-") or len(rev) > 200 or any(ord(c) < 0x21 for c in rev):
+        raise NotFound(f"{rev[:60]!r} is not a revision of this history")
+    sha = repo.resolve(rev) if (_SHA.fullmatch(rev) or repo.git(
+        "check-ref-format", "--allow-onelevel", rev, check=False).returncode == 0) else None
+    if sha is None:
+        raise NotFound(f"{rev[:60]!r} is not a revision of this history")
+    return sha
+
+
+def _parse_log(out: bytes) -> list[tuple[Commit, list[Change]]]:
+    """Records of `git log --format=%x1e%H%x1f%P%x1f%ct%x1f%B%x1f -z [--raw]`."""
+    found = []
+    for chunk in out.split(b"\x1e")[1:]:
+        head, _, rest = chunk.partition(b"\x1f\x00")
+        sha, parents, when, body = head.split(b"\x1f", 3)
+        message = body.decode("utf-8", "replace")
+        commit = Commit(sha.decode(), parents.decode().split(), int(when), message, parse_trailer(message))
+        found.append((commit, list(_parse_raw(rest.lstrip(b"\n").split(b"\x00")))))
+    return found
+
+
+def _parse_raw(fields: list[bytes]) -> Iterable[Change]:
+    """`--raw -z` records: ':old new oldsha newsha status', path[, new path]."""
+    index = 0
+    while index < len(fields):
+        meta = fields[index]
+        if not meta.startswith(b":"):
+            index += 1
+            continue
+        old_mode, new_mode, old_sha, new_sha, status = meta[1:].decode().split(" ")
+        letter = status[:1]
+        if letter in ("R", "C") and index + 2 < len(fields):
+            old_path, path = os.fsdecode(fields[index + 1]), os.fsdecode(fields[index + 2])
+            index += 3
+        else:
+            old_path, path = None, os.fsdecode(fields[index + 1]) if index + 1 < len(fields) else ""
+            index += 2
+        yield Change(
+            STATUS.get(letter, "modified"), path, old_path if letter == "R" else None,
+            None if old_sha == _ZERO else old_sha, None if new_sha == _ZERO else new_sha,
+            None if old_mode == "000000" else old_mode, None if new_mode == "000000" else new_mode,
+        )
+
+
+LOG_FORMAT = "--format=%x1e%H%x1f%P%x1f%ct%x1f%B%x1f"
+
+
+def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limit: int = PAGE) -> tuple[
+        list[Commit], bool]:
+    """(up to `limit` commits newest first, whether there are older ones), optionally of one path and from
+    a day back; each with its changed files and snapshot tags."""
+    if repo.head() is None:
+        return [], False
+    args = ["log", LOG_FORMAT, "-z", f"--max-count={limit + 1}", f"--skip={max(0, skip)}"]
+    if until:
+        if not _DATE.fullmatch(until):
+            raise NotFound(f"{until[:40]!r} is not a date such as 2026-11-30")
+        args.append(f"--until={until} 23:59:59")
+    args += [repo.ref, "--"]
+    if path:
+        args.append(path)
+    commits = [c for c, _ in _parse_log(repo.git(*args).stdout)]
+    more = len(commits) > limit
+    commits = commits[:limit]
+    attach_changes(repo, commits)
+    tags = snapshot_tags(repo)
+    for commit in commits:
+        commit.tags = tags.get(commit.sha, [])
+    return commits, more
+
+
+def attach_changes(repo: GitRepo, commits: Sequence[Commit], listed: int | None = LISTED_MAX) -> None:
+    """Each commit's files against its first parent (renames paired when the content is the same, as
+    committer pairs them), through one `git diff-tree --stdin`; a commit with more than `listed` files
+    (by its trailer's counts, or by the diff) keeps None."""
+    wanted = [c for c in commits if listed is None or c.meta is None or c.total <= listed]
+    if not wanted:
+        return
+    lines = "".join(f"{c.sha} {c.parents[0]}\n" if c.parents else f"{c.sha}\n" for c in wanted)
+    out = repo.git("diff-tree", "--stdin", "-r", "-z", "--root", "-M100%", "--no-abbrev", "--raw",
+                   input=lines.encode()).stdout
+    by_sha: dict[str, list[Change]] = {c.sha: [] for c in wanted}
+    current: str | None = None
+    fields = out.split(b"\x00")
+    index = 0
+    while index < len(fields):
+        item = fields[index]
+        if _FULL_SHA.fullmatch(item.decode("ascii", "replace")):
+            current = item.decode()
+            index += 1
+            continue
+        if item.startswith(b":"):
+            step = 3 if item.split(b" ")[-1][:1] in (b"R", b"C") else 2
+            if current in by_sha:
+                by_sha[current].extend(_parse_raw(fields[index : index + step]))
+            index += step
+            continue
+        index += 1
+    for commit in wanted:
+        changes = by_sha[commit.sha]
+        commit.changes = changes if listed is None or len(changes) <= listed else None
+
+
+def snapshot_tags(repo: GitRepo) -> dict[str, list[str]]:
+    """Commit id -> the tags (snapshots) on it."""
+    out = repo.git("for-each-ref", "--format=%(objectname)%00%(*objectname)%00%(refname:strip=2)",
+                   "refs/tags/").stdout.decode("utf-8", "replace")
+    found: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        parts = line.split("\x00")
+        if len(parts) == 3:
+            found.setdefault(parts[1] or parts[0], []).append(parts[2])
+    return found
+
+
+def is_folder(repo: GitRepo, path: str) -> bool:
+    """Whether the path is a folder in HEAD."""
+    if not path:
+        return True
+    proc = repo.git("ls-tree", "--full-tree", "-z", repo.ref, "--", path, check=False)
+    entry = proc.stdout.split(b"\x00")[0]
+    return proc.returncode == 0 and b" tree " in entry.split(b"\t")[0]
+
+
+def file_history(repo: GitRepo, path: str, skip: int = 0, limit: int = FILE_PAGE) -> tuple[list[Revision], bool]:
+    """Every revision of one file, newest first, following renames.
+
+    Each name's history is one path-limited `git log` (which git answers from the commit-graph's
+    changed-path filters when the repository has them); where the file first appears under a name, the
+    commit is checked for a rename (git's rename detection, as `--follow` uses) and the walk goes on
+    under the old name from that commit's parent.
+    """
+    wanted = skip + limit + 1
+    found: list[tuple[Commit, Change]] = []
+    name, start = path, repo.ref
+    for _ in range(1000):  # names a file had: a bound, not a limit anyone meets
+        asked = wanted - len(found)
+        proc = repo.git("log", LOG_FORMAT, "-z", "--raw", "--no-abbrev", "--no-renames", f"--max-count={asked}",
+                        start, "--", name, check=False)
+        if proc.returncode != 0:
+            break
+        records = _parse_log(proc.stdout)
+        for commit, changes in records:
+            change = next((c for c in changes if c.path == name), None)
+            if change is not None:
+                found.append((commit, change))
+        if len(records) >= asked or not found or found[-1][1].status != "added" or not found[-1][0].parents:
+            break
+        commit, change = found[-1]
+        source = renamed_from(repo, commit, name)
+        if source is None:
+            break
+        found[-1] = (commit, Change("renamed", name, source[0], source[1], change.new_sha, source[2],
+                                    change.new_mode))
+        name, start = source[0], commit.parents[0]
+    if not found:
+        raise NotFound(f"{path} has no history: no commit ever held a file of that name")
+    more = len(found) > skip + limit
+    page = found[skip : skip + limit]
+    shas = [c.new_sha for _, c in page if c.new_sha]
+    sizes = blob_sizes(repo, shas)
+    small = [s for s in shas if sizes.get(s, lfs.POINTER_MAX) < lfs.POINTER_MAX]
+    pointers = {s: p for s, b in repo.read_blobs(sorted(set(small))).items() if (p := lfs.parse(b))}
+    tags = snapshot_tags(repo)
+    revisions = []
+    for commit, change in page:
+        commit.tags = tags.get(commit.sha, [])
+        pointer = pointers.get(change.new_sha or "")
+        size = pointer[1] if pointer else sizes.get(change.new_sha or "")
+        revisions.append(Revision(commit, change.path, change.status, change.old_path, change.new_sha, size,
+                                  pointer is not None))
+    return revisions, more
+
+
+def renamed_from(repo: GitRepo, commit: Commit, path: str) -> tuple[str, str, str] | None:
+    """(old path, its blob, its mode) when `commit` made `path` by moving another file, else None."""
+    out = repo.git("diff-tree", "-r", "-z", "-M", "--raw", "--no-abbrev", commit.parents[0], commit.sha,
+                   check=False).stdout
+    for change in _parse_raw(out.split(b"\x00")):
+        if change.status == "renamed" and change.path == path and change.old_path:
+            return change.old_path, change.old_sha or "", change.old_mode or ""
+    return None
+
+
+def commit(repo: GitRepo, rev: str) -> Commit:
+    """One commit with its files."""
+    sha = check_rev(repo, rev)
+    records = _parse_log(repo.git("log", LOG_FORMAT, "-z", "-1", sha, "--").stdout)
+    if not records:
+        raise NotFound(f"{rev} is not a commit of this history")
+    found = records[0][0]
+    attach_changes(repo, [found], listed=None)
+    found.tags = snapshot_tags(repo).get(found.sha, [])
+    return found
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A file as it was at a revision."""
+
+    path: str
+    rev: str
+    sha: str
+    mode: str
+    content: bytes  # the blob, or the LFS object when the blob is a pointer whose object is here
+    lfs: bool
+    lfs_missing: bool
+    size: int
+    lfs_object: Path | None = None  # the object in the local LFS store, streamed for a download
+
+    @property
+    def binary(self) -> bool:
+        return self.lfs or b"\x00" in self.content[:SNIFF]
+
+    @property
+    def too_big(self) -> bool:
+        return self.size > SHOWN_MAX
+
+
+def blob_at(repo: GitRepo, rev: str, path: str, read_big: bool = False) -> Blob:
+    """The file `path` at `rev`; an LFS pointer stands for its object in the local LFS store."""
+    sha = check_rev(repo, rev)
+    if not path:
+        raise NotFound("name a file to show")
+    entries = repo.ls_tree(sha, [path])
+    entry = entries.get(path)
+    if entry is None:
+        raise NotFound(f"{path} is not in {sha[:10]}")
+    size = blob_sizes(repo, [entry.sha]).get(entry.sha, 0)
+    content = repo.read_blobs([entry.sha])[entry.sha] if (read_big or size <= SHOWN_MAX) else b""
+    pointer = lfs.parse(content) if size < lfs.POINTER_MAX else None
+    if pointer is None:
+        return Blob(path, sha, entry.sha, entry.mode, content, False, False, size)
+    obj = lfs.object_path(repo.git_dir, pointer[0])
+    here = obj.is_file()
+    return Blob(path, sha, entry.sha, entry.mode, b"", True, not here, pointer[1], obj if here else None)
