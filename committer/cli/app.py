@@ -53,6 +53,23 @@ REMOTE: tuple[tuple[str, Any], ...] = (
         "--github-api-url", help="GitHub's REST API [https://api.github.com].")]),
 )
 
+# The commands that may make events: where they are delivered (the daemon delivers; a command leaves them
+# in the outbox for it).
+EVENTS: tuple[tuple[str, Any], ...] = (
+    ("notify_url", Annotated[str | None, _option(
+        "--notify-url", help="POST every event, signed, to this http(s) URL [off].")]),
+    ("notify_secret_file", Annotated[str | None, _option(
+        "--notify-secret-file", help="File holding the secret that signs the events.")]),
+    ("notify_timeout", Annotated[str | None, _option(
+        "--notify-timeout", help="Longest one delivery may take [10s].")]),
+    ("notify_outbox_max", Annotated[str | None, _option(
+        "--notify-outbox-max", help="Events kept for a receiver; past it the oldest are dropped [10000].")]),
+    ("exec_hook", Annotated[str | None, _option(
+        "--exec-hook", help="Command line run once per event, the JSON on its stdin [off].")]),
+    ("exec_hook_timeout", Annotated[str | None, _option(
+        "--exec-hook-timeout", help="Longest one run of the hook may take [30s].")]),
+)
+
 
 @dataclass
 class Options:
@@ -70,10 +87,11 @@ class Options:
         return settings
 
 
-def command(name: str | None = None, *, remote: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def command(name: str | None = None, *, remote: bool = False, events: bool = False
+            ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a command whose function takes `opts: Options` and its own options: the shared ones are
     added to its signature here, and whatever it raises becomes one line and an exit code here."""
-    shared = PLACE + (REMOTE if remote else ())
+    shared = PLACE + (REMOTE if remote else ()) + (EVENTS if events else ())
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(func, include_extras=True)  # the module uses postponed annotations

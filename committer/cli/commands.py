@@ -133,7 +133,7 @@ def push(opts: Options) -> None:
     _push_and_report(settings, repo)
 
 
-@command(remote=True)
+@command(remote=True, events=True)
 def run(
     opts: Options,
     debounce: Annotated[str | None, typer.Option(help="Quiet time that closes a batch [2s].")] = None,
@@ -167,7 +167,7 @@ def run(
         restore_signals()
 
 
-@command(remote=True)
+@command(remote=True, events=True)
 def pull(opts: Options) -> int:
     """Fetch the remote branch and bring its commits into the repository and the data directory."""
     settings = opts.settings()
@@ -197,7 +197,7 @@ def pull(opts: Options) -> int:
     return 0
 
 
-@command("confirm-deletes")
+@command("confirm-deletes", events=True)
 def confirm_deletes(opts: Options) -> None:
     """Commit a held mass deletion (the deletions the guard kept out of history)."""
     settings = opts.settings()
@@ -210,7 +210,7 @@ def confirm_deletes(opts: Options) -> None:
         typer.echo(f"committed the held deletion of {answer['deleted']} file(s) ({before['reason']})")
 
 
-@command()
+@command(events=True)
 def restore(
     opts: Options,
     path: Annotated[str, typer.Argument(help="A file or folder of the data directory; . for all of it.")],

@@ -64,12 +64,11 @@ class Courier:
             thread.join()
         self.receiver.close()
 
-    def _done(self) -> bool:
-        """Stopping, and either the grace is over or nothing is left for this receiver."""
-        return self._stop.is_set() and (time.monotonic() >= self._until or not self.outbox.waiting(self.name))
-
     def _run(self) -> None:
-        while (item := self.outbox.take(self.name, self._done)) is not None:
+        while not (self._stop.is_set() and time.monotonic() >= self._until):
+            item = self.outbox.take(self.name, self._stop.is_set)
+            if item is None:
+                return  # stopped with nothing left, or closed
             entry, body = item
             try:
                 retrying(lambda exc: isinstance(exc, Failed) and not exc.drop, cap=self._max, sleep=self._pause,
@@ -78,7 +77,7 @@ class Courier:
             except Failed as exc:
                 if not exc.drop:
                     return  # stopped while it failed: it waits in the outbox for the next start
-                log.error("notify_rejected", receiver=self.name, event=entry.name, id=entry.id, error=exc.message,
+                log.error("notify_rejected", receiver=self.name, what=entry.name, id=entry.id, error=exc.message,
                           action="dropped: the receiver refused it; it is not sent again")
                 self.outbox.ack(self.name, entry.seq)
                 self._on_result(self.name, "rejected", _error(self.name, exc))
@@ -104,7 +103,7 @@ class Courier:
             if not isinstance(exc, Failed):
                 return
             delay = state.next_action.sleep if state.next_action else 0.0
-            log.warning("notify_failed", receiver=self.name, target=self.receiver.shown, event=entry.name,
+            log.warning("notify_failed", receiver=self.name, target=self.receiver.shown, what=entry.name,
                         id=entry.id, error=exc.message, attempt=state.attempt_number, retry_in=round(delay, 3),
                         **exc.details)
             self._on_result(self.name, "failed", _error(self.name, exc))

@@ -104,7 +104,7 @@ class Notify:
             for listener in self._listeners:
                 listener(event)
         except Exception:  # telling others must never fail the commit, push or pull that happened
-            log.exception("event_emit_failed", event=event.get("event"), id=event.get("id"))
+            log.exception("event_emit_failed", what=event.get("event"), id=event.get("id"))
 
     def stop(self, grace: float) -> None:
         """Deliver what waits for up to `grace` seconds, then stop every courier (joined) and close."""

@@ -178,7 +178,7 @@ class Outbox:
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, self._size)
-                log.error("outbox_write_failed", event=event["event"], id=event["id"],
+                log.error("outbox_write_failed", what=event["event"], id=event["id"],
                           error=exc.strerror or str(exc), action="the event is lost for the receivers")
                 self._dropped(self.receivers, 1)
                 return
@@ -210,17 +210,20 @@ class Outbox:
     # -- reading -----------------------------------------------------------------------------------
 
     def take(self, receiver: str, stopped: Callable[[], bool]) -> tuple[Entry, bytes] | None:
-        """The oldest event the receiver has not acknowledged, waiting for one; None once `stopped()`."""
+        """The oldest event the receiver has not acknowledged, waiting for one (no timeout: an idle outbox
+        wakes nobody); None once closed, or once `stopped()` and nothing is left. `stopped` is called with
+        the lock held: it must not call back into the outbox."""
         with self._ready:
-            while True:
-                if stopped() or self._closed:
-                    return None
+            while not self._closed:
                 index = bisect.bisect_right(self._seqs, self._acked[receiver])
                 if index < len(self._entries):
                     entry = self._entries[index]
                     offset, length = entry.body_span
                     return entry, os.pread(self._fd, length, offset)
+                if stopped():
+                    return None
                 self._ready.wait()
+            return None
 
     def ack(self, receiver: str, seq: int) -> None:
         """The receiver has this event (or it was dropped for it): durably past it."""

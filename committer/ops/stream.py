@@ -68,6 +68,7 @@ class Stream:
         self._ring: deque[Item] = deque(maxlen=ring)
         self._clients: list[Client] = []
         self.max_clients = clients
+        self.closed = False
 
     def publish(self, event: events.Event) -> None:
         item = Item(str(event["id"]), str(event["event"]), events.body(event).decode())
@@ -86,7 +87,7 @@ class Stream:
         """A new client, given what followed `last_id` in the ring (nothing before it when the ring no longer
         has it: all the ring); None when as many clients as allowed are reading."""
         with self.lock:
-            if len(self._clients) >= self.max_clients:
+            if len(self._clients) >= self.max_clients or self.closed:
                 return None
             ring = list(self._ring)
             backlog: list[Item] = []
@@ -96,6 +97,14 @@ class Stream:
             client = Client(self, backlog, wake)
             self._clients.append(client)
         return client
+
+    def close(self) -> None:
+        """The server is stopping: every client is woken to see `closed` and end its response."""
+        with self.lock:
+            self.closed = True
+            clients, self._clients = list(self._clients), []
+        for client in clients:
+            client._wake()
 
     def leave(self, client: Client) -> None:
         with self.lock:
