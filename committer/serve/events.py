@@ -32,12 +32,11 @@ PING = b": keep-alive\n\n"
 class EventsEndpoint:
     """The ASGI endpoint of /events (a raw ASGI app: a send that stalls can be given up on)."""
 
-    def __init__(self, stream: Stream, access: Callable[[], Access | None], keepalive: float = KEEPALIVE,
-                 send_seconds: float = SEND_SECONDS) -> None:
+    def __init__(self, stream: Stream, access: Callable[[], Access | None]) -> None:
         self.stream = stream
         self.access = access
-        self.keepalive = keepalive
-        self.send_seconds = send_seconds
+        self.keepalive = KEEPALIVE
+        self.send_seconds = SEND_SECONDS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
