@@ -14,7 +14,9 @@ import pytest
 
 from committer.ops.outbox import LOG, outbox_dir
 from tests.conftest import DaemonProcess, Layout, committer, wait_for
+from tests.daemon.test_daemon_http import free_port
 from tests.receiver import receiving
+from tests.serve.test_events_stream import SSE
 from tests.sync.test_pull import LINES, Clone
 
 pytestmark = pytest.mark.integration
@@ -210,3 +212,28 @@ def test_status_shows_the_outbox_and_the_last_delivery_error(layout: Layout, sta
         receiver.status = 204
         assert daemon.stop() == 0
     assert os.environ.get("COMMITTER_NOTIFY_SECRET") is None
+
+
+def test_a_live_stream_client_disconnects_and_resumes_without_missing_one(
+    layout: Layout, start_daemon: Start
+) -> None:
+    port = free_port()
+    daemon = start_daemon("--http", f"127.0.0.1:{port}")
+    client = SSE(port)
+    assert client.status == 200
+    client.frame()  # connected
+    (layout.data / "live.md").write_text("written after the client connected")
+    seen = client.event()
+    assert seen["event"] == "git_commit" and seen["data"]["paths"]["added"] == ["live.md"]
+    client.close()
+    for index in range(3):
+        (layout.data / f"while-away-{index}.md").write_text(str(index))
+        daemon.wait_event("git_commit", count=index + 2)
+    again = SSE(port, {"Last-Event-ID": seen["id"]})
+    resumed = [again.event() for _ in range(3)]
+    assert [e["data"]["paths"]["added"] for e in resumed] == [[f"while-away-{i}.md"] for i in range(3)]
+    assert seen["id"] not in {e["id"] for e in resumed}
+    started = time.monotonic()
+    assert daemon.stop() == 0  # an open stream does not hold the stop
+    assert time.monotonic() - started < 10
+    again.close()
