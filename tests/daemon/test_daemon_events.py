@@ -237,3 +237,47 @@ def test_a_live_stream_client_disconnects_and_resumes_without_missing_one(
     assert daemon.stop() == 0  # an open stream does not hold the stop
     assert time.monotonic() - started < 10
     again.close()
+
+
+def test_a_rename_a_push_a_mass_deletion_hold_and_its_release_are_told(
+    layout: Layout, start_daemon: Start, mirror: Path
+) -> None:
+    for n in range(5):
+        (layout.data / f"{n}.md").write_text(str(n))
+    with receiving(SECRET) as receiver:
+        env = {**notify_env(layout, receiver.url), "COMMITTER_REMOTE": f"file://{mirror}",
+               "COMMITTER_PUSH_INTERVAL": "200ms", "COMMITTER_MAX_DELETE": "3"}
+        daemon = start_daemon(env=env)
+        first = receiver.wait("git_commit")[0]
+        assert first["op"] == "reconcile" or sorted(first["paths"]["added"]) == [f"{n}.md" for n in range(5)]
+        pushed = receiver.wait("git_push")[0]
+        assert pushed["remote"] == f"file://{mirror}" and pushed["new"] == first["sha"] and pushed["commits"] >= 1
+        os.rename(layout.data / "0.md", layout.data / "zero.md")
+        moved = receiver.wait("git_commit", count=2)[1]
+        assert moved["paths"]["renamed"] == [["0.md", "zero.md"]] and moved["paths"]["added"] == []
+        for n in range(1, 5):
+            (layout.data / f"{n}.md").unlink()
+        held = receiver.wait("hold")[0]
+        assert held["action"] == "set" and held["reason"] == "max_delete" and held["count"] == 4
+        proc = committer("confirm-deletes", env=env)
+        assert proc.returncode == 0, proc.stderr
+        released = receiver.wait("hold", count=2)[1]
+        assert released["action"] == "released" and released["reason"] == "max_delete"
+        gone = receiver.wait("git_commit", count=3)[2]
+        assert gone["op"] == "confirm-deletes" and sorted(gone["paths"]["deleted"]) == [f"{n}.md" for n in range(1, 5)]
+        assert daemon.stop() == 0
+
+
+def test_a_permanent_push_failure_is_told_once(layout: Layout, start_daemon: Start, tmp_path: Path) -> None:
+    with receiving(SECRET) as receiver:
+        env = {**notify_env(layout, receiver.url), "COMMITTER_REMOTE": f"file://{tmp_path / 'no-such-remote.git'}",
+               "COMMITTER_PUSH_INTERVAL": "200ms"}
+        daemon = start_daemon(env=env)
+        (layout.data / "a.md").write_text("a")
+        failed = receiver.wait("push_failed")[0]
+        assert failed["kind"] and failed["consecutive_failures"] == 1 and "remote" in failed
+        (layout.data / "b.md").write_text("b")
+        receiver.wait("git_commit", count=2)
+        assert daemon.stop() == 0  # its last push fails too
+        assert len(daemon.events("git_push")) >= 2
+        assert len(receiver.events("push_failed")) == 1
