@@ -14,7 +14,7 @@ import pytest
 
 from committer.ops.outbox import LOG, outbox_dir
 from tests.conftest import DaemonProcess, Layout, committer, wait_for
-from tests.daemon.test_daemon_http import free_port
+from tests.daemon.test_daemon_http import free_port, get, samples
 from tests.receiver import receiving
 from tests.serve.test_events_stream import SSE
 from tests.sync.test_pull import LINES, Clone
@@ -233,6 +233,9 @@ def test_a_live_stream_client_disconnects_and_resumes_without_missing_one(
     resumed = [again.event() for _ in range(3)]
     assert [e["data"]["paths"]["added"] for e in resumed] == [[f"while-away-{i}.md"] for i in range(3)]
     assert seen["id"] not in {e["id"] for e in resumed}
+    found = samples(get(f"http://127.0.0.1:{port}/metrics")[1])
+    assert found[("committer_events_total", (("event", "git_commit"),))] >= 4
+    assert found[("committer_notify_outbox", ())] == 0  # no receiver: nothing waits
     started = time.monotonic()
     assert daemon.stop() == 0  # an open stream does not hold the stop
     assert time.monotonic() - started < 10
