@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from committer.ops.outbox import LOG, outbox_dir
-from tests.conftest import DaemonProcess, Layout, committer, wait_for
+from tests.conftest import ROOT, DaemonProcess, Layout, committer, wait_for
 from tests.daemon.test_daemon_http import free_port, get, samples
 from tests.receiver import receiving
 from tests.serve.test_events_stream import SSE
@@ -284,3 +288,49 @@ def test_a_permanent_push_failure_is_told_once(layout: Layout, start_daemon: Sta
         assert daemon.stop() == 0  # its last push fails too
         assert len(daemon.events("git_push")) >= 2
         assert len(receiver.events("push_failed")) == 1
+
+
+def docs_receiver() -> str:
+    """The example receiver of docs/events.md, as printed there."""
+    text = (ROOT / "docs" / "events.md").read_text()
+    section = text.split("### A receiver in Python", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_example_receiver_of_the_docs_verifies_the_signature_of_real_events(
+    layout: Layout, start_daemon: Start
+) -> None:
+    code = docs_receiver()
+    assert len(code.strip().splitlines()) <= 20
+    script = layout.root / "receiver.py"
+    script.write_text(code)
+    port = free_port()
+    out = layout.root / "receiver.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, str(script), str(port)], stdout=sink, stderr=subprocess.STDOUT,
+                                env={**os.environ, "COMMITTER_NOTIFY_SECRET": SECRET})
+    try:
+        wait_for(lambda: _listening(port), what="the example receiver listening")
+        forged = urllib.request.Request(f"http://127.0.0.1:{port}/", data=b'{"event":"git_commit","id":"x"}',
+                                        headers={"X-Committer-Signature-256": "sha256=" + "0" * 64}, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(forged, timeout=5)
+        assert refused.value.code == 401
+        daemon = start_daemon(env=notify_env(layout, f"http://127.0.0.1:{port}/"))
+        (layout.data / "indexed.md").write_text("for the indexer")
+        wait_for(lambda: 'git_commit {"added": ["indexed.md"]' in out.read_text(), what="the receiver's line")
+        wait_for(lambda: daemon.events("git_commit") and not json.loads(
+            committer("status", "--json", env=layout.env).stdout)["outbox"], what="the event acknowledged")
+        assert not daemon.events("notify_failed") and not daemon.events("notify_rejected")
+        assert daemon.stop() == 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
