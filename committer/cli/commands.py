@@ -114,9 +114,14 @@ def _side_with_remote(settings: Settings, repo: GitRepo, from_remote: bool, adop
 
 
 def _push_and_report(settings: Settings, repo: GitRepo) -> None:
+    from committer.ops.notify import Notify
     from committer.sync.pusher import Pusher
 
-    result = Pusher(settings, repo).push_now()
+    notify = Notify.for_command(settings)  # git_push / push_failed wait in the outbox for the daemon
+    try:
+        result = Pusher(settings, repo, emit=notify.emit).push_now()
+    finally:
+        notify.stop(0.0)
     if result["pushed"]:
         typer.echo(f"pushed {result['commits']} commit(s) to {redact(settings.remote)} in {result['seconds']}s")
     else:
