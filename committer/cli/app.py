@@ -53,22 +53,22 @@ REMOTE: tuple[tuple[str, Any], ...] = (
         "--github-api-url", help="GitHub's REST API [https://api.github.com].")]),
 )
 
+
+def _text_flag(name: str, help: str) -> tuple[str, Any]:
+    """(name, annotation) of an optional text option spelled --name-with-dashes."""
+    return name, Annotated[str | None, _option("--" + name.replace("_", "-"), help=help)]
+
+
 # The commands that may make events: where they are delivered (the daemon delivers; a command leaves them
 # in the outbox for it).
-EVENTS: tuple[tuple[str, Any], ...] = (
-    ("notify_url", Annotated[str | None, _option(
-        "--notify-url", help="POST every event, signed, to this http(s) URL [off].")]),
-    ("notify_secret_file", Annotated[str | None, _option(
-        "--notify-secret-file", help="File holding the secret that signs the events.")]),
-    ("notify_timeout", Annotated[str | None, _option(
-        "--notify-timeout", help="Longest one delivery may take [10s].")]),
-    ("notify_outbox_max", Annotated[str | None, _option(
-        "--notify-outbox-max", help="Events kept for a receiver; past it the oldest are dropped [10000].")]),
-    ("exec_hook", Annotated[str | None, _option(
-        "--exec-hook", help="Command line run once per event, the JSON on its stdin [off].")]),
-    ("exec_hook_timeout", Annotated[str | None, _option(
-        "--exec-hook-timeout", help="Longest one run of the hook may take [30s].")]),
-)
+EVENTS: tuple[tuple[str, Any], ...] = tuple(_text_flag(name, help) for name, help in (
+    ("notify_url", "POST every event, signed, to this http(s) URL [off]."),
+    ("notify_secret_file", "File holding the secret that signs the events."),
+    ("notify_timeout", "Longest one delivery may take [10s]."),
+    ("notify_outbox_max", "Events kept for a receiver; past it the oldest are dropped [10000]."),
+    ("exec_hook", "Command line run once per event, the JSON on its stdin [off]."),
+    ("exec_hook_timeout", "Longest one run of the hook may take [30s]."),
+))
 
 
 @dataclass

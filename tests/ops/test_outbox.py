@@ -60,12 +60,17 @@ def test_an_event_taken_but_not_acknowledged_comes_again_with_the_same_id(tmp_pa
     again.close()
 
 
-def test_a_line_cut_short_by_a_crash_is_dropped_and_the_rest_kept(tmp_path: Path) -> None:
-    box = opened(tmp_path)
+def three_written(git_dir: Path) -> Path:
+    """An outbox holding r0, r1, r2 for `http`, closed; its log file."""
+    box = opened(git_dir)
     for n in range(3):
         box.append(event(n))
     box.close()
-    log = outbox_dir(tmp_path) / LOG
+    return outbox_dir(git_dir) / LOG
+
+
+def test_a_line_cut_short_by_a_crash_is_dropped_and_the_rest_kept(tmp_path: Path) -> None:
+    log = three_written(tmp_path)
     data = log.read_bytes()
     log.write_bytes(data[: len(data) - 10])  # the last append was cut mid-write
     again = opened(tmp_path)
@@ -76,11 +81,7 @@ def test_a_line_cut_short_by_a_crash_is_dropped_and_the_rest_kept(tmp_path: Path
 
 
 def test_a_damaged_line_in_the_middle_is_skipped(tmp_path: Path) -> None:
-    box = opened(tmp_path)
-    for n in range(3):
-        box.append(event(n))
-    box.close()
-    log = outbox_dir(tmp_path) / LOG
+    log = three_written(tmp_path)
     lines = log.read_bytes().splitlines(keepends=True)
     log.write_bytes(lines[0] + b"garbage\n" + lines[2])
     again = opened(tmp_path)
