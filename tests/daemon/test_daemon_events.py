@@ -316,6 +316,7 @@ def test_the_example_receiver_of_the_docs_verifies_the_signature_of_real_events(
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(forged, timeout=5)
         assert refused.value.code == 401
+        refused.value.close()
         daemon = start_daemon(env=notify_env(layout, f"http://127.0.0.1:{port}/"))
         (layout.data / "indexed.md").write_text("for the indexer")
         wait_for(lambda: 'git_commit {"added": ["indexed.md"]' in out.read_text(), what="the receiver's line")
