@@ -100,10 +100,11 @@ class EventsEndpoint:
                     return
                 continue
             ready.clear()
-            if client.dropped:
-                return  # too far behind: the connection is closed, the client resumes from the ring
-            if self.stream.closed:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if client.dropped or self.stream.closed:
+                # Too far behind (it resumes from the ring), or the server is stopping: the response ends.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(send({"type": "http.response.body", "body": b"", "more_body": False}),
+                                           1.0)
                 return
             items = client.take()
             if items and not await self._send(send, b"".join(item.frame() for item in items)):
