@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from committer.core import events, logs
+from committer.core.errors import CommitterError
 from committer.core.settings import Settings
 from committer.ops import outbox as box
 from committer.ops.courier import Courier
@@ -81,7 +82,10 @@ class Notify:
         if self.outbox is None:
             retire(self.settings)
             return
-        self.outbox.open()
+        try:
+            self.outbox.open()
+        except OSError as exc:  # one line and an exit code, not a traceback
+            raise CommitterError(f"cannot open the events outbox in {self.outbox.dir}: {exc.strerror or exc}") from None
         self._gauge()
 
     def start(self) -> None:

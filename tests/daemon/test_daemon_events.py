@@ -335,3 +335,24 @@ def _listening(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_an_outbox_that_cannot_be_opened_is_one_line_not_a_traceback(layout: Layout) -> None:
+    env = {**layout.env, "COMMITTER_NOTIFY_URL": "http://127.0.0.1:9/hook"}
+    assert committer("init", env=layout.env).returncode == 0
+    outbox_dir(layout.git_dir).parent.mkdir(parents=True, exist_ok=True)
+    outbox_dir(layout.git_dir).write_text("a file where the outbox should be")
+    proc = committer("run", "--once", env=env)
+    assert proc.returncode == 1
+    assert "cannot open the events outbox" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_event_settings_are_one_line_naming_the_setting(layout: Layout) -> None:
+    for flag, value, name in (("--notify-url", "ftp://example.org/x", "notify-url"),
+                              ("--exec-hook", "'unterminated", "exec-hook"),
+                              ("--exec-hook-timeout", "soon", "exec-hook-timeout"),
+                              ("--notify-timeout", "0s", "notify-timeout")):
+        proc = committer("run", "--once", flag, value, env=layout.env)
+        assert proc.returncode == 2, (flag, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"committer: error: {name}:"), proc.stderr
