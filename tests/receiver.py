@@ -67,14 +67,13 @@ class Receiver:
                     return
                 with receiver.lock:
                     status = receiver.answers.pop(0) if receiver.answers else receiver.status
+                    if 200 <= status < 300:  # kept before the answer goes: the sender may look at once
+                        receiver.acked.append(json.loads(body))
                 self.send_response(status)
                 for name, value in receiver.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                if 200 <= status < 300:
-                    with receiver.lock:
-                        receiver.acked.append(json.loads(body))
 
         return Handler
 
