@@ -15,7 +15,7 @@ HOMES = {  # a library -> the only modules that may import it
     "typer": {"cli/app.py", "cli/commands.py", "cli/history.py"},
     "rich": {"cli/progress.py"},
     "uvicorn": {"serve/app.py"},
-    "starlette": {"serve/app.py", "serve/pages.py"},
+    "starlette": {"serve/app.py", "serve/pages.py", "serve/events.py"},
     "jinja2": {"serve/pages.py"},
 }
 

@@ -54,6 +54,23 @@ REMOTE: tuple[tuple[str, Any], ...] = (
 )
 
 
+def _text_flag(name: str, help: str) -> tuple[str, Any]:
+    """(name, annotation) of an optional text option spelled --name-with-dashes."""
+    return name, Annotated[str | None, _option("--" + name.replace("_", "-"), help=help)]
+
+
+# The commands that may make events: where they are delivered (the daemon delivers; a command leaves them
+# in the outbox for it).
+EVENTS: tuple[tuple[str, Any], ...] = tuple(_text_flag(name, help) for name, help in (
+    ("notify_url", "POST every event, signed, to this http(s) URL [off]."),
+    ("notify_secret_file", "File holding the secret that signs the events."),
+    ("notify_timeout", "Longest one delivery may take [10s]."),
+    ("notify_outbox_max", "Events kept for a receiver; past it the oldest are dropped [10000]."),
+    ("exec_hook", "Command line run once per event, the JSON on its stdin [off]."),
+    ("exec_hook_timeout", "Longest one run of the hook may take [30s]."),
+))
+
+
 @dataclass
 class Options:
     """The shared options one command was given; `settings()` adds its own flags and loads every layer."""
@@ -70,10 +87,11 @@ class Options:
         return settings
 
 
-def command(name: str | None = None, *, remote: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def command(name: str | None = None, *, remote: bool = False, events: bool = False
+            ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a command whose function takes `opts: Options` and its own options: the shared ones are
     added to its signature here, and whatever it raises becomes one line and an exit code here."""
-    shared = PLACE + (REMOTE if remote else ())
+    shared = PLACE + (REMOTE if remote else ()) + (EVENTS if events else ())
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(func, include_extras=True)  # the module uses postponed annotations

@@ -114,9 +114,14 @@ def _side_with_remote(settings: Settings, repo: GitRepo, from_remote: bool, adop
 
 
 def _push_and_report(settings: Settings, repo: GitRepo) -> None:
+    from committer.ops.notify import Notify
     from committer.sync.pusher import Pusher
 
-    result = Pusher(settings, repo).push_now()
+    notify = Notify.for_command(settings)  # git_push / push_failed wait in the outbox for the daemon
+    try:
+        result = Pusher(settings, repo, emit=notify.emit).push_now()
+    finally:
+        notify.stop(0.0)
     if result["pushed"]:
         typer.echo(f"pushed {result['commits']} commit(s) to {redact(settings.remote)} in {result['seconds']}s")
     else:
@@ -133,7 +138,7 @@ def push(opts: Options) -> None:
     _push_and_report(settings, repo)
 
 
-@command(remote=True)
+@command(remote=True, events=True)
 def run(
     opts: Options,
     debounce: Annotated[str | None, typer.Option(help="Quiet time that closes a batch [2s].")] = None,
@@ -167,7 +172,7 @@ def run(
         restore_signals()
 
 
-@command(remote=True)
+@command(remote=True, events=True)
 def pull(opts: Options) -> int:
     """Fetch the remote branch and bring its commits into the repository and the data directory."""
     settings = opts.settings()
@@ -197,7 +202,7 @@ def pull(opts: Options) -> int:
     return 0
 
 
-@command("confirm-deletes")
+@command("confirm-deletes", events=True)
 def confirm_deletes(opts: Options) -> None:
     """Commit a held mass deletion (the deletions the guard kept out of history)."""
     settings = opts.settings()
@@ -210,7 +215,7 @@ def confirm_deletes(opts: Options) -> None:
         typer.echo(f"committed the held deletion of {answer['deleted']} file(s) ({before['reason']})")
 
 
-@command()
+@command(events=True)
 def restore(
     opts: Options,
     path: Annotated[str, typer.Argument(help="A file or folder of the data directory; . for all of it.")],

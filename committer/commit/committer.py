@@ -13,7 +13,7 @@ from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths
 from committer.commit.stale import stale_paths
 from committer.commit.step import CommitResult, CommitStep, OnCommit
-from committer.core import fsio, logs
+from committer.core import events, fsio, logs
 from committer.core.settings import Settings
 from committer.git import index as gitindex
 from committer.git.layout import state_dir
@@ -35,14 +35,16 @@ class Committer:
     def __init__(
         self, settings: Settings, repo: GitRepo, pfilter: PathFilter, hold: Hold | None = None,
         on_commit: OnCommit | None = None, kept_ignored: Callable[[], Iterable[str]] = tuple,
+        emit: events.Emit = events.nothing,
     ) -> None:
         self.settings = settings
         self.repo = repo
         self.pfilter = pfilter
+        self.emit = emit  # where the commit side and the pull tell what happened (events out)
         self.lfs_paths = LfsPaths(repo)
         self.held = HeldFiles()
-        self.holds = Holds(settings, repo, pfilter, hold)
-        self.step = CommitStep(settings, repo, pfilter, self.holds, self.held, self.lfs_paths, on_commit)
+        self.holds = Holds(settings, repo, pfilter, hold, emit)
+        self.step = CommitStep(settings, repo, pfilter, self.holds, self.held, self.lfs_paths, on_commit, emit)
         # Files a pull brought in that the ignore rules exclude here: never untracked (that would delete
         # them on the remote); the pull side knows them.
         self.kept_ignored = kept_ignored

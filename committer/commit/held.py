@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from committer.commit.changes import Skipped
-from committer.core import logs
+from committer.core import events, logs
 
 log = logs.get(__name__)
 
@@ -17,6 +17,7 @@ class HeldFiles:
     def __init__(self) -> None:
         self.reasons: dict[str, str] = {}
         self._warned: set[tuple[str, str]] = set()
+        self._announced: dict[str, str] = {}  # what the last `hold` events said is held
 
     def note(self, skipped: Iterable[Skipped], **context: Any) -> None:
         """Record what one pass skipped; a new reason is logged (`skip`)."""
@@ -36,6 +37,18 @@ class HeldFiles:
         if isinstance(items, list):
             self.reasons = {str(i["path"]): str(i.get("reason", "")) for i in items
                             if isinstance(i, dict) and "path" in i}
+            self._announced = dict(self.reasons)  # the process that held them told already
+
+    def announce(self, emit: events.Emit, **context: Any) -> None:
+        """After a pass: one `hold` event per reason for files newly held, one for files no longer held."""
+        if emit is events.nothing:
+            return
+        held = _by_reason(p for p in self.reasons.items() if self._announced.get(p[0]) != p[1])
+        gone = _by_reason(p for p in self._announced.items() if self.reasons.get(p[0]) != p[1])
+        self._announced = dict(self.reasons)
+        for action, groups in ((events.RELEASED, gone), (events.SET, held)):
+            for reason, paths in sorted(groups.items()):
+                emit(events.hold(action=action, reason=reason, paths=paths, **context))
 
     def take(self) -> set[str]:
         """Every held path, forgotten now: a reconcile looks at each again (and holds it again or commits it)."""
@@ -52,3 +65,10 @@ class HeldFiles:
 
     def __contains__(self, path: object) -> bool:
         return path in self.reasons
+
+
+def _by_reason(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for path, reason in items:
+        groups.setdefault(reason, []).append(path)
+    return groups

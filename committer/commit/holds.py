@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from committer.commit.changes import ChangeSet
-from committer.core import clock, fsio, logs
+from committer.core import clock, events, fsio, logs
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.policy import guard
@@ -22,11 +22,13 @@ log = logs.get(__name__)
 class Holds:
     """The standing hold (or None) and the decisions that make, grow, shrink and release it."""
 
-    def __init__(self, settings: Settings, repo: GitRepo, pfilter: PathFilter, hold: Hold | None = None) -> None:
+    def __init__(self, settings: Settings, repo: GitRepo, pfilter: PathFilter, hold: Hold | None = None,
+                 emit: events.Emit = events.nothing) -> None:
         self.settings = settings
         self.repo = repo
         self.pfilter = pfilter
         self.hold = hold
+        self.emit = emit
 
     def data_dir_state(self) -> str:
         """ok, empty (nothing but ignored entries: an unmounted bucket looks like this) or missing."""
@@ -70,6 +72,8 @@ class Holds:
         if new and hold is not None:
             log.warning("hold", reason=hold.reason, count=len(hold.paths), paths=sorted(hold.paths)[:10],
                         release="committer confirm-deletes", **context)
+            self.emit(events.hold(action=events.SET, reason=hold.reason, paths=sorted(hold.paths),
+                                  batch=context.get("batch")))
 
     def _moved_out(self, changes: ChangeSet, renames: Mapping[str, str], head: str | None) -> dict[str, str]:
         """Additions whose content a held deletion had: the other half of a move that arrived in an earlier
@@ -109,6 +113,7 @@ class Holds:
             self.hold = guard.release(before, still_gone)
         if before is not None and self.hold is None:
             log.info("hold_released", reason=before.reason, why="the files came back")
+            self.emit(events.hold(action=events.RELEASED, reason=before.reason, paths=sorted(before.paths)))
 
     def take(self) -> tuple[Hold, list[str]] | None:
         """The standing hold and its deletions that still stand, for confirm-deletes; the hold is gone."""
@@ -118,4 +123,5 @@ class Holds:
         with self.gone() as still_gone:
             standing = [p for p in sorted(hold.paths) if still_gone(p)]
         self.hold = None
+        self.emit(events.hold(action=events.RELEASED, reason=hold.reason, paths=sorted(hold.paths)))
         return hold, standing

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from committer.commit.changes import ADDED, DELETED, MODIFIED, Change, ChangeSet, count_renames
 from committer.commit.message import Counts
+from committer.core.events import PathLists
 from committer.git.objects import MODE_FILE
 
 
@@ -43,3 +44,18 @@ def counts(part: list[Change]) -> Counts:
     renamed = count_renames(added, deleted)
     modified = sum(1 for c in part if c.kind == MODIFIED)
     return Counts(added=len(added) - renamed, modified=modified, deleted=len(deleted) - renamed, renamed=renamed)
+
+
+_KINDS = {ADDED: "added", MODIFIED: "modified", DELETED: "deleted"}
+
+
+def path_lists(changes: ChangeSet) -> PathLists:
+    """The paths of a change for its event: added, modified, deleted and renamed ([old, new]), each cut at
+    the event's limit, in path order."""
+    lists = PathLists("added", "modified", "deleted", "renamed")
+    moved = {*changes.renames, *changes.renames.values()}
+    for change in changes.changes():
+        if change.path not in moved:
+            lists.add(_KINDS[change.kind], change.path)
+    lists.extend("renamed", ([old, new] for old, new in sorted(changes.renames.items())))
+    return lists

@@ -20,7 +20,7 @@ from committer.commit.held import HeldFiles
 from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths
 from committer.commit.writer import Writer
-from committer.core import clock, logs
+from committer.core import clock, events, logs
 from committer.core.records import Spill
 from committer.core.settings import Settings
 from committer.git import lfs
@@ -73,7 +73,7 @@ class CommitStep:
 
     def __init__(
         self, settings: Settings, repo: GitRepo, pfilter: PathFilter, holds: Holds, held: HeldFiles,
-        lfs_paths: LfsPaths, on_commit: OnCommit | None = None,
+        lfs_paths: LfsPaths, on_commit: OnCommit | None = None, emit: events.Emit = events.nothing,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -82,6 +82,7 @@ class CommitStep:
         self.held = held
         self.lfs_paths = lfs_paths
         self.on_commit = on_commit
+        self.emit = emit
         self.limits = dataclasses.replace(make_limits(settings, repo), is_lfs=lambda path: path in lfs_paths)
         self.identity = (settings.author_name, settings.author_email)
         self.host = socket.gethostname()
@@ -122,11 +123,13 @@ class CommitStep:
                 self.holds.apply(changes, self.head, batch=batch)
             else:
                 changes.renames = guard.pair_renames(changes.additions(set(changes.deleted.values())), changes.deleted)
-            return self._write(writer, changes, batch, started, first_event, op, extra)
+            result = self._write(writer, changes, batch, started, first_event, op, extra)
         except BaseException:
             writer.abort()
             changes.close()
             raise
+        self.held.announce(self.emit, batch=batch)
+        return result
 
     def delete_only(self, paths: Sequence[str], op: str) -> CommitResult:
         """A commit that only removes paths from the tree (the files may still be on disk)."""
@@ -152,6 +155,8 @@ class CommitStep:
             return CommitResult(None, changes, batch, time.perf_counter() - started)
         most = self.settings.max_batch_files
         count = parts.count(changes, most)
+        old = self.head
+        paths = parts.path_lists(changes) if self.emit is not events.nothing else None
         writer.plan(changes.added + changes.modified + len(changes.deleted) + len(changes.kept_deleted))
         for number, part in enumerate(parts.split(changes, most), 1):
             details = {**(extra or {}), **({"part": f"{number}/{count}"} if count > 1 else {})}
@@ -168,6 +173,8 @@ class CommitStep:
         self.last_commit_at = clock.iso(clock.now(), ms=True)
         seconds = time.perf_counter() - started
         self._logged(sha, changes, batch, op, seconds, count)
+        if paths is not None:
+            self.emit(events.git_commit(batch=batch, sha=sha, old=old, op=op, paths=paths, commits=count))
         return CommitResult(sha, changes, batch, seconds)
 
     def _logged(self, sha: str, changes: ChangeSet, batch: str, op: str | None, seconds: float, count: int) -> None:

@@ -22,7 +22,7 @@ def retrying(
     jitter, capped at `cap`, until `stopped()`; `sleep` is the interruptible wait."""
     return Retrying(
         retry=retry_if_exception(retryable),
-        wait=wait_exponential_jitter(initial=first, max=cap, jitter=jitter),
+        wait=wait_exponential_jitter(multiplier=first, max=cap, jitter=jitter),
         stop=lambda _state: stopped(),
         sleep=sleep,
         before_sleep=on_backoff,

@@ -6,6 +6,8 @@ so a rotated secret needs no restart; they are never kept in a file of committer
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +71,7 @@ def read_text(source: Source, path: Path | None, environ: Mapping[str, str] | No
 
 
 WEBHOOK = Source("COMMITTER_WEBHOOK_SECRET", "webhook_secret")
+NOTIFY = Source("COMMITTER_NOTIFY_SECRET", "notify_secret")
 UI_TOKEN = Source("COMMITTER_UI_TOKEN", "ui_token")
 
 
@@ -80,6 +83,13 @@ def read_or_log(source: Source, path: Path | None, what: str, environ: Mapping[s
     except SecretUnreadable as exc:
         logs.get(__name__).error(f"{what}_unreadable", path=str(exc.path), error=str(exc))
         return None
+
+
+def signature(secret: str | bytes, body: bytes) -> str:
+    """`sha256=` and the hex HMAC-SHA256 of `body`: GitHub's X-Hub-Signature-256, and committer's own
+    X-Committer-Signature-256 on the events it sends."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 def webhook_secret(secret_file: Path | None, environ: Mapping[str, str] | None = None) -> str | None:

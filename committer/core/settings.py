@@ -62,6 +62,12 @@ class Settings:
     max_file_size: int = 100_000_000
     log_format: str = "auto"
     log_level: str = "info"
+    notify_url: str = ""
+    notify_secret_file: Path | None = None
+    notify_timeout: float = 10.0
+    notify_outbox_max: int = 10_000
+    exec_hook: str = ""
+    exec_hook_timeout: float = 30.0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def source_of(self, name: str) -> str:
@@ -78,6 +84,8 @@ def shown(settings: Settings) -> dict[str, dict[str, Any]]:
 def _plain(name: str, value: object) -> object:
     if name == "remote":
         return redact(str(value))
+    if name == "notify_url":
+        return values.shown_url(str(value))
     if isinstance(value, tuple):
         return list(value)
     if value is None or isinstance(value, str | int | float | bool):
@@ -123,6 +131,12 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "max_file_size": values.parse_size,
     "log_format": values.choice(LOG_FORMATS),
     "log_level": values.choice(LOG_LEVELS),
+    "notify_url": values.http_url,
+    "notify_secret_file": values.optional_path,
+    "notify_timeout": values.positive_duration,
+    "notify_outbox_max": values.positive_count,
+    "exec_hook": values.command_line,
+    "exec_hook_timeout": values.positive_duration,
 }
 NAMES = tuple(_PARSERS)
 

@@ -4,8 +4,10 @@ file, the environment or a flag, and returns it typed and checked or raises Conf
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from committer.core.errors import ConfigError
 
@@ -190,3 +192,51 @@ def patterns(setting: str, value: object) -> tuple[str, ...]:
         if item.strip():
             patterns.append(item.strip())
     return tuple(patterns)
+
+
+def http_url(setting: str, value: object) -> str:
+    """An http(s) URL with a host, or empty (off). The error never repeats the URL: it may hold a token."""
+    text = line(setting, value)
+    if not text:
+        return ""
+    expected = "expected an http(s) URL such as https://example.org/hook"
+    if "://" not in text:
+        raise ConfigError(setting, f"{expected}, got something without a scheme")
+    scheme = text.split("://", 1)[0]
+    if scheme.lower() not in ("http", "https"):
+        raise ConfigError(setting, f"{expected}, got a {scheme[:10]!r} URL")
+    if any(c.isspace() for c in text):
+        raise ConfigError(setting, f"{expected}; this one has white space in it")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(setting, f"{expected}; this one's host or port is not valid") from None
+    if not parts.hostname or port == 0:
+        raise ConfigError(setting, f"{expected}; this one has no host or port 0")
+    return text
+
+
+def shown_url(url: str) -> str:
+    """A URL as logs and status show it: no user, no password, no query (a token may hide there)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def command_line(setting: str, value: object) -> str:
+    """A command line split as a shell would split it (it is run without one); empty is off."""
+    text = line(setting, value)
+    if not text:
+        return ""
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise ConfigError(setting, f"not a valid command line: {exc}") from None
+    if not argv:
+        raise ConfigError(setting, "not a valid command line: no program")
+    return text

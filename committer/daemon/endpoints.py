@@ -19,6 +19,7 @@ from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner
 from committer.ops.mailbox import submit_request, take_answer, withdraw_request
 from committer.ops.requests import ANSWER_TIMEOUT
+from committer.ops.stream import Stream
 from committer.serve.access import Access, check_token_file
 from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
@@ -76,7 +77,7 @@ def make_pages(settings: Settings, host: str, status: Callable[[], dict[str, Any
 def start_http(
     settings: Settings, metrics: Metrics, health: Callable[[], Mapping[str, Any]], ready: Callable[[], bool],
     puller: Puller | None, on_forced: Callable[[str | None], None], status: Callable[[], dict[str, Any]],
-    requests: PageRequests,
+    requests: PageRequests, events: Stream | None = None,
 ) -> HttpServer | None:
     """Serve on `settings.http` from a thread of its own; None when it is off."""
     address = parse_address("http", settings.http)
@@ -96,7 +97,7 @@ def start_http(
             reply = receiver.handle(headers, body)
             return reply.status, reply.body
 
-    server = HttpServer(address, metrics, health, ready, webhook=webhook, pages=pages)
+    server = HttpServer(address, metrics, health, ready, webhook=webhook, pages=pages, events=events)
     server.start()
     return server
 

@@ -55,7 +55,7 @@ class Reporter:
     def write(
         self, *, running: bool, ready: bool, observer: str | None, data_missing: bool,
         last_error: dict[str, str] | None, committer: Committer | None, record: PullRecord | None,
-        pusher: Pusher | None, puller: Puller | None,
+        pusher: Pusher | None, puller: Puller | None, events: dict[str, Any] | None = None,
     ) -> None:
         """Write the whole state file (main thread)."""
         self._dirty.clear()
@@ -67,6 +67,7 @@ class Reporter:
             "data_dir_missing": data_missing,
             "last_error": last_error,
             "last_commit_at": None, "head": None, "held_files": [], "held": None, "hold_record": None, "pull": {},
+            "events": events,
         }
         if committer is not None and record is not None:
             state.update(parts_state(committer, record))

@@ -24,7 +24,9 @@ from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner
 from committer.git.setup import check_branch
 from committer.ops.lock import InstanceLock
+from committer.ops.notify import Notify
 from committer.ops.state import load_parts, read_state
+from committer.ops.stream import Stream
 from committer.policy.filters import BMIGNORE, PathFilter
 from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
@@ -39,6 +41,7 @@ log = logs.get(__name__)
 HEALTH_EVERY = 5.0
 EXIT_LOCK_LOST = 4  # a restart fixes it: the next daemon takes the lock again
 EXIT_DATA_GONE = 5  # a person must fix it: the data directory stayed away past missing_data_timeout
+NOTIFY_GRACE = 5.0  # at shutdown, the longest spent delivering what waits (the rest waits in the outbox)
 
 
 class Daemon:
@@ -68,6 +71,8 @@ class Daemon:
         self.http: HttpServer | None = None
         self.work: Work | None = None
         self.maintenance: Maintenance | None = None
+        self.notify: Notify | None = None
+        self.stream = Stream()  # the live stream of /events
         self.observer_kind: str | None = None
         self._heartbeat = time.monotonic()
         self._unlisten: Callable[[], None] | None = None
@@ -122,6 +127,8 @@ class Daemon:
                 self._unlisten()
             if self.http is not None:
                 self.http.stop()
+            if self.notify is not None:
+                self.notify.stop(0.0)
             self.notifier.close()
             self.lock.release()
             self.wakeup.close()
@@ -129,10 +136,16 @@ class Daemon:
     def _run_locked(self, started: float) -> int:
         settings = self.settings
         repo = startup.prepare(settings, self.pfilter, self.runner, self.lock, self.new_branch)
-        committer, record = load_parts(settings, repo, self.pfilter, read_state(settings.git_dir), self.metrics.commit)
+        self.notify = notify = Notify(settings, self.metrics, self.reporter.touch)
+        if settings.http and not self.once:
+            notify.listen(self.stream.publish)
+        notify.open()
+        notify.start()  # events left by the last run or a command go out now
+        committer, record = load_parts(settings, repo, self.pfilter, read_state(settings.git_dir), self.metrics.commit,
+                                       emit=notify.emit)
         if settings.remote:
             self.pusher = Pusher(settings, repo, on_change=self.reporter.touch, metrics=self.metrics,
-                                 on_rejected=self._push_rejected)
+                                 on_rejected=self._push_rejected, emit=notify.emit)
             if settings.github_app_id:
                 from committer.sync import github  # the App's REST client, only for those who use one
 
@@ -145,7 +158,7 @@ class Daemon:
                          self.puller, self.metrics, self.maintenance, settings.git_dir, requests.answered)
         if not self.once:
             self.http = start_http(settings, self.metrics, self.health, lambda: self.ready and not self.stopping,
-                                   self.puller, self._forced_update, self._page_status, requests)
+                                   self.puller, self._forced_update, self._page_status, requests, self.stream)
         if settings.lfs_threshold and not lfs.available():
             log.warning("lfs_unavailable", threshold=settings.lfs_threshold,
                         action="files at or above lfs_threshold are held back; install git-lfs")
@@ -160,6 +173,7 @@ class Daemon:
         self.notifier.ready(self.reporter.line)
         if self.once:
             code = self._push_once()
+            notify.stop(min(self.settings.shutdown_timeout, NOTIFY_GRACE))
             self._report(running=False)
             return code
         if self.pusher is not None:
@@ -210,6 +224,7 @@ class Daemon:
             "loop": "stalled" if stalled else "ok",
             "data_dir_missing": self.datadir.missing,
             "last_commit_at": committer.step.last_commit_at if committer else None,
+            "notify": "alive" if self.notify is None or self.notify.alive() else "down",
         }
 
     def _push_once(self) -> int:
@@ -335,6 +350,8 @@ class Daemon:
         self.work.reconcile("shutdown")
         if self.pusher is not None:
             self.pusher.stop(self.settings.shutdown_timeout)
+        if self.notify is not None:  # after the last push: its event is in the outbox too
+            self.notify.stop(min(self.settings.shutdown_timeout, NOTIFY_GRACE))
         if self.http is not None:
             self.http.stop()
             self.http = None
@@ -347,4 +364,5 @@ class Daemon:
             running=running, ready=self.ready, observer=self.observer_kind, data_missing=self.datadir.missing,
             last_error=work.last_error if work else None, committer=work.committer if work else None,
             record=work.record if work else None, pusher=self.pusher, puller=self.puller,
+            events=self.notify.snapshot() if self.notify else None,
         )

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from committer.core.errors import GitError
@@ -37,9 +40,14 @@ _SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY")
 DEFAULT_TIMEOUT = 300.0
 
 
+def clean_env() -> dict[str, str]:
+    """The daemon's environment without committer's own secrets (COMMITTER_*TOKEN, *SECRET, ...)."""
+    return {k: v for k, v in os.environ.items() if not _secret(k)}
+
+
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment every git process gets: C locale, no prompts, no user or system config."""
-    env = {k: v for k, v in os.environ.items() if k not in _STRIPPED_ENV and not _secret(k)}
+    env = {k: v for k, v in clean_env().items() if k not in _STRIPPED_ENV}
     env.update(
         LC_ALL="C",
         LANGUAGE="C",
@@ -190,3 +198,85 @@ class GitRunner:
             self.forget(proc)
         if finished and proc.returncode != 0:
             raise GitError(argv[4:], proc.returncode, stderr.decode("utf-8", "replace"))
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a program run by `run_capped` ended: its exit code (None when killed at the deadline), the end of
+    its stderr, and how long it ran."""
+
+    returncode: int | None
+    stderr: bytes
+    seconds: float
+
+
+def run_capped(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], input: bytes, timeout: float, keep: int = 4096,
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> Finished:
+    """Run a program that is not git (a hook) in a session of its own: `input` on its stdin, its stdout
+    thrown away, the last `keep` bytes of its stderr kept (a flood costs no memory), its whole group killed
+    at the deadline. `started` is given the process (to kill it from another thread). OSError when it
+    cannot start. Returns once the program itself exits: a child it left holding the pipes is not waited for."""
+    begun = time.monotonic()
+    proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=cwd, env=dict(env), start_new_session=True)
+    if started is not None:
+        started(proc)
+    assert proc.stdin is not None and proc.stderr is not None
+    stdin, stderr = proc.stdin.fileno(), proc.stderr.fileno()
+    os.set_blocking(stdin, False)
+    os.set_blocking(stderr, False)
+    tail, rest, exited = b"", memoryview(input), False
+    try:
+        pidfd: int | None = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # an old kernel: look at the process every 50 ms instead
+        pidfd = None
+    with selectors.DefaultSelector() as selector:
+        selector.register(stderr, selectors.EVENT_READ)
+        if pidfd is not None:
+            selector.register(pidfd, selectors.EVENT_READ)
+        if rest:
+            selector.register(stdin, selectors.EVENT_WRITE)
+        else:
+            proc.stdin.close()
+        while not exited and (left := begun + timeout - time.monotonic()) > 0:
+            for key, _mask in selector.select(left if pidfd is not None else min(left, 0.05)):
+                if key.fd == stdin:
+                    try:
+                        rest = rest[os.write(stdin, rest[: 1 << 16]) :]
+                    except BlockingIOError:
+                        continue
+                    except BrokenPipeError:
+                        rest = memoryview(b"")
+                    if not rest:  # all written, or the program does not read it
+                        selector.unregister(stdin)
+                        proc.stdin.close()
+                elif key.fd == stderr:
+                    tail = _read_tail(stderr, tail, keep, selector)
+            exited = proc.poll() is not None
+    if pidfd is not None:
+        os.close(pidfd)
+    if not exited:
+        kill_group(proc)
+    proc.wait()
+    with contextlib.suppress(OSError):
+        tail = _read_tail(stderr, tail, keep, None)  # what it wrote just before it ended
+    for stream in (proc.stdin, proc.stderr):
+        with contextlib.suppress(OSError):
+            stream.close()
+    return Finished(proc.returncode if exited else None, tail, time.monotonic() - begun)
+
+
+def _read_tail(fd: int, tail: bytes, keep: int, selector: selectors.BaseSelector | None) -> bytes:
+    """Read what the pipe holds now, keeping the last `keep` bytes; at its end, stop watching it."""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return tail
+        if not chunk:
+            if selector is not None and fd in selector.get_map():
+                selector.unregister(fd)
+            return tail
+        tail = (tail + chunk)[-keep:]

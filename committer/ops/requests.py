@@ -16,6 +16,7 @@ from committer.git.setup import open_repository
 from committer.ops import snapshot
 from committer.ops.lock import COMMAND, InstanceLock, holder_pid
 from committer.ops.mailbox import submit_request, take_answer, withdraw_request
+from committer.ops.notify import Notify
 from committer.ops.restore import restore
 from committer.ops.state import load_parts, read_state, save_parts
 from committer.policy.filters import PathFilter
@@ -112,12 +113,17 @@ def _here(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
     with InstanceLock(settings.git_dir, role=COMMAND, wait=ANSWER_TIMEOUT):
         pfilter = PathFilter(settings.data_dir, settings.ignore)
         repo = open_repository(settings, pfilter)
-        committer, record = load_parts(settings, repo, pfilter, read_state(settings.git_dir))
-        dry = request["op"] == "restore" and request["args"].get("dry_run")
-        # Before a first pull the local files must not start a second history: the pull keeps them.
-        if not dry and not (request["op"] == "pull" and committer.head is None):
-            committer.reconcile()  # whatever changed meanwhile is in history before anything is overwritten
-        answer = perform(committer, record, request)
-        repo.sync_index()
-        save_parts(settings.git_dir, committer, record)
-        return answer
+        # Without a daemon, the command's events wait in the outbox for the next daemon to deliver them.
+        notify = Notify.for_command(settings)
+        try:
+            committer, record = load_parts(settings, repo, pfilter, read_state(settings.git_dir), emit=notify.emit)
+            dry = request["op"] == "restore" and request["args"].get("dry_run")
+            # Before a first pull the local files must not start a second history: the pull keeps them.
+            if not dry and not (request["op"] == "pull" and committer.head is None):
+                committer.reconcile()  # whatever changed meanwhile is in history before anything is overwritten
+            answer = perform(committer, record, request)
+            repo.sync_index()
+            save_parts(settings.git_dir, committer, record)
+            return answer
+        finally:
+            notify.stop(0.0)

@@ -9,7 +9,7 @@ from typing import Any
 
 from committer.commit.committer import Committer
 from committer.commit.step import OnCommit
-from committer.core import fsio
+from committer.core import events, fsio
 from committer.core.settings import Settings
 from committer.git.layout import state_dir
 from committer.git.repo import GitRepo
@@ -37,12 +37,14 @@ def read_state(git_dir: Path) -> dict[str, Any]:
 
 
 def load_parts(
-    settings: Settings, repo: GitRepo, pfilter: PathFilter, state: dict[str, Any], on_commit: OnCommit | None = None
+    settings: Settings, repo: GitRepo, pfilter: PathFilter, state: dict[str, Any], on_commit: OnCommit | None = None,
+    emit: events.Emit = events.nothing,
 ) -> tuple[Committer, PullRecord]:
-    """The commit side and the pull record of a repository, as the state file left them."""
+    """The commit side and the pull record of a repository, as the state file left them; `emit` is told
+    what happens (events out)."""
     record = PullRecord(state.get("pull") or {})
     committer = Committer(settings, repo, pfilter, Hold.load(state.get("hold_record")), on_commit,
-                          kept_ignored=record.kept_ignored)
+                          kept_ignored=record.kept_ignored, emit=emit)
     committer.held.keep(state.get("held_files"))
     return committer, record
 

@@ -16,7 +16,7 @@ STATUS_KEYS = (
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
     "held", "held_files", "running", "pid", "repo_size_bytes", "objects", "last_pull_at", "conflicts", "pull",
-    "settings",
+    "outbox", "oldest_undelivered_at", "last_delivery_error", "settings",
 )
 
 
@@ -50,6 +50,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         if state.get(key) is not None:
             status[key] = state[key]
     _pull_status(status, state.get("pull") or {})
+    _events_status(status, settings, state)
     if settings.remote:
         from committer.sync.pusher import Pusher
 
@@ -99,6 +100,15 @@ def _pull_status(status: dict[str, Any], pulled: dict[str, Any]) -> None:
         status["last_error"] = {"kind": "git_conflict", "message": refused.get("reason"), "at": refused.get("at")}
 
 
+def _events_status(status: dict[str, Any], settings: Settings, state: dict[str, Any]) -> None:
+    """The outbox: events waiting for a receiver, the oldest one's time, the last delivery error."""
+    from committer.ops import notify  # its receivers bring httpx in: only when an outbox may be there
+
+    found = notify.status(settings, state)
+    status["outbox"], status["oldest_undelivered_at"] = found["outbox"], found["oldest_at"]
+    status["last_delivery_error"] = found["last_error"]
+
+
 def _remote_row(status: dict[str, Any]) -> str:
     if not status["remote"]:
         return "none (local history only)"
@@ -129,6 +139,14 @@ def render_status(status: dict[str, Any]) -> str:
     if status["last_error"]:
         err = status["last_error"]
         rows.append(("last error", f"{err.get('kind')}: {err.get('message')}"))
+    if status["outbox"] is not None:
+        waiting = f"{status['outbox']} event(s) waiting for delivery"
+        if status["oldest_undelivered_at"]:
+            waiting += f", the oldest made {clock.ago(status['oldest_undelivered_at'])}"
+        rows.append(("outbox", waiting))
+    if status["last_delivery_error"]:
+        err = status["last_delivery_error"]
+        rows.append(("delivery error", f"{err.get('receiver')}: {err.get('message')} ({clock.ago(err.get('at'))})"))
     if status["held"] and status["held"].get("reason") == "pull_max_delete":
         held = status["held"]
         rows.append(("HOLD", f"a pull would delete {held['count']} file(s) (held since {held['since']}); "

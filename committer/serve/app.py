@@ -33,6 +33,7 @@ from committer.core.errors import CommitterError
 from committer.serve.metrics import Metrics
 
 if TYPE_CHECKING:
+    from committer.ops.stream import Stream
     from committer.serve.pages import Pages
 
 log = logs.get("committer.http")
@@ -241,6 +242,7 @@ class HttpServer:
         ready: Callable[[], bool],
         webhook: Webhook | None = None,
         pages: Pages | None = None,
+        events: Stream | None = None,
     ) -> None:
         self.address = address
         self.webhook = webhook
@@ -249,13 +251,19 @@ class HttpServer:
         self.health = health
         self.ready = ready
         self.pages = pages
+        self.events = events
         self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
 
     def app(self) -> Starlette:
-        """The ASGI app: the endpoints, then the pages when there are any."""
+        """The ASGI app: the endpoints, the live stream of events, then the pages when there are any."""
         routes = Endpoints(self).routes()
+        if self.events is not None:
+            from committer.serve.events import EventsEndpoint
+
+            access = (lambda: self.pages.access) if self.pages is not None else (lambda: None)
+            routes.append(Route("/events", EventsEndpoint(self.events, access)))
         if self.pages is not None:
             from committer.serve import pages as pages_module
 
@@ -306,6 +314,8 @@ class HttpServer:
         server, self._server = self._server, None
         if server is None:
             return
+        if self.events is not None:
+            self.events.close()  # open streams end now rather than hold the stop for STOP_SECONDS
         server.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=STOP_SECONDS + 2)

@@ -93,6 +93,16 @@ class Metrics:
         self._watcher_restarts = counter(
             "committer_watcher_restarts",
             doc="Times the file watcher died and was started again.")
+        self._events = counter(
+            "committer_events", "event",
+            doc="Events made, by event (git_commit, git_push, git_pull, git_conflict, hold, push_failed).")
+        self._deliveries = counter(
+            "committer_notify_deliveries", "result",
+            doc="Event deliveries to notify_url and exec_hook, by result (ok; failed: tried again; rejected: "
+                "refused by the receiver, dropped; dropped: past notify_outbox_max or not written).")
+        self._outbox = gauge(
+            "committer_notify_outbox",
+            doc="Events in the outbox that a receiver has not taken yet.")
         Info("committer_build", "Version of committer and of Python.", registry=reg).info(
             {"version": __version__, "python": platform.python_version()}
         )
@@ -100,6 +110,7 @@ class Metrics:
         self._commits.labels(op=BATCH)
         self._files.labels(op=BATCH)
         self._pushes.labels(result="ok", kind=NO_ERROR)
+        self._deliveries.labels(result="ok")
         if process:  # the standard process_* series (memory, CPU, fds) for sizing a fleet; Linux only
             ProcessCollector(registry=reg)
 
@@ -155,6 +166,18 @@ class Metrics:
     def watcher_restarted(self) -> None:
         """The watcher died and was started again."""
         self._watcher_restarts.inc()
+
+    def event(self, name: str) -> None:
+        """One event made (whether or not anyone receives it)."""
+        self._events.labels(event=name).inc()
+
+    def delivery(self, result: str, count: int = 1) -> None:
+        """Deliveries that ended with `result` (ok, failed, rejected, dropped)."""
+        self._deliveries.labels(result=result).inc(count)
+
+    def set_outbox(self, waiting: int) -> None:
+        """Events waiting in the outbox now."""
+        self._outbox.set(max(0, waiting))
 
     # -- exposition ---------------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ compared in constant time) is acted on; without a configured secret every delive
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import threading
@@ -17,15 +16,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from committer.core import logs
+from committer.core.secret import signature as signature
 
 log = logs.get("committer.webhook")
 
 DELIVERIES_KEPT = 1024
-
-
-def signature(secret: str, body: bytes) -> str:
-    """The X-Hub-Signature-256 value GitHub sends for `body`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from committer.commit.committer import Committer
 from committer.core import fsio, logs
 from committer.core.errors import CommitterError
+from committer.core.events import PathLists
 from committer.git import lfs, trees
 from committer.git.checkout import write_entry
 from committer.git.objects import MODE_EXEC, MODE_GITLINK, MODE_LINK, TreeEntry, blob_id
@@ -93,21 +94,22 @@ def _order(item: _Item) -> tuple[int, str]:
 
 def write_changes(
     committer: Committer, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], blobs: Blobs,
-    when: float, taken: set[str],
+    when: float, taken: set[str], done: PathLists | None = None,
 ) -> tuple[int, int, list[dict[str, str]], set[str]]:
     """Write the changes into the data directory wherever the disk still holds the old version.
 
     A path changed here and not committed yet keeps its local version; the incoming one is written beside
     it as a conflict copy. Returns (written, deleted, conflicts, paths where the disk now differs from
-    the new tree: they are committed on top). Nothing is written or deleted through a symlink.
+    the new tree: they are committed on top). Nothing is written or deleted through a symlink. `done`, when
+    given, lists the paths written (conflict copies included) and deleted.
     """
     with fsio.Tree(committer.repo.data_dir) as tree:
-        return write_in(tree, committer, changes, blobs, when, taken)
+        return write_in(tree, committer, changes, blobs, when, taken, done or PathLists("written", "deleted"))
 
 
 def write_in(
     tree: fsio.Tree, committer: Committer, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]],
-    blobs: Blobs, when: float, taken: set[str],
+    blobs: Blobs, when: float, taken: set[str], done: PathLists,
 ) -> tuple[int, int, list[dict[str, str]], set[str]]:
     repo = committer.repo
     written = deleted = 0
@@ -136,18 +138,21 @@ def write_in(
                 if unchanged and new is None:
                     tree.remove(path)
                     deleted += 1
+                    done.add("deleted", path)
                     continue
                 # Checked again after the temporary file is written, just before the rename.
                 if unchanged and new is not None and write_entry(
                     tree, repo.git_dir, path, new, blobs[new.sha], expect=lambda p=path, o=old: still(p, o)  # type: ignore[misc]
                 ):
                     written += 1
+                    done.add("written", path)
                     continue
                 local_wins.add(path)
                 if new is not None:
                     copy = trees.conflict_name(path, repo.branch, when, is_taken)
                     taken.add(copy)
                     write_entry(tree, repo.git_dir, copy, new, blobs[new.sha])
+                    done.add("written", copy)
                     local_wins.add(copy)
                     conflicts.append({"path": path, "copy": copy, "why": "changed here while pulling"})
             except fsio.LinkInPath as exc:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from committer.commit.committer import Committer
-from committer.core import clock, logs
+from committer.core import clock, events, logs
 from committer.core.errors import CommitterError, ConfigError
+from committer.core.events import PathLists
 from committer.core.settings import Settings
 from committer.git import trees
 from committer.git.objects import MODE_GITLINK
@@ -50,6 +51,8 @@ class PullResult:
     deleted: int = 0
     conflicts: list[dict[str, str]] = field(default_factory=list)
     reason: str | None = None
+    paths: PathLists = field(default_factory=lambda: PathLists("written", "deleted"))  # for the event
+    local_wins: list[str] = field(default_factory=list)  # changed here while pulling: committed on top
 
     @property
     def sha(self) -> str | None:
@@ -116,6 +119,7 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
             log.warning("hold", reason=PULL_DELETE, count=len(deletions), paths=deletions[:10], remote_head=remote,
                         release="committer confirm-deletes")
             record["held"] = held
+            committer.emit(events.hold(action=events.SET, reason=PULL_DELETE, paths=deletions))
         result.outcome, result.reason = HELD, f"the pull would delete {len(deletions)} files (max_delete)"
         return result
     wanted = {e.sha for pair in changes.values() for e in pair if e is not None and e.mode != MODE_GITLINK}
@@ -123,7 +127,7 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
     found = pointers({p: new for p, (_old, new) in changes.items() if new is not None}, blobs.small)
     fetch_lfs(committer.settings, repo, remote, found.values())
     taken = {c["copy"] for c in copies}
-    written, deleted, late, local_wins = write_changes(committer, changes, blobs, when, taken)
+    written, deleted, late, local_wins = write_changes(committer, changes, blobs, when, taken, result.paths)
     new_head = remote if not merging else merge_commit(committer, local, remote, target_tree, changes, copies, when)
     result.outcome = MERGE if merging else FAST_FORWARD
     repo.git("update-ref", "-m", f"committer: pull ({result.outcome})", repo.ref, new_head, local or "0" * 40)
@@ -131,16 +135,23 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
     committer.refresh_head()
     committer.lfs_paths.update(changes, found)
     _keep_ignored(committer, record, [p for p, (_old, new) in changes.items() if new is not None])
-    record.pop("held", None)
+    released = record.pop("held", None)
+    if isinstance(released, dict):
+        committer.emit(events.hold(action=events.RELEASED, reason=PULL_DELETE, paths=released.get("paths") or [],
+                                   count=int(released.get("count") or 0)))
     repo.sync_index()
     result.new, result.written, result.deleted = new_head, written, deleted
     result.conflicts = copies + late
-    if local_wins:
-        # Local edits made while the pull ran, and the remote's versions beside them: one more commit.
-        committer.commit(sorted(local_wins), op="conflict", extra={"remote": remote})
-        repo.sync_index()
-        result.new = committer.head
+    result.local_wins = sorted(local_wins)
     return result
+
+
+def _commit_local_wins(committer: Committer, result: PullResult) -> None:
+    """Local edits made while the pull ran, and the remote's versions beside them: one more commit."""
+    if result.local_wins:
+        committer.commit(result.local_wins, op="conflict", extra={"remote": result.remote})
+        committer.repo.sync_index()
+        result.new = committer.head
 
 
 def _keep_ignored(committer: Committer, record: PullRecord, arrived: Iterable[str]) -> None:
@@ -178,12 +189,13 @@ def pull(
         return PullResult(NO_BRANCH, old=committer.head, new=committer.head,
                           reason=f"the remote has no branch {committer.repo.branch!r}")
     result = apply_remote(committer, record, remote, allow_deletes=allow_deletes)
-    note(record, result)
+    note(record, result, committer.emit)
+    _commit_local_wins(committer, result)  # after the pull's own events: this commit comes on top of it
     return result
 
 
-def note(record: PullRecord, result: PullResult) -> None:
-    """Log the pull and keep what status shows: last pull, conflicts, a refused update."""
+def note(record: PullRecord, result: PullResult, emit: events.Emit = events.nothing) -> None:
+    """Log the pull and keep what status shows: last pull, conflicts, a refused update; tell `emit`."""
     state = record
     now = clock.iso(clock.now(), ms=True)
     state["last_fetch_at"] = now
@@ -198,6 +210,7 @@ def note(record: PullRecord, result: PullResult) -> None:
         if not same:
             log.error("git_conflict", kind="refused", reason=result.reason, remote_head=result.remote,
                       head=result.old, action="nothing pulled; see docs/pulling.md")
+            emit(_pull_event(result))
         return
     state.pop("refused", None)
     if result.conflicts:
@@ -210,9 +223,18 @@ def note(record: PullRecord, result: PullResult) -> None:
     if result.outcome not in (UP_TO_DATE, AHEAD, NO_BRANCH):
         log.info("git_pull", outcome=result.outcome, old=result.old, new=result.new, remote_head=result.remote,
                  written=result.written, deleted=result.deleted, conflicts=len(result.conflicts))
+        emit(_pull_event(result))
+    for item in result.conflicts:
+        emit(events.git_conflict(path=item["path"], copy=item["copy"], why=item["why"], remote_head=result.remote))
+
+
+def _pull_event(result: PullResult) -> events.Event:
+    return events.git_pull(outcome=result.outcome, old=result.old, new=result.new, remote_head=result.remote,
+                           written=result.paths, reason=result.reason)
 
 
 def refuse_forced(committer: Committer, record: PullRecord, remote_head: str | None, source: str) -> None:
     """A push event that says forced: never applied, reported as git_conflict and in status."""
     reason = f"a forced update of the remote branch ({source}); nothing pulled"
-    note(record, PullResult(REFUSED, remote=remote_head, old=committer.head, new=committer.head, reason=reason))
+    note(record, PullResult(REFUSED, remote=remote_head, old=committer.head, new=committer.head, reason=reason),
+         committer.emit)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from committer.core import logs
+from committer.core import events, logs
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.sync import verify
@@ -35,8 +35,10 @@ class Push:
         state: PushState,
         on_change: Callable[[], None] | None = None,
         on_rejected: Callable[[], None] | None = None,
+        emit: events.Emit = events.nothing,
     ) -> None:
         self.settings = settings
+        self.emit = emit
         self.repo = repo
         self.state = state
         self.remote = Remote(settings)
@@ -178,6 +180,10 @@ class Push:
                 return False
             error = self._diverged(pushed, compared)
             if error is not None:
+                if not shown:  # found between pushes: told once, like a push refused for it
+                    self.emit(events.push_failed(
+                        remote=self.remote.shown, kind=error.kind, message=error.detail, permanent=True, old=pushed,
+                        new=self.repo.resolve(self.repo.ref), commits=0, consecutive_failures=0))
                 self.state.error(error)
                 self._changed()
                 return False
@@ -202,6 +208,7 @@ class Push:
             "duration_ms": round(seconds * 1000),
             "forced": self.settings.allow_non_ff,
         }
+        told = self.state.error_kind
         failures = self.state.pushed(error, seconds)
         if error is not None and error.kind == "non_fast_forward" and self._on_rejected is not None:
             try:
@@ -210,8 +217,16 @@ class Push:
                 log.exception("push_on_rejected_failed")
         if error is None:
             log.info("git_push", result="ok", **fields)
+            self.emit(events.git_push(remote=self.remote.shown, old=pending.pushed, new=pending.branch,
+                                      commits=len(pending.times), tags=len(pending.tags), batches=pending.batches))
         else:
             log.warning("git_push", result="failed", kind=error.kind, permanent=error.permanent,
                         message=error.detail, consecutive_failures=failures, **fields)
+            if failures == 1 or (error.permanent and error.kind != told):
+                # The first failure after a success, or a permanent one not told yet: not every retry.
+                self.emit(events.push_failed(
+                    remote=self.remote.shown, kind=error.kind, message=error.detail, permanent=error.permanent,
+                    old=pending.pushed, new=pending.branch, commits=len(pending.times),
+                    consecutive_failures=failures))
         self._changed()
         self.pending()

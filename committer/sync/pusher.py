@@ -15,7 +15,7 @@ from typing import Any
 
 from tenacity import RetryCallState, Retrying
 
-from committer.core import logs
+from committer.core import events, logs
 from committer.core.errors import ConfigError, GitError
 from committer.core.retry import retrying
 from committer.core.settings import Settings
@@ -53,11 +53,12 @@ class Pusher:
         sleep: Callable[[float], None] | None = None,
         metrics: PushMetrics | None = None,
         on_rejected: Callable[[], None] | None = None,
+        emit: events.Emit = events.nothing,
     ) -> None:
         self.settings = settings
         self.repo = repo
         self.state = PushState(metrics)
-        self.push = Push(settings, repo, self.state, on_change, on_rejected) if settings.remote else None
+        self.push = Push(settings, repo, self.state, on_change, on_rejected, emit) if settings.remote else None
         self.remote = self.push.remote if self.push else None
         self._retry_now = False
         self._stop = threading.Event()

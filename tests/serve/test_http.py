@@ -180,6 +180,13 @@ def test_every_metric_method_shows_up_with_its_labels_and_values() -> None:
     m.set_holds(deletions=250, files=2)
     m.watcher_restarted()
     m.watcher_restarted()
+    m.event("git_commit")
+    m.event("git_commit")
+    m.event("git_conflict")
+    m.delivery("failed")
+    m.delivery("ok")
+    m.delivery("dropped", 3)
+    m.set_outbox(12)
     found = samples(m.render().decode())
 
     assert value(found, "committer_commits_total", op="batch") == 2
@@ -208,6 +215,12 @@ def test_every_metric_method_shows_up_with_its_labels_and_values() -> None:
     assert value(found, "committer_held_deletions") == 250
     assert value(found, "committer_held_files") == 2
     assert value(found, "committer_watcher_restarts_total") == 2
+    assert value(found, "committer_events_total", event="git_commit") == 2
+    assert value(found, "committer_events_total", event="git_conflict") == 1
+    assert value(found, "committer_notify_deliveries_total", result="ok") == 1
+    assert value(found, "committer_notify_deliveries_total", result="failed") == 1
+    assert value(found, "committer_notify_deliveries_total", result="dropped") == 3
+    assert value(found, "committer_notify_outbox") == 12
     build = dict(next(labels for name, labels in found if name == "committer_build_info"))
     assert build["version"] == __version__ and build["python"].count(".") == 2
 
