@@ -13,6 +13,7 @@ import typer
 from committer.cli.app import Options, command
 from committer.core import logs
 from committer.core.errors import ConfigError, redact
+from committer.core.paths import display_path
 from committer.core.settings import Settings, require_data_dir, require_git_dir
 from committer.git.repo import GitRepo
 from committer.git.setup import check_branch, open_repository
@@ -226,16 +227,17 @@ def restore(
     settings = opts.settings()
     require_repo(settings)
     rel = relative(settings, path) if Path(path).is_absolute() else path
+    rel = GitRepo.of(settings).named(rel)  # a name that is not UTF-8 may be typed as `log` shows it
     answer = ops.run(settings, "restore", {"path": rel, "rev": to, "dry_run": dry_run})
     for item in answer["actions"]:
-        typer.echo(f"{'would ' if dry_run else ''}{item['action']} {item['path']}")
-    source = answer["source"][:12]
+        typer.echo(f"{'would ' if dry_run else ''}{item['action']} {display_path(item['path'])}")
+    source, shown = answer["source"][:12], display_path(answer["path"])
     if dry_run:
-        typer.echo(f"{len(answer['actions'])} change(s) to restore {answer['path']} from {to} ({source})")
+        typer.echo(f"{len(answer['actions'])} change(s) to restore {shown} from {to} ({source})")
     elif answer["sha"]:
-        typer.echo(f"restored {answer['path']} from {to} ({source}): commit {answer['sha'][:12]}")
+        typer.echo(f"restored {shown} from {to} ({source}): commit {answer['sha'][:12]}")
     else:
-        typer.echo(f"{answer['path']} is already as it was at {to} ({source})")
+        typer.echo(f"{shown} is already as it was at {to} ({source})")
 
 
 @command("snapshot")

@@ -13,6 +13,8 @@ from committer.cli.commands import relative
 from committer.commit import message
 from committer.core import clock
 from committer.core.errors import ConfigError
+from committer.core.paths import display_path
+from committer.git import revs
 from committer.git.repo import GitRepo, history
 
 RENAMES_SHOWN = 5  # moved files listed under a commit by `log` (all of them up to RENAMES_LISTED with --json)
@@ -47,20 +49,27 @@ def log_command(
     max_count: Annotated[int, typer.Option("-n", "--max-count", help="How many commits.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """History of the directory or of one path, with the BM-Meta trailer decoded and moves as old → new."""
+    """History of the directory or of one path (a file across its moves), with the BM-Meta trailer decoded
+    and moves as old → new. Names that are not UTF-8 are shown escaped (`bad\\xff.md`) and can be given so."""
     settings = opts.settings()
     repo = GitRepo.of(settings)
     if not repo.exists():
         raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
-    commits = list(history(repo, relative(settings, path) if path else None, max_count))
-    moves = repo.renames([sha for sha, _epoch, _text in commits])
-    for sha, epoch, text in commits:
+    rel = repo.named(relative(settings, path)) if path else None
+    if rel and not is_folder(repo, rel):
+        entries = [(e.sha, e.epoch, e.message, [e.moved] if e.moved else []) for e in revs.follow(repo, rel, max_count)]
+    else:
+        commits = list(history(repo, rel, max_count))
+        moves = repo.renames([sha for sha, _epoch, _text in commits])
+        entries = [(sha, epoch, text, moves.get(sha, [])) for sha, epoch, text in commits]
+    for sha, epoch, text, renamed in entries:
         meta = message.parse_trailer(text) or {}
         subject = text.splitlines()[0] if text else ""
-        renamed = moves.get(sha, [])
         if as_json:
-            item: dict[str, Any] = {"sha": sha, "date": clock.iso(epoch), "subject": subject, "meta": meta,
-                                    "renamed": [list(pair) for pair in renamed[:RENAMES_LISTED]]}
+            item: dict[str, Any] = {
+                "sha": sha, "date": clock.iso(epoch), "subject": subject, "meta": meta,
+                "renamed": [[display_path(old), display_path(new)] for old, new in renamed[:RENAMES_LISTED]],
+            }
             if len(renamed) > RENAMES_LISTED:
                 item["renamed_truncated"] = True
             typer.echo(json.dumps(item))
@@ -71,6 +80,15 @@ def log_command(
             extra = " ".join(f"{k}={meta[k]}" for k in ("op", "host", "batch") if meta.get(k))
             typer.echo(f"{'':14}{counts}  {extra}".rstrip())
         for old, new in renamed[:RENAMES_SHOWN]:
-            typer.echo(f"{'':14}{old} → {new}")
+            typer.echo(f"{'':14}{display_path(old)} → {display_path(new)}")
         if len(renamed) > RENAMES_SHOWN:
             typer.echo(f"{'':14}+{len(renamed) - RENAMES_SHOWN} more moved")
+
+
+def is_folder(repo: GitRepo, rel: str) -> bool:
+    """Whether HEAD holds `rel` as a folder (its log is every file under it, without following moves)."""
+    head = repo.head()
+    if head is None:
+        return False
+    proc = repo.git("ls-tree", "-z", head, "--", rel, check=False)
+    return proc.returncode == 0 and b" tree " in proc.stdout.split(b"\t", 1)[0]

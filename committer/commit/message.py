@@ -8,10 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from committer.core.paths import display_path
+
 TRAILER_KEY = "BM-Meta"
 SUMMARY_PATHS = 2
 MAX_PATH_CHARS = 60
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Counts:
 
 
 def _show(path: str) -> str:
-    shown = _CONTROL.sub("?", path)
+    shown = display_path(path)
     if len(shown) > MAX_PATH_CHARS:
         shown = "…" + shown[-(MAX_PATH_CHARS - 1) :]
     return shown
@@ -56,7 +58,9 @@ def trailer_value(
 ) -> str:
     """The BM-Meta JSON: compact, ASCII, one line."""
     meta: dict[str, Any] = {"v": 1, "batch": batch, "host": host}
-    meta.update(extra or {})
+    # A path is shown as everywhere else; no lone surrogate of a name that is not UTF-8 reaches the JSON.
+    meta.update({k: display_path(v) if isinstance(v, str) and (k == "path" or _NOT_UTF8.search(v)) else v
+                 for k, v in (extra or {}).items()})
     meta.update(
         added=counts.added,
         modified=counts.modified,

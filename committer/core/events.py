@@ -1,5 +1,9 @@
 """Events out: the schema of every event committer tells other programs about, in one place.
 
+Paths in events are text as `core.paths.display_path` shows them: a name that is valid UTF-8 and has no
+control character or backslash is itself; a byte that is not UTF-8 is `\\xNN` and a backslash `\\\\`, so
+the JSON stays valid UTF-8 and `parse_display` gives the exact name back.
+
 Each event is one JSON object: `event` (its name), a unique `id` (receivers de-duplicate on it), `at` (UTC,
 ISO 8601) and `host`, then its own fields. The layers that know what happened (the commit step, the hold,
 the push, the pull) build their event here and hand it to an `Emit` they were given; what is done with it
@@ -16,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from committer.core import clock
+from committer.core.paths import display_path
 
 GIT_COMMIT, GIT_PUSH, GIT_PULL, GIT_CONFLICT, HOLD, PUSH_FAILED = (
     "git_commit", "git_push", "git_pull", "git_conflict", "hold", "push_failed",
@@ -61,7 +66,7 @@ class PathLists:
     def add(self, name: str, item: Any) -> None:
         self.counts[name] += 1
         if len(self.lists[name]) < self.limit:
-            self.lists[name].append(item)
+            self.lists[name].append(shown(item))
 
     def extend(self, name: str, items: Iterable[Any]) -> None:
         for item in items:
@@ -70,6 +75,15 @@ class PathLists:
     @property
     def truncated(self) -> bool:
         return any(self.counts[name] > len(items) for name, items in self.lists.items())
+
+
+def shown(item: Any) -> Any:
+    """A path (or a list of paths, such as [old, new]) as events carry it."""
+    if isinstance(item, str):
+        return display_path(item)
+    if isinstance(item, (list, tuple)):
+        return [shown(part) for part in item]
+    return item
 
 
 def _capped(paths: Sequence[str]) -> tuple[list[str], bool]:
@@ -107,12 +121,13 @@ def git_pull(*, outcome: str, old: str | None, new: str | None, remote_head: str
 
 def git_conflict(*, path: str, copy: str, why: str, remote_head: str | None) -> Event:
     """One conflict of a pull: the local version kept `path`, the remote's is in `copy`."""
-    return make(GIT_CONFLICT, path=path, copy=copy, why=why, remote_head=remote_head)
+    return make(GIT_CONFLICT, path=display_path(path), copy=display_path(copy), why=why, remote_head=remote_head)
 
 
 def hold(*, action: str, reason: str, paths: Sequence[str], count: int | None = None,
          batch: str | None = None) -> Event:
     """A hold set or released: a mass deletion, a pull that would delete too much, files held back."""
     listed, cut = _capped(sorted(paths))
+    listed = [display_path(p) for p in listed]
     return make(HOLD, action=action, reason=reason, count=len(paths) if count is None else count,
                 paths=listed, truncated=cut, **({"batch": batch} if batch else {}))

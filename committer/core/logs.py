@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
@@ -10,12 +11,15 @@ from typing import Any, TextIO
 import structlog
 
 from committer.core.errors import redact
+from committer.core.paths import display_path
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _secrets: list[str] = []
 # Short-lived credentials (App installation tokens, one an hour) are registered as they come; the oldest
 # go once this many are kept, so redaction does not slow down over months. They expired long before.
 SECRETS_KEPT = 256
+# A byte of a file name that is not UTF-8, as os.fsdecode gives it.
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def register_secret(secret: str) -> None:
@@ -30,6 +34,23 @@ def _redact_event(_logger: object, _name: str, event: MutableMapping[str, Any]) 
     for key, value in event.items():
         if isinstance(value, str):
             event[key] = redact(value, secrets)
+    return event
+
+
+def _shown(value: Any, path: bool) -> Any:
+    if isinstance(value, str):
+        return display_path(value) if path or _SURROGATE.search(value) else value
+    if isinstance(value, (list, tuple)):
+        return [_shown(item, path) for item in value]
+    return value
+
+
+def _escape_paths(_logger: object, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """File names as `display_path` shows them (a name that is not UTF-8 as `\\xNN`), in every renderer."""
+    for key, value in event.items():
+        shown = _shown(value, "path" in key)
+        if shown is not value:
+            event[key] = shown
     return event
 
 
@@ -49,6 +70,7 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _escape_paths,
             _redact_event,
             renderer,
         ],

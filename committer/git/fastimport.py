@@ -165,7 +165,8 @@ class FastImport:
         self._marks += 1
         mark = f":{self._marks}"
         stamp = f"{identity[0]} <{identity[1]}> {when or int(time.time())} +0000".encode()
-        body = message.encode("utf-8")
+        # Messages show names escaped (core.paths.display_path); a stray surrogate must still never stop a commit.
+        body = message.encode("utf-8", "backslashreplace")
         lines = [
             b"commit %s\nmark %s\n" % (ref.encode(), mark.encode()),
             b"author %s\ncommitter %s\n" % (stamp, stamp),

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
-import re
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from committer.core import clock
 from committer.core.errors import GitError
-from committer.core.paths import COALESCE_ABOVE, coalesce, covered
+from committer.core.paths import COALESCE_ABOVE, coalesce, covered, parse_display
 from committer.core.settings import Settings
 from committer.git import index as gitindex
+from committer.git import revs
 from committer.git.objects import TreeEntry
 from committer.git.runner import GitRunner, git_env
 
@@ -209,17 +208,20 @@ class GitRepo:
             raise GitError(["index"], -1, f"{self.git_dir / 'index.lock'} exists: another git is writing the index")
 
     def resolve(self, rev: str) -> str | None:
-        """The commit a revision names: a sha, tag, `main~3`, `main@{2 hours ago}`, or a date."""
-        proc = self.git("rev-parse", "-q", "--verify", "--end-of-options", f"{rev}^{{commit}}", check=False)
-        sha = proc.stdout.decode().strip()
-        if proc.returncode == 0 and sha:
-            return sha
-        when = _as_date(rev)
-        if when is None or self.head() is None:
-            return None
-        proc = self.git("rev-list", "-1", f"--before={when}", self.ref, check=False)
-        sha = proc.stdout.decode().strip()
-        return sha if proc.returncode == 0 and sha else None
+        """The commit a revision names: a sha, tag, `main~3`, `main@{2 hours ago}`, or a date (ISO 8601, a
+        bare day meaning its end, `N units ago`); None when it names nothing. A date after now or before
+        the first commit raises revs.OutOfHistory, which names the newest or oldest version."""
+        return revs.resolve(self, rev)
+
+    def named(self, rel: str) -> str:
+        """The path a person typed: as typed when HEAD or the data directory has it, else read as
+        core.paths.display_path shows names (`bad\\xff.md` for a name that is not UTF-8)."""
+        if "\\" not in rel:
+            return rel
+        shown = parse_display(rel)
+        if shown == rel or os.path.lexists(os.path.join(self.data_dir, rel)) or self.ls_tree(self.head(), [rel]):
+            return rel
+        return shown
 
     def read_blobs(self, shas: Sequence[str]) -> dict[str, bytes]:
         """The content of each blob, through one `git cat-file --batch`."""
@@ -237,10 +239,11 @@ class GitRepo:
         return blobs
 
     def renames(self, shas: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-        """Commit -> the files it moved unchanged (old path, new path), through one `git diff-tree`."""
+        """Commit -> the files it moved (old path, new path; git's rename rule, 50 % similar, as committer
+        pairs moves with edits), through one `git diff-tree`."""
         if not shas:
             return {}
-        out = self.git("diff-tree", "--stdin", "-r", "-z", "-M100%", "--diff-filter=R",
+        out = self.git("diff-tree", "--stdin", "-r", "-z", "-M", "--diff-filter=R",
                        input="".join(f"{s}\n" for s in shas).encode()).stdout
         found: dict[str, list[tuple[str, str]]] = {}
         fields = out.split(b"\0")
@@ -276,25 +279,6 @@ class GitRepo:
         if proc.returncode != 0 or len(parts) != 2:
             return None
         return parts[0], clock.iso(int(parts[1]))
-
-
-_AGO = re.compile(r"^\s*(\d+)\s+(second|minute|hour|day|week|month|year)s?\s+ago\s*$", re.IGNORECASE)
-
-
-def _as_date(text: str) -> str | None:
-    """A date for --before: ISO 8601 (a date, or a date and time) or `N units ago`; else None.
-
-    git's own date parser takes almost any text as "now", so a mistyped revision must not reach it.
-    """
-    if _AGO.match(text):
-        return text.strip()
-    try:
-        parsed = datetime.datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()  # local time, as a person means it
-    return parsed.isoformat()
 
 
 def _under_any(path: str, wanted: set[str]) -> bool:

@@ -1,0 +1,156 @@
+"""Revisions people type: dates inside the history (never silently outside it), and one file's history
+across its moves."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from committer.core import clock
+from committer.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from committer.git.repo import GitRepo
+
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400,
+          "year": 365 * 86400}
+_AGO = re.compile(r"^\s*(\d{1,12})\s+(second|minute|hour|day|week|month|year)s?\s+ago\s*$", re.IGNORECASE)
+_DAY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
+# `main@{2 hours ago}`, `@{2026-01-01}`: a date on a branch (a number in the braces is a reflog entry).
+_AT = re.compile(r"^(?P<ref>[^@{}]*)@\{(?P<when>[^{}]*)\}$")
+# A date after now by less than this is "now": clocks of two machines differ a little.
+_SLACK = 120.0
+
+
+class OutOfHistory(ConfigError):
+    """A date after now or before the first commit: nothing was there; names the newest or oldest version.
+
+    `edge` is "newest" or "oldest", `sha` and `at` (ISO 8601, UTC) that version, `asked` the text typed.
+    """
+
+    def __init__(self, asked: str, edge: str, sha: str, at: str, setting: str = "--to") -> None:
+        self.asked, self.edge, self.sha, self.at = asked, edge, sha, at
+        where = "is in the future" if edge == "newest" else "is before the history starts"
+        super().__init__(setting, f"{asked} {where}; the {edge} version is {sha[:12]} of {at}")
+
+
+@dataclass(frozen=True)
+class Span:
+    """What a date names: the instant `first`, or a whole day from `first` to `last` (epoch seconds)."""
+
+    first: float
+    last: float
+
+
+def parse_date(text: str, now: float | None = None) -> Span | None:
+    """An ISO 8601 date (a bare day means the whole day, local time) or time, `N units ago`, `today`,
+    `yesterday` or `now`; None for anything else.
+
+    git's own date parser takes almost any text as "now" (and `1000 years ago` too), so it is never asked.
+    """
+    now = time.time() if now is None else now
+    word = text.strip().lower()
+    if word == "now":
+        return Span(now, now)
+    if word in ("today", "yesterday"):
+        day = datetime.date.fromtimestamp(now) - datetime.timedelta(days=1 if word == "yesterday" else 0)
+        return _day(day)
+    match = _AGO.match(text)
+    if match:
+        at = now - int(match[1]) * _UNITS[match[2].lower()]
+        return Span(at, at)
+    if _DAY.match(text):
+        try:
+            return _day(datetime.date.fromisoformat(text.strip()))
+        except ValueError:
+            return None
+    try:
+        parsed = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()  # local time, as a person means it
+    return Span(parsed.timestamp(), parsed.timestamp())
+
+
+def _day(day: datetime.date) -> Span:
+    start = datetime.datetime.combine(day, datetime.time()).astimezone()
+    return Span(start.timestamp(), (start + datetime.timedelta(days=1)).timestamp() - 1)
+
+
+def resolve(repo: GitRepo, rev: str, setting: str = "--to") -> str | None:
+    """The commit `rev` names (see GitRepo.resolve); OutOfHistory for a date outside the history."""
+    at = _AT.match(rev)
+    if at is not None and not at["when"].strip().lstrip("-").isdigit():
+        span = parse_date(at["when"])
+        if span is not None:
+            ref = _branch(repo, at["ref"])
+            return None if ref is None else on_date(repo, ref, span, rev, setting)
+    proc = repo.git("rev-parse", "-q", "--verify", "--end-of-options", f"{rev}^{{commit}}", check=False)
+    sha = proc.stdout.decode().strip()
+    if proc.returncode == 0 and sha:
+        return sha
+    span = parse_date(rev)
+    if span is None or repo.head() is None:
+        return None
+    return on_date(repo, repo.ref, span, rev, setting)
+
+
+def _branch(repo: GitRepo, name: str) -> str | None:
+    if name in ("", "HEAD"):
+        return repo.ref
+    proc = repo.git("rev-parse", "-q", "--verify", "--end-of-options", f"{name}^{{commit}}", check=False)
+    return name if proc.returncode == 0 else None
+
+
+def on_date(repo: GitRepo, ref: str, span: Span, asked: str, setting: str = "--to") -> str:
+    """The last commit of `ref` at the end of `span`; OutOfHistory when the span starts after now or
+    ends before the first commit."""
+    if span.first > time.time() + _SLACK:
+        newest = _commits(repo, "-1", ref)
+        if newest:
+            raise OutOfHistory(asked, "newest", *newest[0], setting=setting)
+    # git reads a date before 1970 as "now": the history cannot reach back that far anyway
+    found = _commits(repo, "-1", f"--before={int(span.last)}", ref) if span.last > 0 else []
+    if found:
+        return found[0][0]
+    roots = _commits(repo, "--max-parents=0", ref)
+    if not roots:
+        raise ConfigError(setting, f"{asked}: the branch has no commits")
+    sha, at = min(roots, key=lambda item: item[1])
+    raise OutOfHistory(asked, "oldest", sha, at, setting=setting)
+
+
+def _commits(repo: GitRepo, *args: str) -> list[tuple[str, str]]:
+    """(sha, ISO 8601 commit time) of `git rev-list` (ends with the `--` that keeps a ref a ref)."""
+    out = repo.git("log", "--format=%H %ct", *args, "--", check=False).stdout.decode()
+    return [(sha, clock.iso(int(epoch))) for sha, epoch in (line.split() for line in out.splitlines())]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One commit of a file's history: its id, time, message, and (old, new) when it moved the file."""
+
+    sha: str
+    epoch: int
+    message: str
+    moved: tuple[str, str] | None
+
+
+def follow(repo: GitRepo, path: str, max_count: int) -> Iterator[Entry]:
+    """A file's commits, newest first, across its moves (git's rename detection, 50 % similar)."""
+    out = repo.git("log", "--follow", "-M", "-z", "--name-status", f"--max-count={max_count}",
+                   "--format=%x1e%H%x1f%ct%x1f%B%x1f", repo.ref, "--", path, check=False).stdout
+    for record in out.split(b"\x1e")[1:]:
+        head, epoch, rest = record.split(b"\x1f", 2)
+        text, _, status = rest.rpartition(b"\x1f")
+        fields = status.strip(b"\0\n").split(b"\0")
+        moved = None
+        if fields[0][:1] in (b"R", b"C") and len(fields) >= 3:
+            moved = (os.fsdecode(fields[1]), os.fsdecode(fields[2]))
+        yield Entry(head.decode(), int(epoch), text.decode("utf-8", "replace"), moved)
