@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from committer.commit import similar
 from committer.commit.changes import ChangeSet
 from committer.core import clock, events, fsio, logs
 from committer.core.settings import Settings
@@ -42,11 +43,11 @@ class Holds:
         return "empty"
 
     def apply(self, changes: ChangeSet, head: str | None, **context: Any) -> None:
-        """Pair moves first (they pass), then hold unpaired deletions past max_delete; what a standing hold
-        held and this commit adds under another name leaves the hold as a rename."""
+        """Pair moves first, with edits too (they pass), then hold unpaired deletions past max_delete; what a
+        standing hold held and this commit adds under another name leaves the hold as a rename."""
         renames: dict[str, str] = {}
         if changes.deleted:
-            renames = guard.pair_renames(changes.additions(set(changes.deleted.values())), changes.deleted)
+            renames = similar.pair_moves(self.repo, changes)  # the same content, or a similar one
             unpaired = [p for p in changes.deleted if p not in renames]
             allowed: frozenset[str] = frozenset()
             if unpaired:

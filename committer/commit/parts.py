@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from committer.commit.changes import ADDED, DELETED, MODIFIED, Change, ChangeSet, count_renames
 from committer.commit.message import Counts
@@ -36,12 +36,15 @@ def split(changes: ChangeSet, most: int) -> Iterator[list[Change]]:
         yield sorted(part, key=lambda c: os.fsencode(c.path))
 
 
-def counts(part: list[Change]) -> Counts:
-    """Added, modified, deleted and renamed paths of one commit (a deletion and an addition of the same
-    content are a rename)."""
+def counts(part: list[Change], renames: Mapping[str, str] | None = None) -> Counts:
+    """Added, modified, deleted and renamed paths of one commit: a pair of `renames` (a move, with or
+    without edits) whose both sides are in it is a rename, and so is a deletion and an addition of the
+    same content."""
     added = {c.path: c.sha for c in part if c.kind == ADDED}
     deleted = {c.path: c.sha for c in part if c.kind == DELETED}
-    renamed = count_renames(added, deleted)
+    paired = {old: new for old, new in (renames or {}).items() if old in deleted and new in added}
+    renamed = len(paired) + count_renames({p: s for p, s in added.items() if p not in paired.values()},
+                                          {p: s for p, s in deleted.items() if p not in paired})
     modified = sum(1 for c in part if c.kind == MODIFIED)
     return Counts(added=len(added) - renamed, modified=modified, deleted=len(deleted) - renamed, renamed=renamed)
 

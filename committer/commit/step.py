@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from committer.commit import message, parts
+from committer.commit import message, parts, similar
 from committer.commit.bmmeta import BmMeta
 from committer.commit.changes import DELETED, Change, ChangeSet
 from committer.commit.collect import Limits, Pass, collect
@@ -27,7 +27,7 @@ from committer.git import lfs
 from committer.git.layout import state_dir
 from committer.git.objects import TreeEntry
 from committer.git.repo import GitRepo
-from committer.policy import guard, secrets
+from committer.policy import secrets
 from committer.policy.filters import PathFilter
 
 log = logs.get(__name__)
@@ -122,7 +122,7 @@ class CommitStep:
             if guarded:
                 self.holds.apply(changes, self.head, batch=batch)
             else:
-                changes.renames = guard.pair_renames(changes.additions(set(changes.deleted.values())), changes.deleted)
+                changes.renames = similar.pair_moves(self.repo, changes)
             result = self._write(writer, changes, batch, started, first_event, op, extra)
         except BaseException:
             writer.abort()
@@ -160,7 +160,7 @@ class CommitStep:
         writer.plan(changes.added + changes.modified + len(changes.deleted) + len(changes.kept_deleted))
         for number, part in enumerate(parts.split(changes, most), 1):
             details = {**(extra or {}), **({"part": f"{number}/{count}"} if count > 1 else {})}
-            text = self._message(part, batch, first_event or time.time(), op, details)
+            text = self._message(part, changes.renames, batch, first_event or time.time(), op, details)
             deletes = [c.path for c in part if c.kind == DELETED]
             modifies = [(c.mode, c.sha, c.path) for c in part if c.kind != DELETED]
             writer.commit(self.identity, text, deletes, modifies)
@@ -198,10 +198,10 @@ class CommitStep:
         self.lfs_paths.update(was, changes.lfs)
 
     def _message(
-        self, part: list[Change], batch: str, first_event: float, op: str | None,
+        self, part: list[Change], renames: Mapping[str, str], batch: str, first_event: float, op: str | None,
         details: Mapping[str, Any] | None = None,
     ) -> str:
-        counts = parts.counts(part)
+        counts = parts.counts(part, renames)
         meta = message.trailer_value(
             batch=batch, host=self.host, counts=counts, first_event=clock.iso(first_event, ms=True),
             bmmeta=self.bmmeta.read(), extra={**({"op": op} if op else {}), **(details or {})},

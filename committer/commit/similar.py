@@ -1,0 +1,156 @@
+"""Moves with edits: a deleted file and an added one at least half alike are a rename, as git counts them.
+
+Exact moves (the same blob id) are paired first (policy.guard.pair_renames). What is left unpaired on
+both sides is compared the way git's rename detection does: each content is cut into chunks (a line, or
+64 bytes of a long line), and the share of bytes in chunks both sides have, over the larger size, is the
+similarity; at SIMILAR_SCORE or more the two are a rename. basic-memory moving a note and rewriting its
+`permalink:` line, or a folder moved while its notes are touched, stays one history per note, and the
+deletion guard counts only what is still unpaired.
+
+The search is bounded, so a huge batch costs no more than before: only regular files (no symlinks, no
+LFS pointers) of at most SIMILAR_BYTES are compared; nothing is compared when either side has more than
+SIMILAR_FILES unpaired files; pairs of the same file name are scored first (a moved folder keeps its
+names), and every other pair only while the two sides make at most SIMILAR_PAIRS pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from committer.commit.changes import ADDED, ChangeSet
+from committer.core import fsio, logs
+from committer.git import lfs
+from committer.git.objects import MODE_EXEC, MODE_FILE
+from committer.git.repo import GitRepo
+from committer.git.trees import blob_sizes
+from committer.policy import guard
+
+log = logs.get(__name__)
+
+SIMILAR_SCORE = 0.5  # git's default rename threshold (-M50%)
+SIMILAR_BYTES = 1 << 20
+SIMILAR_FILES = 1000  # git's diff.renameLimit
+SIMILAR_PAIRS = 40_000
+_CHUNK = 64
+_READ_AT_ONCE = 64  # blobs read through one cat-file: at most 64 MiB in memory at a time
+
+
+@dataclass(frozen=True)
+class Print:
+    """A content as rename detection sees it: its size and the bytes in each distinct chunk."""
+
+    size: int
+    chunks: Mapping[int, int]
+
+
+def fingerprint(data: bytes) -> Print:
+    """Chunks of a line (or of 64 bytes of a longer one), by hash, with the bytes each covers."""
+    chunks: dict[int, int] = {}
+    start, end = 0, len(data)
+    while start < end:
+        stop = data.find(b"\n", start, start + _CHUNK)
+        stop = min(start + _CHUNK, end) if stop < 0 else stop + 1
+        key = hash(data[start:stop])
+        chunks[key] = chunks.get(key, 0) + stop - start
+        start = stop
+    return Print(len(data), chunks)
+
+
+def score(a: Print, b: Print) -> float:
+    """The share of the larger content found in the other (0 to 1)."""
+    larger = max(a.size, b.size)
+    if larger == 0 or min(a.size, b.size) < larger * SIMILAR_SCORE:
+        return 0.0
+    small, big = (a.chunks, b.chunks) if len(a.chunks) <= len(b.chunks) else (b.chunks, a.chunks)
+    common = sum(min(n, big[key]) for key, n in small.items() if key in big)
+    return common / larger
+
+
+def _name(path: str) -> str:
+    return path.rpartition("/")[2]
+
+
+def pair_similar(deleted: Mapping[str, Print], added: Mapping[str, Print]) -> dict[str, str]:
+    """Deleted path -> added path for pairs at least SIMILAR_SCORE alike, best first, each file in one pair
+    at most; same-name pairs before the rest. Pure and deterministic."""
+    if not deleted or not added or len(deleted) > SIMILAR_FILES or len(added) > SIMILAR_FILES:
+        return {}
+    by_name: dict[str, list[str]] = {}
+    for new in added:
+        by_name.setdefault(_name(new), []).append(new)
+    pairs: dict[str, str] = {}
+    _greedy(pairs, deleted, added, ((old, new) for old in deleted for new in by_name.get(_name(old), ())))
+    rest_old = [p for p in deleted if p not in pairs]
+    taken = set(pairs.values())
+    rest_new = [p for p in added if p not in taken]
+    if rest_old and rest_new and len(rest_old) * len(rest_new) <= SIMILAR_PAIRS:
+        _greedy(pairs, deleted, added, ((old, new) for old in rest_old for new in rest_new))
+    return pairs
+
+
+def _greedy(pairs: dict[str, str], deleted: Mapping[str, Print], added: Mapping[str, Print],
+            candidates: Iterable[tuple[str, str]]) -> None:
+    scored = []
+    for old, new in candidates:
+        value = score(deleted[old], added[new])
+        if value >= SIMILAR_SCORE:
+            scored.append((-value, old, new))
+    taken = set(pairs.values())
+    for _value, old, new in sorted(scored):
+        if old not in pairs and new not in taken:
+            pairs[old] = new
+            taken.add(new)
+
+
+def pair_moves(repo: GitRepo, changes: ChangeSet) -> dict[str, str]:
+    """Deleted path -> added path of every move of this change: the same content, or a similar one."""
+    renames = guard.pair_renames(changes.additions(set(changes.deleted.values())), changes.deleted)
+    old = {p: sha for p, sha in changes.deleted.items() if p not in renames}
+    if not old or not changes.added:
+        return renames
+    targets = set(renames.values())
+    new: dict[str, str] = {}
+    for change in changes.changes():
+        if (change.kind == ADDED and not change.lfs and change.mode in (MODE_FILE, MODE_EXEC)
+                and change.path not in targets):
+            new[change.path] = change.sha
+            if len(new) > SIMILAR_FILES:
+                return renames
+    if not new or len(old) > SIMILAR_FILES:
+        return renames
+    try:
+        similar = pair_similar(_deleted_prints(repo, changes, old), _added_prints(repo, new))
+    except OSError as exc:  # the data directory went away meanwhile: no move is paired by likeness
+        log.warning("renames_not_compared", error=str(exc))
+        return renames
+    return {**renames, **similar}
+
+
+def _deleted_prints(repo: GitRepo, changes: ChangeSet, old: Mapping[str, str]) -> dict[str, Print]:
+    """Fingerprints of HEAD's content of the deleted regular files small enough to compare."""
+    modes = {c.path: c.mode for c in changes.changes() if c.path in old}
+    sizes = blob_sizes(repo, old.values())
+    wanted = {p: sha for p, sha in old.items()
+              if modes.get(p) in (MODE_FILE, MODE_EXEC) and sizes.get(sha, SIMILAR_BYTES + 1) <= SIMILAR_BYTES}
+    shas = sorted(set(wanted.values()))
+    prints: dict[str, Print] = {}
+    for start in range(0, len(shas), _READ_AT_ONCE):
+        for sha, data in repo.read_blobs(shas[start : start + _READ_AT_ONCE]).items():
+            if lfs.parse(data) is None:  # an LFS pointer says nothing of its file's content
+                prints[sha] = fingerprint(data)
+    return {p: prints[sha] for p, sha in wanted.items() if sha in prints}
+
+
+def _added_prints(repo: GitRepo, new: Mapping[str, str]) -> dict[str, Print]:
+    """Fingerprints of the added files as they are on disk now (reached without a symlink)."""
+    prints: dict[str, Print] = {}
+    with fsio.Tree(repo.data_dir) as tree:
+        for path in new:
+            try:
+                if tree.lstat(path).st_size > SIMILAR_BYTES:
+                    continue
+                prints[path] = fingerprint(tree.read(path, SIMILAR_BYTES + 1))
+            except OSError:
+                continue  # gone or changed into something else since: not compared
+    return prints
