@@ -23,6 +23,7 @@ _AGO = re.compile(r"^\s*(\d{1,12})\s+(second|minute|hour|day|week|month|year)s?\
 _DAY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 # `main@{2 hours ago}`, `@{2026-01-01}`: a date on a branch (a number in the braces is a reflog entry).
 _AT = re.compile(r"^(?P<ref>[^@{}]*)@\{(?P<when>[^{}]*)\}$")
+_SHA = re.compile(rb"[0-9a-f]{40}")
 # A date after now by less than this is "now": clocks of two machines differ a little.
 _SLACK = 120.0
 
@@ -47,6 +48,9 @@ class Span:
     last: float
 
 
+_FAR_PAST, _FAR_FUTURE = Span(-1.0, -1.0), Span(float("inf"), float("inf"))
+
+
 def parse_date(text: str, now: float | None = None) -> Span | None:
     """An ISO 8601 date (a bare day means the whole day, local time) or time, `N units ago`, `today`,
     `yesterday` or `now`; None for anything else.
@@ -64,23 +68,27 @@ def parse_date(text: str, now: float | None = None) -> Span | None:
     if match:
         at = now - int(match[1]) * _UNITS[match[2].lower()]
         return Span(at, at)
-    if _DAY.match(text):
-        try:
-            return _day(datetime.date.fromisoformat(text.strip()))
-        except ValueError:
-            return None
     try:
+        if _DAY.match(text):
+            return _day(datetime.date.fromisoformat(text.strip()))
         parsed = datetime.datetime.fromisoformat(text.strip())
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()  # local time, as a person means it
-    return Span(parsed.timestamp(), parsed.timestamp())
+    try:
+        if parsed.tzinfo is None:
+            parsed = parsed.astimezone()  # local time, as a person means it
+        return Span(parsed.timestamp(), parsed.timestamp())
+    except (OverflowError, ValueError):  # year 1 or 9999 in a time zone: far outside any history
+        return _FAR_PAST if parsed.year < 1970 else _FAR_FUTURE
 
 
 def _day(day: datetime.date) -> Span:
-    start = datetime.datetime.combine(day, datetime.time()).astimezone()
-    return Span(start.timestamp(), (start + datetime.timedelta(days=1)).timestamp() - 1)
+    try:
+        start = datetime.datetime.combine(day, datetime.time()).astimezone()
+        return Span(start.timestamp(), (start + datetime.timedelta(days=1)).timestamp() - 1)
+    except (OverflowError, ValueError):
+        return _FAR_PAST if day.year < 1970 else _FAR_FUTURE
+
 
 
 def resolve(repo: GitRepo, rev: str, setting: str = "--to") -> str | None:
@@ -113,8 +121,9 @@ def on_date(repo: GitRepo, ref: str, span: Span, asked: str, setting: str = "--t
     ends before the first commit."""
     if span.first > time.time() + _SLACK:
         newest = _commits(repo, "-1", ref)
-        if newest:
-            raise OutOfHistory(asked, "newest", *newest[0], setting=setting)
+        if not newest:
+            raise ConfigError(setting, f"{asked}: the branch has no commits")
+        raise OutOfHistory(asked, "newest", *newest[0], setting=setting)
     # git reads a date before 1970 as "now": the history cannot reach back that far anyway
     found = _commits(repo, "-1", f"--before={int(span.last)}", ref) if span.last > 0 else []
     if found:
@@ -147,7 +156,10 @@ def follow(repo: GitRepo, path: str, max_count: int) -> Iterator[Entry]:
     out = repo.git("log", "--follow", "-M", "-z", "--name-status", f"--max-count={max_count}",
                    "--format=%x1e%H%x1f%ct%x1f%B%x1f", repo.ref, "--", path, check=False).stdout
     for record in out.split(b"\x1e")[1:]:
-        head, epoch, rest = record.split(b"\x1f", 2)
+        fields = record.split(b"\x1f", 2)
+        if len(fields) != 3 or not _SHA.fullmatch(fields[0]) or not fields[1].isdigit():
+            continue  # the tail of a message that held a separator byte: its commit was read already
+        head, epoch, rest = fields
         text, _, status = rest.rpartition(b"\x1f")
         fields = status.strip(b"\0\n").split(b"\0")
         moved = None

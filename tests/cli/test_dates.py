@@ -36,6 +36,8 @@ def one_line(proc: object) -> str:
     ("@{1000 years ago}", "oldest"),
     ("1000 years ago", "oldest"),
     ("1990-05-01", "oldest"),
+    ("0001-01-01", "oldest"),
+    ("9999-12-31", "newest"),
 ])
 def test_a_date_outside_the_history_names_the_newest_or_oldest_version(
     layout: Layout, two_versions: dict[str, str], to: str, edge: str

@@ -183,3 +183,34 @@ def test_the_running_daemon_commits_odd_names_with_normal_edits(layout: Layout, 
     for rev in git(layout.git_dir, "rev-list", "HEAD").split():
         raw_message(layout.git_dir, rev).decode("utf-8")
     assert daemon.stop() == 0
+
+
+def test_the_reconcile_finds_odd_names_changed_while_nothing_watched(layout: Layout, reconcile_way: str) -> None:
+    p = make_pipeline(layout)
+    for i, name in enumerate(ODD):
+        write_raw(layout, name, b"v1 %d\n" % i)
+    p.reconcile()
+    for i, name in enumerate(ODD):
+        write_raw(layout, name, b"v2 %d\n" % i)
+    os.unlink(os.fsencode(layout.data) + b"/" + SECOND)
+    p.reconcile()
+    expected = {n: b"v2 %d\n" % i for i, n in enumerate(ODD) if n != SECOND}
+    assert raw_tree(layout.git_dir) == expected, reconcile_way
+    raw_message(layout.git_dir).decode("utf-8")
+    assert p.reconcile().sha is None  # and nothing is left to do
+
+
+def test_restore_through_the_running_daemon_takes_an_odd_name(layout: Layout, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    write_raw(layout, FIRST, b"v1\n")
+    daemon = start_daemon()
+    daemon.wait_event("git_commit")
+    first = git(layout.git_dir, "rev-parse", "HEAD").strip()
+    write_raw(layout, FIRST, b"v2\n")
+    wait_for(lambda: raw_tree(layout.git_dir).get(FIRST) == b"v2\n", 30, "the edit committed")
+    proc = subprocess.run([sys.executable, "-m", "committer", "restore", "--to", first, "--", "\\x01bad\\xff.md"],
+                          capture_output=True, env={**os.environ, **layout.env})
+    assert proc.returncode == 0, proc.stderr
+    assert b"restored \\x01bad\\xff.md from" in proc.stdout
+    wait_for(lambda: raw_tree(layout.git_dir).get(FIRST) == b"v1\n", 30, "the restore committed")
+    assert "restore" in json.dumps(trailer(layout)) and trailer(layout)["path"] == "\\x01bad\\xff.md"
+    assert daemon.stop() == 0

@@ -146,3 +146,17 @@ def test_the_daemon_commits_a_folder_moved_with_edits_as_renames_without_a_hold(
     assert event["renamed"] == 6 and not daemon.events("hold")
     assert tree_files(layout.git_dir) == {f"done/{i}.md" for i in range(6)}
     assert daemon.stop() == 0
+
+
+def test_log_of_a_file_follows_a_plain_move_then_an_edit(layout: Layout) -> None:
+    p = make_pipeline(layout)
+    (layout.data / "notes").mkdir()
+    (layout.data / "notes" / "old.md").write_text(note("Old"))
+    p.commit(["notes"])
+    os.rename(layout.data / "notes" / "old.md", layout.data / "notes" / "new.md")
+    p.commit(["notes"])
+    (layout.data / "notes" / "new.md").write_text(note("Old") + "edited\n")
+    p.commit(["notes"])
+    lines = committer("log", "notes/new.md", env=layout.env).stdout
+    assert lines.count("chore(sync)") == 3 and "notes/old.md → notes/new.md" in lines
+    assert committer("log", "notes/old.md", env=layout.env).stdout.count("chore(sync)") == 2
