@@ -9,8 +9,9 @@ deletion guard counts only what is still unpaired.
 
 The search is bounded, so a huge batch costs no more than before: only regular files (no symlinks, no
 LFS pointers) of at most SIMILAR_BYTES are compared; nothing is compared when either side has more than
-SIMILAR_FILES unpaired files; pairs of the same file name are scored first (a moved folder keeps its
-names), and every other pair only while the two sides make at most SIMILAR_PAIRS pairs.
+SIMILAR_FILES unpaired files, and at most SIMILAR_TOTAL bytes are read on each side; pairs of the same
+file name are scored first (a moved folder keeps its names; a name common to many folders is told apart
+by its folders), and every other pair only while the two sides make at most SIMILAR_PAIRS pairs.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ SIMILAR_BYTES = 1 << 20
 SIMILAR_FILES = 1000  # git's diff.renameLimit
 SIMILAR_PAIRS = 40_000
 _CHUNK = 64
+_SAME_NAME_GROUP = 64  # pairs of one name scored at most; a commoner name is told apart by its folders
+# Bytes read to compare, on each side: the fingerprints of 32 MiB of short lines take a few hundred MB.
+SIMILAR_TOTAL = 32 << 20
 _READ_AT_ONCE = 64  # blobs read through one cat-file: at most 64 MiB in memory at a time
 
 
@@ -76,23 +80,52 @@ def pair_similar(deleted: Mapping[str, Print], added: Mapping[str, Print]) -> di
     at most; same-name pairs before the rest. Pure and deterministic."""
     if not deleted or not added or len(deleted) > SIMILAR_FILES or len(added) > SIMILAR_FILES:
         return {}
-    by_name: dict[str, list[str]] = {}
-    for new in added:
-        by_name.setdefault(_name(new), []).append(new)
     pairs: dict[str, str] = {}
-    _greedy(pairs, deleted, added, ((old, new) for old in deleted for new in by_name.get(_name(old), ())))
+    _greedy(pairs, deleted, added, _same_names(sorted(deleted), sorted(added)))
     rest_old = [p for p in deleted if p not in pairs]
     taken = set(pairs.values())
     rest_new = [p for p in added if p not in taken]
     if rest_old and rest_new and len(rest_old) * len(rest_new) <= SIMILAR_PAIRS:
-        _greedy(pairs, deleted, added, ((old, new) for old in rest_old for new in rest_new))
+        _greedy(pairs, deleted, added, [(old, new) for old in rest_old for new in rest_new])
     return pairs
+
+
+def _suffix(path: str, depth: int) -> str:
+    return "/".join(path.split("/")[-depth:])
+
+
+def _same_names(old: list[str], new: list[str]) -> list[tuple[str, str]]:
+    """Pairs of the same file name; where one name has many files on both sides (`index.md` in every
+    folder), the same last two, three or four path components instead, so a moved folder pairs its own
+    files and the pairs stay few."""
+    found: list[tuple[str, str]] = []
+    groups = [(old, new)]
+    for depth in range(1, 5):
+        deeper = []
+        for olds, news in groups:
+            by_key: dict[str, tuple[list[str], list[str]]] = {}
+            for path in olds:
+                by_key.setdefault(_suffix(path, depth), ([], []))[0].append(path)
+            for path in news:
+                by_key.setdefault(_suffix(path, depth), ([], []))[1].append(path)
+            for sources, targets in by_key.values():
+                if len(sources) * len(targets) <= _SAME_NAME_GROUP:
+                    found += [(a, b) for a in sources for b in targets]
+                elif sources and targets:
+                    deeper.append((sources, targets))
+        groups = deeper
+        if len(found) >= SIMILAR_PAIRS:
+            break
+    return found[:SIMILAR_PAIRS]
 
 
 def _greedy(pairs: dict[str, str], deleted: Mapping[str, Print], added: Mapping[str, Print],
             candidates: Iterable[tuple[str, str]]) -> None:
+    """Score the candidate pairs (those with both sides fingerprinted) and take them best first."""
     scored = []
     for old, new in candidates:
+        if old not in deleted or new not in added:
+            continue
         value = score(deleted[old], added[new])
         if value >= SIMILAR_SCORE:
             scored.append((-value, old, new))
@@ -131,8 +164,13 @@ def _deleted_prints(repo: GitRepo, changes: ChangeSet, old: Mapping[str, str]) -
     """Fingerprints of HEAD's content of the deleted regular files small enough to compare."""
     modes = {c.path: c.mode for c in changes.changes() if c.path in old}
     sizes = blob_sizes(repo, old.values())
-    wanted = {p: sha for p, sha in old.items()
-              if modes.get(p) in (MODE_FILE, MODE_EXEC) and sizes.get(sha, SIMILAR_BYTES + 1) <= SIMILAR_BYTES}
+    wanted: dict[str, str] = {}
+    total = 0
+    for path, sha in sorted(old.items()):
+        size = sizes.get(sha, SIMILAR_BYTES + 1)
+        if modes.get(path) in (MODE_FILE, MODE_EXEC) and size <= SIMILAR_BYTES and total + size <= SIMILAR_TOTAL:
+            wanted[path] = sha
+            total += size
     shas = sorted(set(wanted.values()))
     prints: dict[str, Print] = {}
     for start in range(0, len(shas), _READ_AT_ONCE):
@@ -145,12 +183,16 @@ def _deleted_prints(repo: GitRepo, changes: ChangeSet, old: Mapping[str, str]) -
 def _added_prints(repo: GitRepo, new: Mapping[str, str]) -> dict[str, Print]:
     """Fingerprints of the added files as they are on disk now (reached without a symlink)."""
     prints: dict[str, Print] = {}
+    total = 0
     with fsio.Tree(repo.data_dir) as tree:
-        for path in new:
+        for path in sorted(new):
             try:
-                if tree.lstat(path).st_size > SIMILAR_BYTES:
+                size = tree.lstat(path).st_size
+                if size > SIMILAR_BYTES or total + size > SIMILAR_TOTAL:
                     continue
-                prints[path] = fingerprint(tree.read(path, SIMILAR_BYTES + 1))
+                data = tree.read(path, SIMILAR_BYTES + 1)
+                total += len(data)
+                prints[path] = fingerprint(data)
             except OSError:
                 continue  # gone or changed into something else since: not compared
     return prints

@@ -160,3 +160,20 @@ def test_log_of_a_file_follows_a_plain_move_then_an_edit(layout: Layout) -> None
     lines = committer("log", "notes/new.md", env=layout.env).stdout
     assert lines.count("chore(sync)") == 3 and "notes/old.md → notes/new.md" in lines
     assert committer("log", "notes/old.md", env=layout.env).stdout.count("chore(sync)") == 2
+
+
+def test_a_name_in_every_folder_is_paired_by_its_folder_with_few_comparisons(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = similar.score
+
+    def counted(a: similar.Print, b: similar.Print) -> float:
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(similar, "score", counted)
+    texts = {i: note(f"Topic {i}").encode() for i in range(1000)}
+    deleted = {f"kb/t{i}/index.md": fingerprint(texts[i]) for i in range(1000)}
+    added = {f"archive/t{i}/index.md": fingerprint(texts[i].replace(b"kb", b"archive") + b"x\n") for i in range(1000)}
+    pairs = pair_similar(deleted, added)
+    assert pairs == {f"kb/t{i}/index.md": f"archive/t{i}/index.md" for i in range(1000)}
+    assert len(calls) == 1000  # one comparison a file, not a million
