@@ -228,7 +228,11 @@ def restore(
     rel = relative(settings, path) if Path(path).is_absolute() else path
     answer = ops.run(settings, "restore", {"path": rel, "rev": to, "dry_run": dry_run})
     for item in answer["actions"]:
-        typer.echo(f"{'would ' if dry_run else ''}{item['action']} {item['path']}")
+        aside = (" (its current content is in no commit: kept beside it as a conflict copy)"
+                 if item.get("aside") else "")
+        typer.echo(f"{'would ' if dry_run else ''}{item['action']} {item['path']}{aside}")
+    for item in answer.get("kept") or []:
+        typer.echo(f"{'would keep' if dry_run else 'kept'} {item['path']}: {item['why']}; it stays as it is")
     source = answer["source"][:12]
     if dry_run:
         typer.echo(f"{len(answer['actions'])} change(s) to restore {answer['path']} from {to} ({source})")
