@@ -182,7 +182,8 @@ def pull(opts: Options) -> int:
     running = ops.daemon_running(settings)
     answer = ops.run(settings, "pull", {})
     for item in answer["conflicts"]:
-        typer.echo(f"conflict: {item['path']}: kept the local version; the remote's is in {item['copy']}")
+        theirs = f"the remote's is in {item['copy']}" if item["copy"] else str(item["why"])
+        typer.echo(f"conflict: {item['path']}: kept the local version; {theirs}")
     outcome, new = answer["outcome"], (answer["new"] or "")[:12]
     if outcome == "refused":
         typer.echo(f"committer: error: pull refused: {answer['reason']}", err=True)

@@ -17,7 +17,8 @@ from committer.git.repo import GitRepo
 
 
 def merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[str, list[dict[str, str]]]:
-    """The merge of both sides; where they conflict the local version keeps the path, the remote's is a copy.
+    """The merge of both sides; where they conflict the local version keeps the path, the remote's is a copy
+    (a file deleted there and changed here stays, and is a conflict without a copy).
 
     A file that git moved out of a folder's way (a file on one side, a folder on the other) gets a
     conflict-copy name instead of git's `name~<commit>`. Refused when any new content would be lost.
@@ -48,7 +49,10 @@ def merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[st
             continue
         mine, other = stages.get(2), stages.get(3)
         overrides[path] = mine
-        if other is not None and other != mine:
+        if other is None and mine is not None:
+            # Deleted there, changed here: the local version stays, and that is a conflict to tell about.
+            copies.append({"path": path, "copy": "", "why": "deleted on the remote, changed here"})
+        elif other is not None and other != mine:
             copy = trees.conflict_name(path, repo.branch, when, taken)
             names.add(copy)
             overrides[copy] = other
@@ -77,8 +81,9 @@ def merge_commit(
     meta = message.trailer_value(batch=str(uuid.uuid4()), host=committer.step.host, counts=counts,
                                  first_event=clock.iso(when, ms=True), bmmeta=None, extra=extra)
     summary = f"merge the remote's {repo.branch} ({remote[:12]})"
-    if copies:
-        summary += f": {len(copies)} conflict cop{'y' if len(copies) == 1 else 'ies'}"
+    made = sum(1 for c in copies if c["copy"])
+    if made:
+        summary += f": {made} conflict cop{'y' if made == 1 else 'ies'}"
     text = message.build(summary, meta)
     parents = ["-p", local, "-p", remote] if local else ["-p", remote]
     name, email = committer.step.identity
