@@ -7,6 +7,7 @@ from typing import Any
 
 from committer.core import clock
 from committer.core.errors import redact
+from committer.core.secret import webhook_secret
 from committer.core.settings import Settings, shown
 from committer.git.repo import GitRepo
 from committer.ops.lock import holder_pid
@@ -64,7 +65,25 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         status["consecutive_failures"] = kept.get("consecutive_failures", fresh["consecutive_failures"])
         if status["last_error"] is None:
             status["last_error"] = kept.get("last_error")
+    _what_to_do(status, settings)
     return status
+
+
+def _what_to_do(status: dict[str, Any], settings: Settings) -> None:
+    """A push refused because the remote moved ahead says what brings it back (git's own words do not)."""
+    error = status["last_error"]
+    if not isinstance(error, dict) or error.get("kind") != "non_fast_forward":
+        return
+    if status["pending_commits"] == 0:  # pushed since (a pull merged and pushed): the refusal is over
+        status["last_error"] = None
+        return
+    automatic = settings.pull_interval > 0 or (bool(settings.http) and webhook_secret(settings.webhook_secret_file))
+    if automatic:
+        hint = "the remote has commits this repository lacks; the daemon pulls and merges them, then pushes again"
+    else:
+        hint = ("the remote has commits this repository lacks and nothing pulls them here: run `committer pull`, "
+                "or set pull_interval (or the webhook) so the daemon pulls by itself")
+    status["last_error"] = {**error, "hint": hint}
 
 
 def _effective(settings: Settings, state: dict[str, Any], status: dict[str, Any]) -> Settings:
@@ -146,6 +165,8 @@ def render_status(status: dict[str, Any]) -> str:
     if status["last_error"]:
         err = status["last_error"]
         rows.append(("last error", f"{err.get('kind')}: {err.get('message')}"))
+        if err.get("hint"):
+            rows.append(("what to do", str(err["hint"])))
     if status["outbox"] is not None:
         waiting = f"{status['outbox']} event(s) waiting for delivery"
         if status["oldest_undelivered_at"]:

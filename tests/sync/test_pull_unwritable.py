@@ -205,3 +205,18 @@ def test_healthz_says_degraded_while_a_remote_path_cannot_be_written(
     wait_for(lambda: "c.md" in tree_files(mirror, "main"), what="the next push")
     assert LONG in tree_files(mirror, "main")
     assert daemon.stop() == 0
+
+
+def test_a_push_refused_because_the_remote_moved_says_what_to_do(layout: Layout, mirror: Path, tmp_path: Path) -> None:
+    env = start(layout, f"file://{mirror}", {"a.md": "a\n"})
+    Clone(f"file://{mirror}", tmp_path / "clone").commit({"b.md": "b\n"})
+    (layout.data / "a.md").write_text("a, here\n")
+    committer("run", "--once", env=env)  # the push is refused: the remote moved ahead
+    found = status(env)["last_error"]
+    assert isinstance(found, dict) and found["kind"] == "non_fast_forward"
+    assert "run `committer pull`" in found["hint"] and "pull_interval" in found["hint"]
+    shown = committer("status", env=env).stdout
+    assert "what to do" in shown and "committer pull" in shown
+    assert pull(env).returncode == 0
+    assert git(mirror, "rev-parse", "main").strip() == git(layout.git_dir, "rev-parse", "HEAD").strip()
+    assert status(env)["last_error"] is None
