@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 
 from committer.commit.committer import Committer
 from committer.core import fsio, logs
@@ -95,6 +96,7 @@ def _order(item: _Item) -> tuple[int, str]:
 def write_changes(
     committer: Committer, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], blobs: Blobs,
     when: float, taken: set[str], done: PathLists | None = None, unwritable: dict[str, str] | None = None,
+    waiting: dict[str, str] | None = None,
 ) -> tuple[int, int, list[dict[str, str]], set[str]]:
     """Write the changes into the data directory wherever the disk still holds the old version.
 
@@ -107,13 +109,17 @@ def write_changes(
     """
     with fsio.Tree(committer.repo.data_dir) as tree:
         return write_in(tree, committer, changes, blobs, when, taken, done or PathLists("written", "deleted"),
-                        unwritable if unwritable is not None else {})
+                        unwritable if unwritable is not None else {}, waiting)
 
 
 def write_in(
     tree: fsio.Tree, committer: Committer, changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]],
     blobs: Blobs, when: float, taken: set[str], done: PathLists, unwritable: dict[str, str] | None = None,
+    waiting: dict[str, str] | None = None,
 ) -> tuple[int, int, list[dict[str, str]], set[str]]:
+    """write_changes in an open tree; `waiting` gets, for each LFS file left as it was, the blob id the
+    disk holds for it ('' when absent): the next pull replaces only that."""
+    waiting = waiting if waiting is not None else {}
     repo = committer.repo
     written = deleted = 0
     conflicts: list[dict[str, str]] = []
@@ -147,6 +153,17 @@ def write_in(
                 continue  # already as the new tree has it
             unchanged = matches(disk, old, small)
             target = path
+            if new is not None and lfs_missing(repo.git_dir, small.get(new.sha, b"")):
+                # A pointer never replaces content: the file keeps what it has (or is not written), and
+                # the object is fetched again at the next pull.
+                if disk is None or unchanged:
+                    skip(path, LFS_MISSING)
+                    waiting[path] = blob_id(disk[1]) if disk is not None else ""
+                else:
+                    local_wins.add(path)
+                    conflicts.append({"path": path, "copy": "", "why": "changed here; the remote's version is "
+                                      "an LFS object that could not be downloaded (it stays in history)"})
+                continue
             try:
                 if unchanged and new is None:
                     tree.remove(path)
@@ -196,6 +213,15 @@ def _behind_links(
         link = seen.get(parent) if parent else None
         if link is not None:
             skip(path, f"{link} became a symbolic link while the pull ran")
+
+
+LFS_MISSING = "its LFS object could not be downloaded; the file keeps what it had, and the next pull tries again"
+
+
+def lfs_missing(git_dir: Path, blob: bytes) -> bool:
+    """The blob is an LFS pointer whose object is not in the local store."""
+    parsed = lfs.parse(blob) if lfs.is_pointer(blob) else None
+    return parsed is not None and not lfs.object_path(git_dir, parsed[0]).is_file()
 
 
 def _link_above(tree: fsio.Tree, path: str) -> str | None:

@@ -21,10 +21,10 @@ from committer.core.events import PathLists
 from committer.core.settings import Settings
 from committer.git import trees
 from committer.git.checkout import write_entry
-from committer.git.objects import MODE_GITLINK
+from committer.git.objects import MODE_GITLINK, TreeEntry, blob_id
 from committer.git.repo import GitRepo
 from committer.policy import guard
-from committer.sync.apply import Blobs, disk_entry, matches, safe, write_changes
+from committer.sync.apply import Blobs, disk_entry, lfs_missing, matches, safe, write_changes
 from committer.sync.bootstrap import fetch_remote_head
 from committer.sync.lfsfetch import fetch_lfs, pointers
 from committer.sync.merge import merge_commit, merged_tree
@@ -85,6 +85,8 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
         if pushed is None or (pushed != remote and trees.is_ancestor(repo, pushed, remote)):
             record_pushed(repo, settings.remote, remote, {}, "pull: the remote has it")
         result.outcome = UP_TO_DATE if remote == local else AHEAD
+        if record.unwritable():  # what an earlier pull could not write is tried again
+            _keep_unwritable(committer, record, local, {}, set())
         return result
     refused = record.get("refused") or {}
     if refused.get("remote_head") == remote:
@@ -131,8 +133,9 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
     fetch_lfs(committer.settings, repo, remote, found.values())
     taken = {c["copy"] for c in copies if c["copy"]}
     unwritable: dict[str, str] = {}
+    waiting: dict[str, str] = {}
     written, deleted, late, local_wins = write_changes(committer, changes, blobs, when, taken, result.paths,
-                                                       unwritable)
+                                                       unwritable, waiting)
     new_head = remote if not merging else merge_commit(committer, local, remote, target_tree, changes, copies, when)
     result.outcome = MERGE if merging else FAST_FORWARD
     repo.git("update-ref", "-m", f"committer: pull ({result.outcome})", repo.ref, new_head, local or "0" * 40)
@@ -144,7 +147,7 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
     if isinstance(released, dict):
         committer.emit(events.hold(action=events.RELEASED, reason=PULL_DELETE, paths=released.get("paths") or [],
                                    count=int(released.get("count") or 0)))
-    _keep_unwritable(committer, record, new_head, unwritable, set(changes))
+    _keep_unwritable(committer, record, new_head, unwritable, set(changes), waiting)
     repo.sync_index()
     result.new, result.written, result.deleted = new_head, written, deleted
     result.unwritable = unwritable
@@ -154,34 +157,56 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
 
 
 def _keep_unwritable(
-    committer: Committer, record: PullRecord, head: str, fresh: dict[str, str], touched: set[str]
+    committer: Committer, record: PullRecord, head: str, fresh: dict[str, str], touched: set[str],
+    waiting: dict[str, str] | None = None,
 ) -> None:
     """The paths this pull could not write, and those of earlier pulls it did not touch, tried again: each
     stays listed (and pinned: the commit side keeps HEAD's version of it) while HEAD has it and the data
-    directory does not hold it; one that became writable is written now."""
+    directory does not hold it; one that became writable is written now (an LFS file whose object arrived
+    only where the disk still holds what it held when it was listed)."""
     earlier = {p: r for p, r in record.unwritable().items() if p not in touched and p not in fresh}
+    was = {**{p: w for p, w in record.waiting().items() if p in earlier}, **(waiting or {})}
     found = dict(fresh)
     if earlier:
         repo = committer.repo
         entries = repo.ls_tree(head, sorted(earlier))
         blobs = repo.read_blobs(sorted({e.sha for e in entries.values()}))
+        missing = [p for p, e in entries.items() if lfs_missing(repo.git_dir, blobs.get(e.sha, b""))]
+        if missing:
+            fetch_lfs(committer.settings, repo, head, pointers({p: entries[p] for p in missing}, blobs).values())
         with fsio.Tree(repo.data_dir) as tree:
             for path, reason in sorted(earlier.items()):
                 entry = entries.get(path)
                 if entry is None or matches(disk_entry(tree, path), entry, blobs):
                     continue  # gone from the branch, or there now
-                if disk_entry(tree, path) is None and safe(tree, path):
-                    try:
-                        write_entry(tree, repo.git_dir, path, entry, blobs[entry.sha])
-                        log.info("pull_path_written", path=path, why="it could not be written by an earlier pull")
-                        continue
-                    except (OSError, CommitterError):
-                        pass
+                if _retry(committer, tree, path, entry, blobs, was.get(path)):
+                    log.info("pull_path_written", path=path, why="an earlier pull could not write it")
+                    continue
                 found[path] = reason
     if found or record.unwritable():
-        record.set_unwritable(found)
+        record.set_unwritable(found, {p: w for p, w in was.items() if p in found})
     committer.step.pinned.clear()
     committer.step.pinned.update(found)
+
+
+def _retry(committer: Committer, tree: fsio.Tree, path: str, entry: TreeEntry, blobs: dict[str, bytes],
+           was: str | None) -> bool:
+    """Write one listed path from HEAD if it can be now, over nothing or over what it was listed with."""
+    repo = committer.repo
+    if not safe(tree, path) or lfs_missing(repo.git_dir, blobs.get(entry.sha, b"")):
+        return False
+    disk = disk_entry(tree, path)
+    if disk is not None and (not was or blob_id(disk[1]) != was):
+        return False  # something else is there now: never overwritten
+
+    def same() -> bool:
+        now = disk_entry(tree, path)
+        return now is None if disk is None else now is not None and blob_id(now[1]) == was
+
+    try:
+        return write_entry(tree, repo.git_dir, path, entry, blobs[entry.sha], expect=same)
+    except (OSError, CommitterError):
+        return False
 
 
 def _commit_local_wins(committer: Committer, result: PullResult) -> None:

@@ -33,10 +33,18 @@ class PullRecord(dict[str, Any]):
         items = self.get("unwritable") or []
         return {str(i["path"]): str(i.get("reason", "")) for i in items if isinstance(i, dict) and "path" in i}
 
-    def set_unwritable(self, found: dict[str, str]) -> None:
+    def waiting(self) -> dict[str, str]:
+        """Path -> the blob id the disk held ('' for none), for LFS files whose object could not be downloaded:
+        the object replaces only that."""
+        items = self.get("unwritable") or []
+        return {str(i["path"]): str(i["was"]) for i in items if isinstance(i, dict) and "path" in i and "was" in i}
+
+    def set_unwritable(self, found: dict[str, str], waiting: dict[str, str] | None = None) -> None:
         """Replace the list of paths a pull could not write here."""
+        was = waiting or {}
         if found:
-            self["unwritable"] = [{"path": p, "reason": r} for p, r in sorted(found.items())]
+            self["unwritable"] = [{"path": p, "reason": r, **({"was": was[p]} if p in was else {})}
+                                  for p, r in sorted(found.items())]
         else:
             self.pop("unwritable", None)
 

@@ -220,3 +220,55 @@ def test_a_push_refused_because_the_remote_moved_says_what_to_do(layout: Layout,
     assert pull(env).returncode == 0
     assert git(mirror, "rev-parse", "main").strip() == git(layout.git_dir, "rev-parse", "HEAD").strip()
     assert status(env)["last_error"] is None
+
+
+def test_an_lfs_object_that_cannot_be_downloaded_never_puts_a_pointer_in_place_of_content(
+    mirror: Path, tmp_path: Path
+) -> None:
+    import hashlib
+    import shutil
+
+    from committer.git import lfs
+
+    if shutil.which("git-lfs") is None:
+        pytest.skip("git-lfs is not installed")
+
+    def side(name: str) -> tuple[Path, dict[str, str]]:
+        data = tmp_path / name / "data"
+        data.mkdir(parents=True)
+        return data, {"COMMITTER_DATA_DIR": str(data), "COMMITTER_GIT_DIR": str(tmp_path / name / "git"),
+                      "COMMITTER_REMOTE": f"file://{mirror}", "COMMITTER_LFS_THRESHOLD": "4k"}
+
+    v1, v2 = os.urandom(20_000), os.urandom(30_000)
+    first, first_env = side("first")
+    (first / "big.bin").write_bytes(v1)
+    assert committer("init", env=first_env).returncode == 0
+    second, second_env = side("second")
+    assert committer("init", "--from-remote", env=second_env).returncode == 0
+    assert (second / "big.bin").read_bytes() == v1
+    (first / "big.bin").write_bytes(v2)
+    (first / "new.bin").write_bytes(v2 + b"new")
+    assert committer("run", "--once", env=first_env).returncode == 0
+    # The remote's LFS storage loses both new objects: the downloads fail.
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for content in (v2, v2 + b"new"):
+        oid = hashlib.sha256(content).hexdigest()
+        shutil.move(lfs.object_path(mirror, oid), kept / oid)
+    proc = pull(second_env)
+    assert proc.returncode == 0, proc.stderr
+    assert (second / "big.bin").read_bytes() == v1  # the previous content, never the pointer
+    assert not (second / "new.bin").exists()  # a new file is not written as its pointer
+    listed = {u["path"]: u["reason"] for u in status(second_env)["unwritable_paths"]}  # type: ignore[union-attr]
+    assert set(listed) == {"big.bin", "new.bin"} and "LFS object" in listed["big.bin"]
+    head = git(Path(second_env["COMMITTER_GIT_DIR"]), "rev-parse", "HEAD").strip()
+    assert committer("run", "--once", env=second_env).returncode == 0  # v1 is not committed back
+    assert git(Path(second_env["COMMITTER_GIT_DIR"]), "rev-parse", "HEAD").strip() == head
+    # The storage has them again: the next pull fetches and writes them.
+    for content in (v2, v2 + b"new"):
+        oid = hashlib.sha256(content).hexdigest()
+        shutil.move(kept / oid, lfs.object_path(mirror, oid))
+    again = pull(second_env)
+    assert again.returncode == 0, again.stderr
+    assert (second / "big.bin").read_bytes() == v2 and (second / "new.bin").read_bytes() == v2 + b"new"
+    assert status(second_env)["unwritable_paths"] == []
