@@ -21,6 +21,7 @@ from committer.git import lfs, trees
 from committer.git.checkout import write_entry
 from committer.git.objects import MODE_EXEC, MODE_FILE, MODE_LINK, TreeEntry, blob_id
 from committer.policy.filters import PathFilter
+from committer.sync import frontmatter
 
 log = logs.get("committer.restore")
 
@@ -174,7 +175,7 @@ def apply(committer: Committer, actions: list[Action]) -> list[str]:
                 else:
                     assert action.entry is not None
                     if action.aside:
-                        changed.append(_set_aside(tree, action.path, when))
+                        changed.append(_set_aside(tree, action.path, when, committer.settings.conflict_frontmatter))
                     write_entry(tree, repo.git_dir, action.path, action.entry, blobs[action.entry.sha])
             except fsio.LinkInPath as exc:
                 raise _through_link(exc.link) from None
@@ -192,14 +193,16 @@ def _blob_on_disk(tree: fsio.Tree, path: str) -> str | None:
         return None
 
 
-def _set_aside(tree: fsio.Tree, path: str, when: float) -> str:
-    """Copy the file at `path` (content in no commit) to a conflict-copy name beside it; that name."""
+def _set_aside(tree: fsio.Tree, path: str, when: float, retitle: bool) -> str:
+    """Copy the file at `path` (content in no commit) to a conflict-copy name beside it (a distinct note:
+    its frontmatter title and permalink get the suffix too, unless `retitle` is off); that name."""
     copy = trees.conflict_name(path, ASIDE_LABEL, when, tree.exists)
     st = tree.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         tree.write(copy, tree.readlink(path), link=True)
     else:
-        tree.write(copy, tree.read(path), stat.S_IMODE(st.st_mode))
+        content = tree.read(path)
+        tree.write(copy, frontmatter.distinct(path, copy, content) if retitle else content, stat.S_IMODE(st.st_mode))
     log.warning("restore_set_aside", path=path, copy=copy, why="its content is in no commit")
     return copy
 

@@ -16,6 +16,7 @@ from committer.git import lfs, trees
 from committer.git.checkout import write_entry
 from committer.git.objects import MODE_EXEC, MODE_GITLINK, MODE_LINK, TreeEntry, blob_id
 from committer.git.repo import GitRepo
+from committer.sync import frontmatter
 
 log = logs.get(__name__)
 
@@ -183,7 +184,10 @@ def write_in(
                 else:
                     target = copy = trees.conflict_name(path, repo.branch, when, is_taken)
                     taken.add(copy)
-                    write_entry(tree, repo.git_dir, copy, new, blobs[new.sha])
+                    content = blobs[new.sha]
+                    if committer.settings.conflict_frontmatter:
+                        content = frontmatter.distinct(path, copy, content)
+                    write_entry(tree, repo.git_dir, copy, new, content)
                     done.add("written", copy)
                     local_wins.add(copy)
                     conflicts.append({"path": path, "copy": copy, "why": "changed here while pulling"})

@@ -14,9 +14,12 @@ from committer.core.errors import CommitterError
 from committer.git import trees
 from committer.git.objects import TreeEntry
 from committer.git.repo import GitRepo
+from committer.sync import frontmatter
 
 
-def merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[str, list[dict[str, str]]]:
+def merged_tree(
+    repo: GitRepo, local: str, remote: str, when: float, retitle: bool = True
+) -> tuple[str, list[dict[str, str]]]:
     """The merge of both sides; where they conflict the local version keeps the path, the remote's is a copy
     (a file deleted there and changed here stays, and is a conflict without a copy).
 
@@ -57,13 +60,34 @@ def merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[st
             names.add(copy)
             overrides[copy] = other
             copies.append({"path": path, "copy": copy, "why": "changed on both sides"})
+    retitled = _retitle(repo, overrides, copies) if retitle else {}
     merged = trees.write_tree(repo, tree, overrides)
-    # Each side's version of every conflicted path must be somewhere in the result.
-    lost = trees.missing(repo, merged, {e.sha for stages in conflicted.values() for n, e in stages.items() if n > 1})
+    # Each side's version of every conflicted path must be somewhere in the result (a copy whose frontmatter
+    # got its suffix counts: the version it came from is in that side's commit, a parent of the merge).
+    lost = trees.missing(repo, merged, {e.sha for stages in conflicted.values() for n, e in stages.items() if n > 1}
+                         - set(retitled))
     if lost:
         raise CommitterError(f"the merge with the remote would lose {len(lost)} file version(s); nothing was "
                              "changed: merge by hand (see docs/pulling.md)")
     return merged, copies
+
+
+def _retitle(repo: GitRepo, overrides: dict[str, TreeEntry | None], copies: list[dict[str, str]]) -> dict[str, str]:
+    """Give each Markdown conflict copy its suffix in its frontmatter title and permalink; original blob id ->
+    the new one."""
+    wanted = {c["copy"]: c["path"] for c in copies if c["copy"] and c["copy"].lower().endswith(frontmatter.MARKDOWN)}
+    entries = {copy: overrides.get(copy) for copy in wanted}
+    blobs = repo.read_blobs(sorted({e.sha for e in entries.values() if e is not None}))
+    done: dict[str, str] = {}
+    for copy, entry in entries.items():
+        if entry is None or entry.sha not in blobs:
+            continue
+        content = frontmatter.distinct(wanted[copy], copy, blobs[entry.sha])
+        if content != blobs[entry.sha]:
+            sha = repo.git("hash-object", "-w", "--stdin", input=content).stdout.decode().strip()
+            overrides[copy] = TreeEntry(entry.mode, sha)
+            done[entry.sha] = sha
+    return done
 
 
 def merge_commit(

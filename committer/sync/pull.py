@@ -109,7 +109,7 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
     copies: list[dict[str, str]] = []
     if merging:
         assert local is not None
-        target_tree, copies = merged_tree(repo, local, remote, when)
+        target_tree, copies = merged_tree(repo, local, remote, when, settings.conflict_frontmatter)
     changes = trees.diff_trees(repo, local, target_tree)
     # A folder the remote moved is renames, not deletions: only unpaired deletions count toward max_delete.
     moved = guard.pair_renames(
