@@ -183,7 +183,8 @@ def pull(opts: Options) -> int:
     running = ops.daemon_running(settings)
     answer = ops.run(settings, "pull", {})
     for item in answer["conflicts"]:
-        typer.echo(f"conflict: {item['path']}: kept the local version; the remote's is in {item['copy']}")
+        theirs = f"the remote's is in {item['copy']}" if item["copy"] else str(item["why"])
+        typer.echo(f"conflict: {item['path']}: kept the local version; {theirs}")
     outcome, new = answer["outcome"], (answer["new"] or "")[:12]
     if outcome == "refused":
         typer.echo(f"committer: error: pull refused: {answer['reason']}", err=True)
@@ -230,7 +231,11 @@ def restore(
     rel = GitRepo.of(settings).named(rel)  # a name that is not UTF-8 may be typed as `log` shows it
     answer = ops.run(settings, "restore", {"path": rel, "rev": to, "dry_run": dry_run})
     for item in answer["actions"]:
-        typer.echo(f"{'would ' if dry_run else ''}{item['action']} {display_path(item['path'])}")
+        aside = (" (its current content is in no commit: kept beside it as a conflict copy)"
+                 if item.get("aside") else "")
+        typer.echo(f"{'would ' if dry_run else ''}{item['action']} {display_path(item['path'])}{aside}")
+    for item in answer.get("kept") or []:
+        typer.echo(f"{'would keep' if dry_run else 'kept'} {display_path(item['path'])}: {item['why']}; it stays as it is")
     source, shown = answer["source"][:12], display_path(answer["path"])
     if dry_run:
         typer.echo(f"{len(answer['actions'])} change(s) to restore {shown} from {to} ({source})")

@@ -119,6 +119,9 @@ class Pass:
     limits: Limits = field(default_factory=Limits)
     progress: Callable[[int], None] | None = None
     on_change: Callable[[str], None] | None = None  # told each path that changes (held files leave the list)
+    # Paths a pull could not write here (see sync/apply.py): HEAD keeps the remote's version of each, so
+    # neither their absence nor what is on disk in their place (a link over their folder) is committed.
+    pinned: frozenset[str] = frozenset()
 
 
 def collect(candidates: Iterable[str], job: Pass) -> ChangeSet:
@@ -160,6 +163,24 @@ class _Merge:
         assert self.records is not None
         result.stat_hints = Spill(job.spill_dir)  # the stat data of every file read, for the index
         self.fresh_after = time.time_ns() - gitindex.RACY_NS
+        self.pinned_dirs = {fsio.split(p)[0] for p in job.pinned}
+        for folder in list(self.pinned_dirs):
+            while folder:
+                self.pinned_dirs.add(folder)
+                folder = fsio.split(folder)[0]
+
+    def pinned(self, rel: str) -> bool:
+        """A path a pull could not write, a folder above one, or a path below one."""
+        if not self.job.pinned:
+            return False
+        if rel in self.job.pinned or rel in self.pinned_dirs:
+            return True
+        parent = fsio.split(rel)[0]
+        while parent:
+            if parent in self.job.pinned:
+                return True
+            parent = fsio.split(parent)[0]
+        return False
 
     def run(self, disk: Iterator[tuple[str, int, str]]) -> None:
         job = self.job
@@ -182,7 +203,7 @@ class _Merge:
 
     def gone(self, rel: str, entry: TreeEntry) -> None:
         """HEAD has it, the disk has not (or not any more): a deletion, unless it is kept."""
-        if under(rel, self.keep) or not under(rel, self.wanted) or self.job.pfilter.ignored(rel):
+        if under(rel, self.keep) or not under(rel, self.wanted) or self.job.pfilter.ignored(rel) or self.pinned(rel):
             return
         assert self.records is not None
         self.records.append(Change(DELETED, rel, entry.mode, entry.sha).encode())
@@ -197,6 +218,9 @@ class _Merge:
         """Read one file; record it when it differs from HEAD's entry `old` (None: an addition)."""
         rel, dir_fd, name = item
         job, result = self.job, self.result
+        if self.pinned(rel):
+            self.skip(rel, "a pull could not write the remote's version here (see unwritable_paths in status)")
+            return
         limits = job.limits
         try:
             plain = old.sha if old is not None and not limits.is_lfs(rel) else None

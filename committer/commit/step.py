@@ -88,6 +88,7 @@ class CommitStep:
         self.host = socket.gethostname()
         self.bmmeta = BmMeta(repo.data_dir)
         self.head: str | None = repo.head()
+        self.pinned: set[str] = set()  # paths a pull could not write here: their HEAD version stands
         self.last_commit_at: str | None = None
 
     def refresh_head(self) -> None:
@@ -116,7 +117,7 @@ class CommitStep:
             changes = collect(candidates, Pass(
                 data_dir=self.repo.data_dir, pfilter=self.pfilter, head=self._head_stream if self.head else None,
                 sink=writer.blob, spill_dir=spill_dir(self.repo.git_dir), limits=self.limits, progress=progress,
-                on_change=self.held.committed,
+                on_change=self.held.committed, pinned=frozenset(self.pinned),
             ))
             self.held.note(changes.skipped, batch=batch)
             if guarded:

@@ -40,6 +40,7 @@ class Settings:
     allow_non_ff: bool = False
     pull_interval: float = 0.0
     pull_merge: bool = True
+    conflict_frontmatter: bool = True  # a conflict copy's frontmatter title and permalink get its suffix
     webhook_secret_file: Path | None = None
     ui_token_file: Path | None = None
     token_file: Path | None = None
@@ -109,6 +110,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "allow_non_ff": values.boolean,
     "pull_interval": values.parse_duration,
     "pull_merge": values.boolean,
+    "conflict_frontmatter": values.boolean,
     "webhook_secret_file": values.optional_path,
     "ui_token_file": values.optional_path,
     "token_file": values.optional_path,

@@ -42,6 +42,7 @@ HEALTH_EVERY = 5.0
 EXIT_LOCK_LOST = 4  # a restart fixes it: the next daemon takes the lock again
 EXIT_DATA_GONE = 5  # a person must fix it: the data directory stayed away past missing_data_timeout
 NOTIFY_GRACE = 5.0  # at shutdown, the longest spent delivering what waits (the rest waits in the outbox)
+PULL_FAILURES_DEGRADED = 3  # pulls failed in a row before /healthz says degraded (one failure is retried soon)
 
 
 class Daemon:
@@ -216,8 +217,11 @@ class Daemon:
         watcher = self.watcher is not None and self.watcher.alive()
         pusher = (self.pusher is None or self.pusher.alive()) and (self.puller is None or self.puller.alive())
         committer = self.work.committer if self.work else None
+        reasons = self._degraded()
         return {
             "healthy": (watcher or not self.ready) and pusher and not stalled,
+            "degraded": bool(reasons),
+            "degraded_reasons": reasons,
             "watcher": "alive" if watcher else "down",
             "observer": self.observer_kind,
             "push_loop": "alive" if pusher else "down",
@@ -226,6 +230,20 @@ class Daemon:
             "last_commit_at": committer.step.last_commit_at if committer else None,
             "notify": "alive" if self.notify is None or self.notify.alive() else "down",
         }
+
+    def _degraded(self) -> list[str]:
+        """Why the daemon works but not wholly: remote paths it could not write here, pulls that keep failing."""
+        work = self.work
+        if work is None:
+            return []
+        reasons = []
+        unwritable = work.record.unwritable()
+        if unwritable:
+            reasons.append(f"{len(unwritable)} remote path(s) cannot be written here (status: unwritable_paths)")
+        failures = work.pull_failures + (self.puller.failures if self.puller is not None else 0)
+        if failures >= PULL_FAILURES_DEGRADED:
+            reasons.append(f"the last {failures} pulls failed (status: last_error)")
+        return reasons
 
     def _push_once(self) -> int:
         """--once: the commits are safe locally either way; a failed push still fails the run."""

@@ -48,6 +48,7 @@ class Work:
     _retry: Backoff = field(default_factory=lambda: Backoff(RETRY_FIRST, RETRY_MAX), init=False)
     # forced updates a webhook reported, in the order they came
     forced: list[str | None] = field(default_factory=list, init=False)
+    pull_failures: int = field(default=0, init=False)  # pulls that failed in a row (health: degraded)
 
     # -- commits ---------------------------------------------------------------------------------
 
@@ -83,6 +84,8 @@ class Work:
             return
         self._retry.reset()
         self.last_error = None
+        if result.sha is not None and self.record.get("conflicts"):
+            pull.settle_conflicts(self.committer.repo, result.sha, self.record)  # resolved ones leave the list
         if result.sha is None:
             log.debug("no_commit", what=what, batch=result.batch, why="nothing differs from HEAD")
             return
@@ -137,8 +140,10 @@ class Work:
             if self.puller is not None:
                 self.puller.forget()
             self.last_error = {"kind": "pull", "message": message, "at": clock.iso(clock.now(), ms=True)}
+            self.pull_failures += 1
             self.committer.refresh_head()
             return True
+        self.pull_failures = 0
         self.metrics.pulled(result.outcome, len(result.conflicts))
         if result.sha is not None and self.pusher is not None:
             self.pusher.retry_now()

@@ -117,9 +117,10 @@ def _here(settings: Settings, request: dict[str, Any]) -> dict[str, Any]:
         notify = Notify.for_command(settings)
         try:
             committer, record = load_parts(settings, repo, pfilter, read_state(settings.git_dir), emit=notify.emit)
-            dry = request["op"] == "restore" and request["args"].get("dry_run")
+            # A restore keeps what is in no commit (or sets it aside) by itself, its dry run the same way:
+            # committing first would make the run do what its dry run did not say.
             # Before a first pull the local files must not start a second history: the pull keeps them.
-            if not dry and not (request["op"] == "pull" and committer.head is None):
+            if request["op"] != "restore" and not (request["op"] == "pull" and committer.head is None):
                 committer.reconcile()  # whatever changed meanwhile is in history before anything is overwritten
             answer = perform(committer, record, request)
             repo.sync_index()

@@ -46,6 +46,7 @@ def load_parts(
     committer = Committer(settings, repo, pfilter, Hold.load(state.get("hold_record")), on_commit,
                           kept_ignored=record.kept_ignored, emit=emit)
     committer.held.keep(state.get("held_files"))
+    committer.step.pinned.update(record.unwritable())
     return committer, record
 
 

@@ -7,16 +7,18 @@ from typing import Any
 
 from committer.core import clock
 from committer.core.errors import redact
+from committer.core.secret import webhook_secret
 from committer.core.settings import Settings, shown
 from committer.git.repo import GitRepo
 from committer.ops.lock import holder_pid
 from committer.ops.state import read_state
+from committer.sync.pull import open_conflicts
 
 STATUS_KEYS = (
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
     "held", "held_files", "running", "pid", "repo_size_bytes", "objects", "last_pull_at", "conflicts", "pull",
-    "outbox", "oldest_undelivered_at", "last_delivery_error", "settings",
+    "outbox", "oldest_undelivered_at", "last_delivery_error", "settings", "unwritable_paths",
 )
 
 
@@ -31,6 +33,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         held_files=[],
         running=False,
         conflicts=[],
+        unwritable_paths=[],
         settings={name: {**item, "from": "this command"} for name, item in shown(settings).items()},
     )
     repo = GitRepo.of(settings)
@@ -50,6 +53,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         if state.get(key) is not None:
             status[key] = state[key]
     _pull_status(status, state.get("pull") or {})
+    status["conflicts"] = open_conflicts(repo, status["head"], status["conflicts"])
     _events_status(status, settings, state)
     if settings.remote:
         from committer.sync.pusher import Pusher
@@ -61,7 +65,25 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         status["consecutive_failures"] = kept.get("consecutive_failures", fresh["consecutive_failures"])
         if status["last_error"] is None:
             status["last_error"] = kept.get("last_error")
+    _what_to_do(status, settings)
     return status
+
+
+def _what_to_do(status: dict[str, Any], settings: Settings) -> None:
+    """A push refused because the remote moved ahead says what brings it back (git's own words do not)."""
+    error = status["last_error"]
+    if not isinstance(error, dict) or error.get("kind") != "non_fast_forward":
+        return
+    if status["pending_commits"] == 0:  # pushed since (a pull merged and pushed): the refusal is over
+        status["last_error"] = None
+        return
+    automatic = settings.pull_interval > 0 or (bool(settings.http) and webhook_secret(settings.webhook_secret_file))
+    if automatic:
+        hint = "the remote has commits this repository lacks; the daemon pulls and merges them, then pushes again"
+    else:
+        hint = ("the remote has commits this repository lacks and nothing pulls them here: run `committer pull`, "
+                "or set pull_interval (or the webhook) so the daemon pulls by itself")
+    status["last_error"] = {**error, "hint": hint}
 
 
 def _effective(settings: Settings, state: dict[str, Any], status: dict[str, Any]) -> Settings:
@@ -92,6 +114,7 @@ def _pull_status(status: dict[str, Any], pulled: dict[str, Any]) -> None:
     status["pull"] = pulled or None
     status["last_pull_at"] = pulled.get("last_pull_at")
     status["conflicts"] = list(pulled.get("conflicts") or [])
+    status["unwritable_paths"] = list(pulled.get("unwritable") or [])
     if status["held"] is None and pulled.get("held"):
         status["held"] = pulled["held"]
     refused = pulled.get("refused")
@@ -135,10 +158,15 @@ def render_status(status: dict[str, Any]) -> str:
     if status["last_pull_at"] or status["conflicts"]:
         rows.append(("last pull", clock.ago(status["last_pull_at"])))
     for item in (status["conflicts"] or [])[-5:]:
-        rows.append(("conflict", f"{item.get('path')}: the remote's version is in {item.get('copy')!r}"))
+        theirs = f"the remote's version is in {item.get('copy')!r}" if item.get("copy") else item.get("why")
+        rows.append(("conflict", f"{item.get('path')}: {theirs}"))
+    for item in status["unwritable_paths"] or []:
+        rows.append(("unwritable", f"{item.get('path')}: {item.get('reason')} (kept in git, not in the data dir)"))
     if status["last_error"]:
         err = status["last_error"]
         rows.append(("last error", f"{err.get('kind')}: {err.get('message')}"))
+        if err.get("hint"):
+            rows.append(("what to do", str(err["hint"])))
     if status["outbox"] is not None:
         waiting = f"{status['outbox']} event(s) waiting for delivery"
         if status["oldest_undelivered_at"]:

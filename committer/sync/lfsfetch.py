@@ -30,19 +30,20 @@ def pointers(entries: Mapping[str, TreeEntry], blobs: Mapping[str, bytes]) -> di
 
 
 def fetch_lfs(settings: Settings, repo: GitRepo, rev: str, oids: Iterable[str]) -> None:
-    """Download the LFS objects of `rev` when any of `oids` is missing; a failure leaves pointer files."""
+    """Download the LFS objects of `rev` when any of `oids` is missing. A failure is logged: a pull then
+    leaves those files as they were (never a pointer in their place) and tries again at the next pull."""
     missing = [oid for oid in oids if not lfs.object_path(repo.git_dir, oid).is_file()]
     if not missing or not settings.remote:
         return
     if not lfs.available():
         log.warning("lfs_fetch_skipped", missing=len(missing), reason="git-lfs is not installed",
-                    action="pointer files are written in place of those files")
+                    action="those files keep what they had; a restore from the remote writes pointers")
         return
     try:
         fetch_lfs_objects(settings, repo, rev)
     except CommitterError as exc:
         log.warning("lfs_fetch_failed", missing=len(missing), error=exc.message,
-                    action="pointer files are written where objects are missing")
+                    action="a pull leaves those files as they were and tries again at the next pull")
 
 
 def checkout_lfs(settings: Settings, repo: GitRepo, rev: str) -> int:

@@ -14,10 +14,14 @@ from committer.core.errors import CommitterError
 from committer.git import trees
 from committer.git.objects import TreeEntry
 from committer.git.repo import GitRepo
+from committer.sync import frontmatter
 
 
-def merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[str, list[dict[str, str]]]:
-    """The merge of both sides; where they conflict the local version keeps the path, the remote's is a copy.
+def merged_tree(
+    repo: GitRepo, local: str, remote: str, when: float, retitle: bool = True
+) -> tuple[str, list[dict[str, str]]]:
+    """The merge of both sides; where they conflict the local version keeps the path, the remote's is a copy
+    (a file deleted there and changed here stays, and is a conflict without a copy).
 
     A file that git moved out of a folder's way (a file on one side, a folder on the other) gets a
     conflict-copy name instead of git's `name~<commit>`. Refused when any new content would be lost.
@@ -48,18 +52,42 @@ def merged_tree(repo: GitRepo, local: str, remote: str, when: float) -> tuple[st
             continue
         mine, other = stages.get(2), stages.get(3)
         overrides[path] = mine
-        if other is not None and other != mine:
+        if other is None and mine is not None:
+            # Deleted there, changed here: the local version stays, and that is a conflict to tell about.
+            copies.append({"path": path, "copy": "", "why": "deleted on the remote, changed here"})
+        elif other is not None and other != mine:
             copy = trees.conflict_name(path, repo.branch, when, taken)
             names.add(copy)
             overrides[copy] = other
             copies.append({"path": path, "copy": copy, "why": "changed on both sides"})
+    retitled = _retitle(repo, overrides, copies) if retitle else {}
     merged = trees.write_tree(repo, tree, overrides)
-    # Each side's version of every conflicted path must be somewhere in the result.
-    lost = trees.missing(repo, merged, {e.sha for stages in conflicted.values() for n, e in stages.items() if n > 1})
+    # Each side's version of every conflicted path must be somewhere in the result (a copy whose frontmatter
+    # got its suffix counts: the version it came from is in that side's commit, a parent of the merge).
+    lost = trees.missing(repo, merged, {e.sha for stages in conflicted.values() for n, e in stages.items() if n > 1}
+                         - set(retitled))
     if lost:
         raise CommitterError(f"the merge with the remote would lose {len(lost)} file version(s); nothing was "
                              "changed: merge by hand (see docs/pulling.md)")
     return merged, copies
+
+
+def _retitle(repo: GitRepo, overrides: dict[str, TreeEntry | None], copies: list[dict[str, str]]) -> dict[str, str]:
+    """Give each Markdown conflict copy its suffix in its frontmatter title and permalink; original blob id ->
+    the new one."""
+    wanted = {c["copy"]: c["path"] for c in copies if c["copy"] and c["copy"].lower().endswith(frontmatter.MARKDOWN)}
+    entries = {copy: overrides.get(copy) for copy in wanted}
+    blobs = repo.read_blobs(sorted({e.sha for e in entries.values() if e is not None}))
+    done: dict[str, str] = {}
+    for copy, entry in entries.items():
+        if entry is None or entry.sha not in blobs:
+            continue
+        content = frontmatter.distinct(wanted[copy], copy, blobs[entry.sha])
+        if content != blobs[entry.sha]:
+            sha = repo.git("hash-object", "-w", "--stdin", input=content).stdout.decode().strip()
+            overrides[copy] = TreeEntry(entry.mode, sha)
+            done[entry.sha] = sha
+    return done
 
 
 def merge_commit(
@@ -77,8 +105,9 @@ def merge_commit(
     meta = message.trailer_value(batch=str(uuid.uuid4()), host=committer.step.host, counts=counts,
                                  first_event=clock.iso(when, ms=True), bmmeta=None, extra=extra)
     summary = f"merge the remote's {repo.branch} ({remote[:12]})"
-    if copies:
-        summary += f": {len(copies)} conflict cop{'y' if len(copies) == 1 else 'ies'}"
+    made = sum(1 for c in copies if c["copy"])
+    if made:
+        summary += f": {made} conflict cop{'y' if made == 1 else 'ies'}"
     text = message.build(summary, meta)
     parents = ["-p", local, "-p", remote] if local else ["-p", remote]
     name, email = committer.step.identity

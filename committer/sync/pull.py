@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from committer.commit.committer import Committer
-from committer.core import clock, events, logs
+from committer.core import clock, events, fsio, logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.core.events import PathLists
 from committer.core.settings import Settings
 from committer.git import trees
-from committer.git.objects import MODE_GITLINK
+from committer.git.checkout import write_entry
+from committer.git.objects import MODE_GITLINK, TreeEntry, blob_id
 from committer.git.repo import GitRepo
 from committer.policy import guard
-from committer.sync.apply import Blobs, write_changes
+from committer.sync.apply import Blobs, disk_entry, lfs_missing, matches, safe, write_changes
 from committer.sync.bootstrap import fetch_remote_head
 from committer.sync.lfsfetch import fetch_lfs, pointers
 from committer.sync.merge import merge_commit, merged_tree
@@ -53,6 +54,7 @@ class PullResult:
     reason: str | None = None
     paths: PathLists = field(default_factory=lambda: PathLists("written", "deleted"))  # for the event
     local_wins: list[str] = field(default_factory=list)  # changed here while pulling: committed on top
+    unwritable: dict[str, str] = field(default_factory=dict)  # this pull's paths it could not write here
 
     @property
     def sha(self) -> str | None:
@@ -63,6 +65,7 @@ class PullResult:
         return {
             "outcome": self.outcome, "remote": self.remote, "old": self.old, "new": self.new, "sha": self.sha,
             "written": self.written, "deleted": self.deleted, "conflicts": self.conflicts, "reason": self.reason,
+            "unwritable": [{"path": p, "reason": r} for p, r in sorted(self.unwritable.items())],
         }
 
 
@@ -82,6 +85,8 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
         if pushed is None or (pushed != remote and trees.is_ancestor(repo, pushed, remote)):
             record_pushed(repo, settings.remote, remote, {}, "pull: the remote has it")
         result.outcome = UP_TO_DATE if remote == local else AHEAD
+        if record.unwritable():  # what an earlier pull could not write is tried again
+            _keep_unwritable(committer, record, local, {}, set())
         return result
     refused = record.get("refused") or {}
     if refused.get("remote_head") == remote:
@@ -104,7 +109,7 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
     copies: list[dict[str, str]] = []
     if merging:
         assert local is not None
-        target_tree, copies = merged_tree(repo, local, remote, when)
+        target_tree, copies = merged_tree(repo, local, remote, when, settings.conflict_frontmatter)
     changes = trees.diff_trees(repo, local, target_tree)
     # A folder the remote moved is renames, not deletions: only unpaired deletions count toward max_delete.
     moved = guard.pair_renames(
@@ -126,8 +131,11 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
     blobs = Blobs(repo, wanted)
     found = pointers({p: new for p, (_old, new) in changes.items() if new is not None}, blobs.small)
     fetch_lfs(committer.settings, repo, remote, found.values())
-    taken = {c["copy"] for c in copies}
-    written, deleted, late, local_wins = write_changes(committer, changes, blobs, when, taken, result.paths)
+    taken = {c["copy"] for c in copies if c["copy"]}
+    unwritable: dict[str, str] = {}
+    waiting: dict[str, str] = {}
+    written, deleted, late, local_wins = write_changes(committer, changes, blobs, when, taken, result.paths,
+                                                       unwritable, waiting)
     new_head = remote if not merging else merge_commit(committer, local, remote, target_tree, changes, copies, when)
     result.outcome = MERGE if merging else FAST_FORWARD
     repo.git("update-ref", "-m", f"committer: pull ({result.outcome})", repo.ref, new_head, local or "0" * 40)
@@ -139,11 +147,66 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
     if isinstance(released, dict):
         committer.emit(events.hold(action=events.RELEASED, reason=PULL_DELETE, paths=released.get("paths") or [],
                                    count=int(released.get("count") or 0)))
+    _keep_unwritable(committer, record, new_head, unwritable, set(changes), waiting)
     repo.sync_index()
     result.new, result.written, result.deleted = new_head, written, deleted
+    result.unwritable = unwritable
     result.conflicts = copies + late
     result.local_wins = sorted(local_wins)
     return result
+
+
+def _keep_unwritable(
+    committer: Committer, record: PullRecord, head: str, fresh: dict[str, str], touched: set[str],
+    waiting: dict[str, str] | None = None,
+) -> None:
+    """The paths this pull could not write, and those of earlier pulls it did not touch, tried again: each
+    stays listed (and pinned: the commit side keeps HEAD's version of it) while HEAD has it and the data
+    directory does not hold it; one that became writable is written now (an LFS file whose object arrived
+    only where the disk still holds what it held when it was listed)."""
+    earlier = {p: r for p, r in record.unwritable().items() if p not in touched and p not in fresh}
+    was = {**{p: w for p, w in record.waiting().items() if p in earlier}, **(waiting or {})}
+    found = dict(fresh)
+    if earlier:
+        repo = committer.repo
+        entries = repo.ls_tree(head, sorted(earlier))
+        blobs = repo.read_blobs(sorted({e.sha for e in entries.values()}))
+        missing = [p for p, e in entries.items() if lfs_missing(repo.git_dir, blobs.get(e.sha, b""))]
+        if missing:
+            fetch_lfs(committer.settings, repo, head, pointers({p: entries[p] for p in missing}, blobs).values())
+        with fsio.Tree(repo.data_dir) as tree:
+            for path, reason in sorted(earlier.items()):
+                entry = entries.get(path)
+                if entry is None or matches(disk_entry(tree, path), entry, blobs):
+                    continue  # gone from the branch, or there now
+                if _retry(committer, tree, path, entry, blobs, was.get(path)):
+                    log.info("pull_path_written", path=path, why="an earlier pull could not write it")
+                    continue
+                found[path] = reason
+    if found or record.unwritable():
+        record.set_unwritable(found, {p: w for p, w in was.items() if p in found})
+    committer.step.pinned.clear()
+    committer.step.pinned.update(found)
+
+
+def _retry(committer: Committer, tree: fsio.Tree, path: str, entry: TreeEntry, blobs: dict[str, bytes],
+           was: str | None) -> bool:
+    """Write one listed path from HEAD if it can be now, over nothing or over what it was listed with."""
+    repo = committer.repo
+    if not safe(tree, path) or lfs_missing(repo.git_dir, blobs.get(entry.sha, b"")):
+        return False
+    disk = disk_entry(tree, path)
+    if disk is not None and (not was or blob_id(disk[1]) != was):
+        return False  # something else is there now: never overwritten
+
+    def same() -> bool:
+        now = disk_entry(tree, path)
+        return now is None if disk is None else now is not None and blob_id(now[1]) == was
+
+    try:
+        return write_entry(tree, repo.git_dir, path, entry, blobs[entry.sha], expect=same)
+    except (OSError, CommitterError):
+        return False
 
 
 def _commit_local_wins(committer: Committer, result: PullResult) -> None:
@@ -191,7 +254,49 @@ def pull(
     result = apply_remote(committer, record, remote, allow_deletes=allow_deletes)
     note(record, result, committer.emit)
     _commit_local_wins(committer, result)  # after the pull's own events: this commit comes on top of it
+    settle_conflicts(committer.repo, committer.head, record)
     return result
+
+
+def open_conflicts(repo: GitRepo, head: str | None, conflicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conflicts not resolved yet. One with a copy is resolved once the copy has left the branch (deleted,
+    or merged by hand and removed); one without (deleted on the remote, kept here) once the note has been
+    changed or deleted here since."""
+    if not conflicts or head is None:
+        return list(conflicts)
+    names = sorted({str(c.get("copy") or c.get("path")) for c in conflicts})
+    entries = repo.ls_tree(head, names)
+    still = []
+    for item in conflicts:
+        kept = entries.get(str(item.get("path")))
+        if item.get("copy"):
+            if str(item["copy"]) in entries:
+                still.append(item)
+        elif kept is not None and (not item.get("sha") or kept.sha == item["sha"]):
+            still.append(item)
+    return still
+
+
+def settle_conflicts(repo: GitRepo, head: str | None, record: PullRecord) -> None:
+    """Remember the version a remote deletion was refused for, and drop the conflicts resolved since."""
+    conflicts = [c for c in record.get("conflicts") or [] if isinstance(c, dict)]
+    if not conflicts or head is None:
+        return
+    bare = [c for c in conflicts if not c.get("copy") and not c.get("sha")]
+    if bare:
+        entries = repo.ls_tree(head, sorted({str(c.get("path")) for c in bare}))
+        for item in bare:
+            entry = entries.get(str(item.get("path")))
+            if entry is not None:
+                item["sha"] = entry.sha
+    still = open_conflicts(repo, head, conflicts)
+    for item in conflicts:
+        if item not in still:
+            log.info("conflict_resolved", path=item.get("path"), copy=item.get("copy") or None)
+    if still:
+        record["conflicts"] = still
+    else:
+        record.pop("conflicts", None)
 
 
 def note(record: PullRecord, result: PullResult, emit: events.Emit = events.nothing) -> None:

@@ -40,6 +40,7 @@ class Puller:
         self._handed: str | None = None  # the last head handed over: the same one is not handed twice
         self._why: set[str] = set()
         self._error: dict[str, str] | None = None
+        self._failures = 0  # fetches that failed in a row
         self._thread: threading.Thread | None = None
 
     def start(self, fetch_now: bool) -> None:
@@ -60,6 +61,12 @@ class Puller:
     def last_error(self) -> dict[str, str] | None:
         with self._lock:
             return dict(self._error) if self._error else None
+
+    @property
+    def failures(self) -> int:
+        """Fetches that failed in a row (0 after one that worked)."""
+        with self._lock:
+            return self._failures
 
     def request(self, why: str) -> None:
         """Fetch soon (never blocks; many requests make one fetch)."""
@@ -105,6 +112,7 @@ class Puller:
                 continue
             with self._lock:
                 self._error = None
+                self._failures = 0
                 if sha is None or sha == self._handed:
                     continue  # nothing new there: the main loop is not disturbed
                 self._fetched = self._handed = sha
@@ -122,6 +130,7 @@ class Puller:
             message = exc.message if isinstance(exc, CommitterError) else str(exc)
             with self._lock:
                 self._error = {"kind": "pull", "message": message, "at": clock.iso(clock.now())}
+                self._failures += 1
             delay = state.next_action.sleep if state.next_action else 0.0
             log.warning("pull_fetch_failed", error=message, why=why, retry_in=round(delay, 3))
 

@@ -1,5 +1,6 @@
 """What the pull side keeps between pulls and shows in status: the last fetch and pull, conflict copies, a
-held or a refused update, and the files a pull brought in that the ignore rules exclude here."""
+held or a refused update, the files a pull brought in that the ignore rules exclude here, and the remote's
+paths a pull could not write here."""
 
 from __future__ import annotations
 
@@ -26,6 +27,26 @@ class PullRecord(dict[str, Any]):
     def kept_ignored(self) -> list[str]:
         """Files a pull brought in although the ignore rules exclude them here: never untracked."""
         return [str(p) for p in self.get("kept_ignored") or ()]
+
+    def unwritable(self) -> dict[str, str]:
+        """Path -> reason, for the remote's paths a pull could not write here (kept in git, not on disk)."""
+        items = self.get("unwritable") or []
+        return {str(i["path"]): str(i.get("reason", "")) for i in items if isinstance(i, dict) and "path" in i}
+
+    def waiting(self) -> dict[str, str]:
+        """Path -> the blob id the disk held ('' for none), for LFS files whose object could not be downloaded:
+        the object replaces only that."""
+        items = self.get("unwritable") or []
+        return {str(i["path"]): str(i["was"]) for i in items if isinstance(i, dict) and "path" in i and "was" in i}
+
+    def set_unwritable(self, found: dict[str, str], waiting: dict[str, str] | None = None) -> None:
+        """Replace the list of paths a pull could not write here."""
+        was = waiting or {}
+        if found:
+            self["unwritable"] = [{"path": p, "reason": r, **({"was": was[p]} if p in was else {})}
+                                  for p, r in sorted(found.items())]
+        else:
+            self.pop("unwritable", None)
 
     def snapshot(self) -> dict[str, Any]:
         """A copy for the state file."""
