@@ -64,6 +64,9 @@ class Watcher(FileSystemEventHandler):
 
     def start(self) -> str:
         """Start observing; returns the observer in use (inotify or poll)."""
+        with self._lock:  # a restart: what the old observer said about open files may be stale
+            self._settling.lost()
+            self._poll_busy = frozenset()
         requested = self.requested
         if requested == "auto":
             kind = filesystem_type(self.root)

@@ -153,3 +153,16 @@ def test_the_daemon_lists_files_kept_out_by_name_and_commits_notes_that_mention_
     daemon.stop()
     assert tree_files(layout.git_dir) == {"a.md", "ops/id_rsa rotation runbook.md",
                                           "attachments/Quarterly review.key"}
+
+
+def test_held_files_stay_bounded_with_a_count_of_the_rest(layout: Layout) -> None:
+    from committer.commit.changes import Skipped
+    from committer.commit.held import LISTED, HeldFiles
+
+    held = HeldFiles()
+    held.note([Skipped(f"d{i:05}/.env", "name:.env") for i in range(LISTED + 250)])
+    listing = held.listing()
+    assert len(listing) == LISTED + 1 and listing[-1]["more"] == 250 and "250 more" in listing[-1]["reason"]
+    again = HeldFiles()
+    again.keep(listing)  # what a restart reads back from the state file: the count is not a path
+    assert len(again) == LISTED and "" not in again
