@@ -4,6 +4,8 @@
 #   optional: podman, runc, mmdebstrap: the image built and run, and systemd booted, for real
 #             (tests/deploy/test_image_podman.py, tests/deploy/test_systemd_podman.py); without them those tests
 #             skip with one line saying why.
+#   optional: rsync, vim: real slow writers and editors against the watcher (tests/watch/test_half_written.py);
+#             without them those tests skip with one line.
 #   optional: chromium, chromium-driver: the history pages tested in a real headless browser
 #             (tests/serve/test_pages_browser.py); COMMITTER_NO_BROWSER=1 leaves them out.
 set -euo pipefail
@@ -12,7 +14,7 @@ command -v git >/dev/null 2>&1 || needed+=(git)
 git lfs version >/dev/null 2>&1 || needed+=(git-lfs)
 command -v tini >/dev/null 2>&1 || needed+=(tini)
 optional=()
-for tool in podman runc mmdebstrap; do
+for tool in podman runc mmdebstrap rsync vim; do
   command -v "$tool" >/dev/null 2>&1 || optional+=("$tool")
 done
 if [ -z "${COMMITTER_NO_BROWSER:-}" ]; then

@@ -128,10 +128,17 @@ def collect(candidates: Iterable[str], job: Pass) -> ChangeSet:
     """Compare candidate paths (files or directories; '' is the whole tree) with HEAD.
 
     Paths that cannot be read are skipped and never deleted from history, nor are files the ignore rules
-    exclude now (untracking them is a commit of its own). Nothing is read through a symlink: a directory
+    exclude now (untracking them is a commit of its own); those a listed name rule keeps out are skipped
+    with that rule (`name:<pattern>`), litter without a word. Nothing is read through a symlink: a directory
     replaced by a link is committed as that link, and what was under it is deleted.
     """
-    wanted = {rel for rel in candidates if not (rel and job.pfilter.ignored(rel))}
+    wanted: set[str] = set()
+    ignored: list[str] = []
+    for rel in candidates:
+        if rel and job.pfilter.ignored(rel):
+            ignored.append(rel)
+        else:
+            wanted.add(rel)
     result = ChangeSet(records=Spill(job.spill_dir))
     try:
         tree = fsio.Tree(job.data_dir)
@@ -141,6 +148,11 @@ def collect(candidates: Iterable[str], job: Pass) -> ChangeSet:
         return result
     with tree:
         walk = Walk(tree, job.pfilter)
+        walk.held_by_name(ignored)  # kept out by name: listed in held_files, never silently
+        if job.on_change is not None:
+            for rel in (*ignored, *wanted):
+                if rel and not tree.exists(rel):
+                    job.on_change(rel)  # gone: a held file that was here is held no more
         roots = walk.roots(wanted)
         _Merge(job, result, walk.keep, wanted, walk.skip).run(walk.files(roots))
         result.skipped = walk.skipped

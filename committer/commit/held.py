@@ -10,6 +10,8 @@ from committer.core import events, logs
 
 log = logs.get(__name__)
 
+LISTED = 1000  # held files listed in status and the state file; past it one last entry counts the rest
+
 
 class HeldFiles:
     """Path -> reason of every file kept out; each (path, reason) is warned about once per process."""
@@ -36,7 +38,7 @@ class HeldFiles:
         """Take the held files a state file listed (`held_files`): looked at again by the next reconcile."""
         if isinstance(items, list):
             self.reasons = {str(i["path"]): str(i.get("reason", "")) for i in items
-                            if isinstance(i, dict) and "path" in i}
+                            if isinstance(i, dict) and "path" in i and "more" not in i}
             self._announced = dict(self.reasons)  # the process that held them told already
 
     def announce(self, emit: events.Emit, **context: Any) -> None:
@@ -56,9 +58,16 @@ class HeldFiles:
         self.reasons.clear()
         return paths
 
-    def listing(self) -> list[dict[str, str]]:
-        """Files kept out of history, with the reason, for status."""
-        return [{"path": p, "reason": r} for p, r in sorted(self.reasons.items())]
+    def listing(self, most: int = LISTED) -> list[dict[str, Any]]:
+        """Files kept out of history, with the reason, for status: the first `most` by path, then, when
+        there are more, one entry that counts them (each was logged with a `skip` warning)."""
+        items = sorted(self.reasons.items())
+        shown: list[dict[str, Any]] = [{"path": p, "reason": r} for p, r in items[:most]]
+        if len(items) > most:
+            more = len(items) - most
+            shown.append({"path": "", "reason": f"and {more} more held files, each logged once as skip",
+                          "more": more})
+        return shown
 
     def __len__(self) -> int:
         return len(self.reasons)

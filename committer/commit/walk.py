@@ -71,6 +71,7 @@ class Walk:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 if rel and self.pfilter.ignored(rel, is_dir=True):
+                    self.held_by_name([rel])
                     continue
                 found.append((git_key(rel) + b"/" if rel else b"", rel, True))
             elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
@@ -79,6 +80,18 @@ class Walk:
                 self.skip(rel, SPECIAL)
         found.sort()
         return found
+
+    def held_by_name(self, candidates: Iterable[str]) -> None:
+        """Record the ignored candidates that are there and that a listed name rule keeps out (the path, or
+        the highest folder above it that such a rule keeps out); litter is left out without a word."""
+        for rel in candidates:
+            try:
+                st = self.tree.lstat(rel)
+            except OSError:
+                continue  # gone: nothing to list
+            found = self.pfilter.kept_out(rel, is_dir=stat.S_ISDIR(st.st_mode))
+            if found is not None:
+                self.skip(*found)
 
     def _inside_nested_repo(self, rel: str) -> str | None:
         parent = rel
@@ -168,6 +181,9 @@ class Walk:
                 self.skip(child, f"cannot stat: {exc.strerror}")
                 continue
             if self.pfilter.ignored(child, is_dir=is_dir):
+                rule = self.pfilter.rule(child, is_dir=is_dir)
+                if rule is not None:  # kept out by a rule that is listed; litter is left out without a word
+                    self.skip(child, rule)
                 continue
             if is_dir or is_file:
                 name = os.fsencode(entry.name)

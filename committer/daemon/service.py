@@ -324,6 +324,7 @@ class Daemon:
         now, wall = time.monotonic(), time.time()
         for path in paths:
             self.work.batcher.add(path, now, wall)
+        self.work.batcher.settle(self.watcher.busy())  # a file still being written holds its batch open
         if BMIGNORE in paths and self.pfilter.refresh():
             log.info("ignore_rules_changed", path=BMIGNORE)
             self.work.schedule_reconcile("ignore_rules")

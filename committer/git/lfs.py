@@ -25,6 +25,7 @@ from pathlib import Path
 
 from committer.core import fsio
 from committer.core.errors import CommitterError
+from committer.git import attributes
 from committer.git.repo import GitRepo
 from committer.git.runner import git_env
 
@@ -288,7 +289,7 @@ def write_attributes(git_dir: Path, paths: Iterable[str]) -> bool:
     but stored as a plain blob would look modified on every scan). Clones can take the same file
     as their `.git/info/attributes` so that `git lfs pull` leaves them clean.
     """
-    text = _ATTRIBUTES_HEADER + "".join(attribute_line(p) + "\n" for p in sorted(set(paths)))
+    text = attributes.NEUTRAL + _ATTRIBUTES_HEADER + "".join(attribute_line(p) + "\n" for p in sorted(set(paths)))
     data = os.fsencode(text)  # paths that are not UTF-8 come back as the bytes they were
     target = git_dir / "info" / "attributes"
     try:

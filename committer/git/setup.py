@@ -6,7 +6,7 @@ from __future__ import annotations
 from committer.core import logs
 from committer.core.errors import ConfigError
 from committer.core.settings import Settings, require_git_dir
-from committer.git import lfs
+from committer.git import attributes, lfs
 from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner
 from committer.policy.filters import PathFilter
@@ -32,10 +32,28 @@ def open_repository(
         check_branch(repo, new_branch, create=True)
         clear_staging(repo)
     repo.configure((settings.author_name, settings.author_email), pfilter.exclude_lines())
+    neutralise(repo)
     pfilter.mirror_to(repo.bmignore_copy)
     if settings.lfs_threshold and lfs.available():
         lfs.prepare(repo)
     return repo
+
+
+# Line endings are never converted, whatever an attribute or a global setting says (attributes: above).
+_NEUTRAL_CONFIG = {"core.autocrlf": "false", "core.safecrlf": "false", "core.eol": "lf", "log.mailmap": "false"}
+
+
+def neutralise(repo: GitRepo) -> None:
+    """git reads nothing from the data directory for its own behaviour: the attributes it holds are
+    overridden from info/attributes, and conversions are off in the repository's config; repaired at
+    every start (a repository made by an older version, or edited by hand)."""
+    if attributes.ensure(repo.git_dir):
+        log.info("attributes_neutralised", path=str(repo.git_dir / "info" / "attributes"))
+    current = repo.git("config", "--local", "--list", check=False).stdout.decode("utf-8", "replace")
+    have = dict(line.split("=", 1) for line in current.splitlines() if "=" in line)
+    for key, value in _NEUTRAL_CONFIG.items():
+        if have.get(key.lower()) != value:
+            repo.git("config", "--local", key, value)
 
 
 def check_branch(repo: GitRepo, new_branch: bool, create: bool = False) -> None:

@@ -18,8 +18,11 @@ BMIGNORE = ".bmignore"
 BMIGNORE_MAX = 1 << 20
 BMMETA = ".bmmeta"
 
-# gitignore syntax. Also written to the repository's info/exclude so git's own scans agree.
-DEFAULT_IGNORES: tuple[str, ...] = (
+# gitignore syntax; both lists are also written to the repository's info/exclude so git's own scans agree.
+# Litter: what editors, sync tools and operating systems leave beside notes. It is never content, so it is
+# left out without a word (not listed in held_files, not logged): listing every swap file would bury the
+# files that matter.
+LITTER: tuple[str, ...] = (
     # repositories and our own metadata file (it goes into the trailer, not the tree)
     ".git",
     BMMETA,
@@ -52,23 +55,35 @@ DEFAULT_IGNORES: tuple[str, ...] = (
     ".Trash-*",
     ".Spotlight-V100",
     ".fseventsd",
-    # files that hold secrets by name
+)
+
+# OpenSSH's key file names (ssh-keygen -t ...): the private key, its public half and its certificate,
+# by exact name, so a note that mentions one ("id_rsa rotation runbook.md") is not taken for a key.
+_SSH_KEY_TYPES = ("rsa", "dsa", "ecdsa", "ecdsa_sk", "ed25519", "ed25519_sk", "xmss")
+SSH_KEY_NAMES: tuple[str, ...] = tuple(
+    f"id_{kind}{suffix}" for kind in _SSH_KEY_TYPES for suffix in ("", ".pub", "-cert.pub")
+)
+
+# Files that hold secrets by name: kept out, and listed in held_files as `name:<pattern>`. `*.key` is not
+# here: Keynote decks and license files share it; a .key file that holds a PEM private key is held by the
+# content scanner (policy.secrets) like any other file.
+SECRET_NAMES: tuple[str, ...] = (
     ".env",
     ".env.*",
     ".envrc",
     "*.pem",
-    "*.key",
     "*.p12",
     "*.pfx",
-    "id_rsa*",
-    "id_dsa*",
-    "id_ecdsa*",
-    "id_ed25519*",
+    *SSH_KEY_NAMES,
     "credentials.json",
     ".netrc",
     ".npmrc",
     ".pypirc",
 )
+
+DEFAULT_IGNORES: tuple[str, ...] = (*LITTER, *SECRET_NAMES)
+
+NAME_RULE = "name:"  # the prefix of a held_files reason that a name pattern gives
 
 
 def _compile(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
@@ -92,6 +107,8 @@ class PathFilter:
         self.extra = tuple(extra)
         self._base = _compile((*DEFAULT_IGNORES, *self.extra))
         self._base_regex = _combined(self._base)
+        self._litter = _combined(_compile(LITTER))
+        self._kept = _compile((*SECRET_NAMES, *self.extra))
         self._user: pathspec.GitIgnoreSpec | None = None
         self._user_lines: list[str] = []
         self._user_stamp: tuple[int, int, int] | None = None
@@ -163,6 +180,35 @@ class PathFilter:
         elif self._base.match_file(candidate):
             return True
         return self._user is not None and bool(self._user.match_file(candidate))
+
+    def rule(self, rel: str, is_dir: bool = False) -> str | None:
+        """`name:<pattern>` of the rule that keeps a path out and is listed in held_files (the secret names,
+        the ignore setting, .bmignore); None when no rule does, or when the path is litter (never listed)."""
+        if not rel or rel == "." or ".git" in rel.split("/"):
+            return None
+        candidate = rel + "/" if is_dir else rel
+        if self._litter is not None and self._litter.match(candidate):
+            return None
+        for spec in (self._kept, self._user):
+            if spec is None:
+                continue
+            found = spec.check_file(candidate)
+            if found.include and found.index is not None:
+                return NAME_RULE + str(spec.patterns[found.index].pattern)
+        return None
+
+    def kept_out(self, rel: str, is_dir: bool = False) -> tuple[str, str] | None:
+        """(path, rule) of what keeps an ignored path out: the path itself, or the highest folder above it
+        that a listed rule keeps out (`node_modules` once, not each file in it); None for litter."""
+        parts = rel.split("/")
+        for n in range(1, len(parts) + 1):
+            sub = "/".join(parts[:n])
+            last = n == len(parts)
+            if not self.ignored(sub, is_dir=is_dir if last else True):
+                continue
+            found = self.rule(sub, is_dir=is_dir if last else True)
+            return None if found is None else (sub, found)
+        return None
 
     def fingerprint(self) -> str:
         """A digest of every rule in force: equal digests, equal decisions."""

@@ -52,13 +52,15 @@ class PollThread:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
-        slow = False
+        slow = settling = False
         next_at = time.monotonic() + self.interval
         try:
             while not self._stop.wait(max(0.0, next_at - time.monotonic())):
                 paths = self.scanner.scan()
-                if paths and not self._stop.is_set():
+                # after a scan that saw files changing, a quiet one is news too: they have settled
+                if (paths or settling) and not self._stop.is_set():
                     self.on_paths(paths)
+                settling = bool(self.scanner.changing)
                 now = time.monotonic()
                 next_at += self.interval
                 if next_at < now:

@@ -182,6 +182,7 @@ class PollScanner:
         self._unreadable: set[str] = set()
         self._root_problem = ""
         self._out: list[str] = []  # per scan
+        self.changing: list[str] = []  # files whose stat changed in the last scan: may still be written
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -237,6 +238,7 @@ class PollScanner:
             self._rules = token
             self._gen += 1
         self._out = [] if self._have_state else _Discard()
+        self.changing = [] if self._have_state else _Discard()
         self.stats = ScanStats()
         try:
             fd = os.open(self.root, _ROOT_FLAGS)
@@ -410,6 +412,8 @@ class PollScanner:
             if skip:
                 fp = _IGN_DIR if is_dir else _IGN_FILE
                 ignored.add(name)
+                if (prev is None or prev not in _IGNORED) and self.pfilter.rule(path, is_dir=is_dir) is not None:
+                    out.append(path)  # kept out by a listed rule: the daemon lists it in held_files
             elif is_dir:
                 fp = _DIR
                 child = old_children.get(name) if was_dir else None
@@ -423,6 +427,7 @@ class PollScanner:
                 fp = fingerprint(st, self.minimal)
                 if fp != prev:
                     out.append(path)  # new, modified, or a directory replaced by a file
+                    self.changing.append(path)
                     if self._racy.racy(st) and st.st_mode & _S_IFMT in (stat.S_IFREG, stat.S_IFLNK):
                         racy[name] = self._racy.digest(fd, name, st)
                 elif name in old_racy:
@@ -431,7 +436,7 @@ class PollScanner:
             names.append(name)
             fps.append(fp)
         for name, prev in old.items():
-            if prev not in _IGNORED:
+            if prev not in _IGNORED or self.pfilter.rule(prefix + name, is_dir=prev == _IGN_DIR) is not None:
                 out.append(prefix + name)  # deleted or renamed away; a directory as itself
         d.names = "\0".join(names)
         d.fps = fps

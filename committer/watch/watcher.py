@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from watchdog.events import (
+    DirDeletedEvent,
     DirModifiedEvent,
+    DirMovedEvent,
+    EventsLostEvent,
+    FileClosedEvent,
     FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
     FileOpenedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
@@ -23,23 +30,9 @@ from committer.policy.filters import PathFilter
 from committer.watch.mounts import POLLED_FILESYSTEMS, filesystem_type
 from committer.watch.pollthread import PollThread
 from committer.watch.scanner import PollScanner
+from committer.watch.settle import Settling, looks_temporary
 
 log = logs.get("committer.watcher")
-
-_NOISE = (DirModifiedEvent, FileOpenedEvent, FileClosedNoWriteEvent)
-_WATCHDOG_INOTIFY_LOGGER = "watchdog.observers.inotify_c"
-
-
-class _OverflowSpy(logging.Handler):
-    """watchdog reports a kernel queue overflow only through its logger; we listen for it."""
-
-    def __init__(self, on_overflow: Callable[[], None]) -> None:
-        super().__init__(level=logging.WARNING)
-        self.on_overflow = on_overflow
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" in record.getMessage().lower():
-            self.on_overflow()
 
 
 class Watcher(FileSystemEventHandler):
@@ -62,13 +55,18 @@ class Watcher(FileSystemEventHandler):
         self.kind = ""
         self._observer: BaseObserver | None = None
         self._poller: PollThread | None = None
+        self._scanner: PollScanner | None = None
+        self._poll_busy: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         self._paths: set[str] = set()
         self._overflow = False
-        self._spy = _OverflowSpy(self._on_overflow)
+        self._settling = Settling()  # guarded by _lock: the observer's thread feeds it, the loop reads it
 
     def start(self) -> str:
         """Start observing; returns the observer in use (inotify or poll)."""
+        with self._lock:  # a restart: what the old observer said about open files may be stale
+            self._settling.lost()
+            self._poll_busy = frozenset()
         requested = self.requested
         if requested == "auto":
             kind = filesystem_type(self.root)
@@ -84,14 +82,20 @@ class Watcher(FileSystemEventHandler):
                     raise
                 log.warning("observer_fallback", observer="poll", reason=str(exc), hint=_INOTIFY_HINT)
         if self._observer is None:
-            self._poller = PollThread(PollScanner(Path(self.root), self.pfilter), self.poll_interval, self._polled)
+            self._scanner = PollScanner(Path(self.root), self.pfilter)
+            self._poller = PollThread(self._scanner, self.poll_interval, self._polled)
             self._poller.start()
             self.kind = "poll"
-        logging.getLogger(_WATCHDOG_INOTIFY_LOGGER).addHandler(self._spy)
         return self.kind
 
     def _polled(self, paths: list[str]) -> None:
+        assert self._scanner is not None
+        changing = set(self._scanner.changing)
         with self._lock:
+            self._poll_busy = frozenset(changing)  # changed since the last scan: waits one more round
+            for path in paths:
+                if looks_temporary(path):
+                    (self._settling.written if path in changing else self._settling.deleted)(path)
             self._paths.update(paths)
             if len(self._paths) > COALESCE_ABOVE:
                 self._paths = coalesce(self._paths)
@@ -109,7 +113,6 @@ class Watcher(FileSystemEventHandler):
 
     def stop(self) -> None:
         """Stop observing and wait for the observer thread."""
-        logging.getLogger(_WATCHDOG_INOTIFY_LOGGER).removeHandler(self._spy)
         poller, self._poller = self._poller, None
         if poller is not None:
             poller.stop()
@@ -135,9 +138,15 @@ class Watcher(FileSystemEventHandler):
             overflow, self._overflow = self._overflow, False
         return sorted(paths), overflow
 
+    def busy(self) -> frozenset[str]:
+        """The changed paths that are not ready to be committed yet (watch.settle)."""
+        with self._lock:
+            return self._settling.busy() | self._poll_busy
+
     def _on_overflow(self) -> None:
         with self._lock:
             self._overflow = True
+            self._settling.lost()
         self.notify()
 
     def _relative(self, path: str | bytes) -> str | None:
@@ -150,16 +159,16 @@ class Watcher(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         """Called by watchdog's thread for every event."""
-        if isinstance(event, _NOISE):
+        if isinstance(event, EventsLostEvent):  # the kernel's queue overflowed: only a full scan can tell
+            self._on_overflow()
             return
-        found = []
-        for raw in (event.src_path, getattr(event, "dest_path", "")):
-            if not raw:
-                continue
-            rel = self._relative(raw)
-            if rel is None or self.pfilter.ignored(rel, is_dir=event.is_directory):
-                continue
-            found.append(rel)
+        if isinstance(event, DirModifiedEvent):
+            return
+        src = self._relative(event.src_path) if event.src_path else None
+        dest = self._relative(event.dest_path) if event.dest_path else None
+        if self._settle(event, src, dest):
+            return
+        found = [rel for rel in (src, dest) if rel is not None and self._wanted(rel, event.is_directory)]
         if not found:
             return
         with self._lock:
@@ -167,6 +176,44 @@ class Watcher(FileSystemEventHandler):
             if len(self._paths) > COALESCE_ABOVE:
                 self._paths = coalesce(self._paths)
         self.notify()
+
+    def _settle(self, event: FileSystemEvent, src: str | None, dest: str | None) -> bool:
+        """Follow opens, closes, writes and renames (watch.settle); True for an event that changes no content."""
+        if src is None and dest is None:
+            return isinstance(event, (FileOpenedEvent, FileClosedNoWriteEvent))
+        with self._lock:
+            settling = self._settling
+            if isinstance(event, FileOpenedEvent):
+                if src is not None:
+                    settling.opened(src)
+                return True
+            if isinstance(event, FileClosedNoWriteEvent):
+                waited = src in settling.busy()
+                if src is not None:
+                    settling.closed(src)
+                return not (waited and src not in settling.busy())  # a wait that ended is news
+            if isinstance(event, FileClosedEvent) and src is not None:
+                settling.closed(src)
+            elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)) and src is not None:
+                settling.written(src)
+            elif isinstance(event, (FileMovedEvent, DirMovedEvent)):
+                if src is not None and dest is not None:
+                    settling.moved(src, dest)
+                elif src is not None:
+                    settling.deleted(src)
+                elif dest is not None:
+                    settling.written(dest)
+            elif isinstance(event, (FileDeletedEvent, DirDeletedEvent)) and src is not None:
+                settling.deleted(src)
+        return False
+
+    def _wanted(self, rel: str, is_dir: bool) -> bool:
+        """Whether a path goes to the batch: not ignored, or kept out by a listed rule (so the commit step
+        lists it in held_files); litter and what lies inside a folder kept out (listed once) do not."""
+        if not self.pfilter.ignored(rel, is_dir=is_dir):
+            return True
+        found = self.pfilter.kept_out(rel, is_dir=is_dir)
+        return found is not None and found[0] == rel
 
 
 _INOTIFY_HINT = "raise fs.inotify.max_user_watches / max_user_instances, or set observer = poll"

@@ -301,8 +301,8 @@ class SpyFilter(PathFilter):
 
 
 @TRUST
-def test_ignored_paths_are_never_reported_and_ignored_directories_never_descended(tmp_path: Path,
-                                                                                   trust: bool) -> None:
+def test_litter_is_never_reported_and_ignored_directories_never_descended(tmp_path: Path, trust: bool) -> None:
+    """A new file kept out by a listed rule (.bmignore's *.log) is reported, for held_files; litter is not."""
     write(tmp_path / ".bmignore", "build/\n*.log\n")
     write(tmp_path / "build" / "out" / "x.bin")
     write(tmp_path / ".git" / "HEAD", "ref: refs/heads/main")
@@ -316,7 +316,8 @@ def test_ignored_paths_are_never_reported_and_ignored_directories_never_descende
     write(tmp_path / ".git" / "index")
     write(tmp_path / "keep.md", "changed")
     (tmp_path / "build" / "later").mkdir()
-    assert found(s) == {"keep.md"}
+    assert found(s) == {"keep.md", "run.log"}
+    assert found(s) == set()  # reported once, not at every scan
     assert not [p for p in spy.asked if p.startswith(("build/", ".git/"))]
     assert s.stats.dirs == 1
 
@@ -331,7 +332,8 @@ def test_ignore_rules_changing_reveal_and_hide_paths(tmp_path: Path) -> None:
     write(tmp_path / ".bmignore", "*.log\n")
     assert found(s) == {".bmignore"}
     assert pfilter.refresh()  # what the daemon does when .bmignore is among the paths
-    assert found(s) == {"build/x.bin"}  # no longer ignored: new to the scanner; notes/a.log hidden silently
+    # build/x.bin is no longer ignored: new to the scanner; notes/a.log is kept out now: the daemon lists it
+    assert found(s) == {"build/x.bin", "notes/a.log"}
     write(tmp_path / "notes" / "a.log", "changed")
     assert found(s) == set()
 
