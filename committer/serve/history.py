@@ -7,6 +7,7 @@ environment, pathspecs taken literally).
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from committer.commit.message import parse_trailer
+from committer.commit import trailer
 from committer.core.errors import CommitterError
 from committer.git import lfs
 from committer.git.repo import GitRepo
@@ -72,6 +73,7 @@ class Commit:
     meta: dict[str, Any] | None
     changes: list[Change] | None = None  # None: too many to list (see counts)
     tags: list[str] = field(default_factory=list)
+    author: str = ""
 
     @property
     def subject(self) -> str:
@@ -143,14 +145,28 @@ def check_rev(repo: GitRepo, rev: str) -> str:
     return sha
 
 
+_RECORD = re.compile(rb"[0-9a-f]{40}\x1f")
+
+
 def _parse_log(out: bytes) -> list[tuple[Commit, list[Change]]]:
-    """Records of `git log --format=%x1e%H%x1f%P%x1f%ct%x1f%B%x1f -z [--raw]`."""
-    found = []
+    """Records of `git log --format=LOG_FORMAT -z [--raw]`. A message is data: one that holds the record
+    separators themselves is glued back together, never a failed page."""
+    chunks: list[bytes] = []
     for chunk in out.split(b"\x1e")[1:]:
+        if _RECORD.match(chunk) or not chunks:
+            chunks.append(chunk)
+        else:  # a \x1e inside a message
+            chunks[-1] += b"\x1e" + chunk
+    found = []
+    for chunk in chunks:
         head, _, rest = chunk.partition(b"\x1f\x00")
-        sha, parents, when, body = head.split(b"\x1f", 3)
+        parts = head.split(b"\x1f", 4)
+        if len(parts) < 5 or not parts[2].isdigit():
+            continue
+        sha, parents, when, author, body = parts
         message = body.decode("utf-8", "replace")
-        commit = Commit(sha.decode(), parents.decode().split(), int(when), message, parse_trailer(message))
+        commit = Commit(sha.decode(), parents.decode().split(), int(when), message, trailer.read(message),
+                        author=author.decode("utf-8", "replace"))
         found.append((commit, list(_parse_raw(rest.lstrip(b"\n").split(b"\x00")))))
     return found
 
@@ -163,7 +179,11 @@ def _parse_raw(fields: list[bytes]) -> Iterable[Change]:
         if not meta.startswith(b":"):
             index += 1
             continue
-        old_mode, new_mode, old_sha, new_sha, status = meta[1:].decode().split(" ")
+        try:
+            old_mode, new_mode, old_sha, new_sha, status = meta[1:].decode().split(" ")
+        except ValueError:  # not a record git wrote (a message that imitates one): skipped
+            index += 1
+            continue
         letter = status[:1]
         if letter in ("R", "C") and index + 2 < len(fields):
             old_path, path = os.fsdecode(fields[index + 1]), os.fsdecode(fields[index + 2])
@@ -178,7 +198,7 @@ def _parse_raw(fields: list[bytes]) -> Iterable[Change]:
         )
 
 
-LOG_FORMAT = "--format=%x1e%H%x1f%P%x1f%ct%x1f%B%x1f"
+LOG_FORMAT = "--format=%x1e%H%x1f%P%x1f%ct%x1f%an <%ae>%x1f%B%x1f"
 
 
 def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limit: int = PAGE) -> tuple[
@@ -189,8 +209,7 @@ def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limi
         return [], False
     args = ["log", LOG_FORMAT, "-z", f"--max-count={limit + 1}", f"--skip={max(0, skip)}"]
     if until:
-        if not _DATE.fullmatch(until):
-            raise NotFound(f"{until[:40]!r} is not a date such as 2026-11-30")
+        check_date(until)
         args.append(f"--until={until} 23:59:59")
     args += [repo.ref, "--"]
     if path:
@@ -203,6 +222,26 @@ def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limi
     for commit in commits:
         commit.tags = tags.get(commit.sha, [])
     return commits, more
+
+
+def check_date(until: str) -> datetime.date:
+    """A day such as 2026-11-30, or NotFound naming what is wrong (git would read 2026-02-31 somehow)."""
+    try:
+        if _DATE.fullmatch(until):
+            return datetime.date.fromisoformat(until)
+    except ValueError:
+        pass
+    raise NotFound(f"{until[:40]!r} is not a date such as 2026-11-30")
+
+
+def span(repo: GitRepo) -> tuple[int, int] | None:
+    """(unix time of the oldest commit, of the newest) of the branch, or None when it has none."""
+    if repo.head() is None:
+        return None
+    roots = repo.git("rev-list", "--max-parents=0", repo.ref, "--").stdout.split()
+    times = repo.git("log", "--no-walk", "--format=%ct", repo.ref, *[r.decode() for r in roots[:20]], "--").stdout
+    stamps = [int(t) for t in times.split() if t.isdigit()]
+    return (min(stamps), max(stamps)) if stamps else None
 
 
 def attach_changes(repo: GitRepo, commits: Sequence[Commit], listed: int | None = LISTED_MAX) -> None:
