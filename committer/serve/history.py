@@ -208,8 +208,7 @@ def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limi
     if repo.head() is None:
         return [], False
     args = ["log", LOG_FORMAT, "-z", f"--max-count={limit + 1}", f"--skip={max(0, skip)}"]
-    if until:
-        check_date(until)
+    if until and check_date(until) <= datetime.date.today():  # a day still to come: everything (git misreads far ones)
         args.append(f"--until={until} 23:59:59")
     args += [repo.ref, "--"]
     if path:

@@ -95,9 +95,12 @@ def routes(pages: Pages) -> list[BaseRoute]:
             except Stopped as exc:
                 if exc.message.endswith("went away"):
                     return Response(b"", 499)  # nobody reads it
-                return page(pages, request, "error.html", {"title": "This page took too long", "message": (
-                    "It was stopped so that it cannot slow down the backups. Try a smaller view (one file, "
-                    "or the side-by-side view off).")}, 503)
+                # Rendered without the banner: nothing that could be slow runs on the event loop.
+                html = ENV.get_template("error.html").render(
+                    title="This page took too long", banner=None, logged_in=False, message=(
+                        "It was stopped so that it cannot slow down the backups. Try again in a moment, or "
+                        "a smaller view (one file, one folder)."))
+                return HTMLResponse(html, 503, headers={"Retry-After": "10"})
             except history.NotFound as exc:
                 return page(pages, request, "error.html", {"title": "Not found", "message": exc.message}, 404)
             except CommitterError as exc:
