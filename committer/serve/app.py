@@ -324,6 +324,8 @@ class HttpServer:
             return
         if self.events is not None:
             self.events.close()  # open streams end now rather than hold the stop for STOP_SECONDS
+        if self.pages is not None:  # pages being computed end now too, their git killed
+            self.pages.pool.stop_all("committer is stopping")
         server.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=STOP_SECONDS + 2)

@@ -82,6 +82,9 @@ class PagePool:
         self.workers = workers
         self.seconds = seconds
         self._limiter: anyio.CapacityLimiter | None = None
+        self._jobs: set[Job] = set()
+        self._jobs_lock = threading.Lock()
+        self._closed: str | None = None  # once stopping: the reason new pages are not started
 
     @property
     def limiter(self) -> anyio.CapacityLimiter:
@@ -93,6 +96,25 @@ class PagePool:
     async def run(self, receive: Receive | None, work: Callable[[Job], T], what: str = "page") -> T:
         """The work's result; Stopped when the client went away or the deadline passed first."""
         job = Job(self.runner)
+        with self._jobs_lock:
+            if self._closed is not None:
+                job.stop(self._closed)
+            self._jobs.add(job)
+        try:
+            return await self._run(job, receive, work, what)
+        finally:
+            with self._jobs_lock:
+                self._jobs.discard(job)
+
+    def stop_all(self, reason: str) -> None:
+        """From any thread: stop every page being computed (the server is stopping)."""
+        with self._jobs_lock:
+            self._closed = reason
+            jobs = tuple(self._jobs)
+        for job in jobs:
+            job.stop(reason)
+
+    async def _run(self, job: Job, receive: Receive | None, work: Callable[[Job], T], what: str) -> T:
         result: list[T] = []
         failed: list[BaseException] = []
 

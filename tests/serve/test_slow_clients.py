@@ -289,3 +289,19 @@ def test_a_keep_alive_connection_gets_a_new_head_deadline_after_each_answer(slow
         while chunk := sock.recv(65536):
             rest += chunk
         assert rest == b"" and time.monotonic() - started < HEADER_SECONDS + 5
+
+
+def test_stopping_the_server_ends_pages_being_computed_at_once(slow_site: SlowSite) -> None:
+    """A stop while a slow page is computed (its git running for a minute) returns in seconds, and the
+    page's git process is gone: shutdown never waits for a page."""
+    site = slow_site
+    site.slow.set()
+    client = open_page(site.port, "/commit/main")
+    try:
+        wait_for(lambda: site.sleepers() >= 1, timeout=15, what="the page's git to run")
+        _, seconds = timed(site.server.stop)
+        print(f"stop with a slow page running: {seconds:.2f}s")
+        assert seconds < 3  # measured 0.1 s; without stopping the pages, 5 s (the graceful limit) and git left running
+        wait_for(lambda: site.sleepers() == 0, timeout=5, what="the page's git process to be killed")
+    finally:
+        client.close()
