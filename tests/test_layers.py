@@ -16,7 +16,7 @@ HOMES = {  # a library -> the only modules that may import it
     "rich": {"cli/progress.py"},
     "uvicorn": {"serve/app.py", "serve/protocol.py"},
     "anyio": {"serve/work.py"},
-    "starlette": {"serve/app.py", "serve/pages.py", "serve/events.py"},
+    "starlette": {"serve/app.py", "serve/pages.py", "serve/forms.py", "serve/events.py"},
     "jinja2": {"serve/pages.py"},
 }
 

@@ -324,7 +324,7 @@ class HttpServer:
             return
         if self.events is not None:
             self.events.close()  # open streams end now rather than hold the stop for STOP_SECONDS
-        if self.pages is not None:  # pages being computed end now too, their git killed
+        if self.pages is not None and "pool" in vars(self.pages):  # pages being computed end now, git killed
             self.pages.pool.stop_all("committer is stopping")
         server.request_stop()
         if self._thread is not None:

@@ -272,9 +272,9 @@ def test_restore_needs_the_csrf_token_and_the_same_origin(site: Site) -> None:
 
 
 def test_a_form_post_that_never_finishes_is_dropped(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    from committer.serve import pages
+    from committer.serve import forms
 
-    monkeypatch.setattr(pages, "FORM_SECONDS", 0.3)
+    monkeypatch.setattr(forms, "FORM_SECONDS", 0.3)
     with socket.create_connection(("127.0.0.1", site.port), timeout=5) as conn:
         conn.sendall(b"POST /restore HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded"
                      b"\r\nContent-Length: 500\r\n\r\npath=x")
