@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from committer.core.paths import display_path
+from committer.commit import trailer
 
 TRAILER_KEY = "BM-Meta"
 SUMMARY_PATHS = 2
@@ -79,15 +80,6 @@ def build(subject: str, meta_json: str) -> str:
 
 
 def parse_trailer(message: str) -> dict[str, Any] | None:
-    """The decoded BM-Meta object of a message, or None when it has none or it is not JSON."""
-    found = None
-    for line in message.splitlines():
-        if line.startswith(f"{TRAILER_KEY}:"):
-            found = line[len(TRAILER_KEY) + 1 :].strip()
-    if found is None:
-        return None
-    try:
-        value = json.loads(found)
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
+    """The decoded BM-Meta object of a message, or None when it has none or it is not a bounded JSON
+    object (commit.trailer: trailers from other writers are data)."""
+    return trailer.parse(message)

@@ -91,6 +91,7 @@ def start_http(
             secret=lambda: webhook_secret(settings.webhook_secret_file),
             on_push=lambda _head: puller.request("webhook") if puller else None,
             on_forced=on_forced,
+            remote=str(settings.remote),
         )
 
         def webhook(headers: Mapping[str, str], body: bytes) -> tuple[int, Mapping[str, Any]]:

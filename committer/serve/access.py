@@ -16,6 +16,8 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +128,22 @@ class Access:
             return False
         return _netloc(parts.netloc, parts.scheme) == _netloc(headers.get("host", ""), parts.scheme)
 
+    def same_origin_get(self, headers: Mapping[str, str]) -> bool:
+        """A GET that costs work (a restore preview) is answered only when the browser says it comes from
+        these pages or from the address bar; a cross-site `<img src>` gets nothing computed."""
+        site = headers.get("sec-fetch-site")
+        if site is not None:
+            return site in ("same-origin", "none")
+        if headers.get("origin") is not None:
+            return self.same_origin(headers)
+        referer = headers.get("referer")
+        if referer is None:
+            return False  # nothing says where it came from: the refusal page links back here
+        parts = urlsplit(referer)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return False
+        return _netloc(parts.netloc, parts.scheme) == _netloc(headers.get("host", ""), parts.scheme)
+
     def csrf_ok(self, sent: str, login: bool = False) -> bool:
         expected = self.login_csrf if login else self.csrf
         return bool(sent) and hmac.compare_digest(sent.encode(), expected.encode())
@@ -138,3 +156,29 @@ def _netloc(value: str, scheme: str) -> str:
     if value.startswith("["):
         return value if "]:" in value else f"{value}:{default}"
     return value if value.count(":") == 1 else f"{value}:{default}"
+
+
+class Tries:
+    """At most `most` attempts per client in any `window` seconds (the login form): a guessed token takes
+    forever, while a person who mistyped waits a minute at most."""
+
+    def __init__(self, most: int = 5, window: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 clients: int = 10_000) -> None:
+        self.most, self.window, self.clock, self.clients = most, window, clock, clients
+        self._seen: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, client: str) -> float:
+        """0 when this attempt may go on (it is counted), else the seconds until the next one may."""
+        now = self.clock()
+        with self._lock:
+            recent = [t for t in self._seen.pop(client, []) if now - t < self.window]
+            if len(recent) >= self.most:
+                self._seen[client] = recent
+                return max(1.0, self.window - (now - recent[0]))
+            recent.append(now)
+            self._seen[client] = recent
+            if len(self._seen) > self.clients:  # bounded memory: forget the clients seen longest ago
+                for name in list(self._seen)[: len(self._seen) - self.clients]:
+                    del self._seen[name]
+            return 0.0

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -31,6 +30,8 @@ from committer import __version__
 from committer.core import logs
 from committer.core.errors import CommitterError
 from committer.serve.metrics import Metrics
+from committer.serve.protocol import CONNECTIONS, HeadDeadlineProtocol
+from committer.serve.work import Threads
 
 if TYPE_CHECKING:
     from committer.ops.stream import Stream
@@ -44,7 +45,6 @@ MAX_WEBHOOK_BODY = 25 * 1024 * 1024  # GitHub caps a delivery at 25 MB
 WEBHOOK_SLOTS = 2  # deliveries read at once; more are answered 503 (GitHub redelivers on request)
 BODY_SECONDS = 30.0  # the longest a delivery's body may take to arrive
 ANY = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]  # the endpoints answer 405 themselves
-CONNECTIONS = 64  # connections served at once; more are answered 503 by uvicorn
 STOP_SECONDS = 5.0
 # Every response: nothing from another origin, no inline script or style, no framing, no sniffing.
 SECURITY_HEADERS = {
@@ -117,6 +117,7 @@ class Endpoints:
     def __init__(self, server: HttpServer) -> None:
         self.server = server
         self.slots = asyncio.Semaphore(WEBHOOK_SLOTS)
+        self.threads = Threads()  # never shared with the pages: a slow page cannot delay these
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -131,7 +132,7 @@ class Endpoints:
             if request.method not in ("GET", "HEAD"):
                 return json_response(405, {"error": "method not allowed"}, allow=ALLOWED)
             try:
-                return await run_in_threadpool(make)
+                return await self.threads.run(make)
             except Exception:  # a failing health callable is a 500 for this request, never a dead server
                 log.error("http_handler_failed", path=request.url.path, exc_info=True)
                 return json_response(500, {"error": "internal error"})
@@ -139,8 +140,14 @@ class Endpoints:
         return endpoint
 
     def _health(self) -> Response:
+        """The daemon's health report as it is; 503 only when it is not alive (`healthy` false), so an
+        orchestrator restarts a daemon that is down, never one that is up but degraded (a pull that
+        fails, a path it cannot write: 200 with `status: degraded`)."""
         report = dict(self.server.health())
-        return json_response(200 if report.get("healthy") is True else 503, report)
+        healthy = report.get("healthy") is True
+        degraded = bool(report.get("degraded")) or bool(report.get("unwritable_paths"))
+        report.setdefault("status", "down" if not healthy else "degraded" if degraded else "ok")
+        return json_response(200 if healthy else 503, report)
 
     def _ready(self) -> Response:
         ready = bool(self.server.ready())
@@ -171,7 +178,7 @@ class Endpoints:
         if body is None:
             return json_response(408, {"error": "the body did not arrive in time"})
         try:
-            status, answer = await run_in_threadpool(webhook, dict(request.headers.items()), body)
+            status, answer = await self.threads.run(webhook, dict(request.headers.items()), body)
         except Exception:  # a failing handler is a 500 for this delivery, never a dead server
             log.error("http_handler_failed", path="/webhook", exc_info=True)
             status, answer = 500, {"error": "internal error"}
@@ -298,8 +305,9 @@ class HttpServer:
             proxy_headers=False,
             timeout_keep_alive=5,
             timeout_graceful_shutdown=int(STOP_SECONDS),
-            limit_concurrency=CONNECTIONS,
-            http="h11",
+            # Past this uvicorn answers 503; the protocol keeps below it by closing slow heads first.
+            limit_concurrency=CONNECTIONS + 100,
+            http=HeadDeadlineProtocol,
             ws="none",
         )
         server = QuietServer(config)
@@ -316,6 +324,8 @@ class HttpServer:
             return
         if self.events is not None:
             self.events.close()  # open streams end now rather than hold the stop for STOP_SECONDS
+        if self.pages is not None and "pool" in vars(self.pages):  # pages being computed end now, git killed
+            self.pages.pool.stop_all("committer is stopping")
         server.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=STOP_SECONDS + 2)

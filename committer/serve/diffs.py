@@ -1,10 +1,18 @@
 """A commit's files as diffs a person can read: git's own diff of the two blobs, unified or side by
-side, with the changed words marked; binary, LFS and very large files summarised."""
+side, with the changed words marked; binary, LFS and very large files summarised.
+
+Everything here is bounded, whatever a commit holds: the word diff compares at most PAIR_CELLS token
+pairs for one line pair (after the common start and end are taken off, which is linear) and PAGE_CELLS
+for a whole page, then marks the rest of a line whole; a page renders at most PAGE_TEXT characters of
+diff lines and summarises the files after that. `difflib` on whole long lines was quadratic or worse
+(a 4,000-character line pair of repeated words took over two minutes).
+"""
 
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from committer.git import lfs
@@ -60,17 +68,32 @@ _HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@(.*)$")
 
 
 _WORDS = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
+PAIR_CELLS = 10_000  # tokens x tokens one line pair's word diff may compare (about 10 ms at worst)
+PAGE_CELLS = 1_000_000  # the same for a whole page; after that, changed lines are marked from first to last change
+PAGE_TEXT = 2_000_000  # characters of diff lines one page renders; later files are summarised
 
 
-def diffs(repo: GitRepo, commit: Commit) -> list[FileDiff]:
+class Budget:
+    """What one page may still spend on word diffs and on rendered lines; `stop` ends the work early."""
+
+    def __init__(self, stop: Callable[[], None] | None = None) -> None:
+        self.cells = PAGE_CELLS
+        self.text = PAGE_TEXT
+        self.stop = stop or (lambda: None)
+
+
+def diffs(repo: GitRepo, commit: Commit, stop: Callable[[], None] | None = None) -> list[FileDiff]:
     """A diff of each file the commit changed (the first DIFFS_MAX of them), each text file as git's
-    unified diff with word-level highlights; binary, LFS and files over SHOWN_MAX summarised."""
+    unified diff with word-level highlights; binary, LFS and files over SHOWN_MAX summarised. `stop` is
+    called between steps and raises when the page's work must end."""
+    budget = Budget(stop)
     changes = (commit.changes or [])[:DIFFS_MAX]
     shas = [s for c in changes for s in (c.old_sha, c.new_sha) if s]
     sizes = blob_sizes(repo, shas)
     small = [s for s in shas if sizes.get(s, SHOWN_MAX + 1) <= SHOWN_MAX]
     result = []
     for change in changes:
+        budget.stop()
         sides = [s for s in (change.old_sha, change.new_sha) if s]
         if "160000" in (change.old_mode, change.new_mode) or "120000" in (change.old_mode, change.new_mode):
             target = "a nested repository" if "160000" in (change.old_mode, change.new_mode) else "a symbolic link"
@@ -90,13 +113,16 @@ def diffs(repo: GitRepo, commit: Commit) -> list[FileDiff]:
         if any(b"\x00" in b[:SNIFF] for b in blobs.values()):
             result.append(FileDiff(change, "binary file: download it to see it", []))
             continue
+        if budget.text <= 0:
+            result.append(FileDiff(change, "not shown: this page is already long; open the file to see it", []))
+            continue
         old = blobs.get(change.old_sha or "", b"")
         new = blobs.get(change.new_sha or "", b"")
-        result.append(FileDiff(change, None, unified(repo, change, old, new)))
+        result.append(FileDiff(change, None, unified(repo, change, old, new, budget)))
     return result
 
 
-def unified(repo: GitRepo, change: Change, old: bytes, new: bytes) -> list[Line]:
+def unified(repo: GitRepo, change: Change, old: bytes, new: bytes, budget: Budget | None = None) -> list[Line]:
     """git's own diff of two blobs (C speed on large files), then word-level highlights per changed pair."""
     if change.old_sha and change.new_sha:
         out = repo.git("diff", "--no-color", "--no-ext-diff", "--no-textconv", "-U3", change.old_sha,
@@ -113,7 +139,9 @@ def unified(repo: GitRepo, change: Change, old: bytes, new: bytes) -> list[Line]
         count = len(lines)
         header = f"@@ -0,0 +1,{count} @@" if mark == "+" else f"@@ -1,{count} +0,0 @@"
         text = [header, *(mark + line for line in lines)]
-    return highlight(parse_hunks(text))
+    budget = budget or Budget()
+    budget.text -= sum(len(line) for line in text)
+    return highlight(parse_hunks(text), budget)
 
 
 def parse_hunks(text: list[str]) -> list[tuple[str, int | None, int | None, str]]:
@@ -141,8 +169,9 @@ def parse_hunks(text: list[str]) -> list[tuple[str, int | None, int | None, str]
     return rows
 
 
-def highlight(rows: list[tuple[str, int | None, int | None, str]]) -> list[Line]:
+def highlight(rows: list[tuple[str, int | None, int | None, str]], budget: Budget | None = None) -> list[Line]:
     """Lines with the words that changed marked, pairing each run of removed lines with the added run after it."""
+    budget = budget or Budget()
     lines: list[Line] = []
     index = 0
     while index < len(rows):
@@ -163,7 +192,8 @@ def highlight(rows: list[tuple[str, int | None, int | None, str]]) -> list[Line]
         pairs = min(len(dels), len(adds))
         old_segments, new_segments = [], []
         for number in range(pairs):
-            left, right = words(dels[number][3], adds[number][3])
+            budget.stop()
+            left, right = words(dels[number][3], adds[number][3], budget)
             old_segments.append(left)
             new_segments.append(right)
         for number, row in enumerate(dels):
@@ -175,19 +205,39 @@ def highlight(rows: list[tuple[str, int | None, int | None, str]]) -> list[Line]
     return lines
 
 
-def words(old: str, new: str) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
-    """Both lines cut into segments, the words that differ marked."""
-    if len(old) + len(new) > 4000:  # a minified line: no word diff, the whole line is marked by its colour
-        return (Segment(old, False),), (Segment(new, False),)
+def words(old: str, new: str, budget: Budget | None = None) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
+    """Both lines cut into segments, the words that differ marked, in bounded time: the common start and
+    end are found in linear time, and only a middle of at most PAIR_CELLS token pairs is word-diffed;
+    a larger middle is marked whole."""
     a, b = _WORDS.findall(old), _WORDS.findall(new)
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    left: list[Segment] = []
-    right: list[Segment] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if i2 > i1:
-            left.append(Segment("".join(a[i1:i2]), tag != "equal"))
-        if j2 > j1:
-            right.append(Segment("".join(b[j1:j2]), tag != "equal"))
+    start = 0
+    most = min(len(a), len(b))
+    while start < most and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < most - start and a[len(a) - 1 - end] == b[len(b) - 1 - end]:
+        end += 1
+    mid_a, mid_b = a[start : len(a) - end], b[start : len(b) - end]
+    cells = len(mid_a) * len(mid_b)
+    left: list[Segment] = [Segment("".join(a[:start]), False)] if start else []
+    right: list[Segment] = [Segment("".join(b[:start]), False)] if start else []
+    if cells and (budget is None or budget.cells >= cells) and cells <= PAIR_CELLS:
+        if budget is not None:
+            budget.cells -= cells
+        matcher = difflib.SequenceMatcher(None, mid_a, mid_b, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if i2 > i1:
+                left.append(Segment("".join(mid_a[i1:i2]), tag != "equal"))
+            if j2 > j1:
+                right.append(Segment("".join(mid_b[j1:j2]), tag != "equal"))
+    else:  # too many pairs to compare here: the whole middle is marked
+        if mid_a:
+            left.append(Segment("".join(mid_a), True))
+        if mid_b:
+            right.append(Segment("".join(mid_b), True))
+    if end:
+        left.append(Segment("".join(a[len(a) - end :]), False))
+        right.append(Segment("".join(b[len(b) - end :]), False))
     return tuple(left), tuple(right)
 
 

@@ -7,6 +7,7 @@ environment, pathspecs taken literally).
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from committer.commit.message import parse_trailer
+from committer.commit import trailer
 from committer.core.errors import CommitterError
 from committer.git import lfs
 from committer.git.repo import GitRepo
@@ -72,6 +73,7 @@ class Commit:
     meta: dict[str, Any] | None
     changes: list[Change] | None = None  # None: too many to list (see counts)
     tags: list[str] = field(default_factory=list)
+    author: str = ""
 
     @property
     def subject(self) -> str:
@@ -143,14 +145,28 @@ def check_rev(repo: GitRepo, rev: str) -> str:
     return sha
 
 
+_RECORD = re.compile(rb"[0-9a-f]{40}\x1f")
+
+
 def _parse_log(out: bytes) -> list[tuple[Commit, list[Change]]]:
-    """Records of `git log --format=%x1e%H%x1f%P%x1f%ct%x1f%B%x1f -z [--raw]`."""
-    found = []
+    """Records of `git log --format=LOG_FORMAT -z [--raw]`. A message is data: one that holds the record
+    separators themselves is glued back together, never a failed page."""
+    chunks: list[bytes] = []
     for chunk in out.split(b"\x1e")[1:]:
+        if _RECORD.match(chunk) or not chunks:
+            chunks.append(chunk)
+        else:  # a \x1e inside a message
+            chunks[-1] += b"\x1e" + chunk
+    found = []
+    for chunk in chunks:
         head, _, rest = chunk.partition(b"\x1f\x00")
-        sha, parents, when, body = head.split(b"\x1f", 3)
+        parts = head.split(b"\x1f", 4)
+        if len(parts) < 5 or not parts[2].isdigit():
+            continue
+        sha, parents, when, author, body = parts
         message = body.decode("utf-8", "replace")
-        commit = Commit(sha.decode(), parents.decode().split(), int(when), message, parse_trailer(message))
+        commit = Commit(sha.decode(), parents.decode().split(), int(when), message, trailer.read(message),
+                        author=author.decode("utf-8", "replace"))
         found.append((commit, list(_parse_raw(rest.lstrip(b"\n").split(b"\x00")))))
     return found
 
@@ -163,7 +179,11 @@ def _parse_raw(fields: list[bytes]) -> Iterable[Change]:
         if not meta.startswith(b":"):
             index += 1
             continue
-        old_mode, new_mode, old_sha, new_sha, status = meta[1:].decode().split(" ")
+        try:
+            old_mode, new_mode, old_sha, new_sha, status = meta[1:].decode().split(" ")
+        except ValueError:  # not a record git wrote (a message that imitates one): skipped
+            index += 1
+            continue
         letter = status[:1]
         if letter in ("R", "C") and index + 2 < len(fields):
             old_path, path = os.fsdecode(fields[index + 1]), os.fsdecode(fields[index + 2])
@@ -178,7 +198,7 @@ def _parse_raw(fields: list[bytes]) -> Iterable[Change]:
         )
 
 
-LOG_FORMAT = "--format=%x1e%H%x1f%P%x1f%ct%x1f%B%x1f"
+LOG_FORMAT = "--format=%x1e%H%x1f%P%x1f%ct%x1f%an <%ae>%x1f%B%x1f"
 
 
 def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limit: int = PAGE) -> tuple[
@@ -188,9 +208,7 @@ def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limi
     if repo.head() is None:
         return [], False
     args = ["log", LOG_FORMAT, "-z", f"--max-count={limit + 1}", f"--skip={max(0, skip)}"]
-    if until:
-        if not _DATE.fullmatch(until):
-            raise NotFound(f"{until[:40]!r} is not a date such as 2026-11-30")
+    if until and check_date(until) <= datetime.date.today():  # a day still to come: everything (git misreads far ones)
         args.append(f"--until={until} 23:59:59")
     args += [repo.ref, "--"]
     if path:
@@ -203,6 +221,26 @@ def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limi
     for commit in commits:
         commit.tags = tags.get(commit.sha, [])
     return commits, more
+
+
+def check_date(until: str) -> datetime.date:
+    """A day such as 2026-11-30, or NotFound naming what is wrong (git would read 2026-02-31 somehow)."""
+    try:
+        if _DATE.fullmatch(until):
+            return datetime.date.fromisoformat(until)
+    except ValueError:
+        pass
+    raise NotFound(f"{until[:40]!r} is not a date such as 2026-11-30")
+
+
+def span(repo: GitRepo) -> tuple[int, int] | None:
+    """(unix time of the oldest commit, of the newest) of the branch, or None when it has none."""
+    if repo.head() is None:
+        return None
+    roots = repo.git("rev-list", "--max-parents=0", repo.ref, "--").stdout.split()
+    times = repo.git("log", "--no-walk", "--format=%ct", repo.ref, *[r.decode() for r in roots[:20]], "--").stdout
+    stamps = [int(t) for t in times.split() if t.isdigit()]
+    return (min(stamps), max(stamps)) if stamps else None
 
 
 def attach_changes(repo: GitRepo, commits: Sequence[Commit], listed: int | None = LISTED_MAX) -> None:
@@ -256,66 +294,6 @@ def is_folder(repo: GitRepo, path: str) -> bool:
     proc = repo.git("ls-tree", "--full-tree", "-z", repo.ref, "--", path, check=False)
     entry = proc.stdout.split(b"\x00")[0]
     return proc.returncode == 0 and b" tree " in entry.split(b"\t")[0]
-
-
-def file_history(repo: GitRepo, path: str, skip: int = 0, limit: int = FILE_PAGE) -> tuple[list[Revision], bool]:
-    """Every revision of one file, newest first, following renames.
-
-    Each name's history is one path-limited `git log` (which git answers from the commit-graph's
-    changed-path filters when the repository has them); where the file first appears under a name, the
-    commit is checked for a rename (git's rename detection, as `--follow` uses) and the walk goes on
-    under the old name from that commit's parent.
-    """
-    wanted = skip + limit + 1
-    found: list[tuple[Commit, Change]] = []
-    name, start = path, repo.ref
-    for _ in range(1000):  # names a file had: a bound, not a limit anyone meets
-        asked = wanted - len(found)
-        proc = repo.git("log", LOG_FORMAT, "-z", "--raw", "--no-abbrev", "--no-renames", f"--max-count={asked}",
-                        start, "--", name, check=False)
-        if proc.returncode != 0:
-            break
-        records = _parse_log(proc.stdout)
-        for commit, changes in records:
-            change = next((c for c in changes if c.path == name), None)
-            if change is not None:
-                found.append((commit, change))
-        if len(records) >= asked or not found or found[-1][1].status != "added" or not found[-1][0].parents:
-            break
-        commit, change = found[-1]
-        source = renamed_from(repo, commit, name)
-        if source is None:
-            break
-        found[-1] = (commit, Change("renamed", name, source[0], source[1], change.new_sha, source[2],
-                                    change.new_mode))
-        name, start = source[0], commit.parents[0]
-    if not found:
-        raise NotFound(f"{path} has no history: no commit ever held a file of that name")
-    more = len(found) > skip + limit
-    page = found[skip : skip + limit]
-    shas = [c.new_sha for _, c in page if c.new_sha]
-    sizes = blob_sizes(repo, shas)
-    small = [s for s in shas if sizes.get(s, lfs.POINTER_MAX) < lfs.POINTER_MAX]
-    pointers = {s: p for s, b in repo.read_blobs(sorted(set(small))).items() if (p := lfs.parse(b))}
-    tags = snapshot_tags(repo)
-    revisions = []
-    for commit, change in page:
-        commit.tags = tags.get(commit.sha, [])
-        pointer = pointers.get(change.new_sha or "")
-        size = pointer[1] if pointer else sizes.get(change.new_sha or "")
-        revisions.append(Revision(commit, change.path, change.status, change.old_path, change.new_sha, size,
-                                  pointer is not None))
-    return revisions, more
-
-
-def renamed_from(repo: GitRepo, commit: Commit, path: str) -> tuple[str, str, str] | None:
-    """(old path, its blob, its mode) when `commit` made `path` by moving another file, else None."""
-    out = repo.git("diff-tree", "-r", "-z", "-M", "--raw", "--no-abbrev", commit.parents[0], commit.sha,
-                   check=False).stdout
-    for change in _parse_raw(out.split(b"\x00")):
-        if change.status == "renamed" and change.path == path and change.old_path:
-            return change.old_path, change.old_sha or "", change.old_mode or ""
-    return None
 
 
 def commit(repo: GitRepo, rev: str) -> Commit:

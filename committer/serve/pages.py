@@ -14,10 +14,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -26,15 +25,13 @@ from committer import __version__
 from committer.core import logs
 from committer.core.errors import CommitterError
 from committer.git.repo import GitRepo
-from committer.serve import diffs, history, wording
-from committer.serve.access import COOKIE, OFF, OPEN, Access
-from committer.serve.app import json_response, read_body
+from committer.serve import diffs, filehistory, history, shown, wording
+from committer.serve.access import OFF, OPEN, Access, Tries
+from committer.serve.app import json_response
+from committer.serve.work import Job, PagePool, Stopped
 
 log = logs.get("committer.pages")
 
-FORM_MAX = 16 * 1024  # bytes of a form post
-FORM_SECONDS = 10.0  # the longest a form's body may take to arrive
-COOKIE_SECONDS = 7 * 86400
 
 
 @dataclass(frozen=True)
@@ -47,6 +44,16 @@ class Pages:
     request: Callable[[str, dict[str, Any]], dict[str, Any]]  # (op, args) -> answer, through the mailbox
     clock: Callable[[], float] = time.time
 
+    @functools.cached_property
+    def pool(self) -> PagePool:
+        """The pages' own workers (never the threads /healthz, /metrics and the webhook use)."""
+        return PagePool(self.repo.runner)
+
+    @functools.cached_property
+    def logins(self) -> Tries:
+        """Login attempts per client."""
+        return Tries()
+
 
 def _env() -> Environment:
     env = Environment(
@@ -54,9 +61,11 @@ def _env() -> Environment:
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        # Every shown value: a name's bytes that are not UTF-8 appear as \xNN (then escaped as HTML).
+        finalize=lambda value: shown.readable(value) if isinstance(value, str) else value,
     )
-    env.filters["urlpath"] = lambda value: quote(str(value), safe="/")
-    env.filters["q"] = lambda value: quote(str(value), safe="")
+    env.filters["urlpath"] = shown.url_path
+    env.filters["q"] = shown.url_part
     env.filters["size"] = wording.human_size
     env.filters["short"] = lambda sha: str(sha)[:10]
     env.filters["absolute"] = wording.absolute
@@ -70,6 +79,7 @@ Handler = Callable[[Pages, Request], Awaitable[Response]]
 
 def routes(pages: Pages) -> list[BaseRoute]:
     """The page routes, each behind the access rule."""
+    from committer.serve.forms import login, logout, restore_page  # they build on this module
 
     def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
@@ -79,6 +89,15 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 return refused
             try:
                 return await handler(pages, request)
+            except Stopped as exc:
+                if exc.message.endswith("went away"):
+                    return Response(b"", 499)  # nobody reads it
+                # Rendered without the banner: nothing that could be slow runs on the event loop.
+                html = ENV.get_template("error.html").render(
+                    title="This page took too long", banner=None, logged_in=False, message=(
+                        "It was stopped so that it cannot slow down the backups. Try again in a moment, or "
+                        "a smaller view (one file, one folder)."))
+                return HTMLResponse(html, 503, headers={"Retry-After": "10"})
             except history.NotFound as exc:
                 return page(pages, request, "error.html", {"title": "Not found", "message": exc.message}, 404)
             except CommitterError as exc:
@@ -125,38 +144,30 @@ def page(pages: Pages, request: Request, name: str, context: dict[str, Any], sta
     full = {
         "csrf": pages.access.csrf,
         "logged_in": pages.access.mode not in (OPEN, OFF),
-        "banner": banner(pages.status(), pages.clock()),
+        "banner": shown.banner(pages.status(), pages.clock()),
         "now": pages.clock(),
         "relative": wording.relative,
-        "request_path": request.url.path,
+        "request_path": shown.readable(request.url.path),
         **context,
     }
     html = ENV.get_template(name).render(full)
     return HTMLResponse(html, status)
 
 
-def banner(state: Mapping[str, Any], now: float) -> dict[str, Any]:
-    """The push state in words for the banner at the top of every page."""
-    push = state.get("push") or {}
-    error = state.get("last_error") or push.get("last_error")
-    held = state.get("held")
-    held_files = state.get("held_files") or []
-    level = "ok"
-    if error or held or state.get("data_dir_missing"):
-        level = "bad"
-    elif held_files or (push.get("pending_commits") or 0) > 0:
-        level = "warn"
-    return {
-        "level": level,
-        "remote": push.get("remote"),
-        "pending": push.get("pending_commits"),
-        "last_push_at": push.get("last_push_at"),
-        "last_push_ago": wording.relative(at, now) if (at := wording.parse_iso(push.get("last_push_at"))) else None,
-        "error": error,
-        "held": held,
-        "held_files": held_files,
-        "data_dir_missing": bool(state.get("data_dir_missing")),
-    }
+def query(request: Request) -> dict[str, str]:
+    """The query's fields, names decoded byte-exact (a name that is not UTF-8 keeps its bytes)."""
+    raw = request.scope.get("query_string", b"").decode("latin-1")
+    fields = parse_qs(raw, keep_blank_values=True, encoding="utf-8", errors="surrogateescape")
+    return {k: v[0] for k, v in fields.items()}
+
+
+def path_tail(request: Request, prefix: str, name: str = "path") -> str:
+    """The part of the raw URL path after `prefix`, decoded byte-exact (Starlette's decoded path replaces
+    bytes that are not UTF-8, which would name another file)."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes) and raw.startswith(prefix.encode()):
+        return shown.from_url(raw[len(prefix) :].decode("latin-1"))
+    return str(request.path_params.get(name, ""))
 
 
 def _int(value: str | None, default: int = 0, most: int = 10_000_000) -> int:
@@ -167,76 +178,116 @@ def _int(value: str | None, default: int = 0, most: int = 10_000_000) -> int:
 
 
 # -- the pages --------------------------------------------------------------------------------------
+# Each page's git work and rendering run in the pages' own pool (pages.pool): bounded, with a deadline,
+# stopped when the client goes away. Only what is cheap runs on the event loop.
 
 
 async def timeline(pages: Pages, request: Request) -> Response:
-    params = request.query_params
+    params = query(request)
     path = history.check_path(params.get("path", "").strip())
     until = params.get("until", "").strip()
     skip = _int(params.get("skip"))
-    commits, more = await run_in_threadpool(history.timeline, pages.repo, skip, path, until)
-    now = pages.clock()
-    days = [(label, list(group)) for label, group in
-            groupby(commits, key=lambda c: wording.day_label(c.when, now))]
 
-    def link(**changes: Any) -> str:
-        query = {"path": path, "until": until, "skip": skip, **changes}
-        return "/?" + urlencode({k: v for k, v in query.items() if v})
+    def build(job: Job) -> Response:
+        commits, more = history.timeline(pages.repo, skip, path, until)
+        job.check()
+        now = pages.clock()
+        days = [(label, list(group)) for label, group in
+                groupby(commits, key=lambda c: wording.day_label(c.when, now))]
 
-    return page(pages, request, "timeline.html", {
-        "title": "History", "days": days, "path": path, "until": until, "skip": skip, "now": now,
-        "older": link(skip=skip + history.PAGE) if more else None,
-        "newer": link(skip=max(0, skip - history.PAGE)) if skip else None,
-        "relative": wording.relative,
-    })
+        def link(**changes: Any) -> str:
+            fields = {"path": path, "until": until, "skip": skip, **changes}
+            return "/?" + "&".join(f"{k}={shown.url_part(v)}" for k, v in fields.items() if v)
+
+        return page(pages, request, "timeline.html", {
+            "title": "History", "days": days, "path": path, "until": until, "skip": skip, "now": now,
+            "older": link(skip=skip + history.PAGE) if more else None,
+            "newer": link(skip=max(0, skip - history.PAGE)) if skip else None,
+            "relative": wording.relative, "date_note": date_note(pages, until, bool(commits), skip),
+        })
+
+    return await pages.pool.run(request.receive, build, "timeline")
+
+
+def date_note(pages: Pages, until: str, found: bool, skip: int) -> str | None:
+    """One line when the date jump lands outside the history: before its start, or after its end."""
+    if not until or skip:
+        return None
+    span = history.span(pages.repo)
+    if span is None:
+        return None
+    day = history.check_date(until)
+    first, last = (wording.absolute(t)[:10] for t in span)
+    if not found and day.isoformat() < first:
+        return f"Nothing was saved on or before {until}: the history starts on {first}."
+    if day.isoformat() > last:
+        return f"{until} is after the newest change ({last}): everything is shown, newest first."
+    return None
 
 
 async def file_page(pages: Pages, request: Request) -> Response:
-    path = history.check_path(request.path_params["path"])
+    path = history.check_path(path_tail(request, "/file/"))
     if not path:
         return RedirectResponse("/", 303)
-    skip = _int(request.query_params.get("skip"))
+    skip = _int(query(request).get("skip"))
 
-    def read() -> tuple[bool, list[history.Revision], bool, list[history.Commit], bool]:
-        if history.is_folder(pages.repo, path):
+    def build(job: Job) -> Response:
+        commits: list[history.Commit] = []
+        revisions: list[history.Revision] = []
+        more = False
+        folder = history.is_folder(pages.repo, path)
+        if folder:
             commits, more = history.timeline(pages.repo, skip, path, "", history.PAGE)
-            return True, [], False, commits, more
-        revisions, more = history.file_history(pages.repo, path, skip)
-        return False, revisions, more, [], False
+        else:
+            revisions, more = filehistory.file_history(pages.repo, path, skip)
+        job.check()
+        base = f"/file/{shown.url_path(path)}"
+        step = history.PAGE if folder else history.FILE_PAGE
+        return page(pages, request, "file.html", {
+            "title": path, "path": path, "folder": folder, "revisions": revisions, "commits": commits,
+            "older": f"{base}?skip={skip + step}" if more else None,
+            "newer": f"{base}?skip={max(0, skip - step)}" if skip else None,
+            "now": pages.clock(), "relative": wording.relative, "skip": skip,
+        })
 
-    folder, revisions, more, commits, more_commits = await run_in_threadpool(read)
-    base = f"/file/{quote(path)}"
-    older = more or more_commits
-    return page(pages, request, "file.html", {
-        "title": path, "path": path, "folder": folder, "revisions": revisions, "commits": commits,
-        "older": f"{base}?skip={skip + (history.PAGE if folder else history.FILE_PAGE)}" if older else None,
-        "newer": f"{base}?skip={max(0, skip - (history.PAGE if folder else history.FILE_PAGE))}" if skip else None,
-        "now": pages.clock(), "relative": wording.relative, "skip": skip,
-    })
+    return await pages.pool.run(request.receive, build, "file")
+
+
+def _rev_and_path(request: Request, prefix: str) -> tuple[str, str]:
+    rest = path_tail(request, prefix, "")
+    if not rest:
+        return str(request.path_params["rev"]), history.check_path(str(request.path_params["path"]))
+    rev, _, path = rest.partition("/")
+    return rev, history.check_path(path)
 
 
 async def view_page(pages: Pages, request: Request) -> Response:
-    path = history.check_path(request.path_params["path"])
-    blob = await run_in_threadpool(history.blob_at, pages.repo, request.path_params["rev"], path)
-    when = await run_in_threadpool(wording.commit_time, pages.repo, blob.rev)
-    text = None
-    if not blob.binary and not blob.too_big:
-        text = blob.content.decode("utf-8", "replace")
-    return page(pages, request, "view.html", {"title": f"{path} at {blob.rev[:10]}", "blob": blob, "text": text,
-                                                "when": when})
+    rev, path = _rev_and_path(request, "/view/")
+
+    def build(job: Job) -> Response:
+        blob = history.blob_at(pages.repo, rev, path)
+        when = wording.commit_time(pages.repo, blob.rev)
+        text = None
+        if not blob.binary and not blob.too_big:
+            text = blob.content.decode("utf-8", "replace")
+        job.check()
+        return page(pages, request, "view.html", {"title": f"{path} at {blob.rev[:10]}", "blob": blob,
+                                                    "text": text, "when": when})
+
+    return await pages.pool.run(request.receive, build, "view")
 
 
 async def raw_file(pages: Pages, request: Request) -> Response:
     """The file as it was, as a download: never rendered by the browser, whatever its name says."""
-    path = history.check_path(request.path_params["path"])
-    blob = await run_in_threadpool(history.blob_at, pages.repo, request.path_params["rev"], path, True)
+    rev, path = _rev_and_path(request, "/raw/")
+    blob = await pages.pool.run(request.receive, lambda job: history.blob_at(pages.repo, rev, path, True), "raw")
     if blob.lfs_missing:
-        raise history.NotFound(f"{path} at {blob.rev[:10]} is a large file kept in LFS and its content is not "
-                               "in this repository's LFS store")
+        raise history.NotFound(f"{shown.readable(path)} at {blob.rev[:10]} is a large file kept in LFS and its "
+                               "content is not in this repository's LFS store")
     name = path.rsplit("/", 1)[-1] or "file"
     ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "._- ") else "_" for c in name)
     headers = {
-        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}",
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{shown.url_part(name)}",
         "Content-Security-Policy": "default-src 'none'; sandbox",
     }
     if blob.lfs_object is not None:  # streamed from the LFS store, never whole in memory
@@ -245,134 +296,22 @@ async def raw_file(pages: Pages, request: Request) -> Response:
 
 
 async def commit_page(pages: Pages, request: Request) -> Response:
-    rev = request.path_params["rev"]
-    split = request.query_params.get("view") == "split"
+    rev = str(request.path_params["rev"])
+    params = query(request)
+    split = params.get("view") == "split"
 
-    def read() -> tuple[history.Commit, list[diffs.FileDiff]]:
+    def build(job: Job) -> Response:
         found = history.commit(pages.repo, rev)
-        return found, diffs.diffs(pages.repo, found)
+        file_diffs = diffs.diffs(pages.repo, found, job.check)
+        job.check()
+        return page(pages, request, "commit.html", {
+            "title": found.subject, "commit": found, "diffs": file_diffs,
+            "not_shown": len(found.changes or []) - len(file_diffs), "split": split, "now": pages.clock(),
+            "relative": wording.relative, "restored": params.get("restored"),
+            "meta_rows": shown.meta_rows(found.meta),
+        })
 
-    found, file_diffs = await run_in_threadpool(read)
-    return page(pages, request, "commit.html", {
-        "title": found.subject, "commit": found, "diffs": file_diffs,
-        "not_shown": len(found.changes or []) - len(file_diffs), "split": split, "now": pages.clock(),
-        "relative": wording.relative, "restored": request.query_params.get("restored"),
-        "meta_rows": meta_rows(found.meta),
-    })
-
-
-def meta_rows(meta: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """The BM-Meta trailer as (label, value) rows a person can read."""
-    if not meta:
-        return []
-    labels = {
-        "op": "Operation", "host": "Host", "first_event": "First change seen", "batch": "Batch",
-        "added": "Added", "modified": "Modified", "deleted": "Deleted", "renamed": "Renamed",
-        "source": "Restored from commit", "rev": "Restored from", "path": "Restored path", "remote": "Remote commit",
-        "head": "Head", "v": "Trailer version",
-    }
-    rows = []
-    for key, value in meta.items():
-        if key == "bmmeta":
-            value = ", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
-            rows.append(("Written by (.bmmeta)", value))
-        else:
-            rows.append((labels.get(key, key), str(value)))
-    return rows
+    return await pages.pool.run(request.receive, build, "commit")
 
 
-async def restore_page(pages: Pages, request: Request) -> Response:
-    """GET: what a restore would change (a dry run through the daemon), and the button. POST: do it."""
-    if request.method == "POST":
-        return await _restore(pages, request)
-    path = history.check_path(request.query_params.get("path", ""))
-    rev = request.query_params.get("rev", "")
-    sha = await run_in_threadpool(history.check_rev, pages.repo, rev)
-    answer = await run_in_threadpool(pages.request, "restore", {"path": path, "rev": sha, "dry_run": True})
-    when = await run_in_threadpool(wording.commit_time, pages.repo, sha)
-    return page(pages, request, "restore.html", {
-        "title": f"Restore {path or 'everything'}", "path": path, "rev": sha, "answer": answer, "when": when,
-        "actions": answer.get("actions") or [],
-    })
-
-
-async def _restore(pages: Pages, request: Request) -> Response:
-    form = await read_form(request)
-    if form is None:
-        return HTMLResponse("<!doctype html><title>Refused</title><p>The form did not arrive whole.</p>", 400)
-    if not pages.access.csrf_ok(form.get("csrf", "")):
-        log.warning("page_refused", path="/restore", reason="missing or wrong CSRF token")
-        return HTMLResponse("<!doctype html><title>Refused</title><p>Refused: reload the page and try again.</p>",
-                            403)
-    path = history.check_path(form.get("path", ""))
-    sha = await run_in_threadpool(history.check_rev, pages.repo, form.get("rev", ""))
-    log.info("page_restore", path=path or ".", rev=sha)
-    answer = await run_in_threadpool(pages.request, "restore", {"path": path, "rev": sha})
-    if answer.get("sha"):
-        return RedirectResponse(f"/commit/{answer['sha']}?{urlencode({'restored': path or '.'})}", 303)
-    return page(pages, request, "restore.html", {
-        "title": f"Restore {path or 'everything'}", "path": path, "rev": sha, "answer": answer, "actions": [],
-        "nothing": True, "when": await run_in_threadpool(wording.commit_time, pages.repo, sha),
-    })
-
-
-async def read_form(request: Request) -> dict[str, str] | None:
-    """An application/x-www-form-urlencoded body of at most FORM_MAX bytes, in FORM_SECONDS at most; None
-    when it is larger or slower. Any other kind of body has no fields (so no CSRF token: a 403)."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
-        return {}
-    body = await read_body(request, FORM_MAX, FORM_SECONDS)
-    if body is None:
-        return None
-    try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return {k: v[0] for k, v in fields.items()}
-
-
-async def login(pages: Pages, request: Request) -> Response:
-    access = pages.access
-    if access.mode != "token":
-        return json_response(404, {"error": "not found"})
-    target = request.query_params.get("next", "/")
-    if request.method == "POST":
-        if not access.same_origin(request.headers):
-            return HTMLResponse("<!doctype html><title>Refused</title><p>Refused: another site sent this.</p>", 403)
-        form = await read_form(request) or {}
-        target = form.get("next", "/")
-        if not access.csrf_ok(form.get("csrf", ""), login=True):
-            return HTMLResponse("<!doctype html><title>Refused</title><p>Refused: reload the page.</p>", 403)
-        token = access.token()
-        given = form.get("token", "").strip()
-        if token is not None and given and access.authorized({"authorization": f"Bearer {given}"}, {}):
-            response = RedirectResponse(_local(target), 303)
-            response.set_cookie(COOKIE, access.cookie_value(token), max_age=COOKIE_SECONDS, path="/",
-                                httponly=True, samesite="strict", secure=request.url.scheme == "https")
-            log.info("page_login", client=request.client.host if request.client else None)
-            return response
-        log.warning("page_login_refused", client=request.client.host if request.client else None)
-        return _login_form(access, target, "That token is not right.", 401)
-    return _login_form(access, target, None, 200)
-
-
-def _login_form(access: Access, target: str, error: str | None, status: int) -> HTMLResponse:
-    html = ENV.get_template("login.html").render(
-        title="Log in", csrf=access.login_csrf, next=_local(target), error=error, banner=None, logged_in=False)
-    return HTMLResponse(html, status)
-
-
-def _local(target: str) -> str:
-    """Only a path on this server: never another site (//evil, /\\evil, https://...)."""
-    if not target.startswith("/") or target.startswith("//") or "\\" in target or any(ord(c) < 0x20 for c in target):
-        return "/"
-    return target
-
-
-async def logout(pages: Pages, request: Request) -> Response:
-    form = await read_form(request) or {}
-    if not pages.access.csrf_ok(form.get("csrf", "")):
-        return HTMLResponse("<!doctype html><title>Refused</title><p>Refused: reload the page.</p>", 403)
-    response = RedirectResponse("/login", 303)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
-    return response
+meta_rows = shown.meta_rows

@@ -255,9 +255,9 @@ def test_restore_needs_the_csrf_token_and_the_same_origin(site: Site) -> None:
     assert post(site.port, "/restore", {**form, "csrf": site.access.csrf}, Origin="null").status == 403
     assert post(site.port, "/restore", {**form, "csrf": site.access.csrf}, Sec_Fetch_Site="cross-site").status == 403
     assert target.read_text() == before and site.pipeline.head == head
-    page = site.get(f"/restore?path=notes/b.md&rev={site.revs['v1']}").text
+    page = site.get(f"/restore?path=notes/b.md&rev={site.revs['v1']}", Sec_Fetch_Site="same-origin").text
     assert "<strong>delete</strong> <code>notes/b.md</code>" in page  # it did not exist at v1
-    page = site.get(f"/restore?path=notes&rev={site.revs['v2']}").text
+    page = site.get(f"/restore?path=notes&rev={site.revs['v2']}", Sec_Fetch_Site="same-origin").text
     assert "<strong>delete</strong> <code>notes/b.md</code>" in page and "put back</strong> <code>notes/a.md" in page
     assert site.pipeline.head == head  # the confirmation page changed nothing
     done = post(site.port, "/restore", {"path": "notes", "rev": site.revs["v2"], "csrf": site.access.csrf},
@@ -272,9 +272,9 @@ def test_restore_needs_the_csrf_token_and_the_same_origin(site: Site) -> None:
 
 
 def test_a_form_post_that_never_finishes_is_dropped(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    from committer.serve import pages
+    from committer.serve import forms
 
-    monkeypatch.setattr(pages, "FORM_SECONDS", 0.3)
+    monkeypatch.setattr(forms, "FORM_SECONDS", 0.3)
     with socket.create_connection(("127.0.0.1", site.port), timeout=5) as conn:
         conn.sendall(b"POST /restore HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded"
                      b"\r\nContent-Length: 500\r\n\r\npath=x")

@@ -1,0 +1,79 @@
+"""One file's history, newest first, following renames, read with path-limited `git log` (read-only, as
+everything the pages read)."""
+
+from __future__ import annotations
+
+from committer.git import lfs
+from committer.git.repo import GitRepo
+from committer.git.trees import blob_sizes
+from committer.serve.history import (
+    FILE_PAGE,
+    LOG_FORMAT,
+    Change,
+    Commit,
+    NotFound,
+    Revision,
+    _parse_log,
+    _parse_raw,
+    snapshot_tags,
+)
+
+
+def file_history(repo: GitRepo, path: str, skip: int = 0, limit: int = FILE_PAGE) -> tuple[list[Revision], bool]:
+    """Every revision of one file, newest first, following renames.
+
+    Each name's history is one path-limited `git log` (which git answers from the commit-graph's
+    changed-path filters when the repository has them); where the file first appears under a name, the
+    commit is checked for a rename (git's rename detection, as `--follow` uses) and the walk goes on
+    under the old name from that commit's parent.
+    """
+    wanted = skip + limit + 1
+    found: list[tuple[Commit, Change]] = []
+    name, start = path, repo.ref
+    for _ in range(1000):  # names a file had: a bound, not a limit anyone meets
+        asked = wanted - len(found)
+        proc = repo.git("log", LOG_FORMAT, "-z", "--raw", "--no-abbrev", "--no-renames", f"--max-count={asked}",
+                        start, "--", name, check=False)
+        if proc.returncode != 0:
+            break
+        records = _parse_log(proc.stdout)
+        for commit, changes in records:
+            change = next((c for c in changes if c.path == name), None)
+            if change is not None:
+                found.append((commit, change))
+        if len(records) >= asked or not found or found[-1][1].status != "added" or not found[-1][0].parents:
+            break
+        commit, change = found[-1]
+        source = renamed_from(repo, commit, name)
+        if source is None:
+            break
+        found[-1] = (commit, Change("renamed", name, source[0], source[1], change.new_sha, source[2],
+                                    change.new_mode))
+        name, start = source[0], commit.parents[0]
+    if not found:
+        raise NotFound(f"{path} has no history: no commit ever held a file of that name")
+    more = len(found) > skip + limit
+    page = found[skip : skip + limit]
+    shas = [c.new_sha for _, c in page if c.new_sha]
+    sizes = blob_sizes(repo, shas)
+    small = [s for s in shas if sizes.get(s, lfs.POINTER_MAX) < lfs.POINTER_MAX]
+    pointers = {s: p for s, b in repo.read_blobs(sorted(set(small))).items() if (p := lfs.parse(b))}
+    tags = snapshot_tags(repo)
+    revisions = []
+    for commit, change in page:
+        commit.tags = tags.get(commit.sha, [])
+        pointer = pointers.get(change.new_sha or "")
+        size = pointer[1] if pointer else sizes.get(change.new_sha or "")
+        revisions.append(Revision(commit, change.path, change.status, change.old_path, change.new_sha, size,
+                                  pointer is not None))
+    return revisions, more
+
+
+def renamed_from(repo: GitRepo, commit: Commit, path: str) -> tuple[str, str, str] | None:
+    """(old path, its blob, its mode) when `commit` made `path` by moving another file, else None."""
+    out = repo.git("diff-tree", "-r", "-z", "-M", "--raw", "--no-abbrev", commit.parents[0], commit.sha,
+                   check=False).stdout
+    for change in _parse_raw(out.split(b"\x00")):
+        if change.status == "renamed" and change.path == path and change.old_path:
+            return change.old_path, change.old_sha or "", change.old_mode or ""
+    return None

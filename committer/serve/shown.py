@@ -1,0 +1,100 @@
+"""How what the pages show is put into words and links: file names as bytes-exact links and readable
+text, the banner, the trailer's rows. Pure: no HTTP, no templates."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, unquote_to_bytes
+
+from committer.serve import wording
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+HELD_LISTED = 200  # held files the banner lists by name
+
+
+def readable(value: str) -> str:
+    """Text with each byte of a name that was not UTF-8 shown as \\xNN (`bad\\xff.md`), so any name can
+    be shown and encoded; other text is unchanged."""
+    if not _SURROGATE.search(value):
+        return value
+
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+    return _SURROGATE.sub(escape, value)
+
+
+def name_bytes(value: str) -> bytes:
+    """A name back as the bytes it has on disk and in git (the inverse of os.fsdecode)."""
+    try:
+        return os.fsencode(value)
+    except UnicodeError:  # a lone surrogate that did not come from a byte: no such name on disk
+        return value.encode("utf-8", "backslashreplace")
+
+
+def url_path(value: object) -> str:
+    """A name in a URL path: its bytes percent-encoded, slashes kept, so every name round-trips."""
+    return quote(name_bytes(str(value)), safe="/")
+
+
+def url_part(value: object) -> str:
+    """A name as one URL component (a query value, an anchor)."""
+    return quote(name_bytes(str(value)), safe="")
+
+
+def from_url(value: str) -> str:
+    """A percent-encoded name from a URL back to the name (undecodable bytes kept as os.fsdecode keeps them)."""
+    return os.fsdecode(unquote_to_bytes(value))
+
+
+def banner(state: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """The push state in words for the banner at the top of every page. It says everything is backed up
+    only when nothing is waiting, nothing is held out and no deletions are on hold."""
+    push = state.get("push") or {}
+    error = state.get("last_error") or push.get("last_error")
+    held = state.get("held")
+    held_files = list(state.get("held_files") or [])
+    level = "ok"
+    if error or held or state.get("data_dir_missing"):
+        level = "bad"
+    elif held_files or (push.get("pending_commits") or 0) > 0:
+        level = "warn"
+    return {
+        "level": level,
+        "remote": push.get("remote"),
+        "pending": push.get("pending_commits"),
+        "last_push_at": push.get("last_push_at"),
+        "last_push_ago": wording.relative(at, now) if (at := wording.parse_iso(push.get("last_push_at"))) else None,
+        "error": error,
+        "held": held,
+        "held_files": held_files[:HELD_LISTED],
+        "held_count": len(held_files),
+        "all_backed_up": not push.get("pending_commits") and not held_files and not held,
+        "data_dir_missing": bool(state.get("data_dir_missing")),
+    }
+
+
+LABELS = {
+    "op": "Operation", "host": "Host", "first_event": "First change seen", "batch": "Batch",
+    "added": "Added", "modified": "Modified", "deleted": "Deleted", "renamed": "Renamed",
+    "source": "Restored from commit", "rev": "Restored from", "path": "Restored path", "remote": "Remote commit",
+    "head": "Head", "v": "Trailer version",
+}
+
+
+def meta_rows(meta: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The BM-Meta trailer (already cleaned: commit.trailer) as (label, value) rows a person can read."""
+    if not meta:
+        return []
+    rows = []
+    for key, value in meta.items():
+        if key == "bmmeta":
+            value = ", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+            rows.append(("Written by (.bmmeta)", value))
+        else:
+            rows.append((LABELS.get(key, str(key)), str(value)))
+    return rows
