@@ -97,7 +97,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "data_dir": values.path,
     "git_dir": values.path,
     "branch": values.branch,
-    "remote": values.line,
+    "remote": values.remote_url,
     "debounce": values.parse_duration,
     "max_delay": values.positive_duration,
     "observer": values.choice(OBSERVERS),

@@ -95,7 +95,8 @@ class Push:
             if self._visibility is not None:
                 self._visibility.check()
             refspecs = [f"{pending.branch}:{self.repo.ref}"] if pending.branch else []
-            args = ["push", "--porcelain", *self._lease(pending), self.remote.url, *refspecs, "refs/tags/*:refs/tags/*"]
+            args = ["push", "--porcelain", *self._lease(pending), "--end-of-options", self.remote.url, *refspecs,
+                    "refs/tags/*:refs/tags/*"]
             run = self.remote.run(self.repo, args, timeout=timeout, cancelled=cancelled, hard=hard)
         except PushError as exc:  # no push was made: credentials or the visibility rule said no
             self._report(pending, exc, time.monotonic() - started)
@@ -107,6 +108,12 @@ class Push:
         if branch_ok and pending.branch and (problem := verify.confirm(lines, self.repo.ref, pending.branch)):
             branch_ok = False
             error = error or PushError("unknown", problem)
+        if branch_ok and pending.branch and error is None and (problem := self._moved(pending.branch, cancelled)):
+            # The remote said ok, but its branch is not at what was sent (a hook that puts it back, a proxy
+            # that answers for it): nothing is recorded as pushed, and the push is tried again later.
+            branch_ok = False
+            error = PushError("unknown", problem)
+            log.warning("push_not_confirmed", remote=self.remote.shown, pushed=pending.branch, message=problem)
         if error is not None and error.kind == "non_fast_forward" and pending.pushed:
             compared = self._compare(pending.pushed)
             sha = compared[1]
@@ -130,6 +137,21 @@ class Push:
         if error is not None:
             raise error
         return result
+
+    def _moved(self, sent: str, cancelled: Callable[[], bool] | None) -> str | None:
+        """After a push answered ok: None when the remote's branch (asked again) holds what was sent, itself
+        or under commits someone added since; else why the push does not count."""
+        try:
+            sha = verify.remote_branch(self.remote, self.repo, cancelled)
+            if sha == sent:
+                return None
+            state, sha = verify.compare(self.remote, self.repo, sha, sent, cancelled)
+        except PushError as exc:
+            return f"the remote answered ok, but its branch could not be read back: {exc.detail}"
+        if state in (verify.SAME, verify.AHEAD):
+            return None
+        where = f"is at {sha[:12]}" if sha else "does not exist"
+        return f"the remote answered ok, but its {self.repo.branch} {where}, not at {sent[:12]} as pushed"
 
     def _ours(self, sha: str, branch: str) -> bool:
         return self.repo.git("merge-base", "--is-ancestor", sha, branch, check=False).returncode == 0

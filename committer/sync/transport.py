@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from committer.core import logs
-from committer.core.errors import GitError, redact
+from committer.core.errors import ConfigError, GitError, redact
 from committer.core.settings import Settings
+from committer.core.values import remote_problem
 from committer.git.activity import Quiet
 from committer.git.repo import GitRepo
 from committer.git.runner import drain, git_argv, git_env, kill_group
@@ -50,6 +51,9 @@ class Remote:
     """The configured remote: a URL safe for argv, a redacted form to show, and calls with deadlines."""
 
     def __init__(self, settings: Settings) -> None:
+        problem = remote_problem(settings.remote) if settings.remote else None
+        if problem is not None:  # settings made without load_settings are checked here too
+            raise ConfigError("remote", problem)
         self.settings = settings
         self.url, self._userinfo = split_credentials(settings.remote)
         self.shown = redact(settings.remote)
@@ -131,6 +135,8 @@ class Remote:
         cancelled: Callable[[], bool] | None,
         hard: float | None,
     ) -> NetResult:
+        if not _separated(args, self.url):
+            raise PushError("unknown", "the remote URL is not after --end-of-options or -- in this git call")
         stall = max(1, min(60, int(timeout / 2)))
         limits = ["-c", "http.lowSpeedLimit=1000", "-c", f"http.lowSpeedTime={stall}"]
         argv = git_argv(repo.git_dir, [*limits, *args])
@@ -155,6 +161,13 @@ class Remote:
             timed_out,
             secrets,
         )
+
+
+def _separated(args: list[str], url: str) -> bool:
+    """Whether every place the URL is given follows `--end-of-options` (git) or `--` (git-lfs): even a URL
+    that passed the parser is never where git could read it as an option."""
+    return all(index > 0 and args[index - 1] in ("--end-of-options", "--")
+               for index, arg in enumerate(args) if arg == url)
 
 
 def _wait(proc: subprocess.Popen[bytes], quiet: float, hard: float | None) -> tuple[bytes, bytes, bool]:
