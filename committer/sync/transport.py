@@ -14,6 +14,7 @@ from committer.core import logs
 from committer.core.errors import ConfigError, GitError, redact
 from committer.core.settings import Settings
 from committer.core.values import remote_problem
+from committer.git import lfs
 from committer.git.activity import Quiet
 from committer.git.repo import GitRepo
 from committer.git.runner import drain, git_argv, git_env, kill_group
@@ -77,7 +78,7 @@ class Remote:
 
     def env(self) -> tuple[dict[str, str], tuple[str, ...]]:
         """Environment for one network git process, and the secrets it holds; the credential is re-read."""
-        config: dict[str, str] = {}
+        config: dict[str, str] = lfs.endpoint_config(self.url)
         secrets: tuple[str, ...] = ()
         found = self.credentials()
         env = git_env({"GIT_TERMINAL_PROMPT": "0"})
