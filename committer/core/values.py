@@ -56,6 +56,14 @@ def parse_size(setting: str, value: object) -> int:
     return size
 
 
+def positive_size(setting: str, value: object) -> int:
+    """A size in bytes greater than zero."""
+    size = parse_size(setting, value)
+    if size == 0:
+        raise ConfigError(setting, "must be greater than zero")
+    return size
+
+
 def count(setting: str, value: object) -> int:
     if isinstance(value, bool):
         raise ConfigError(setting, f"expected a whole number, got {value!r}")

@@ -87,13 +87,16 @@ def ensure_repository(settings: Settings, owner: str, name: str) -> tuple[dict[s
 def clone_url(repo: Mapping[str, Any], owner: str, name: str) -> str:
     """The API's `clone_url` for the repository, checked as strictly as a configured remote: an https URL
     git cannot read as an option, on one plain host; anything else is refused before it is written."""
-    url = repo.get("clone_url")
+    url: object = repo.get("clone_url")
     if url is None:
         return f"https://github.com/{owner}/{name}.git"
-    problem = remote_problem(url) if isinstance(url, str) else "it is not a string"
-    if problem is None and not url.lower().startswith("https://"):
+    if not isinstance(url, str):
+        problem: str | None = "it is not a string"
+    elif not url.lower().startswith("https://"):
         problem = "it is not an https URL"
-    if problem is not None:
+    else:
+        problem = remote_problem(url)
+    if problem is not None or not isinstance(url, str):
         raise CommitterError(f"connect {owner}/{name}: the API answered a clone_url committer does not use: "
                              f"{problem}; nothing was written")
     return url

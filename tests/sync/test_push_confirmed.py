@@ -73,7 +73,7 @@ def test_a_first_push_the_remote_throws_away_is_not_recorded(repo: GitRepo, bare
     with pytest.raises(PushError) as failed:
         pusher.push_now()
     assert remote_head(bare) is None
-    assert "does not exist" in failed.value.detail
+    assert "still does not exist" in failed.value.detail
     assert pusher.snapshot()["pending_commits"] == 1
 
 
