@@ -108,7 +108,9 @@ class Push:
         if branch_ok and pending.branch and (problem := verify.confirm(lines, self.repo.ref, pending.branch)):
             branch_ok = False
             error = error or PushError("unknown", problem)
-        if branch_ok and pending.branch and error is None and (problem := self._moved(pending.branch, pending.pushed, cancelled)):
+        problem = (self._moved(pending.branch, pending.pushed, cancelled)
+                   if branch_ok and pending.branch and error is None else None)
+        if problem is not None:
             # The remote said ok, but its branch is not at what was sent (a hook that puts it back, a proxy
             # that answers for it): nothing is recorded as pushed, and the push is tried again later.
             branch_ok = False

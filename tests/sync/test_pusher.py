@@ -412,5 +412,6 @@ def test_ssh_remote_gets_ssh_command_and_no_header(monkeypatch: pytest.MonkeyPat
     env, secrets = remote.env()
     assert env["GIT_SSH_COMMAND"] == "ssh -i /k"
     assert secrets == ()
-    assert config_of(env) == {"lfs.url": "git@github.com:acme/notes.git", "lfs.pushurl": "git@github.com:acme/notes.git"}
+    url = "git@github.com:acme/notes.git"
+    assert config_of(env) == {"lfs.url": url, "lfs.pushurl": url}
     assert remote_mod.PASSWORD_ENV not in env and "COMMITTER_TOKEN" not in env
