@@ -3,7 +3,9 @@
 It answers as GitHub does for pushes with a token: Basic auth with user `x-access-token`,
 401 otherwise. Modes make it misbehave on purpose: `503`, `429`, `hang` (accept and never
 answer), `reject_gh001` and `reject_gh013` (a pre-receive hook prints GitHub's messages),
-`redirect` (every git request is sent to another host with a 302).
+`redirect` (every git request is sent to another host with a 302), `endless_pack` (a fetch gets a pack
+that never ends: valid objects, one after another, every `drip` seconds). `LFSStorage.endless` makes every
+download an endless body.
 
 Also a script, for a machine without pytest (the systemd container of tests/deploy/test_systemd_podman.py):
 `python3 gitserver.py ROOT PORT TOKEN_FILE` serves every repository under ROOT until SIGTERM and
@@ -19,16 +21,19 @@ and records every `Authorization` it is sent.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import re
 import secrets
 import signal
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,7 +47,7 @@ except ModuleNotFoundError:  # run as a script where only the standard library i
     pytest = None  # type: ignore[assignment]
 
 USER = "x-access-token"
-MODES = ("normal", "503", "429", "hang", "reject_gh001", "reject_gh013", "redirect")
+MODES = ("normal", "503", "429", "hang", "reject_gh001", "reject_gh013", "redirect", "endless_pack")
 _BATCH = re.compile(r"^/[^?]+\.git/info/lfs/objects/batch$")
 _OBJECT = re.compile(r"^/objects/([0-9a-f]{64})$")
 
@@ -117,6 +122,8 @@ class LFSStorage:
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.endless = False  # downloads never end (no Content-Length, random bytes until the client leaves)
+        self.sent = 0  # bytes of endless bodies sent
         self.authorizations: list[str | None] = []
         self.requests: list[tuple[str, str]] = []
         self._grants: dict[tuple[str, str], str] = {}
@@ -212,6 +219,17 @@ class _StorageHandler(Replying):
             with owner._lock:
                 owner.objects[oid] = body
             self._reply(200, {}, b"")
+        elif self.command == "GET" and owner.has(oid) and owner.endless:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            chunk = os.urandom(1 << 16)
+            with contextlib.suppress(OSError):
+                while owner.endless:
+                    self.wfile.write(chunk)
+                    with owner._lock:
+                        owner.sent += len(chunk)
         elif self.command == "GET" and owner.has(oid):
             with owner._lock:
                 data = owner.objects[oid]
@@ -236,6 +254,8 @@ class GitHTTPServer:
         self.storage = LFSStorage()
         self.requests: list[Request] = []
         self.hanging = 0
+        self.drip = 0.0  # endless_pack: seconds between objects
+        self.sent = 0  # bytes of endless packs sent
         self._mode = "normal"
         self._stopped = False
         self._cond = threading.Condition()
@@ -364,6 +384,8 @@ class _Handler(Replying):
                 self._reply(302, {"Location": owner.storage.url + self.path}, b"")
             elif not owner.authorized(auth):
                 self._reply(401, {"WWW-Authenticate": 'Basic realm="test"'}, b"Unauthorized\n")
+            elif mode == "endless_pack" and self.command == "POST" and self.path.endswith("/git-upload-pack"):
+                self._endless_pack(owner)
             elif _BATCH.match(urlsplit(self.path).path):
                 answer = json.dumps(owner.lfs_batch(body)).encode()
                 self._reply(200, {"Content-Type": "application/vnd.git-lfs+json"}, answer)
@@ -371,6 +393,36 @@ class _Handler(Replying):
                 self._cgi(owner, body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client was killed, as the deadline tests intend
+
+    def _endless_pack(self, owner: GitHTTPServer) -> None:
+        """Protocol v0's answer to a fetch with no common commits: NAK, then on side band 1 a pack that
+        announces a million objects and sends valid 64 KiB blobs (stored, not compressed) until the client goes."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-git-upload-pack-result")
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+        def pkt(payload: bytes) -> bytes:
+            return f"{len(payload) + 4:04x}".encode() + payload
+
+        self.wfile.write(pkt(b"NAK\n"))
+        self.wfile.write(pkt(b"\x01PACK" + struct.pack(">II", 2, 1_000_000)))
+        while owner.mode == "endless_pack" and not owner._stopped:
+            data = os.urandom(1 << 16)
+            size, header = len(data), bytearray()
+            byte = (3 << 4) | (size & 0x0F)  # type 3: blob
+            size >>= 4
+            while size:
+                header.append(byte | 0x80)
+                byte, size = size & 0x7F, size >> 7
+            header.append(byte)
+            body = bytes(header) + zlib.compress(data, 0)
+            for start in range(0, len(body), 65000):
+                self.wfile.write(pkt(b"\x01" + body[start:start + 65000]))
+            with owner._cond:
+                owner.sent += len(body)
+            if owner.drip:
+                time.sleep(owner.drip)  # a slow sender: bytes keep flowing, just not many
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -409,7 +461,7 @@ class _Handler(Replying):
         }
         if self.headers.get("Content-Encoding"):
             env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
-        if self.headers.get("Git-Protocol"):
+        if self.headers.get("Git-Protocol") and owner.mode != "endless_pack":  # endless_pack speaks v0
             env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
         proc = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=False)
         head, _, payload = proc.stdout.partition(b"\r\n\r\n")

@@ -52,6 +52,8 @@ class Settings:
     git_ssh_command: str = ""
     shutdown_timeout: float = 10.0
     git_timeout: float = 300.0
+    transfer_timeout: float = 6 * 3600.0
+    max_transfer: int = 50_000_000_000
     missing_data_timeout: float = 0.0
     http: str = ""
     author_name: str = "committer"
@@ -98,7 +100,7 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "data_dir": values.path,
     "git_dir": values.path,
     "branch": values.branch,
-    "remote": values.line,
+    "remote": values.remote_url,
     "debounce": values.parse_duration,
     "max_delay": values.positive_duration,
     "observer": values.choice(OBSERVERS),
@@ -122,6 +124,8 @@ _PARSERS: dict[str, Callable[[str, object], Any]] = {
     "git_ssh_command": values.line,
     "shutdown_timeout": values.positive_duration,
     "git_timeout": values.positive_duration,
+    "transfer_timeout": values.positive_duration,
+    "max_transfer": values.positive_size,
     "missing_data_timeout": values.parse_duration,
     "http": values.address,
     "author_name": values.identity,

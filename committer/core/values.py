@@ -56,6 +56,14 @@ def parse_size(setting: str, value: object) -> int:
     return size
 
 
+def positive_size(setting: str, value: object) -> int:
+    """A size in bytes greater than zero."""
+    size = parse_size(setting, value)
+    if size == 0:
+        raise ConfigError(setting, "must be greater than zero")
+    return size
+
+
 def count(setting: str, value: object) -> int:
     if isinstance(value, bool):
         raise ConfigError(setting, f"expected a whole number, got {value!r}")
@@ -240,3 +248,71 @@ def command_line(setting: str, value: object) -> str:
     if not argv:
         raise ConfigError(setting, "not a valid command line: no program")
     return text
+
+
+# What git accepts as a remote and committer passes on: no character that a shell, a config file or git's
+# own URL parser could read two ways (white space, control characters, a backslash that some parsers take
+# for a path separator and others for part of the user name).
+_URL_BAD = re.compile(r"[\x00-\x20\x7f\\]")
+_URL_SCHEMES = ("https", "http", "ssh", "file")
+_HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+_HOST = rf"(?:{_HOSTNAME}|\[[0-9A-Fa-f:.]+\])"
+# userinfo: one user, for http(s) an optional password, percent-encoded (never a second `@`, `:` or `/`).
+_USERINFO = r"[A-Za-z0-9._~!$&'()*+,;=%][A-Za-z0-9._~!$&'()*+,;=%-]*"
+_NETLOC = re.compile(rf"^(?:(?P<user>{_USERINFO})(?::(?P<password>{_USERINFO}))?@)?(?P<host>{_HOST})"
+                     rf"(?::(?P<port>[0-9]{{1,5}}))?$")
+_SCP = re.compile(rf"^(?:(?P<user>[A-Za-z0-9._~+][A-Za-z0-9._~+-]*)@)?(?P<host>{_HOSTNAME}):(?P<path>[^:]+)$")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+_REMOTE_FORMS = ("expected https://host/owner/repo.git, ssh://user@host/path, user@host:owner/repo.git, "
+                 "file:///path or /path")
+
+
+def remote_url(setting: str, value: object) -> str:
+    """A remote git can only read as a remote: https, ssh (URL or scp form), file, an absolute path, or http
+    to this machine only. Never an option (`-...`), never a URL with two readings of its host. The error
+    never repeats the URL: it may hold a password."""
+    text = line(setting, value)
+    if not text:
+        return ""
+    if re.search(r"[\x00-\x1f\x7f]", str(value)):  # before `line` strips a trailing \r or \t away
+        raise ConfigError(setting, f"a remote must not hold control characters ({_REMOTE_FORMS})")
+    problem = remote_problem(text)
+    if problem is not None:
+        raise ConfigError(setting, f"{problem} ({_REMOTE_FORMS})")
+    return text
+
+
+def remote_problem(text: str) -> str | None:
+    """Why `text` is not a remote committer hands to git, or None when it is one."""
+    if text.startswith("-"):
+        return "a remote must not start with '-' (git would read it as an option)"
+    if _URL_BAD.search(text):
+        return "a remote must not hold white space, control characters or a backslash"
+    if text.startswith("/"):
+        return None if not text.startswith("//") else "a local path must not start with //"
+    if "://" not in text:
+        match = _SCP.match(text)
+        if match is None or match["path"].startswith("-"):
+            return "not a URL, an absolute path or the user@host:path form"
+        return None
+    scheme, _, rest = text.partition("://")
+    scheme = scheme.lower()
+    if scheme not in _URL_SCHEMES:
+        return f"the {scheme[:12]!r} scheme is not accepted"
+    netloc, slash, path = rest.partition("/")
+    if not slash or path.startswith("-"):
+        return "the URL has no path to a repository"
+    if "#" in text or (scheme != "https" and scheme != "http" and "?" in text):
+        return "the URL must not have a fragment or a query"
+    if scheme == "file":
+        return None if netloc in ("", "localhost") else "a file:// URL names no host (file:///path)"
+    match = _NETLOC.match(netloc)
+    if match is None:
+        return "the URL's host is not one plain host name, address or [IPv6] address with an optional port"
+    if match["port"] is not None and not 0 < int(match["port"]) < 65536:
+        return "the URL's port is out of range"
+    if match["password"] is not None and scheme == "ssh":
+        return "an ssh URL must not hold a password"
+    if scheme == "http" and match["host"].strip("[]").lower() not in _LOOPBACK:
+        return "plain http is accepted only to this machine (localhost, 127.0.0.1, [::1]); use https"
+    return None

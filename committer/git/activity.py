@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 # CPU below this much, over a whole quiet window, is a process waking to poll, not work.
 _CPU_WORK = 0.1
@@ -19,16 +20,19 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 @dataclass(frozen=True)
 class Reading:
-    """The members of a process group, their CPU seconds and their bytes read and written so far."""
+    """The members of a process group, their CPU seconds and their bytes read and written so far, and what
+    each member has written to storage (`write_bytes`: what fills the disk, pipes and sockets not counted)."""
 
     members: frozenset[int]
     cpu: float
     io: int
+    stored: Mapping[int, int] = field(default_factory=dict)
 
 
 def read_group(pgid: int) -> Reading:
     """What /proc tells of the processes in group `pgid` now (processes it cannot read count for nothing)."""
     members: set[int] = set()
+    stored: dict[int, int] = {}
     cpu, io = 0.0, 0
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -45,9 +49,11 @@ def read_group(pgid: int) -> Reading:
                     key, _, value = line.partition(b":")
                     if key in (b"rchar", b"wchar"):
                         io += int(value)
+                    elif key == b"write_bytes":
+                        stored[int(name)] = int(value)
         except (OSError, ValueError, IndexError):
             continue
-    return Reading(frozenset(members), cpu, io)
+    return Reading(frozenset(members), cpu, io, stored)
 
 
 class Quiet:
@@ -59,10 +65,18 @@ class Quiet:
         self._now = time.monotonic
         self._mark = read_group(pgid)
         self._since = self._now()
+        self._stored: dict[int, int] = dict(self._mark.stored)
+
+    @property
+    def stored(self) -> int:
+        """Bytes the group has written to storage since it started, members that already ended included."""
+        return sum(self._stored.values())
 
     def expired(self) -> bool:
         """Read the group again: new members, bytes moved or real CPU used restart the quiet window."""
         now, reading = self._now(), read_group(self.pgid)
+        for pid, count in reading.stored.items():
+            self._stored[pid] = max(count, self._stored.get(pid, 0))
         if (reading.members - self._mark.members or reading.io != self._mark.io
                 or reading.cpu - self._mark.cpu >= _CPU_WORK):
             self._mark, self._since = reading, now

@@ -71,6 +71,10 @@ CONFIG = {
     # of seeing it modified on every scan. No smudge filter: nothing is ever downloaded on a checkout.
     "filter.lfs.clean": "git-lfs clean -- %f",
 }
+# The git config keys that choose where git-lfs sends and fetches objects. A `.lfsconfig` in a commit may
+# set them too (git-lfs reads it from HEAD in a bare repository); git's own config wins over it, so every
+# network git process is given them (see `endpoint_config`).
+ENDPOINT_KEYS = ("lfs.url", "lfs.pushurl")
 _ATTRIBUTES_HEADER = "# written by committer: files stored through LFS (pointer blobs in the branch)\n"
 _ATTRIBUTES = "filter=lfs diff=lfs merge=lfs -text"
 _POINTER = re.compile(
@@ -300,3 +304,23 @@ def write_attributes(git_dir: Path, paths: Iterable[str]) -> bool:
     target.parent.mkdir(parents=True, exist_ok=True)
     fsio.write_atomic(target, data, 0o644)
     return True
+
+
+def endpoint(remote: str) -> str:
+    """The LFS endpoint git-lfs derives from the remote itself (credentials already taken out of it): for
+    http(s) `<repo>.git/info/lfs`, for ssh and file remotes the remote (git-lfs then asks the ssh host, or
+    reads the other repository's store); a plain path as a file:// URL, as the pre-push hook gives it."""
+    if remote.startswith("/"):
+        return "file://" + remote.replace("%", "%25").replace("#", "%23").replace("?", "%3F")
+    scheme = remote.partition("://")[0].lower() if "://" in remote else ""
+    if scheme not in ("http", "https"):
+        return remote
+    base = remote.rstrip("/")
+    return (base if base.endswith(".git") else base + ".git") + "/info/lfs"
+
+
+def endpoint_config(remote: str) -> dict[str, str]:
+    """Git config for a network git process: LFS objects go to, and come from, the remote's own endpoint,
+    whatever a `.lfsconfig` in the branch says."""
+    target = endpoint(remote)
+    return {key: target for key in ENDPOINT_KEYS}

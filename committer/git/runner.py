@@ -217,7 +217,7 @@ def run_capped(
     """Run a program that is not git (a hook) in a session of its own: `input` on its stdin, its stdout
     thrown away, the last `keep` bytes of its stderr kept (a flood costs no memory), its whole group killed
     at the deadline. `started` is given the process (to kill it from another thread). OSError when it
-    cannot start. Returns once the program itself exits: a child it left holding the pipes is not waited for."""
+    cannot start. Returns once the program itself exits; whatever it left running in its group is killed then."""
     begun = time.monotonic()
     proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             cwd=cwd, env=dict(env), start_new_session=True)
@@ -254,11 +254,12 @@ def run_capped(
                         proc.stdin.close()
                 elif key.fd == stderr:
                     tail = _read_tail(stderr, tail, keep, selector)
-            exited = proc.poll() is not None
+            exited = _exited(proc)
     if pidfd is not None:
         os.close(pidfd)
-    if not exited:
-        kill_group(proc)
+    # Whether it exited or overran, nothing it started stays behind (`sleep 777 &`): its group is ended
+    # while the program is not yet reaped, so the group id cannot belong to anyone else.
+    kill_group(proc)
     proc.wait()
     with contextlib.suppress(OSError):
         tail = _read_tail(stderr, tail, keep, None)  # what it wrote just before it ended
@@ -266,6 +267,14 @@ def run_capped(
         with contextlib.suppress(OSError):
             stream.close()
     return Finished(proc.returncode if exited else None, tail, time.monotonic() - begun)
+
+
+def _exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the program ended, without reaping it (its pid, and so its group id, stay reserved)."""
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already (by `poll` elsewhere)
+        return True
 
 
 def _read_tail(fd: int, tail: bytes, keep: int, selector: selectors.BaseSelector | None) -> bytes:

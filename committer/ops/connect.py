@@ -21,6 +21,7 @@ from committer.core import logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.core.secret import webhook_secret
 from committer.core.settings import Settings
+from committer.core.values import remote_problem
 from committer.sync import github
 from committer.sync.credentials import TOKEN_USER, read_token
 from committer.sync.errors import PushError
@@ -81,6 +82,24 @@ def ensure_repository(settings: Settings, owner: str, name: str) -> tuple[dict[s
             "make it private (Settings > General > Danger Zone) or set allow_public = true"
         )
     return repo, created
+
+
+def clone_url(repo: Mapping[str, Any], owner: str, name: str) -> str:
+    """The API's `clone_url` for the repository, checked as strictly as a configured remote: an https URL
+    git cannot read as an option, on one plain host; anything else is refused before it is written."""
+    url: object = repo.get("clone_url")
+    if url is None:
+        return f"https://github.com/{owner}/{name}.git"
+    if not isinstance(url, str):
+        problem: str | None = "it is not a string"
+    elif not url.lower().startswith("https://"):
+        problem = "it is not an https URL"
+    else:
+        problem = remote_problem(url)
+    if problem is not None or not isinstance(url, str):
+        raise CommitterError(f"connect {owner}/{name}: the API answered a clone_url committer does not use: "
+                             f"{problem}; nothing was written")
+    return url
 
 
 def ensure_webhook(settings: Settings, owner: str, name: str, url: str, secret_file: Path) -> str:
@@ -173,8 +192,8 @@ def connect(settings: Settings, target: str, config_file: Path, webhook_url: str
         done.append(f"repository {owner}/{name}: {'created (private)' if created else 'exists (private)'}")
         values: dict[str, object] = {}
         remote_matches = bool(settings.remote) and github.repository(settings) == (owner, name)
-        values["remote"] = settings.remote if remote_matches else str(repo.get("clone_url") or
-                                                                     f"https://github.com/{owner}/{name}.git")
+        # Checked before anything is written (webhook, secret, config): the next git call would run it.
+        values["remote"] = settings.remote if remote_matches else clone_url(repo, owner, name)
         for key in CARRIED:
             if settings.source_of(key) in ("flag", "env"):
                 value = getattr(settings, key)

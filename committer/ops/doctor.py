@@ -174,7 +174,7 @@ def remote_checks(settings: Settings) -> Iterator[Check]:
             repo = GitRepo(Path(scratch) / "probe.git", settings.data_dir, settings.branch)
             repo.init()
         try:
-            result = remote.run(repo, ["ls-remote", "--heads", remote.url, repo.ref], timeout=30)
+            result = remote.run(repo, ["ls-remote", "--heads", "--end-of-options", remote.url, repo.ref], timeout=30)
         except PushError as exc:
             yield Check("remote", "fail", f"{shown}: {exc.kind}: {exc.detail}", HINTS[exc.kind])
             return

@@ -18,7 +18,7 @@ log = logs.get("committer.sync.bootstrap")
 def remote_has_history(settings: Settings, repo: GitRepo) -> bool:
     """Whether the remote already has our branch (an empty remote simply receives the first push)."""
     remote = Remote(settings)
-    result = remote.run(repo, ["ls-remote", "--heads", remote.url, repo.ref])
+    result = remote.run(repo, ["ls-remote", "--heads", "--end-of-options", remote.url, repo.ref])
     raise_for(result, "remote check")
     return bool(result.stdout.strip())
 
@@ -31,7 +31,8 @@ def fetch_remote_head(
     remote = Remote(settings)
     target = f"{FETCHED_PREFIX}{repo.branch}"
     refspecs = [f"+{repo.ref}:{target}"] + (["refs/tags/*:refs/tags/*"] if tags else [])
-    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote.url, *refspecs]
+    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--end-of-options", remote.url,
+            *refspecs]
     result = remote.run(repo, args, cancelled=cancelled)
     if result.returncode != 0 and "couldn't find remote ref" in result.stderr:
         return None
@@ -43,14 +44,15 @@ def fetch_remote_head(
 def fetch_lfs_objects(settings: Settings, repo: GitRepo, rev: str) -> None:
     """Download the LFS objects of `rev`'s tree from the remote into the repository's LFS store."""
     remote = Remote(settings)
-    raise_for(remote.run(repo, ["lfs", "fetch", remote.url, rev]), "LFS fetch")
+    raise_for(remote.run(repo, ["lfs", "fetch", "--", remote.url, rev]), "LFS fetch")
 
 
 def refetch_remote_head(settings: Settings, repo: GitRepo) -> str | None:
     """Fetch the remote branch with every object, as a fresh clone would (to heal missing objects)."""
     remote = Remote(settings)
     target = f"{FETCHED_PREFIX}{repo.branch}"
-    args = ["fetch", "--refetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote.url, f"+{repo.ref}:{target}"]
+    args = ["fetch", "--refetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--end-of-options", remote.url,
+            f"+{repo.ref}:{target}"]
     raise_for(remote.run(repo, args), "fetch")
     return target
 

@@ -22,6 +22,8 @@ HINTS = {
     "public_repository": "make the repository private (pushing resumes by itself), or set allow_public = true",
     "remote_diverged": "someone moved the remote branch back or rewrote it; nothing is pushed over it: "
     "push the missing commits back by hand, or take the remote's history (see docs/pulling.md)",
+    "transfer_limit": "the remote sent more, or took longer, than max_transfer or transfer_timeout allow; a "
+    "broken or hostile server, or a repository that needs larger limits; retrying with backoff",
     "unknown": "see the message; retrying with backoff",
 }
 
@@ -29,7 +31,7 @@ HINTS = {
 KINDS = tuple(HINTS)
 
 
-PERMANENT = frozenset(KINDS) - {"transient", "unknown"}
+PERMANENT = frozenset(KINDS) - {"transient", "unknown", "transfer_limit"}
 
 
 # Checked in order: host rejections name their cause more precisely than git's own lines.
@@ -148,3 +150,12 @@ def timeout_error(seconds: float) -> PushError:
     """The error for a call cut off because it stopped making progress (or at a stop's deadline)."""
     return PushError("transient", f"the remote stopped answering: git was idle past push_timeout and was stopped "
                                   f"after {seconds:.1f}s")
+
+
+def limit_error(limit: str, seconds: float, stored: int, action: str = "push") -> PushError:
+    """The error for a call stopped at transfer_timeout or max_transfer (an endless pack or LFS body)."""
+    if limit == "max_transfer":
+        what = f"the transfer wrote {stored / 1e6:.1f} MB, past max_transfer, and was stopped after {seconds:.1f}s"
+    else:
+        what = f"the transfer ran past transfer_timeout and was stopped after {seconds:.1f}s"
+    return PushError("transfer_limit", what + "; what it left was removed", action)

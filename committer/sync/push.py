@@ -13,11 +13,11 @@ from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.sync import verify
 from committer.sync.credentials import on_github
-from committer.sync.errors import PushError, classify, porcelain, timeout_error
+from committer.sync.errors import PushError, classify, porcelain
 from committer.sync.pending import Pending, last_push, read_pending
 from committer.sync.pushstate import PushState
 from committer.sync.refs import pushed_ref, pushed_tags_prefix, record_pushed
-from committer.sync.transport import Remote
+from committer.sync.transport import Remote, stopped_error
 
 log = logs.get(__name__)
 
@@ -95,18 +95,27 @@ class Push:
             if self._visibility is not None:
                 self._visibility.check()
             refspecs = [f"{pending.branch}:{self.repo.ref}"] if pending.branch else []
-            args = ["push", "--porcelain", *self._lease(pending), self.remote.url, *refspecs, "refs/tags/*:refs/tags/*"]
+            args = ["push", "--porcelain", *self._lease(pending), "--end-of-options", self.remote.url, *refspecs,
+                    "refs/tags/*:refs/tags/*"]
             run = self.remote.run(self.repo, args, timeout=timeout, cancelled=cancelled, hard=hard)
         except PushError as exc:  # no push was made: credentials or the visibility rule said no
             self._report(pending, exc, time.monotonic() - started)
             raise
-        error = (timeout_error(run.seconds) if run.timed_out
+        error = (stopped_error(run) if run.timed_out
                  else classify(run.returncode, run.stderr, run.stdout, ref=self.repo.ref, secrets=run.secrets))
         lines = porcelain(run.stdout)
         branch_ok = self.repo.ref in lines and lines[self.repo.ref][0] != "!"
         if branch_ok and pending.branch and (problem := verify.confirm(lines, self.repo.ref, pending.branch)):
             branch_ok = False
             error = error or PushError("unknown", problem)
+        problem = (self._moved(pending.branch, pending.pushed, cancelled)
+                   if branch_ok and pending.branch and error is None else None)
+        if problem is not None:
+            # The remote said ok, but its branch is not at what was sent (a hook that puts it back, a proxy
+            # that answers for it): nothing is recorded as pushed, and the push is tried again later.
+            branch_ok = False
+            error = PushError("unknown", problem)
+            log.warning("push_not_confirmed", remote=self.remote.shown, pushed=pending.branch, message=problem)
         if error is not None and error.kind == "non_fast_forward" and pending.pushed:
             compared = self._compare(pending.pushed)
             sha = compared[1]
@@ -130,6 +139,20 @@ class Push:
         if error is not None:
             raise error
         return result
+
+    def _moved(self, sent: str, before: str | None, cancelled: Callable[[], bool] | None) -> str | None:
+        """After a push answered ok: None when the remote's branch (asked again) moved; else why the push does
+        not count. Moved elsewhere than `sent` is someone's push or rewrite just after ours: the remote check
+        tells an addition from a divergence, as it does between pushes."""
+        try:
+            sha = verify.remote_branch(self.remote, self.repo, cancelled)
+        except PushError as exc:  # the network went away just now: its own answer is all there is
+            log.info("push_unconfirmed", remote=self.remote.shown, kind=exc.kind, message=exc.detail)
+            return None
+        if sha == sent or sha != before:
+            return None
+        where = f"is still at {sha[:12]}" if sha else "still does not exist"
+        return f"the remote answered ok, but its {self.repo.branch} {where}, not at {sent[:12]} as pushed"
 
     def _ours(self, sha: str, branch: str) -> bool:
         return self.repo.git("merge-base", "--is-ancestor", sha, branch, check=False).returncode == 0

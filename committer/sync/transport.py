@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from committer.core import logs
-from committer.core.errors import GitError, redact
+from committer.core.errors import ConfigError, GitError, redact
 from committer.core.settings import Settings
+from committer.core.values import remote_problem
+from committer.git import leftovers, lfs
 from committer.git.activity import Quiet
 from committer.git.repo import GitRepo
 from committer.git.runner import drain, git_argv, git_env, kill_group
@@ -26,7 +28,7 @@ from committer.sync.credentials import (
     read_token,
     split_credentials,
 )
-from committer.sync.errors import PushError, classify, timeout_error
+from committer.sync.errors import PushError, classify, limit_error, timeout_error
 
 if TYPE_CHECKING:
     from committer.sync.github import AppTokens
@@ -44,12 +46,17 @@ class NetResult:
     seconds: float
     timed_out: bool
     secrets: tuple[str, ...]
+    stopped: str = ""  # why it was killed: "idle", "deadline", "transfer_timeout" or "max_transfer"
+    stored: int = 0  # bytes its processes wrote to storage
 
 
 class Remote:
     """The configured remote: a URL safe for argv, a redacted form to show, and calls with deadlines."""
 
     def __init__(self, settings: Settings) -> None:
+        problem = remote_problem(settings.remote) if settings.remote else None
+        if problem is not None:  # settings made without load_settings are checked here too
+            raise ConfigError("remote", problem)
         self.settings = settings
         self.url, self._userinfo = split_credentials(settings.remote)
         self.shown = redact(settings.remote)
@@ -73,7 +80,7 @@ class Remote:
 
     def env(self) -> tuple[dict[str, str], tuple[str, ...]]:
         """Environment for one network git process, and the secrets it holds; the credential is re-read."""
-        config: dict[str, str] = {}
+        config: dict[str, str] = lfs.endpoint_config(self.url)
         secrets: tuple[str, ...] = ()
         found = self.credentials()
         env = git_env({"GIT_TERMINAL_PROMPT": "0"})
@@ -131,6 +138,8 @@ class Remote:
         cancelled: Callable[[], bool] | None,
         hard: float | None,
     ) -> NetResult:
+        if not _separated(args, self.url):
+            raise PushError("unknown", "the remote URL is not after --end-of-options or -- in this git call")
         stall = max(1, min(60, int(timeout / 2)))
         limits = ["-c", "http.lowSpeedLimit=1000", "-c", f"http.lowSpeedTime={stall}"]
         argv = git_argv(repo.git_dir, [*limits, *args])
@@ -143,44 +152,83 @@ class Remote:
             raise PushError("unknown", f"cannot run git: {exc.stderr}") from None
         if cancelled is not None and cancelled():
             kill_group(proc)
+        before = leftovers.snapshot(repo.git_dir)
         try:
-            out, err, timed_out = _wait(proc, timeout, hard)
+            out, err, stopped, stored = _wait(proc, timeout, hard, self.settings)
         finally:
             repo.runner.forget(proc)
+        if stopped or proc.returncode < 0:
+            # Killed (by a limit here, or a stop): what it was writing would stay on disk for ever.
+            removed = leftovers.remove(repo.git_dir, before)
+            if removed:
+                log.info("transfer_leftovers_removed", files=len(removed), bytes=sum(removed.values()))
+        if stopped in ("transfer_timeout", "max_transfer"):
+            log.warning("transfer_stopped", remote=self.shown, limit=stopped,
+                        seconds=round(time.monotonic() - start, 1), stored_bytes=stored)
         return NetResult(
             proc.returncode,
             out.decode("utf-8", "replace"),
             err.decode("utf-8", "replace"),
             time.monotonic() - start,
-            timed_out,
+            bool(stopped),
             secrets,
+            stopped,
+            stored,
         )
 
 
-def _wait(proc: subprocess.Popen[bytes], quiet: float, hard: float | None) -> tuple[bytes, bytes, bool]:
+def _separated(args: list[str], url: str) -> bool:
+    """Whether every place the URL is given follows `--end-of-options` (git) or `--` (git-lfs): even a URL
+    that passed the parser is never where git could read it as an option."""
+    return all(index > 0 and args[index - 1] in ("--end-of-options", "--")
+               for index, arg in enumerate(args) if arg == url)
+
+
+def _wait(proc: subprocess.Popen[bytes], quiet: float, hard: float | None, settings: Settings
+          ) -> tuple[bytes, bytes, str, int]:
     """Wait for a network git call: its whole group is killed once it has done no work (no CPU, no byte
-    read or written by git or its helpers) for `quiet` seconds, or at `hard` seconds whatever it does.
-    A first push of a huge tree may take long; a remote that stopped answering leaves git idle."""
+    read or written by git or its helpers) for `quiet` seconds, at `hard` seconds whatever it does, past
+    transfer_timeout however busy it is, and once it has written max_transfer bytes to storage (a remote
+    that sends an endless pack or LFS body). A first push of a huge tree may take long; a remote that
+    stopped answering leaves git idle. Returns (stdout, stderr, why it was killed or "", bytes stored)."""
     start = time.monotonic()
     watch = Quiet(proc.pid, quiet)
-    step = min(5.0, max(0.05, quiet / 4))
+    limit = settings.transfer_timeout if hard is None else min(hard, settings.transfer_timeout)
+    step = min(1.0, max(0.05, quiet / 4), max(0.05, limit / 20))
     while True:
-        wait = step if hard is None else min(step, start + hard - time.monotonic())
+        wait = min(step, start + limit - time.monotonic())
         try:
             out, err = proc.communicate(timeout=max(0.01, wait))
-            return out, err, False
+            return out, err, "", watch.stored
         except subprocess.TimeoutExpired:
             pass
-        if watch.expired() or (hard is not None and time.monotonic() - start >= hard):
+        idle, elapsed = watch.expired(), time.monotonic() - start
+        why = ""
+        if watch.stored > settings.max_transfer:
+            why = "max_transfer"
+        elif hard is not None and elapsed >= hard:
+            why = "deadline"
+        elif elapsed >= settings.transfer_timeout:
+            why = "transfer_timeout"
+        elif idle:
+            why = "idle"
+        if why:
             kill_group(proc)
             out, err = drain(proc)
-            return out, err, True
+            return out, err, why, watch.stored
+
+
+def stopped_error(result: NetResult, action: str = "push") -> PushError:
+    """The error of a call killed by a limit: idle past push_timeout, or past transfer_timeout or max_transfer."""
+    if result.stopped in ("transfer_timeout", "max_transfer"):
+        return limit_error(result.stopped, result.seconds, result.stored, action)
+    return timeout_error(result.seconds)
 
 
 def raise_for(result: NetResult, action: str = "push") -> None:
     """Raise the classified PushError of a network call that failed or ran out of time."""
     if result.timed_out:
-        raise timeout_error(result.seconds)
+        raise stopped_error(result, action)
     error = classify(result.returncode, result.stderr, result.stdout, secrets=result.secrets)
     if error:
         raise PushError(error.kind, error.detail, action) if action != "push" else error

@@ -29,7 +29,8 @@ def confirm(lines: dict[str, tuple[str, str]], ref: str, sha: str) -> str | None
 def remote_branch(remote: Remote, repo: GitRepo, cancelled: Callable[[], bool] | None = None) -> str | None:
     """The commit the remote's branch is at now (one ls-remote), or None when it has no such branch."""
     timeout = min(30.0, remote.settings.push_timeout)
-    result = remote.run(repo, ["ls-remote", "--heads", remote.url, repo.ref], timeout=timeout, cancelled=cancelled)
+    args = ["ls-remote", "--heads", "--end-of-options", remote.url, repo.ref]
+    result = remote.run(repo, args, timeout=timeout, cancelled=cancelled)
     raise_for(result, "remote check")
     for line in result.stdout.splitlines():
         sha, _, ref = line.partition("\t")
@@ -59,7 +60,8 @@ def compare(
         return DIVERGED, None  # the branch was deleted on the remote
     if not _known(repo, remote_sha):
         target = f"{CHECK_PREFIX}{repo.branch}"
-        args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote.url, f"+{repo.ref}:{target}"]
+        args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--end-of-options", remote.url,
+                f"+{repo.ref}:{target}"]
         raise_for(remote.run(repo, args, cancelled=cancelled), "remote check")
         remote_sha = repo.git("rev-parse", "-q", "--verify", f"{target}^{{commit}}").stdout.decode().strip()
         if remote_sha == pushed:

@@ -162,3 +162,27 @@ def test_the_daemon_shows_a_public_repository_in_status_and_pushes_once_private(
     wait_for(lambda: status()["last_error"] is None, timeout=15, what="status cleared")
     assert not any(token in daemon.output() for token in github_api.minted)
     daemon.stop()
+
+
+@pytest.mark.parametrize("hostile", ["--upload-pack=touch {marker};", "https://github.example/acme/notes.git\n[x]",
+                                     "https://evil\\@github.example/acme/notes.git", "ext::sh -c touch% {marker}",
+                                     "git@github.example:acme/notes.git", ["https://github.example/acme/notes.git"]])
+def test_a_hostile_clone_url_is_refused_and_nothing_is_written(
+    tmp_path: Path, github_api: GitHubAPI, hostile: str | list[str]
+) -> None:
+    """The API's clone_url is checked like a configured remote before the webhook, the secret or the config."""
+    marker = tmp_path / "ran"
+    github_api.add_repo("acme/notes")
+    github_api.repos["acme/notes"]["clone_url"] = (hostile.format(marker=marker) if isinstance(hostile, str)
+                                                   else hostile)
+    token_file = tmp_path / "token"
+    token_file.write_text(PAT + "\n")
+    config = tmp_path / "etc" / "committer.toml"
+    result = committer("connect", "acme/notes", "--webhook-url", HOOK, "--config", str(config),
+                       "--token-file", str(token_file), "--github-api-url", github_api.url, env=clean_env())
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "clone_url" in lines[0] and "nothing was written" in lines[0], result.stderr
+    assert not config.exists() and not (config.parent / "webhook_secret").exists()
+    assert not github_api.requests("POST", "/repos/acme/notes/hooks")
+    assert not marker.exists()

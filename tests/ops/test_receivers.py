@@ -181,6 +181,34 @@ def test_a_hook_that_never_exits_is_killed_with_what_it_forked(tmp_path: Path) -
     wait_for(gone, what="the forked child killed")
 
 
+@pytest.mark.parametrize("code", [0, 3])
+def test_a_hook_that_exits_leaves_nothing_running(tmp_path: Path, code: int) -> None:
+    """`sleep 777 &` then exit: what the hook left in the background is ended with it, whatever its exit code."""
+    pid_file = tmp_path / "child.pid"
+    script = tmp_path / "hook.sh"
+    script.write_text(f"#!/bin/sh\nsleep 777 &\necho $! > {pid_file}\n"
+                      f"exit {code}\n")
+    script.chmod(0o755)
+    receiver = HookReceiver(settings(tmp_path, exec_hook=str(script), exec_hook_timeout="30s"))
+    started = time.monotonic()
+    if code:
+        with pytest.raises(Failed):
+            receiver.send(*entry(made()))
+    else:
+        receiver.send(*entry(made()))
+    assert time.monotonic() - started < 10
+    child = int(pid_file.read_text())
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{child}/stat", "rb") as fh:
+                return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"  # dead, waiting for its reaper
+        except FileNotFoundError:
+            return True
+
+    wait_for(gone, timeout=5, what="the hook's background sleep ended")
+
+
 def test_a_hook_that_does_not_read_stdin_and_exits_0_is_a_success(tmp_path: Path) -> None:
     receiver = hook(tmp_path, "pass\n")
     big = events.hold(action=events.SET, reason="size", paths=[f"{'y' * 200}/{n}" for n in range(1000)])

@@ -381,7 +381,8 @@ def test_url_credentials_leave_the_url_for_a_helper_scoped_to_the_host(monkeypat
     assert remote.shown == "https://***@git.example:8443/x.git"
     env, secrets = remote.env()
     config = config_of(env)
-    assert list(config) == ["credential.helper", "credential.https://git.example:8443.helper"]
+    assert list(config) == ["lfs.url", "lfs.pushurl", "credential.helper", "credential.https://git.example:8443.helper"]
+    assert config["lfs.url"] == config["lfs.pushurl"] == "https://git.example:8443/x.git/info/lfs"
     assert config["credential.helper"] == ""
     assert config["credential.https://git.example:8443.helper"] == remote_mod.HELPER
     assert env[remote_mod.USER_ENV] == "bot" and env[remote_mod.PASSWORD_ENV] == "s3cr3tpass"
@@ -410,5 +411,7 @@ def test_ssh_remote_gets_ssh_command_and_no_header(monkeypatch: pytest.MonkeyPat
     remote = Remote(Settings(remote="git@github.com:acme/notes.git", git_ssh_command="ssh -i /k"))
     env, secrets = remote.env()
     assert env["GIT_SSH_COMMAND"] == "ssh -i /k"
-    assert env["GIT_CONFIG_COUNT"] == "0" and secrets == ()
+    assert secrets == ()
+    url = "git@github.com:acme/notes.git"
+    assert config_of(env) == {"lfs.url": url, "lfs.pushurl": url}
     assert remote_mod.PASSWORD_ENV not in env and "COMMITTER_TOKEN" not in env
