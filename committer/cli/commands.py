@@ -235,7 +235,8 @@ def restore(
                  if item.get("aside") else "")
         typer.echo(f"{'would ' if dry_run else ''}{item['action']} {display_path(item['path'])}{aside}")
     for item in answer.get("kept") or []:
-        typer.echo(f"{'would keep' if dry_run else 'kept'} {display_path(item['path'])}: {item['why']}; it stays as it is")
+        verb = "would keep" if dry_run else "kept"
+        typer.echo(f"{verb} {display_path(item['path'])}: {item['why']}; it stays as it is")
     source, shown = answer["source"][:12], display_path(answer["path"])
     if dry_run:
         typer.echo(f"{len(answer['actions'])} change(s) to restore {shown} from {to} ({source})")

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from committer.core.paths import display_path
 from committer.commit import trailer
+from committer.core.paths import display_path
 
 TRAILER_KEY = "BM-Meta"
 SUMMARY_PATHS = 2
