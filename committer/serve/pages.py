@@ -90,7 +90,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             try:
                 return await handler(pages, request)
             except Stopped as exc:
-                if exc.message.endswith("went away"):
+                if exc.client_gone:
                     return Response(b"", 499)  # nobody reads it
                 # Rendered without the banner: nothing that could be slow runs on the event loop.
                 html = ENV.get_template("error.html").render(
