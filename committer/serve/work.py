@@ -26,7 +26,7 @@ T = TypeVar("T")
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
 PAGE_WORKERS = 4  # pages computed at once; more wait (within their deadline) for a free worker
-PAGE_SECONDS = 15.0  # the longest a page may take, waiting for a worker included
+PAGE_SECONDS = 10.0  # the longest a page may take, waiting for a worker included
 ENDPOINT_WORKERS = 8  # threads for /healthz, /readyz, /metrics and the webhook, never shared with pages
 
 
