@@ -101,7 +101,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             except history.NotFound as exc:
                 return page(pages, request, "error.html", {"title": "Not found", "message": exc.message}, 404)
             except CommitterError as exc:
-                log.warning("page_failed", path=request.url.path, error=exc.message)
+                log.warning("page_failed", path=request.url.path, error=shown.readable(exc.message))
                 return page(pages, request, "error.html", {"title": "That did not work", "message": exc.message}, 500)
 
         return endpoint
