@@ -21,7 +21,9 @@ TEXT_MAX = 500  # characters of one value as it is shown
 COUNT_MAX = 10**12  # a count beyond this is not a count
 COUNTS = ("added", "modified", "deleted", "renamed")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[^\[\]{}"]+', re.DOTALL)
+# A JSON string (escapes included), or a run of anything that is neither a bracket nor a quote.
+_BRACKETS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^\[\]{}"]+', re.DOTALL)
+_BRACKETS_BYTES = re.compile(_BRACKETS.pattern.encode(), re.DOTALL)
 
 
 def parse(message: str) -> dict[str, Any] | None:
@@ -43,8 +45,9 @@ def parse(message: str) -> dict[str, Any] | None:
 def too_deep(text: str | bytes, most: int) -> bool:
     """Whether JSON text nests arrays and objects deeper than `most` (strings are skipped), in linear time."""
     if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    brackets = _BRACKETS.sub("", text)  # only the brackets outside strings are left
+        brackets = _BRACKETS_BYTES.sub(b"", text).decode("ascii", "replace")
+    else:
+        brackets = _BRACKETS.sub("", text)  # only the brackets outside strings are left
     for _ in range(most):
         if not brackets:
             return False

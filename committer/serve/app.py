@@ -118,6 +118,7 @@ class Endpoints:
         self.server = server
         self.slots = asyncio.Semaphore(WEBHOOK_SLOTS)
         self.threads = Threads()  # never shared with the pages: a slow page cannot delay these
+        self.hook_threads = Threads(WEBHOOK_SLOTS)  # a delivery being checked never delays a health check
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -178,7 +179,7 @@ class Endpoints:
         if body is None:
             return json_response(408, {"error": "the body did not arrive in time"})
         try:
-            status, answer = await self.threads.run(webhook, dict(request.headers.items()), body)
+            status, answer = await self.hook_threads.run(webhook, dict(request.headers.items()), body)
         except Exception:  # a failing handler is a 500 for this delivery, never a dead server
             log.error("http_handler_failed", path="/webhook", exc_info=True)
             status, answer = 500, {"error": "internal error"}

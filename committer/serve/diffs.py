@@ -106,15 +106,15 @@ def diffs(repo: GitRepo, commit: Commit, stop: Callable[[], None] | None = None)
             biggest = max(sizes.get(s, 0) for s in sides)
             result.append(FileDiff(change, f"{human_size(biggest)}: too large to show here; download it", []))
             continue
+        if budget.text <= 0:  # before reading the blobs: a long page reads no more of them
+            result.append(FileDiff(change, "not shown: this page is already long; open the file to see it", []))
+            continue
         blobs = repo.read_blobs(sides)
         if any(lfs.is_pointer(b) for b in blobs.values()):
             result.append(FileDiff(change, "large file kept in LFS: download it to see it", []))
             continue
         if any(b"\x00" in b[:SNIFF] for b in blobs.values()):
             result.append(FileDiff(change, "binary file: download it to see it", []))
-            continue
-        if budget.text <= 0:
-            result.append(FileDiff(change, "not shown: this page is already long; open the file to see it", []))
             continue
         old = blobs.get(change.old_sha or "", b"")
         new = blobs.get(change.new_sha or "", b"")

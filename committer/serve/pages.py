@@ -90,7 +90,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             try:
                 return await handler(pages, request)
             except Stopped as exc:
-                if exc.message.endswith("went away"):
+                if exc.client_gone:
                     return Response(b"", 499)  # nobody reads it
                 # Rendered without the banner: nothing that could be slow runs on the event loop.
                 html = ENV.get_template("error.html").render(
@@ -101,7 +101,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             except history.NotFound as exc:
                 return page(pages, request, "error.html", {"title": "Not found", "message": exc.message}, 404)
             except CommitterError as exc:
-                log.warning("page_failed", path=request.url.path, error=exc.message)
+                log.warning("page_failed", path=request.url.path, error=shown.readable(exc.message))
                 return page(pages, request, "error.html", {"title": "That did not work", "message": exc.message}, 500)
 
         return endpoint

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from committer.commit.trailer import too_deep
+from committer.commit.trailer import text, too_deep
 from committer.core import logs
 from committer.core.secret import signature as signature
 
@@ -159,7 +159,8 @@ class Named:
 
     @property
     def shown(self) -> str:
-        return (self.full_name or (self.keys[0] if self.keys else "?"))[:200]
+        """The name as logs and answers show it: one line of plain text, at most 200 characters."""
+        return text(self.full_name or (self.keys[0] if self.keys else "?"), 200)
 
     def matches(self, remote: str) -> bool:
         """Whether it names the remote (by URL, or by owner/name at the end of the remote's path)."""

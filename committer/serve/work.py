@@ -26,12 +26,19 @@ T = TypeVar("T")
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
 PAGE_WORKERS = 4  # pages computed at once; more wait (within their deadline) for a free worker
-PAGE_SECONDS = 15.0  # the longest a page may take, waiting for a worker included
+PAGE_SECONDS = 10.0  # the longest a page may take, waiting for a worker included
 ENDPOINT_WORKERS = 8  # threads for /healthz, /readyz, /metrics and the webhook, never shared with pages
 
 
+GONE = "the client went away"
+
+
 class Stopped(CommitterError):
-    """The page's work was stopped: its client went away or its deadline passed."""
+    """The page's work was stopped: its client went away, its deadline passed, or committer is stopping."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"page stopped: {reason}")
+        self.client_gone = reason == GONE
 
 
 class Job:
@@ -51,7 +58,7 @@ class Job:
     def check(self) -> None:
         """Raise Stopped when the work has been told to stop."""
         if self.reason is not None:
-            raise Stopped(f"page stopped: {self.reason}")
+            raise Stopped(self.reason)
 
     def run(self, work: Callable[[Job], T]) -> T:
         """On the worker thread: do the work, known to `stop` by its thread."""
@@ -124,7 +131,7 @@ class PagePool:
             while True:  # a GET's body is already read: the next message is the disconnect
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    job.stop("the client went away")
+                    job.stop(GONE)
                     group.cancel_scope.cancel()
                     return
 
@@ -151,7 +158,7 @@ class PagePool:
             return result[0]
         if failed and not job.stopped:
             raise failed[0]
-        raise Stopped(f"page stopped: {job.reason or 'cancelled'}")
+        raise Stopped(job.reason or "cancelled")
 
 
 class Threads:

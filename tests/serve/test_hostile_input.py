@@ -15,7 +15,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from committer.commit import trailer
-from committer.serve.access import Access
+from committer.serve import shown
+from committer.serve.access import Access, Tries
 from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
 from committer.serve.pages import Pages
@@ -301,3 +302,28 @@ def test_the_date_jump_says_when_a_date_is_outside_the_history(site: Site) -> No
     wrong = site.get("/?until=2026-02-31")
     assert wrong.status == 404 and "is not a date such as" in wrong.text
     assert git(site.layout.git_dir, "rev-parse", "main").strip()
+
+
+def test_login_tries_are_counted_per_client_and_come_back_after_the_window() -> None:
+    """Pure: five tries per client in any minute; another client is not affected; memory is bounded."""
+    now = [1000.0]
+    tries = Tries(most=5, window=60.0, clock=lambda: now[0], clients=3)
+    assert [tries.wait("a") for _ in range(5)] == [0.0] * 5
+    assert tries.wait("a") == 60.0 and tries.wait("b") == 0.0
+    now[0] += 30
+    assert tries.wait("a") == 30.0
+    now[0] += 30.5
+    assert tries.wait("a") == 0.0
+    for client in ("c", "d", "e", "f"):
+        tries.wait(client)
+    assert len(tries._seen) <= 3
+
+
+def test_names_round_trip_through_urls_and_show_their_odd_bytes() -> None:
+    """Pure: any byte name survives a URL and back; bytes that are not UTF-8 show as \\xNN."""
+    for raw in (b"bad\xff\xfename.md", b"caf\xc3\xa9 100%.md", b"a/b c?d#e&f.md", b"\xed\xa0\x80.md"):
+        name = os.fsdecode(raw)
+        assert shown.from_url(shown.url_path(name)) == name and shown.from_url(shown.url_part(name)) == name
+    assert shown.readable(os.fsdecode(b"bad\xff.md")) == "bad\\xff.md"
+    assert shown.readable("café.md") == "café.md"
+    assert shown.readable("\ud800") == "\\ud800"
