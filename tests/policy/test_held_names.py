@@ -130,13 +130,14 @@ def status(layout: Layout) -> dict[str, Any]:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("observer", ["inotify", "poll"])
 def test_the_daemon_lists_files_kept_out_by_name_and_commits_notes_that_mention_keys(
-    layout: Layout, start_daemon: Start
+    layout: Layout, start_daemon: Start, observer: str
 ) -> None:
     write(layout.data, "a.md")
     write(layout.data, "id_rsa")  # there before the daemon: the start-up reconcile lists it
     assert committer("init", *layout.args()).returncode == 0
-    daemon = start_daemon()
+    daemon = start_daemon("--observer", observer, "--poll-interval", "200ms")
     write(layout.data, "ops/id_rsa rotation runbook.md", "rotate yearly")
     keynote(layout.data / "attachments" / "Quarterly review.key")
     write(layout.data, ".env", "TOKEN=1")
