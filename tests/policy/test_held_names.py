@@ -167,3 +167,16 @@ def test_held_files_stay_bounded_with_a_count_of_the_rest(layout: Layout) -> Non
     again = HeldFiles()
     again.keep(listing)  # what a restart reads back from the state file: the count is not a path
     assert len(again) == LISTED and "" not in again
+
+
+def test_a_pass_logs_the_first_hundred_skips_then_counts_the_rest() -> None:
+    from committer.commit.changes import Skipped
+    from committer.commit.held import WARNED, HeldFiles
+
+    held = HeldFiles()
+    with capture_logs() as logs:
+        held.note([Skipped(f"logs/{i:05}.log", "name:*.log") for i in range(WARNED + 40)])
+        held.note([Skipped(f"logs/{i:05}.log", "name:*.log") for i in range(WARNED + 40)])  # known: silent
+    assert len([e for e in logs if e["event"] == "skip"]) == WARNED
+    assert [(e["reason"], e["count"]) for e in logs if e["event"] == "skip_more"] == [("name:*.log", 40)]
+    assert len(held) == WARNED + 40
