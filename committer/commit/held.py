@@ -11,6 +11,7 @@ from committer.core import events, logs
 log = logs.get(__name__)
 
 LISTED = 1000  # held files listed in status and the state file; past it one last entry counts the rest
+WARNED = 100  # `skip` lines one pass logs; past it one `skip_more` line counts the rest (a `*` in .bmignore)
 
 
 class HeldFiles:
@@ -22,13 +23,22 @@ class HeldFiles:
         self._announced: dict[str, str] = {}  # what the last `hold` events said is held
 
     def note(self, skipped: Iterable[Skipped], **context: Any) -> None:
-        """Record what one pass skipped; a new reason is logged (`skip`)."""
+        """Record what one pass skipped; a new reason is logged (`skip`), the first WARNED of a pass each."""
+        quiet: dict[str, int] = {}
+        logged = 0
         for item in skipped:
             self.reasons[item.path] = item.reason
             key = (item.path, item.reason)
             if key not in self._warned:
                 self._warned.add(key)
-                log.warning("skip", path=item.path, reason=item.reason, **context)
+                if logged < WARNED:
+                    logged += 1
+                    log.warning("skip", path=item.path, reason=item.reason, **context)
+                else:
+                    quiet[item.reason] = quiet.get(item.reason, 0) + 1
+        for reason, count in sorted(quiet.items()):
+            log.warning("skip_more", reason=reason, count=count, **context,
+                        action="also kept out; status lists held_files")
 
     def committed(self, path: str) -> None:
         """A path went into a commit: no longer held."""

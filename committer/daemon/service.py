@@ -290,8 +290,12 @@ class Daemon:
                     next_periodic = self._periodic_deadline()
                     work.schedule_reconcile("periodic")
                 if work.reconcile_at is not None and now >= work.reconcile_at:
-                    work.reconcile(work.reconcile_why)
-                    changed = True
+                    if work.reconcile_why == "periodic" and work.batcher.waiting():
+                        # a file is still being written: the routine scan comes after its batch (max_delay)
+                        work.reconcile_at = work.batcher.next_deadline()
+                    else:
+                        work.reconcile(work.reconcile_why)
+                        changed = True
             if changed:
                 self._report()
 

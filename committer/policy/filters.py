@@ -64,9 +64,11 @@ SSH_KEY_NAMES: tuple[str, ...] = tuple(
     f"id_{kind}{suffix}" for kind in _SSH_KEY_TYPES for suffix in ("", ".pub", "-cert.pub")
 )
 
-# Files that hold secrets by name: kept out, and listed in held_files as `name:<pattern>`. `*.key` is not
-# here: Keynote decks and license files share it; a .key file that holds a PEM private key is held by the
-# content scanner (policy.secrets) like any other file.
+# Files that hold secrets by name: kept out, and listed in held_files as `name:<pattern>`. `*.pem` holds
+# keys or certificates in PEM, `*.p12`/`*.pfx` are PKCS#12 key stores (binary, so the content scanner
+# cannot see their keys); no note or document format uses these endings. `*.key` is not here: Keynote
+# decks and license files share it; a .key file that holds a PEM private key is held by the content
+# scanner (policy.secrets) like any other file.
 SECRET_NAMES: tuple[str, ...] = (
     ".env",
     ".env.*",

@@ -45,7 +45,8 @@ Every match must also pass these, so prose, placeholders and look-alikes are not
   `00000000` in any case (AWS's documented `…EXAMPLE` keys, tutorial tokens).
 
 Not scanned: content with a NUL byte in its first 8 KiB is binary, which includes UTF-16 and
-UTF-32 text (their ASCII characters carry NUL bytes); secrets encoded in base64 or split across
+UTF-32 text (their ASCII characters carry NUL bytes); binary content is only checked for being one
+DER-encoded private key as a whole (`der_private_key`, kind `private-key`); secrets encoded in base64 or split across
 lines are not recognized. Test keys (`sk_test_`, `rk_test_`), public keys and certificates are
 not secrets.
 
@@ -222,8 +223,31 @@ def may_hold_secret(data: bytes) -> bool:
     return _RUN_NEEDLE in data.translate(_RUN_MAP)
 
 
+_DER_MAX = 16384  # a DER private key is a few kB (RSA 8192: about 4.8 kB)
+
+
+def der_private_key(data: bytes) -> bool:
+    """Whether the whole content is one DER-encoded private key (PKCS#1 RSA, DSA, PKCS#8, SEC1 EC): a SEQUENCE
+    spanning exactly the file whose first element is the INTEGER version 0 or 1. Certificates (a SEQUENCE
+    that starts with a SEQUENCE), encrypted PKCS#8 and PKCS#12 stores (version 3) do not match."""
+    if not 8 <= len(data) <= _DER_MAX or data[0] != 0x30:
+        return False
+    first = data[1]
+    if first < 0x80:
+        length, head = first, 2
+    elif first in (0x81, 0x82):
+        size = first - 0x80
+        length, head = int.from_bytes(data[2 : 2 + size], "big"), 2 + size
+    else:
+        return False
+    return head + length == len(data) and data[head : head + 3] in (b"\x02\x01\x00", b"\x02\x01\x01")
+
+
 def find_secret(data: bytes) -> str | None:
-    """The kind of the first credential found in a file's content, or None (binary content is not scanned)."""
+    """The kind of the first credential found in a file's content, or None (binary content is not scanned,
+    except for being one DER-encoded private key: a `.key` or `.der` file made with `-outform DER`)."""
+    if data[:1] == b"\x30" and der_private_key(data):
+        return "private-key"
     if data.find(b"\0", 0, BINARY_PROBE) != -1 or not may_hold_secret(data):
         return None
     first: tuple[int, str] | None = None

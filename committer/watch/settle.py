@@ -88,6 +88,10 @@ class Settling:
         self._written.clear()
         self._temps.clear()
 
+    def is_busy(self, rel: str) -> bool:
+        """Whether one path is in busy() (without building the set)."""
+        return rel in self._written or rel in self._temps
+
     def busy(self) -> frozenset[str]:
         """The paths a batch should wait for: open and written, or temp-looking and still there."""
         return frozenset(self._written | self._temps)

@@ -188,10 +188,11 @@ class Watcher(FileSystemEventHandler):
                     settling.opened(src)
                 return True
             if isinstance(event, FileClosedNoWriteEvent):
-                waited = src in settling.busy()
-                if src is not None:
-                    settling.closed(src)
-                return not (waited and src not in settling.busy())  # a wait that ended is news
+                if src is None:
+                    return True
+                waited = settling.is_busy(src)
+                settling.closed(src)
+                return not (waited and not settling.is_busy(src))  # a wait that ended is news
             if isinstance(event, FileClosedEvent) and src is not None:
                 settling.closed(src)
             elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)) and src is not None:

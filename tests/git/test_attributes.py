@@ -25,6 +25,7 @@ HOSTILE = (b"* filter=lfs diff=lfs merge=lfs -text\n* text eol=crlf\n* ident\n"
 FILES = {
     ".gitattributes": HOSTILE,
     ".gitignore": b"*\n!.gitignore\n",
+    ".gitmodules": b'[submodule "notes"]\n\tpath = notes\n\turl = ../elsewhere.git\n',
     "notes/a.md": b"line one\nline two\n$Id$\n",
     "notes/crlf.txt": b"windows\r\nline\r\n",
     "notes/blob.bin": bytes(range(256)) * 4,
@@ -102,4 +103,4 @@ def test_the_daemon_commits_a_hostile_data_directory_byte_exact(layout: Layout, 
     wait_for(lambda: "notes/b.md" in tree_files(layout.git_dir), what="b.md committed")
     assert_byte_exact(layout, more)
     assert lfs_objects(layout.git_dir) == [] or not lfs.available()
-    assert not [n for n in os.listdir(layout.data) if n not in {".gitattributes", ".gitignore", "notes"}]
+    assert not [n for n in os.listdir(layout.data) if n not in {".gitattributes", ".gitignore", ".gitmodules", "notes"}]

@@ -130,13 +130,14 @@ def status(layout: Layout) -> dict[str, Any]:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("observer", ["inotify", "poll"])
 def test_the_daemon_lists_files_kept_out_by_name_and_commits_notes_that_mention_keys(
-    layout: Layout, start_daemon: Start
+    layout: Layout, start_daemon: Start, observer: str
 ) -> None:
     write(layout.data, "a.md")
     write(layout.data, "id_rsa")  # there before the daemon: the start-up reconcile lists it
     assert committer("init", *layout.args()).returncode == 0
-    daemon = start_daemon()
+    daemon = start_daemon("--observer", observer, "--poll-interval", "200ms")
     write(layout.data, "ops/id_rsa rotation runbook.md", "rotate yearly")
     keynote(layout.data / "attachments" / "Quarterly review.key")
     write(layout.data, ".env", "TOKEN=1")
@@ -166,3 +167,58 @@ def test_held_files_stay_bounded_with_a_count_of_the_rest(layout: Layout) -> Non
     again = HeldFiles()
     again.keep(listing)  # what a restart reads back from the state file: the count is not a path
     assert len(again) == LISTED and "" not in again
+
+
+def test_a_pass_logs_the_first_hundred_skips_then_counts_the_rest() -> None:
+    from committer.commit.changes import Skipped
+    from committer.commit.held import WARNED, HeldFiles
+
+    held = HeldFiles()
+    with capture_logs() as logs:
+        held.note([Skipped(f"logs/{i:05}.log", "name:*.log") for i in range(WARNED + 40)])
+        held.note([Skipped(f"logs/{i:05}.log", "name:*.log") for i in range(WARNED + 40)])  # known: silent
+    assert len([e for e in logs if e["event"] == "skip"]) == WARNED
+    assert [(e["reason"], e["count"]) for e in logs if e["event"] == "skip_more"] == [("name:*.log", 40)]
+    assert len(held) == WARNED + 40
+
+
+def _der_keys() -> dict[str, bytes]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    der, none = serialization.Encoding.DER, serialization.NoEncryption()
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    return {
+        "rsa-pkcs1.key": rsa_key.private_bytes(der, serialization.PrivateFormat.TraditionalOpenSSL, none),
+        "rsa-pkcs8.der": rsa_key.private_bytes(der, serialization.PrivateFormat.PKCS8, none),
+        "ec-sec1.key": ec_key.private_bytes(der, serialization.PrivateFormat.TraditionalOpenSSL, none),
+        "ed25519.key": ed25519.Ed25519PrivateKey.generate().private_bytes(der, serialization.PrivateFormat.PKCS8,
+                                                                          none),
+    }
+
+
+def test_der_private_keys_are_held_by_content_and_other_binaries_are_not(layout: Layout, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from committer.policy.secrets import find_secret
+
+    keys = _der_keys()
+    public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    for name, data in keys.items():
+        assert find_secret(data) == "private-key", name
+    keynote(tmp_path / "deck.key")
+    assert find_secret((tmp_path / "deck.key").read_bytes()) is None
+    assert find_secret(public) is None and find_secret(b"\x30\x03\x02\x01\x00") is None  # too short to matter
+    write(layout.data, "a.md")
+    p = make(layout)
+    p.reconcile(op="init")
+    for name, data in keys.items():
+        write(layout.data, f"keys/{name}", data)
+    keynote(layout.data / "keys" / "Quarterly review.key")
+    write(layout.data, "keys/public.der", public)
+    p.reconcile()
+    assert tree_files(layout.git_dir) == {"a.md", "keys/Quarterly review.key", "keys/public.der"}
+    assert set(p.held.reasons) == {f"keys/{name}" for name in keys}

@@ -78,6 +78,20 @@ def test_a_temp_file_held_open_6s_then_replaced_never_reaches_history(
     assert versions(layout, "ideas/idea.md") == [content]
 
 
+def test_the_periodic_reconcile_waits_for_a_file_being_written(layout: Layout, start_daemon: Start) -> None:
+    (layout.data / "a.md").write_text("a")
+    assert committer("init", *layout.args()).returncode == 0
+    daemon = start_daemon("--debounce", "1s", env={"COMMITTER_RECONCILE_INTERVAL": "1s"})
+    with tempfile.NamedTemporaryFile(dir=layout.data, delete=False) as handle:
+        temp = Path(handle.name)
+        content = slow_lines(handle, 5.0, 1.5)
+    os.replace(temp, layout.data / "idea.md")
+    wait_for(lambda: "idea.md" in tree_files(layout.git_dir), timeout=40, what="idea.md committed")
+    assert temp.name not in history_paths(layout)
+    assert versions(layout, "idea.md") == [content]
+    assert [e for e in daemon.events("reconcile") if e.get("why") == "periodic"]  # they ran, around the write
+
+
 @pytest.mark.parametrize("observer", ["inotify", "poll"])
 def test_a_temp_file_closed_then_renamed_later_never_reaches_history(
     layout: Layout, start_daemon: Start, observer: str
