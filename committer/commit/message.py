@@ -33,9 +33,14 @@ class Counts:
 
 def _show(path: str) -> str:
     shown = display_path(path)
-    if len(shown) > MAX_PATH_CHARS:
-        shown = "…" + shown[-(MAX_PATH_CHARS - 1) :]
-    return shown
+    if len(shown) <= MAX_PATH_CHARS:
+        return shown
+    # the end of the name, cut between characters, never inside an escape such as \xff
+    start, room = len(path), MAX_PATH_CHARS - 1
+    while start > 0 and len(display_path(path[start - 1])) <= room:
+        start -= 1
+        room -= len(display_path(path[start]))
+    return "…" + display_path(path[start:])
 
 
 def summary(counts: Counts, paths: Sequence[str], prefix: str = "chore(sync)") -> str:

@@ -43,7 +43,8 @@ def counts(part: list[Change], renames: Mapping[str, str] | None = None) -> Coun
     added = {c.path: c.sha for c in part if c.kind == ADDED}
     deleted = {c.path: c.sha for c in part if c.kind == DELETED}
     paired = {old: new for old, new in (renames or {}).items() if old in deleted and new in added}
-    renamed = len(paired) + count_renames({p: s for p, s in added.items() if p not in paired.values()},
+    targets = set(paired.values())
+    renamed = len(paired) + count_renames({p: s for p, s in added.items() if p not in targets},
                                           {p: s for p, s in deleted.items() if p not in paired})
     modified = sum(1 for c in part if c.kind == MODIFIED)
     return Counts(added=len(added) - renamed, modified=modified, deleted=len(deleted) - renamed, renamed=renamed)

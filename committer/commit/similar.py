@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from committer.commit.changes import ADDED, ChangeSet
+from committer.commit.changes import ADDED, DELETED, ChangeSet
 from committer.core import fsio, logs
 from committer.git import lfs
 from committer.git.objects import MODE_EXEC, MODE_FILE
@@ -142,33 +142,38 @@ def pair_moves(repo: GitRepo, changes: ChangeSet) -> dict[str, str]:
     old = {p: sha for p, sha in changes.deleted.items() if p not in renames}
     if not old or not changes.added:
         return renames
+    if len(old) > SIMILAR_FILES:
+        return renames
     targets = set(renames.values())
     new: dict[str, str] = {}
-    for change in changes.changes():
-        if (change.kind == ADDED and not change.lfs and change.mode in (MODE_FILE, MODE_EXEC)
-                and change.path not in targets):
+    regular: dict[str, str] = {}  # the unpaired deletions of regular files
+    for change in changes.changes():  # one pass over the records, which may be on disk
+        if change.mode not in (MODE_FILE, MODE_EXEC):
+            continue
+        if change.kind == ADDED and not change.lfs and change.path not in targets:
             new[change.path] = change.sha
             if len(new) > SIMILAR_FILES:
                 return renames
-    if not new or len(old) > SIMILAR_FILES:
+        elif change.kind == DELETED and change.path in old:
+            regular[change.path] = change.sha
+    if not new or not regular:
         return renames
     try:
-        similar = pair_similar(_deleted_prints(repo, changes, old), _added_prints(repo, new))
+        similar = pair_similar(_deleted_prints(repo, regular), _added_prints(repo, new))
     except OSError as exc:  # the data directory went away meanwhile: no move is paired by likeness
         log.warning("renames_not_compared", error=str(exc))
         return renames
     return {**renames, **similar}
 
 
-def _deleted_prints(repo: GitRepo, changes: ChangeSet, old: Mapping[str, str]) -> dict[str, Print]:
+def _deleted_prints(repo: GitRepo, old: Mapping[str, str]) -> dict[str, Print]:
     """Fingerprints of HEAD's content of the deleted regular files small enough to compare."""
-    modes = {c.path: c.mode for c in changes.changes() if c.path in old}
     sizes = blob_sizes(repo, old.values())
     wanted: dict[str, str] = {}
     total = 0
     for path, sha in sorted(old.items()):
         size = sizes.get(sha, SIMILAR_BYTES + 1)
-        if modes.get(path) in (MODE_FILE, MODE_EXEC) and size <= SIMILAR_BYTES and total + size <= SIMILAR_TOTAL:
+        if size <= SIMILAR_BYTES and total + size <= SIMILAR_TOTAL:
             wanted[path] = sha
             total += size
     shas = sorted(set(wanted.values()))

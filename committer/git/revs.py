@@ -124,8 +124,9 @@ def on_date(repo: GitRepo, ref: str, span: Span, asked: str, setting: str = "--t
         if not newest:
             raise ConfigError(setting, f"{asked}: the branch has no commits")
         raise OutOfHistory(asked, "newest", *newest[0], setting=setting)
-    # git reads a date before 1970 as "now": the history cannot reach back that far anyway
-    found = _commits(repo, "-1", f"--before={int(span.last)}", ref) if span.last > 0 else []
+    # Given as a UTC date: git reads a bare number of fewer than nine digits (before 1973) as something
+    # else, and a date before 1970 as "now"; no commit of this history is that old anyway.
+    found = _commits(repo, "-1", f"--before={_git_date(span.last)}", ref) if span.last > 0 else []
     if found:
         return found[0][0]
     roots = _commits(repo, "--max-parents=0", ref)
@@ -133,6 +134,10 @@ def on_date(repo: GitRepo, ref: str, span: Span, asked: str, setting: str = "--t
         raise ConfigError(setting, f"{asked}: the branch has no commits")
     sha, at = min(roots, key=lambda item: item[1])
     raise OutOfHistory(asked, "oldest", sha, at, setting=setting)
+
+
+def _git_date(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(int(epoch), datetime.UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
 
 
 def _commits(repo: GitRepo, *args: str) -> list[tuple[str, str]]:

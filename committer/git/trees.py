@@ -86,14 +86,13 @@ def write_tree(repo: GitRepo, base_tree: str, overrides: Mapping[str, TreeEntry 
     with tempfile.TemporaryDirectory(prefix="committer-merge-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         repo.git("read-tree", base_tree, env=env)
+        # NUL-terminated and as bytes: a name may hold a newline, or bytes that are not UTF-8
         lines = []
         for path, entry in sorted(overrides.items()):
-            if entry is None:
-                lines.append(f"0 {'0' * 40}\t{path}\n")
-            else:
-                lines.append(f"{entry.mode} {entry.sha}\t{path}\n")
+            head = f"0 {'0' * 40}" if entry is None else f"{entry.mode} {entry.sha}"
+            lines.append(head.encode() + b"\t" + os.fsencode(path) + b"\0")
         if lines:
-            repo.git("update-index", "--index-info", input="".join(lines).encode(), env=env)
+            repo.git("update-index", "-z", "--index-info", input=b"".join(lines), env=env)
         return repo.git("write-tree", env=env).stdout.decode().strip()
 
 

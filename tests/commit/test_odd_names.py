@@ -82,9 +82,14 @@ def test_names_that_are_not_utf8_sorting_first_do_not_block_the_edit_beside_them
     write_raw(layout, FIRST, b"first\n")
     write_raw(layout, SECOND, b"second\n")
     write_raw(layout, b"a.md", b"one\nedit\n")
+    write_raw(layout, b"key\xff.md", b"aws_secret: AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+              b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAt"
+              b"zc2gtZWQyNTUxOQAAACB\n-----END OPENSSH PRIVATE KEY-----\n")
     proc = committer("run", "--once", env=layout.env)
     assert proc.returncode == 0, proc.stderr
     assert "commit_failed" not in proc.stderr
+    skipped = [json.loads(line) for line in proc.stderr.splitlines() if '"skip"' in line]
+    assert [e["path"] for e in skipped] == ["key\\xff.md"]  # held back, and named as everywhere else
     tree = raw_tree(layout.git_dir)
     assert tree == {b"a.md": b"one\nedit\n", FIRST: b"first\n", SECOND: b"second\n"}
     body = raw_message(layout.git_dir)
