@@ -17,7 +17,7 @@ from typing import Any
 
 from committer.commit import trailer
 from committer.core.errors import CommitterError
-from committer.git import lfs
+from committer.git import lfs, revs
 from committer.git.repo import GitRepo
 from committer.git.trees import blob_sizes
 
@@ -138,8 +138,12 @@ def check_rev(repo: GitRepo, rev: str) -> str:
     Nothing that looks like an option reaches git."""
     if not rev or rev.startswith("-") or len(rev) > 200 or any(ord(c) < 0x21 for c in rev):
         raise NotFound(f"{rev[:60]!r} is not a revision of this history")
-    sha = repo.resolve(rev) if (_SHA.fullmatch(rev) or repo.git(
-        "check-ref-format", "--allow-onelevel", rev, check=False).returncode == 0) else None
+    try:
+        sha = repo.resolve(rev) if (_SHA.fullmatch(rev) or repo.git(
+            "check-ref-format", "--allow-onelevel", rev, check=False).returncode == 0) else None
+    except revs.OutOfHistory as exc:
+        raise NotFound(f"{rev[:60]!r} is outside this history: the {exc.edge} version is {exc.sha[:12]}"
+                       f" of {exc.at}") from None
     if sha is None:
         raise NotFound(f"{rev[:60]!r} is not a revision of this history")
     return sha

@@ -221,7 +221,8 @@ def test_an_lfs_file_is_downloaded_from_the_local_store(site: Site) -> None:
     "/file/%2e%2e/%2e%2e/etc/passwd", "/file/notes/../../etc/passwd", "/file/a%00b", "/view/HEAD/..%2fsecret",
     "/commit/--output=%2ftmp%2fx", "/commit/not-a-sha", "/commit/0123456789abcdef0123456789abcdef01234567",
     "/view/--help/page.html", "/raw/HEAD~1/page.html", "/raw/main/nothing-here.md", "/file/no/such/file.md",
-    "/?path=%2e%2e", "/restore?path=..&rev=main",
+    "/?path=%2e%2e", "/restore?path=..&rev=main", "/commit/2099-01-01", "/view/2099-01-01/page.html",
+    "/commit/main@%7B1000%20years%20ago%7D",
 ])
 def test_bad_paths_and_revisions_are_404s_not_tracebacks(site: Site, path: str) -> None:
     answer = site.get(path)
