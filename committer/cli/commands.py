@@ -234,6 +234,8 @@ def restore(
         typer.echo(f"{'would ' if dry_run else ''}{item['action']} {item['path']}{aside}")
     for item in answer.get("kept") or []:
         typer.echo(f"{'would keep' if dry_run else 'kept'} {item['path']}: {item['why']}; it stays as it is")
+    for item in answer.get("failed") or []:
+        typer.echo(f"could not restore {item['path']}: {item['reason']}; it was left as it is")
     source = answer["source"][:12]
     if dry_run:
         typer.echo(f"{len(answer['actions'])} change(s) to restore {answer['path']} from {to} ({source})")

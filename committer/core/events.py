@@ -106,7 +106,8 @@ def git_pull(*, outcome: str, old: str | None, new: str | None, remote_head: str
 
 
 def git_conflict(*, path: str, copy: str, why: str, remote_head: str | None) -> Event:
-    """One conflict of a pull: the local version kept `path`, the remote's is in `copy`."""
+    """One conflict of a pull: the local version kept `path`, the remote's is in `copy` ('' when the remote
+    deleted it)."""
     return make(GIT_CONFLICT, path=path, copy=copy, why=why, remote_head=remote_head)
 
 

@@ -64,6 +64,14 @@ def test_a_remote_name_too_long_here_is_skipped_kept_in_git_and_listed(
     again = pull(env)
     assert again.returncode == 0, again.stderr
     assert [u["path"] for u in status(env)["unwritable_paths"]] == [LONG]
+    # A restore of the folder writes what it can, and says what it could not.
+    (layout.data / "notes" / "b.md").write_text("b, then restored\n")
+    assert committer("run", "--once", env=env).returncode == 0
+    restored = committer("restore", "notes", "--to", "HEAD~1", env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert f"could not restore {LONG}: File name too long" in restored.stdout
+    assert (layout.data / "notes" / "b.md").read_text() == "b from the remote\n"
+    assert LONG in tree_files(layout.git_dir)
 
 
 def test_the_unwritable_path_leaves_the_list_when_the_remote_renames_it(
@@ -272,3 +280,18 @@ def test_an_lfs_object_that_cannot_be_downloaded_never_puts_a_pointer_in_place_o
     assert again.returncode == 0, again.stderr
     assert (second / "big.bin").read_bytes() == v2 and (second / "new.bin").read_bytes() == v2 + b"new"
     assert status(second_env)["unwritable_paths"] == []
+
+
+def test_confirming_a_held_pull_never_deletes_a_note_changed_here(layout: Layout, mirror: Path, tmp_path: Path) -> None:
+    env = start(layout, f"file://{mirror}", {"a.md": "a\n", "b.md": "b\n", "c.md": "c\n"},
+                env={"COMMITTER_MAX_DELETE": "1"})
+    Clone(f"file://{mirror}", tmp_path / "clone").commit({"a.md": None, "b.md": None})
+    held = pull(env)
+    assert held.returncode == 1 and status(env)["held"], held.stdout + held.stderr  # held: exit 1
+    (layout.data / "a.md").write_text("a, edited here while the pull was held\n")
+    proc = committer("confirm-deletes", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (layout.data / "a.md").read_text() == "a, edited here while the pull was held\n"
+    assert not (layout.data / "b.md").exists()
+    assert "a.md" in tree_files(layout.git_dir) and "b.md" not in tree_files(layout.git_dir)
+    assert [c["path"] for c in status(env)["conflicts"]] == ["a.md"]
