@@ -54,6 +54,7 @@ def test_a_remote_name_too_long_here_is_skipped_kept_in_git_and_listed(
     listed = status(env)["unwritable_paths"]
     assert isinstance(listed, list) and [u["path"] for u in listed] == [LONG]
     assert "too long" in listed[0]["reason"]
+    assert f"{LONG}: cannot write it here: File name too long (kept in git" in committer("status", env=env).stdout
     # The next reconcile and push go on, and never turn the missing file into a deletion.
     (layout.data / "notes" / "c.md").write_text("written here\n")
     run = committer("run", "--once", env=env)
@@ -109,6 +110,7 @@ def test_a_remote_deletion_of_a_note_changed_here_is_a_conflict_until_resolved(
     assert logged and logged[0]["path"] == "a.md"
     listed = status(env)["conflicts"]
     assert isinstance(listed, list) and [(c["path"], c["copy"]) for c in listed] == [("a.md", "")]
+    assert "a.md: deleted on the remote, changed here" in committer("status", env=env).stdout
     # Another commit elsewhere keeps it listed; editing the note again resolves it.
     (layout.data / "b.md").write_text("b, edited\n")
     assert committer("run", "--once", env=env).returncode == 0
@@ -294,4 +296,27 @@ def test_confirming_a_held_pull_never_deletes_a_note_changed_here(layout: Layout
     assert (layout.data / "a.md").read_text() == "a, edited here while the pull was held\n"
     assert not (layout.data / "b.md").exists()
     assert "a.md" in tree_files(layout.git_dir) and "b.md" not in tree_files(layout.git_dir)
+    assert [c["path"] for c in status(env)["conflicts"]] == ["a.md"]
+
+
+def test_the_daemon_tells_a_remote_deletion_kept_here_as_a_git_conflict_event(
+    layout: Layout, mirror: Path, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    from tests.daemon.test_daemon_events import SECRET, notify_env
+    from tests.receiver import receiving
+
+    (layout.data / "a.md").write_text("a\n")
+    with receiving(SECRET) as receiver:
+        env = {**notify_env(layout, receiver.url), "COMMITTER_REMOTE": f"file://{mirror}",
+               "COMMITTER_PUSH_INTERVAL": "200ms", "COMMITTER_PULL_INTERVAL": "300ms"}
+        assert committer("init", env=env).returncode == 0
+        Clone(f"file://{mirror}", tmp_path / "clone").commit({"a.md": None})
+        (layout.data / "a.md").write_text("a, edited here\n")
+        daemon = start_daemon(env=env)
+        conflict = receiver.wait("git_conflict")[0]
+        assert conflict["path"] == "a.md" and conflict["copy"] == ""
+        assert conflict["why"] == "deleted on the remote, changed here"
+        wait_for(lambda: "a.md" in tree_files(mirror, "main"), what="the kept note pushed back")
+        assert (layout.data / "a.md").read_text() == "a, edited here\n"
+        assert daemon.stop() == 0
     assert [c["path"] for c in status(env)["conflicts"]] == ["a.md"]
