@@ -66,6 +66,10 @@ class Work:
     def reconcile(self, why: str) -> None:
         self.reconcile_at = None
         log.info("reconcile", why=why)
+        try:
+            pull.retry_unwritable(self.committer, self.record)  # before: what is written now is no change
+        except Exception as exc:  # a retry must never stop the reconcile
+            log.warning("pull_retry_failed", error=str(exc))
         self._guarded(lambda c: c.reconcile(), what="reconcile")
 
     def _guarded(self, action: Callable[[Committer], CommitResult], what: str) -> None:

@@ -156,9 +156,16 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
     return result
 
 
+def retry_unwritable(committer: Committer, record: PullRecord) -> None:
+    """Write what earlier pulls could not, where it can be written now (no download: LFS objects are fetched
+    by pulls); the main loop's reconcile asks, so a removed link or a freed name is not left waiting."""
+    if record.unwritable() and committer.head is not None:
+        _keep_unwritable(committer, record, committer.head, {}, set(), fetch=False)
+
+
 def _keep_unwritable(
     committer: Committer, record: PullRecord, head: str, fresh: dict[str, str], touched: set[str],
-    waiting: dict[str, str] | None = None,
+    waiting: dict[str, str] | None = None, fetch: bool = True,
 ) -> None:
     """The paths this pull could not write, and those of earlier pulls it did not touch, tried again: each
     stays listed (and pinned: the commit side keeps HEAD's version of it) while HEAD has it and the data
@@ -172,7 +179,7 @@ def _keep_unwritable(
         entries = repo.ls_tree(head, sorted(earlier))
         blobs = repo.read_blobs(sorted({e.sha for e in entries.values()}))
         missing = [p for p, e in entries.items() if lfs_missing(repo.git_dir, blobs.get(e.sha, b""))]
-        if missing:
+        if missing and fetch:
             fetch_lfs(committer.settings, repo, head, pointers({p: entries[p] for p in missing}, blobs).values())
         with fsio.Tree(repo.data_dir) as tree:
             for path, reason in sorted(earlier.items()):

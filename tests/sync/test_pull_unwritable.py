@@ -133,32 +133,46 @@ def test_a_conflict_copy_deleted_leaves_the_list(layout: Layout, mirror: Path, t
     assert status(env)["conflicts"] == []
 
 
+@pytest.mark.parametrize("when", ["between fetch and apply", "half-way through the writes"])
 def test_a_folder_swapped_for_a_link_during_a_pull_is_never_half_committed(
-    layout: Layout, mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    layout: Layout, mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
     env = start(layout, f"file://{mirror}", {"top.md": "top\n", "d/keep.md": "keep\n"})
     clone = Clone(f"file://{mirror}", tmp_path / "clone")
     files = {f"d/n{i:02}.md": f"note {i}\n" for i in range(10)}
     clone.commit({**files, "top.md": "top, edited there\n"})
     pipeline = make_pipeline(layout, remote=env["COMMITTER_REMOTE"])
-    real_write = apply_module.write_entry
+    real_write, real_changes = apply_module.write_entry, pull_module.write_changes
     swapped: list[str] = []
+
+    def swap(what: str) -> None:
+        os.rename(layout.data / "d", layout.data / "d.real")
+        os.symlink("d.real", layout.data / "d")
+        swapped.append(what)
 
     def write_then_swap(*args: Any, **kwargs: Any) -> bool:
         done = real_write(*args, **kwargs)
         if args[2] == "d/n04.md" and not swapped:  # half-way through d/: the folder becomes a link
-            os.rename(layout.data / "d", layout.data / "d.real")
-            os.symlink("d.real", layout.data / "d")
-            swapped.append(args[2])
+            swap(args[2])
         return done
 
-    monkeypatch.setattr(apply_module, "write_entry", write_then_swap)
+    def swap_then_write(*args: Any, **kwargs: Any) -> Any:
+        swap("before")
+        return real_changes(*args, **kwargs)
+
+    if when == "between fetch and apply":
+        monkeypatch.setattr(pull_module, "write_changes", swap_then_write)
+        written_before = 0
+    else:
+        monkeypatch.setattr(apply_module, "write_entry", write_then_swap)
+        written_before = 5
     record = PullRecord()
     result = pull_module.pull(pipeline, record)
     assert swapped and result.outcome == pull_module.FAST_FORWARD
     assert (layout.data / "top.md").read_text() == "top, edited there\n"
     # Nothing was written through the link, and every path of d/ is unwritable now, none half-applied.
-    assert sorted(p.name for p in (layout.data / "d.real").iterdir()) == ["keep.md", *[f"n{i:02}.md" for i in range(5)]]
+    expected = ["keep.md", *[f"n{i:02}.md" for i in range(written_before)]]
+    assert sorted(p.name for p in (layout.data / "d.real").iterdir()) == expected
     assert set(record.unwritable()) == set(files)
     assert all("symbolic link" in r for r in record.unwritable().values())
     # The next reconcile commits what is on disk (d.real/) and never deletes d/ from the branch, nor
@@ -166,8 +180,15 @@ def test_a_folder_swapped_for_a_link_during_a_pull_is_never_half_committed(
     pipeline.reconcile()
     tracked = tree_files(layout.git_dir)
     assert set(files) <= tracked and "d/keep.md" in tracked and "d" not in tracked
-    assert {f"d.real/n{i:02}.md" for i in range(5)} <= tracked
+    assert {f"d.real/n{i:02}.md" for i in range(written_before)} | {"d.real/keep.md"} <= tracked
     assert "d" in pipeline.held
+    # The link removed, the next reconcile of the daemon (or pull) writes the remote's d/ as it is in git.
+    (layout.data / "d").unlink()
+    pull_module.retry_unwritable(pipeline, record)
+    assert record.unwritable() == {} and not pipeline.step.pinned
+    assert all((layout.data / p).read_text() == text for p, text in files.items())
+    pipeline.reconcile()
+    assert set(files) <= tree_files(layout.git_dir) and "d" not in pipeline.held
 
 
 def test_an_unwritable_path_does_not_stop_the_others(tmp_path: Path, layout: Layout) -> None:
