@@ -16,6 +16,7 @@ from committer.core.events import PathLists
 from committer.sync import apply as apply_module
 from committer.sync import pull as pull_module
 from committer.sync.pullstate import PullRecord
+from committer.sync.unwritable import retry_unwritable
 from tests.commit.test_pipeline import make_pipeline
 from tests.conftest import DaemonProcess, Layout, committer, git, tree_files, wait_for
 from tests.sync.test_pull import Clone, pull, start, status
@@ -184,7 +185,7 @@ def test_a_folder_swapped_for_a_link_during_a_pull_is_never_half_committed(
     assert "d" in pipeline.held
     # The link removed, the next reconcile of the daemon (or pull) writes the remote's d/ as it is in git.
     (layout.data / "d").unlink()
-    pull_module.retry_unwritable(pipeline, record)
+    retry_unwritable(pipeline, record)
     assert record.unwritable() == {} and not pipeline.step.pinned
     assert all((layout.data / p).read_text() == text for p, text in files.items())
     pipeline.reconcile()
