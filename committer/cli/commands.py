@@ -184,6 +184,8 @@ def pull(opts: Options) -> int:
     for item in answer["conflicts"]:
         theirs = f"the remote's is in {item['copy']}" if item["copy"] else str(item["why"])
         typer.echo(f"conflict: {item['path']}: kept the local version; {theirs}")
+    for item in answer.get("unwritable") or []:
+        typer.echo(f"not written here: {item['path']}: {item['reason']} (kept in git; see `committer status`)")
     outcome, new = answer["outcome"], (answer["new"] or "")[:12]
     if outcome == "refused":
         typer.echo(f"committer: error: pull refused: {answer['reason']}", err=True)

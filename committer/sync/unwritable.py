@@ -44,6 +44,11 @@ def keep_unwritable(
         with fsio.Tree(repo.data_dir) as tree:
             for path, reason in sorted(earlier.items()):
                 entry = entries.get(path)
+                if entry is None and was.get(path):
+                    if _delete(tree, path, was[path]):
+                        continue
+                    found[path] = reason  # a deletion of the remote's that still cannot be done here
+                    continue
                 if entry is None or matches(disk_entry(tree, path), entry, blobs):
                     continue  # gone from the branch, or there now
                 if _retry(committer, tree, path, entry, blobs, was.get(path)):
@@ -54,6 +59,20 @@ def keep_unwritable(
         record.set_unwritable(found, {p: w for p, w in was.items() if p in found})
     committer.step.pinned.clear()
     committer.step.pinned.update(found)
+
+
+def _delete(tree: fsio.Tree, path: str, was: str) -> bool:
+    """Remove a file the remote deleted, if it still holds what it held then; True when it is gone (or
+    changed since: then it is a local file again, committed as such)."""
+    disk = disk_entry(tree, path)
+    if disk is None or blob_id(disk[1]) != was:
+        return True
+    try:
+        tree.remove(path)
+    except OSError:
+        return False
+    log.info("pull_path_deleted", path=path, why="an earlier pull could not delete it")
+    return True
 
 
 def _retry(committer: Committer, tree: fsio.Tree, path: str, entry: TreeEntry, blobs: dict[str, bytes],

@@ -52,6 +52,7 @@ def test_a_remote_name_too_long_here_is_skipped_kept_in_git_and_listed(
     assert (layout.data / "notes" / "b.md").read_text() == "b from the remote\n"  # the rest of the pull went on
     assert git(layout.git_dir, "rev-parse", "HEAD").strip() == remote_head  # kept in git
     assert '"pull_path_unwritable"' in proc.stderr
+    assert f"not written here: {LONG}: cannot write it here: File name too long" in proc.stdout
     listed = status(env)["unwritable_paths"]
     assert isinstance(listed, list) and [u["path"] for u in listed] == [LONG]
     assert "too long" in listed[0]["reason"]
@@ -342,3 +343,30 @@ def test_the_daemon_tells_a_remote_deletion_kept_here_as_a_git_conflict_event(
         assert (layout.data / "a.md").read_text() == "a, edited here\n"
         assert daemon.stop() == 0
     assert [c["path"] for c in status(env)["conflicts"]] == ["a.md"]
+
+
+def test_a_remote_deletion_that_cannot_be_done_here_is_not_undone_and_is_done_later(
+    layout: Layout, mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from committer.core import fsio
+
+    env = start(layout, f"file://{mirror}", {"a.md": "a\n", "gone.md": "bye\n"})
+    Clone(f"file://{mirror}", tmp_path / "clone").commit({"gone.md": None, "a.md": "a, there\n"})
+    pipeline = make_pipeline(layout, remote=env["COMMITTER_REMOTE"])
+    real_remove = fsio.Tree.remove
+
+    def refuse(self: fsio.Tree, rel: str) -> bool:
+        if rel == "gone.md":
+            raise PermissionError(13, "Permission denied", rel)
+        return real_remove(self, rel)
+
+    monkeypatch.setattr(fsio.Tree, "remove", refuse)
+    record = PullRecord()
+    pull_module.pull(pipeline, record)
+    assert (layout.data / "a.md").read_text() == "a, there\n"
+    assert (layout.data / "gone.md").exists() and "cannot delete" in record.unwritable()["gone.md"]
+    pipeline.reconcile()
+    assert "gone.md" not in tree_files(layout.git_dir)  # the remote's deletion is not undone
+    monkeypatch.setattr(fsio.Tree, "remove", real_remove)
+    retry_unwritable(pipeline, record)
+    assert not (layout.data / "gone.md").exists() and record.unwritable() == {}
