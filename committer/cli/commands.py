@@ -185,6 +185,8 @@ def pull(opts: Options) -> int:
     for item in answer["conflicts"]:
         theirs = f"the remote's is in {item['copy']}" if item["copy"] else str(item["why"])
         typer.echo(f"conflict: {item['path']}: kept the local version; {theirs}")
+    for item in answer.get("unwritable") or []:
+        typer.echo(f"not written here: {item['path']}: {item['reason']} (kept in git; see `committer status`)")
     outcome, new = answer["outcome"], (answer["new"] or "")[:12]
     if outcome == "refused":
         typer.echo(f"committer: error: pull refused: {answer['reason']}", err=True)
@@ -237,6 +239,8 @@ def restore(
     for item in answer.get("kept") or []:
         verb = "would keep" if dry_run else "kept"
         typer.echo(f"{verb} {display_path(item['path'])}: {item['why']}; it stays as it is")
+    for item in answer.get("failed") or []:
+        typer.echo(f"could not restore {display_path(item['path'])}: {item['reason']}; it was left as it is")
     source, shown = answer["source"][:12], display_path(answer["path"])
     if dry_run:
         typer.echo(f"{len(answer['actions'])} change(s) to restore {shown} from {to} ({source})")

@@ -120,7 +120,8 @@ def git_pull(*, outcome: str, old: str | None, new: str | None, remote_head: str
 
 
 def git_conflict(*, path: str, copy: str, why: str, remote_head: str | None) -> Event:
-    """One conflict of a pull: the local version kept `path`, the remote's is in `copy`."""
+    """One conflict of a pull: the local version kept `path`, the remote's is in `copy` ('' when the remote
+    deleted it)."""
     return make(GIT_CONFLICT, path=display_path(path), copy=display_path(copy), why=why, remote_head=remote_head)
 
 

@@ -18,7 +18,7 @@ from committer.daemon.maintenance import Maintenance
 from committer.ops.mailbox import answer_request, pending_requests
 from committer.ops.requests import perform
 from committer.serve.metrics import Metrics
-from committer.sync import pull
+from committer.sync import conflicts, pull, unwritable
 from committer.sync.puller import Puller
 from committer.sync.pullstate import PullRecord
 from committer.sync.pusher import Pusher
@@ -66,6 +66,10 @@ class Work:
     def reconcile(self, why: str) -> None:
         self.reconcile_at = None
         log.info("reconcile", why=why)
+        try:
+            unwritable.retry_unwritable(self.committer, self.record)  # before: what is written now is no change
+        except Exception as exc:  # a retry must never stop the reconcile
+            log.warning("pull_retry_failed", error=str(exc))
         self._guarded(lambda c: c.reconcile(), what="reconcile")
 
     def _guarded(self, action: Callable[[Committer], CommitResult], what: str) -> None:
@@ -85,7 +89,7 @@ class Work:
         self._retry.reset()
         self.last_error = None
         if result.sha is not None and self.record.get("conflicts"):
-            pull.settle_conflicts(self.committer.repo, result.sha, self.record)  # resolved ones leave the list
+            conflicts.settle_conflicts(self.committer.repo, result.sha, self.record)  # resolved ones leave the list
         if result.sha is None:
             log.debug("no_commit", what=what, batch=result.batch, why="nothing differs from HEAD")
             return

@@ -155,9 +155,11 @@ def _is_object(tree: fsio.Tree, path: str, pointer: tuple[str, int]) -> bool:
         return False
 
 
-def apply(committer: Committer, actions: list[Action]) -> list[str]:
+def apply(committer: Committer, actions: list[Action], failed: dict[str, str] | None = None) -> list[str]:
     """Write the actions into the data directory, each file atomically, deletions first; the paths changed
-    (conflict copies of content in no commit included)."""
+    (conflict copies of content in no commit included). A path that cannot be written here (a name too long
+    for this filesystem, a folder in the way) is left as it is and named in `failed`; the others go on."""
+    failed = failed if failed is not None else {}
     repo = committer.repo
     blobs = repo.read_blobs(sorted({a.entry.sha for a in actions if a.entry is not None}))
     changed = []
@@ -179,6 +181,11 @@ def apply(committer: Committer, actions: list[Action]) -> list[str]:
                     write_entry(tree, repo.git_dir, action.path, action.entry, blobs[action.entry.sha])
             except fsio.LinkInPath as exc:
                 raise _through_link(exc.link) from None
+            except (OSError, CommitterError) as exc:
+                reason = exc.message if isinstance(exc, CommitterError) else str(exc.strerror or exc)
+                failed[action.path] = reason
+                log.warning("restore_path_failed", path=action.path, reason=reason, action="left as it is")
+                continue
             changed.append(action.path)
     return changed
 
@@ -223,7 +230,9 @@ def restore(committer: Committer, path: str, rev: str, dry_run: bool = False) ->
     }
     if dry_run or not changes:
         return answer
-    changed = apply(committer, changes)
+    failed: dict[str, str] = {}
+    changed = apply(committer, changes, failed)
+    answer["failed"] = [{"path": p, "reason": r} for p, r in sorted(failed.items())]
     result = committer.commit(
         changed, op="restore", extra={"source": source, "rev": rev, "path": rel or "."}, guarded=False
     )

@@ -12,7 +12,7 @@ from committer.core.settings import Settings, shown
 from committer.git.repo import GitRepo
 from committer.ops.lock import holder_pid
 from committer.ops.state import read_state
-from committer.sync.pull import open_conflicts
+from committer.sync.conflicts import open_conflicts
 
 STATUS_KEYS = (
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",

@@ -196,7 +196,10 @@ def write_in(
             except CommitterError as exc:
                 skip(target, exc.message)
             except OSError as exc:
-                skip(target, f"cannot write it here: {exc.strerror or exc}")
+                deleting = unchanged and new is None
+                skip(target, f"cannot {'delete' if deleting else 'write'} it here: {exc.strerror or exc}")
+                if deleting and disk is not None:
+                    waiting[path] = blob_id(disk[1])  # deleted later only while it still holds this
     _behind_links(tree, changes, local_wins, cannot, skip)
     return written, deleted, conflicts, local_wins
 

@@ -15,21 +15,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from committer.commit.committer import Committer
-from committer.core import clock, events, fsio, logs
+from committer.core import clock, events, logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.core.events import PathLists
 from committer.core.settings import Settings
 from committer.git import trees
-from committer.git.checkout import write_entry
-from committer.git.objects import MODE_GITLINK, TreeEntry, blob_id
+from committer.git.objects import MODE_GITLINK
 from committer.git.repo import GitRepo
 from committer.policy import guard
-from committer.sync.apply import Blobs, disk_entry, lfs_missing, matches, safe, write_changes
+from committer.sync.apply import Blobs, write_changes
 from committer.sync.bootstrap import fetch_remote_head
+from committer.sync.conflicts import settle_conflicts
 from committer.sync.lfsfetch import fetch_lfs, pointers
 from committer.sync.merge import merge_commit, merged_tree
 from committer.sync.pullstate import CONFLICTS_KEPT, PULL_DELETE, PullRecord
 from committer.sync.refs import pushed_ref, record_pushed
+from committer.sync.unwritable import keep_unwritable
 
 log = logs.get("committer.pull")
 
@@ -86,7 +87,7 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
             record_pushed(repo, settings.remote, remote, {}, "pull: the remote has it")
         result.outcome = UP_TO_DATE if remote == local else AHEAD
         if record.unwritable():  # what an earlier pull could not write is tried again
-            _keep_unwritable(committer, record, local, {}, set())
+            keep_unwritable(committer, record, local, {}, set())
         return result
     refused = record.get("refused") or {}
     if refused.get("remote_head") == remote:
@@ -147,66 +148,13 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
     if isinstance(released, dict):
         committer.emit(events.hold(action=events.RELEASED, reason=PULL_DELETE, paths=released.get("paths") or [],
                                    count=int(released.get("count") or 0)))
-    _keep_unwritable(committer, record, new_head, unwritable, set(changes), waiting)
+    keep_unwritable(committer, record, new_head, unwritable, set(changes), waiting)
     repo.sync_index()
     result.new, result.written, result.deleted = new_head, written, deleted
     result.unwritable = unwritable
     result.conflicts = copies + late
     result.local_wins = sorted(local_wins)
     return result
-
-
-def _keep_unwritable(
-    committer: Committer, record: PullRecord, head: str, fresh: dict[str, str], touched: set[str],
-    waiting: dict[str, str] | None = None,
-) -> None:
-    """The paths this pull could not write, and those of earlier pulls it did not touch, tried again: each
-    stays listed (and pinned: the commit side keeps HEAD's version of it) while HEAD has it and the data
-    directory does not hold it; one that became writable is written now (an LFS file whose object arrived
-    only where the disk still holds what it held when it was listed)."""
-    earlier = {p: r for p, r in record.unwritable().items() if p not in touched and p not in fresh}
-    was = {**{p: w for p, w in record.waiting().items() if p in earlier}, **(waiting or {})}
-    found = dict(fresh)
-    if earlier:
-        repo = committer.repo
-        entries = repo.ls_tree(head, sorted(earlier))
-        blobs = repo.read_blobs(sorted({e.sha for e in entries.values()}))
-        missing = [p for p, e in entries.items() if lfs_missing(repo.git_dir, blobs.get(e.sha, b""))]
-        if missing:
-            fetch_lfs(committer.settings, repo, head, pointers({p: entries[p] for p in missing}, blobs).values())
-        with fsio.Tree(repo.data_dir) as tree:
-            for path, reason in sorted(earlier.items()):
-                entry = entries.get(path)
-                if entry is None or matches(disk_entry(tree, path), entry, blobs):
-                    continue  # gone from the branch, or there now
-                if _retry(committer, tree, path, entry, blobs, was.get(path)):
-                    log.info("pull_path_written", path=path, why="an earlier pull could not write it")
-                    continue
-                found[path] = reason
-    if found or record.unwritable():
-        record.set_unwritable(found, {p: w for p, w in was.items() if p in found})
-    committer.step.pinned.clear()
-    committer.step.pinned.update(found)
-
-
-def _retry(committer: Committer, tree: fsio.Tree, path: str, entry: TreeEntry, blobs: dict[str, bytes],
-           was: str | None) -> bool:
-    """Write one listed path from HEAD if it can be now, over nothing or over what it was listed with."""
-    repo = committer.repo
-    if not safe(tree, path) or lfs_missing(repo.git_dir, blobs.get(entry.sha, b"")):
-        return False
-    disk = disk_entry(tree, path)
-    if disk is not None and (not was or blob_id(disk[1]) != was):
-        return False  # something else is there now: never overwritten
-
-    def same() -> bool:
-        now = disk_entry(tree, path)
-        return now is None if disk is None else now is not None and blob_id(now[1]) == was
-
-    try:
-        return write_entry(tree, repo.git_dir, path, entry, blobs[entry.sha], expect=same)
-    except (OSError, CommitterError):
-        return False
 
 
 def _commit_local_wins(committer: Committer, result: PullResult) -> None:
@@ -256,47 +204,6 @@ def pull(
     _commit_local_wins(committer, result)  # after the pull's own events: this commit comes on top of it
     settle_conflicts(committer.repo, committer.head, record)
     return result
-
-
-def open_conflicts(repo: GitRepo, head: str | None, conflicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The conflicts not resolved yet. One with a copy is resolved once the copy has left the branch (deleted,
-    or merged by hand and removed); one without (deleted on the remote, kept here) once the note has been
-    changed or deleted here since."""
-    if not conflicts or head is None:
-        return list(conflicts)
-    names = sorted({str(c.get("copy") or c.get("path")) for c in conflicts})
-    entries = repo.ls_tree(head, names)
-    still = []
-    for item in conflicts:
-        kept = entries.get(str(item.get("path")))
-        if item.get("copy"):
-            if str(item["copy"]) in entries:
-                still.append(item)
-        elif kept is not None and (not item.get("sha") or kept.sha == item["sha"]):
-            still.append(item)
-    return still
-
-
-def settle_conflicts(repo: GitRepo, head: str | None, record: PullRecord) -> None:
-    """Remember the version a remote deletion was refused for, and drop the conflicts resolved since."""
-    conflicts = [c for c in record.get("conflicts") or [] if isinstance(c, dict)]
-    if not conflicts or head is None:
-        return
-    bare = [c for c in conflicts if not c.get("copy") and not c.get("sha")]
-    if bare:
-        entries = repo.ls_tree(head, sorted({str(c.get("path")) for c in bare}))
-        for item in bare:
-            entry = entries.get(str(item.get("path")))
-            if entry is not None:
-                item["sha"] = entry.sha
-    still = open_conflicts(repo, head, conflicts)
-    for item in conflicts:
-        if item not in still:
-            log.info("conflict_resolved", path=item.get("path"), copy=item.get("copy") or None)
-    if still:
-        record["conflicts"] = still
-    else:
-        record.pop("conflicts", None)
 
 
 def note(record: PullRecord, result: PullResult, emit: events.Emit = events.nothing) -> None:

@@ -16,6 +16,7 @@ from committer.core.events import PathLists
 from committer.sync import apply as apply_module
 from committer.sync import pull as pull_module
 from committer.sync.pullstate import PullRecord
+from committer.sync.unwritable import retry_unwritable
 from tests.commit.test_pipeline import make_pipeline
 from tests.conftest import DaemonProcess, Layout, committer, git, tree_files, wait_for
 from tests.sync.test_pull import Clone, pull, start, status
@@ -51,9 +52,11 @@ def test_a_remote_name_too_long_here_is_skipped_kept_in_git_and_listed(
     assert (layout.data / "notes" / "b.md").read_text() == "b from the remote\n"  # the rest of the pull went on
     assert git(layout.git_dir, "rev-parse", "HEAD").strip() == remote_head  # kept in git
     assert '"pull_path_unwritable"' in proc.stderr
+    assert f"not written here: {LONG}: cannot write it here: File name too long" in proc.stdout
     listed = status(env)["unwritable_paths"]
     assert isinstance(listed, list) and [u["path"] for u in listed] == [LONG]
     assert "too long" in listed[0]["reason"]
+    assert f"{LONG}: cannot write it here: File name too long (kept in git" in committer("status", env=env).stdout
     # The next reconcile and push go on, and never turn the missing file into a deletion.
     (layout.data / "notes" / "c.md").write_text("written here\n")
     run = committer("run", "--once", env=env)
@@ -64,6 +67,14 @@ def test_a_remote_name_too_long_here_is_skipped_kept_in_git_and_listed(
     again = pull(env)
     assert again.returncode == 0, again.stderr
     assert [u["path"] for u in status(env)["unwritable_paths"]] == [LONG]
+    # A restore of the folder writes what it can, and says what it could not.
+    (layout.data / "notes" / "b.md").write_text("b, then restored\n")
+    assert committer("run", "--once", env=env).returncode == 0
+    restored = committer("restore", "notes", "--to", "HEAD~1", env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert f"could not restore {LONG}: File name too long" in restored.stdout
+    assert (layout.data / "notes" / "b.md").read_text() == "b from the remote\n"
+    assert LONG in tree_files(layout.git_dir)
 
 
 def test_the_unwritable_path_leaves_the_list_when_the_remote_renames_it(
@@ -101,6 +112,7 @@ def test_a_remote_deletion_of_a_note_changed_here_is_a_conflict_until_resolved(
     assert logged and logged[0]["path"] == "a.md"
     listed = status(env)["conflicts"]
     assert isinstance(listed, list) and [(c["path"], c["copy"]) for c in listed] == [("a.md", "")]
+    assert "a.md: deleted on the remote, changed here" in committer("status", env=env).stdout
     # Another commit elsewhere keeps it listed; editing the note again resolves it.
     (layout.data / "b.md").write_text("b, edited\n")
     assert committer("run", "--once", env=env).returncode == 0
@@ -123,32 +135,46 @@ def test_a_conflict_copy_deleted_leaves_the_list(layout: Layout, mirror: Path, t
     assert status(env)["conflicts"] == []
 
 
+@pytest.mark.parametrize("when", ["between fetch and apply", "half-way through the writes"])
 def test_a_folder_swapped_for_a_link_during_a_pull_is_never_half_committed(
-    layout: Layout, mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    layout: Layout, mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
     env = start(layout, f"file://{mirror}", {"top.md": "top\n", "d/keep.md": "keep\n"})
     clone = Clone(f"file://{mirror}", tmp_path / "clone")
     files = {f"d/n{i:02}.md": f"note {i}\n" for i in range(10)}
     clone.commit({**files, "top.md": "top, edited there\n"})
     pipeline = make_pipeline(layout, remote=env["COMMITTER_REMOTE"])
-    real_write = apply_module.write_entry
+    real_write, real_changes = apply_module.write_entry, pull_module.write_changes
     swapped: list[str] = []
+
+    def swap(what: str) -> None:
+        os.rename(layout.data / "d", layout.data / "d.real")
+        os.symlink("d.real", layout.data / "d")
+        swapped.append(what)
 
     def write_then_swap(*args: Any, **kwargs: Any) -> bool:
         done = real_write(*args, **kwargs)
         if args[2] == "d/n04.md" and not swapped:  # half-way through d/: the folder becomes a link
-            os.rename(layout.data / "d", layout.data / "d.real")
-            os.symlink("d.real", layout.data / "d")
-            swapped.append(args[2])
+            swap(args[2])
         return done
 
-    monkeypatch.setattr(apply_module, "write_entry", write_then_swap)
+    def swap_then_write(*args: Any, **kwargs: Any) -> Any:
+        swap("before")
+        return real_changes(*args, **kwargs)
+
+    if when == "between fetch and apply":
+        monkeypatch.setattr(pull_module, "write_changes", swap_then_write)
+        written_before = 0
+    else:
+        monkeypatch.setattr(apply_module, "write_entry", write_then_swap)
+        written_before = 5
     record = PullRecord()
     result = pull_module.pull(pipeline, record)
     assert swapped and result.outcome == pull_module.FAST_FORWARD
     assert (layout.data / "top.md").read_text() == "top, edited there\n"
     # Nothing was written through the link, and every path of d/ is unwritable now, none half-applied.
-    assert sorted(p.name for p in (layout.data / "d.real").iterdir()) == ["keep.md", *[f"n{i:02}.md" for i in range(5)]]
+    expected = ["keep.md", *[f"n{i:02}.md" for i in range(written_before)]]
+    assert sorted(p.name for p in (layout.data / "d.real").iterdir()) == expected
     assert set(record.unwritable()) == set(files)
     assert all("symbolic link" in r for r in record.unwritable().values())
     # The next reconcile commits what is on disk (d.real/) and never deletes d/ from the branch, nor
@@ -156,8 +182,15 @@ def test_a_folder_swapped_for_a_link_during_a_pull_is_never_half_committed(
     pipeline.reconcile()
     tracked = tree_files(layout.git_dir)
     assert set(files) <= tracked and "d/keep.md" in tracked and "d" not in tracked
-    assert {f"d.real/n{i:02}.md" for i in range(5)} <= tracked
+    assert {f"d.real/n{i:02}.md" for i in range(written_before)} | {"d.real/keep.md"} <= tracked
     assert "d" in pipeline.held
+    # The link removed, the next reconcile of the daemon (or pull) writes the remote's d/ as it is in git.
+    (layout.data / "d").unlink()
+    retry_unwritable(pipeline, record)
+    assert record.unwritable() == {} and not pipeline.step.pinned
+    assert all((layout.data / p).read_text() == text for p, text in files.items())
+    pipeline.reconcile()
+    assert set(files) <= tree_files(layout.git_dir) and "d" not in pipeline.held
 
 
 def test_an_unwritable_path_does_not_stop_the_others(tmp_path: Path, layout: Layout) -> None:
@@ -272,3 +305,68 @@ def test_an_lfs_object_that_cannot_be_downloaded_never_puts_a_pointer_in_place_o
     assert again.returncode == 0, again.stderr
     assert (second / "big.bin").read_bytes() == v2 and (second / "new.bin").read_bytes() == v2 + b"new"
     assert status(second_env)["unwritable_paths"] == []
+
+
+def test_confirming_a_held_pull_never_deletes_a_note_changed_here(layout: Layout, mirror: Path, tmp_path: Path) -> None:
+    env = start(layout, f"file://{mirror}", {"a.md": "a\n", "b.md": "b\n", "c.md": "c\n"},
+                env={"COMMITTER_MAX_DELETE": "1"})
+    Clone(f"file://{mirror}", tmp_path / "clone").commit({"a.md": None, "b.md": None})
+    held = pull(env)
+    assert held.returncode == 1 and status(env)["held"], held.stdout + held.stderr  # held: exit 1
+    (layout.data / "a.md").write_text("a, edited here while the pull was held\n")
+    proc = committer("confirm-deletes", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (layout.data / "a.md").read_text() == "a, edited here while the pull was held\n"
+    assert not (layout.data / "b.md").exists()
+    assert "a.md" in tree_files(layout.git_dir) and "b.md" not in tree_files(layout.git_dir)
+    assert [c["path"] for c in status(env)["conflicts"]] == ["a.md"]
+
+
+def test_the_daemon_tells_a_remote_deletion_kept_here_as_a_git_conflict_event(
+    layout: Layout, mirror: Path, tmp_path: Path, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    from tests.daemon.test_daemon_events import SECRET, notify_env
+    from tests.receiver import receiving
+
+    (layout.data / "a.md").write_text("a\n")
+    with receiving(SECRET) as receiver:
+        env = {**notify_env(layout, receiver.url), "COMMITTER_REMOTE": f"file://{mirror}",
+               "COMMITTER_PUSH_INTERVAL": "200ms", "COMMITTER_PULL_INTERVAL": "300ms"}
+        assert committer("init", env=env).returncode == 0
+        Clone(f"file://{mirror}", tmp_path / "clone").commit({"a.md": None})
+        (layout.data / "a.md").write_text("a, edited here\n")
+        daemon = start_daemon(env=env)
+        conflict = receiver.wait("git_conflict")[0]
+        assert conflict["path"] == "a.md" and conflict["copy"] == ""
+        assert conflict["why"] == "deleted on the remote, changed here"
+        wait_for(lambda: "a.md" in tree_files(mirror, "main"), what="the kept note pushed back")
+        assert (layout.data / "a.md").read_text() == "a, edited here\n"
+        assert daemon.stop() == 0
+    assert [c["path"] for c in status(env)["conflicts"]] == ["a.md"]
+
+
+def test_a_remote_deletion_that_cannot_be_done_here_is_not_undone_and_is_done_later(
+    layout: Layout, mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from committer.core import fsio
+
+    env = start(layout, f"file://{mirror}", {"a.md": "a\n", "gone.md": "bye\n"})
+    Clone(f"file://{mirror}", tmp_path / "clone").commit({"gone.md": None, "a.md": "a, there\n"})
+    pipeline = make_pipeline(layout, remote=env["COMMITTER_REMOTE"])
+    real_remove = fsio.Tree.remove
+
+    def refuse(self: fsio.Tree, rel: str) -> bool:
+        if rel == "gone.md":
+            raise PermissionError(13, "Permission denied", rel)
+        return real_remove(self, rel)
+
+    monkeypatch.setattr(fsio.Tree, "remove", refuse)
+    record = PullRecord()
+    pull_module.pull(pipeline, record)
+    assert (layout.data / "a.md").read_text() == "a, there\n"
+    assert (layout.data / "gone.md").exists() and "cannot delete" in record.unwritable()["gone.md"]
+    pipeline.reconcile()
+    assert "gone.md" not in tree_files(layout.git_dir)  # the remote's deletion is not undone
+    monkeypatch.setattr(fsio.Tree, "remove", real_remove)
+    retry_unwritable(pipeline, record)
+    assert not (layout.data / "gone.md").exists() and record.unwritable() == {}
