@@ -7,6 +7,7 @@ from typing import Any
 
 from committer.core import clock
 from committer.core.errors import redact
+from committer.core.paths import display_path
 from committer.core.secret import webhook_secret
 from committer.core.settings import Settings, shown
 from committer.git.repo import GitRepo
@@ -66,7 +67,19 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         if status["last_error"] is None:
             status["last_error"] = kept.get("last_error")
     _what_to_do(status, settings)
+    _escape_paths(status)
     return status
+
+
+def _escape_paths(status: dict[str, Any]) -> None:
+    """Names as text (`bad\\xff.md`): the state file keeps them as the filesystem has them, and JSON or a
+    terminal gets no lone surrogate or control character."""
+    for key, fields in (("held_files", ("path",)), ("conflicts", ("path", "copy")), ("unwritable_paths", ("path",))):
+        status[key] = [{**item, **{f: display_path(item[f]) for f in fields if isinstance(item.get(f), str)}}
+                       if isinstance(item, dict) else item for item in status[key] or []]
+    held = status["held"]
+    if isinstance(held, dict) and isinstance(held.get("paths"), list):
+        status["held"] = {**held, "paths": [display_path(p) if isinstance(p, str) else p for p in held["paths"]]}
 
 
 def _what_to_do(status: dict[str, Any], settings: Settings) -> None:

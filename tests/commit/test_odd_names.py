@@ -99,6 +99,15 @@ def test_names_that_are_not_utf8_sorting_first_do_not_block_the_edit_beside_them
     for line in proc.stderr.splitlines():
         json.loads(line)
         assert "\\udc" not in line
+    # status names the held file the same way, as JSON in valid UTF-8 and as text for people
+    shown = committer("status", "--json", env=layout.env)
+    assert shown.returncode == 0, shown.stderr
+    shown.stdout.encode("utf-8")
+    assert "\\udc" not in shown.stdout
+    assert [h["path"] for h in json.loads(shown.stdout)["held_files"]] == ["key\\xff.md"]
+    text = committer("status", env=layout.env)
+    assert text.returncode == 0, text.stderr
+    assert "key\\xff.md" in text.stdout
 
 
 def test_every_odd_name_is_committed_byte_exact_and_restored_by_the_cli(layout: Layout) -> None:
