@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -10,9 +11,11 @@ from committer.commit import message
 from committer.commit.committer import Committer
 from committer.core import logs
 from committer.core.errors import CommitterError, ConfigError
+from committer.core.paths import display_path
 from committer.git.repo import GitRepo
 
 log = logs.get("committer.snapshot")
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # os.fsdecode's form of a byte that is not UTF-8
 
 
 def _exists(repo: GitRepo, name: str) -> bool:
@@ -32,11 +35,14 @@ def create(committer: Committer, text: str, name: str | None = None) -> dict[str
         while _exists(repo, name):
             n += 1
             name = f"{base}-{n}"
-    elif repo.git("check-ref-format", f"refs/tags/{name}", check=False).returncode != 0:
-        raise ConfigError("--tag", f"{name!r} is not a valid tag name")
+    elif (name.startswith("-") or _NOT_UTF8.search(name)
+          or repo.git("check-ref-format", f"refs/tags/{name}", check=False).returncode != 0):
+        raise ConfigError("--tag", f"{display_path(name)!r} is not a valid tag name")
     elif _exists(repo, name):
         raise ConfigError("--tag", f"a snapshot named {name!r} already exists")
     meta = json.dumps({"v": 1, "op": "snapshot", "host": committer.step.host, "head": head}, separators=(",", ":"))
+    # bytes of the message that are not UTF-8 (from a shell's argv) are kept readable as \\xNN
+    text = _NOT_UTF8.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
     body = message.build(text.strip() or "snapshot", meta)
     repo.git("tag", "-a", "-F", "-", name, head, input=body.encode("utf-8"))
     log.info("snapshot", tag=name, head=head)

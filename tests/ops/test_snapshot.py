@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +37,8 @@ def test_snapshot_tags_head_with_a_trailer_and_lists_it(layout: Layout) -> None:
 
 @pytest.mark.parametrize(("args", "named"), [(["-m", "x", "--tag", "bad name"], "--tag"),
                                              (["-m", "x", "--tag", "v1"], "--tag"),
+                                             (["-m", "x", "--tag", "--help"], "--tag"),
+                                             (["-m", "x", "--tag", "-d"], "--tag"),
                                              ([], "--message")])
 def test_bad_snapshots_are_one_clear_error(layout: Layout, args: list[str], named: str) -> None:
     (layout.data / "a.md").write_text("a")
@@ -42,6 +46,18 @@ def test_bad_snapshots_are_one_clear_error(layout: Layout, args: list[str], name
     committer("snapshot", "-m", "first", "--tag", "v1", *layout.args())
     proc = committer("snapshot", *args, *layout.args())
     assert proc.returncode == 2 and named in proc.stderr.strip().splitlines()[-1]
+
+
+def test_a_message_with_bytes_that_are_not_utf8_is_kept_readable(layout: Layout) -> None:
+    """A message from a shell that is not UTF-8 is a snapshot, not a traceback; its bytes show as \\xNN."""
+    (layout.data / "a.md").write_text("a")
+    assert committer("init", *layout.args()).returncode == 0
+    proc = subprocess.run([sys.executable, "-m", "committer", "snapshot", "-m", b"caf\xe9 notes", "--tag", "v1",
+                           *layout.args()], capture_output=True, env={**os.environ, "COMMITTER_LOG_FORMAT": "json"})
+    assert proc.returncode == 0, proc.stderr
+    body = subprocess.run(["git", f"--git-dir={layout.git_dir}", "cat-file", "tag", "v1"],
+                          capture_output=True, check=True).stdout.decode("utf-8")
+    assert "caf\\xe9 notes" in body
 
 
 def test_a_snapshot_taken_while_the_daemon_runs_includes_pending_changes_and_is_pushed(
