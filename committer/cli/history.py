@@ -10,10 +10,10 @@ import typer
 
 from committer.cli.app import Options, command
 from committer.cli.commands import relative
-from committer.commit import message
+from committer.commit import trailer
 from committer.core import clock
 from committer.core.errors import ConfigError
-from committer.core.paths import display_path
+from committer.core.paths import display_path, display_text
 from committer.git import revs
 from committer.git.repo import GitRepo, history
 
@@ -63,7 +63,7 @@ def log_command(
         moves = repo.renames([sha for sha, _epoch, _text in commits])
         entries = [(sha, epoch, text, moves.get(sha, [])) for sha, epoch, text in commits]
     for sha, epoch, text, renamed in entries:
-        meta = message.parse_trailer(text) or {}
+        meta = trailer.read(text) or {}
         subject = text.splitlines()[0] if text else ""
         if as_json:
             item: dict[str, Any] = {
@@ -74,10 +74,10 @@ def log_command(
                 item["renamed_truncated"] = True
             typer.echo(json.dumps(item))
             continue
-        typer.echo(f"{sha[:12]}  {clock.iso(epoch)}  {subject}")
+        typer.echo(f"{sha[:12]}  {clock.iso(epoch)}  {display_text(subject)}")
         if meta:
             counts = " ".join(f"{k}={meta[k]}" for k in ("added", "modified", "deleted", "renamed") if meta.get(k))
-            extra = " ".join(f"{k}={meta[k]}" for k in ("op", "host", "batch") if meta.get(k))
+            extra = " ".join(f"{k}={display_text(str(meta[k]))}" for k in ("op", "host", "batch") if meta.get(k))
             typer.echo(f"{'':14}{counts}  {extra}".rstrip())
         for old, new in renamed[:RENAMES_SHOWN]:
             typer.echo(f"{'':14}{display_path(old)} → {display_path(new)}")

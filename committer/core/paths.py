@@ -61,6 +61,16 @@ def display_path(path: str) -> str:
     return path if _SHOWN_ESCAPED.search(path) is None else _SHOWN_ESCAPED.sub(_escape, path)
 
 
+_TEXT_ESCAPED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\udc80-\udcff]")
+
+
+def display_text(text: str) -> str:
+    """Text from another writer (a commit subject, a trailer value) safe for one terminal line: control
+    characters, bidirectional overrides and bytes that are not UTF-8 as `\\xNN`/`\\uNNNN`; a backslash
+    stays as it is (an escaped name in a subject is shown once, not twice)."""
+    return text if _TEXT_ESCAPED.search(text) is None else _TEXT_ESCAPED.sub(_escape, text)
+
+
 def _unescape(match: re.Match[str]) -> str:
     code = match.group(1)
     if code == "\\":

@@ -12,7 +12,7 @@ import pytest
 
 from committer.commit.committer import Committer
 from committer.core import events
-from committer.core.paths import display_path, parse_display
+from committer.core.paths import display_path, display_text, parse_display
 from committer.core.settings import load_settings
 from committer.git.setup import open_repository
 from committer.policy.filters import PathFilter
@@ -73,6 +73,12 @@ def test_display_escapes_only_what_needs_it_and_maps_back_to_the_same_bytes() ->
         text = display_path(os.fsdecode(name))
         text.encode("ascii" if name != b"L" * 252 + b".md" else "utf-8")  # printable, valid text
         assert "\n" not in text and os.fsencode(parse_display(text)) == name
+
+
+def test_text_from_other_writers_is_one_terminal_line_with_its_backslashes_kept() -> None:
+    assert display_text("chore(sync): 1 file changed: bad\\xff.md") == "chore(sync): 1 file changed: bad\\xff.md"
+    assert display_text("\x1b[2Jred\x07 \u202eevil") == "\\x1b[2Jred\\x07 \\u202eevil"
+    assert display_text(os.fsdecode(b"caf\xe9")) == "caf\\xe9"
 
 
 def test_names_that_are_not_utf8_sorting_first_do_not_block_the_edit_beside_them(layout: Layout) -> None:

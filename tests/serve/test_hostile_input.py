@@ -116,6 +116,9 @@ def test_committer_log_reads_hostile_trailers_without_a_traceback(site: Site, pu
         proc = committer("log", "-n", "20", *extra, env=site.layout.env)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "Traceback" not in proc.stderr and all(sha[:12] in proc.stdout for sha in pushed)
+        # nothing another writer put in a subject or a trailer reaches the terminal as a control character
+        assert not any(c in proc.stdout for c in "\x1b\x1e\x1f\udcff"), proc.stdout[:2000]
+        assert "op=['x']" not in proc.stdout and "host={" not in proc.stdout  # the cleaned trailer, as the pages
 
 
 def test_the_trailer_parser_returns_none_or_clean_types_for_anything() -> None:
