@@ -102,7 +102,7 @@ def test_the_page_shows_the_same_files_and_never_says_nothing_is_lost_wrongly(si
     site.pipeline.commit(["notes/gh.md"])  # held: never committed
     assert "notes/gh.md" in site.pipeline.held
     head = site.pipeline.head
-    page = site.get(f"/restore?path=notes&rev={head}").text
+    page = site.get(f"/restore?path=notes&rev={head}", Sec_Fetch_Site="same-origin").text
     assert "<strong>keep</strong> <code>notes/gh.md</code>: held (" in page
     assert "Nothing to do" in page and "it stays as it is" in page
     assert "Nothing is lost" not in page
@@ -112,7 +112,7 @@ def test_the_page_shows_the_same_files_and_never_says_nothing_is_lost_wrongly(si
     assert (data / "notes" / "gh.md").read_text() == TOKEN_TEXT
     assert site.pipeline.head == head
     # A restore that deletes committed files and keeps the held one says both, truthfully.
-    page = site.get(f"/restore?path=notes&rev={site.revs['v1']}").text
+    page = site.get(f"/restore?path=notes&rev={site.revs['v1']}", Sec_Fetch_Site="same-origin").text
     assert "<strong>delete</strong> <code>notes/b.md</code>" in page
     assert "<strong>keep</strong> <code>notes/gh.md</code>" in page
     assert "files whose content is in no commit stay" in page
