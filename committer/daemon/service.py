@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -17,6 +18,7 @@ from committer.daemon import datadir, startup
 from committer.daemon.endpoints import PageRequests, pulls_automatic, start_http
 from committer.daemon.maintenance import Maintenance
 from committer.daemon.reporter import Reporter
+from committer.daemon.stopnow import stop_now
 from committer.daemon.wakeup import Wakeup, install
 from committer.daemon.work import Work
 from committer.git import lfs
@@ -87,6 +89,12 @@ class Daemon:
         """Only sets a flag; the loop notices it through the wakeup pipe."""
         if signum == signal.SIGUSR1:
             self.requests_waiting = True
+            return
+        if signum in (signal.SIGTERM, signal.SIGINT) and self.signal_received is not None:
+            # A second one: whoever sent it will not wait for the shutdown pass (a hung last push, a slow
+            # commit). A thread of its own says what is left and exits; this handler only starts it.
+            threading.Thread(target=stop_now, args=(signum, self.work, self.pusher), name="stop-now",
+                             daemon=True).start()
             return
         self.signal_received = signum
         self.stopping = True
