@@ -54,7 +54,7 @@ case "$2" in
     set -- "$url" "$url"
     ;;
 esac
-exec git lfs pre-push "$@"
+exec git lfs pre-push -- "$@"
 """
 # The repository's own config (global and system config are not read by committer's git).
 CONFIG = {
