@@ -51,6 +51,8 @@ REFUSED = [
     "https://host:99999/x.git",
     "https://host",
     "file://otherhost/srv/x.git",
+    "file://localhost/srv/x.git",
+    "HTTPS://github.com/acme/notes.git",
     "notes.git",
     "//host/share/x.git",
 ]
