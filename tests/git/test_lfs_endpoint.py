@@ -82,3 +82,20 @@ def test_a_pulled_lfsconfig_cannot_redirect_uploads(
     assert done.returncode == 0, done.stdout + done.stderr
     assert (other.data / "big.bin").read_bytes() == big
     assert not third.requests and not third.storage.requests
+
+
+def test_a_pulled_lfsconfig_cannot_make_downloads_skip_objects(git_server: GitHTTPServer, tmp_path: Path) -> None:
+    """`fetchexclude = *` in a committed .lfsconfig would leave pointer files where the content belongs."""
+    env = {"COMMITTER_TOKEN": git_server.token, "COMMITTER_REMOTE": git_server.url, "COMMITTER_LFS_THRESHOLD": "1000"}
+    source = Layout(tmp_path / "a", tmp_path / "a" / "data", tmp_path / "a" / "git" / "k.git")
+    source.data.mkdir(parents=True)
+    big = os.urandom(300_000)
+    (source.data / "big.bin").write_bytes(big)
+    done = committer("init", *source.args(), env=env)
+    assert done.returncode == 0, done.stderr
+    remote_commit(git_server, ".lfsconfig", b"[lfs]\n\tfetchexclude = *\n\tfetchinclude = nothing\n")
+    other = Layout(tmp_path / "b", tmp_path / "b" / "data", tmp_path / "b" / "git" / "k.git")
+    other.data.mkdir(parents=True)
+    done = committer("init", "--from-remote", *other.args(), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (other.data / "big.bin").read_bytes() == big
