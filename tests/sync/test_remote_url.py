@@ -138,3 +138,22 @@ def test_the_credential_is_scoped_to_the_parsed_remote_origin() -> None:
     keys = {env[f"GIT_CONFIG_KEY_{n}"] for n in range(int(env["GIT_CONFIG_COUNT"]))}
     assert {k for k in keys if k.startswith("credential.")} == {"credential.helper",
                                                                 "credential.https://git.example:8443.helper"}
+
+
+@pytest.mark.parametrize("url", ["https://github.com/acme/...git", "https://github.com/../..",
+                                 "https://github.com/acme/no%2e%2e.git", "https://github.com/a_b/notes.git",
+                                 "git@github.com:acme/.git"])
+def test_only_names_github_allows_reach_the_api(url: str) -> None:
+    """A remote's path is never turned into an API path it could escape (`..`, percent escapes)."""
+    from committer.sync.errors import PushError
+    from committer.sync.github import repository
+
+    with pytest.raises(PushError):
+        repository(load_settings(flags={"remote": url}))
+
+
+def test_github_names_still_parse() -> None:
+    from committer.sync.github import repository
+
+    assert repository(load_settings(flags={"remote": "git@github.com:acme/notes.git"})) == ("acme", "notes")
+    assert repository(load_settings(flags={"remote": "https://github.com/a-b/n.o_t-e.git"})) == ("a-b", "n.o_t-e")
