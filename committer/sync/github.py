@@ -210,7 +210,7 @@ def app_tokens(settings: Settings) -> AppTokens:
         return _tokens[key]
 
 
-_OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
+_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")  # `_` for enterprise managed users
 _REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 

@@ -141,7 +141,7 @@ def test_the_credential_is_scoped_to_the_parsed_remote_origin() -> None:
 
 
 @pytest.mark.parametrize("url", ["https://github.com/acme/...git", "https://github.com/../..",
-                                 "https://github.com/acme/no%2e%2e.git", "https://github.com/a_b/notes.git",
+                                 "https://github.com/acme/no%2e%2e.git", "https://github.com/a.b/notes.git",
                                  "git@github.com:acme/.git"])
 def test_only_names_github_allows_reach_the_api(url: str) -> None:
     """A remote's path is never turned into an API path it could escape (`..`, percent escapes)."""
