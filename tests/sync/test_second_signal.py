@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from committer.daemon.service import REPEAT_WINDOW
 from tests.conftest import DaemonProcess, Layout, wait_for
 from tests.gitserver import GitHTTPServer, git_server
 from tests.sync.test_stopped_commands import processes_naming
@@ -30,9 +31,14 @@ def test_a_second_signal_during_a_hung_last_push_exits_at_once(
     daemon.wait_event("git_commit")
     wait_for(lambda: git_server.hanging >= 1, timeout=30, what="a push hanging on the remote")
     port = git_server.url.split(":")[2].split("/")[0]
+    first = time.monotonic()
     daemon.proc.send_signal(signal.SIGTERM)
+    daemon.proc.send_signal(signal.SIGTERM)  # delivered twice at once: still the one request
     daemon.wait_event("daemon_stopping")
     assert daemon.proc.poll() is None  # the first signal waits for the last push (bounded by shutdown_timeout)
+    # A repeat within REPEAT_WINDOW of the first is the same request; a person's second Ctrl-C comes later.
+    wait_for(lambda: time.monotonic() - first >= REPEAT_WINDOW + 0.1, what="the repeat window over")
+    assert daemon.proc.poll() is None
     started = time.monotonic()
     daemon.proc.send_signal(second)
     code = daemon.proc.wait(timeout=20)
