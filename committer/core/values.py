@@ -274,8 +274,6 @@ def remote_url(setting: str, value: object) -> str:
     text = line(setting, value)
     if not text:
         return ""
-    if re.search(r"[\x00-\x1f\x7f]", str(value)):  # before `line` strips a trailing \r or \t away
-        raise ConfigError(setting, f"a remote must not hold control characters ({_REMOTE_FORMS})")
     problem = remote_problem(text)
     if problem is not None:
         raise ConfigError(setting, f"{problem} ({_REMOTE_FORMS})")

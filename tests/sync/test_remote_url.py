@@ -27,6 +27,7 @@ ACCEPTED = [
     "github.com:acme/notes.git",
     "file:///srv/mirror.git",
     "/srv/mirror.git",
+    "  https://github.com/acme/notes.git\r",  # white space around a value is dropped, as for every setting
 ]
 REFUSED = [
     "--upload-pack=touch /tmp/x;",
@@ -35,7 +36,8 @@ REFUSED = [
     "https://host\\@other/repo.git",
     "https://a@b@c/repo.git",
     "https://user:pw@host:1@other/repo.git",
-    "https://github.com/acme/notes.git\r",
+    "https://github.com/acme/no\rtes.git",
+    "https://github.com/acme/notes.git\n",
     "https://github.com/ac me/notes.git",
     "https://github.com/acme/\tnotes.git",
     "ext::sh -c touch% /tmp/x",
@@ -60,7 +62,7 @@ REFUSED = [
 
 @pytest.mark.parametrize("url", ACCEPTED)
 def test_accepted_remote_forms(url: str) -> None:
-    assert load_settings(flags={"remote": url}).remote == url
+    assert load_settings(flags={"remote": url}).remote == url.strip()
 
 
 @pytest.mark.parametrize("url", REFUSED)
