@@ -17,6 +17,7 @@ import typer
 from committer.core import logs
 from committer.core.errors import CommitterError, redact
 from committer.core.settings import Settings, config_path, load_settings, read_config_file
+from committer.git.runner import kill_all
 
 app = typer.Typer(
     add_completion=False,
@@ -113,15 +114,41 @@ def command(name: str | None = None, *, remote: bool = False, events: bool = Fal
     return register
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGINT stopped a command (a KeyboardInterrupt, so no `except Exception` swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    """A command told to stop ends the git processes it started first: they run in sessions of their own,
+    so the signal never reaches them, and a hung `git ls-remote` would otherwise outlive the command."""
+    kill_all()
+    raise Stopped(signum)
+
+
 def _exit_code(body: Callable[[], int | None]) -> int:
-    """Run a command body: expected failures become one line on stderr and their exit code."""
+    """Run a command body: expected failures become one line on stderr and their exit code; SIGTERM and
+    SIGINT end its git processes and exit with 128 + the signal's number (`run` handles them itself)."""
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return body() or 0
     except CommitterError as exc:
         typer.echo(f"committer: error: {redact(exc.message)}", err=True)
         return exc.exit_code
+    except Stopped as exc:
+        kill_all()
+        name = signal.Signals(exc.signum).name
+        typer.echo(f"committer: stopped by {name}; the git processes it started were ended", err=True)
+        return 128 + exc.signum
     except KeyboardInterrupt:
+        kill_all()
         return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main() -> None:

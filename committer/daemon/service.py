@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -17,6 +18,7 @@ from committer.daemon import datadir, startup
 from committer.daemon.endpoints import PageRequests, pulls_automatic, start_http
 from committer.daemon.maintenance import Maintenance
 from committer.daemon.reporter import Reporter
+from committer.daemon.stopnow import stop_now
 from committer.daemon.wakeup import Wakeup, install
 from committer.daemon.work import Work
 from committer.git import lfs
@@ -41,6 +43,7 @@ log = logs.get(__name__)
 HEALTH_EVERY = 5.0
 EXIT_LOCK_LOST = 4  # a restart fixes it: the next daemon takes the lock again
 EXIT_DATA_GONE = 5  # a person must fix it: the data directory stayed away past missing_data_timeout
+REPEAT_WINDOW = 1.0  # a second stop signal sooner than this after the first is the same request
 NOTIFY_GRACE = 5.0  # at shutdown, the longest spent delivering what waits (the rest waits in the outbox)
 PULL_FAILURES_DEGRADED = 3  # pulls failed in a row before /healthz says degraded (one failure is retried soon)
 
@@ -55,6 +58,7 @@ class Daemon:
         self.runner = GitRunner(settings.git_timeout)  # every git of this daemon starts here
         self.stopping = False
         self.signal_received: int | None = None
+        self._signalled = 0.0
         self.requests_waiting = False
         self.exit_code = 0
         self.ready = False
@@ -89,7 +93,15 @@ class Daemon:
         if signum == signal.SIGUSR1:
             self.requests_waiting = True
             return
-        self.signal_received = signum
+        if signum in (signal.SIGTERM, signal.SIGINT) and self.signal_received is not None:
+            if time.monotonic() - self._signalled < REPEAT_WINDOW:
+                return  # the same request delivered twice (a supervisor signalling the process and its group)
+            # A second one: whoever sent it will not wait for the shutdown pass (a hung last push, a slow
+            # commit). A thread of its own says what is left and exits; this handler only starts it.
+            threading.Thread(target=stop_now, args=(signum, self.work, self.pusher), name="stop-now",
+                             daemon=True).start()
+            return
+        self.signal_received, self._signalled = signum, time.monotonic()
         self.stopping = True
         # A git stuck on a hung disk or lock must not keep the daemon from stopping; the work it
         # was doing is redone by the shutdown pass (fast-import moves no reference unless it finished).

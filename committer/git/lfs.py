@@ -55,7 +55,7 @@ case "$2" in
     set -- "$url" "$url"
     ;;
 esac
-exec git lfs pre-push "$@"
+exec git lfs pre-push -- "$@"
 """
 # The repository's own config (global and system config are not read by committer's git).
 CONFIG = {
@@ -75,6 +75,9 @@ CONFIG = {
 # set them too (git-lfs reads it from HEAD in a bare repository); git's own config wins over it, so every
 # network git process is given them (see `endpoint_config`).
 ENDPOINT_KEYS = ("lfs.url", "lfs.pushurl")
+# The other keys git-lfs takes from `.lfsconfig` that would change what is transferred: an include or
+# exclude filter (objects never fetched: pointer files where content belongs), skipped download errors.
+PINNED = {"lfs.fetchinclude": "", "lfs.fetchexclude": "", "lfs.skipdownloaderrors": "false"}
 _ATTRIBUTES_HEADER = "# written by committer: files stored through LFS (pointer blobs in the branch)\n"
 _ATTRIBUTES = "filter=lfs diff=lfs merge=lfs -text"
 _POINTER = re.compile(
@@ -321,6 +324,6 @@ def endpoint(remote: str) -> str:
 
 def endpoint_config(remote: str) -> dict[str, str]:
     """Git config for a network git process: LFS objects go to, and come from, the remote's own endpoint,
-    whatever a `.lfsconfig` in the branch says."""
+    and every object is fetched, whatever a `.lfsconfig` in the branch says."""
     target = endpoint(remote)
-    return {key: target for key in ENDPOINT_KEYS}
+    return {**{key: target for key in ENDPOINT_KEYS}, **PINNED}

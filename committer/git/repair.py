@@ -12,7 +12,8 @@ from committer.git.repo import GitRepo
 
 log = logs.get("committer.repair")
 
-_LEFTOVERS = ("fast_import_crash_*", "objects/tmp_obj_*", "objects/pack/tmp_*", "objects/??/tmp_obj_*")
+_LEFTOVERS = ("fast_import_crash_*", "objects/tmp_obj_*", "objects/pack/tmp_*", "objects/??/tmp_obj_*",
+              "lfs/incomplete/*")  # a download cut by a kill of the whole process
 
 
 def clean_leftovers(repo: GitRepo) -> None:
@@ -28,7 +29,10 @@ def clean_leftovers(repo: GitRepo) -> None:
                 continue
     for pattern in _LEFTOVERS:
         for path in repo.git_dir.glob(pattern):
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # a folder, or not ours to remove: left alone
+                continue
             log.info("leftover_removed", path=str(path))
 
 

@@ -38,6 +38,10 @@ _STRIPPED_ENV = (
 # committer's own secrets never reach git, its hooks or its filters (network git gets credentials its way).
 _SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY")
 DEFAULT_TIMEOUT = 300.0
+# Every process group started here that has not been seen to finish, whichever runner started it: what a
+# command stopped by a signal must end before it exits (they run in sessions of their own, so the signal
+# that stops committer never reaches them).
+_LIVE: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def clean_env() -> dict[str, str]:
@@ -85,6 +89,13 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def kill_all() -> None:
+    """Kill every process group this process started and has not seen finish (git, its helpers, hooks).
+    Safe in a signal handler: no lock is taken."""
+    for proc in tuple(_LIVE.values()):
+        kill_group(proc)
+
+
 def drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
     """After a kill: collect what is left, but never wait long for pipes a stray child holds."""
     try:
@@ -118,10 +129,12 @@ class GitRunner:
         except OSError as exc:
             raise GitError(argv[4:], -1, str(exc)) from exc
         self._running[proc] = (threading.get_ident(), network)
+        _LIVE[proc.pid] = proc
         return proc
 
     def forget(self, proc: subprocess.Popen[bytes]) -> None:
         self._running.pop(proc, None)
+        _LIVE.pop(proc.pid, None)
 
     def deadline(self, proc: subprocess.Popen[bytes], seconds: float | None = None) -> threading.Timer:
         """A started timer that kills the process group at the deadline (cancel it when done)."""
@@ -221,6 +234,15 @@ def run_capped(
     begun = time.monotonic()
     proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             cwd=cwd, env=dict(env), start_new_session=True)
+    _LIVE[proc.pid] = proc
+    try:
+        return _capped(proc, begun, input, timeout, keep, started)
+    finally:
+        _LIVE.pop(proc.pid, None)
+
+
+def _capped(proc: subprocess.Popen[bytes], begun: float, input: bytes, timeout: float, keep: int,
+            started: Callable[[subprocess.Popen[bytes]], None] | None) -> Finished:
     if started is not None:
         started(proc)
     assert proc.stdin is not None and proc.stderr is not None

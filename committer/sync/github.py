@@ -7,6 +7,7 @@ of remote.py, and the REST calls in an `Authorization` header sent to `github_ap
 from __future__ import annotations
 
 import datetime
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -209,6 +210,10 @@ def app_tokens(settings: Settings) -> AppTokens:
         return _tokens[key]
 
 
+_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")  # `_` for enterprise managed users
+_REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
 def repository(settings: Settings) -> tuple[str, str] | None:
     """(owner, repo) when the remote is on GitHub: host github.com, or any host once github_api_url is set."""
     found = remote_path(settings)
@@ -218,9 +223,11 @@ def repository(settings: Settings) -> tuple[str, str] | None:
     if host != "github.com" and not api_url_set(settings):
         return None
     names = [part for part in path.strip("/").split("/") if part]
-    if len(names) < 2:
+    owner, name = (names[-2], names[-1].removesuffix(".git")) if len(names) >= 2 else ("", "")
+    # Only names GitHub allows reach the API's paths: never `..`, `%2e` or `?` from a remote's path.
+    if not _OWNER.fullmatch(owner) or not _REPO.fullmatch(name) or name in (".", ".."):
         raise PushError("not_found", f"cannot tell the GitHub repository (owner/name) from {redact(settings.remote)}")
-    return names[-2], names[-1].removesuffix(".git")
+    return owner, name
 
 
 def api_auth(credentials: tuple[str, str] | None) -> dict[str, Any]:

@@ -145,6 +145,7 @@ class Remote:
         argv = git_argv(repo.git_dir, [*limits, *args])
         env, secrets = self.env()
         start = time.monotonic()
+        before = leftovers.snapshot(repo.git_dir)  # what was there before this call (another's, or older)
         try:
             # A session of its own, so a timeout kills git-remote-http or ssh along with git.
             proc = repo.runner.start(argv, env, subprocess.DEVNULL, network=True)
@@ -152,7 +153,6 @@ class Remote:
             raise PushError("unknown", f"cannot run git: {exc.stderr}") from None
         if cancelled is not None and cancelled():
             kill_group(proc)
-        before = leftovers.snapshot(repo.git_dir)
         try:
             out, err, stopped, stored = _wait(proc, timeout, hard, self.settings)
         finally:

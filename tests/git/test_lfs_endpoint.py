@@ -48,7 +48,7 @@ def remote_commit(server: GitHTTPServer, path: str, content: bytes) -> str:
     return sha
 
 
-@pytest.mark.parametrize("keys", [("url",), ("pushurl",), ("url", "pushurl")])
+@pytest.mark.parametrize("keys", [("url",), ("pushurl",), ("url", "pushurl"), ("insteadof",)])
 def test_a_pulled_lfsconfig_cannot_redirect_uploads(
     git_server: GitHTTPServer, third: GitHTTPServer, tmp_path: Path, keys: tuple[str, ...]
 ) -> None:
@@ -59,7 +59,11 @@ def test_a_pulled_lfsconfig_cannot_redirect_uploads(
     done = committer("init", *layout.args(), env=env)
     assert done.returncode == 0, done.stderr
     endpoint = third.url + "/info/lfs"
-    lfsconfig = "[lfs]\n" + "".join(f"\t{key} = {endpoint}\n" for key in keys)
+    if keys == ("insteadof",):  # git-lfs 3.3 does not take url.*.insteadOf from .lfsconfig: kept as a guard
+        real = git_server.url.rsplit("/", 1)[0] + "/"
+        lfsconfig = f'[url "{third.url.rsplit("/", 1)[0]}/"]\n\tinsteadOf = {real}\n\tpushInsteadOf = {real}\n'
+    else:
+        lfsconfig = "[lfs]\n" + "".join(f"\t{key} = {endpoint}\n" for key in keys)
     remote_commit(git_server, ".lfsconfig", lfsconfig.encode())
     done = committer("pull", *layout.args(), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -82,3 +86,20 @@ def test_a_pulled_lfsconfig_cannot_redirect_uploads(
     assert done.returncode == 0, done.stdout + done.stderr
     assert (other.data / "big.bin").read_bytes() == big
     assert not third.requests and not third.storage.requests
+
+
+def test_a_pulled_lfsconfig_cannot_make_downloads_skip_objects(git_server: GitHTTPServer, tmp_path: Path) -> None:
+    """`fetchexclude = *` in a committed .lfsconfig would leave pointer files where the content belongs."""
+    env = {"COMMITTER_TOKEN": git_server.token, "COMMITTER_REMOTE": git_server.url, "COMMITTER_LFS_THRESHOLD": "1000"}
+    source = Layout(tmp_path / "a", tmp_path / "a" / "data", tmp_path / "a" / "git" / "k.git")
+    source.data.mkdir(parents=True)
+    big = os.urandom(300_000)
+    (source.data / "big.bin").write_bytes(big)
+    done = committer("init", *source.args(), env=env)
+    assert done.returncode == 0, done.stderr
+    remote_commit(git_server, ".lfsconfig", b"[lfs]\n\tfetchexclude = *\n\tfetchinclude = nothing\n")
+    other = Layout(tmp_path / "b", tmp_path / "b" / "data", tmp_path / "b" / "git" / "k.git")
+    other.data.mkdir(parents=True)
+    done = committer("init", "--from-remote", *other.args(), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (other.data / "big.bin").read_bytes() == big

@@ -9,6 +9,7 @@ import pytest
 
 from committer.core import logs
 from committer.core.settings import Settings
+from committer.git import lfs
 from committer.sync import credentials as remote_mod
 from committer.sync.credentials import read_token, split_credentials
 from committer.sync.errors import PERMANENT, PushError, classify
@@ -381,7 +382,8 @@ def test_url_credentials_leave_the_url_for_a_helper_scoped_to_the_host(monkeypat
     assert remote.shown == "https://***@git.example:8443/x.git"
     env, secrets = remote.env()
     config = config_of(env)
-    assert list(config) == ["lfs.url", "lfs.pushurl", "credential.helper", "credential.https://git.example:8443.helper"]
+    assert list(config) == ["lfs.url", "lfs.pushurl", *lfs.PINNED, "credential.helper",
+                            "credential.https://git.example:8443.helper"]
     assert config["lfs.url"] == config["lfs.pushurl"] == "https://git.example:8443/x.git/info/lfs"
     assert config["credential.helper"] == ""
     assert config["credential.https://git.example:8443.helper"] == remote_mod.HELPER
@@ -413,5 +415,5 @@ def test_ssh_remote_gets_ssh_command_and_no_header(monkeypatch: pytest.MonkeyPat
     assert env["GIT_SSH_COMMAND"] == "ssh -i /k"
     assert secrets == ()
     url = "git@github.com:acme/notes.git"
-    assert config_of(env) == {"lfs.url": url, "lfs.pushurl": url}
+    assert config_of(env) == {"lfs.url": url, "lfs.pushurl": url, **lfs.PINNED}
     assert remote_mod.PASSWORD_ENV not in env and "COMMITTER_TOKEN" not in env

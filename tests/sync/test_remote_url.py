@@ -12,6 +12,9 @@ from committer.core.errors import ConfigError
 from committer.core.settings import Settings, load_settings
 from committer.sync.transport import Remote
 from tests.conftest import Layout, committer
+from tests.gitserver import GitHTTPServer, git_server
+
+__all__ = ["git_server"]
 
 ACCEPTED = [
     "https://github.com/acme/notes.git",
@@ -24,6 +27,7 @@ ACCEPTED = [
     "github.com:acme/notes.git",
     "file:///srv/mirror.git",
     "/srv/mirror.git",
+    "  https://github.com/acme/notes.git\r",  # white space around a value is dropped, as for every setting
 ]
 REFUSED = [
     "--upload-pack=touch /tmp/x;",
@@ -32,7 +36,8 @@ REFUSED = [
     "https://host\\@other/repo.git",
     "https://a@b@c/repo.git",
     "https://user:pw@host:1@other/repo.git",
-    "https://github.com/acme/notes.git\r",
+    "https://github.com/acme/no\rtes.git",
+    "https://github.com/acme/notes.git\n",
     "https://github.com/ac me/notes.git",
     "https://github.com/acme/\tnotes.git",
     "ext::sh -c touch% /tmp/x",
@@ -48,6 +53,8 @@ REFUSED = [
     "https://host:99999/x.git",
     "https://host",
     "file://otherhost/srv/x.git",
+    "file://localhost/srv/x.git",
+    "HTTPS://github.com/acme/notes.git",
     "notes.git",
     "//host/share/x.git",
 ]
@@ -55,7 +62,7 @@ REFUSED = [
 
 @pytest.mark.parametrize("url", ACCEPTED)
 def test_accepted_remote_forms(url: str) -> None:
-    assert load_settings(flags={"remote": url}).remote == url
+    assert load_settings(flags={"remote": url}).remote == url.strip()
 
 
 @pytest.mark.parametrize("url", REFUSED)
@@ -103,3 +110,52 @@ def test_no_network_git_call_takes_the_url_where_an_option_goes() -> None:
     calls = [line for line in found.splitlines() if "[" in line and "--end-of-options\", " not in line
              and "\"--\", " not in line and "self.url" not in line]
     assert not calls, calls
+
+
+def test_a_backslash_url_never_sends_the_token_to_the_other_host(
+    git_server: GitHTTPServer, layout: Layout, tmp_path: Path
+) -> None:
+    """`http://host:1\\@other:2/repo.git`: one reading is `host`, another `other`; it is refused before any
+    request, so neither host, and above all not `other`, ever sees an Authorization header."""
+    other = GitHTTPServer(tmp_path / "other", token="other-token-0123456789")
+    other.start()
+    try:
+        first = git_server.url.split("/")[2]
+        second = other.url.split("/")[2].replace("127.0.0.1", "localhost")
+        url = f"http://{first}\\@{second}/repo.git"
+        env = {"COMMITTER_TOKEN": git_server.token, "COMMITTER_REMOTE": ""}
+        assert committer("init", *layout.args(), env=env).returncode == 0
+        for command in ("push", "doctor"):
+            result = committer(command, *layout.args(), "--remote", url, env=env)
+            assert result.returncode == 2, result.stderr
+            assert "remote: a remote must not hold white space, control characters or a backslash" in result.stderr
+        assert not other.requests and not git_server.requests
+    finally:
+        other.stop()
+
+
+def test_the_credential_is_scoped_to_the_parsed_remote_origin() -> None:
+    """The helper answers for exactly the scheme, host and port of the remote as parsed, nothing wider."""
+    env, _ = Remote(Settings(remote="https://bot:pw-0123456789@git.example:8443/x.git")).env()
+    keys = {env[f"GIT_CONFIG_KEY_{n}"] for n in range(int(env["GIT_CONFIG_COUNT"]))}
+    assert {k for k in keys if k.startswith("credential.")} == {"credential.helper",
+                                                                "credential.https://git.example:8443.helper"}
+
+
+@pytest.mark.parametrize("url", ["https://github.com/acme/...git", "https://github.com/../..",
+                                 "https://github.com/acme/no%2e%2e.git", "https://github.com/a.b/notes.git",
+                                 "git@github.com:acme/.git"])
+def test_only_names_github_allows_reach_the_api(url: str) -> None:
+    """A remote's path is never turned into an API path it could escape (`..`, percent escapes)."""
+    from committer.sync.errors import PushError
+    from committer.sync.github import repository
+
+    with pytest.raises(PushError):
+        repository(load_settings(flags={"remote": url}))
+
+
+def test_github_names_still_parse() -> None:
+    from committer.sync.github import repository
+
+    assert repository(load_settings(flags={"remote": "git@github.com:acme/notes.git"})) == ("acme", "notes")
+    assert repository(load_settings(flags={"remote": "https://github.com/a-b/n.o_t-e.git"})) == ("a-b", "n.o_t-e")
