@@ -38,11 +38,14 @@ class Settling:
             self.lost()
         self._open[rel] = self._open.get(rel, 0) + 1
 
-    def closed(self, rel: str) -> None:
-        """IN_CLOSE_WRITE or IN_CLOSE_NOWRITE: one open fewer (a close of an open made before the watch
-        started counts for nothing)."""
+    def closed(self, rel: str, wrote: bool = False) -> None:
+        """IN_CLOSE_NOWRITE: one open fewer (a close of an open made before the watch started counts for
+        nothing). IN_CLOSE_WRITE (`wrote`): the writer is done, whatever the count says. The kernel merges
+        identical events that follow each other unread, so two readers' closes (git reading the file while
+        a reconcile runs) can arrive as one and leave a count that never comes back to zero; a writer's
+        close ends the wait all the same."""
         left = self._open.get(rel, 0) - 1
-        if left > 0:
+        if left > 0 and not wrote:
             self._open[rel] = left
         else:
             self._open.pop(rel, None)

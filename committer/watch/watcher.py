@@ -194,7 +194,7 @@ class Watcher(FileSystemEventHandler):
                 settling.closed(src)
                 return not (waited and not settling.is_busy(src))  # a wait that ended is news
             if isinstance(event, FileClosedEvent) and src is not None:
-                settling.closed(src)
+                settling.closed(src, wrote=True)
             elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)) and src is not None:
                 settling.written(src)
             elif isinstance(event, (FileMovedEvent, DirMovedEvent)):

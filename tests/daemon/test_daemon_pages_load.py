@@ -16,15 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DaemonProcess, Layout, tree_files, wait_for
+from tests.daemon.test_daemon_http import free_port
 
 pytestmark = pytest.mark.integration
 Start = Callable[..., DaemonProcess]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def lines(separator: str) -> str:

@@ -75,9 +75,23 @@ def test_a_file_is_busy_from_its_first_write_to_its_last_close() -> None:
     assert s.busy() == {"a.md"}
     s.closed("a.md")  # the reader goes; the writer still has it open
     assert s.busy() == {"a.md"}
-    s.closed("a.md")
+    s.closed("a.md", wrote=True)
     assert s.busy() == frozenset()
     s.closed("a.md")  # a close of an open made before the watch started
+    assert s.busy() == frozenset()
+
+
+def test_a_writers_close_ends_the_wait_when_readers_closes_were_merged_into_one() -> None:
+    """Two readers (git during a reconcile) open the file; the kernel merges their two identical closes
+    into one event. A writer that comes later is done at its own close, not at max_delay."""
+    s = Settling()
+    s.opened(".gitattributes")
+    s.opened(".gitattributes")
+    s.closed(".gitattributes")  # the second reader's close was merged into the first
+    s.opened(".gitattributes")
+    s.written(".gitattributes")
+    assert s.busy() == {".gitattributes"}
+    s.closed(".gitattributes", wrote=True)
     assert s.busy() == frozenset()
 
 
@@ -89,7 +103,7 @@ def test_a_temp_file_is_busy_until_renamed_away_and_an_open_file_follows_its_ren
     assert s.busy() == {"d/tmpoylrxc9e"}
     s.moved("d/tmpoylrxc9e", "d/idea.md")  # renamed while still open
     assert s.busy() == {"d/idea.md"}
-    s.closed("d/idea.md")
+    s.closed("d/idea.md", wrote=True)
     assert s.busy() == frozenset()
     s.written("d/.x.md.AbC123")
     s.deleted("d")
