@@ -275,8 +275,8 @@ class GitRepo:
     def last_commit(self) -> tuple[str, str] | None:
         """(sha, ISO 8601 committer date in UTC) of HEAD, or None."""
         proc = self.git("log", "-1", "--format=%H %ct", self.ref, check=False)
-        parts = proc.stdout.decode().split()
-        if proc.returncode != 0 or len(parts) != 2:
+        parts = proc.stdout.decode("ascii", "replace").split()
+        if proc.returncode != 0 or len(parts) != 2 or not parts[1].isdigit():
             return None
         return parts[0], clock.iso(int(parts[1]))
 

@@ -52,9 +52,12 @@ def create(committer: Committer, text: str, name: str | None = None) -> dict[str
 def listing(repo: GitRepo) -> list[dict[str, Any]]:
     """Every snapshot tag, newest first."""
     fmt = "%(refname:strip=2)%1f%(*objectname)%(objectname)%1f%(taggerdate:iso-strict)%1f%(contents:subject)"
-    out = repo.git("for-each-ref", "--sort=-taggerdate", f"--format={fmt}", "refs/tags/").stdout.decode()
+    out = repo.git("for-each-ref", "--sort=-taggerdate", f"--format={fmt}", "refs/tags/").stdout.decode(
+        "utf-8", "replace")  # tags pulled from elsewhere: any bytes
     found = []
-    for line in out.splitlines():
-        name, target, date, subject = line.split("\x1f")
+    for line in out.split("\n"):
+        if line.count("\x1f") < 3:
+            continue
+        name, target, date, subject = line.split("\x1f", 3)
         found.append({"tag": name, "commit": target[:40], "date": date, "message": subject})
     return found

@@ -87,7 +87,7 @@ class Push:
         """`again` allows one more push after late bookkeeping."""
         pending = self.pending()
         result: dict[str, Any] = {"pushed": False, "old": pending.pushed, "new": pending.branch,
-                                  "commits": len(pending.times), "tags": len(pending.tags), "seconds": 0.0}
+                                  "commits": pending.count, "tags": len(pending.tags), "seconds": 0.0}
         if not pending.needed:
             return result
         started = time.monotonic()
@@ -225,7 +225,7 @@ class Push:
             "old": pending.pushed,
             "new": pending.branch,
             "range": f"{(pending.pushed or '')[:12]}..{(pending.branch or '')[:12]}",
-            "commits": len(pending.times),
+            "commits": pending.count,
             "tags": len(pending.tags),
             "batches": pending.batches[:BATCHES_SHOWN],
             "duration_ms": round(seconds * 1000),
@@ -241,7 +241,7 @@ class Push:
         if error is None:
             log.info("git_push", result="ok", **fields)
             self.emit(events.git_push(remote=self.remote.shown, old=pending.pushed, new=pending.branch,
-                                      commits=len(pending.times), tags=len(pending.tags), batches=pending.batches))
+                                      commits=pending.count, tags=len(pending.tags), batches=pending.batches))
         else:
             log.warning("git_push", result="failed", kind=error.kind, permanent=error.permanent,
                         message=error.detail, consecutive_failures=failures, **fields)
@@ -249,7 +249,7 @@ class Push:
                 # The first failure after a success, or a permanent one not told yet: not every retry.
                 self.emit(events.push_failed(
                     remote=self.remote.shown, kind=error.kind, message=error.detail, permanent=error.permanent,
-                    old=pending.pushed, new=pending.branch, commits=len(pending.times),
+                    old=pending.pushed, new=pending.branch, commits=pending.count,
                     consecutive_failures=failures))
         self._changed()
         self.pending()

@@ -45,9 +45,9 @@ class PushState:
     def pending(self, pending: Pending) -> bool:
         """Take what is pending now; True when the counts changed."""
         oldest = min(pending.times) if pending.times else None
-        now = {"pending_commits": len(pending.times), "oldest_pending_at": clock.iso(oldest) if oldest else None}
+        now = {"pending_commits": pending.count, "oldest_pending_at": clock.iso(oldest) if oldest else None}
         if self.metrics is not None:
-            self.metrics.set_pending(len(pending.times), oldest)
+            self.metrics.set_pending(pending.count, oldest)
         with self._lock:
             changed = any(self._state[key] != value for key, value in now.items())
             self._state.update(now)

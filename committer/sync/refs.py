@@ -39,10 +39,13 @@ def record_pushed(
     lines = [f"update {pushed_ref(url, repo.branch)} {branch_sha}\n"] if branch_sha else []
     lines += [f"update {pushed_tags_prefix(url)}{name} {sha}\n" for name, sha in tags.items()]
     if lines:
-        repo.git("update-ref", "--create-reflog", "-m", note, "--stdin", input="".join(lines).encode())
+        repo.git("update-ref", "--create-reflog", "-m", note, "--stdin",
+                 input="".join(lines).encode("utf-8", "surrogateescape"))
 
 
 def local_tags(repo: GitRepo) -> dict[str, str]:
     """Tag name -> object id of every tag in the repository."""
-    out = repo.git("for-each-ref", "--format=%(objectname) %(refname)", "refs/tags/").stdout.decode()
-    return {ref[len("refs/tags/") :]: sha for sha, ref in (line.split(" ", 1) for line in out.splitlines())}
+    out = repo.git("for-each-ref", "--format=%(objectname) %(refname)", "refs/tags/").stdout.decode(
+        "utf-8", "surrogateescape")
+    pairs = (line.split(" ", 1) for line in out.split("\n") if " " in line)  # not splitlines: a name may hold U+2028
+    return {ref[len("refs/tags/") :]: sha for sha, ref in pairs}
