@@ -11,19 +11,24 @@ from urllib.parse import quote, unquote_to_bytes
 
 from committer.serve import wording
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# A byte of a name that was not UTF-8 (a lone surrogate), a control character other than tab and line
+# breaks, and the characters that make a line read otherwise than it is (bidirectional overrides).
+_SURROGATE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 HELD_LISTED = 200  # held files the banner lists by name
 
 
 def readable(value: str) -> str:
-    """Text with each byte of a name that was not UTF-8 shown as \\xNN (`bad\\xff.md`), so any name can
-    be shown and encoded; other text is unchanged."""
+    """Text with each byte of a name that was not UTF-8 shown as \\xNN (`bad\\xff.md`), and control
+    characters and bidirectional overrides as \\xNN / \\uNNNN, so any name can be shown and encoded and
+    no text reads otherwise than it is; other text is unchanged."""
     if not _SURROGATE.search(value):
         return value
 
     def escape(match: re.Match[str]) -> str:
         code = ord(match.group())
-        return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"\\x{code - 0xDC00:02x}"
+        return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
 
     return _SURROGATE.sub(escape, value)
 

@@ -158,6 +158,26 @@ def test_a_name_that_is_not_utf8_is_shown_escaped_and_its_links_work(site: Site)
     assert 'value="odd%2Fbad%FF%3Ci%3E.md"' in preview.text or preview.status != 200  # the form sends the bytes
 
 
+@pytest.mark.parametrize(("name", "shown_name", "link"), [
+    (b"ctl/tab\there.md", "ctl/tab\there.md", "ctl/tab%09here.md"),
+    (b"ctl/esc\x1b[31m.md", "ctl/esc\\x1b[31m.md", "ctl/esc%1B%5B31m.md"),
+    (b"ctl/\x01start.md", "ctl/\\x01start.md", "ctl/%01start.md"),
+    ("ctl/\u202eevil.md".encode(), "ctl/\\u202eevil.md", "ctl/%E2%80%AEevil.md"),
+])
+def test_a_name_with_control_characters_has_its_pages_and_shows_them_escaped(
+        site: Site, name: bytes, shown_name: str, link: str) -> None:  # noqa: F811
+    """A file name may hold any byte but NUL and `/`: its history, view and download pages answer, and
+    what could change how the page reads (an escape, a control character, a direction override) is
+    shown as \\xNN or \\uNNNN."""
+    sha = commit_file(site.layout.git_dir, name, b"content\n", b"a control name\n")
+    for path in (f"/file/{link}", f"/view/{sha}/{link}", f"/commit/{sha}"):
+        answer = site.get(path)
+        assert answer.status == 200, (path, answer.status, answer.text[:300])
+        assert shown_name in answer.text, path
+        assert not any(c in answer.text for c in "\x01\x1b\u202e"), path
+    assert site.get(f"/raw/{sha}/{link}").body == b"content\n"
+
+
 # -- webhook deliveries -------------------------------------------------------------------------------
 
 
