@@ -42,7 +42,9 @@ log = logs.get("committer.http")
 JSON = "application/json"
 ALLOWED = "GET, HEAD"
 MAX_WEBHOOK_BODY = 25 * 1024 * 1024  # GitHub caps a delivery at 25 MB
-WEBHOOK_SLOTS = 2  # deliveries read at once; more are answered 503 (GitHub redelivers on request)
+WEBHOOK_SLOTS = 2  # deliveries read at once; more are answered 503 (redelivered from GitHub by hand)
+BUSY = ("busy reading other deliveries; redeliver this one from the webhook's Recent Deliveries "
+        "(GitHub does not retry by itself)")
 BODY_SECONDS = 30.0  # the longest a delivery's body may take to arrive
 ANY = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]  # the endpoints answer 405 themselves
 STOP_SECONDS = 5.0
@@ -173,7 +175,7 @@ class Endpoints:
         if int(length) > MAX_WEBHOOK_BODY:
             return json_response(413, {"error": "payload too large"})
         if self.slots.locked():
-            return json_response(503, {"error": "busy; GitHub redelivers"})
+            return json_response(503, {"error": BUSY})
         async with self.slots:
             body = await read_body(request, int(length), BODY_SECONDS)
         if body is None:

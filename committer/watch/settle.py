@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 
 # Python's tempfile: "tmp" + 8 characters of [a-z0-9_] (+ the caller's suffix); rsync: "." + the final
-# name + "." + 6 characters of [A-Za-z0-9].
-_TEMP_NAME = re.compile(r"tmp[a-z0-9_]{8}(?:\.[^/]*)?|\..+\.[A-Za-z0-9]{6}")
+# name + "." + 6 characters of [A-Za-z0-9]; `mkstemp(prefix=".name.")`: 8 characters after the prefix.
+_TEMP_NAME = re.compile(r"tmp[a-z0-9_]{8}(?:\.[^/]*)?|\..+\.[A-Za-z0-9_]{6,8}")
 MOST_TRACKED = 100_000  # open files followed at once; past it (lost closes) the table starts afresh
 
 

@@ -59,7 +59,8 @@ def test_a_folder_in_the_batch_holds_the_busy_files_below_it() -> None:
 
 @pytest.mark.parametrize(("name", "temp"), [
     ("ideas/tmpoylrxc9e", True), ("tmp_ab12cd3.md", True), ("rsynced/.Big rsync.md.iZSkPc", True),
-    (".note.md.a1B2c3", True), ("tmp.md", False), ("notes/tmpfile.md", False), ("idea.md", False),
+    (".note.md.a1B2c3", True), (".idea2.k3_x9qzw", True),
+    ("tmp.md", False), ("notes/tmpfile.md", False), ("idea.md", False),
     (".bmignore", False), ("a.md.iZSkPc", False),
 ])
 def test_temp_names_of_python_and_rsync(name: str, temp: bool) -> None:
