@@ -225,12 +225,13 @@ def restore(
     path: Annotated[str, typer.Argument(help="A file or folder of the data directory; . for all of it.")],
     to: Annotated[str, typer.Option("--to", help="A commit, tag, `main@{2 hours ago}` or a date.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would change; change nothing.")] = False,
-) -> None:
-    """Put a file or folder back as it was at a revision, as a new audited commit."""
+) -> int:
+    """Put a file or folder back as it was at a revision, as a new audited commit; exit 1 when some of it
+    could not be written (the rest is restored, and each such path is named)."""
     settings = opts.settings()
     require_repo(settings)
     rel = relative(settings, path) if Path(path).is_absolute() else path
-    rel = GitRepo.of(settings).named(rel)  # a name that is not UTF-8 may be typed as `log` shows it
+    rel = GitRepo.of(settings).named(rel, to)  # a name that is not UTF-8 may be typed as `log` shows it
     answer = ops.run(settings, "restore", {"path": rel, "rev": to, "dry_run": dry_run})
     for item in answer["actions"]:
         aside = (" (its current content is in no commit: kept beside it as a conflict copy)"
@@ -242,12 +243,15 @@ def restore(
     for item in answer.get("failed") or []:
         typer.echo(f"could not restore {display_path(item['path'])}: {item['reason']}; it was left as it is")
     source, shown = answer["source"][:12], display_path(answer["path"])
+    failed = len(answer.get("failed") or [])
     if dry_run:
         typer.echo(f"{len(answer['actions'])} change(s) to restore {shown} from {to} ({source})")
     elif answer["sha"]:
-        typer.echo(f"restored {shown} from {to} ({source}): commit {answer['sha'][:12]}")
-    else:
+        partly = f", except {failed} path(s) that could not be written" if failed else ""
+        typer.echo(f"restored {shown} from {to} ({source}){partly}: commit {answer['sha'][:12]}")
+    elif not failed:
         typer.echo(f"{shown} is already as it was at {to} ({source})")
+    return 1 if failed else 0
 
 
 @command("snapshot")

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from committer.core import clock
-from committer.core.errors import GitError
+from committer.core.errors import CommitterError, GitError
 from committer.core.paths import COALESCE_ABOVE, coalesce, covered, parse_display
 from committer.core.settings import Settings
 from committer.git import index as gitindex
@@ -213,15 +213,20 @@ class GitRepo:
         the first commit raises revs.OutOfHistory, which names the newest or oldest version."""
         return revs.resolve(self, rev)
 
-    def named(self, rel: str) -> str:
-        """The path a person typed: as typed when HEAD or the data directory has it, else read as
-        core.paths.display_path shows names (`bad\\xff.md` for a name that is not UTF-8)."""
+    def named(self, rel: str, rev: str | None = None) -> str:
+        """The path a person typed: as typed when the data directory, HEAD or `rev` (the revision the command
+        reads, when it names one) has it, else read as core.paths.display_path shows names (`bad\\xff.md`
+        for a name that is not UTF-8)."""
         if "\\" not in rel:
             return rel
         shown = parse_display(rel)
         if shown == rel or os.path.lexists(os.path.join(self.data_dir, rel)) or self.ls_tree(self.head(), [rel]):
             return rel
-        return shown
+        try:
+            at = self.resolve(rev) if rev else None
+        except CommitterError:  # a date outside the history: the command says so itself
+            at = None
+        return rel if at and self.ls_tree(at, [rel]) else shown
 
     def read_blobs(self, shas: Sequence[str]) -> dict[str, bytes]:
         """The content of each blob, through one `git cat-file --batch`."""
