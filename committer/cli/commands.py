@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -187,6 +187,7 @@ def pull(opts: Options) -> int:
         typer.echo(f"conflict: {item['path']}: kept the local version; {theirs}")
     for item in answer.get("unwritable") or []:
         typer.echo(f"not written here: {item['path']}: {item['reason']} (kept in git; see `committer status`)")
+    _say_kept(answer)
     outcome, new = answer["outcome"], (answer["new"] or "")[:12]
     if outcome == "refused":
         typer.echo(f"committer: error: pull refused: {answer['reason']}", err=True)
@@ -206,6 +207,13 @@ def pull(opts: Options) -> int:
     return 0
 
 
+def _say_kept(answer: dict[str, Any]) -> None:
+    """A pull's remote deletions of files the ignore rules keep out: untracked here, never deleted."""
+    if answer.get("kept"):
+        typer.echo(f"kept {answer['kept']} file(s) that the ignore rules now keep out of the history "
+                   "(untracked, not deleted; see held_files in `committer status`)")
+
+
 @command("confirm-deletes", events=True)
 def confirm_deletes(opts: Options) -> None:
     """Commit a held mass deletion (the deletions the guard kept out of history)."""
@@ -213,6 +221,7 @@ def confirm_deletes(opts: Options) -> None:
     require_repo(settings)
     answer = ops.run(settings, "confirm-deletes", {})
     before = answer.get("before")
+    _say_kept(answer.get("pull") or {})
     if before is None:
         typer.echo("nothing is held")
     else:

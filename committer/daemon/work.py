@@ -17,6 +17,7 @@ from committer.core.retry import Backoff
 from committer.daemon.maintenance import Maintenance
 from committer.ops.mailbox import answer_request, pending_requests
 from committer.ops.requests import perform
+from committer.policy.filters import BMIGNORE
 from committer.serve.metrics import Metrics
 from committer.sync import conflicts, pull, unwritable
 from committer.sync.puller import Puller
@@ -97,6 +98,12 @@ class Work:
         if self.pusher is not None:
             self.pusher.request()
 
+    def _rules_pulled(self, before: int) -> None:
+        """A pull wrote a new .bmignore (and the filter took it): reconcile, as for a .bmignore edited here."""
+        if self.committer.pfilter.generation != before:
+            log.info("ignore_rules_changed", path=BMIGNORE, why="pulled")
+            self.schedule_reconcile("ignore_rules")
+
     # -- what commands and the remote ask for -------------------------------------------------------
 
     def serve_requests(self, take_events: Callable[[], None]) -> None:
@@ -105,12 +112,14 @@ class Work:
             take_events()
             self.commit_batch()
             log.info("request", op=request.get("op"), id=ident)
+            rules = self.committer.pfilter.generation
             try:
                 answer = perform(self.committer, self.record, request)
             except Exception as exc:  # a request must never take the daemon down
                 log.error("request_failed", op=request.get("op"), error=str(exc), exc_info=True)
                 answer = {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}
                 self.committer.refresh_head()
+            self._rules_pulled(rules)
             answer_request(self.git_dir, ident, answer)
             self.answered()
             if self.pusher is not None:  # a new commit or tag: pushed now (a new commit also ends a wait)
@@ -136,6 +145,7 @@ class Work:
             return changed
         take_events()
         self.commit_batch()
+        rules = self.committer.pfilter.generation
         try:
             result = pull.pull(self.committer, self.record, fetched=fetched)
         except Exception as exc:  # a failed pull must not stop the daemon; the next fetch tries again
@@ -146,7 +156,9 @@ class Work:
             self.last_error = {"kind": "pull", "message": message, "at": clock.iso(clock.now(), ms=True)}
             self.pull_failures += 1
             self.committer.refresh_head()
+            self._rules_pulled(rules)
             return True
+        self._rules_pulled(rules)
         self.pull_failures = 0
         self.metrics.pulled(result.outcome, len(result.conflicts))
         if result.sha is not None and self.pusher is not None:

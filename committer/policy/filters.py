@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import re
@@ -146,6 +147,17 @@ class PathFilter:
         self.generation += 1
         self._write_mirror()
         return True
+
+    def with_bmignore(self, content: bytes | None) -> PathFilter:
+        """The same built-in and configured rules with `content` as the .bmignore (None: no .bmignore): the
+        rules a pull's new tree brings, decided before its .bmignore is written here. Reads nothing, writes
+        nothing (no mirror)."""
+        other = copy.copy(self)
+        lines = content[:BMIGNORE_MAX].decode("utf-8", "replace").splitlines() if content else []
+        other._user_lines = lines
+        other._user = _compile(lines) if lines else None
+        other._mirror = None
+        return other
 
     def mirror_to(self, path: Path) -> None:
         """Keep a copy of .bmignore's rules at `path` (the repository's excludes file for git's own scans),

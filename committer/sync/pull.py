@@ -14,15 +14,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from committer.commit.changes import Skipped
 from committer.commit.committer import Committer
-from committer.core import clock, events, logs
+from committer.core import clock, events, fsio, logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.core.events import PathLists
 from committer.core.settings import Settings
 from committer.git import trees
-from committer.git.objects import MODE_GITLINK
+from committer.git.objects import MODE_EXEC, MODE_FILE, MODE_GITLINK
 from committer.git.repo import GitRepo
 from committer.policy import guard
+from committer.policy.filters import BMIGNORE, PathFilter
 from committer.sync.apply import Blobs, write_changes
 from committer.sync.bootstrap import fetch_remote_head
 from committer.sync.conflicts import settle_conflicts
@@ -56,6 +58,8 @@ class PullResult:
     paths: PathLists = field(default_factory=lambda: PathLists("written", "deleted"))  # for the event
     local_wins: list[str] = field(default_factory=list)  # changed here while pulling: committed on top
     unwritable: dict[str, str] = field(default_factory=dict)  # this pull's paths it could not write here
+    # the remote stopped tracking them and the ignore rules after the pull keep them out: kept on disk here
+    kept: list[str] = field(default_factory=list)
 
     @property
     def sha(self) -> str | None:
@@ -67,6 +71,7 @@ class PullResult:
             "outcome": self.outcome, "remote": self.remote, "old": self.old, "new": self.new, "sha": self.sha,
             "written": self.written, "deleted": self.deleted, "conflicts": self.conflicts, "reason": self.reason,
             "unwritable": [{"path": p, "reason": r} for p, r in sorted(self.unwritable.items())],
+            "kept": len(self.kept),
         }
 
 
@@ -112,12 +117,19 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
         assert local is not None
         target_tree, copies = merged_tree(repo, local, remote, when, settings.conflict_frontmatter)
     changes = trees.diff_trees(repo, local, target_tree)
+    # A path the remote stopped tracking that the rules in force after the pull keep out of the history (its
+    # .bmignore, the ignore setting, the built-in rules) leaves the tree here too, never the disk: a .bmignore
+    # pushed from elsewhere untracks files, it does not delete them on every replica.
+    after = rules_after(committer, target_tree)
+    untracked = {p for p, (old, new) in changes.items()
+                 if new is None and old is not None and old.mode != MODE_GITLINK and after.ignored(p)}
+    applied = {p: pair for p, pair in changes.items() if p not in untracked}
     # A folder the remote moved is renames, not deletions: only unpaired deletions count toward max_delete.
     moved = guard.pair_renames(
-        {p: new.sha for p, (old, new) in changes.items() if old is None and new is not None},
-        {p: old.sha for p, (old, new) in changes.items() if new is None and old is not None},
+        {p: new.sha for p, (old, new) in applied.items() if old is None and new is not None},
+        {p: old.sha for p, (old, new) in applied.items() if new is None and old is not None},
     )
-    deletions = sorted(p for p, (_old, new) in changes.items() if new is None and p not in moved)
+    deletions = sorted(p for p, (_old, new) in applied.items() if new is None and p not in moved)
     if len(deletions) > settings.max_delete and not allow_deletes:
         held = {"reason": PULL_DELETE, "paths": deletions[:50], "count": len(deletions),
                 "since": clock.iso(when, ms=True), "remote_head": remote}
@@ -128,22 +140,24 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
             committer.emit(events.hold(action=events.SET, reason=PULL_DELETE, paths=deletions))
         result.outcome, result.reason = HELD, f"the pull would delete {len(deletions)} files (max_delete)"
         return result
-    wanted = {e.sha for pair in changes.values() for e in pair if e is not None and e.mode != MODE_GITLINK}
+    wanted = {e.sha for pair in applied.values() for e in pair if e is not None and e.mode != MODE_GITLINK}
     blobs = Blobs(repo, wanted)
-    found = pointers({p: new for p, (_old, new) in changes.items() if new is not None}, blobs.small)
+    found = pointers({p: new for p, (_old, new) in applied.items() if new is not None}, blobs.small)
     fetch_lfs(committer.settings, repo, remote, found.values())
     taken = {c["copy"] for c in copies if c["copy"]}
     unwritable: dict[str, str] = {}
     waiting: dict[str, str] = {}
-    written, deleted, late, local_wins = write_changes(committer, changes, blobs, when, taken, result.paths,
+    written, deleted, late, local_wins = write_changes(committer, applied, blobs, when, taken, result.paths,
                                                        unwritable, waiting)
+    committer.pfilter.refresh()  # a .bmignore just written: the commit side never re-adds what it keeps out
     new_head = remote if not merging else merge_commit(committer, local, remote, target_tree, changes, copies, when)
     result.outcome = MERGE if merging else FAST_FORWARD
     repo.git("update-ref", "-m", f"committer: pull ({result.outcome})", repo.ref, new_head, local or "0" * 40)
     record_pushed(repo, settings.remote, remote, {}, "pull: fetched")
     committer.refresh_head()
     committer.lfs_paths.update(changes, found)
-    _keep_ignored(committer, record, [p for p, (_old, new) in changes.items() if new is not None])
+    _keep_ignored(committer, record, after, [p for p, (_old, new) in changes.items() if new is not None])
+    result.kept = _keep_untracked(committer, after, untracked)
     released = record.pop("held", None)
     if isinstance(released, dict):
         committer.emit(events.hold(action=events.RELEASED, reason=PULL_DELETE, paths=released.get("paths") or [],
@@ -165,9 +179,39 @@ def _commit_local_wins(committer: Committer, result: PullResult) -> None:
         result.new = committer.head
 
 
-def _keep_ignored(committer: Committer, record: PullRecord, arrived: Iterable[str]) -> None:
+def rules_after(committer: Committer, tree: str) -> PathFilter:
+    """The ignore rules in force once `tree` is pulled: the built-in and configured ones with the tree's own
+    .bmignore (read from git: it may not be written here yet); a .bmignore that is a link counts as none."""
+    entry = committer.repo.ls_tree(tree, [BMIGNORE]).get(BMIGNORE)
+    content = None
+    if entry is not None and entry.mode in (MODE_FILE, MODE_EXEC):
+        content = committer.repo.read_blobs([entry.sha]).get(entry.sha)
+    return committer.pfilter.with_bmignore(content)
+
+
+def _keep_untracked(committer: Committer, after: PathFilter, untracked: Iterable[str]) -> list[str]:
+    """The remote's deletions of paths the rules keep out: left on disk, listed in held_files with their
+    rule (like any file those rules keep out) and logged; returns the paths still on disk."""
+    with fsio.Tree(committer.repo.data_dir) as tree:
+        kept = sorted(p for p in untracked if tree.exists(p))
+    if not kept:
+        return kept
+    listed: dict[str, str] = {}
+    for path in kept:
+        found = after.kept_out(path)
+        if found is not None:
+            listed.setdefault(*found)
+    committer.held.note([Skipped(p, r) for p, r in sorted(listed.items())], op="pull")
+    committer.held.announce(committer.emit)
+    log.info("pull_kept_untracked", paths=kept[:20], count=len(kept),
+             why="removed from the tree by the remote, and the ignore rules here keep them out of the history: "
+                 "untracked here too, kept on disk")
+    return kept
+
+
+def _keep_ignored(committer: Committer, record: PullRecord, after: PathFilter, arrived: Iterable[str]) -> None:
     """Remember the paths a pull brought in that the ignore rules exclude here: they are not untracked."""
-    ignored = {p for p in arrived if committer.pfilter.ignored(p)}
+    ignored = {p for p in arrived if after.ignored(p)}
     if ignored:
         kept = set(record.get("kept_ignored") or ()) | ignored
         record["kept_ignored"] = sorted(kept)
