@@ -56,6 +56,31 @@ def read_group(pgid: int) -> Reading:
     return Reading(frozenset(members), cpu, io, stored)
 
 
+def alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (one that ended but was not reaped holds nothing open)."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def wait_ended(pgid: int, timeout: float) -> bool:
+    """Wait at most `timeout` seconds for every process of group `pgid` to end (after it was killed)."""
+    deadline = time.monotonic() + timeout
+    while alive(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 class Quiet:
     """Tracks one process group: `expired()` once it has done no work for `limit` seconds."""
 
@@ -66,6 +91,7 @@ class Quiet:
         self._mark = read_group(pgid)
         self._since = self._now()
         self._stored: dict[int, int] = dict(self._mark.stored)
+        self.members = self._mark.members  # the processes of the group at the last reading
 
     @property
     def stored(self) -> int:
@@ -75,6 +101,7 @@ class Quiet:
     def expired(self) -> bool:
         """Read the group again: new members, bytes moved or real CPU used restart the quiet window."""
         now, reading = self._now(), read_group(self.pgid)
+        self.members = reading.members
         for pid, count in reading.stored.items():
             self._stored[pid] = max(count, self._stored.get(pid, 0))
         if (reading.members - self._mark.members or reading.io != self._mark.io

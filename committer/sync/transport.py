@@ -145,23 +145,27 @@ class Remote:
         argv = git_argv(repo.git_dir, [*limits, *args])
         env, secrets = self.env()
         start = time.monotonic()
-        before = leftovers.snapshot(repo.git_dir)  # what was there before this call (another's, or older)
+        call = leftovers.Call(repo.git_dir)  # what was there before this call (another's, or older)
         try:
             # A session of its own, so a timeout kills git-remote-http or ssh along with git.
             proc = repo.runner.start(argv, env, subprocess.DEVNULL, network=True)
         except GitError as exc:
             raise PushError("unknown", f"cannot run git: {exc.stderr}") from None
-        if cancelled is not None and cancelled():
-            kill_group(proc)
+        call.track(proc.pid)
+        stopped, stored = "", 0
         try:
-            out, err, stopped, stored = _wait(proc, timeout, hard, self.settings)
+            if cancelled is not None and cancelled():
+                kill_group(proc)
+            out, err, stopped, stored = _wait(proc, timeout, hard, self.settings, call)
         finally:
+            if proc.returncode is None:  # left by an exception: a signal stopping the command
+                kill_group(proc)
+                drain(proc)
             repo.runner.forget(proc)
-        if stopped or proc.returncode < 0:
-            # Killed (by a limit here, or a stop): what it was writing would stay on disk for ever.
-            removed = leftovers.remove(repo.git_dir, before)
-            if removed:
-                log.info("transfer_leftovers_removed", files=len(removed), bytes=sum(removed.values()))
+            if stopped or proc.returncode < 0:
+                # Killed (by a limit, a stop or a signal): what it was writing would stay on disk for ever.
+                call.clean()
+            call.untrack()
         if stopped in ("transfer_timeout", "max_transfer"):
             log.warning("transfer_stopped", remote=self.shown, limit=stopped,
                         seconds=round(time.monotonic() - start, 1), stored_bytes=stored)
@@ -184,27 +188,31 @@ def _separated(args: list[str], url: str) -> bool:
                for index, arg in enumerate(args) if arg == url)
 
 
-def _wait(proc: subprocess.Popen[bytes], quiet: float, hard: float | None, settings: Settings
-          ) -> tuple[bytes, bytes, str, int]:
+def _wait(proc: subprocess.Popen[bytes], quiet: float, hard: float | None, settings: Settings,
+          call: leftovers.Call) -> tuple[bytes, bytes, str, int]:
     """Wait for a network git call: its whole group is killed once it has done no work (no CPU, no byte
     read or written by git or its helpers) for `quiet` seconds, at `hard` seconds whatever it does, past
     transfer_timeout however busy it is, and once it has written max_transfer bytes to storage (a remote
-    that sends an endless pack or LFS body). A first push of a huge tree may take long; a remote that
-    stopped answering leaves git idle. Returns (stdout, stderr, why it was killed or "", bytes stored)."""
+    that sends an endless pack or LFS body), counted as the larger of the group's `write_bytes` and the
+    growth of the temporaries it writes in the git dir (tmpfs counts no `write_bytes`). A first push of a
+    huge tree may take long; a remote that stopped answering leaves git idle. Returns (stdout, stderr, why
+    it was killed or "", bytes stored)."""
     start = time.monotonic()
     watch = Quiet(proc.pid, quiet)
     limit = settings.transfer_timeout if hard is None else min(hard, settings.transfer_timeout)
     step = min(1.0, max(0.05, quiet / 4), max(0.05, limit / 20))
+    stored = 0
     while True:
         wait = min(step, start + limit - time.monotonic())
         try:
             out, err = proc.communicate(timeout=max(0.01, wait))
-            return out, err, "", watch.stored
+            return out, err, "", max(stored, watch.stored)
         except subprocess.TimeoutExpired:
             pass
         idle, elapsed = watch.expired(), time.monotonic() - start
+        stored = max(watch.stored, call.written(watch.members))
         why = ""
-        if watch.stored > settings.max_transfer:
+        if stored > settings.max_transfer:
             why = "max_transfer"
         elif hard is not None and elapsed >= hard:
             why = "deadline"
@@ -215,7 +223,7 @@ def _wait(proc: subprocess.Popen[bytes], quiet: float, hard: float | None, setti
         if why:
             kill_group(proc)
             out, err = drain(proc)
-            return out, err, why, watch.stored
+            return out, err, why, stored
 
 
 def stopped_error(result: NetResult, action: str = "push") -> PushError:
