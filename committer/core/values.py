@@ -251,9 +251,11 @@ def command_line(setting: str, value: object) -> str:
 
 
 # What git accepts as a remote and committer passes on: no character that a shell, a config file or git's
-# own URL parser could read two ways (white space, control characters, a backslash that some parsers take
-# for a path separator and others for part of the user name).
-_URL_BAD = re.compile(r"[\x00-\x20\x7f\\]")
+# own URL parser could read two ways: white space and control characters of any kind (C1, no-break and
+# other Unicode spaces, line separators, direction overrides and other format characters that change how a
+# URL reads to a person), and a backslash that some parsers take for a path separator and others for part
+# of the user name.
+_URL_BAD = re.compile(r"[\x00-\x20\x7f-\xa0\\\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff]")
 _URL_SCHEMES = ("https", "http", "ssh", "file")
 _HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
 _HOST = rf"(?:{_HOSTNAME}|\[[0-9A-Fa-f:.]+\])"
@@ -263,7 +265,7 @@ _NETLOC = re.compile(rf"^(?:(?P<user>{_USERINFO})(?::(?P<password>{_USERINFO}))?
                      rf"(?::(?P<port>[0-9]{{1,5}}))?$")
 _SCP = re.compile(rf"^(?:(?P<user>[A-Za-z0-9._~+][A-Za-z0-9._~+-]*)@)?(?P<host>{_HOSTNAME}):(?P<path>[^:]+)$")
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
-_REMOTE_FORMS = ("expected https://host/owner/repo.git, ssh://user@host/path, user@host:owner/repo.git, "
+_REMOTE_FORMS = ("expected https://host/owner/repo.git, ssh://host/path, user@host:owner/repo.git, "
                  "file:///path or /path")
 
 

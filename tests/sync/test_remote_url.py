@@ -57,6 +57,11 @@ REFUSED = [
     "HTTPS://github.com/acme/notes.git",
     "notes.git",
     "//host/share/x.git",
+    "https://git\u202ehub.com/acme/notes.git",  # a direction override: reads as another host
+    "https://github.com/acme/\u2028notes.git",
+    "https://github.com\xa0/acme/notes.git",
+    "https://github.com/acme/\x85notes.git",
+    "https://github.com/acme/\u200bnotes.git",
 ]
 
 
