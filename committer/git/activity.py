@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 # CPU below this much, over a whole quiet window, is a process waking to poll, not work.
@@ -34,41 +34,40 @@ def read_group(pgid: int) -> Reading:
     members: set[int] = set()
     stored: dict[int, int] = {}
     cpu, io = 0.0, 0
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    for pid, fields in _in_group(pgid):
         try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
-            members.add(int(name))
+            members.add(pid)
             cpu += (int(fields[11]) + int(fields[12])) / _TICKS
-            with open(f"/proc/{name}/io", "rb") as fh:
+            with open(f"/proc/{pid}/io", "rb") as fh:
                 for line in fh:
                     key, _, value = line.partition(b":")
                     if key in (b"rchar", b"wchar"):
                         io += int(value)
                     elif key == b"write_bytes":
-                        stored[int(name)] = int(value)
+                        stored[pid] = int(value)
         except (OSError, ValueError, IndexError):
             continue
     return Reading(frozenset(members), cpu, io, stored)
 
 
-def alive(pgid: int) -> bool:
-    """Whether a process of group `pgid` still runs (one that ended but was not reaped holds nothing open)."""
+def _in_group(pgid: int) -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, fields of /proc/<pid>/stat after the command name) of each process of group `pgid` now."""
+    group = str(pgid).encode()
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/stat", "rb") as fh:
                 fields = fh.read().rsplit(b")", 1)[1].split()
-        except OSError:
+        except (OSError, IndexError):
             continue
-        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
+        if len(fields) > 2 and fields[2] == group:
+            yield int(name), fields
+
+
+def alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (one that ended but was not reaped holds nothing open)."""
+    return any(fields[0] not in (b"Z", b"X") for _pid, fields in _in_group(pgid))
 
 
 def wait_ended(pgid: int, timeout: float) -> bool:
