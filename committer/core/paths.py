@@ -61,14 +61,18 @@ def display_path(path: str) -> str:
     return path if _SHOWN_ESCAPED.search(path) is None else _SHOWN_ESCAPED.sub(_escape, path)
 
 
-_TEXT_ESCAPED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\udc80-\udcff]")
+# Lone surrogates of any kind too: a byte that was not UTF-8 (U+DC80-U+DCFF) or one that came from JSON text.
+_TEXT_ESCAPED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_LINES_ESCAPED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
-def display_text(text: str) -> str:
-    """Text from another writer (a commit subject, a trailer value) safe for one terminal line: control
-    characters, bidirectional overrides and bytes that are not UTF-8 as `\\xNN`/`\\uNNNN`; a backslash
-    stays as it is (an escaped name in a subject is shown once, not twice)."""
-    return text if _TEXT_ESCAPED.search(text) is None else _TEXT_ESCAPED.sub(_escape, text)
+def display_text(text: str, lines: bool = False) -> str:
+    """Text from another writer (a commit subject, a trailer value, a file's content on a page) safe to
+    show: control characters, bidirectional overrides and bytes that are not UTF-8 as `\\xNN`/`\\uNNNN`; a
+    backslash stays as it is (an escaped name in a subject is shown once, not twice). Tab and line feed
+    are kept, and with `lines` (a file's content) carriage return too."""
+    pattern = _LINES_ESCAPED if lines else _TEXT_ESCAPED
+    return text if pattern.search(text) is None else pattern.sub(_escape, text)
 
 
 def _unescape(match: re.Match[str]) -> str:

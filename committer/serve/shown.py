@@ -4,33 +4,21 @@ text, the banner, the trailer's rows. Pure: no HTTP, no templates."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
+from committer.core.paths import display_text
 from committer.serve import wording
 
-# A byte of a name that was not UTF-8 (a lone surrogate), a control character other than tab and line
-# breaks, and the characters that make a line read otherwise than it is (bidirectional overrides).
-_SURROGATE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 HELD_LISTED = 200  # held files the banner lists by name
 
 
 def readable(value: str) -> str:
     """Text with each byte of a name that was not UTF-8 shown as \\xNN (`bad\\xff.md`), and control
     characters and bidirectional overrides as \\xNN / \\uNNNN, so any name can be shown and encoded and
-    no text reads otherwise than it is; other text is unchanged."""
-    if not _SURROGATE.search(value):
-        return value
-
-    def escape(match: re.Match[str]) -> str:
-        code = ord(match.group())
-        if 0xDC80 <= code <= 0xDCFF:
-            return f"\\x{code - 0xDC00:02x}"
-        return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
-
-    return _SURROGATE.sub(escape, value)
+    no text reads otherwise than it is; other text (line breaks and tabs included) is unchanged."""
+    return display_text(value, lines=True)
 
 
 def name_bytes(value: str) -> bytes:
