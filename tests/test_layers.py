@@ -14,9 +14,9 @@ HOMES = {  # a library -> the only modules that may import it
     "prometheus_client": {"serve/metrics.py"},
     "typer": {"cli/app.py", "cli/commands.py", "cli/history.py"},
     "rich": {"cli/progress.py"},
-    "uvicorn": {"serve/app.py", "serve/protocol.py"},
+    "uvicorn": {"serve/web.py"},
     "anyio": {"serve/work.py"},
-    "starlette": {"serve/app.py", "serve/pages.py", "serve/forms.py", "serve/events.py"},
+    "starlette": {"serve/web.py"},
     "jinja2": {"serve/pages.py"},
 }
 

@@ -18,6 +18,7 @@ from committer.core.settings import Settings, require_data_dir, require_git_dir
 from committer.git.repo import GitRepo
 from committer.git.setup import check_branch, open_repository
 from committer.ops import requests as ops
+from committer.ops.kinds import ConfirmDeletes, PullNow, Restore, Snapshot
 from committer.ops.lock import COMMAND, InstanceLock
 from committer.ops.state import load_parts, read_state, save_parts
 from committer.policy.filters import PathFilter
@@ -181,7 +182,7 @@ def pull(opts: Options) -> int:
     if not settings.remote:
         raise ConfigError("remote", "no remote is configured; set --remote or COMMITTER_REMOTE")
     running = ops.daemon_running(settings)
-    answer = ops.run(settings, "pull", {})
+    answer = ops.run(settings, PullNow())
     for item in answer["conflicts"]:
         theirs = f"the remote's is in {item['copy']}" if item["copy"] else str(item["why"])
         typer.echo(f"conflict: {item['path']}: kept the local version; {theirs}")
@@ -219,7 +220,7 @@ def confirm_deletes(opts: Options) -> None:
     """Commit a held mass deletion (the deletions the guard kept out of history)."""
     settings = opts.settings()
     require_repo(settings)
-    answer = ops.run(settings, "confirm-deletes", {})
+    answer = ops.run(settings, ConfirmDeletes())
     before = answer.get("before")
     _say_kept(answer.get("pull") or {})
     if before is None:
@@ -241,7 +242,7 @@ def restore(
     require_repo(settings)
     rel = relative(settings, path) if Path(path).is_absolute() else path
     rel = GitRepo.of(settings).named(rel, to)  # a name that is not UTF-8 may be typed as `log` shows it
-    answer = ops.run(settings, "restore", {"path": rel, "rev": to, "dry_run": dry_run})
+    answer = ops.run(settings, Restore(rel, to, dry_run))
     for item in answer["actions"]:
         aside = (" (its current content is in no commit: kept beside it as a conflict copy)"
                  if item.get("aside") else "")
@@ -283,7 +284,7 @@ def snapshot_command(
         return
     if not message_text:
         raise ConfigError("--message", "a snapshot needs a message: -m 'what this is'")
-    answer = ops.run(settings, "snapshot", {"message": message_text, "tag": tag})
+    answer = ops.run(settings, Snapshot(message_text, tag))
     typer.echo(f"snapshot {answer['tag']} at {answer['head'][:12]} (pushed with the next push)")
 
 

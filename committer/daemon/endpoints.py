@@ -1,13 +1,10 @@
 """The daemon's HTTP side, given callbacks: health, readiness, metrics, the push webhook (which queues a
 pull, or reports a forced update to the main loop) and the history pages (a read-only repository, the
-state for their banner, and the request mailbox for a restore)."""
+state for their banner, and the daemon's inbox for a restore)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from committer.core import logs
@@ -17,8 +14,8 @@ from committer.core.settings import Settings
 from committer.core.values import parse_address
 from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner
-from committer.ops.mailbox import submit_request, take_answer, withdraw_request
-from committer.ops.requests import ANSWER_TIMEOUT
+from committer.ops.asking import Answer, Request
+from committer.ops.inbox import Inbox
 from committer.ops.stream import Stream
 from committer.serve.access import Access, check_token_file
 from committer.serve.app import HttpServer
@@ -30,60 +27,39 @@ from committer.sync.puller import Puller
 log = logs.get(__name__)
 
 
-class PageRequests:
-    """How a page asks the main loop for something (a restore): a request in the mailbox the CLI uses,
-    then a wait, with a deadline, for the loop to answer it. The loop never waits on HTTP, so a page
-    cannot deadlock it; `answered()` (main loop) wakes the waiting pages."""
+def page_requests(inbox: Inbox) -> Callable[[Request], Answer]:
+    """How a page asks the main loop for something (a restore): through the inbox, with a deadline; a
+    failure (or a daemon starting or stopping) is a CommitterError for the page to show."""
 
-    def __init__(self, git_dir: Path, wake: Callable[[], None], accepting: Callable[[], bool]) -> None:
-        self.git_dir = git_dir
-        self._wake = wake
-        self._accepting = accepting
-        self._answered = threading.Condition()
-
-    def ask(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        """From an HTTP thread: the answer, or CommitterError (also when the daemon is not ready)."""
-        if not self._accepting():
-            raise CommitterError("committer is starting or stopping; try again in a moment")
-        ident = submit_request(self.git_dir, {"op": op, "args": args})
-        self._wake()
-        deadline = time.monotonic() + ANSWER_TIMEOUT
-        with self._answered:
-            while (answer := take_answer(self.git_dir, ident)) is None:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._accepting():
-                    withdraw_request(self.git_dir, ident)
-                    raise CommitterError("committer did not answer in time; see its logs")
-                self._answered.wait(min(left, 1.0))
-        if "error" in answer:
-            raise CommitterError(str(answer["error"]))
+    def ask(request: Request) -> Answer:
+        answer = inbox.ask(request)
+        if answer.error is not None:
+            raise CommitterError(answer.error)
         return answer
 
-    def answered(self) -> None:
-        with self._answered:
-            self._answered.notify_all()
+    return ask
 
 
-def make_pages(settings: Settings, host: str, status: Callable[[], dict[str, Any]], requests: PageRequests) -> Pages:
+def make_pages(settings: Settings, host: str, status: Callable[[], dict[str, Any]], inbox: Inbox) -> Pages:
     """The history pages for a bind address: open on loopback, behind the ui token elsewhere (off
     without one). ConfigError for a ui_token_file that is missing, empty or too short."""
     check_token_file(settings.ui_token_file)
     access = Access.decide(host, lambda: ui_token(settings.ui_token_file))
     log.info("pages", access=access.mode, host=host)
     repo = GitRepo.of(settings, GitRunner(settings.git_timeout))  # read-only git commands, never the index
-    return Pages(repo, access, status, requests.ask)
+    return Pages(repo, access, status, page_requests(inbox))
 
 
 def start_http(
     settings: Settings, metrics: Metrics, health: Callable[[], Mapping[str, Any]], ready: Callable[[], bool],
     puller: Puller | None, on_forced: Callable[[str | None], None], status: Callable[[], dict[str, Any]],
-    requests: PageRequests, events: Stream | None = None,
+    inbox: Inbox, events: Stream | None = None,
 ) -> HttpServer | None:
     """Serve on `settings.http` from a thread of its own; None when it is off."""
     address = parse_address("http", settings.http)
     if address is None:
         return None
-    pages = make_pages(settings, address[0], status, requests)
+    pages = make_pages(settings, address[0], status, inbox)
     webhook = None
     if settings.remote:
         receiver = WebhookReceiver(

@@ -15,7 +15,7 @@ from committer.core import clock, logs
 from committer.core.errors import ConfigError
 from committer.core.settings import Settings, require_data_dir, require_git_dir, shown
 from committer.daemon import datadir, startup
-from committer.daemon.endpoints import PageRequests, pulls_automatic, start_http
+from committer.daemon.endpoints import pulls_automatic, start_http
 from committer.daemon.maintenance import Maintenance
 from committer.daemon.reporter import Reporter
 from committer.daemon.stopnow import stop_now
@@ -25,6 +25,7 @@ from committer.git import lfs
 from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner
 from committer.git.setup import check_branch
+from committer.ops.inbox import Inbox
 from committer.ops.lock import InstanceLock
 from committer.ops.notify import Notify
 from committer.ops.state import load_parts, read_state
@@ -108,7 +109,7 @@ class Daemon:
         self.runner.terminate()
 
     def _request_waiting(self) -> None:
-        """A page left a request (HTTP thread): the loop serves it as it serves a command's SIGUSR1."""
+        """A page or the webhook queued a request (HTTP thread): the loop serves it as a command's SIGUSR1."""
         self.requests_waiting = True
         self.wakeup.set()
 
@@ -166,12 +167,12 @@ class Daemon:
             if not self.once:
                 self.puller = Puller(settings, repo, self.wakeup.set)
         self.maintenance = Maintenance(repo)
-        requests = PageRequests(settings.git_dir, self._request_waiting, lambda: self.ready and not self.stopping)
+        inbox = Inbox(self._request_waiting, lambda: self.ready and not self.stopping)
         self.work = Work(committer, record, Batcher(settings.debounce, settings.max_delay), self.pusher,
-                         self.puller, self.metrics, self.maintenance, settings.git_dir, requests.answered)
+                         self.puller, self.metrics, self.maintenance, settings.git_dir, inbox)
         if not self.once:
             self.http = start_http(settings, self.metrics, self.health, lambda: self.ready and not self.stopping,
-                                   self.puller, self._forced_update, self._page_status, requests, self.stream)
+                                   self.puller, self._forced_update, self._page_status, inbox, self.stream)
         if settings.lfs_threshold and not lfs.available():
             log.warning("lfs_unavailable", threshold=settings.lfs_threshold,
                         action="files at or above lfs_threshold are held back; install git-lfs")
@@ -220,7 +221,7 @@ class Daemon:
     def _forced_update(self, head: str | None) -> None:
         """A webhook said the remote branch was force-pushed (http thread): the main loop records it."""
         if self.work is not None:
-            self.work.forced.append(head)
+            self.work.forced_update(head)
         self.wakeup.set()
 
     def health(self) -> dict[str, Any]:

@@ -1,13 +1,14 @@
-"""What the main loop does, one thing at a time: commit a batch, reconcile, serve a command's request,
-apply what the pull loop fetched. One failure never stops the daemon: it is logged, shown in status,
-and retried through a reconcile with backoff."""
+"""What the main loop does, one thing at a time: commit a batch, reconcile, serve a request (a command's
+from the mailbox, a page's or the webhook's from the inbox), apply what the pull loop fetched. One failure
+never stops the daemon: it is logged, shown in status, and retried through a reconcile with backoff."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from committer.commit.committer import Committer
 from committer.commit.step import CommitResult
@@ -15,8 +16,10 @@ from committer.core import clock, logs
 from committer.core.errors import CommitterError
 from committer.core.retry import Backoff
 from committer.daemon.maintenance import Maintenance
+from committer.ops.asking import NOW, SOON, Answer, Request
+from committer.ops.inbox import Inbox
+from committer.ops.kinds import REQUESTS, Forced
 from committer.ops.mailbox import answer_request, pending_requests
-from committer.ops.requests import perform
 from committer.policy.filters import BMIGNORE
 from committer.serve.metrics import Metrics
 from committer.sync import conflicts, pull, unwritable
@@ -42,13 +45,12 @@ class Work:
     metrics: Metrics
     maintenance: Maintenance
     git_dir: Path
-    answered: Callable[[], None] = lambda: None  # a request was answered (pages wait for that)
+    # the daemon's own threads' requests (the pages, the webhook); by default one that never wakes the loop
+    inbox: Inbox = field(default_factory=lambda: Inbox(lambda: None, lambda: True))
     last_error: dict[str, str] | None = field(default=None, init=False)
     reconcile_at: float | None = field(default=None, init=False)
     reconcile_why: str = field(default="start", init=False)
     _retry: Backoff = field(default_factory=lambda: Backoff(RETRY_FIRST, RETRY_MAX), init=False)
-    # forced updates a webhook reported, in the order they came
-    forced: list[str | None] = field(default_factory=list, init=False)
     pull_failures: int = field(default=0, init=False)  # pulls that failed in a row (health: degraded)
 
     # -- commits ---------------------------------------------------------------------------------
@@ -106,43 +108,64 @@ class Work:
 
     # -- what commands and the remote ask for -------------------------------------------------------
 
+    def forced_update(self, head: str | None) -> None:
+        """A webhook said the remote branch was force-pushed (HTTP thread): queued for the loop, in order."""
+        self.inbox.tell(Forced(head))
+
     def serve_requests(self, take_events: Callable[[], None]) -> None:
-        """SIGUSR1: commands left requests (confirm-deletes, restore, ...); pending changes are committed first."""
-        for ident, request in pending_requests(self.git_dir):
+        """Serve what was asked: commands' requests in the mailbox (SIGUSR1), then the daemon's own threads'
+        in the inbox (a page's restore, the webhook's forced update), each the same way."""
+        for ident, value in pending_requests(self.git_dir):
+            answer = self._serve(value, take_events, ident)
+            answer_request(self.git_dir, ident, answer.to_json())
+            self._push(answer)
+        while (ticket := self.inbox.take()) is not None:
+            answer = self._serve(ticket.request, take_events, ticket.ident if ticket.future is not None else None)
+            ticket.answer(answer)
+            self._push(answer)
+
+    def _serve(self, asked: Request | Mapping[str, Any], take_events: Callable[[], None], ident: str | None) -> Answer:
+        """Commit what is pending, then do it; `asked` from the mailbox is parsed here, so a request that does
+        not parse is answered like one that fails. Logged when someone waits for the answer."""
+        op = asked.get("op") if isinstance(asked, Mapping) else asked.op
+        if isinstance(asked, Mapping) or asked.commit_first:
             take_events()
             self.commit_batch()
-            log.info("request", op=request.get("op"), id=ident)
-            rules = self.committer.pfilter.generation
-            try:
-                answer = perform(self.committer, self.record, request)
-            except Exception as exc:  # a request must never take the daemon down
-                log.error("request_failed", op=request.get("op"), error=str(exc), exc_info=True)
-                answer = {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}
-                self.committer.refresh_head()
-            self._rules_pulled(rules)
-            answer_request(self.git_dir, ident, answer)
-            self.answered()
-            if self.pusher is not None:  # a new commit or tag: pushed now (a new commit also ends a wait)
-                self.pusher.retry_now() if answer.get("sha") else self.pusher.request()
+        if ident is not None:
+            log.info("request", op=op, id=ident)
+        rules = self.committer.pfilter.generation
+        try:
+            request = REQUESTS.parse(asked, remote=True) if isinstance(asked, Mapping) else asked
+            answer = REQUESTS.perform(self.committer, self.record, request)
+        except CommitterError as exc:  # a request from another process that names no known operation
+            answer = Answer.failed(exc.message, exc.exit_code)
+        except Exception as exc:  # a request must never take the daemon down
+            log.error("request_failed", op=op, error=str(exc), exc_info=True)
+            answer = Answer.failed(f"{type(exc).__name__}: {exc}", 1)
+            self.committer.refresh_head()
+        self._rules_pulled(rules)
+        return answer
+
+    def _push(self, answer: Answer) -> None:
+        """What the answer says the push loop does: push now (a new commit also ends a wait), or soon."""
+        if self.pusher is None:
+            return
+        if answer.push == NOW:
+            self.pusher.retry_now()
+        elif answer.push == SOON:
+            self.pusher.request()
 
     def apply_fetched(self, take_events: Callable[[], None]) -> bool:
         """Apply what the pull loop fetched, after committing what is pending (so nothing is overwritten);
         True when something was done (the state changed)."""
-        changed = False
-        while self.forced:
-            head = self.forced.pop(0)
-            if head is not None and head == self.committer.head:
-                continue  # our own force-push (allow_non_ff) coming back
-            pull.refuse_forced(self.committer, self.record, head, "the webhook said forced")
-            changed = True
         fetched = self.puller.take() if self.puller is not None else None
         if fetched is None:
-            return changed
+            return False
         if fetched == self.committer.head:
             if self.record.refused():  # the remote is back where we are: nothing is refused
                 pull.note(self.record, pull.PullResult(pull.UP_TO_DATE, remote=fetched, old=fetched, new=fetched))
                 return True
-            return changed
+            return False
         take_events()
         self.commit_batch()
         rules = self.committer.pfilter.generation

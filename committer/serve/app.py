@@ -11,26 +11,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from committer import __version__
 from committer.core import logs
 from committer.core.errors import CommitterError
 from committer.serve.metrics import Metrics
 from committer.serve.protocol import CONNECTIONS, HeadDeadlineProtocol
+from committer.serve.web import (
+    ASGIApp,
+    BaseRoute,
+    Message,
+    Mount,
+    Receive,
+    Request,
+    Response,
+    Route,
+    Scope,
+    Send,
+    Starlette,
+    StaticFiles,
+    UvicornConfig,
+    UvicornServer,
+    json_response,
+    read_body,
+)
 from committer.serve.work import Threads
 
 if TYPE_CHECKING:
@@ -39,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logs.get("committer.http")
 
-JSON = "application/json"
 ALLOWED = "GET, HEAD"
 MAX_WEBHOOK_BODY = 25 * 1024 * 1024  # GitHub caps a delivery at 25 MB
 WEBHOOK_SLOTS = 2  # deliveries read at once; more are answered 503 (redelivered from GitHub by hand)
@@ -62,12 +70,6 @@ SECURITY_HEADERS = {
 }
 
 Webhook = Callable[[Mapping[str, str], bytes], tuple[int, Mapping[str, Any]]]
-
-
-def json_response(status: int, data: Mapping[str, Any], allow: str | None = None) -> Response:
-    body = (json.dumps(data, default=str, sort_keys=True) + "\n").encode()
-    headers = {"Allow": allow} if allow else None
-    return Response(body, status, headers=headers, media_type=JSON)
 
 
 class Guard:
@@ -188,39 +190,16 @@ class Endpoints:
         return json_response(status, answer)
 
 
-async def read_body(request: Request, most: int, seconds: float) -> bytes | None:
-    """The request body, or None when it is longer than `most` bytes or not all there within `seconds`
-    (a slow client)."""
-
-    async def collect() -> bytes | None:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > most:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    try:
-        return await asyncio.wait_for(collect(), seconds)
-    except (TimeoutError, OSError):
-        return None
-    except Exception as exc:  # starlette's ClientDisconnect: the client went away
-        if type(exc).__name__ == "ClientDisconnect":
-            return None
-        raise
-
-
 async def _not_found(request: Request, exc: Exception) -> Response:
     return json_response(404, {"error": "not found"})
 
 
-class QuietServer(uvicorn.Server):
+class QuietServer(UvicornServer):
     """uvicorn's server without its tick: uvicorn wakes ten times a second to refresh its Date header
     and look for should_exit. Here the Date header is set per response (Guard) and the serving loop
     sleeps until stop() wakes it, so an idle daemon does not wake at all for HTTP."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: UvicornConfig) -> None:
         super().__init__(config)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
@@ -275,9 +254,9 @@ class HttpServer:
             access = (lambda: self.pages.access) if self.pages is not None else (lambda: None)
             routes.append(Route("/events", EventsEndpoint(self.events, access)))
         if self.pages is not None:
-            from committer.serve import pages as pages_module
+            from committer.serve.site import routes as page_routes  # jinja2 and the pages, only when served
 
-            routes += pages_module.routes(self.pages)
+            routes += page_routes(self.pages)
             routes.append(Mount("/static", StaticFiles(packages=[("committer.serve", "static")]), name="static"))
         app = Starlette(routes=routes, exception_handlers={404: _not_found})
         return app
@@ -298,7 +277,7 @@ class HttpServer:
             sock.close()
             raise CommitterError(f"http: cannot listen on {shown}: {exc.strerror or exc}") from exc
         sock.setblocking(False)
-        config = uvicorn.Config(
+        config = UvicornConfig(
             Guard(self.app()),
             log_config=None,
             access_log=False,

@@ -14,12 +14,10 @@ import contextlib
 import json
 from collections.abc import Callable
 
-from starlette.requests import Request
-from starlette.types import Message, Receive, Scope, Send
-
 from committer.core import logs
 from committer.ops.stream import Client, Stream
 from committer.serve.access import OFF, Access
+from committer.serve.web import Message, Receive, Request, Scope, Send
 
 log = logs.get("committer.http")
 

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-
+from committer.ops.kinds import Restore
 from committer.serve import history, shown, wording
 from committer.serve.access import COOKIE, Access
-from committer.serve.app import json_response, read_body
 from committer.serve.pages import ENV, Pages, log, page, query
+from committer.serve.web import (
+    HTMLResponse,
+    RedirectResponse,
+    Request,
+    Response,
+    json_response,
+    read_body,
+    run_in_threadpool,
+)
 
 FORM_MAX = 16 * 1024  # bytes of a form post
 FORM_SECONDS = 10.0  # the longest a form's body may take to arrive
@@ -35,7 +40,7 @@ async def restore_page(pages: Pages, request: Request) -> Response:
         return HTMLResponse("<!doctype html><title>Restore</title><p>This restore preview opens only from the "
                             f"history pages. <a href=\"{link}\">Show what this restore would change</a></p>", 403)
     sha = await pages.pool.run(request.receive, lambda job: history.check_rev(pages.repo, rev), "restore")
-    answer = await run_in_threadpool(pages.request, "restore", {"path": path, "rev": sha, "dry_run": True})
+    answer = (await run_in_threadpool(pages.request, Restore(path, sha, dry_run=True))).payload
     when = await pages.pool.run(request.receive, lambda job: wording.commit_time(pages.repo, sha), "restore")
     return page(pages, request, "restore.html", {
         "title": f"Restore {path or 'everything'}", "path": path, "rev": sha, "answer": answer, "when": when,
@@ -54,7 +59,7 @@ async def _restore(pages: Pages, request: Request) -> Response:
     path = history.check_path(shown.from_url(form.get("path", "")))  # the form sends the name's bytes encoded
     sha = await pages.pool.run(None, lambda job: history.check_rev(pages.repo, form.get("rev", "")), "restore")
     log.info("page_restore", path=shown.readable(path) or ".", rev=sha)
-    answer = await run_in_threadpool(pages.request, "restore", {"path": path, "rev": sha})
+    answer = (await run_in_threadpool(pages.request, Restore(path, sha))).payload
     if answer.get("sha"):
         return RedirectResponse(f"/commit/{answer['sha']}?restored={shown.url_part(path or '.')}", 303)
     when = await pages.pool.run(None, lambda job: wording.commit_time(pages.repo, sha), "restore")

@@ -3,7 +3,8 @@
 Server-rendered Jinja2 templates with autoescaping on: every file name, message and file content is
 escaped, and a file is never served as HTML (downloads are `application/octet-stream` attachments).
 The daemon hands in what the pages need (a read-only view of the repository, a status snapshot, and a
-way to put a request in its mailbox); this module never imports the daemon.
+way to ask its main loop for something); this module never imports the daemon. The routes are in
+serve/site.py.
 """
 
 from __future__ import annotations
@@ -17,18 +18,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from committer import __version__
 from committer.core import logs
-from committer.core.errors import CommitterError
 from committer.git.repo import GitRepo
+from committer.ops import asking
 from committer.serve import diffs, filehistory, history, shown, wording
 from committer.serve.access import OFF, OPEN, Access, Tries
-from committer.serve.app import json_response
-from committer.serve.work import Job, PagePool, Stopped
+from committer.serve.web import FileResponse, HTMLResponse, RedirectResponse, Request, Response, json_response
+from committer.serve.work import Job, PagePool
 
 log = logs.get("committer.pages")
 
@@ -41,7 +39,8 @@ class Pages:
     repo: GitRepo  # read-only use: git log, diff-tree, cat-file, ls-tree
     access: Access
     status: Callable[[], Mapping[str, Any]]  # the daemon's state: push, holds, last error
-    request: Callable[[str, dict[str, Any]], dict[str, Any]]  # (op, args) -> answer, through the mailbox
+    # a request for the main loop (a restore) -> its answer; a failure is a CommitterError
+    request: Callable[[asking.Request], asking.Answer]
     clock: Callable[[], float] = time.time
 
     @functools.cached_property
@@ -75,47 +74,6 @@ def _env() -> Environment:
 
 ENV = _env()
 Handler = Callable[[Pages, Request], Awaitable[Response]]
-
-
-def routes(pages: Pages) -> list[BaseRoute]:
-    """The page routes, each behind the access rule."""
-    from committer.serve.forms import login, logout, restore_page  # they build on this module
-
-    def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        @functools.wraps(handler)
-        async def endpoint(request: Request) -> Response:
-            refused = gate(pages, request)
-            if refused is not None:
-                return refused
-            try:
-                return await handler(pages, request)
-            except Stopped as exc:
-                if exc.client_gone:
-                    return Response(b"", 499)  # nobody reads it
-                # Rendered without the banner: nothing that could be slow runs on the event loop.
-                html = ENV.get_template("error.html").render(
-                    title="This page took too long", banner=None, logged_in=False, message=(
-                        "It was stopped so that it cannot slow down the backups. Try again in a moment, or "
-                        "a smaller view (one file, one folder)."))
-                return HTMLResponse(html, 503, headers={"Retry-After": "10"})
-            except history.NotFound as exc:
-                return page(pages, request, "error.html", {"title": "Not found", "message": exc.message}, 404)
-            except CommitterError as exc:
-                log.warning("page_failed", path=request.url.path, error=shown.readable(exc.message))
-                return page(pages, request, "error.html", {"title": "That did not work", "message": exc.message}, 500)
-
-        return endpoint
-
-    return [
-        Route("/", guarded(timeline), methods=["GET", "HEAD"]),
-        Route("/file/{path:path}", guarded(file_page), methods=["GET", "HEAD"]),
-        Route("/view/{rev}/{path:path}", guarded(view_page), methods=["GET", "HEAD"]),
-        Route("/raw/{rev}/{path:path}", guarded(raw_file), methods=["GET", "HEAD"]),
-        Route("/commit/{rev}", guarded(commit_page), methods=["GET", "HEAD"]),
-        Route("/restore", guarded(restore_page), methods=["GET", "HEAD", "POST"]),
-        Route("/login", functools.partial(login, pages), methods=["GET", "HEAD", "POST"]),
-        Route("/logout", guarded(logout), methods=["POST"]),
-    ]
 
 
 def gate(pages: Pages, request: Request) -> Response | None:

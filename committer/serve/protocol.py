@@ -15,9 +15,8 @@ import asyncio
 import time
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
 from committer.core import logs
+from committer.serve.web import H11Protocol
 
 log = logs.get("committer.http")
 

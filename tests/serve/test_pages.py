@@ -22,6 +22,8 @@ import pytest
 from committer.commit.committer import Committer
 from committer.core.secret import ui_token as read_token
 from committer.git import lfs
+from committer.ops.asking import Answer as Answer_
+from committer.ops.asking import Request
 from committer.ops.requests import perform as perform_request
 from committer.serve import diffs, history, wording
 from committer.serve.access import COOKIE, Access, is_loopback
@@ -77,15 +79,15 @@ class Site:
         return fetch(self.port, path, headers={k.replace("_", "-"): v for k, v in headers.items()})
 
 
-def perform(pipeline: Committer) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
-    """What the daemon's mailbox does, done here: the same ops.perform, errors as exceptions."""
+def perform(pipeline: Committer) -> Callable[[Request], Answer_]:
+    """What the daemon's main loop does, done here: the same ops.perform, errors as exceptions."""
 
-    def request(op: str, args: dict[str, Any]) -> dict[str, Any]:
-        answer = perform_request(pipeline, PullRecord(), {"op": op, "args": args})
-        if "error" in answer:
+    def request(asked: Request) -> Answer_:
+        answer = perform_request(pipeline, PullRecord(), asked)
+        if answer.error is not None:
             from committer.core.errors import CommitterError
 
-            raise CommitterError(answer["error"])
+            raise CommitterError(answer.error)
         return answer
 
     return request

@@ -1,0 +1,111 @@
+"""The requests the main loop serves, one frozen dataclass and one handler each, and the registry line that
+joins them. A handler runs on the main loop's thread (or a command's, without a daemon) and says in its
+answer what the push loop does next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from committer.commit.committer import Committer
+from committer.ops import snapshot
+from committer.ops.asking import NOW, Answer, Asked, Registry
+from committer.ops.restore import restore
+from committer.sync import pull
+from committer.sync.pullstate import PullRecord
+
+
+@dataclass(frozen=True)
+class Restore(Asked):
+    """Bring a path (or everything, "") back as it was at `rev`; a dry run says what it would change."""
+
+    op: ClassVar[str] = "restore"
+    path: str
+    rev: str
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot(Asked):
+    """Tag HEAD (after what is pending is committed)."""
+
+    op: ClassVar[str] = "snapshot"
+    message: str = ""
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmDeletes(Asked):
+    """Commit a held mass deletion, or apply a pull held back for deleting too much."""
+
+    op: ClassVar[str] = "confirm-deletes"
+
+
+@dataclass(frozen=True)
+class PullNow(Asked):
+    """Fetch and apply the remote branch now."""
+
+    op: ClassVar[str] = "pull"
+
+
+@dataclass(frozen=True)
+class PushNow(Asked):
+    """Ask the push loop to push now, ending a backoff wait."""
+
+    op: ClassVar[str] = "push"
+
+
+@dataclass(frozen=True)
+class Forced(Asked):
+    """The webhook said the remote branch was force-pushed (to `head`): recorded as refused, never applied."""
+
+    op: ClassVar[str] = "forced-update"
+    commit_first: ClassVar[bool] = False  # it only records state; a pending batch keeps its debounce
+    head: str | None = None
+
+
+def _restore(committer: Committer, _record: PullRecord, asked: Restore) -> Answer:
+    return Answer.committed(restore(committer, str(asked.path), str(asked.rev), bool(asked.dry_run)))
+
+
+def _snapshot(committer: Committer, _record: PullRecord, asked: Snapshot) -> Answer:
+    # No commit of its own: the tag goes with the next push.
+    return Answer.committed(snapshot.create(committer, str(asked.message or ""), asked.tag or None))
+
+
+def _confirm_deletes(committer: Committer, record: PullRecord, _asked: ConfirmDeletes) -> Answer:
+    held_pull = record.held()
+    if committer.holds.hold is None and held_pull:
+        # A pull held back because it would delete too many files: apply it, deletions included.
+        pulled = pull.pull(committer, record, allow_deletes=True, fetched=str(held_pull["remote_head"]))
+        return Answer.committed({"before": held_pull, "sha": pulled.sha, "deleted": pulled.deleted,
+                                 "pull": pulled.answer()})
+    hold = committer.holds.hold
+    before = hold.status() if hold else None
+    result = committer.confirm_deletes()
+    return Answer.committed({"before": before, "sha": result.sha, "deleted": result.changes.counts.deleted})
+
+
+def _pull(committer: Committer, record: PullRecord, _asked: PullNow) -> Answer:
+    return Answer.committed(pull.pull(committer, record).answer())
+
+
+def _push(_committer: Committer, _record: PullRecord, _asked: PushNow) -> Answer:
+    return Answer({}, push=NOW)
+
+
+def _forced(committer: Committer, record: PullRecord, asked: Forced) -> Answer:
+    if asked.head is not None and asked.head == committer.head:
+        return Answer({"refused": False})  # our own force-push (allow_non_ff) coming back
+    pull.refuse_forced(committer, record, asked.head, "the webhook said forced")
+    return Answer({"refused": True})
+
+
+REQUESTS = Registry()
+REQUESTS.register(ConfirmDeletes, _confirm_deletes)
+REQUESTS.register(Restore, _restore)
+REQUESTS.register(Snapshot, _snapshot)
+REQUESTS.register(PullNow, _pull)
+REQUESTS.register(PushNow, _push)
+REQUESTS.register(Forced, _forced, remote=False)
+

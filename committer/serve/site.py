@@ -1,0 +1,65 @@
+"""The history pages' routes: each page behind the access rule, and the answer when a page fails (too slow,
+not found, refused by git)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+
+from committer.core.errors import CommitterError
+from committer.serve import history, shown
+from committer.serve.forms import login, logout, restore_page
+from committer.serve.pages import (
+    ENV,
+    Handler,
+    Pages,
+    commit_page,
+    file_page,
+    gate,
+    log,
+    page,
+    raw_file,
+    timeline,
+    view_page,
+)
+from committer.serve.web import BaseRoute, HTMLResponse, Request, Response, Route
+from committer.serve.work import Stopped
+
+
+def routes(pages: Pages) -> list[BaseRoute]:
+    """The page routes, each behind the access rule."""
+    def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            refused = gate(pages, request)
+            if refused is not None:
+                return refused
+            try:
+                return await handler(pages, request)
+            except Stopped as exc:
+                if exc.client_gone:
+                    return Response(b"", 499)  # nobody reads it
+                # Rendered without the banner: nothing that could be slow runs on the event loop.
+                html = ENV.get_template("error.html").render(
+                    title="This page took too long", banner=None, logged_in=False, message=(
+                        "It was stopped so that it cannot slow down the backups. Try again in a moment, or "
+                        "a smaller view (one file, one folder)."))
+                return HTMLResponse(html, 503, headers={"Retry-After": "10"})
+            except history.NotFound as exc:
+                return page(pages, request, "error.html", {"title": "Not found", "message": exc.message}, 404)
+            except CommitterError as exc:
+                log.warning("page_failed", path=request.url.path, error=shown.readable(exc.message))
+                return page(pages, request, "error.html", {"title": "That did not work", "message": exc.message}, 500)
+
+        return endpoint
+
+    return [
+        Route("/", guarded(timeline), methods=["GET", "HEAD"]),
+        Route("/file/{path:path}", guarded(file_page), methods=["GET", "HEAD"]),
+        Route("/view/{rev}/{path:path}", guarded(view_page), methods=["GET", "HEAD"]),
+        Route("/raw/{rev}/{path:path}", guarded(raw_file), methods=["GET", "HEAD"]),
+        Route("/commit/{rev}", guarded(commit_page), methods=["GET", "HEAD"]),
+        Route("/restore", guarded(restore_page), methods=["GET", "HEAD", "POST"]),
+        Route("/login", functools.partial(login, pages), methods=["GET", "HEAD", "POST"]),
+        Route("/logout", guarded(logout), methods=["POST"]),
+    ]
