@@ -53,20 +53,19 @@ class Inbox:
         stopping (also while the request waits in the queue) or does not answer within the timeout."""
         if not self._accepting():
             raise CommitterError(NOT_NOW)
-        ticket = Ticket(request, Future())
-        assert ticket.future is not None
-        self._queue.put(ticket)
+        future: Future[Answer] = Future()
+        self._queue.put(Ticket(request, future))
         self._wake()
         deadline = time.monotonic() + self.timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
-                return ticket.future.result(min(left, WAIT_STEP))
+                return future.result(min(left, WAIT_STEP))
             except FutureTimeout:
                 pass
             # Stopping: the loop will not take it any more. One being served is still answered.
-            if not self._accepting() and ticket.future.cancel():
+            if not self._accepting() and future.cancel():
                 raise CommitterError(NOT_NOW)
-        ticket.future.cancel()
+        future.cancel()
         raise CommitterError(TOO_LATE)
 
     def tell(self, request: Request) -> None:
@@ -83,8 +82,3 @@ class Inbox:
                 return None
             if ticket.begin():
                 return ticket
-
-    def close(self) -> None:
-        """Answer every request still queued with an error (the daemon stops serving)."""
-        while (ticket := self.take()) is not None:
-            ticket.answer(Answer.failed(NOT_NOW))

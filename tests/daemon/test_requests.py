@@ -4,11 +4,15 @@ field says. A request kind registered here plugs in like the built-in ones (the 
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -18,6 +22,7 @@ from committer.commit.committer import Committer
 from committer.core.errors import CommitterError
 from committer.daemon.maintenance import Maintenance
 from committer.daemon.work import Work
+from committer.git.layout import state_dir
 from committer.ops.asking import NOW, SOON, Answer, Asked, Push, as_json
 from committer.ops.inbox import NOT_NOW, TOO_LATE, Inbox
 from committer.ops.kinds import REQUESTS, ConfirmDeletes, Forced, PullNow, PushNow, Restore, Snapshot
@@ -26,7 +31,7 @@ from committer.serve.metrics import Metrics
 from committer.sync.pullstate import PullRecord
 from committer.watch.batcher import Batcher
 from tests.commit.test_pipeline import make_pipeline, write
-from tests.conftest import Layout, wait_for
+from tests.conftest import DaemonProcess, Layout, git, show, wait_for
 
 
 @dataclass(frozen=True)
@@ -216,13 +221,6 @@ def test_a_request_nobody_serves_times_out() -> None:
     assert inbox.take() is None
 
 
-def test_close_answers_what_is_queued() -> None:
-    inbox = Inbox(lambda: None, lambda: True)
-    inbox.tell(PushNow())
-    inbox.close()
-    assert inbox.take() is None
-
-
 def test_typed_requests_travel_as_the_json_the_mailbox_always_carried() -> None:
     """The file format between processes is unchanged, and parses back to the same typed request."""
     cases: list[tuple[Any, dict[str, Any]]] = [
@@ -254,3 +252,46 @@ def test_answers_travel_as_the_json_the_cli_always_read() -> None:
 def test_an_operation_is_registered_once(echo: None) -> None:
     with pytest.raises(ValueError, match="twice"):
         REQUESTS.register(Echo, _echo)
+
+
+def _http(port: int, method: str, path: str, body: bytes | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+@pytest.mark.integration
+def test_a_page_restore_is_served_by_the_running_daemon_through_the_inbox(
+    layout: Layout, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    """The history page's restore preview and restore reach the daemon's main loop in process: answered,
+    committed, logged as a request, and nothing written to the mailbox the CLI uses."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    (layout.data / "a.md").write_text("one\n")
+    daemon = start_daemon("--http", f"127.0.0.1:{port}")
+    wait_for(lambda: show(layout.git_dir, "a.md") == b"one\n", what="the first version committed")
+    first = git(layout.git_dir, "rev-parse", "HEAD").strip()
+    (layout.data / "a.md").write_text("two\n")
+    wait_for(lambda: show(layout.git_dir, "a.md") == b"two\n", what="the second version committed")
+    status, _, preview = _http(port, "GET", f"/restore?path=a.md&rev={first}",
+                               headers={"Sec-Fetch-Site": "same-origin"})
+    assert status == 200 and "a.md" in preview
+    found = re.search(r'name="csrf" value="([^"]+)"', preview)
+    assert found is not None
+    form = urllib.parse.urlencode({"path": "a.md", "rev": first, "csrf": found.group(1)}).encode()
+    status, headers, _ = _http(port, "POST", "/restore", form,
+                               {"Content-Type": "application/x-www-form-urlencoded", "Origin": f"http://127.0.0.1:{port}"})
+    assert status == 303 and headers["location"].startswith("/commit/")
+    sha = headers["location"].split("/")[2].split("?")[0]
+    assert git(layout.git_dir, "rev-parse", "HEAD").strip() == sha
+    assert (layout.data / "a.md").read_text() == "one\n"
+    asked = daemon.events("request")
+    assert [e["op"] for e in asked] == ["restore", "restore"] and all(e.get("id") for e in asked)
+    assert not (state_dir(layout.git_dir) / "requests").exists(), "the pages never use the file mailbox"
