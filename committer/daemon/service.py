@@ -221,8 +221,7 @@ class Daemon:
     def _forced_update(self, head: str | None) -> None:
         """A webhook said the remote branch was force-pushed (http thread): the main loop records it."""
         if self.work is not None:
-            self.work.forced_update(head)
-        self.wakeup.set()
+            self.work.forced_update(head)  # queued in the inbox, which wakes the loop
 
     def health(self) -> dict[str, Any]:
         """For /healthz: the loop turns over, the watcher and the push loop are alive."""
