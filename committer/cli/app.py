@@ -39,13 +39,13 @@ CONFIG = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=Non
     str | None, Option("--config", help="TOML config file.", show_default=False)])
 
 
-def flags_of(command: str, groups: tuple[str, ...]) -> tuple[Row, ...]:
+def flags_of(command: str, groups: tuple[str, ...], table: tuple[Row, ...] = ROWS) -> tuple[Row, ...]:
     """The settings a command takes as flags: its own (rows naming the command), then every command's (PLACE),
     then those of its groups (REMOTE, EVENTS), each in the table's order."""
-    return tuple(row for group in (command, PLACE, *groups) for row in ROWS if group in row.flags)
+    return tuple(row for group in (command, PLACE, *groups) for row in table if group in row.flags)
 
 
-def _flag(row: Row) -> inspect.Parameter:
+def flag_parameter(row: Row) -> inspect.Parameter:
     """A setting's row as the keyword parameter typer reads an option from: text, parsed by the row later."""
     option = Option(row.flag, help=row.label, show_default=False)
     return inspect.Parameter(row.name, inspect.Parameter.KEYWORD_ONLY, default=None,
@@ -68,6 +68,10 @@ class Options:
         return settings
 
 
+# Each command's name -> the groups of setting flags it takes besides PLACE (for the manual's table).
+GROUPED: dict[str, tuple[str, ...]] = {}
+
+
 def command(name: str | None = None, *, remote: bool = False, events: bool = False
             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a command whose function takes `opts: Options` and its own options: the settings it takes as
@@ -75,8 +79,10 @@ def command(name: str | None = None, *, remote: bool = False, events: bool = Fal
     groups = (REMOTE,) * remote + (EVENTS,) * events
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
-        rows = flags_of(name or func.__name__, groups)
-        flags = [_flag(row) for row in rows]
+        called = name or func.__name__
+        GROUPED[called] = groups
+        rows = flags_of(called, groups)
+        flags = [flag_parameter(row) for row in rows]
         own = sum(1 for row in rows if PLACE not in row.flags and not set(groups) & set(row.flags))
 
         @functools.wraps(func)

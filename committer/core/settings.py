@@ -142,7 +142,7 @@ class Settings:
     author_email: str = setting("committer@localhost", values.identity, help="Bot email of every commit")
     ignore: tuple[str, ...] = setting(
         (), values.patterns, help="Extra gitignore patterns",
-        doc="extra gitignore patterns (`COMMITTER_IGNORE`: comma-separated)")
+        doc="extra gitignore patterns; in the environment, comma-separated")
     max_delete: int = setting(100, values.count, help="A batch deleting more tracked files than this is held")
     max_batch_files: int = setting(
         10_000, values.positive_count, help="Most changed paths one commit carries",
