@@ -79,11 +79,11 @@ def command(name: str | None = None, *, remote: bool = False, events: bool = Fal
     groups = (REMOTE,) * remote + (EVENTS,) * events
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
-        called = name or func.__name__
+        called = name or func.__name__.replace("_", "-")  # the name typer gives it
         GROUPED[called] = groups
         rows = flags_of(called, groups)
         flags = [flag_parameter(row) for row in rows]
-        own = sum(1 for row in rows if PLACE not in row.flags and not set(groups) & set(row.flags))
+        own = sum(1 for row in rows if called in row.flags)  # flags_of lists the command's own first
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> None:

@@ -79,9 +79,8 @@ def rows(cls: type) -> tuple[Row, ...]:
         info = item.metadata[_KEY]
         out.append(Row(
             name=item.name, default=item.default, parse=info["parse"], help=info["help"],
-            doc=info["doc"] or info["help"], flags=info["flags"], shown=info["shown"] or _text(item.default,
-                                                                                                 info["parse"]),
-            show=info["show"],
+            doc=info["doc"] or info["help"], flags=info["flags"],
+            shown=info["shown"] or _text(item.default, info["parse"]), show=info["show"],
         ))
     return tuple(out)
 
