@@ -1,5 +1,6 @@
-"""The `committer` command's frame: the typer app, the options every command shares (declared once, here),
-and the one place that maps errors to exit codes."""
+"""The `committer` command's frame: the typer app (the one module that imports typer: the other commands take
+Argument, Option, Exit and echo from here), the setting flags made from the settings table, and the one
+place that maps errors to exit codes."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import typer
+from typer import Argument as Argument  # commands take typer's names from here, its one home
+from typer import Exit as Exit
+from typer import Option as Option
+from typer import echo as echo
 
 from committer.core import logs
 from committer.core.errors import CommitterError, redact
-from committer.core.settings import Settings, config_path, load_settings, read_config_file
+from committer.core.settings import ROWS, Settings, config_path, load_settings, read_config_file
+from committer.core.table import EVENTS, PLACE, REMOTE, Row
 from committer.git.runner import kill_all
 
 app = typer.Typer(
@@ -28,90 +34,79 @@ app = typer.Typer(
 )
 
 
-def _option(*names: str, help: str) -> Any:
-    return typer.Option(*names, help=help, show_default=False)
+# The option every command takes that is not a setting: which file the settings are read from.
+CONFIG = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+    str | None, Option("--config", help="TOML config file.", show_default=False)])
 
 
-# (name, annotation) of the options of every command, and of those that talk to the remote.
-PLACE: tuple[tuple[str, Any], ...] = (
-    ("config", Annotated[str | None, _option("--config", help="TOML config file.")]),
-    ("data_dir", Annotated[str | None, _option("--data-dir", help="Directory to version [/app/data].")]),
-    ("git_dir", Annotated[str | None, _option(
-        "--git-dir", help="Bare repository, outside the data dir [/app/git/knowledge.git].")]),
-    ("branch", Annotated[str | None, _option("--branch", help="Branch to commit to [main].")]),
-    ("log_format", Annotated[str | None, _option("--log-format", help="auto, console or json [auto].")]),
-    ("log_level", Annotated[str | None, _option("--log-level", help="debug, info, warning, error [info].")]),
-)
-REMOTE: tuple[tuple[str, Any], ...] = (
-    ("remote", Annotated[str | None, _option("--remote", help="URL to push to; empty for local history.")]),
-    ("github_app_id", Annotated[str | None, _option(
-        "--github-app-id", help="GitHub App id (or client id) to push as.")]),
-    ("github_app_installation_id", Annotated[str | None, _option(
-        "--github-app-installation-id", help="The App's installation id.")]),
-    ("github_app_private_key_file", Annotated[str | None, _option(
-        "--github-app-private-key-file", help="The App's private key (PEM).")]),
-    ("github_api_url", Annotated[str | None, _option(
-        "--github-api-url", help="GitHub's REST API [https://api.github.com].")]),
-)
+def flags_of(command: str, groups: tuple[str, ...], table: tuple[Row, ...] = ROWS) -> tuple[Row, ...]:
+    """The settings a command takes as flags: its own (rows naming the command), then every command's (PLACE),
+    then those of its groups (REMOTE, EVENTS), each in the table's order."""
+    return tuple(row for group in (command, PLACE, *groups) for row in table if group in row.flags)
 
 
-def _text_flag(name: str, help: str) -> tuple[str, Any]:
-    """(name, annotation) of an optional text option spelled --name-with-dashes."""
-    return name, Annotated[str | None, _option("--" + name.replace("_", "-"), help=help)]
-
-
-# The commands that may make events: where they are delivered (the daemon delivers; a command leaves them
-# in the outbox for it).
-EVENTS: tuple[tuple[str, Any], ...] = tuple(_text_flag(name, help) for name, help in (
-    ("notify_url", "POST every event, signed, to this http(s) URL [off]."),
-    ("notify_secret_file", "File holding the secret that signs the events."),
-    ("notify_timeout", "Longest one delivery may take [10s]."),
-    ("notify_outbox_max", "Events kept for a receiver; past it the oldest are dropped [10000]."),
-    ("exec_hook", "Command line run once per event, the JSON on its stdin [off]."),
-    ("exec_hook_timeout", "Longest one run of the hook may take [30s]."),
-))
+def flag_parameter(row: Row) -> inspect.Parameter:
+    """A setting's row as the keyword parameter typer reads an option from: text, parsed by the row later."""
+    option = Option(row.flag, help=row.label, show_default=False)
+    return inspect.Parameter(row.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[str | None, option])
 
 
 @dataclass
 class Options:
-    """The shared options one command was given; `settings()` adds its own flags and loads every layer."""
+    """The setting flags one command was given and its --config; `settings()` loads every layer."""
 
     config: str | None
     flags: dict[str, object] = field(default_factory=dict)
 
-    def settings(self, **more: object) -> Settings:
+    def settings(self) -> Settings:
         """Defaults < TOML file < COMMITTER_* environment < flags, validated; logging configured."""
         path = config_path(self.config, os.environ)
         file_values = read_config_file(path) if path else {}
-        settings = load_settings(file_values, os.environ, {**self.flags, **more})
+        settings = load_settings(file_values, os.environ, self.flags)
         logs.configure(settings.log_format, settings.log_level)
         return settings
 
 
+# Each command's name -> the groups of setting flags it takes besides PLACE (for the manual's table).
+GROUPED: dict[str, tuple[str, ...]] = {}
+
+
 def command(name: str | None = None, *, remote: bool = False, events: bool = False
             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a command whose function takes `opts: Options` and its own options: the shared ones are
-    added to its signature here, and whatever it raises becomes one line and an exit code here."""
-    shared = PLACE + (REMOTE if remote else ()) + (EVENTS if events else ())
+    """Register a command whose function takes `opts: Options` and its own options: the settings it takes as
+    flags are added from the table here, and whatever it raises becomes one line and an exit code here."""
+    groups = (REMOTE,) * remote + (EVENTS,) * events
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
-        hints = typing.get_type_hints(func, include_extras=True)  # the module uses postponed annotations
-        own = [p.replace(annotation=hints.get(p.name, p.annotation))
-               for p in inspect.signature(func).parameters.values() if p.name != "opts"]
-        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a) for n, a in shared]
+        called = name or func.__name__.replace("_", "-")  # the name typer gives it
+        GROUPED[called] = groups
+        rows = flags_of(called, groups)
+        flags = [flag_parameter(row) for row in rows]
+        own = sum(1 for row in rows if called in row.flags)  # flags_of lists the command's own first
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> None:
-            given = {n: kwargs.pop(n) for n, _ in shared}
-            opts = Options(given.pop("config"), given)
-            raise typer.Exit(_exit_code(lambda: func(opts=opts, **kwargs)))
+            given = {param.name: kwargs.pop(param.name) for param in flags}
+            opts = Options(kwargs.pop("config"), given)
+            raise Exit(_exit_code(lambda: func(opts=opts, **kwargs)))
 
-        wrapper.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **dict(shared)}
+        _declare(wrapper, func, [*flags[:own], CONFIG, *flags[own:]])  # --help: the command's own first
         app.command(name)(wrapper)
         return func
 
     return register
+
+
+def _declare(wrapper: Callable[..., Any], func: Callable[..., Any], added: list[inspect.Parameter]) -> None:
+    """Show typer the parameters the wrapper takes: the function's own (but `opts`), then the added ones.
+    typer reads options from a signature and Python has no typed **kwargs, so the signature is written here,
+    the one place that does it."""
+    hints = typing.get_type_hints(func, include_extras=True)  # the module uses postponed annotations
+    own = [p.replace(annotation=hints.get(p.name, p.annotation))
+           for p in inspect.signature(func).parameters.values() if p.name != "opts"]
+    wrapper.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
 
 
 class Stopped(KeyboardInterrupt):
@@ -136,12 +131,12 @@ def _exit_code(body: Callable[[], int | None]) -> int:
     try:
         return body() or 0
     except CommitterError as exc:
-        typer.echo(f"committer: error: {redact(exc.message)}", err=True)
+        echo(f"committer: error: {redact(exc.message)}", err=True)
         return exc.exit_code
     except Stopped as exc:
         kill_all()
         name = signal.Signals(exc.signum).name
-        typer.echo(f"committer: stopped by {name}; the git processes it started were ended", err=True)
+        echo(f"committer: stopped by {name}; the git processes it started were ended", err=True)
         return 128 + exc.signum
     except KeyboardInterrupt:
         kill_all()

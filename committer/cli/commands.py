@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import typer
-
-from committer.cli.app import Options, command
+from committer.cli.app import Argument, Option, Options, command, echo
 from committer.core import logs
 from committer.core.errors import ConfigError, redact
 from committer.core.paths import display_path
@@ -24,7 +22,7 @@ from committer.ops.state import load_parts, read_state, save_parts
 from committer.policy.filters import PathFilter
 
 NewBranch = Annotated[
-    bool, typer.Option("--new-branch", help="Commit to --branch although the repository has history on another branch.")
+    bool, Option("--new-branch", help="Commit to --branch although the repository has history on another branch.")
 ]
 
 
@@ -50,10 +48,10 @@ def relative(settings: Settings, path: str) -> str:
 def init(
     opts: Options,
     from_remote: Annotated[
-        bool, typer.Option("--from-remote", help="The remote wins: check its files out into the empty data dir.")
+        bool, Option("--from-remote", help="The remote wins: check its files out into the empty data dir.")
     ] = False,
     adopt: Annotated[
-        bool, typer.Option("--adopt", help="Both: commit the local content on top of the remote history.")
+        bool, Option("--adopt", help="Both: commit the local content on top of the remote history.")
     ] = False,
     new_branch: NewBranch = False,
 ) -> None:
@@ -75,7 +73,7 @@ def init(
         repo = open_repository(settings, pfilter, new_branch)
         fresh = repo.head() is None
         if fresh and settings.remote and _side_with_remote(settings, repo, from_remote, adopt):
-            typer.echo(f"took {settings.branch} from {redact(settings.remote)} into {settings.data_dir}")
+            echo(f"took {settings.branch} from {redact(settings.remote)} into {settings.data_dir}")
             return
         committer, record = load_parts(settings, repo, pfilter, read_state(settings.git_dir))
         op = "init" if repo.head() is None else ("adopt" if adopt else "reconcile")
@@ -87,9 +85,9 @@ def init(
         files = result.changes.counts.total
         where = f"{settings.git_dir} ({settings.branch})"
         if result.sha:
-            typer.echo(f"committed {files} file{'s' if files != 1 else ''} to {where}: {result.sha[:12]}")
+            echo(f"committed {files} file{'s' if files != 1 else ''} to {where}: {result.sha[:12]}")
         else:
-            typer.echo(f"{where} is up to date with {settings.data_dir}")
+            echo(f"{where} is up to date with {settings.data_dir}")
         if settings.remote:
             _push_and_report(settings, repo)
 
@@ -125,9 +123,9 @@ def _push_and_report(settings: Settings, repo: GitRepo) -> None:
     finally:
         notify.stop(0.0)
     if result["pushed"]:
-        typer.echo(f"pushed {result['commits']} commit(s) to {redact(settings.remote)} in {result['seconds']}s")
+        echo(f"pushed {result['commits']} commit(s) to {redact(settings.remote)} in {result['seconds']}s")
     else:
-        typer.echo(f"{redact(settings.remote)} is up to date")
+        echo(f"{redact(settings.remote)} is up to date")
 
 
 @command(remote=True)
@@ -143,29 +141,13 @@ def push(opts: Options) -> None:
 @command(remote=True, events=True)
 def run(
     opts: Options,
-    debounce: Annotated[str | None, typer.Option(help="Quiet time that closes a batch [2s].")] = None,
-    max_delay: Annotated[str | None, typer.Option(help="Longest a batch waits after its first event [30s].")] = None,
-    observer: Annotated[str | None, typer.Option(help="auto, inotify or poll [auto].")] = None,
-    poll_interval: Annotated[str | None, typer.Option(help="Scan interval of the poll observer [5s].")] = None,
-    pull_interval: Annotated[
-        str | None, typer.Option(help="Fetch and pull the remote this often; 0 for never [0].")
-    ] = None,
-    once: Annotated[bool, typer.Option("--once", help="Reconcile, commit, push once, then exit.")] = False,
+    once: Annotated[bool, Option("--once", help="Reconcile, commit, push once, then exit.")] = False,
     new_branch: NewBranch = False,
-    http: Annotated[
-        str | None,
-        typer.Option("--http", help="Serve the history pages, /healthz, /readyz, /metrics on [HOST]:PORT [off]."),
-    ] = None,
-    ui_token_file: Annotated[
-        str | None,
-        typer.Option("--ui-token-file", help="File holding the token the history pages need off loopback."),
-    ] = None,
 ) -> int:
     """Watch the data directory, commit each batch of changes, push."""
     from committer.daemon.service import Daemon
 
-    settings = opts.settings(debounce=debounce, max_delay=max_delay, observer=observer, poll_interval=poll_interval,
-                             pull_interval=pull_interval, http=http, ui_token_file=ui_token_file)
+    settings = opts.settings()
     daemon = Daemon(settings, once=once, new_branch=new_branch)
     restore_signals = daemon.install_signal_handlers()
     try:
@@ -185,18 +167,18 @@ def pull(opts: Options) -> int:
     answer = ops.run(settings, PullNow())
     for item in answer["conflicts"]:
         theirs = f"the remote's is in {item['copy']}" if item["copy"] else str(item["why"])
-        typer.echo(f"conflict: {item['path']}: kept the local version; {theirs}")
+        echo(f"conflict: {item['path']}: kept the local version; {theirs}")
     for item in answer.get("unwritable") or []:
-        typer.echo(f"not written here: {item['path']}: {item['reason']} (kept in git; see `committer status`)")
+        echo(f"not written here: {item['path']}: {item['reason']} (kept in git; see `committer status`)")
     _say_kept(answer)
     outcome, new = answer["outcome"], (answer["new"] or "")[:12]
     if outcome == "refused":
-        typer.echo(f"committer: error: pull refused: {answer['reason']}", err=True)
+        echo(f"committer: error: pull refused: {answer['reason']}", err=True)
         return 1
     if outcome == "held":
-        typer.echo(f"pull held: {answer['reason']}; run `committer confirm-deletes` to apply it")
+        echo(f"pull held: {answer['reason']}; run `committer confirm-deletes` to apply it")
         return 1
-    typer.echo({
+    echo({
         "up_to_date": "already up to date",
         "ahead": "nothing to pull: the local branch is ahead of the remote",
         "no_remote_branch": f"nothing to pull: {answer['reason']}",
@@ -211,8 +193,8 @@ def pull(opts: Options) -> int:
 def _say_kept(answer: dict[str, Any]) -> None:
     """A pull's remote deletions of files the ignore rules keep out: untracked here, never deleted."""
     if answer.get("kept"):
-        typer.echo(f"kept {answer['kept']} file(s) that the ignore rules now keep out of the history "
-                   "(untracked, not deleted; see held_files in `committer status`)")
+        echo(f"kept {answer['kept']} file(s) that the ignore rules now keep out of the history "
+             "(untracked, not deleted; see held_files in `committer status`)")
 
 
 @command("confirm-deletes", events=True)
@@ -224,17 +206,17 @@ def confirm_deletes(opts: Options) -> None:
     before = answer.get("before")
     _say_kept(answer.get("pull") or {})
     if before is None:
-        typer.echo("nothing is held")
+        echo("nothing is held")
     else:
-        typer.echo(f"committed the held deletion of {answer['deleted']} file(s) ({before['reason']})")
+        echo(f"committed the held deletion of {answer['deleted']} file(s) ({before['reason']})")
 
 
 @command(events=True)
 def restore(
     opts: Options,
-    path: Annotated[str, typer.Argument(help="A file or folder of the data directory; . for all of it.")],
-    to: Annotated[str, typer.Option("--to", help="A commit, tag, `main@{2 hours ago}` or a date.")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would change; change nothing.")] = False,
+    path: Annotated[str, Argument(help="A file or folder of the data directory; . for all of it.")],
+    to: Annotated[str, Option("--to", help="A commit, tag, `main@{2 hours ago}` or a date.")],
+    dry_run: Annotated[bool, Option("--dry-run", help="List what would change; change nothing.")] = False,
 ) -> int:
     """Put a file or folder back as it was at a revision, as a new audited commit; exit 1 when some of it
     could not be written (the rest is restored, and each such path is named)."""
@@ -246,31 +228,31 @@ def restore(
     for item in answer["actions"]:
         aside = (" (its current content is in no commit: kept beside it as a conflict copy)"
                  if item.get("aside") else "")
-        typer.echo(f"{'would ' if dry_run else ''}{item['action']} {display_path(item['path'])}{aside}")
+        echo(f"{'would ' if dry_run else ''}{item['action']} {display_path(item['path'])}{aside}")
     for item in answer.get("kept") or []:
         verb = "would keep" if dry_run else "kept"
-        typer.echo(f"{verb} {display_path(item['path'])}: {item['why']}; it stays as it is")
+        echo(f"{verb} {display_path(item['path'])}: {item['why']}; it stays as it is")
     for item in answer.get("failed") or []:
-        typer.echo(f"could not restore {display_path(item['path'])}: {item['reason']}; it was left as it is")
+        echo(f"could not restore {display_path(item['path'])}: {item['reason']}; it was left as it is")
     source, shown = answer["source"][:12], display_path(answer["path"])
     failed = len(answer.get("failed") or [])
     if dry_run:
-        typer.echo(f"{len(answer['actions'])} change(s) to restore {shown} from {to} ({source})")
+        echo(f"{len(answer['actions'])} change(s) to restore {shown} from {to} ({source})")
     elif answer["sha"]:
         partly = f", except {failed} path(s) that could not be written" if failed else ""
-        typer.echo(f"restored {shown} from {to} ({source}){partly}: commit {answer['sha'][:12]}")
+        echo(f"restored {shown} from {to} ({source}){partly}: commit {answer['sha'][:12]}")
     elif not failed:
-        typer.echo(f"{shown} is already as it was at {to} ({source})")
+        echo(f"{shown} is already as it was at {to} ({source})")
     return 1 if failed else 0
 
 
 @command("snapshot")
 def snapshot_command(
     opts: Options,
-    message_text: Annotated[str | None, typer.Option("-m", "--message", help="What this snapshot is.")] = None,
-    tag: Annotated[str | None, typer.Option("--tag", help="Tag name [snapshot-<UTC time>].")] = None,
-    list_them: Annotated[bool, typer.Option("--list", help="List the snapshots.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="With --list: one JSON object per line.")] = False,
+    message_text: Annotated[str | None, Option("-m", "--message", help="What this snapshot is.")] = None,
+    tag: Annotated[str | None, Option("--tag", help="Tag name [snapshot-<UTC time>].")] = None,
+    list_them: Annotated[bool, Option("--list", help="List the snapshots.")] = False,
+    as_json: Annotated[bool, Option("--json", help="With --list: one JSON object per line.")] = False,
 ) -> None:
     """Tag HEAD (an annotated tag, pushed with the next push), or list the snapshots."""
     from committer.ops import snapshot
@@ -279,25 +261,22 @@ def snapshot_command(
     require_repo(settings)
     if list_them:
         for item in snapshot.listing(GitRepo.of(settings)):
-            typer.echo(json.dumps(item) if as_json else
+            echo(json.dumps(item) if as_json else
                        f"{item['tag']}  {item['date']}  {item['commit'][:12]}  {item['message']}")
         return
     if not message_text:
         raise ConfigError("--message", "a snapshot needs a message: -m 'what this is'")
     answer = ops.run(settings, Snapshot(message_text, tag))
-    typer.echo(f"snapshot {answer['tag']} at {answer['head'][:12]} (pushed with the next push)")
+    echo(f"snapshot {answer['tag']} at {answer['head'][:12]} (pushed with the next push)")
 
 
 @command("connect", remote=True)
 def connect_command(
     opts: Options,
-    target: Annotated[str, typer.Argument(metavar="OWNER/REPO", help="The GitHub repository, e.g. acme/notes.")],
+    target: Annotated[str, Argument(metavar="OWNER/REPO", help="The GitHub repository, e.g. acme/notes.")],
     webhook_url: Annotated[
-        str | None, typer.Option("--webhook-url", show_default=False,
-                                 help="Register GitHub's push webhook to this URL (the daemon's /webhook).")
-    ] = None,
-    token_file: Annotated[
-        str | None, typer.Option("--token-file", help="File holding the token to use.", show_default=False)
+        str | None, Option("--webhook-url", show_default=False,
+                           help="Register GitHub's push webhook to this URL (the daemon's /webhook).")
     ] = None,
 ) -> int:
     """Create the private GitHub repository if missing, register the push webhook, write the settings."""
@@ -307,7 +286,7 @@ def connect_command(
     from committer.ops import doctor as checks
     from committer.ops.connect import connect
 
-    flags = {**opts.flags, "token_file": token_file}
+    flags = opts.flags
     path = config_path(opts.config, os.environ) or DEFAULT_CONFIG_FILE
     # The file may not exist yet: connect writes it.
     settings = load_settings(read_config_file(path) if path.exists() else {}, os.environ, flags)
@@ -315,11 +294,11 @@ def connect_command(
     if webhook_url is not None and not webhook_url.startswith(("https://", "http://")):
         raise ConfigError("--webhook-url", f"expected an http(s) URL, got {webhook_url!r}")
     for line in connect(settings, target, path, webhook_url):
-        typer.echo(line)
+        echo(line)
     written = Options(str(path), flags).settings()  # as the daemon will read them
     found = list(checks.remote_checks(written))
     for check in found:
-        typer.echo(f"{check.status:<5} {check.name:<12} {check.detail}")
+        echo(f"{check.status:<5} {check.name:<12} {check.detail}")
         if check.fix:
-            typer.echo(f"{'':18}fix: {check.fix}")
+            echo(f"{'':18}fix: {check.fix}")
     return 1 if any(check.status == "fail" for check in found) else 0

@@ -6,9 +6,7 @@ import json
 import sys
 from typing import Annotated, Any
 
-import typer
-
-from committer.cli.app import Options, command
+from committer.cli.app import Argument, Option, Options, command, echo
 from committer.cli.commands import relative
 from committer.commit import trailer
 from committer.core import clock
@@ -23,31 +21,31 @@ RENAMES_LISTED = 1000
 
 @command(remote=True)
 def status(
-    opts: Options, as_json: Annotated[bool, typer.Option("--json", help="One JSON object with every key.")] = False
+    opts: Options, as_json: Annotated[bool, Option("--json", help="One JSON object with every key.")] = False
 ) -> None:
     """Show the repository, the last commit and push, holds and errors, and whether a daemon runs."""
     from committer.ops.status import collect_status, render_status
 
     result = collect_status(opts.settings())
-    typer.echo(json.dumps(result, indent=None if not sys.stdout.isatty() else 2) if as_json else render_status(result))
+    echo(json.dumps(result, indent=None if not sys.stdout.isatty() else 2) if as_json else render_status(result))
 
 
 @command(remote=True)
-def doctor(opts: Options, as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> int:
+def doctor(opts: Options, as_json: Annotated[bool, Option("--json", help="One JSON object.")] = False) -> int:
     """Check the set-up (git, git-lfs, directories, inotify, remote and token) and say how to fix it."""
     from committer.ops import doctor as checks
 
     report = checks.diagnose(opts.settings())
-    typer.echo(json.dumps(report) if as_json else checks.render(report))
+    echo(json.dumps(report) if as_json else checks.render(report))
     return 0 if report["ok"] else 1
 
 
 @command("log")
 def log_command(
     opts: Options,
-    path: Annotated[str | None, typer.Argument(help="A file or folder in the data directory.")] = None,
-    max_count: Annotated[int, typer.Option("-n", "--max-count", help="How many commits.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    path: Annotated[str | None, Argument(help="A file or folder in the data directory.")] = None,
+    max_count: Annotated[int, Option("-n", "--max-count", help="How many commits.")] = 20,
+    as_json: Annotated[bool, Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """History of the directory or of one path (a file across its moves), with the BM-Meta trailer decoded
     and moves as old → new. Names that are not UTF-8 are shown escaped (`bad\\xff.md`) and can be given so."""
@@ -72,17 +70,17 @@ def log_command(
             }
             if len(renamed) > RENAMES_LISTED:
                 item["renamed_truncated"] = True
-            typer.echo(json.dumps(item))
+            echo(json.dumps(item))
             continue
-        typer.echo(f"{sha[:12]}  {clock.iso(epoch)}  {display_text(subject)}")
+        echo(f"{sha[:12]}  {clock.iso(epoch)}  {display_text(subject)}")
         if meta:
             counts = " ".join(f"{k}={meta[k]}" for k in ("added", "modified", "deleted", "renamed") if meta.get(k))
             extra = " ".join(f"{k}={display_text(str(meta[k]))}" for k in ("op", "host", "batch") if meta.get(k))
-            typer.echo(f"{'':14}{counts}  {extra}".rstrip())
+            echo(f"{'':14}{counts}  {extra}".rstrip())
         for old, new in renamed[:RENAMES_SHOWN]:
-            typer.echo(f"{'':14}{display_path(old)} → {display_path(new)}")
+            echo(f"{'':14}{display_path(old)} → {display_path(new)}")
         if len(renamed) > RENAMES_SHOWN:
-            typer.echo(f"{'':14}+{len(renamed) - RENAMES_SHOWN} more moved")
+            echo(f"{'':14}+{len(renamed) - RENAMES_SHOWN} more moved")
 
 
 def is_folder(repo: GitRepo, rel: str) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from committer.commit.changes import ChangeSet
+from committer.commit.config import commit_config
 from committer.commit.held import HeldFiles
 from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths
@@ -37,14 +38,15 @@ class Committer:
         on_commit: OnCommit | None = None, kept_ignored: Callable[[], Iterable[str]] = tuple,
         emit: events.Emit = events.nothing,
     ) -> None:
-        self.settings = settings
+        self.settings = settings  # whole, for the pull side (sync); the commit step gets only its part
+        self.config = commit_config(settings)
         self.repo = repo
         self.pfilter = pfilter
         self.emit = emit  # where the commit side and the pull tell what happened (events out)
         self.lfs_paths = LfsPaths(repo)
         self.held = HeldFiles()
-        self.holds = Holds(settings, repo, pfilter, hold, emit)
-        self.step = CommitStep(settings, repo, pfilter, self.holds, self.held, self.lfs_paths, on_commit, emit)
+        self.holds = Holds(self.config.max_delete, repo, pfilter, hold, emit)
+        self.step = CommitStep(self.config, repo, pfilter, self.holds, self.held, self.lfs_paths, on_commit, emit)
         # Files a pull brought in that the ignore rules exclude here: never untracked (that would delete
         # them on the remote); the pull side knows them.
         self.kept_ignored = kept_ignored

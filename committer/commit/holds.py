@@ -11,7 +11,6 @@ from typing import Any
 from committer.commit import similar
 from committer.commit.changes import ChangeSet
 from committer.core import clock, events, fsio, logs
-from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.policy import guard
 from committer.policy.filters import PathFilter
@@ -23,9 +22,9 @@ log = logs.get(__name__)
 class Holds:
     """The standing hold (or None) and the decisions that make, grow, shrink and release it."""
 
-    def __init__(self, settings: Settings, repo: GitRepo, pfilter: PathFilter, hold: Hold | None = None,
+    def __init__(self, max_delete: int, repo: GitRepo, pfilter: PathFilter, hold: Hold | None = None,
                  emit: events.Emit = events.nothing) -> None:
-        self.settings = settings
+        self.max_delete = max_delete  # a pass deleting more tracked files than this is held
         self.repo = repo
         self.pfilter = pfilter
         self.hold = hold
@@ -51,7 +50,7 @@ class Holds:
             unpaired = [p for p in changes.deleted if p not in renames]
             allowed: frozenset[str] = frozenset()
             if unpaired:
-                decision = guard.decide(unpaired, max_delete=self.settings.max_delete,
+                decision = guard.decide(unpaired, max_delete=self.max_delete,
                                         data_dir_state=self.data_dir_state(), hold=self.hold,
                                         now=clock.iso(clock.now(), ms=True))
                 allowed = decision.allowed
@@ -63,7 +62,7 @@ class Holds:
 
     def untrack(self, paths: list[str]) -> frozenset[str]:
         """The tracked files the ignore rules now exclude that may leave the tree now; the rest are held."""
-        decision = guard.decide(paths, max_delete=self.settings.max_delete, data_dir_state="ok", hold=self.hold,
+        decision = guard.decide(paths, max_delete=self.max_delete, data_dir_state="ok", hold=self.hold,
                                 now=clock.iso(clock.now(), ms=True), reason=guard.IGNORE_RULES)
         self._set(decision.hold, decision.new_hold)
         return decision.allowed

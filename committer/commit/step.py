@@ -16,13 +16,13 @@ from committer.commit import message, parts, similar
 from committer.commit.bmmeta import BmMeta
 from committer.commit.changes import DELETED, Change, ChangeSet
 from committer.commit.collect import Limits, Pass, collect
+from committer.commit.config import CommitConfig
 from committer.commit.held import HeldFiles
 from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths
 from committer.commit.writer import Writer
 from committer.core import clock, events, logs
 from committer.core.records import Spill
-from committer.core.settings import Settings
 from committer.git import lfs
 from committer.git.layout import state_dir
 from committer.git.objects import TreeEntry
@@ -45,18 +45,18 @@ class CommitResult:
     seconds: float
 
 
-def make_limits(settings: Settings, repo: GitRepo) -> Limits:
+def make_limits(config: CommitConfig, repo: GitRepo) -> Limits:
     """Size and content rules: LFS when git-lfs is there, the size holds otherwise, secret scanning."""
     store = None
-    if settings.lfs_threshold and lfs.available():
+    if config.lfs_threshold and lfs.available():
         git_dir = repo.git_dir
 
         def store(fd: int, size: int) -> bytes:
             return lfs.store(git_dir, fd, size)
 
     return Limits(
-        lfs_threshold=settings.lfs_threshold,
-        max_file_size=settings.max_file_size,
+        lfs_threshold=config.lfs_threshold,
+        max_file_size=config.max_file_size,
         lfs_store=store,
         find_secret=secrets.find_secret,
     )
@@ -72,10 +72,10 @@ class CommitStep:
     LFS paths it consults and keeps up to date are parts of their own, passed in."""
 
     def __init__(
-        self, settings: Settings, repo: GitRepo, pfilter: PathFilter, holds: Holds, held: HeldFiles,
+        self, config: CommitConfig, repo: GitRepo, pfilter: PathFilter, holds: Holds, held: HeldFiles,
         lfs_paths: LfsPaths, on_commit: OnCommit | None = None, emit: events.Emit = events.nothing,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.repo = repo
         self.pfilter = pfilter
         self.holds = holds
@@ -83,8 +83,8 @@ class CommitStep:
         self.lfs_paths = lfs_paths
         self.on_commit = on_commit
         self.emit = emit
-        self.limits = dataclasses.replace(make_limits(settings, repo), is_lfs=lambda path: path in lfs_paths)
-        self.identity = (settings.author_name, settings.author_email)
+        self.limits = dataclasses.replace(make_limits(config, repo), is_lfs=lambda path: path in lfs_paths)
+        self.identity = config.author
         self.host = socket.gethostname()
         self.bmmeta = BmMeta(repo.data_dir)
         self.head: str | None = repo.head()
@@ -154,7 +154,7 @@ class CommitStep:
             if changes.records is not None:
                 changes.records.close()
             return CommitResult(None, changes, batch, time.perf_counter() - started)
-        most = self.settings.max_batch_files
+        most = self.config.max_batch_files
         count = parts.count(changes, most)
         old = self.head
         paths = parts.path_lists(changes) if self.emit is not events.nothing else None

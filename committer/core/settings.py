@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from committer.core import values
 from committer.core.errors import ConfigError, redact
+from committer.core.table import EVENTS, PLACE, REMOTE, Row, rows, setting
+from committer.core.table import env_name as env_name  # where the callers have always found it
 
 DEFAULT_CONFIG_FILE = Path("/etc/committer/committer.toml")
 DEFAULT_GITHUB_API = "https://api.github.com"
@@ -23,54 +25,165 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the daemon and the CLI need to know, already validated."""
+    """Everything the daemon and the CLI need to know, already validated. Each field is the setting's one row
+    (core/table.py): parser, help, flags, default; the loader, the CLI options and the manual come from it."""
 
-    data_dir: Path = Path("/app/data")
-    git_dir: Path = Path("/app/git/knowledge.git")
-    branch: str = "main"
-    remote: str = ""
-    debounce: float = 2.0
-    max_delay: float = 30.0
-    observer: str = "auto"
-    poll_interval: float = 5.0
-    reconcile_interval: float = 600.0
-    push_interval: float = 5.0
-    push_backoff_max: float = 300.0
-    push_timeout: float = 120.0
-    allow_non_ff: bool = False
-    pull_interval: float = 0.0
-    pull_merge: bool = True
-    conflict_frontmatter: bool = True  # a conflict copy's frontmatter title and permalink get its suffix
-    webhook_secret_file: Path | None = None
-    ui_token_file: Path | None = None
-    token_file: Path | None = None
-    github_app_id: str = ""
-    github_app_installation_id: int = 0
-    github_app_private_key_file: Path | None = None
-    github_api_url: str = DEFAULT_GITHUB_API
-    allow_public: bool = False
-    git_ssh_command: str = ""
-    shutdown_timeout: float = 10.0
-    git_timeout: float = 300.0
-    transfer_timeout: float = 6 * 3600.0
-    max_transfer: int = 50_000_000_000
-    missing_data_timeout: float = 0.0
-    http: str = ""
-    author_name: str = "committer"
-    author_email: str = "committer@localhost"
-    ignore: tuple[str, ...] = ()
-    max_delete: int = 100
-    max_batch_files: int = 10_000
-    lfs_threshold: int = 10_000_000
-    max_file_size: int = 100_000_000
-    log_format: str = "auto"
-    log_level: str = "info"
-    notify_url: str = ""
-    notify_secret_file: Path | None = None
-    notify_timeout: float = 10.0
-    notify_outbox_max: int = 10_000
-    exec_hook: str = ""
-    exec_hook_timeout: float = 30.0
+    data_dir: Path = setting(
+        Path("/app/data"), values.path, flags=(PLACE,), help="Directory to version",
+        doc="the directory to version; must exist")
+    git_dir: Path = setting(
+        Path("/app/git/knowledge.git"), values.path, flags=(PLACE,), help="Bare repository, outside the data dir",
+        doc="the bare repository; must be outside the data directory, and be a repository, a missing or an empty "
+            "folder (a file, or a folder holding anything else, is refused: it is never turned into a repository)")
+    branch: str = setting(
+        "main", values.branch, flags=(PLACE,), help="Branch to commit to",
+        doc="the branch commits go to: a short name `git check-ref-format --branch` accepts (`main`, `team/notes`; "
+            "not `HEAD`, `a..b`, `-x`, nor a full ref such as `refs/heads/x`). A repository that already has history "
+            "on another branch is not switched: `run` and `init` refuse unless `--new-branch` is given, which starts "
+            "the branch at the current history's head")
+    remote: str = setting(
+        "", values.remote_url, flags=(REMOTE,), shown="empty (local history only)", help="URL to push to",
+        show=lambda value: redact(str(value)),
+        doc="URL to push to: `https://host/owner/repo.git`, `ssh://[user@]host[:port]/path`, "
+            "`user@host:owner/repo.git`, `file:///path` or `/path`; plain `http://` only to `localhost`, `127.0.0.1` "
+            "or `[::1]` (a tunnel). Anything else is one line naming `remote` and exit 2: a value starting with `-`, "
+            "white space, control characters, a backslash, a second `@` or any host that is not one plain name, "
+            "address or `[IPv6]` address, other schemes (`ext::`, `git://`, `ftp://`), a password in an ssh URL. See "
+            "[Safety](safety.md#remote-urls-and-the-lfs-endpoint)")
+    debounce: float = setting(2.0, values.parse_duration, flags=("run",), help="Quiet time that closes a batch")
+    max_delay: float = setting(
+        30.0, values.positive_duration, flags=("run",), help="Longest a batch waits after its first event",
+        doc="longest a batch waits after its first event (at least `debounce`)")
+    observer: str = setting(
+        "auto", values.choice(OBSERVERS), flags=("run",), help="auto, inotify or poll",
+        doc="`auto`, `inotify` or `poll`")
+    poll_interval: float = setting(
+        5.0, values.positive_duration, flags=("run",), help="Scan interval of the poll observer")
+    reconcile_interval: float = setting(
+        600.0, values.parse_duration, help="Full reconcile, and a look at the remote branch, this often; 0 for never",
+        doc="periodic full reconcile, and comparison of the remote branch with what was pushed; `0` turns both off")
+    push_interval: float = setting(
+        5.0, values.positive_duration, help="How often the push loop looks for unpushed commits")
+    push_backoff_max: float = setting(
+        300.0, values.positive_duration, help="Cap of the retry backoff after push failures")
+    push_timeout: float = setting(
+        120.0, values.positive_duration, help="Stop a network git call that does no work for this long",
+        doc="a network git call that does no work (no CPU, no byte moved) for this long is stopped")
+    allow_non_ff: bool = setting(
+        False, values.boolean, help="Force-push, with a lease on what was last pushed, when the remote moved",
+        doc="the only way anything is force-pushed: `--force-with-lease` against what was last pushed (see Pushing)")
+    pull_interval: float = setting(
+        0.0, values.parse_duration, flags=("run",), shown="`0` (off)",
+        help="Fetch and pull the remote this often",
+        doc="fetch the remote this often and pull what is new (see Pulling)")
+    pull_merge: bool = setting(
+        True, values.boolean, help="Merge when both sides have new commits; false: fast-forward only",
+        doc="when both sides have new commits, merge (conflicts become conflict copies); `false`: fast-forward only, "
+            "a divergence is refused and reported")
+    conflict_frontmatter: bool = setting(
+        True, values.boolean, help="A conflict copy's frontmatter title and permalink get its suffix",
+        doc="a conflict copy of a Markdown note with YAML frontmatter gets the copy's conflict suffix in its `title:`"
+            " and `permalink:` too, so basic-memory indexes it as a note of its own; `false`: the copy's content is "
+            "the other side's, byte for byte")
+    webhook_secret_file: Path | None = setting(
+        None, values.optional_path, help="File holding the secret of the push webhook",
+        doc="file holding the secret of the push webhook, re-read for every delivery; `COMMITTER_WEBHOOK_SECRET` or "
+            "the systemd credential `webhook_secret` also work")
+    ui_token_file: Path | None = setting(
+        None, values.optional_path, flags=("run",), help="File holding the token the history pages need off loopback",
+        doc="the token the history pages need when `http` binds anything but loopback; else `COMMITTER_UI_TOKEN`, "
+            "else the systemd credential `ui_token` (see [History pages](history-pages.md)); a missing, empty or "
+            "short (< 16 characters) file is one line and exit 2")
+    token_file: Path | None = setting(
+        None, values.optional_path, flags=("connect",), help="File holding the HTTPS token",
+        doc="file holding the HTTPS token, re-read before every push")
+    github_app_id: str = setting(
+        "", values.app_id, flags=(REMOTE,), help="GitHub App id (or client id) to push as",
+        doc="push as this GitHub App (its numeric id or its client id `Iv...`) instead of with a token; not together "
+            "with a token (exit 2)")
+    github_app_installation_id: int = setting(
+        0, values.count, flags=(REMOTE,), shown="none", help="The App's installation id",
+        doc="the App's installation on the account that owns the repository")
+    github_app_private_key_file: Path | None = setting(
+        None, values.optional_path, flags=(REMOTE,), help="The App's private key (PEM)",
+        doc="the App's private key (PEM), re-read at every token; else the systemd credential "
+            "`github_app_private_key`")
+    github_api_url: str = setting(
+        DEFAULT_GITHUB_API, values.api_url, flags=(REMOTE,), help="GitHub's REST API",
+        doc="GitHub's REST API; set it for GitHub Enterprise (`https://HOST/api/v3`), and any remote is then taken "
+            "for GitHub's")
+    allow_public: bool = setting(
+        False, values.boolean, help="Allow pushing to a GitHub repository that is public (see Pushing)")
+    git_ssh_command: str = setting("", values.line, help="`GIT_SSH_COMMAND` for ssh remotes")
+    shutdown_timeout: float = setting(10.0, values.positive_duration, help="Bound of the last push attempt on stop")
+    git_timeout: float = setting(
+        300.0, values.positive_duration,
+        help="Deadline of every local git process (a hung disk cannot stall the daemon)")
+    transfer_timeout: float = setting(
+        6 * 3600.0, values.positive_duration, help="Longest one network git call may run",
+        doc="longest one network git call (push, fetch, ls-remote, LFS upload or download) may run, however busy: a "
+            "server that trickles an endless pack is stopped here, `push_timeout` stops one that goes quiet")
+    max_transfer: int = setting(
+        50_000_000_000, values.positive_size, help="Most one network git call may write to disk",
+        doc="most one network git call may write to disk here (the `write_bytes` of git and its helpers, from "
+            "`/proc`, or, when larger, as on tmpfs which counts none, the growth of the temporary packs, objects and "
+            "LFS partials it writes in the git dir), checked every second: an endless pack or LFS body is stopped at "
+            "this size and what it wrote is removed. Raise it only for a repository whose full history or LFS store "
+            "is larger")
+    missing_data_timeout: float = setting(
+        0.0, values.parse_duration, shown="`0` (wait for ever)",
+        help="Exit 5 when the data directory stays away longer")
+    http: str = setting(
+        "", values.address, flags=("run",), shown="off",
+        help="Serve the history pages, /healthz, /readyz, /metrics on [HOST]:PORT",
+        doc="serve the history pages, `/healthz`, `/readyz`, `/metrics` and `POST /webhook` on `[HOST]:PORT` (a bare "
+            "port binds 127.0.0.1)")
+    author_name: str = setting("committer", values.identity, help="Bot identity of every commit")
+    author_email: str = setting("committer@localhost", values.identity, help="Bot email of every commit")
+    ignore: tuple[str, ...] = setting(
+        (), values.patterns, help="Extra gitignore patterns",
+        doc="extra gitignore patterns; in the environment, comma-separated")
+    max_delete: int = setting(100, values.count, help="A batch deleting more tracked files than this is held")
+    max_batch_files: int = setting(
+        10_000, values.positive_count, help="Most changed paths one commit carries",
+        doc='no commit carries more changed paths than this; a larger batch becomes several commits (`"part":"1/3"`, '
+            '...)')
+    lfs_threshold: int = setting(
+        10_000_000, values.parse_size, help="Files at or above this size go through Git LFS; 0 for never",
+        doc="files at or above this size go through Git LFS (or are held without git-lfs); `0` turns LFS off")
+    max_file_size: int = setting(
+        100_000_000, values.parse_size, help="A file above this that does not go through LFS is held",
+        doc="a file above this that does not go through LFS is held (GitHub refuses files over 100 MiB)")
+    log_format: str = setting(
+        "auto", values.choice(LOG_FORMATS), flags=(PLACE,), help="auto, console or json",
+        doc="`console` on a terminal, `json` lines otherwise")
+    log_level: str = setting(
+        "info", values.choice(LOG_LEVELS), flags=(PLACE,), help="debug, info, warning, error",
+        doc="`debug`, `info`, `warning`, `error`")
+    notify_url: str = setting(
+        "", values.http_url, flags=(EVENTS,), shown="off", help="POST every event, signed, to this http(s) URL",
+        show=lambda value: values.shown_url(str(value)),
+        doc="POST every event, signed, to this `http(s)` URL, from a durable outbox (see [Events](events.md)); a URL "
+            "that is not http(s) is one line and exit 2")
+    notify_secret_file: Path | None = setting(
+        None, values.optional_path, flags=(EVENTS,), help="File holding the secret that signs the events",
+        doc="file holding the secret that signs the events (`X-Committer-Signature-256`), re-read for every delivery;"
+            " else `COMMITTER_NOTIFY_SECRET`, else the systemd credential `notify_secret`")
+    notify_timeout: float = setting(
+        10.0, values.positive_duration, flags=(EVENTS,), help="Longest one delivery may take",
+        doc="the longest one delivery may take, connection to answer; then it is retried")
+    notify_outbox_max: int = setting(
+        10_000, values.positive_count, flags=(EVENTS,),
+        help="Events kept for a receiver; past it the oldest are dropped",
+        doc="events kept for a receiver that does not take them; past it the oldest are dropped, logged and counted")
+    exec_hook: str = setting(
+        "", values.command_line, flags=(EVENTS,), shown="off",
+        help="Command line run once per event, the JSON on its stdin",
+        doc="a command line run once per event (no shell), the JSON on its stdin, in the data directory's parent")
+    exec_hook_timeout: float = setting(
+        30.0, values.positive_duration, flags=(EVENTS,), help="Longest one run of the hook may take",
+        doc="the hook and what it forked are killed after this; then it is retried. What it leaves running in its "
+            "process group when it exits (`sleep 777 &`) is killed then too")
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def source_of(self, name: str) -> str:
@@ -85,10 +198,9 @@ def shown(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def _plain(name: str, value: object) -> object:
-    if name == "remote":
-        return redact(str(value))
-    if name == "notify_url":
-        return values.shown_url(str(value))
+    show = ROW[name].show
+    if show is not None:
+        return show(value)
     if isinstance(value, tuple):
         return list(value)
     if value is None or isinstance(value, str | int | float | bool):
@@ -96,60 +208,9 @@ def _plain(name: str, value: object) -> object:
     return str(value)
 
 
-_PARSERS: dict[str, Callable[[str, object], Any]] = {
-    "data_dir": values.path,
-    "git_dir": values.path,
-    "branch": values.branch,
-    "remote": values.remote_url,
-    "debounce": values.parse_duration,
-    "max_delay": values.positive_duration,
-    "observer": values.choice(OBSERVERS),
-    "poll_interval": values.positive_duration,
-    "reconcile_interval": values.parse_duration,
-    "push_interval": values.positive_duration,
-    "push_backoff_max": values.positive_duration,
-    "push_timeout": values.positive_duration,
-    "allow_non_ff": values.boolean,
-    "pull_interval": values.parse_duration,
-    "pull_merge": values.boolean,
-    "conflict_frontmatter": values.boolean,
-    "webhook_secret_file": values.optional_path,
-    "ui_token_file": values.optional_path,
-    "token_file": values.optional_path,
-    "github_app_id": values.app_id,
-    "github_app_installation_id": values.count,
-    "github_app_private_key_file": values.optional_path,
-    "github_api_url": values.api_url,
-    "allow_public": values.boolean,
-    "git_ssh_command": values.line,
-    "shutdown_timeout": values.positive_duration,
-    "git_timeout": values.positive_duration,
-    "transfer_timeout": values.positive_duration,
-    "max_transfer": values.positive_size,
-    "missing_data_timeout": values.parse_duration,
-    "http": values.address,
-    "author_name": values.identity,
-    "author_email": values.identity,
-    "ignore": values.patterns,
-    "max_delete": values.count,
-    "max_batch_files": values.positive_count,
-    "lfs_threshold": values.parse_size,
-    "max_file_size": values.parse_size,
-    "log_format": values.choice(LOG_FORMATS),
-    "log_level": values.choice(LOG_LEVELS),
-    "notify_url": values.http_url,
-    "notify_secret_file": values.optional_path,
-    "notify_timeout": values.positive_duration,
-    "notify_outbox_max": values.positive_count,
-    "exec_hook": values.command_line,
-    "exec_hook_timeout": values.positive_duration,
-}
-NAMES = tuple(_PARSERS)
-
-
-def env_name(name: str) -> str:
-    """The environment twin of a setting: COMMITTER_<NAME>."""
-    return f"COMMITTER_{name.upper()}"
+ROWS: tuple[Row, ...] = rows(Settings)
+ROW: dict[str, Row] = {row.name: row for row in ROWS}
+NAMES = tuple(ROW)
 
 
 def read_config_file(path: Path) -> dict[str, object]:
@@ -169,7 +230,7 @@ def read_config_file(path: Path) -> dict[str, object]:
     values: dict[str, object] = {}
     for key, value in table.items():
         name = key.replace("-", "_")
-        if name not in _PARSERS:
+        if name not in ROW:
             raise ConfigError(f"config {path}", f"unknown setting {key!r}")
         values[name] = value
     return values
@@ -202,10 +263,10 @@ def load_settings(
         for name, raw in layer.items():
             if raw is None:
                 continue
-            if name not in _PARSERS:
+            if name not in ROW:
                 raise ConfigError(name, "unknown setting")
             label = env_name(name) if source == "env" else name.replace("_", "-")
-            values[name] = _PARSERS[name](label, raw)
+            values[name] = ROW[name].parse(label, raw)
             sources[name] = source
     settings = dataclasses.replace(Settings(), **values, sources=sources)
     _check_consistency(settings)

@@ -56,6 +56,24 @@ def parse_size(setting: str, value: object) -> int:
     return size
 
 
+def duration_text(seconds: float) -> str:
+    """A duration as it is written in settings: 500ms, 2s, 10m, 6h; 0 for none."""
+    if seconds == 0:
+        return "0"
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{round(seconds * 1000)}ms"
+
+
+def size_text(size: int) -> str:
+    """A size as it is written in settings: 10MB, 50GB, 512kB; bytes when no unit divides it."""
+    for unit, step in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size and size % step == 0:
+            return f"{size // step}{unit}"
+    return str(size)
+
+
 def positive_size(setting: str, value: object) -> int:
     """A size in bytes greater than zero."""
     size = parse_size(setting, value)

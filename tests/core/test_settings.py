@@ -101,3 +101,17 @@ def test_safety_defaults_and_bad_values() -> None:
         load_settings(env={"COMMITTER_MAX_DELETE": "lots"})
     with pytest.raises(ConfigError, match="lfs-threshold"):
         load_settings(flags={"lfs_threshold": "big"})
+
+
+def test_shown_settings_keep_credentials_out_and_say_where_each_came_from() -> None:
+    from committer.core.settings import NAMES, shown
+
+    s = load_settings(flags={"remote": "https://me:hunter2@example.org/notes.git",
+                             "notify_url": "https://me:pw@hooks.example.org/in?token=abc"},
+                      env={"COMMITTER_IGNORE": "*.log,cache/"})
+    out = shown(s)
+    assert list(out) == list(NAMES)
+    assert out["remote"] == {"value": "https://***@example.org/notes.git", "source": "flag"}
+    assert out["notify_url"] == {"value": "https://hooks.example.org/in", "source": "flag"}
+    assert out["ignore"] == {"value": ["*.log", "cache/"], "source": "env"}
+    assert out["data_dir"] == {"value": "/app/data", "source": "default"}
