@@ -1,4 +1,5 @@
-"""Everything that runs git. Writes go through plumbing and fast-import; GitPython reads history."""
+"""The repository: every git through its runner. Writes go through plumbing and fast-import; GitPython reads
+history (committer.git.gitpython, its git run by the same runner)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from committer.core.settings import Settings
 from committer.git import index as gitindex
 from committer.git import revs
 from committer.git.objects import TreeEntry
-from committer.git.runner import GitRunner, git_env
+from committer.git.runner import GitRunner
 
 # Chunk size for pathspecs given on one command line.
 _PATHSPEC_CHUNK = 200
@@ -299,16 +300,14 @@ def _under_any(path: str, wanted: set[str]) -> bool:
 
 def history(repo: GitRepo, path: str | None, max_count: int) -> Iterator[tuple[str, int, str]]:
     """(sha, commit time, message) of the branch, newest first, optionally for one path."""
-    import git  # GitPython: reading history through its object model
+    # GitPython reads the commits (its object model), its git run by the repository's runner; imported
+    # here because only `log` needs it and importing it costs a tenth of a second.
+    from committer.git import gitpython
 
-    handle = git.Repo(repo.git_dir)
-    handle.git.update_environment(**git_env())
-    try:
-        if repo.head() is None:
-            return
+    if repo.head() is None:
+        return
+    with gitpython.opened(repo.git_dir, repo.runner) as handle:
         paths = [path] if path else []
         for commit in handle.iter_commits(repo.ref, paths=paths, max_count=max_count):
             text = commit.message if isinstance(commit.message, str) else commit.message.decode()
             yield commit.hexsha, commit.committed_date, text
-    finally:
-        handle.close()

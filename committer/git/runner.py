@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from committer.core.errors import GitError
 
@@ -117,7 +118,7 @@ class GitRunner:
         self._running: dict[subprocess.Popen[bytes], tuple[int | None, bool]] = {}
 
     def start(
-        self, argv: list[str], env: dict[str, str], stdin: int | None, network: bool = False
+        self, argv: list[str], env: dict[str, str], stdin: int | IO[bytes] | None, network: bool = False
     ) -> subprocess.Popen[bytes]:
         """Start one git process in a session of its own, remembered until `forget`; `network`: it talks to
         the remote (a stop lets such a call finish its own, bounded, attempt unless told otherwise)."""
