@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from committer.core import clock
@@ -42,11 +42,12 @@ class GitRepo:
         return cls(settings.git_dir, settings.data_dir, settings.branch, runner or GitRunner(settings.git_timeout))
 
     def git(
-        self, *args: str, work_tree: bool = False, **kwargs: object
+        self, *args: str, work_tree: bool = False, input: bytes | None = None, env: Mapping[str, str] | None = None,
+        timeout: float | None = None, check: bool = True,
     ) -> subprocess.CompletedProcess[bytes]:
-        """Run git on this repository; work_tree=True points it at the data directory."""
+        """Run git on this repository through its runner; work_tree=True points it at the data directory."""
         tree = self.data_dir if work_tree else None
-        return self.runner.run(self.git_dir, args, work_tree=tree, **kwargs)  # type: ignore[arg-type]
+        return self.runner.run(self.git_dir, args, work_tree=tree, input=input, env=env, timeout=timeout, check=check)
 
     def exists(self) -> bool:
         """Whether a repository is already there."""
