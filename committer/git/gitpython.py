@@ -45,11 +45,11 @@ with _no_git_at_import():
     from git.exc import GitCommandError
 
 from committer.core.errors import GitError  # noqa: E402
-from committer.git.runner import GitRunner, git_argv, git_env, kill_group  # noqa: E402
+from committer.git.runner import Processes, git_argv, git_env, kill_group  # noqa: E402
 
 Repo = git.Repo
 Commit = git.Commit
-__all__ = ["Commit", "Repo", "RunnerGit", "opened"]
+__all__ = ["Commit", "GitCommandError", "Repo", "RunnerGit", "opened"]
 
 
 class _Process(Git.AutoInterrupt):
@@ -58,7 +58,7 @@ class _Process(Git.AutoInterrupt):
 
     __slots__ = ("expired", "limit", "popen", "runner", "timer")
 
-    def __init__(self, proc: subprocess.Popen[bytes], args: list[str], runner: GitRunner, limit: float) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], args: list[str], runner: Processes, limit: float) -> None:
         super().__init__(proc, args)
         self.popen, self.runner, self.limit = proc, runner, limit
         self.expired = threading.Event()
@@ -103,7 +103,7 @@ class RunnerGit(Git):
     """GitPython's command executor, every command run by `runner` on `git_dir` (its deadline, environment
     and process group); GitPython's own environment and working directory are not used."""
 
-    def __init__(self, runner: GitRunner, git_dir: Path) -> None:
+    def __init__(self, runner: Processes, git_dir: Path) -> None:
         super().__init__(None)
         self.runner, self.git_dir = runner, git_dir
         self.processes: list[_Process] = []
@@ -167,7 +167,7 @@ class RunnerGit(Git):
 
 
 @contextlib.contextmanager
-def opened(git_dir: Path, runner: GitRunner) -> Iterator[git.Repo]:
+def opened(git_dir: Path, runner: Processes) -> Iterator[git.Repo]:
     """GitPython's view of the repository at `git_dir`, every git it runs started by `runner`. A read the
     runner cut short (the deadline, a stop) raises GitError, whatever GitPython made of the missing output;
     leaving the block ends every git it started."""

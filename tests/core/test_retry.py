@@ -4,6 +4,7 @@ nothing here sleeps) and the main loop's non-blocking `Backoff`."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ class Broken(Exception):
     """A failure no retry mends."""
 
 
-def failing(times: int, calls: list[int]) -> object:
+def failing(times: int, calls: list[int]) -> Callable[[], str]:
     def attempt() -> str:
         calls.append(1)
         if len(calls) <= times:
@@ -60,7 +61,7 @@ def test_retrying_sleeps_exponentially_without_jitter_until_it_works() -> None:
         seen.append((state.attempt_number, state.next_action.sleep if state.next_action else -1.0))
 
     result = retrying(lambda exc: isinstance(exc, Flaky), cap=10.0, sleep=sleeps.append, stopped=lambda: False,
-                      on_backoff=on_backoff, first=1.5, jitter=0.0)(failing(5, calls))  # type: ignore[arg-type]
+                      on_backoff=on_backoff, first=1.5, jitter=0.0)(failing(5, calls))
     assert result == "done" and len(calls) == 6
     assert sleeps == [1.5, 3.0, 6.0, 10.0, 10.0]
     assert seen == [(1, 1.5), (2, 3.0), (3, 6.0), (4, 10.0), (5, 10.0)]
@@ -69,7 +70,7 @@ def test_retrying_sleeps_exponentially_without_jitter_until_it_works() -> None:
 def test_retrying_adds_at_most_the_jitter_it_is_given() -> None:
     sleeps: list[float] = []
     retrying(lambda exc: isinstance(exc, Flaky), cap=100.0, sleep=sleeps.append, stopped=lambda: False,
-             first=1.0, jitter=0.5)(failing(4, []))  # type: ignore[arg-type]
+             first=1.0, jitter=0.5)(failing(4, []))
     for n, delay in enumerate(sleeps):
         assert 2.0**n <= delay <= 2.0**n + 0.5
 
@@ -92,7 +93,7 @@ def test_retrying_raises_the_last_failure_once_stopped() -> None:
     calls: list[int] = []
     with pytest.raises(Flaky, match="attempt 3"):
         retrying(lambda exc: isinstance(exc, Flaky), cap=10.0, sleep=sleeps.append,
-                 stopped=lambda: len(calls) >= 3)(failing(10, calls))  # type: ignore[arg-type]
+                 stopped=lambda: len(calls) >= 3)(failing(10, calls))
     assert len(calls) == 3 and len(sleeps) == 2
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -15,7 +16,7 @@ import pytest
 from committer.core.errors import GitError
 from committer.git import gitpython
 from committer.git.repo import GitRepo, history
-from committer.git.runner import GitRunner
+from committer.git.runner import GitRunner, Processes
 from tests.conftest import wait_for
 from tests.faults.harness import GitWrapper, alive
 
@@ -50,21 +51,51 @@ class RecordingRunner(GitRunner):
         return proc
 
 
-def test_gitpython_runs_every_git_through_the_runner_it_is_given(tmp_path: Path) -> None:
+class FakeProcesses:
+    """A `Processes` other than GitRunner, plugged into GitPython's executor: it keeps a log of what it is
+    asked and has a real runner do it."""
+
+    def __init__(self, timeout: float = 60.0) -> None:
+        self.timeout = timeout
+        self.real = GitRunner(timeout)
+        self.started: list[tuple[list[str], subprocess.Popen[bytes]]] = []
+        self.ran: list[list[str]] = []
+        self.forgotten: list[subprocess.Popen[bytes]] = []
+
+    def start(self, argv: list[str], env: dict[str, str], stdin: int | IO[bytes] | None,
+              network: bool = False) -> subprocess.Popen[bytes]:
+        proc = self.real.start(argv, env, stdin, network)
+        self.started.append((argv, proc))
+        return proc
+
+    def forget(self, proc: subprocess.Popen[bytes]) -> None:
+        self.forgotten.append(proc)
+        self.real.forget(proc)
+
+    def run(self, git_dir: Path, args: Sequence[str], *, work_tree: Path | None = None, input: bytes | None = None,
+            env: Mapping[str, str] | None = None, timeout: float | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        self.ran.append(list(args))
+        return self.real.run(git_dir, args, work_tree=work_tree, input=input, env=env, timeout=timeout, check=check)
+
+
+def test_gitpython_runs_every_git_through_the_processes_it_is_given(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
-    runner = RecordingRunner()
-    with gitpython.opened(repo.git_dir, runner) as handle:
+    fake = FakeProcesses()
+    plugged: Processes = fake  # the protocol GitPython's executor asks for, met by a fake
+    with gitpython.opened(repo.git_dir, plugged) as handle:
         commits = list(handle.iter_commits(repo.ref, max_count=10))
-        assert [c.message.strip() for c in commits] == ["save 2", "save 1", "save 0"]  # type: ignore[union-attr]
+        assert [str(c.message).strip() for c in commits] == ["save 2", "save 1", "save 0"]
         blob = commits[0].tree / "notes.md"
         assert blob.data_stream.read() == b"version 2\n"
         assert handle.git.rev_parse(repo.ref) == commits[0].hexsha
-    subcommands = [argv[4] for argv, _proc in runner.started]
-    assert {"rev-list", "cat-file", "rev-parse"} <= set(subcommands)
+    assert [args[0] for args in fake.ran] == ["rev-parse"]
+    assert {argv[4] for argv, _proc in fake.started} == {"rev-list", "cat-file"}
     assert all(argv[:4] == ["git", "-c", "safe.directory=*", f"--git-dir={repo.git_dir}"]
-               for argv, _proc in runner.started)
-    # leaving the block ended what GitPython kept running (its `cat-file --batch`)
-    assert all(proc.poll() is not None for _argv, proc in runner.started)
+               for argv, _proc in fake.started)
+    # leaving the block ended what GitPython kept running (its `cat-file --batch`), and told the runner so
+    assert all(proc.poll() is not None for _argv, proc in fake.started)
+    assert {id(p) for _argv, p in fake.started} <= {id(p) for p in fake.forgotten}
 
 
 def test_history_reads_through_the_repositorys_runner(tmp_path: Path) -> None:
