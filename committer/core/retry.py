@@ -1,12 +1,24 @@
-"""Backoff for every retry, from tenacity: thread loops retry through `retrying`; the daemon's own loop,
-which never blocks, asks a `Backoff` how long to wait before its next attempt."""
+"""Backoff for every retry, from tenacity (its one home: other modules import what they need from here).
+
+Loops on threads of their own retry through `retrying` (tenacity's `Retrying`, with the interruptible
+`sleep` and `stopped` they are given); the daemon's own loop, which never blocks, asks a `Backoff` how
+long to wait before its next attempt: the same wait strategy, asked with tenacity's own call state.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_never,
+    wait_exponential,
+    wait_exponential_jitter,
+)
+
+__all__ = ["Backoff", "RetryCallState", "Retrying", "retrying"]
 
 
 def retrying(
@@ -30,22 +42,25 @@ def retrying(
     )
 
 
-@dataclass
-class _Attempt:
-    attempt_number: int
-
-
 class Backoff:
-    """Delays that double from `first` up to `cap` while failures follow each other; reset on success."""
+    """Delays that double from `first` up to `cap` while failures follow each other; reset on success.
+
+    Nothing sleeps here: the caller waits the delay its own way (the daemon's loop in its one wait)."""
 
     def __init__(self, first: float, cap: float) -> None:
-        self._wait = wait_exponential(multiplier=first, min=first, max=cap)
-        self._failures = 0
+        self._retrying = Retrying(wait=wait_exponential(multiplier=first, min=first, max=cap), stop=stop_never)
+        self._state = self._fresh()
+
+    def _fresh(self) -> RetryCallState:
+        # A call state of the Retrying whose wait strategy it feeds, as tenacity makes one for each call.
+        return RetryCallState(self._retrying, fn=None, args=(), kwargs={})
 
     def next(self) -> float:
         """The wait before the next attempt, after one more failure."""
-        self._failures += 1
-        return float(self._wait(_Attempt(self._failures)))  # type: ignore[arg-type]
+        delay = float(self._retrying.wait(self._state))
+        self._state.prepare_for_next_attempt()
+        return delay
 
     def reset(self) -> None:
-        self._failures = 0
+        """A success: the next failure waits `first` again."""
+        self._state = self._fresh()

@@ -18,7 +18,6 @@ import hashlib
 import os
 import re
 import secrets
-import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,7 +26,7 @@ from committer.core import fsio
 from committer.core.errors import CommitterError
 from committer.git import attributes
 from committer.git.repo import GitRepo
-from committer.git.runner import git_env
+from committer.git.runner import GitRunner
 
 SPEC = "https://git-lfs.github.com/spec/v1"
 # git-lfs itself never treats a blob this large or larger as a pointer.
@@ -92,16 +91,9 @@ _OID = re.compile(r"[0-9a-f]{64}")
 @functools.cache
 def available() -> bool:
     """Whether git-lfs is installed and runs (asked once per process)."""
-    try:
-        proc = subprocess.run(
-            ["git", "lfs", "version"],
-            capture_output=True,
-            env=git_env(),
-            cwd="/",
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    try:  # through a runner of its own: asked once, before any command's runner exists
+        proc = GitRunner(30.0).run(Path("/"), ["lfs", "version"], check=False)
+    except CommitterError:  # git missing, or killed at the deadline
         return False
     return proc.returncode == 0 and proc.stdout.startswith(b"git-lfs/")
 

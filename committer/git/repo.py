@@ -1,11 +1,12 @@
-"""Everything that runs git. Writes go through plumbing and fast-import; GitPython reads history."""
+"""The repository: every git through its runner. Writes go through plumbing and fast-import; GitPython reads
+history (committer.git.gitpython, its git run by the same runner)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import subprocess
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from committer.core import clock
@@ -15,7 +16,7 @@ from committer.core.settings import Settings
 from committer.git import index as gitindex
 from committer.git import revs
 from committer.git.objects import TreeEntry
-from committer.git.runner import GitRunner, git_env
+from committer.git.runner import GitRunner
 
 # Chunk size for pathspecs given on one command line.
 _PATHSPEC_CHUNK = 200
@@ -41,11 +42,12 @@ class GitRepo:
         return cls(settings.git_dir, settings.data_dir, settings.branch, runner or GitRunner(settings.git_timeout))
 
     def git(
-        self, *args: str, work_tree: bool = False, **kwargs: object
+        self, *args: str, work_tree: bool = False, input: bytes | None = None, env: Mapping[str, str] | None = None,
+        timeout: float | None = None, check: bool = True,
     ) -> subprocess.CompletedProcess[bytes]:
-        """Run git on this repository; work_tree=True points it at the data directory."""
+        """Run git on this repository through its runner; work_tree=True points it at the data directory."""
         tree = self.data_dir if work_tree else None
-        return self.runner.run(self.git_dir, args, work_tree=tree, **kwargs)  # type: ignore[arg-type]
+        return self.runner.run(self.git_dir, args, work_tree=tree, input=input, env=env, timeout=timeout, check=check)
 
     def exists(self) -> bool:
         """Whether a repository is already there."""
@@ -299,16 +301,14 @@ def _under_any(path: str, wanted: set[str]) -> bool:
 
 def history(repo: GitRepo, path: str | None, max_count: int) -> Iterator[tuple[str, int, str]]:
     """(sha, commit time, message) of the branch, newest first, optionally for one path."""
-    import git  # GitPython: reading history through its object model
+    # GitPython reads the commits (its object model), its git run by the repository's runner; imported
+    # here because only `log` needs it and importing it costs a tenth of a second.
+    from committer.git import gitpython
 
-    handle = git.Repo(repo.git_dir)
-    handle.git.update_environment(**git_env())
-    try:
-        if repo.head() is None:
-            return
+    if repo.head() is None:
+        return
+    with gitpython.opened(repo.git_dir, repo.runner) as handle:
         paths = [path] if path else []
         for commit in handle.iter_commits(repo.ref, paths=paths, max_count=max_count):
             text = commit.message if isinstance(commit.message, str) else commit.message.decode()
             yield commit.hexsha, commit.committed_date, text
-    finally:
-        handle.close()

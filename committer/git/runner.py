@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Protocol
 
 from committer.core.errors import GitError
 
@@ -109,6 +110,24 @@ def drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
         return b"", b""
 
 
+class Processes(Protocol):
+    """What a git executor other than committer's own (GitPython's) needs from a runner: start a process
+    (and forget it once ended), or run one to completion, within `timeout`. GitRunner is the one in use."""
+
+    timeout: float
+
+    def start(
+        self, argv: list[str], env: dict[str, str], stdin: int | IO[bytes] | None, network: bool = False
+    ) -> subprocess.Popen[bytes]: ...
+
+    def forget(self, proc: subprocess.Popen[bytes]) -> None: ...
+
+    def run(
+        self, git_dir: Path, args: Sequence[str], *, work_tree: Path | None = None, input: bytes | None = None,
+        env: Mapping[str, str] | None = None, timeout: float | None = None, check: bool = True,
+    ) -> subprocess.CompletedProcess[bytes]: ...
+
+
 class GitRunner:
     """Starts, times and kills git processes; one per command or daemon, shared by all its parts."""
 
@@ -117,7 +136,7 @@ class GitRunner:
         self._running: dict[subprocess.Popen[bytes], tuple[int | None, bool]] = {}
 
     def start(
-        self, argv: list[str], env: dict[str, str], stdin: int | None, network: bool = False
+        self, argv: list[str], env: dict[str, str], stdin: int | IO[bytes] | None, network: bool = False
     ) -> subprocess.Popen[bytes]:
         """Start one git process in a session of its own, remembered until `forget`; `network`: it talks to
         the remote (a stop lets such a call finish its own, bounded, attempt unless told otherwise)."""
@@ -133,6 +152,7 @@ class GitRunner:
         return proc
 
     def forget(self, proc: subprocess.Popen[bytes]) -> None:
+        """Stop remembering a process that ended (or that its owner ends itself)."""
         self._running.pop(proc, None)
         _LIVE.pop(proc.pid, None)
 

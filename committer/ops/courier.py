@@ -13,10 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tenacity import RetryCallState
-
 from committer.core import clock, logs
-from committer.core.retry import retrying
+from committer.core.retry import RetryCallState, retrying
 from committer.ops.outbox import Entry, Outbox
 from committer.ops.receivers import Failed, Receiver
 

@@ -13,8 +13,8 @@ from committer.serve.history import (
     Commit,
     NotFound,
     Revision,
-    _parse_log,
-    _parse_raw,
+    parse_log,
+    parse_raw,
     snapshot_tags,
 )
 
@@ -36,7 +36,7 @@ def file_history(repo: GitRepo, path: str, skip: int = 0, limit: int = FILE_PAGE
                         start, "--", name, check=False)
         if proc.returncode != 0:
             break
-        records = _parse_log(proc.stdout)
+        records = parse_log(proc.stdout)
         for commit, changes in records:
             change = next((c for c in changes if c.path == name), None)
             if change is not None:
@@ -73,7 +73,7 @@ def renamed_from(repo: GitRepo, commit: Commit, path: str) -> tuple[str, str, st
     """(old path, its blob, its mode) when `commit` made `path` by moving another file, else None."""
     out = repo.git("diff-tree", "-r", "-z", "-M", "--raw", "--no-abbrev", commit.parents[0], commit.sha,
                    check=False).stdout
-    for change in _parse_raw(out.split(b"\x00")):
+    for change in parse_raw(out.split(b"\x00")):
         if change.status == "renamed" and change.path == path and change.old_path:
             return change.old_path, change.old_sha or "", change.old_mode or ""
     return None

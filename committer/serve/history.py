@@ -153,7 +153,7 @@ def check_rev(repo: GitRepo, rev: str) -> str:
 _RECORD = re.compile(rb"[0-9a-f]{40}\x1f")
 
 
-def _parse_log(out: bytes) -> list[tuple[Commit, list[Change]]]:
+def parse_log(out: bytes) -> list[tuple[Commit, list[Change]]]:
     """Records of `git log --format=LOG_FORMAT -z [--raw]`. A message is data: one that holds the record
     separators themselves is glued back together, never a failed page."""
     chunks: list[bytes] = []
@@ -172,11 +172,11 @@ def _parse_log(out: bytes) -> list[tuple[Commit, list[Change]]]:
         message = body.decode("utf-8", "replace")
         commit = Commit(sha.decode(), parents.decode().split(), int(when), message, trailer.read(message),
                         author=author.decode("utf-8", "replace"))
-        found.append((commit, list(_parse_raw(rest.lstrip(b"\n").split(b"\x00")))))
+        found.append((commit, list(parse_raw(rest.lstrip(b"\n").split(b"\x00")))))
     return found
 
 
-def _parse_raw(fields: list[bytes]) -> Iterable[Change]:
+def parse_raw(fields: list[bytes]) -> Iterable[Change]:
     """`--raw -z` records: ':old new oldsha newsha status', path[, new path]."""
     index = 0
     while index < len(fields):
@@ -218,7 +218,7 @@ def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limi
     args += [repo.ref, "--"]
     if path:
         args.append(path)
-    commits = [c for c, _ in _parse_log(repo.git(*args).stdout)]
+    commits = [c for c, _ in parse_log(repo.git(*args).stdout)]
     more = len(commits) > limit
     commits = commits[:limit]
     attach_changes(repo, commits)
@@ -271,7 +271,7 @@ def attach_changes(repo: GitRepo, commits: Sequence[Commit], listed: int | None 
         if item.startswith(b":"):
             step = 3 if item.split(b" ")[-1][:1] in (b"R", b"C") else 2
             if current in by_sha:
-                by_sha[current].extend(_parse_raw(fields[index : index + step]))
+                by_sha[current].extend(parse_raw(fields[index : index + step]))
             index += step
             continue
         index += 1
@@ -304,7 +304,7 @@ def is_folder(repo: GitRepo, path: str) -> bool:
 def commit(repo: GitRepo, rev: str) -> Commit:
     """One commit with its files."""
     sha = check_rev(repo, rev)
-    records = _parse_log(repo.git("log", LOG_FORMAT, "-z", "-1", sha, "--").stdout)
+    records = parse_log(repo.git("log", LOG_FORMAT, "-z", "-1", sha, "--").stdout)
     if not records:
         raise NotFound(f"{rev} is not a commit of this history")
     found = records[0][0]

@@ -10,11 +10,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from tenacity import RetryCallState
-
 from committer.core import clock, logs
 from committer.core.errors import CommitterError
-from committer.core.retry import retrying
+from committer.core.retry import RetryCallState, retrying
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.sync import pull

@@ -13,11 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tenacity import RetryCallState, Retrying
-
 from committer.core import events, logs
 from committer.core.errors import ConfigError, GitError
-from committer.core.retry import retrying
+from committer.core.retry import RetryCallState, Retrying, retrying
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.sync.errors import PushError
