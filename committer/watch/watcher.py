@@ -115,7 +115,7 @@ class Watcher(FileSystemEventHandler):
         """Stop observing and wait for the observer thread."""
         poller, self._poller = self._poller, None
         if poller is not None:
-            poller.stop()
+            poller.stop(poller.join_timeout())
         observer, self._observer = self._observer, None
         if observer is not None:
             observer.stop()
@@ -125,7 +125,7 @@ class Watcher(FileSystemEventHandler):
     def alive(self) -> bool:
         """Whether the observer and its emitter threads (or the poll thread) still run."""
         if self._poller is not None:
-            return self._poller.is_alive()
+            return self._poller.alive()
         observer = self._observer
         if observer is None or not observer.is_alive():
             return False
