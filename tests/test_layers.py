@@ -10,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "committer"
 ORDER = ("core", "policy", "git", "watch", "commit", "sync", "ops", "serve", "daemon", "cli")
 HOMES = {  # a library -> the only modules that may import it
-    "watchdog": {"watch/watcher.py"},
+    "watchdog": {"watch/inotify.py"},
     "prometheus_client": {"serve/metrics.py"},
     "typer": {"cli/app.py", "cli/commands.py", "cli/history.py"},
     "rich": {"cli/progress.py"},

@@ -351,12 +351,10 @@ class Daemon:
     def _restart_watcher(self, why: str) -> None:
         assert self.watcher is not None and self.work is not None
         self.metrics.watcher_restarted()
-        self.watcher.stop()
-        try:
-            self.observer_kind = self.watcher.start()
+        kind = self.watcher.restart()
+        if kind is not None:
+            self.observer_kind = kind
             self.datadir.watched()
-        except OSError as exc:
-            log.error("watcher_restart_failed", error=str(exc))
         self.work.schedule_reconcile(why)
 
     def _fail(self, code: int, event: str, **fields: object) -> None:

@@ -477,12 +477,12 @@ def test_poll_thread_hands_over_changes_and_stops(tree: Path) -> None:
     s = PollScanner(tree, PathFilter(tree))
     thread = PollThread(s, 0.05, on_paths)
     thread.start()
-    assert s.primed and thread.is_alive()
+    assert s.primed and thread.alive()
     write(tree / "new.md")
     assert event.wait(5)
     assert got[0] == ["new.md"]
     thread.stop()
-    assert not thread.is_alive()
+    assert not thread.alive()
 
 
 def test_poll_thread_ends_visibly_when_its_callback_fails(tree: Path) -> None:
@@ -492,7 +492,8 @@ def test_poll_thread_ends_visibly_when_its_callback_fails(tree: Path) -> None:
     thread = PollThread(PollScanner(tree, PathFilter(tree)), 0.02, on_paths)
     thread.start()
     write(tree / "new.md")
-    wait_for(lambda: not thread.is_alive(), timeout=5, what="the thread to end")
+    wait_for(lambda: not thread.alive(), timeout=5, what="the thread to end")
+    assert thread.last_error == "RuntimeError: boom"
     thread.stop()
 
 

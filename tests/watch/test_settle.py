@@ -3,6 +3,7 @@ the batcher with an injected clock, the open/close bookkeeping, and the watcher 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from watchdog.events import (
 
 from committer.policy.filters import PathFilter
 from committer.watch.batcher import Batcher
+from committer.watch.inotify import EventHandler
 from committer.watch.settle import Settling, looks_temporary
 from committer.watch.watcher import Watcher
 
@@ -119,9 +121,18 @@ def test_lost_events_forget_what_was_open() -> None:
     assert s.busy() == frozenset()
 
 
-def watcher(root: Path) -> tuple[Watcher, list[int]]:
+class Fed:
+    """A watcher fed watchdog's events by hand, as its inotify observer's thread feeds it."""
+
+    def __init__(self, root: Path, notify: Callable[[], None]) -> None:
+        watcher = Watcher(root, PathFilter(root), notify)
+        self.on_any_event = EventHandler(watcher.root, watcher.pfilter, watcher.inbox).on_any_event
+        self.busy, self.drain = watcher.busy, watcher.drain
+
+
+def watcher(root: Path) -> tuple[Fed, list[int]]:
     woken: list[int] = []
-    return Watcher(root, PathFilter(root), lambda: woken.append(1)), woken
+    return Fed(root, lambda: woken.append(1)), woken
 
 
 def test_the_watcher_follows_a_slow_writer_from_watchdogs_events(tmp_path: Path) -> None:

@@ -1,0 +1,51 @@
+"""The poll observer: a PollScanner's periodic stat walks on a PollThread, for filesystems where
+inotify sees nothing (FUSE bucket mounts, network shares)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from committer.watch.observer import Scope
+from committer.watch.pollthread import PollThread
+from committer.watch.scanner import PollScanner
+from committer.watch.settle import looks_temporary
+
+
+class PollObserver:
+    """Scans the data directory every poll_interval seconds; a file whose stat changed since the scan
+    before waits one more round (it may still be written)."""
+
+    kind = "poll"
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.scanner = PollScanner(Path(scope.root), scope.pfilter)
+        self._thread: PollThread | None = None
+
+    def start(self) -> None:
+        thread = PollThread(self.scanner, self.scope.poll_interval, self._polled)
+        thread.start()  # primes the scanner first: what changes after this is found
+        self._thread = thread
+
+    def stop(self, timeout: float | None = None) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop(thread.join_timeout() if timeout is None else timeout)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.alive()
+
+    @property
+    def last_error(self) -> str | None:
+        """What ended the poll thread, if it ended by a failure."""
+        return self._thread.last_error if self._thread is not None else None
+
+    def _polled(self, paths: list[str]) -> None:
+        inbox = self.scope.inbox
+        changing = frozenset(self.scanner.changing)
+        inbox.hold(changing)  # before the paths: the loop never takes them without knowing they wait
+        with inbox.settling() as settling:
+            for path in paths:
+                if looks_temporary(path):
+                    (settling.written if path in changing else settling.deleted)(path)
+        inbox.changed(paths)
