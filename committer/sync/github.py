@@ -1,5 +1,6 @@
 """GitHub's REST API for the GitHub forge: App installation tokens and the visibility check. The only jwt
-import; HTTP goes through core.web.
+import; HTTP goes through core.web. Both are imported by the calls that need them, so choosing the forge
+of a remote (which reads this module's names) loads neither.
 
 Installation tokens live in this process's memory only: they reach git through the credential helper
 of remote.py, and the REST calls in an `Authorization` header sent to `github_api_url` alone.
@@ -13,16 +14,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from committer import __version__
-from committer.core import logs, secret, web
+from committer.core import logs, secret
 from committer.core.errors import redact
-from committer.core.settings import Settings
-from committer.sync.credentials import TOKEN_USER, api_url_set, remote_path
+from committer.core.settings import DEFAULT_GITHUB_API, Settings
+from committer.sync.credentials import TOKEN_USER, remote_path
 from committer.sync.errors import PushError
+
+if TYPE_CHECKING:
+    from committer.core import web
 
 log = logs.get("committer.github")
 
@@ -61,6 +63,8 @@ def request(
     basic: tuple[str, str] | None = None, body: Mapping[str, Any] | None = None, what: str = "GitHub API",
 ) -> web.Response:
     """One call to `github_api_url`; an unreachable or hung API is a transient PushError."""
+    from committer.core import web  # the HTTP client, only for those who call the API
+
     headers = {
         "Accept": "application/vnd.github+json",
         "X-GitHub-Api-Version": API_VERSION,
@@ -124,6 +128,8 @@ def read_private_key(settings: Settings, environ: Mapping[str, str] | None = Non
 
 def app_jwt(settings: Settings, now: float, environ: Mapping[str, str] | None = None) -> str:
     """The App's RS256 assertion: iss the App id, iat a minute back, exp nine minutes ahead."""
+    import jwt  # only for those who use an App
+
     path, key = read_private_key(settings, environ)
     claims = {"iat": int(now) - JWT_BACKDATE, "exp": int(now) + JWT_AHEAD, "iss": settings.github_app_id}
     try:
@@ -207,6 +213,11 @@ def app_tokens(settings: Settings) -> AppTokens:
         if key not in _tokens:
             _tokens[key] = AppTokens(settings)
         return _tokens[key]
+
+
+def api_url_set(settings: Settings) -> bool:
+    """Whether github_api_url was given (GitHub Enterprise, or a stand-in): its remote is then GitHub's."""
+    return settings.github_api_url != DEFAULT_GITHUB_API or settings.source_of("github_api_url") != "default"
 
 
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")  # `_` for enterprise managed users

@@ -1,8 +1,8 @@
 """GitHub (and GitHub Enterprise) as a forge: App installation tokens, the visibility rule, `connect`'s
 repository and push webhook, and the signed webhook deliveries (X-Hub-Signature-256).
 
-The REST client (`committer.sync.github`, httpx and jwt) is imported only by the calls that need it, so
-a remote that uses neither an App nor the visibility rule never loads it.
+The REST client is `committer.sync.github`; it loads httpx and jwt only when it calls the API, so a
+remote that uses neither an App nor the visibility rule never loads them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from committer.core import logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.core.secret import signature
 from committer.core.settings import Settings
-from committer.sync.credentials import TOKEN_USER, api_url_set, read_token, remote_path, split_credentials
+from committer.sync import github as api
+from committer.sync.credentials import TOKEN_USER, read_token, remote_path, split_credentials
 from committer.sync.errors import PushError, classify
 from committer.sync.forge import (
     DEPTH_MAX,
@@ -51,7 +52,8 @@ class GitHub:
     def claims(cls, settings: Settings) -> bool:
         """A GitHub App is configured, github_api_url was given, or the remote's host is github.com."""
         found = remote_path(settings) if settings.remote else None
-        return bool(settings.github_app_id) or api_url_set(settings) or (found is not None and found[0] == "github.com")
+        on_github = found is not None and found[0] == "github.com"
+        return bool(settings.github_app_id) or api.api_url_set(settings) or on_github
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -64,8 +66,6 @@ class GitHub:
         if urlsplit(url).scheme.lower() not in ("http", "https"):
             return None
         if self._app:
-            from committer.sync import github as api  # the App's REST client, only for those who use one
-
             return TOKEN_USER, api.app_tokens(self.settings).token()
         token = read_token(self.settings)
         return (TOKEN_USER, token) if token else None
@@ -74,22 +74,16 @@ class GitHub:
         """With an App, a refused token was revoked or expired early: the next call mints a new one."""
         if not self._app:
             return False
-        from committer.sync import github as api
-
         log.info("github_token_refused", action="minting a new installation token")
         api.app_tokens(self.settings).invalidate()
         return True
 
     def repository(self) -> tuple[str, str] | None:
         """(owner, name) from the remote URL; a PushError when its path is not a GitHub name."""
-        from committer.sync import github as api
-
         return api.repository(self.settings)
 
     def visibility(self, credentials: Callable[[], Credentials | None]) -> Seen | None:
         """GET /repos/{owner}/{name} with the remote's credentials; None for a remote not on GitHub."""
-        from committer.sync import github as api
-
         target = api.repository(self.settings)
         if target is None:
             return None
@@ -148,8 +142,6 @@ class GitHub:
         """With an App: its key read and an installation token minted now, bypassing the process's cache."""
         if not self._app:
             return None
-        from committer.sync import github as api
-
         settings = self.settings
         what = f"App {settings.github_app_id}, installation {settings.github_app_installation_id}"
         try:
@@ -164,13 +156,9 @@ class GitHub:
         """Every App token mint of this process, by result; nothing without an App."""
         if not self.settings.github_app_id:
             return lambda: None
-        from committer.sync import github as api
-
         return api.on_refresh(listener)
 
     def _auth(self) -> dict[str, Any]:
-        from committer.sync import github as api
-
         if self.settings.github_app_id:
             return {"bearer": api.app_tokens(self.settings).token()}
         token = read_token(self.settings)
@@ -182,8 +170,6 @@ class GitHub:
         return api.api_auth((TOKEN_USER, token))
 
     def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        from committer.sync import github as api
-
         response = api.request(self.settings, method, path, what=what, **self._auth(), **kwargs)
         if response.status_code >= 300 and not (response.status_code == 404 and method == "GET"):
             raise api.failure(response, what)
