@@ -57,11 +57,6 @@ class WebhookReceiver:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
-    @property
-    def headers(self) -> tuple[str, ...]:
-        """What a delivery must carry before its body is read."""
-        return self.forge.delivery_headers
-
     def handle(self, headers: Mapping[str, str], body: bytes) -> Reply:
         """Verify, de-duplicate and act on one delivery; never raises for bad input."""
         verdict = self.forge.verify_delivery(headers, body, self._secret())
