@@ -22,6 +22,7 @@ from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
 from committer.serve.pages import Pages
 from committer.serve.webhook import WebhookReceiver
+from committer.sync.forges import forge_for
 from committer.sync.puller import Puller
 
 log = logs.get(__name__)
@@ -68,13 +69,15 @@ def start_http(
             on_push=lambda _head: puller.request("webhook") if puller else None,
             on_forced=on_forced,
             remote=str(settings.remote),
+            forge=forge_for(settings),
         )
 
         def webhook(headers: Mapping[str, str], body: bytes) -> tuple[int, Mapping[str, Any]]:
             reply = receiver.handle(headers, body)
             return reply.status, reply.body
 
-    server = HttpServer(address, metrics, health, ready, webhook=webhook, pages=pages, events=events)
+    server = HttpServer(address, metrics, health, ready, webhook=webhook, pages=pages, events=events,
+                        webhook_headers=forge_for(settings).delivery_headers)
     server.start()
     return server
 

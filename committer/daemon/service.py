@@ -34,6 +34,7 @@ from committer.policy.filters import BMIGNORE, PathFilter
 from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
 from committer.serve.sdnotify import Notifier
+from committer.sync.forges import forge_for
 from committer.sync.puller import Puller
 from committer.sync.pusher import Pusher
 from committer.watch.batcher import Batcher
@@ -160,10 +161,7 @@ class Daemon:
         if settings.remote:
             self.pusher = Pusher(settings, repo, on_change=self.reporter.touch, metrics=self.metrics,
                                  on_rejected=self._push_rejected, emit=notify.emit)
-            if settings.github_app_id:
-                from committer.sync import github  # the App's REST client, only for those who use one
-
-                self._unlisten = github.on_refresh(self.metrics.token_refreshed)
+            self._unlisten = forge_for(settings).on_token_refreshed(self.metrics.token_refreshed)
             if not self.once:
                 self.puller = Puller(settings, repo, self.wakeup.set)
         self.maintenance = Maintenance(repo)

@@ -1,4 +1,5 @@
-"""committer connect OWNER/REPO: the private GitHub repository, its push webhook, and the settings to use them.
+"""committer connect OWNER/REPO: the private repository on the remote's forge (GitHub unless the remote
+says otherwise), its push webhook, and the settings to use them.
 
 Every step first reads what is there and changes only what is missing or wrong, so running it again
 changes nothing that is right.
@@ -15,16 +16,15 @@ import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from committer.core import logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.core.secret import webhook_secret
 from committer.core.settings import Settings
 from committer.core.values import remote_problem
-from committer.sync import github
-from committer.sync.credentials import TOKEN_USER, read_token
 from committer.sync.errors import PushError
+from committer.sync.forge import Forge, Repository
+from committer.sync.forges import forge_for
 
 log = logs.get("committer.connect")
 
@@ -36,60 +36,27 @@ CARRIED = ("github_app_id", "github_app_installation_id", "github_app_private_ke
 
 
 def parse_target(text: str) -> tuple[str, str]:
-    """OWNER/REPO, as GitHub spells names; anything else is a one-line error."""
+    """OWNER/REPO, spelled as forges allow names; anything else is a one-line error."""
     match = _NAME.match(text.strip().removesuffix(".git"))
     if match is None or match.group(2) in (".", ".."):
         raise ConfigError("OWNER/REPO", f"expected a GitHub repository such as acme/notes, got {text!r}")
     return match.group(1), match.group(2)
 
 
-def _auth(settings: Settings) -> dict[str, Any]:
-    if settings.github_app_id:
-        return {"bearer": github.app_tokens(settings).token()}
-    token = read_token(settings)
-    if not token:
-        raise ConfigError(
-            "token", "connect needs a token (COMMITTER_TOKEN, token_file or the systemd credential `token`) "
-            "or a GitHub App (github_app_id, github_app_installation_id, github_app_private_key_file)"
-        )
-    return github.api_auth((TOKEN_USER, token))
-
-
-def _call(settings: Settings, method: str, path: str, what: str, **kwargs: Any) -> Any:
-    response = github.request(settings, method, path, what=what, **_auth(settings), **kwargs)
-    if response.status_code >= 300 and not (response.status_code == 404 and method == "GET"):
-        raise github.failure(response, what)
-    return None if response.status_code == 404 else response.json()
-
-
-def ensure_repository(settings: Settings, owner: str, name: str) -> tuple[dict[str, Any], bool]:
-    """The repository, created private when missing: (its JSON, whether it was created now)."""
-    repo = _call(settings, "GET", f"/repos/{owner}/{name}", "read the repository")
-    created = False
-    if repo is None:
-        kind = (_call(settings, "GET", f"/users/{owner}", "look up the owner") or {}).get("type")
-        if kind is None:
-            raise CommitterError(f"{owner} is neither a GitHub user nor an organisation")
-        path = f"/orgs/{owner}/repos" if kind == "Organization" else "/user/repos"
-        body = {"name": name, "private": True, "auto_init": False, "has_issues": False, "has_wiki": False,
-                "has_projects": False, "description": "Versioned backup kept by committer"}
-        repo = _call(settings, "POST", path, f"create {owner}/{name}", body=body)
-        created = True
-        log.info("github_repo_created", repository=f"{owner}/{name}")
-    if repo.get("private") is not True and not settings.allow_public:
+def ensure_repository(forge: Forge, owner: str, name: str, allow_public: bool) -> Repository:
+    """The repository, created private when missing; refused when it is public (unless allow_public)."""
+    repo = forge.create_repository(owner, name)
+    if not repo.private and not allow_public:
         raise CommitterError(
-            f"{owner}/{name} is public on GitHub: committer does not push a private knowledge base to it; "
-            "make it private (Settings > General > Danger Zone) or set allow_public = true"
+            f"{owner}/{name} is public on {forge.title}: committer does not push a private knowledge base to it; "
+            f"make it private ({forge.make_private}) or set allow_public = true"
         )
-    return repo, created
+    return repo
 
 
-def clone_url(repo: Mapping[str, Any], owner: str, name: str) -> str:
-    """The API's `clone_url` for the repository, checked as strictly as a configured remote: an https URL
+def clone_url(url: object, owner: str, name: str) -> str:
+    """The host's clone URL for the repository, checked as strictly as a configured remote: an https URL
     git cannot read as an option, on one plain host; anything else is refused before it is written."""
-    url: object = repo.get("clone_url")
-    if url is None:
-        return f"https://github.com/{owner}/{name}.git"
     if not isinstance(url, str):
         problem: str | None = "it is not a string"
     elif not url.lower().startswith("https://"):
@@ -102,26 +69,15 @@ def clone_url(repo: Mapping[str, Any], owner: str, name: str) -> str:
     return url
 
 
-def ensure_webhook(settings: Settings, owner: str, name: str, url: str, secret_file: Path) -> str:
+def ensure_webhook(forge: Forge, owner: str, name: str, url: str, secret_file: Path) -> str:
     """The push webhook to `url` with the secret of `secret_file` (generated when missing); what was done."""
-    secret = webhook_secret(secret_file, environ={})
-    hooks = _call(settings, "GET", f"/repos/{owner}/{name}/hooks", "list the webhooks") or []
-    hook = next((h for h in hooks if (h.get("config") or {}).get("url") == url), None)
-    right = hook is not None and hook.get("active") and "push" in (hook.get("events") or [])
-    if right and secret:
-        return "unchanged"
-    if not secret:
-        secret = secrets.token_hex(32)
-        write_private(secret_file, secret + "\n")
-    config = {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"}
-    logs.register_secret(secret)
-    if hook is None:
-        body = {"name": "web", "active": True, "events": ["push"], "config": config}
-        _call(settings, "POST", f"/repos/{owner}/{name}/hooks", "create the webhook", body=body)
-        return "created"
-    _call(settings, "PATCH", f"/repos/{owner}/{name}/hooks/{hook['id']}", "update the webhook",
-          body={"active": True, "events": ["push"], "config": config})
-    return "updated"
+
+    def new_secret() -> str:
+        made = secrets.token_hex(32)
+        write_private(secret_file, made + "\n")
+        return made
+
+    return forge.register_webhook(owner, name, url, webhook_secret(secret_file, environ={}), new_secret)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -186,14 +142,15 @@ def update_config(path: Path, values: Mapping[str, object]) -> list[str]:
 def connect(settings: Settings, target: str, config_file: Path, webhook_url: str | None) -> list[str]:
     """Create or find the repository, register the webhook, write the settings; lines saying what was done."""
     owner, name = parse_target(target)
+    forge = forge_for(settings)
     done: list[str] = []
     try:
-        repo, created = ensure_repository(settings, owner, name)
-        done.append(f"repository {owner}/{name}: {'created (private)' if created else 'exists (private)'}")
+        repo = ensure_repository(forge, owner, name, settings.allow_public)
+        done.append(f"repository {owner}/{name}: {'created (private)' if repo.created else 'exists (private)'}")
         values: dict[str, object] = {}
-        remote_matches = bool(settings.remote) and github.repository(settings) == (owner, name)
+        remote_matches = bool(settings.remote) and forge.repository() == (owner, name)
         # Checked before anything is written (webhook, secret, config): the next git call would run it.
-        values["remote"] = settings.remote if remote_matches else clone_url(repo, owner, name)
+        values["remote"] = settings.remote if remote_matches else clone_url(repo.clone_url, owner, name)
         for key in CARRIED:
             if settings.source_of(key) in ("flag", "env"):
                 value = getattr(settings, key)
@@ -201,7 +158,7 @@ def connect(settings: Settings, target: str, config_file: Path, webhook_url: str
         if webhook_url:
             secret_file = settings.webhook_secret_file or config_file.parent / SECRET_FILE_NAME
             values["webhook_secret_file"] = str(secret_file)
-            outcome = ensure_webhook(settings, owner, name, webhook_url, secret_file)
+            outcome = ensure_webhook(forge, owner, name, webhook_url, secret_file)
             done.append(f"webhook {webhook_url}: {outcome} (secret in {secret_file}, mode 0600)")
     except PushError as exc:
         raise CommitterError(f"connect {owner}/{name}: {exc.kind}: {exc.detail}") from None

@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,8 @@ from committer.git import lfs
 from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner
 from committer.ops.lock import holder_pid
-from committer.sync.credentials import on_github, read_token
-from committer.sync.errors import HINTS, PushError, classify
+from committer.sync.credentials import read_token
+from committer.sync.errors import HINTS, PushError
 from committer.sync.transport import Remote
 from committer.watch.mounts import POLLED_FILESYSTEMS
 
@@ -149,15 +149,16 @@ def _inotify(settings: Settings) -> Iterator[Check]:
 
 
 def remote_checks(settings: Settings) -> Iterator[Check]:
-    """The remote: its credentials (token or GitHub App), GitHub's visibility rule, and one ls-remote."""
+    """The remote: its credentials (a token, or one its forge mints), the visibility rule, and one ls-remote."""
     if not settings.remote:
         yield Check("remote", "ok", "none: local history only")
         return
     shown = redact(settings.remote)
     remote = Remote(settings)
-    if settings.github_app_id and remote.is_http:
-        yield from _app(settings)
-    else:
+    minted = False
+    if remote.is_http:
+        minted = yield from _minted(remote)
+    if not minted:
         try:
             token = read_token(settings)
         except CommitterError as exc:
@@ -181,7 +182,7 @@ def remote_checks(settings: Settings) -> Iterator[Check]:
     if result.timed_out:
         yield Check("remote", "fail", f"{shown}: no answer within 30 s", "check the network and the URL")
         return
-    error = classify(result.returncode, result.stderr, result.stdout, secrets=result.secrets)
+    error = remote.forge.classify(result.returncode, result.stderr, result.stdout, secrets=result.secrets)
     if error is not None:
         yield Check("remote", "fail", f"{shown}: {error.kind}: {error.detail}", HINTS[error.kind])
     elif result.stdout.strip():
@@ -190,37 +191,31 @@ def remote_checks(settings: Settings) -> Iterator[Check]:
         yield Check("remote", "ok", f"{shown} reachable; no branch {settings.branch} yet (the first push makes it)")
 
 
-def _app(settings: Settings) -> Iterator[Check]:
-    from committer.sync import github
-
-    name = f"App {settings.github_app_id}, installation {settings.github_app_installation_id}"
+def _minted(remote: Remote) -> Generator[Check, None, bool]:
+    """A token minted now by the remote's forge (an App's): shown with its expiry; False when none is minted."""
+    forge = remote.forge
     try:
-        path, _key = github.read_private_key(settings)
-        tokens = github.AppTokens(settings)  # a fresh mint, not the process's cached token
-        tokens.token()
+        minted = forge.mint_token()
     except PushError as exc:
-        yield Check("github app", "fail", f"{name}: {exc.detail}", HINTS["auth"])
-        return
-    expires = clock.iso(tokens.expires_at or 0)
-    yield Check("github app", "ok", f"{name}: key {path} read, installation token minted, expires {expires}")
+        yield Check(f"{forge.name} app", "fail", exc.detail, HINTS["auth"])
+        return True
+    if minted is None:
+        return False
+    expires = clock.iso(minted.expires_at or 0)
+    yield Check(f"{forge.name} app", "ok", f"{minted.what}: {minted.detail}, expires {expires}")
+    return True
 
 
 def _visibility(settings: Settings, remote: Remote) -> Iterator[Check]:
-    if not on_github(settings):
-        return
-    from committer.sync import github
-
     try:
-        target = github.repository(settings)
-        if target is None:
-            return
-        visibility = github.Visibility(settings, remote.credentials, remote.app.invalidate if remote.app else None)
-        private = visibility.is_private(target)
+        seen = remote.forge.visibility(remote.credentials)
     except PushError as exc:
         yield Check("visibility", "fail", f"{exc.kind}: {exc.detail}", HINTS[exc.kind])
         return
-    full = "/".join(target)
-    if private:
+    if seen is None or seen.state == "unknown":
+        return
+    full = seen.repository
+    if seen.state == "private":
         yield Check("visibility", "ok", f"{full} is private")
     elif settings.allow_public:
         yield Check("visibility", "warn", f"{full} is public, and allow_public lets committer push to it",

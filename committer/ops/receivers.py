@@ -13,13 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from committer import __version__
 from committer.core import secret
 from committer.core.secret import SecretUnreadable
 from committer.core.settings import Settings
 from committer.core.values import shown_url
+from committer.core.web import Client, HTTPError, Limits
 from committer.git.runner import clean_env, kill_group, run_capped
 from committer.ops.outbox import Entry
 
@@ -49,8 +48,8 @@ class HttpReceiver:
         self.shown = shown_url(self.url)
         self.timeout = settings.notify_timeout
         self._secret_file = settings.notify_secret_file
-        self._client = httpx.Client(timeout=self.timeout, follow_redirects=False,
-                                    limits=httpx.Limits(max_keepalive_connections=0),
+        self._client = Client(timeout=self.timeout, follow_redirects=False,
+                                    limits=Limits(max_keepalive_connections=0),
                                     headers={"User-Agent": f"committer/{__version__}"})
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
@@ -74,7 +73,7 @@ class HttpReceiver:
             with self._client.stream("POST", self.url, content=body, headers=headers,
                                      extensions={"trace": self._trace}) as response:
                 status = response.status_code
-        except httpx.HTTPError as exc:
+        except HTTPError as exc:
             with self._lock:
                 cut = self._cut
             why = f"no answer within {self.timeout:g}s" if cut else f"{type(exc).__name__}: {exc}"

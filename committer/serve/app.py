@@ -40,6 +40,7 @@ from committer.serve.web import (
     json_response,
     read_body,
 )
+from committer.serve.webhook import DELIVERY_HEADERS
 from committer.serve.work import Threads
 
 if TYPE_CHECKING:
@@ -169,8 +170,9 @@ class Endpoints:
         if request.method != "POST":
             return json_response(405, {"error": "method not allowed"}, allow="POST")
         # Unsigned requests are refused before a byte of their body is read: nobody can fill memory.
-        if not request.headers.get("x-hub-signature-256") or not request.headers.get("x-github-event"):
-            return json_response(401, {"error": "missing X-Hub-Signature-256 or X-GitHub-Event"})
+        required = self.server.webhook_headers
+        if not all(request.headers.get(name) for name in required):
+            return json_response(401, {"error": "missing " + " or ".join(required)})
         length = request.headers.get("content-length", "")
         if not (length.isascii() and length.isdigit()):
             return json_response(411, {"error": "Content-Length required"})
@@ -232,9 +234,11 @@ class HttpServer:
         webhook: Webhook | None = None,
         pages: Pages | None = None,
         events: Stream | None = None,
+        webhook_headers: tuple[str, ...] = DELIVERY_HEADERS,
     ) -> None:
         self.address = address
         self.webhook = webhook
+        self.webhook_headers = webhook_headers  # the forge's: a delivery without them is refused unread
         self.port = address[1]
         self.metrics = metrics
         self.health = health

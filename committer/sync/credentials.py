@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from committer.core import secret
-from committer.core.settings import DEFAULT_GITHUB_API, Settings
+from committer.core.settings import Settings
 from committer.sync.errors import PushError
 
 TOKEN_ENV = "COMMITTER_TOKEN"
@@ -58,25 +58,14 @@ def remote_path(settings: Settings) -> tuple[str, str] | None:
     if "://" in url:
         parts = urlsplit(url)
         return (parts.hostname or "").lower(), parts.path
-    if ":" in url and not url.startswith("/"):  # scp-like: git@github.com:owner/repo.git
+    if ":" in url and not url.startswith("/"):  # scp-like: git@host:owner/repo.git
         address, _, path = url.partition(":")
         return address.rpartition("@")[2].lower(), path
     return None
 
 
-def api_url_set(settings: Settings) -> bool:
-    """Whether github_api_url was given (GitHub Enterprise, or a stand-in): its remote is then GitHub's."""
-    return settings.github_api_url != DEFAULT_GITHUB_API or settings.source_of("github_api_url") != "default"
-
-
-def on_github(settings: Settings) -> bool:
-    """Whether the remote is GitHub's, so the visibility rule applies (no network, no import of the REST client)."""
-    found = remote_path(settings)
-    return found is not None and (found[0] == "github.com" or api_url_set(settings))
-
-
 def basic_header(user: str, password: str) -> str:
-    """The Authorization header GitHub accepts for a token: Basic base64(user:password)."""
+    """The Authorization header a host accepts for a token: Basic base64(user:password)."""
     return "Authorization: Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 

@@ -1,4 +1,6 @@
-"""GitHub's REST API: App installation tokens and the visibility rule. The only httpx and jwt import.
+"""GitHub's REST API for the GitHub forge: App installation tokens and the visibility check. The only jwt
+import; HTTP goes through core.web. Both are imported by the calls that need them, so choosing the forge
+of a remote (which reads this module's names) loads neither.
 
 Installation tokens live in this process's memory only: they reach git through the credential helper
 of remote.py, and the REST calls in an `Authorization` header sent to `github_api_url` alone.
@@ -12,17 +14,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-import httpx
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from committer import __version__
 from committer.core import logs, secret
 from committer.core.errors import redact
-from committer.core.settings import Settings
-from committer.sync.credentials import TOKEN_USER, api_url_set, remote_path
+from committer.core.settings import DEFAULT_GITHUB_API, Settings
+from committer.sync.credentials import TOKEN_USER, remote_path
 from committer.sync.errors import PushError
+
+if TYPE_CHECKING:
+    from committer.core import web
 
 log = logs.get("committer.github")
 
@@ -31,7 +33,6 @@ KEY_CREDENTIAL = "github_app_private_key"
 JWT_BACKDATE = 60  # iat this far in the past, against clock skew
 JWT_AHEAD = 540  # exp this far ahead: ten minutes after iat in all, GitHub's limit
 REFRESH_BEFORE = 300.0  # a new token when the current one has less than this left (or half its life)
-VISIBILITY_EVERY = 3600.0
 TIMEOUT = 15.0  # a hung API must not hold a push, or a shutdown, for long
 _MESSAGE_MAX = 300
 
@@ -60,8 +61,10 @@ def _notify(result: str) -> None:
 def request(
     settings: Settings, method: str, path: str, *, bearer: str | None = None,
     basic: tuple[str, str] | None = None, body: Mapping[str, Any] | None = None, what: str = "GitHub API",
-) -> httpx.Response:
+) -> web.Response:
     """One call to `github_api_url`; an unreachable or hung API is a transient PushError."""
+    from committer.core import web  # the HTTP client, only for those who call the API
+
     headers = {
         "Accept": "application/vnd.github+json",
         "X-GitHub-Api-Version": API_VERSION,
@@ -69,20 +72,20 @@ def request(
     }
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"
-    auth = httpx.BasicAuth(*basic) if basic is not None and bearer is None else None
+    auth = web.BasicAuth(*basic) if basic is not None and bearer is None else None
     url = settings.github_api_url + path
     timeout = min(TIMEOUT, settings.push_timeout)
     try:
         # httpx drops Authorization on a redirect to another origin; GitHub redirects renamed repositories.
-        with httpx.Client(timeout=timeout, follow_redirects=True) as client:
+        with web.Client(timeout=timeout, follow_redirects=True) as client:
             return client.request(method, url, headers=headers, auth=auth, json=body)
-    except httpx.HTTPError as exc:
+    except web.HTTPError as exc:
         raise PushError(
             "transient", f"{what}: {redact(url)} did not answer ({exc.__class__.__name__}: {redact(str(exc))})"
         ) from None
 
 
-def message(response: httpx.Response) -> str:
+def message(response: web.Response) -> str:
     """The API's own words for a refusal: its JSON `message`, else the start of the body."""
     try:
         data = response.json()
@@ -94,7 +97,7 @@ def message(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {text[:_MESSAGE_MAX]}"
 
 
-def failure(response: httpx.Response, what: str) -> PushError:
+def failure(response: web.Response, what: str) -> PushError:
     """A refusal of the API, classified: 5xx, 429 and rate limits are transient; 404 not found; else auth."""
     status = response.status_code
     detail = f"{what}: {message(response)}"
@@ -125,6 +128,8 @@ def read_private_key(settings: Settings, environ: Mapping[str, str] | None = Non
 
 def app_jwt(settings: Settings, now: float, environ: Mapping[str, str] | None = None) -> str:
     """The App's RS256 assertion: iss the App id, iat a minute back, exp nine minutes ahead."""
+    import jwt  # only for those who use an App
+
     path, key = read_private_key(settings, environ)
     claims = {"iat": int(now) - JWT_BACKDATE, "exp": int(now) + JWT_AHEAD, "iss": settings.github_app_id}
     try:
@@ -210,6 +215,11 @@ def app_tokens(settings: Settings) -> AppTokens:
         return _tokens[key]
 
 
+def api_url_set(settings: Settings) -> bool:
+    """Whether github_api_url was given (GitHub Enterprise, or a stand-in): its remote is then GitHub's."""
+    return settings.github_api_url != DEFAULT_GITHUB_API or settings.source_of("github_api_url") != "default"
+
+
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")  # `_` for enterprise managed users
 _REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
@@ -239,36 +249,17 @@ def api_auth(credentials: tuple[str, str] | None) -> dict[str, Any]:
 
 
 class Visibility:
-    """The rule that a private knowledge base never reaches a public repository, checked at most hourly."""
+    """Asks GitHub whether a repository is private, with the remote's own credentials."""
 
     def __init__(
         self,
         settings: Settings,
         credentials: Callable[[], tuple[str, str] | None],
         invalidate: Callable[[], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self._credentials = credentials
         self._invalidate = invalidate
-        self._clock = clock
-        self._private_until = 0.0
-
-    def check(self) -> None:
-        """Raise PushError unless the remote is known private (or not on GitHub, or allow_public is set)."""
-        if self.settings.allow_public or self._clock() < self._private_until:
-            return
-        target = repository(self.settings)
-        if target is None:
-            return
-        if not self.is_private(target):
-            owner, name = target
-            raise PushError(
-                "public_repository",
-                f"{owner}/{name} is public on GitHub: committer does not push a private knowledge base to a "
-                "public repository",
-            )
-        self._private_until = self._clock() + VISIBILITY_EVERY
 
     def is_private(self, target: tuple[str, str]) -> bool:
         """GET /repos/{owner}/{repo} with the remote's credentials: its `private` field."""

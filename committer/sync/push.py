@@ -12,8 +12,8 @@ from committer.core import events, logs
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.sync import verify
-from committer.sync.credentials import on_github
-from committer.sync.errors import PushError, classify, porcelain
+from committer.sync.errors import PushError, porcelain
+from committer.sync.forge import VisibilityRule
 from committer.sync.pending import Pending, last_push, read_pending
 from committer.sync.pushstate import PushState
 from committer.sync.refs import pushed_ref, pushed_tags_prefix, record_pushed
@@ -52,13 +52,10 @@ class Push:
         if seen is not None:
             state.seed(*seen)
 
-    def _visibility_rule(self) -> Any:
-        if self.settings.allow_public or not on_github(self.settings):
+    def _visibility_rule(self) -> VisibilityRule | None:
+        if self.settings.allow_public:
             return None
-        from committer.sync.github import Visibility  # the REST client, only for remotes that may be on GitHub
-
-        app = self.remote.app
-        return Visibility(self.settings, self.remote.credentials, app.invalidate if app else None)
+        return VisibilityRule(self.remote.forge, self.remote.credentials)
 
     def pending(self) -> Pending:
         """Read what the remote lacks and show it; tell on_change when the counts moved."""
@@ -102,7 +99,8 @@ class Push:
             self._report(pending, exc, time.monotonic() - started)
             raise
         error = (stopped_error(run) if run.timed_out
-                 else classify(run.returncode, run.stderr, run.stdout, ref=self.repo.ref, secrets=run.secrets))
+                 else self.remote.forge.classify(run.returncode, run.stderr, run.stdout, ref=self.repo.ref,
+                                                 secrets=run.secrets))
         lines = porcelain(run.stdout)
         branch_ok = self.repo.ref in lines and lines[self.repo.ref][0] != "!"
         if branch_ok and pending.branch and (problem := verify.confirm(lines, self.repo.ref, pending.branch)):

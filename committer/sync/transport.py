@@ -7,7 +7,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from committer.core import logs
@@ -21,17 +20,14 @@ from committer.git.runner import drain, git_argv, git_env, kill_group
 from committer.sync.credentials import (
     PASSWORD_ENV,
     TOKEN_ENV,
-    TOKEN_USER,
     USER_ENV,
     basic_header,
     helper_config,
-    read_token,
     split_credentials,
 )
 from committer.sync.errors import PushError, classify, limit_error, timeout_error
-
-if TYPE_CHECKING:
-    from committer.sync.github import AppTokens
+from committer.sync.forge import Forge
+from committer.sync.forges import forge_for
 
 log = logs.get("committer.remote")
 
@@ -48,12 +44,13 @@ class NetResult:
     secrets: tuple[str, ...]
     stopped: str = ""  # why it was killed: "idle", "deadline", "transfer_timeout" or "max_transfer"
     stored: int = 0  # bytes its processes wrote to storage
+    forge: Forge | None = dataclasses.field(default=None, compare=False, repr=False)  # what classifies it
 
 
 class Remote:
     """The configured remote: a URL safe for argv, a redacted form to show, and calls with deadlines."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, forge: Forge | None = None) -> None:
         problem = remote_problem(settings.remote) if settings.remote else None
         if problem is not None:  # settings made without load_settings are checked here too
             raise ConfigError("remote", problem)
@@ -61,21 +58,16 @@ class Remote:
         self.url, self._userinfo = split_credentials(settings.remote)
         self.shown = redact(settings.remote)
         self.is_http = urlsplit(self.url).scheme.lower() in ("http", "https")
-        self.app: AppTokens | None = None
-        if self.is_http and settings.github_app_id:
-            from committer.sync.github import app_tokens  # the App's REST client, only for those who use one
-
-            self.app = app_tokens(settings)
+        self.forge = forge_for(settings) if forge is None else forge
 
     def credentials(self) -> tuple[str, str] | None:
-        """(user, password) for the remote's host, read now: an App token, the token, or the URL's own."""
+        """(user, password) for the remote's host, read now: the forge's (a minted or configured token), or
+        the URL's own."""
         if not self.is_http:
             return None
-        if self.app is not None:
-            return TOKEN_USER, self.app.token()
-        token = read_token(self.settings)
-        if token:
-            return TOKEN_USER, token
+        found = self.forge.credentials(self.url)
+        if found is not None:
+            return found
         return self._userinfo if self._userinfo and any(self._userinfo) else None
 
     def env(self) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -116,16 +108,14 @@ class Remote:
         `timeout` seconds (push_timeout by default: a long push that keeps working goes on), at `hard`
         seconds whatever it does (a stop's deadline), and at once when `cancelled` says so after it started.
 
-        With a GitHub App, a refusal of the credentials means the installation token was revoked or
-        expired early: a new one is minted at once and the command runs again, once.
+        When the host refuses the credentials and its forge can get new ones (an App's installation token
+        revoked or expired early), the command runs again, once, with them.
         """
         timeout = self.settings.push_timeout if timeout is None else max(timeout, 0.1)
         result = self._run_once(repo, args, timeout, cancelled, hard)
-        if self.app is not None and not result.timed_out:
-            error = classify(result.returncode, result.stderr, result.stdout)
-            if error is not None and error.kind == "auth":
-                log.info("github_token_refused", action="minting a new installation token")
-                self.app.invalidate()
+        if not result.timed_out:
+            error = self.forge.classify(result.returncode, result.stderr, result.stdout)
+            if error is not None and error.kind == "auth" and self.forge.renew_credentials():
                 again = self._run_once(repo, args, timeout, cancelled, hard)
                 return dataclasses.replace(again, seconds=again.seconds + result.seconds)
         return result
@@ -178,6 +168,7 @@ class Remote:
             secrets,
             stopped,
             stored,
+            self.forge,
         )
 
 
@@ -234,10 +225,11 @@ def stopped_error(result: NetResult, action: str = "push") -> PushError:
 
 
 def raise_for(result: NetResult, action: str = "push") -> None:
-    """Raise the classified PushError of a network call that failed or ran out of time."""
+    """Raise the PushError of a network call that failed or ran out of time, classified by its forge."""
     if result.timed_out:
         raise stopped_error(result, action)
-    error = classify(result.returncode, result.stderr, result.stdout, secrets=result.secrets)
+    judge = result.forge.classify if result.forge is not None else classify
+    error = judge(result.returncode, result.stderr, result.stdout, secrets=result.secrets)
     if error:
         raise PushError(error.kind, error.detail, action) if action != "push" else error
 
