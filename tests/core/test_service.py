@@ -241,3 +241,21 @@ def test_a_service_that_starts_itself_is_left_to_its_part_by_start_all(daemon: D
     fake = daemon.services.add(FakeLoop(), starts_itself=True)
     daemon.services.start_all()
     assert not fake.alive() and daemon.health.report()["healthy"]
+
+
+def test_the_pull_loop_reports_its_fetch_failure_as_last_error_and_stops_within_its_deadline(tmp_path: Path) -> None:
+    """A real worker on the protocol: failures it retries are its last_error while it keeps running."""
+    (tmp_path / "data").mkdir()
+    settings = Settings(git_dir=tmp_path / "git" / "k.git", data_dir=tmp_path / "data",
+                        remote=f"file://{tmp_path}/missing.git", push_backoff_max=0.2)
+    repo = GitRepo(settings.git_dir, settings.data_dir, "main")
+    repo.init()
+    puller = Puller(settings, repo, lambda: None, fetch_at_start=True)
+    puller.start()
+    try:
+        wait_for(lambda: puller.last_error is not None, what="the first fetch to fail")
+        assert puller.alive() and puller.failures >= 1
+        assert (puller.fetch_error or {}).get("kind") == "pull"
+    finally:
+        puller.stop(DEADLINE)
+    assert not puller.alive()
