@@ -38,6 +38,7 @@ class Worker:
     run() is logged and kept as last_error, and alive() turns False for the supervisor."""
 
     name = "worker"
+    thread_name: str | None = None  # the thread's name in tracebacks and /proc (default: committer-<name>)
 
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -51,15 +52,21 @@ class Worker:
             raise RuntimeError(f"{self.name} already started")
         self._stop.clear()
         self._error = None
-        self._thread = threading.Thread(target=self._main, name=f"committer-{self.name}", daemon=True)
+        name = self.thread_name or f"committer-{self.name}"
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
         self.interrupt()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        if thread is None or thread is threading.current_thread():
+            return
+        thread.join(timeout)
+        if thread.is_alive():
+            more = self.cut()  # past its deadline: end what holds it, then give it that much longer
+            if more is None or more > 0:
+                thread.join(more)
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -69,6 +76,16 @@ class Worker:
         return self._error
 
     # -- for subclasses ------------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """start() was called (the thread may have ended since)."""
+        return self._thread is not None
+
+    @property
+    def ident(self) -> int | None:
+        """The thread's id (what the git runner kills by), None before start."""
+        return self._thread.ident if self._thread is not None else None
 
     @property
     def stopping(self) -> bool:
@@ -84,6 +101,11 @@ class Worker:
 
     def interrupt(self) -> None:
         """Called by stop() before the join: wake what run() waits on besides pause() (a queue, a git)."""
+
+    def cut(self) -> float | None:
+        """Called by stop() when the thread outlived its deadline: end what holds it (a network call);
+        returns how much longer to wait for it (None: until it ends; 0, the default: not at all)."""
+        return 0.0
 
     def run(self) -> None:
         raise NotImplementedError

@@ -4,11 +4,11 @@ gets the new commits, so a file's history (its page, `committer log PATH`) stays
 
 from __future__ import annotations
 
-import threading
 import time
 
 from committer.core import logs
 from committer.core.errors import CommitterError
+from committer.core.service import Worker
 from committer.git.repo import GitRepo
 
 log = logs.get(__name__)
@@ -52,15 +52,18 @@ def maintain_all(repo: GitRepo) -> None:
     write_commit_graph(repo)
 
 
-class Maintenance:
+class Maintenance(Worker):
     """Counts commits; at a quiet moment after enough of them, repacks and writes the commit-graph on its
-    own thread."""
+    own thread (one run per start: idle, it is not alive, and nothing is down)."""
+
+    name = "maintenance"
+    thread_name = "committer-gc"
 
     def __init__(self, repo: GitRepo) -> None:
+        super().__init__()
         self.repo = repo
         self._commits = 0
         self._last_commit = time.monotonic()
-        self._thread: threading.Thread | None = None
 
     def committed(self) -> None:
         self._commits += 1
@@ -68,17 +71,16 @@ class Maintenance:
 
     def tick(self) -> None:
         """Called from the loop: start a repack when it is due and none runs."""
-        busy = self._thread is not None and self._thread.is_alive()
         quiet = time.monotonic() - self._last_commit >= WHEN_QUIET
-        if busy or not quiet or self._commits < AFTER_COMMITS:
+        if self.alive() or not quiet or self._commits < AFTER_COMMITS:
             return
         self._commits = 0
-        self._thread = threading.Thread(target=maintain_all, args=(self.repo,), name="committer-gc", daemon=True)
-        self._thread.start()
+        self.start()
 
-    def stop(self) -> None:
-        """Cut a repack under way short (it changes nothing a later one does not redo) and join its thread."""
-        thread, self._thread = self._thread, None
-        if thread is not None and thread.ident is not None:
-            self.repo.runner.terminate(thread.ident)
-            thread.join()
+    def interrupt(self) -> None:
+        """Cut a repack under way short (it changes nothing a later one does not redo)."""
+        if self.ident is not None and self.alive():
+            self.repo.runner.terminate(self.ident)
+
+    def run(self) -> None:
+        maintain_all(self.repo)

@@ -75,7 +75,7 @@ class Reporter:
             state["push"] = pusher.snapshot()
             state["last_error"] = state["last_error"] or state["push"].get("last_error")
         if state["last_error"] is None and puller is not None:
-            state["last_error"] = puller.last_error
+            state["last_error"] = puller.fetch_error
         held = state["held"]
         self.metrics.set_holds(held["count"] if held else 0, len(state["held_files"]))
         self.line = status_line(state, pusher is not None)

@@ -8,6 +8,7 @@ import os
 from committer.core import logs
 from committer.core.errors import CommitterError, redact
 from committer.core.settings import Settings
+from committer.git import lfs
 from committer.git.repair import check_and_repair
 from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner
@@ -55,3 +56,10 @@ def join_remote_history(settings: Settings, repo: GitRepo) -> None:
             log.warning("remote_history_restored", remote=redact(settings.remote))
     except CommitterError as exc:
         log.error("remote_check_failed", error=exc.message, action="continuing with local history")
+
+
+def warn_lfs(settings: Settings) -> None:
+    """Files at or above lfs_threshold wait when git-lfs is missing: say so once, at start."""
+    if settings.lfs_threshold and not lfs.available():
+        log.warning("lfs_unavailable", threshold=settings.lfs_threshold,
+                    action="files at or above lfs_threshold are held back; install git-lfs")

@@ -8,13 +8,13 @@ cut (its socket shut down, the hook's group killed) and the thread is joined.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from committer.core import clock, logs
 from committer.core.retry import RetryCallState, retrying
+from committer.core.service import Worker
 from committer.ops.outbox import Entry, Outbox
 from committer.ops.receivers import Failed, Receiver
 
@@ -26,43 +26,37 @@ RETRY_FIRST, RETRY_MAX = 1.0, 300.0
 OnResult = Callable[[str, str, dict[str, Any] | None], None]
 
 
-class Courier:
+class Courier(Worker):
     """Delivers the outbox's events to one receiver, in order, at least once."""
 
     def __init__(self, outbox: Outbox, receiver: Receiver, on_result: OnResult, *,
                  retry_first: float = RETRY_FIRST, retry_max: float = RETRY_MAX) -> None:
+        super().__init__()
         self.outbox = outbox
         self.receiver = receiver
         self.name = receiver.name
+        self.thread_name = f"committer-notify-{self.name}"
         self._on_result = on_result
         self._first, self._max = retry_first, retry_max
-        self._stop = threading.Event()
         self._until = float("inf")  # while stopping: deliver until then
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"committer-notify-{self.name}", daemon=True)
-        self._thread.start()
-
-    def alive(self) -> bool:
-        thread = self._thread
-        return thread is None or thread.is_alive()
-
-    def stop(self, grace: float) -> None:
-        """Deliver what waits for up to `grace` seconds (while it arrives), then cut and join."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Deliver what waits for up to `timeout` seconds, the grace (while it arrives), then cut and join."""
+        grace = 0.0 if timeout is None else max(0.0, timeout)
         self._until = time.monotonic() + grace
-        self._stop.set()
-        self.outbox.wake()
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        thread.join(max(0.0, grace))
-        if thread.is_alive():
-            self.receiver.cancel()
-            thread.join()
-        self.receiver.close()
+        started = self.started
+        super().stop(grace)
+        if started:
+            self.receiver.close()
 
-    def _run(self) -> None:
+    def interrupt(self) -> None:
+        self.outbox.wake()
+
+    def cut(self) -> float | None:
+        self.receiver.cancel()  # the attempt under way ends (socket shut down, hook's group killed)
+        return None
+
+    def run(self) -> None:
         while not (self._stop.is_set() and time.monotonic() >= self._until):
             item = self.outbox.take(self.name, self._stop.is_set)
             if item is None:
@@ -93,7 +87,7 @@ class Courier:
         self.receiver.send(entry, body)
 
     def _pause(self, seconds: float) -> None:
-        self._stop.wait(seconds)
+        self.pause(seconds)
 
     def _failed(self, entry: Entry) -> Callable[[RetryCallState], None]:
         def failed(state: RetryCallState) -> None:

@@ -47,7 +47,10 @@ def receivers(settings: Settings) -> list[Receiver]:
 
 
 class Notify:
-    """The events of one daemon (or of one command, which only fills the outbox for the next daemon)."""
+    """The events of one daemon (or of one command, which only fills the outbox for the next daemon). A
+    Service to the daemon: its couriers start, stop, live and fail together."""
+
+    name = "notify"
 
     def __init__(self, settings: Settings, metrics: NotifyMetrics | None = None,
                  on_change: Callable[[], None] | None = None, names: tuple[str, ...] | None = None) -> None:
@@ -110,10 +113,12 @@ class Notify:
         except Exception:  # telling others must never fail the commit, push or pull that happened
             log.exception("event_emit_failed", what=event.get("event"), id=event.get("id"))
 
-    def stop(self, grace: float) -> None:
-        """Deliver what waits for up to `grace` seconds, then stop every courier (joined) and close."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Deliver what waits for up to `timeout` seconds (the grace; None: none), then stop every courier
+        (joined) and close."""
         couriers, self._couriers = self._couriers, []
-        threads = [threading.Thread(target=c.stop, args=(grace,), name=f"stop-{c.name}") for c in couriers]
+        # the couriers share one grace: each stops on a thread of its own, joined here
+        threads = [threading.Thread(target=c.stop, args=(timeout,), name=f"stop-{c.name}") for c in couriers]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -122,7 +127,17 @@ class Notify:
             self.outbox.close()
 
     def alive(self) -> bool:
+        """Every courier started runs (True before start and after stop: nothing is down)."""
         return all(c.alive() for c in self._couriers)
+
+    @property
+    def last_error(self) -> str | None:
+        """What ended a courier, else the last delivery failure's message."""
+        ended = [c.last_error for c in self._couriers if c.last_error]
+        if ended:
+            return ended[0]
+        with self._lock:
+            return str(self._last_error["message"]) if self._last_error else None
 
     def snapshot(self) -> dict[str, Any] | None:
         """For the state file: the receivers, the last delivery error, the events dropped; None without any."""

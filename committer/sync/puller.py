@@ -13,6 +13,7 @@ from typing import Any
 from committer.core import clock, logs
 from committer.core.errors import CommitterError
 from committer.core.retry import RetryCallState, retrying
+from committer.core.service import Worker
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.sync import pull
@@ -22,43 +23,43 @@ log = logs.get(__name__)
 RETRY_FIRST = 2.0
 
 
-class Puller:
+class Puller(Worker):
     """Fetches when asked or every pull_interval; `take()` hands the fetched head to the main loop.
 
-    Its state crosses threads under `_lock` only; `last_error` is read as a copy."""
+    Its state crosses threads under `_lock` only; `fetch_error` is read as a copy."""
 
-    def __init__(self, settings: Settings, repo: GitRepo, wake: Callable[[], None]) -> None:
+    name = "puller"
+
+    def __init__(self, settings: Settings, repo: GitRepo, wake: Callable[[], None], *,
+                 fetch_at_start: bool = False) -> None:
+        super().__init__()
         self.settings = settings
         self.repo = repo
         self._wake_main = wake
+        # With automatic pulls, the first fetch runs at once, so what was pushed while the daemon was
+        # down (a webhook delivery it missed) arrives too.
+        self._fetch_at_start = fetch_at_start
         self._trigger = threading.Event()
-        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._fetched: str | None = None
         self._handed: str | None = None  # the last head handed over: the same one is not handed twice
         self._why: set[str] = set()
-        self._error: dict[str, str] | None = None
+        self._fetch_error: dict[str, str] | None = None
         self._failures = 0  # fetches that failed in a row
-        self._thread: threading.Thread | None = None
 
-    def start(self, fetch_now: bool) -> None:
-        """Start the loop; with `fetch_now` (pulls are automatic) the first fetch runs at once, so what
-        was pushed while the daemon was down (a webhook delivery it missed) arrives too."""
-        if self._thread is not None:
+    def start(self) -> None:
+        """Start the loop (once: a second start while it runs does nothing)."""
+        if self.alive():
             return
-        if fetch_now:
+        if self._fetch_at_start:
             self.request("start")
-        self._thread = threading.Thread(target=self._run, name="committer-puller", daemon=True)
-        self._thread.start()
-
-    def alive(self) -> bool:
-        thread = self._thread
-        return thread is None or thread.is_alive()
+        super().start()
 
     @property
-    def last_error(self) -> dict[str, str] | None:
+    def fetch_error(self) -> dict[str, str] | None:
+        """The last fetch's failure (kind, message, at) for status; None once one worked."""
         with self._lock:
-            return dict(self._error) if self._error else None
+            return dict(self._fetch_error) if self._fetch_error else None
 
     @property
     def failures(self) -> int:
@@ -72,14 +73,11 @@ class Puller:
             self._why.add(why)
         self._trigger.set()
 
-    def stop(self) -> None:
-        """End the loop now: a fetch under way is killed (it changes nothing that matters; redone later)."""
-        self._stop.set()
+    def interrupt(self) -> None:
+        """A fetch under way is killed (it changes nothing that matters; redone later)."""
         self._trigger.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread.ident is not None:
-            self.repo.runner.terminate(thread.ident, network=True)
-            thread.join(5)
+        if self.ident is not None and self.alive():
+            self.repo.runner.terminate(self.ident, network=True)
 
     def take(self) -> str | None:
         """A newly fetched remote head for the main loop to apply; None when there is none."""
@@ -92,7 +90,7 @@ class Puller:
         with self._lock:
             self._handed = None
 
-    def _run(self) -> None:
+    def run(self) -> None:
         interval = self.settings.pull_interval or None
         while not self._stop.is_set():
             self._trigger.wait(interval)
@@ -108,8 +106,9 @@ class Puller:
             except Exception:  # the loop must outlive any one failure
                 log.exception("pull_loop_error")
                 continue
+            self.failed(None)
             with self._lock:
-                self._error = None
+                self._fetch_error = None
                 self._failures = 0
                 if sha is None or sha == self._handed:
                     continue  # nothing new there: the main loop is not disturbed
@@ -117,7 +116,7 @@ class Puller:
             self._wake_main()
 
     def _pause(self, seconds: float) -> None:
-        self._stop.wait(seconds)
+        self.pause(seconds)
 
     def _retrying(self, why: list[str]) -> Any:
         """Every failed fetch is tried again with backoff (a webhook's pull must not wait for the next
@@ -127,8 +126,9 @@ class Puller:
             exc = state.outcome.exception() if state.outcome else None
             message = exc.message if isinstance(exc, CommitterError) else str(exc)
             with self._lock:
-                self._error = {"kind": "pull", "message": message, "at": clock.iso(clock.now())}
+                self._fetch_error = {"kind": "pull", "message": message, "at": clock.iso(clock.now())}
                 self._failures += 1
+            self.failed(message)
             delay = state.next_action.sleep if state.next_action else 0.0
             log.warning("pull_fetch_failed", error=message, why=why, retry_in=round(delay, 3))
 

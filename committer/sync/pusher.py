@@ -16,6 +16,7 @@ from typing import Any
 from committer.core import events, logs
 from committer.core.errors import ConfigError, GitError
 from committer.core.retry import RetryCallState, Retrying, retrying
+from committer.core.service import Worker
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.sync.errors import PushError
@@ -39,8 +40,10 @@ def backoff(settings: Settings, sleep: Callable[[float], None], stopped: Callabl
     return retrying(_retryable, settings.push_backoff_max, sleep, stopped, _log_backoff)
 
 
-class Pusher:
+class Pusher(Worker):
     """Mirrors the branch and its tags to the remote from a background thread (without a remote, idle)."""
+
+    name = "pusher"
 
     def __init__(
         self,
@@ -53,33 +56,25 @@ class Pusher:
         on_rejected: Callable[[], None] | None = None,
         emit: events.Emit = events.nothing,
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.repo = repo
         self.state = PushState(metrics)
         self.push = Push(settings, repo, self.state, on_change, on_rejected, emit) if settings.remote else None
         self.remote = self.push.remote if self.push else None
         self._retry_now = False
-        self._stop = threading.Event()
         self._wake = threading.Event()
         self._sleep = sleep or self._wait
-        self._thread: threading.Thread | None = None
         self._deadline = 0.0
 
     # -- the thread ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the background loop; a first check runs at once. Without a remote, nothing runs."""
-        if self.push is None or self._thread is not None:
+        """Start the background loop; a first check runs at once. Without a remote, or running, nothing."""
+        if self.push is None or self.alive():
             return
-        self._stop.clear()
         self._wake.set()
-        self._thread = threading.Thread(target=self._run, name="committer-pusher", daemon=True)
-        self._thread.start()
-
-    def alive(self) -> bool:
-        """False only when the loop was started and has died."""
-        thread = self._thread
-        return thread is None or thread.is_alive()
+        super().start()
 
     def request(self) -> None:
         """Ask for a push soon; never blocks, and many requests make one push."""
@@ -91,27 +86,31 @@ class Pusher:
         self._wake.set()
 
     def stop(self, timeout: float | None = None) -> None:
-        """End the loop after one last push attempt, if commits are pending, within `timeout` seconds."""
-        if self._stop.is_set() and self._thread is None:
+        """End the loop after one last push attempt, if commits are pending, within `timeout` seconds
+        (None: shutdown_timeout); never started, the attempt runs here."""
+        if self.stopping and not self.alive():
             return  # already stopped
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         self._deadline = time.monotonic() + timeout
-        self._stop.set()
-        self._wake.set()
-        thread, self._thread = self._thread, None
-        if thread is None:
+        if not self.alive():
+            self._stop.set()
             if self.push is not None:
                 self._final()
             return
-        if thread.ident is not None:
+        super().stop(timeout)
+
+    def interrupt(self) -> None:
+        self._wake.set()
+        if self.ident is not None and self.alive():
             # Bookkeeping in flight (reading or recording refs) is local and redone at the next start;
             # a slow one must not hold the stop. The network push keeps its bounded last attempt.
-            self.repo.runner.terminate(thread.ident)
-        thread.join(timeout)
-        if thread.is_alive() and thread.ident is not None:
+            self.repo.runner.terminate(self.ident)
+
+    def cut(self) -> float | None:
+        if self.ident is not None:
             # An attempt that started before stop() still runs on its own, longer deadline: cut it.
-            self.repo.runner.terminate(thread.ident, network=True)
-            thread.join(self.settings.push_timeout)
+            self.repo.runner.terminate(self.ident, network=True)
+        return self.settings.push_timeout
 
     def _wait(self, seconds: float) -> None:
         """Backoff sleep: ends at once on stop; requests only refresh the status, they do not shorten it."""
@@ -122,7 +121,7 @@ class Pusher:
                 if self.push is not None and not self._stop.is_set():
                     self.push.pending()
 
-    def _run(self) -> None:
+    def run(self) -> None:
         assert self.push is not None
         retry_at: float | None = None  # after a permanent failure, no push before this (monotonic) time
         interval = self.settings.reconcile_interval
@@ -196,7 +195,7 @@ class Pusher:
 
     def snapshot(self) -> dict[str, Any]:
         """Push status for `status` and the state file; recomputed now unless the loop keeps it fresh."""
-        if self._thread is None and self.push is not None:
+        if not self.alive() and self.push is not None:
             try:
                 self.push.pending()
             except GitError as exc:
