@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,43 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Tools CI always has: a test skipped for want of one of them is a test that never ran. Their skip reasons
+# name the tool (`git-lfs is not installed`, `browser tests (Chromium): ...`, `podman: ...`).
+REQUIRED_TOOLS = re.compile(r"git-lfs|chromium|podman|tini|rsync", re.IGNORECASE)
+_MISSING = pytest.StashKey[list[str]]()  # "test id: reason" of each such skip, for the summary
+
+
+def _requires_all(config: pytest.Config) -> bool:
+    """CI (or COMMITTER_REQUIRE_ALL): no test may be skipped for want of a required tool."""
+    return bool(os.environ.get("CI") or os.environ.get("COMMITTER_REQUIRE_ALL")) and not hasattr(
+        config, "workerinput")  # under xdist, the controller sees every worker's skips
+
+
+def _skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when CI skipped a test for want of a required tool (the lines come in the summary)."""
+    config = session.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if not _requires_all(config) or reporter is None:
+        return
+    missing = [f"{report.nodeid}: {_skip_reason(report)}" for report in reporter.stats.get("skipped", [])
+               if REQUIRED_TOOLS.search(_skip_reason(report))]
+    config.stash[_MISSING] = missing
+    if missing and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One line for each test skipped for want of a required tool, when that fails the run."""
+    for line in config.stash.get(_MISSING, []):
+        terminalreporter.write_line(f"SKIPPED BUT REQUIRED {line}", red=True, bold=True)
+
 
 
 def wait_for(
