@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -68,6 +69,33 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def finishes(call: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Run `call` on a thread and return its result; fail if it is still running after `timeout` seconds.
+    For "this returns instead of waiting out X": give a timeout far below X, far above the normal case."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except BaseException as exc:  # handed to the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name=f"test-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise AssertionError(f"{what} still running after {timeout}s")
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+def worker_threads() -> set[threading.Thread]:
+    """committer's own threads alive now (each worker names its thread committer-...)."""
+    return {t for t in threading.enumerate() if t.name.startswith("committer-") and t.is_alive()}
 
 
 def git(git_dir: Path, *args: str, check: bool = True) -> str:
