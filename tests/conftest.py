@@ -242,6 +242,43 @@ class DaemonProcess:
         self._log.close()
 
 
+class SentEvents:
+    """The events out of a daemon as a receiver gets them: an exec hook (`env()`) appends each to a file.
+    The courier sends them in order, so once an event is here every event made before it is too."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "events-out.jsonl"
+        self.hook = root / "events-hook.py"
+        self.hook.write_text("import sys\nwith open(sys.argv[1], 'ab') as out:\n"
+                             "    out.write(sys.stdin.buffer.read().strip() + b'\\n')\n")
+
+    def env(self) -> dict[str, str]:
+        """The daemon's settings for the hook."""
+        return {"COMMITTER_EXEC_HOOK": f"{sys.executable} {self.hook} {self.path}"}
+
+    def __call__(self, name: str | None = None) -> list[dict[str, Any]]:
+        try:
+            lines = self.path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        found = [json.loads(line) for line in lines]
+        return [e for e in found if name is None or e["event"] == name]
+
+    def wait(self, name: str, count: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """The first `count` events of that name, once they have come."""
+        def arrived() -> list[dict[str, Any]] | None:
+            found = self(name)
+            return found[:count] if len(found) >= count else None
+
+        return wait_for(arrived, timeout, f"{count} {name} event(s) out")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def sent_events(layout: Layout) -> SentEvents:
+    """What the daemon's events receiver gets; pass `sent_events.env()` to the daemon."""
+    return SentEvents(layout.root)
+
+
 @pytest.fixture
 def start_daemon(layout: Layout) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
