@@ -46,7 +46,7 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest $(PARALLEL) -m "not integration"
+	$(BIN)/python -m pytest $(PARALLEL) -m "not integration and not slow"
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest $(PARALLEL) -m "integration and not serial"

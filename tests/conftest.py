@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +18,43 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Tools CI always has: a test skipped for want of one of them is a test that never ran. Their skip reasons
+# name the tool (`git-lfs is not installed`, `browser tests (Chromium): ...`, `podman: ...`).
+REQUIRED_TOOLS = re.compile(r"git-lfs|chromium|podman|tini|rsync", re.IGNORECASE)
+_MISSING = pytest.StashKey[list[str]]()  # "test id: reason" of each such skip, for the summary
+
+
+def _requires_all(config: pytest.Config) -> bool:
+    """CI (or COMMITTER_REQUIRE_ALL): no test may be skipped for want of a required tool."""
+    return bool(os.environ.get("CI") or os.environ.get("COMMITTER_REQUIRE_ALL")) and not hasattr(
+        config, "workerinput")  # under xdist, the controller sees every worker's skips
+
+
+def _skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when CI skipped a test for want of a required tool (the lines come in the summary)."""
+    config = session.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if not _requires_all(config) or reporter is None:
+        return
+    missing = [f"{report.nodeid}: {_skip_reason(report)}" for report in reporter.stats.get("skipped", [])
+               if REQUIRED_TOOLS.search(_skip_reason(report))]
+    config.stash[_MISSING] = missing
+    if missing and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One line for each test skipped for want of a required tool, when that fails the run."""
+    for line in config.stash.get(_MISSING, []):
+        terminalreporter.write_line(f"SKIPPED BUT REQUIRED {line}", red=True, bold=True)
+
 
 
 def wait_for(
@@ -30,6 +69,33 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def finishes(call: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Run `call` on a thread and return its result; fail if it is still running after `timeout` seconds.
+    For "this returns instead of waiting out X": give a timeout far below X, far above the normal case."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except BaseException as exc:  # handed to the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name=f"test-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise AssertionError(f"{what} still running after {timeout}s")
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+def worker_threads() -> set[threading.Thread]:
+    """committer's own threads alive now (each worker names its thread committer-...)."""
+    return {t for t in threading.enumerate() if t.name.startswith("committer-") and t.is_alive()}
 
 
 def git(git_dir: Path, *args: str, check: bool = True) -> str:
@@ -174,6 +240,43 @@ class DaemonProcess:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self._log.close()
+
+
+class SentEvents:
+    """The events out of a daemon as a receiver gets them: an exec hook (`env()`) appends each to a file.
+    The courier sends them in order, so once an event is here every event made before it is too."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "events-out.jsonl"
+        self.hook = root / "events-hook.py"
+        self.hook.write_text("import sys\nwith open(sys.argv[1], 'ab') as out:\n"
+                             "    out.write(sys.stdin.buffer.read().strip() + b'\\n')\n")
+
+    def env(self) -> dict[str, str]:
+        """The daemon's settings for the hook."""
+        return {"COMMITTER_EXEC_HOOK": f"{sys.executable} {self.hook} {self.path}"}
+
+    def __call__(self, name: str | None = None) -> list[dict[str, Any]]:
+        try:
+            lines = self.path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        found = [json.loads(line) for line in lines]
+        return [e for e in found if name is None or e["event"] == name]
+
+    def wait(self, name: str, count: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """The first `count` events of that name, once they have come."""
+        def arrived() -> list[dict[str, Any]] | None:
+            found = self(name)
+            return found[:count] if len(found) >= count else None
+
+        return wait_for(arrived, timeout, f"{count} {name} event(s) out")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def sent_events(layout: Layout) -> SentEvents:
+    """What the daemon's events receiver gets; pass `sent_events.env()` to the daemon."""
+    return SentEvents(layout.root)
 
 
 @pytest.fixture

@@ -97,16 +97,16 @@ def mmdebstrap_command(packages: Sequence[str]) -> list[str]:
 def why_not() -> str | None:
     """None when this machine can build and run containers with podman, else the reason in one line."""
     if not sys.platform.startswith("linux"):
-        return "podman containers need Linux"
+        return "podman: containers need Linux"
     if os.geteuid() != 0:
-        return "the podman tests need root (rootful podman, mmdebstrap, a privileged systemd container)"
+        return "podman: the podman tests need root (rootful podman, mmdebstrap, a privileged systemd container)"
     missing = [tool for tool in ("podman", "runc", "mmdebstrap") if shutil.which(tool) is None]
     if missing:
-        return f"{', '.join(missing)} not installed (scripts/system-deps.sh installs them with apt-get)"
+        return f"podman: {', '.join(missing)} not installed (scripts/system-deps.sh installs them with apt-get)"
     try:
         info = Podman().run("info", "--format", "{{.Host.OCIRuntime.Name}}", check=False, timeout=120)
     except subprocess.TimeoutExpired:
-        return "`podman info` did not answer within 120 s"
+        return "podman: `podman info` did not answer within 120 s"
     if info.returncode != 0:
         return f"podman does not work here: {error_line(info.stderr)}"
     return None

@@ -23,7 +23,7 @@ from pathlib import Path
 from committer.commit.changes import ADDED, DELETED, MODIFIED, Change, ChangeSet, hint_record
 from committer.commit.walk import Walk, git_key, under
 from committer.core import fsio
-from committer.core.records import Spill
+from committer.core.records import IN_MEMORY, Spill
 from committer.git import index as gitindex
 from committer.git.objects import MODE_EXEC, MODE_FILE, MODE_LINK, TreeEntry, blob_id
 from committer.policy.filters import PathFilter
@@ -122,6 +122,7 @@ class Pass:
     # Paths a pull could not write here (see sync/apply.py): HEAD keeps the remote's version of each, so
     # neither their absence nor what is on disk in their place (a link over their folder) is committed.
     pinned: frozenset[str] = frozenset()
+    in_memory: int = IN_MEMORY  # records a list keeps before it moves to disk
 
 
 def collect(candidates: Iterable[str], job: Pass) -> ChangeSet:
@@ -139,7 +140,7 @@ def collect(candidates: Iterable[str], job: Pass) -> ChangeSet:
             ignored.append(rel)
         else:
             wanted.add(rel)
-    result = ChangeSet(records=Spill(job.spill_dir))
+    result = ChangeSet(records=Spill(job.spill_dir, job.in_memory))
     try:
         tree = fsio.Tree(job.data_dir)
     except (FileNotFoundError, NotADirectoryError):
@@ -173,7 +174,7 @@ class _Merge:
         self.skip = skip or (lambda _rel, _reason: None)
         self.records = result.records
         assert self.records is not None
-        result.stat_hints = Spill(job.spill_dir)  # the stat data of every file read, for the index
+        result.stat_hints = Spill(job.spill_dir, job.in_memory)  # the stat data of every file read, for the index
         self.fresh_after = time.time_ns() - gitindex.RACY_NS
         self.pinned_dirs = {fsio.split(p)[0] for p in job.pinned}
         for folder in list(self.pinned_dirs):

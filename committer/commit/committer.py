@@ -13,7 +13,7 @@ from committer.commit.held import HeldFiles
 from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths
 from committer.commit.stale import stale_paths
-from committer.commit.step import CommitResult, CommitStep, OnCommit
+from committer.commit.step import SIZES, CommitResult, CommitStep, OnCommit, Sizes
 from committer.core import events, fsio, logs
 from committer.core.settings import Settings
 from committer.git import index as gitindex
@@ -36,7 +36,7 @@ class Committer:
     def __init__(
         self, settings: Settings, repo: GitRepo, pfilter: PathFilter, hold: Hold | None = None,
         on_commit: OnCommit | None = None, kept_ignored: Callable[[], Iterable[str]] = tuple,
-        emit: events.Emit = events.nothing,
+        emit: events.Emit = events.nothing, sizes: Sizes = SIZES,
     ) -> None:
         self.settings = settings  # whole, for the pull side (sync); the commit step gets only its part
         self.config = commit_config(settings)
@@ -46,7 +46,8 @@ class Committer:
         self.lfs_paths = LfsPaths(repo)
         self.held = HeldFiles()
         self.holds = Holds(self.config.max_delete, repo, pfilter, hold, emit)
-        self.step = CommitStep(self.config, repo, pfilter, self.holds, self.held, self.lfs_paths, on_commit, emit)
+        self.step = CommitStep(self.config, repo, pfilter, self.holds, self.held, self.lfs_paths, on_commit, emit,
+                               sizes)
         # Files a pull brought in that the ignore rules exclude here: never untracked (that would delete
         # them on the remote); the pull side knows them.
         self.kept_ignored = kept_ignored

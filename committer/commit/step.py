@@ -20,9 +20,9 @@ from committer.commit.config import CommitConfig
 from committer.commit.held import HeldFiles
 from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths
-from committer.commit.writer import Writer
+from committer.commit.writer import SESSION_LIMIT, Writer
 from committer.core import clock, events, logs
-from committer.core.records import Spill
+from committer.core.records import IN_MEMORY, Spill
 from committer.git import lfs
 from committer.git.layout import state_dir
 from committer.git.objects import TreeEntry
@@ -43,6 +43,17 @@ class CommitResult:
     changes: ChangeSet
     batch: str
     seconds: float
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much of a pass one fast-import process takes and a record list keeps in memory."""
+
+    process_objects: int = SESSION_LIMIT
+    records_in_memory: int = IN_MEMORY
+
+
+SIZES = Sizes()
 
 
 def make_limits(config: CommitConfig, repo: GitRepo) -> Limits:
@@ -74,6 +85,7 @@ class CommitStep:
     def __init__(
         self, config: CommitConfig, repo: GitRepo, pfilter: PathFilter, holds: Holds, held: HeldFiles,
         lfs_paths: LfsPaths, on_commit: OnCommit | None = None, emit: events.Emit = events.nothing,
+        sizes: Sizes = SIZES,
     ) -> None:
         self.config = config
         self.repo = repo
@@ -83,6 +95,7 @@ class CommitStep:
         self.lfs_paths = lfs_paths
         self.on_commit = on_commit
         self.emit = emit
+        self.sizes = sizes
         self.limits = dataclasses.replace(make_limits(config, repo), is_lfs=lambda path: path in lfs_paths)
         self.identity = config.author
         self.host = socket.gethostname()
@@ -111,13 +124,13 @@ class CommitStep:
         """Commit the current content of the candidate paths; no commit when nothing changed."""
         started = time.perf_counter()
         batch = str(uuid.uuid4())
-        writer = Writer(self.repo, self.head)
+        writer = Writer(self.repo, self.head, self.sizes.process_objects)
         changes = ChangeSet()
         try:
             changes = collect(candidates, Pass(
                 data_dir=self.repo.data_dir, pfilter=self.pfilter, head=self._head_stream if self.head else None,
                 sink=writer.blob, spill_dir=spill_dir(self.repo.git_dir), limits=self.limits, progress=progress,
-                on_change=self.held.committed, pinned=frozenset(self.pinned),
+                on_change=self.held.committed, pinned=frozenset(self.pinned), in_memory=self.sizes.records_in_memory,
             ))
             self.held.note(changes.skipped, batch=batch)
             if guarded:
@@ -137,12 +150,13 @@ class CommitStep:
         started = time.perf_counter()
         self.refresh_head()
         entries = self.repo.ls_tree(self.head, list(paths)) if paths else {}
-        changes = ChangeSet(records=Spill(spill_dir(self.repo.git_dir)))
+        changes = ChangeSet(records=Spill(spill_dir(self.repo.git_dir), self.sizes.records_in_memory))
         for path, entry in sorted(entries.items()):
             assert changes.records is not None
             changes.records.append(Change(DELETED, path, entry.mode, entry.sha).encode())
             changes.deleted[path] = entry.sha
-        return self._write(Writer(self.repo, self.head), changes, str(uuid.uuid4()), started, None, op)
+        writer = Writer(self.repo, self.head, self.sizes.process_objects)
+        return self._write(writer, changes, str(uuid.uuid4()), started, None, op)
 
     def _write(
         self, writer: Writer, changes: ChangeSet, batch: str, started: float, first_event: float | None,

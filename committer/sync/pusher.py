@@ -35,9 +35,10 @@ def _log_backoff(state: RetryCallState) -> None:
     log.info("push_backoff", attempt=state.attempt_number, seconds=round(delay, 3))
 
 
-def backoff(settings: Settings, sleep: Callable[[float], None], stopped: Callable[[], bool]) -> Retrying:
-    """Retry transient failures forever: exponential from 1 s with 1 s of jitter, capped; stop when told."""
-    return retrying(_retryable, settings.push_backoff_max, sleep, stopped, _log_backoff)
+def backoff(settings: Settings, sleep: Callable[[float], None], stopped: Callable[[], bool],
+            first: float = 1.0) -> Retrying:
+    """Retry transient failures forever: exponential from `first` with 1 s of jitter, capped; stop when told."""
+    return retrying(_retryable, settings.push_backoff_max, sleep, stopped, _log_backoff, first=first)
 
 
 class Pusher(Worker):
@@ -55,9 +56,11 @@ class Pusher(Worker):
         metrics: PushMetrics | None = None,
         on_rejected: Callable[[], None] | None = None,
         emit: events.Emit = events.nothing,
+        first_delay: float = 1.0,
     ) -> None:
         super().__init__()
         self.settings = settings
+        self.first_delay = first_delay  # the first backoff delay, doubling from there
         self.repo = repo
         self.state = PushState(metrics)
         self.push = Push(settings, repo, self.state, on_change, on_rejected, emit) if settings.remote else None
@@ -146,7 +149,7 @@ class Pusher(Worker):
                     if woken:
                         self.push.pending()  # keep status current without hammering the remote
                     continue
-                backoff(self.settings, self._sleep, self._stop.is_set)(self._cycle)
+                backoff(self.settings, self._sleep, self._stop.is_set, self.first_delay)(self._cycle)
                 retry_at = None
             except PushError as exc:
                 retry_at = time.monotonic() + self.settings.push_backoff_max if exc.permanent else None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from committer.commit.step import Sizes
 from committer.git import index as gitindex
 from committer.git.objects import blob_id
 from tests.commit.test_pipeline import make_pipeline
@@ -112,15 +113,10 @@ def test_the_first_commit_hands_its_stat_data_to_the_index_and_git_reads_no_file
     assert git(layout.git_dir, "--work-tree", str(layout.data), "status", "--porcelain") == ""
 
 
-def test_a_first_commit_larger_than_the_record_lists_in_memory_streams_its_hints(
-    layout: Layout, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from committer.core import records
-
+def test_a_first_commit_larger_than_the_record_lists_in_memory_streams_its_hints(layout: Layout) -> None:
     paths = _notes(layout, 300)
     wait_for(lambda: _old_enough(paths), timeout=5, what="files older than the racy window")
-    monkeypatch.setattr(records.Spill.__init__, "__defaults__", (25,))
-    pipeline = make_pipeline(layout)
+    pipeline = make_pipeline(layout, Sizes(records_in_memory=25))
     result = pipeline.commit([""], op="init")
     assert result.sha is not None
     assert result.changes.stat_hints is not None and result.changes.stat_hints._file is not None  # on disk

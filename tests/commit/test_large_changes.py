@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from committer.commit import writer
 from committer.commit.committer import Committer
+from committer.commit.step import Sizes
 from committer.core.records import Spill
 from committer.git.fastimport import FastImport
 from tests.commit.test_pipeline import make_pipeline
@@ -25,15 +25,9 @@ def notes(layout: Layout, n: int, text: str = "v1") -> set[str]:
     return {f"d{i % 7}/n{i:04}.md" for i in range(n)}
 
 
-@pytest.fixture
-def small_processes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """fast-import processes of 50 objects, so a few hundred files need several of them."""
-    monkeypatch.setattr(writer, "SESSION_LIMIT", 50)
-    monkeypatch.setattr(writer.Writer.__init__, "__defaults__", (50,))
-
-
 def pipeline_with(layout: Layout, **env: str) -> Committer:
-    return make_pipeline(layout, **env)
+    """The commit side with fast-import processes of 50 objects, so a few hundred files need several."""
+    return make_pipeline(layout, Sizes(process_objects=50), **env)
 
 
 def reflog(layout: Layout) -> list[str]:
@@ -52,7 +46,7 @@ def test_spill_keeps_order_in_memory_and_on_disk(tmp_path: Path) -> None:
 
 
 def test_a_first_commit_through_several_processes_moves_the_branch_once(
-    layout: Layout, small_processes: None, monkeypatch: pytest.MonkeyPatch
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = notes(layout, 300)
     p = pipeline_with(layout, max_batch_files="40")
@@ -75,7 +69,7 @@ def test_a_first_commit_through_several_processes_moves_the_branch_once(
 
 
 def test_a_large_change_with_a_mass_deletion_holds_the_deletions_and_commits_the_rest(
-    layout: Layout, small_processes: None, reconcile_way: str) -> None:
+    layout: Layout, reconcile_way: str) -> None:
     notes(layout, 300)
     p = pipeline_with(layout, max_batch_files="40")
     p.reconcile()
@@ -91,7 +85,7 @@ def test_a_large_change_with_a_mass_deletion_holds_the_deletions_and_commits_the
 
 
 def test_a_pass_cut_short_moves_nothing_and_the_next_one_commits_it(
-    layout: Layout, small_processes: None, monkeypatch: pytest.MonkeyPatch, reconcile_way: str) -> None:
+    layout: Layout, monkeypatch: pytest.MonkeyPatch, reconcile_way: str) -> None:
     notes(layout, 120)
     p = pipeline_with(layout, max_batch_files="20")
     p.reconcile()

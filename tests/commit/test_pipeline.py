@@ -12,19 +12,20 @@ import pytest
 from structlog.testing import capture_logs
 
 from committer.commit.committer import Committer
+from committer.commit.step import SIZES, Sizes
 from committer.core.settings import load_settings
 from committer.git.setup import open_repository
 from committer.policy.filters import PathFilter
 from tests.conftest import Layout, commit_count, git, show, tree_files
 
 
-def make_pipeline(layout: Layout, **env: str) -> Committer:
+def make_pipeline(layout: Layout, sizes: Sizes = SIZES, **env: str) -> Committer:
     """The commit side of the layout's repository; `env`: settings as COMMITTER_<NAME> would give them."""
     settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir)},
                              env={f"COMMITTER_{name.upper()}": value for name, value in env.items()})
     pfilter = PathFilter(settings.data_dir, settings.ignore)
     repo = open_repository(settings, pfilter)
-    return Committer(settings, repo, pfilter)
+    return Committer(settings, repo, pfilter, sizes=sizes)
 
 
 def trailer(layout: Layout, rev: str = "HEAD") -> dict[str, object]:

@@ -11,7 +11,7 @@ import pytest
 
 from committer.policy.guard import pair_renames
 from tests.commit.test_pipeline import make_pipeline, trailer
-from tests.conftest import DaemonProcess, Layout, commit_count, committer, git, tree_files, wait_for
+from tests.conftest import DaemonProcess, Layout, SentEvents, commit_count, committer, git, tree_files, wait_for
 
 Start = Callable[..., DaemonProcess]
 
@@ -89,17 +89,18 @@ def test_renames_do_not_count_toward_max_batch_files(layout: Layout) -> None:
 
 @pytest.mark.integration
 def test_the_daemon_commits_a_moved_folder_as_renames_and_log_shows_them(
-    layout: Layout, start_daemon: Start
+    layout: Layout, start_daemon: Start, sent_events: SentEvents
 ) -> None:
     old = folder(layout, "big", 500)
-    daemon = start_daemon()
+    start_daemon(env=sent_events.env())
     before = commit_count(layout.git_dir)
     (layout.data / "big").rename(layout.data / "big2")
     want = {path.replace("big/", "big2/", 1) for path in old}
     wait_for(lambda: tree_files(layout.git_dir) == want, timeout=20, what="the move committed")
     assert commit_count(layout.git_dir) == before + 1
     assert trailer(layout)["renamed"] == 500
-    assert not daemon.events("hold")
+    moved = sent_events.wait("git_commit", count=2)[-1]  # the first commit, then the move
+    assert len(moved["paths"]["renamed"]) == 500 and not sent_events("hold")  # a hold would have come before
     status = json.loads(committer("status", "--json", *layout.args()).stdout)
     assert status["held"] is None
     shown = committer("log", "-n", "1", *layout.args()).stdout

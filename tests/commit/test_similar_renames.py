@@ -13,7 +13,7 @@ import pytest
 from committer.commit import similar
 from committer.commit.similar import fingerprint, pair_similar, score
 from tests.commit.test_pipeline import make_pipeline, trailer
-from tests.conftest import Layout, committer, git, tree_files
+from tests.conftest import Layout, SentEvents, committer, git, tree_files
 
 
 def note(title: str, lines: int = 12, folder: str = "notes") -> str:
@@ -128,13 +128,13 @@ def test_past_the_bound_nothing_is_compared_and_the_guard_holds(layout: Layout,
 
 
 def test_the_daemon_commits_a_folder_moved_with_edits_as_renames_without_a_hold(
-    layout: Layout, start_daemon, tmp_path: Path  # type: ignore[no-untyped-def]
+    layout: Layout, start_daemon, tmp_path: Path, sent_events: SentEvents  # type: ignore[no-untyped-def]
 ) -> None:
     (layout.data / "inbox").mkdir()
     for i in range(6):
         (layout.data / "inbox" / f"{i}.md").write_text(note(f"Inbox {i}", folder="inbox"))
-    daemon = start_daemon("--debounce", "500ms", env={"COMMITTER_MAX_DELETE": "2"})
-    daemon.wait_event("git_commit")
+    daemon = start_daemon("--debounce", "500ms", env={"COMMITTER_MAX_DELETE": "2", **sent_events.env()})
+    sent_events.wait("git_commit")
     staged = tmp_path / "staged"
     shutil.copytree(layout.data / "inbox", staged)
     for path in staged.iterdir():
@@ -142,8 +142,9 @@ def test_the_daemon_commits_a_folder_moved_with_edits_as_renames_without_a_hold(
     os.rename(staged, layout.data / "done")  # the edited folder appears at once, the old one goes
     shutil.rmtree(layout.data / "inbox")
     # both halves land in one batch: they happen well within the debounce
-    event = daemon.wait_event("git_commit", count=2, timeout=30)[-1]
-    assert event["renamed"] == 6 and not daemon.events("hold")
+    event = sent_events.wait("git_commit", count=2)[-1]
+    assert sorted(event["paths"]["renamed"]) == [[f"inbox/{i}.md", f"done/{i}.md"] for i in range(6)]
+    assert not sent_events("hold")  # a hold would have come before the commit
     assert tree_files(layout.git_dir) == {f"done/{i}.md" for i in range(6)}
     assert daemon.stop() == 0
 

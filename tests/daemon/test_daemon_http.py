@@ -51,8 +51,9 @@ def test_health_readiness_and_metrics_while_running(layout: Layout, start_daemon
     assert daemon.events("http_listening")
     status, body = get(f"{base}/readyz")
     assert status == 200 and json.loads(body)["ready"] is True
-    status, body = get(f"{base}/healthz")
-    assert status == 200 and json.loads(body)["watcher"] == "alive"
+    # The push and pull loops start just after daemon_ready: until their threads run, /healthz says 503.
+    status, body = wait_for(lambda: (answer := get(f"{base}/healthz"))[0] == 200 and answer, what="/healthz 200")
+    assert json.loads(body)["watcher"] == "alive" and json.loads(body)["push_loop"] == "alive"
     (layout.data / "a.md").write_text("scraped")
     wait_for(lambda: "a.md" in tree_files(mirror, "refs/heads/main"), what="push")
 

@@ -324,10 +324,10 @@ def _pid_namespaces_usable() -> str | None:
     if shutil.which("tini") is None:
         return "tini is not installed (apt-get install tini)"
     if shutil.which("unshare") is None or os.geteuid() != 0:
-        return "a new PID namespace needs unshare and root"
+        return "tini as PID 1: a new PID namespace needs unshare and root"
     probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
                            capture_output=True, check=False, timeout=30)
-    return None if probe.returncode == 0 else f"unshare --pid is refused here: {probe.stderr!r}"
+    return None if probe.returncode == 0 else f"tini as PID 1: unshare --pid is refused here: {probe.stderr!r}"
 
 
 class Running:

@@ -287,6 +287,10 @@ class GitWrapper:
         """`sub` hangs itself (the wrapper becomes `sleep 3600`)."""
         (self.control / (f"hang-once-{sub}" if once else f"hang-{sub}")).touch()
 
+    def taken(self, sub: str) -> bool:
+        """The hang of `hang(sub, once=True)` has begun (that run removed its control file)."""
+        return not (self.control / f"hang-once-{sub}").exists()
+
     def hang_in_child(self, sub: str) -> None:
         """`sub` waits for ever on a child process that holds its stdout and stderr open."""
         (self.control / f"hang-child-{sub}").touch()

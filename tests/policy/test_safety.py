@@ -11,16 +11,22 @@ import pytest
 from structlog.testing import capture_logs
 
 from committer.commit.committer import Committer
+from committer.core import events
 from committer.core.settings import load_settings
 from committer.git.setup import open_repository
 from committer.policy.filters import PathFilter
 from tests.conftest import Layout, git, show, tree_files
 
 
-def make(layout: Layout, **flags: object) -> Committer:
+def make(layout: Layout, emit: events.Emit = events.nothing, **flags: object) -> Committer:
     settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir), **flags})
     pfilter = PathFilter(settings.data_dir, settings.ignore)
-    return Committer(settings, open_repository(settings, pfilter), pfilter)
+    return Committer(settings, open_repository(settings, pfilter), pfilter, emit=emit)
+
+
+def holds(sent: list[events.Event], action: str) -> list[events.Event]:
+    """The hold events out with this action (set, released)."""
+    return [e for e in sent if e["event"] == events.HOLD and e["action"] == action]
 
 
 def fill(layout: Layout, n: int, folder: str = "notes") -> list[str]:
@@ -39,17 +45,18 @@ def last_meta(layout: Layout) -> dict[str, object]:
 
 def test_150_deletions_are_held_and_the_rest_of_the_batch_committed(layout: Layout) -> None:
     names = fill(layout, 150)
-    p = make(layout)
+    sent: list[events.Event] = []
+    p = make(layout, sent.append)
     p.reconcile(op="init")
     shutil.rmtree(layout.data / "notes")
     (layout.data / "survivor.md").write_text("still here")
-    with capture_logs() as logs:
-        result = p.commit(["notes", "survivor.md"])
-        p.commit(["notes"])  # the same deletions again: no second warning
+    result = p.commit(["notes", "survivor.md"])
+    p.commit(["notes"])  # the same deletions again: no second event
     assert result.sha is not None and result.changes.counts.deleted == 0
     assert tree_files(layout.git_dir) == {*names, "survivor.md"}
-    holds = [e for e in logs if e["event"] == "hold"]
-    assert len(holds) == 1 and holds[0]["count"] == 150 and holds[0]["reason"] == "max_delete"
+    held = holds(sent, events.SET)
+    assert len(held) == 1 and held[0]["count"] == 150 and held[0]["reason"] == "max_delete"
+    assert held[0]["batch"] == result.batch and held[0]["paths"] == sorted(f"notes/n{i:03}.md" for i in range(150))
     assert p.holds.hold is not None and p.holds.hold.status()["count"] == 150
     confirmed = p.confirm_deletes()
     assert confirmed is not None and confirmed.changes.counts.deleted == 150
@@ -82,15 +89,16 @@ def test_while_held_smaller_deletions_join_the_hold(layout: Layout) -> None:
 
 def test_the_hold_clears_itself_when_the_files_come_back(layout: Layout, tmp_path: Path) -> None:
     fill(layout, 150)
-    p = make(layout)
+    sent: list[events.Event] = []
+    p = make(layout, sent.append)
     p.reconcile(op="init")
     shutil.move(str(layout.data / "notes"), str(tmp_path / "away"))
     p.commit(["notes"])
-    assert p.holds.hold is not None
+    assert p.holds.hold is not None and not holds(sent, events.RELEASED)
     shutil.move(str(tmp_path / "away"), str(layout.data / "notes"))
-    with capture_logs() as logs:
-        assert p.commit(["notes"]).sha is None
-    assert p.holds.hold is None and [e for e in logs if e["event"] == "hold_released"]
+    assert p.commit(["notes"]).sha is None
+    released = holds(sent, events.RELEASED)
+    assert p.holds.hold is None and len(released) == 1 and released[0]["count"] == 150
 
 
 def test_an_emptied_data_directory_holds_even_one_deletion(layout: Layout) -> None:
@@ -180,15 +188,17 @@ def test_a_file_above_max_file_size_is_held_when_lfs_is_off(layout: Layout) -> N
 
 def test_a_held_file_keeps_its_last_committed_version(layout: Layout) -> None:
     (layout.data / "notes.md").write_text("harmless v1")
-    p = make(layout)
+    sent: list[events.Event] = []
+    p = make(layout, sent.append)
     p.reconcile(op="init")
     token = "ghp_" + "Ab1Cd2Ef3Gh4" * 3
     (layout.data / "notes.md").write_text(f"oops: {token}\n")
     with capture_logs() as logs:
         p.commit(["notes.md"])
     assert show(layout.git_dir, "notes.md") == b"harmless v1"
-    skip = next(e for e in logs if e["event"] == "skip")
-    assert skip["path"] == "notes.md" and "secret" in skip["reason"] and token not in json.dumps(logs)
+    [held] = holds(sent, events.SET)
+    assert held["paths"] == ["notes.md"] and "secret" in held["reason"]
+    assert token not in json.dumps(sent) and token not in json.dumps(logs)  # neither told nor logged
     (layout.data / "notes.md").write_text("token removed\n")
     p.commit(["notes.md"])
     assert show(layout.git_dir, "notes.md") == b"token removed\n"

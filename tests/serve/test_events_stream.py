@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from committer.core import events
 from committer.ops.stream import Stream
+from committer.serve import app
 from committer.serve import events as sse
 from committer.serve.access import Access
 from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
 from committer.serve.pages import Pages
-from tests.conftest import wait_for
+from tests.conftest import finishes, wait_for
 
 TOKEN = "a token of more than sixteen characters"
 
@@ -155,26 +156,55 @@ def test_a_keep_alive_comment_goes_out_when_nothing_happens(monkeypatch: pytest.
         server.stop()
 
 
-def test_a_client_that_does_not_read_is_dropped_and_others_go_on(monkeypatch: pytest.MonkeyPatch) -> None:
+BIG = ["x" * 200 + f"/{n}.md" for n in range(1000)]
+
+
+def not_reading(server: HttpServer) -> socket.socket:
+    """A client that asks for /events and then never reads (a small receive buffer, soon full)."""
+    slow = socket.create_connection(("127.0.0.1", server.port))
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+    return slow
+
+
+def test_a_client_that_does_not_read_holds_up_no_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sse, "SEND_SECONDS", 3600.0)  # the slow client stays for the whole test
+    found = Stream()
+    server = serve(found)
+    try:
+        slow = not_reading(server)
+        wait_for(lambda: found.clients == 1, what="the slow client")
+        reader = SSE(server.port)
+        reader.frame()
+        for n in range(60):  # far more than the slow client's socket holds
+            found.publish(events.hold(action=events.SET, reason=f"r{n}", paths=BIG))
+            assert reader.event()["data"]["reason"] == f"r{n}"  # the reader is never held up
+        assert found.clients == 2  # the slow client is still there, stuck: nobody waited for it to go
+        slow.close()
+        reader.close()
+    finally:
+        server.stop()
+
+
+def test_a_client_that_does_not_take_a_frame_within_send_seconds_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(sse, "SEND_SECONDS", 0.5)
     found = Stream()
     server = serve(found)
     try:
-        slow = socket.create_connection(("127.0.0.1", server.port))
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
-        wait_for(lambda: found.clients == 1, what="the slow client")
-        reader = SSE(server.port)
-        reader.frame()
-        big = ["x" * 200 + f"/{n}.md" for n in range(1000)]
-        started = time.monotonic()
-        for n in range(60):  # far more than the slow client's socket holds
-            found.publish(events.hold(action=events.SET, reason=f"r{n}", paths=big))
-            assert reader.event()["data"]["reason"] == f"r{n}"  # the reader is never held up
-        assert time.monotonic() - started < 10
-        wait_for(lambda: found.clients == 1, timeout=10, what="the slow client dropped")
+        with capture_logs() as logs:
+            slow = not_reading(server)
+            wait_for(lambda: found.clients == 1, what="the slow client")
+
+            def dropped() -> bool:
+                found.publish(events.hold(action=events.SET, reason="more", paths=BIG))  # until its socket is full
+                return found.clients == 0
+
+            wait_for(dropped, timeout=60, what="the slow client dropped", interval=0.05)
+        assert [e["why"] for e in logs if e["event"] == "events_client_dropped"] == [
+            "a frame was not taken within 0.5s"]
         slow.close()
-        reader.close()
     finally:
         server.stop()
 
@@ -201,13 +231,15 @@ def test_off_loopback_the_stream_needs_the_ui_token(monkeypatch: pytest.MonkeyPa
         server.stop()
 
 
-def test_a_stop_ends_open_streams_at_once(stream: tuple[Stream, HttpServer]) -> None:
-    _found, server = stream
-    client = SSE(server.port)
-    client.frame()
-    started = time.monotonic()
-    server.stop()
-    assert time.monotonic() - started < 2
-    with pytest.raises((EOFError, OSError)):
+def test_a_stop_ends_open_streams_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app, "STOP_SECONDS", 600.0)  # what an open stream would hold the stop for
+    server = serve(Stream(clients=2))
+    try:
+        client = SSE(server.port)
         client.frame()
-    client.close()
+        finishes(server.stop, 60, "the server's stop")
+        with pytest.raises((EOFError, OSError)):
+            client.frame()
+        client.close()
+    finally:
+        server.stop()

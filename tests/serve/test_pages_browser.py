@@ -34,10 +34,10 @@ def _browser_or_skip() -> Any:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        pytest.skip("browser tests: selenium is not installed (pip install -e '.[test]')")
+        pytest.skip("browser tests (Chromium): selenium is not installed (pip install -e '.[test]')")
     for path in (CHROMIUM, CHROMEDRIVER):
         if shutil.which(path) is None:
-            pytest.skip(f"browser tests: {path} is missing (apt-get install chromium chromium-driver)")
+            pytest.skip(f"browser tests (Chromium): {path} is missing (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = tempfile.mkdtemp(prefix="committer-chromium-")

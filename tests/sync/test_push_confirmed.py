@@ -51,10 +51,12 @@ def lie(remote: Path) -> None:
 
 def test_a_push_answered_ok_whose_branch_did_not_move_is_not_recorded(repo: GitRepo, bare: Path) -> None:
     first = commit(repo)
-    pusher = Pusher(settings_for(repo, f"file://{bare}"), repo)
+    sent: list[dict[str, object]] = []
+    pusher = Pusher(settings_for(repo, f"file://{bare}"), repo, emit=sent.append)
     assert pusher.push_now()["pushed"] and remote_head(bare) == first
     lie(bare)
     second = commit(repo)
+    del sent[:]
     with capture_logs() as logs, pytest.raises(PushError) as failed:
         pusher.push_now()
     assert remote_head(bare) == first
@@ -62,8 +64,9 @@ def test_a_push_answered_ok_whose_branch_did_not_move_is_not_recorded(repo: GitR
     assert pusher.push is not None
     assert git("--git-dir", str(repo.git_dir), "rev-parse", pusher.push.pushed_ref) == first
     assert pusher.snapshot()["pending_commits"] == 1
-    assert [e for e in logs if e["event"] == "push_not_confirmed"]
-    assert [e for e in logs if e["event"] == "git_push" and e["result"] == "failed"]
+    assert [e for e in logs if e["event"] == "push_not_confirmed"]  # (no event of its own: told as a failure)
+    [told] = sent
+    assert told["event"] == "push_failed" and told["new"] == second and told["message"] == failed.value.detail
 
 
 def test_a_first_push_the_remote_throws_away_is_not_recorded(repo: GitRepo, bare: Path) -> None:

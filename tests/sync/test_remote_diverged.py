@@ -7,7 +7,6 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from structlog.testing import capture_logs
 
 from committer.git.repo import GitRepo
 from committer.serve.metrics import Metrics
@@ -44,20 +43,22 @@ def test_confirm_reads_the_porcelain_line() -> None:
 def test_a_remote_moved_back_by_one_commit_is_reported_and_not_pushed_over(repo: GitRepo, bare: Path) -> None:
     """Force-pushed back one commit: the next push is refused as remote_diverged and the remote stays as it is."""
     metrics = Metrics(process=False)
-    pusher = Pusher(settings_for(repo, f"file://{bare}"), repo, metrics=metrics)
+    sent: list[dict[str, object]] = []
+    pusher = Pusher(settings_for(repo, f"file://{bare}"), repo, metrics=metrics, emit=sent.append)
     first = commit(repo)
     second = commit(repo)
     assert pusher.push_now()["pushed"]
     force_remote(bare, first)
     third = commit(repo)
-    with capture_logs() as logs, pytest.raises(PushError) as info:
+    with pytest.raises(PushError) as info:
         pusher.push_now()
     assert info.value.kind == "remote_diverged" and info.value.permanent
     assert f"moved back to {first[:12]}" in info.value.detail and second[:12] in info.value.detail
     assert remote_head(bare) == first
     snap = pusher.snapshot()
     assert snap["last_error"]["kind"] == "remote_diverged" and snap["pending_commits"] == 1
-    assert [e for e in logs if e["event"] == "remote_diverged"]
+    told = [e for e in sent if e["event"] == "push_failed"]
+    assert [(e["kind"], e["permanent"]) for e in told] == [("remote_diverged", True)]
     assert diverged(metrics) == 1
     assert repo.head() == third
 
