@@ -47,6 +47,7 @@ with _no_git_at_import():
 from committer.core.errors import GitError  # noqa: E402
 from committer.git.runner import Processes, git_argv, git_env, kill_group  # noqa: E402
 
+SETTLE = 1.0  # after a failed read, how long a git the runner killed is given to be seen ended
 Repo = git.Repo
 Commit = git.Commit
 __all__ = ["Commit", "GitCommandError", "Repo", "RunnerGit", "opened"]
@@ -70,9 +71,14 @@ class _Process(Git.AutoInterrupt):
         self.expired.set()
         kill_group(self.popen)
 
-    def failure(self) -> GitError | None:
-        """What ended the process, when the runner did (its deadline, a stop); None otherwise."""
+    def failure(self, settle: float = 0.0) -> GitError | None:
+        """What ended the process, when the runner did (its deadline, a stop); None otherwise. `settle`:
+        how long a process that may just have been killed is given to be seen ended (a reader saw its
+        output end before the kernel had reaped it)."""
         code = self.popen.poll()
+        if code is None and settle > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self.popen.wait(settle)
         if self.expired.is_set():
             return GitError(self.args, -1, f"timed out after {self.limit:g}s")
         if code is not None and code < 0:
@@ -154,9 +160,9 @@ class RunnerGit(Git):
             return done.returncode, result, safe_decode(stderr)
         return result
 
-    def failure(self) -> GitError | None:
+    def failure(self, settle: float = 0.0) -> GitError | None:
         """The first process of this executor the runner ended (its deadline, a stop), if any."""
-        return next((found for process in self.processes if (found := process.failure())), None)
+        return next((found for process in self.processes if (found := process.failure(settle))), None)
 
     def close(self) -> None:
         """End every process this executor started and GitPython still holds."""
@@ -179,7 +185,7 @@ def opened(git_dir: Path, runner: Processes) -> Iterator[git.Repo]:
     try:
         yield handle
     except Exception as exc:
-        found = executor.failure()
+        found = executor.failure(SETTLE)
         if found is not None and found is not exc:
             raise found from exc
         raise
