@@ -14,7 +14,6 @@ import socket
 import stat
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -247,17 +246,14 @@ def test_sigterm_during_a_hanging_fetch_still_stops_within_shutdown_timeout(
     shutdown_timeout and systemd's TimeoutStopSec=30s: it is killed, and what is pending committed."""
     (layout.data / "a.md").write_text("a\n")
     assert committer("init", env=layout.env).returncode == 0
-    env = {**layout.env, "COMMITTER_REMOTE": hanging_remote, "COMMITTER_PUSH_TIMEOUT": "40s",
+    env = {**layout.env, "COMMITTER_REMOTE": hanging_remote, "COMMITTER_PUSH_TIMEOUT": "10m",
            "COMMITTER_SHUTDOWN_TIMEOUT": "2s"}
     daemon = start_daemon("--pull-interval", "200ms", env=env)
     wait_for(lambda: child_running(daemon.proc.pid, "fetch"), what="the first fetch under way (it hangs)")
     (layout.data / "b.md").write_text("typed just before the stop\n")
-    started = time.monotonic()
     daemon.proc.send_signal(signal.SIGTERM)
-    daemon.proc.wait(timeout=90)
-    elapsed = time.monotonic() - started
-    # Bounded by shutdown_timeout plus the last commit, far below the fetch's own 40 s deadline.
-    assert elapsed < 20, f"stopping took {elapsed:.1f}s with shutdown_timeout 2s and push_timeout 40s"
+    # Bounded by shutdown_timeout plus the last commit (seconds), far below the fetch's own 10 minutes.
+    daemon.proc.wait(timeout=60)
     assert "b.md" in tree_files(layout.git_dir)
 
 
