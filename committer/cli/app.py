@@ -36,7 +36,7 @@ app = typer.Typer(
 
 # The option every command takes that is not a setting: which file the settings are read from.
 CONFIG = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-    str | None, Option("--config", help="TOML config file.", show_default=False)])
+    str | None, Option("--config", help="TOML config file.", show_default=False, metavar="PATH")])
 
 
 def flags_of(command: str, groups: tuple[str, ...], table: tuple[Row, ...] = ROWS) -> tuple[Row, ...]:
@@ -47,7 +47,7 @@ def flags_of(command: str, groups: tuple[str, ...], table: tuple[Row, ...] = ROW
 
 def flag_parameter(row: Row) -> inspect.Parameter:
     """A setting's row as the keyword parameter typer reads an option from: text, parsed by the row later."""
-    option = Option(row.flag, help=row.label, show_default=False)
+    option = Option(row.flag, help=row.label, show_default=False, metavar=row.metavar)
     return inspect.Parameter(row.name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[str | None, option])
 

@@ -50,9 +50,23 @@ class Row:
         return "--" + self.name.replace("_", "-")
 
     @property
+    def metavar(self) -> str:
+        """What its flag takes, in --help: the kind of value its parser reads."""
+        return _KINDS.get(getattr(self.parse, "__name__", ""), "TEXT")
+
+    @property
     def label(self) -> str:
         """The help line of its flag, default included (--help shows no Markdown)."""
         return f"{self.help} [{self.shown}].".replace("`", "")
+
+
+# A parser's name -> the word --help shows for the value (a choice's help lists its words).
+_KINDS = {
+    "parse_duration": "DURATION", "positive_duration": "DURATION", "parse_size": "SIZE", "positive_size": "SIZE",
+    "count": "N", "positive_count": "N", "path": "PATH", "optional_path": "PATH", "boolean": "BOOL",
+    "address": "[HOST:]PORT", "remote_url": "URL", "http_url": "URL", "api_url": "URL", "branch": "BRANCH",
+    "parse": "WORD", "patterns": "PATTERNS", "command_line": "COMMAND", "app_id": "ID",
+}
 
 
 def env_name(name: str) -> str:
