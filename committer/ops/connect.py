@@ -24,7 +24,7 @@ from committer.core.settings import Settings
 from committer.core.values import remote_problem
 from committer.sync.errors import PushError
 from committer.sync.forge import Forge, Repository
-from committer.sync.forges import forge_for
+from committer.sync.forges import forge_to_create
 
 log = logs.get("committer.connect")
 
@@ -142,7 +142,7 @@ def update_config(path: Path, values: Mapping[str, object]) -> list[str]:
 def connect(settings: Settings, target: str, config_file: Path, webhook_url: str | None) -> list[str]:
     """Create or find the repository, register the webhook, write the settings; lines saying what was done."""
     owner, name = parse_target(target)
-    forge = forge_for(settings)
+    forge = forge_to_create(settings)
     done: list[str] = []
     try:
         repo = ensure_repository(forge, owner, name, settings.allow_public)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import stat
+import threading
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -186,3 +188,54 @@ def test_a_hostile_clone_url_is_refused_and_nothing_is_written(
     assert not config.exists() and not (config.parent / "webhook_secret").exists()
     assert not github_api.requests("POST", "/repos/acme/notes/hooks")
     assert not marker.exists()
+
+
+class RecordingProxy:
+    """An HTTP proxy on loopback that records what it is asked to connect to and refuses every tunnel: how a
+    test sees which host connect talks to when it talks to github.com itself."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.asked: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                self.asked.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
+                conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(10)
+
+
+def test_connect_creates_the_repository_on_github_whatever_host_the_remote_is_on(tmp_path: Path) -> None:
+    """A remote elsewhere (a local mirror, a self-hosted server) is what connect moves to GitHub: it asks
+    GitHub's API (here through a proxy that refuses), never answering that the remote's host cannot."""
+    mirror = tmp_path / "mirror.git"
+    config = tmp_path / "committer.toml"
+    proxy = RecordingProxy()
+    try:
+        env = clean_env(COMMITTER_TOKEN=PAT, HTTPS_PROXY=proxy.url, https_proxy=proxy.url, ALL_PROXY="",
+                        all_proxy="", NO_PROXY="", no_proxy="")
+        done = committer("connect", "acme/notes", "--config", str(config), "--remote", f"file://{mirror}", env=env)
+    finally:
+        proxy.close()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "plain git host" not in done.stderr
+    assert "read the repository" in done.stderr and "api.github.com" in done.stderr
+    assert proxy.asked and all(line.startswith("CONNECT api.github.com:443 ") for line in proxy.asked)
+    assert not config.exists() and PAT not in done.stdout + done.stderr

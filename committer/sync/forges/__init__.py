@@ -6,6 +6,7 @@ on a plain git host. Without a remote (`connect` about to create one) the first 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol
 
 from committer.core.settings import Settings
@@ -39,3 +40,10 @@ def forge_for(settings: Settings | str) -> Forge:
         if kind.claims(settings):
             return kind(settings)
     return Plain(settings) if settings.remote else FORGES[0](settings)
+
+
+def forge_to_create(settings: Settings) -> Forge:
+    """The forge `connect` finds or creates the repository on: the remote's, or the first listed when the
+    remote is on a plain host (a mirror, a self-hosted server), which `connect` moves to that forge."""
+    forge = forge_for(settings)
+    return FORGES[0](dataclasses.replace(settings, remote="")) if isinstance(forge, Plain) else forge
