@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from tests.conftest import DaemonProcess, Layout, committer, tree_files, wait_fo
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial]
 SYSCTL = Path("/proc/sys/fs/inotify")
+LIMITS_LOCK = "/tmp/committer-tests-inotify-limits.lock"
 Start = Callable[..., DaemonProcess]
 
 
@@ -25,14 +27,18 @@ needs_sysctl = pytest.mark.skipif(not _writable(), reason="needs write access to
 
 @contextlib.contextmanager
 def kernel_limit(name: str, value: int) -> Iterator[None]:
-    """Set an inotify limit for the duration of the block (it applies to instances made meanwhile)."""
+    """Set an inotify limit for the duration of the block (it applies to instances made meanwhile). The
+    limits are the whole machine's: two test runs at once take turns through a lock file, or the second
+    would read the first's lowered value as the one to put back and leave inotify off for everyone."""
     path = SYSCTL / name
-    old = path.read_text().strip()
-    path.write_text(str(value))
-    try:
-        yield
-    finally:
-        path.write_text(old)
+    with open(LIMITS_LOCK, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = path.read_text().strip()
+        path.write_text(str(value))
+        try:
+            yield
+        finally:
+            path.write_text(old)
 
 
 @needs_sysctl
