@@ -14,8 +14,8 @@ ALIVE, DOWN = "alive", "down"
 
 class Supervisor:
     """Every service the daemon runs, and the health field each one counts toward. A service is down when
-    it was started and its thread no longer runs; one not started yet (start-up) or never started (a
-    part that is off) is not."""
+    it was started and its thread no longer runs; one not started yet (start-up), never started (a part
+    that is off) or stopped (the shutdown pass) is not."""
 
     def __init__(self) -> None:
         self._services: list[tuple[Service, str | None]] = []
@@ -39,6 +39,7 @@ class Supervisor:
         """Start one service (a part started before the others, or again after it ended)."""
         service.start()
         self._started.add(id(service))
+        self._stopped.discard(id(service))
 
     def start_all(self) -> None:
         """Start every service not started yet, in the order added."""
@@ -51,8 +52,8 @@ class Supervisor:
         this in its order."""
         if service is None:
             return
+        self._stopped.add(id(service))  # before: its thread ending while it stops is not a crash
         service.stop(timeout)
-        self._stopped.add(id(service))
 
     def stop_rest(self, timeout: float | None) -> None:
         """Stop, last added first, every service not stopped yet: none outlives the daemon."""
@@ -61,8 +62,10 @@ class Supervisor:
                 self.stop(service, timeout)
 
     def down(self) -> list[Service]:
-        """The services started whose thread ended (a crash: see their last_error)."""
-        return [s for s in self.services() if id(s) in self._started and not s.alive()]
+        """The services started whose thread ended without being stopped (a crash: see their last_error);
+        one the shutdown pass stopped is not down."""
+        return [s for s in self.services()
+                if id(s) in self._started and id(s) not in self._stopped and not s.alive()]
 
     def state(self, field: str) -> str:
         """'alive', or 'down' when a service counted under `field` is down."""
