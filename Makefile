@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := $(CURDIR)/demo
 
-.PHONY: run test lint docs unit integration faults soak bench bench-quick system-deps container-test systemd-test clean
+.PHONY: proto run test lint docs unit integration faults soak bench bench-quick system-deps container-test systemd-test clean
 KILLS ?= 20
 DURATION ?= 120
 
@@ -73,6 +73,13 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/bench.py --quick
+
+## proto: the fleet's gRPC modules from committer/fleet/fleet.proto (a test checks they match)
+proto: $(STAMP)
+	cd committer/fleet && ../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. \
+		--grpc_python_out=. fleet.proto
+	sed -i 's/^import fleet_pb2 as fleet__pb2/from committer.fleet import fleet_pb2 as fleet__pb2/' \
+		committer/fleet/fleet_pb2_grpc.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "committer"
-ORDER = ("core", "policy", "git", "watch", "commit", "sync", "ops", "serve", "daemon", "cli")
+ORDER = ("core", "policy", "git", "watch", "commit", "sync", "ops", "serve", "daemon", "fleet", "cli")
 HOMES = {  # a library -> the one module that may import it; the others import what they need from there
     "watchdog": "watch/inotify.py",
     "prometheus_client": "serve/metrics.py",
@@ -24,14 +24,24 @@ HOMES = {  # a library -> the one module that may import it; the others import w
     "pathspec": "policy/filters.py",
     "structlog": "core/logs.py",
     "git": "git/gitpython.py",
+    "sqlalchemy": "fleet/db.py",
+    "alembic": "fleet/schema.py",
+    "celery": "fleet/queue.py",
+    "kombu": "fleet/queue.py",
+    "grpc": "fleet/rpc.py",
+    "grpc_health": "fleet/rpc.py",
+    "grpc_reflection": "fleet/rpc.py",
+    "google": "fleet/rpc.py",
 }
+# Written by tools in their own format: grpcio-tools' modules from fleet.proto, Alembic's revisions.
+GENERATED = ("fleet/fleet_pb2.py", "fleet/fleet_pb2_grpc.py", "fleet/migrations/")
 MAX_MODULE_LINES, MAX_CLASS_LINES = 400, 300
 
 
 @functools.cache
 def modules() -> dict[str, ast.Module]:
-    return {path.relative_to(PACKAGE).as_posix(): ast.parse(path.read_text(), str(path))
-            for path in sorted(PACKAGE.rglob("*.py"))}
+    return {rel: ast.parse(path.read_text(), str(path)) for path in sorted(PACKAGE.rglob("*.py"))
+            if not (rel := path.relative_to(PACKAGE).as_posix()).startswith(GENERATED)}
 
 
 def layer(rel: str) -> str | None:

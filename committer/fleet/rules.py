@@ -1,0 +1,86 @@
+"""What the fleet refuses, decided once: names and slugs, source URLs, credential names; and the errors every
+side (gRPC codes, the CLI's exit codes, the pages) maps from the same four kinds."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from committer.core import values
+from committer.core.errors import ConfigError
+
+MAX_NAME = 100
+SOURCE_TYPES = ("github", "gitlab", "gitea", "custom")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+class FleetError(Exception):
+    """A request the fleet cannot do, with one line saying why."""
+
+    kind = "invalid"  # invalid, not_found, exists, archived
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Invalid(FleetError):
+    kind = "invalid"
+
+
+class NotFound(FleetError):
+    kind = "not_found"
+
+
+class Exists(FleetError):
+    kind = "exists"
+
+
+class Archived(FleetError):
+    kind = "archived"
+
+
+def name(value: str, what: str = "name") -> str:
+    """A repository name or organisation slug that is one safe path component: not empty, no `/`, no `..`,
+    no leading `-` or `.`, no control characters or backslash, at most 100 characters."""
+    if not value:
+        raise Invalid(f"{what}: must not be empty")
+    if len(value) > MAX_NAME:
+        raise Invalid(f"{what}: {len(value)} characters; at most {MAX_NAME}")
+    if "/" in value or ".." in value:
+        raise Invalid(f"{what}: {value!r} must not contain '/' or '..'")
+    if value[0] in "-.":
+        raise Invalid(f"{what}: {value!r} must not start with '-' or '.'")
+    if _CONTROL.search(value) or value != value.strip():
+        raise Invalid(f"{what}: {value!r} must not hold control characters, a backslash or surrounding spaces")
+    return value
+
+
+def source_url(value: str) -> str:
+    """A source the fleet may clone: https, ssh (URL or scp-like), a local path or file:// URL; plain http only
+    to a loopback address; never credentials in the URL (they belong in a credential file)."""
+    if not value:
+        return ""
+    try:
+        checked = values.remote_url("source_url", value)
+    except ConfigError as exc:
+        raise Invalid(str(exc).removeprefix("committer: error: ")) from None
+    if "://" in checked:
+        parts = urlsplit(checked)
+        if parts.scheme in ("http", "https") and (parts.username or parts.password):
+            raise Invalid("source_url: holds a user or token; put the token in a credential file and pass "
+                          "its name as `credential`")
+    return checked
+
+
+def source_type(value: str) -> str:
+    if not value:
+        return "custom"
+    if value not in SOURCE_TYPES:
+        raise Invalid(f"source_type: {value!r} is not one of {', '.join(SOURCE_TYPES)}")
+    return value
+
+
+def credential(value: str) -> str:
+    """A credential's name: a file name in the credentials directory (never the credential itself)."""
+    return name(value, "credential") if value else ""

@@ -1,0 +1,260 @@
+"""Every read and write of the fleet's state, in one place: the API, the workers, the scheduler and the pages
+call these; none of them writes a query of its own. Rows come back detached (loaded, safe to read after the
+session closed)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from committer.fleet import rules
+from committer.fleet.db import (
+    Engine,
+    GitBranch,
+    GitCommit,
+    GitRepository,
+    IntegrityError,
+    Organisation,
+    SyncTask,
+    and_,
+    func,
+    insert_new,
+    now,
+    or_,
+    select,
+    session,
+    update,
+)
+
+DEFAULT_PAGE, MAX_PAGE = 50, 500
+COMMIT_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class NewRepository:
+    name: str
+    organisation_id: int
+    description: str = ""
+    source_url: str = ""
+    source_type: str = "custom"
+    is_public: bool = False
+    is_mirror: bool = False
+    is_bare: bool = True
+    credential: str = ""
+    sync_interval: int = 0
+
+
+@dataclass(frozen=True)
+class BranchState:
+    name: str
+    commit_hash: str
+    is_default: bool
+
+
+class Store:
+    """The fleet's state in one database; `repos_dir` is where repositories live ({slug}/{name})."""
+
+    def __init__(self, engine: Engine, repos_dir: Path) -> None:
+        self.engine = engine
+        self.repos_dir = repos_dir
+
+    # Organisations
+
+    def create_organisation(self, slug: str) -> Organisation:
+        rules.name(slug, "slug")
+        try:
+            with session(self.engine) as db:
+                org = Organisation(slug=slug)
+                db.add(org)
+                db.flush()
+                return org
+        except IntegrityError:
+            raise rules.Exists(f"organisation {slug!r} exists") from None
+
+    def organisations(self) -> list[Organisation]:
+        with session(self.engine) as db:
+            return list(db.scalars(select(Organisation).order_by(Organisation.id)))
+
+    def organisation(self, org_id: int) -> Organisation:
+        with session(self.engine) as db:
+            org = db.get(Organisation, org_id)
+            if org is None:
+                raise rules.NotFound(f"organisation {org_id} does not exist")
+            return org
+
+    # Repositories
+
+    def create_repository(self, new: NewRepository) -> GitRepository:
+        rules.name(new.name)
+        org = self.organisation(new.organisation_id)
+        fields = dict(new.__dict__)
+        fields["source_url"] = rules.source_url(new.source_url)
+        fields["source_type"] = rules.source_type(new.source_type)
+        fields["credential"] = rules.credential(new.credential)
+        if new.sync_interval < 0:
+            raise rules.Invalid("sync_interval: must not be negative")
+        local = self.repos_dir / org.slug / new.name
+        try:
+            with session(self.engine) as db:
+                repo = GitRepository(**fields, local_path=str(local), status="pending")
+                db.add(repo)
+                db.flush()
+                return self._load(db, repo.id)
+        except IntegrityError:
+            raise rules.Exists(f"repository {org.slug}/{new.name} exists") from None
+
+    def repository(self, repo_id: int) -> GitRepository:
+        with session(self.engine) as db:
+            return self._load(db, repo_id)
+
+    def find(self, slug: str, name: str) -> GitRepository:
+        with session(self.engine) as db:
+            repo = db.scalar(select(GitRepository).join(Organisation).where(
+                and_(Organisation.slug == slug, GitRepository.name == name)))
+            if repo is None:
+                raise rules.NotFound(f"repository {slug}/{name} does not exist")
+            return repo
+
+    def repositories(self, organisation_id: int = 0, status: str = "", page_size: int = 0,
+                     page_token: str = "") -> tuple[list[GitRepository], str]:
+        """One page in id order, and the token of the next ('' after the last): a page costs the same
+        however deep it lies (keyset, not offset)."""
+        size = page_size or DEFAULT_PAGE
+        if size < 0 or size > MAX_PAGE:
+            raise rules.Invalid(f"page_size: {page_size}; between 1 and {MAX_PAGE}")
+        after = _token_id(page_token)
+        query = select(GitRepository).where(GitRepository.id > after)
+        if organisation_id:
+            query = query.where(GitRepository.organisation_id == organisation_id)
+        if status:
+            query = query.where(GitRepository.status == status)
+        with session(self.engine) as db:
+            rows = list(db.scalars(query.order_by(GitRepository.id).limit(size + 1)))
+        more = len(rows) > size
+        rows = rows[:size]
+        return rows, (_token(rows[-1].id) if more else "")
+
+    def set_status(self, repo_id: int, status: str, error: str = "", **fields: Any) -> None:
+        with session(self.engine) as db:
+            db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(
+                status=status, error_message=error, updated_at=now(), **fields))
+
+    def archive(self, repo_id: int) -> GitRepository:
+        self.set_status(self.repository(repo_id).id, "archived")
+        return self.repository(repo_id)
+
+    def record_snapshot(self, repo_id: int, branches: Iterable[BranchState], total_commits: int,
+                        last_commit_hash: str, default_branch: str, synced_at: datetime | None = None) -> None:
+        """The repository's branches (replaced whole), its commit count and head after a migration or sync."""
+        with session(self.engine) as db:
+            repo = db.get(GitRepository, repo_id)
+            if repo is None:
+                raise rules.NotFound(f"repository {repo_id} does not exist")
+            repo.branches = [GitBranch(name=b.name, commit_hash=b.commit_hash, is_default=b.is_default)
+                             for b in branches]
+            repo.total_commits = total_commits
+            repo.last_commit_hash = last_commit_hash
+            repo.default_branch = default_branch
+            repo.last_synced_at = synced_at or now()
+
+    def add_commits(self, repo_id: int, commits: Iterable[dict[str, Any]]) -> int:
+        """Store commits (sha, author_name, author_email, subject, committed_at) in batches, leaving out those
+        already stored; memory stays bounded by one batch however long the history."""
+        count, batch = 0, []
+        for commit in commits:
+            batch.append({**commit, "repository_id": repo_id})
+            if len(batch) >= COMMIT_BATCH:
+                count += self._insert(batch)
+                batch = []
+        return count + self._insert(batch)
+
+    def _insert(self, batch: list[dict[str, Any]]) -> int:
+        if batch:
+            with session(self.engine) as db:
+                insert_new(db, GitCommit, batch)
+        return len(batch)
+
+    def commit_count(self, repo_id: int) -> int:
+        with session(self.engine) as db:
+            return db.scalar(select(func.count()).select_from(GitCommit).where(
+                GitCommit.repository_id == repo_id)) or 0
+
+    def record_event(self, repo_id: int, event: str, at: datetime, **fields: Any) -> None:
+        """What a committer daemon reported: the event's name and time, and the fields it changes."""
+        with session(self.engine) as db:
+            db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(
+                last_event=event, last_event_at=at, **fields))
+
+    def due(self, when: datetime, default_interval: int) -> list[tuple[int, int]]:
+        """(id, interval) of every active repository with a source; the scheduler decides which are due."""
+        with session(self.engine) as db:
+            rows = db.execute(select(GitRepository.id, GitRepository.sync_interval).where(
+                and_(GitRepository.status == "active", GitRepository.source_url != "")))
+            return [(row[0], row[1] or default_interval) for row in rows]
+
+    # Tasks
+
+    def new_task(self, repo_id: int, kind: str, force: bool = False) -> SyncTask:
+        repo = self.repository(repo_id)
+        if repo.status == "archived":
+            raise rules.Archived(f"repository {repo.organisation.slug}/{repo.name} is archived")
+        with session(self.engine) as db:
+            task = SyncTask(task_id=str(uuid.uuid4()), repository_id=repo_id, kind=kind, force=force)
+            db.add(task)
+            db.flush()
+            return task
+
+    def task(self, task_id: str) -> SyncTask:
+        with session(self.engine) as db:
+            task = db.scalar(select(SyncTask).where(SyncTask.task_id == task_id))
+            if task is None:
+                raise rules.NotFound(f"task {task_id!r} does not exist")
+            return task
+
+    def update_task(self, task_id: str, **fields: Any) -> None:
+        with session(self.engine) as db:
+            db.execute(update(SyncTask).where(SyncTask.task_id == task_id).values(**fields))
+
+    def stale_tasks(self, lease: float) -> list[SyncTask]:
+        """Tasks a worker claimed and stopped reporting on (killed, or its machine lost): to be sent again."""
+        cutoff = now() - timedelta(seconds=lease)
+        with session(self.engine) as db:
+            return list(db.scalars(select(SyncTask).where(and_(
+                SyncTask.status == "running", or_(SyncTask.heartbeat_at.is_(None), SyncTask.heartbeat_at < cutoff)))))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Repositories by status and tasks by status: the gauges of /metrics."""
+        with session(self.engine) as db:
+            repos = dict(db.execute(select(GitRepository.status, func.count()).group_by(GitRepository.status)).all())
+            tasks = dict(db.execute(select(SyncTask.status, func.count()).group_by(SyncTask.status)).all())
+        return {"repositories": {k: int(v) for k, v in repos.items()}, "tasks": {k: int(v) for k, v in tasks.items()}}
+
+    @staticmethod
+    def _load(db: Any, repo_id: int) -> GitRepository:
+        query = select(GitRepository).where(GitRepository.id == repo_id)
+        repo = db.scalar(query.execution_options(populate_existing=True))
+        if repo is None:
+            raise rules.NotFound(f"repository {repo_id} does not exist")
+        return repo  # type: ignore[no-any-return]
+
+
+def _token(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"after:{last_id}".encode()).decode().rstrip("=")
+
+
+def _token_id(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        kind, _, number = text.partition(":")
+        if kind != "after" or not number.isdigit():
+            raise ValueError(text)
+        return int(number)
+    except ValueError:
+        raise rules.Invalid(f"page_token: {token!r} is not a token this server gave") from None
