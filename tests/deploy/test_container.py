@@ -614,7 +614,7 @@ def test_every_deploy_yaml_parses_and_holds_no_secret() -> None:
 def test_manifests_match_the_kubernetes_api_schema() -> None:
     validator = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate to check the "
                                     "manifests against the Kubernetes API schema")
-    for path in (SIDECAR, SECRET):
+    for path in (SIDECAR, SECRET, DEPLOY / "kubernetes" / "fleet.yaml"):
         for doc in load_all(path):
             for version in ("1.29", validator.latest_version()):  # native sidecars need 1.29
                 validator.validate(doc, version, strict=True)  # unknown or misspelled fields are errors
