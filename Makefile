@@ -68,11 +68,13 @@ soak: $(STAMP)
 	$(BIN)/python tests/faults/soak.py --kills $(KILLS) --duration $(DURATION)
 
 ## bench: the speed figures of the README (several minutes; bench-quick for a smoke run)
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/fleet.py
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) system-deps
 	$(BIN)/python bench/bench.py --quick
+	$(BIN)/python bench/fleet.py --quick
 
 ## proto: the fleet's gRPC modules from committer/fleet/fleet.proto (a test checks they match)
 proto: $(STAMP)

@@ -1,0 +1,338 @@
+"""committer fleet's benchmark: migrations by two workers, no-op syncs, ListRepositories pages, import memory.
+
+    python bench/fleet.py [--quick] [--only migrate|noop|list|memory]
+
+Every figure is set against a baseline measured in the same run on the same machine:
+1. N repositories migrated (mirror clones) from the loopback smart-HTTP server by two worker processes (Redis
+   broker, SQLite state), from the first CreateRepository to the last repository `active`, against a sequential
+   `git clone --mirror` loop of the same repositories.
+2. M repositories synced when nothing changed upstream: the fleet's wall time per sync (two workers) against one
+   bare `git fetch` of one repository.
+3. ListRepositories over 10,000 rows, page by page (50 a page), through the real gRPC server: p95 per page, on
+   SQLite and on PostgreSQL.
+4. Peak memory (max RSS) of a worker process importing a 100,000-commit repository, against the same process
+   initializing an empty repository.
+
+It asserts nothing; the report goes to stdout and bench/out/fleet.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import grpc  # noqa: E402
+
+from committer.fleet import fleet_pb2 as pb  # noqa: E402
+from committer.fleet import fleet_pb2_grpc as pb_grpc  # noqa: E402
+from committer.fleet import processes, queue, rpc  # noqa: E402
+from committer.fleet.config import FleetConfig  # noqa: E402
+from committer.fleet.db import GitRepository, session  # noqa: E402
+from tests.fleet.conftest import Postgres, RedisServer, free_port  # noqa: E402
+from tests.gitserver import GitHTTPServer  # noqa: E402
+
+OUT = ROOT / "bench" / "out" / "fleet.md"
+TOKEN = "ghp_BenchToken0123456789abcdefABCDEF000000"
+GIT_ENV = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"}
+
+
+def say(text: str) -> None:
+    print(f"[fleet bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def git(*args: str, cwd: Path | None = None, input: bytes | None = None) -> None:
+    subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, input=input, check=True, capture_output=True)
+
+
+def history(target: Path, commits: int) -> None:
+    """A bare repository with `commits` commits on main (one small file changing), built by fast-import."""
+    git("init", "-q", "--bare", "--initial-branch=main", str(target))
+    lines = []
+    for n in range(1, commits + 1):
+        body = f"line {n}\n".encode()
+        message = f"change {n}\n".encode()
+        lines.append(b"commit refs/heads/main\n")
+        lines.append(f"committer Bench <bench@example.com> {1_700_000_000 + n} +0000\n".encode())
+        lines.append(b"data %d\n%s" % (len(message), message))
+        if n > 1:
+            lines.append(b"from refs/heads/main^0\n")
+        lines.append(b"M 100644 inline notes.md\ndata %d\n%s\n" % (len(body), body))
+    git("--git-dir", str(target), "fast-import", "--quiet", input=b"".join(lines))
+
+
+def served(root: Path, count: int, commits: int = 30) -> list[str]:
+    """`count` bare repositories under `root` (copies of one history), their names."""
+    template = root / "template.src"
+    history(template, commits)
+    names = [f"r{n:04d}.git" for n in range(count)]
+    for name in names:
+        shutil.copytree(template, root / name)
+    shutil.rmtree(template)
+    return names
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+class Running:
+    """The API in this process and `workers` worker processes (`python -m committer.fleet worker`)."""
+
+    def __init__(self, config: FleetConfig, workers: int, logs: Path) -> None:
+        self.config = config
+        self.store = processes.prepare(config)
+        self.server = rpc.serve_grpc(config, self.store, lambda task: queue.send(config, task))
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.server.port}")
+        self.stub = pb_grpc.RepositoryServiceStub(self.channel)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **processes.environ(config)}
+        logs.mkdir(parents=True, exist_ok=True)
+        self.procs = [subprocess.Popen([sys.executable, "-m", "committer.fleet", "worker", "--concurrency", "1"],
+                                       stdout=(logs / f"worker-{n}.log").open("wb"), stderr=subprocess.STDOUT,
+                                       env=env, start_new_session=True) for n in range(workers)]
+
+    def wait_all(self, status: str, count: int, timeout: float = 3600) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with session(self.store.engine) as db:
+                done = db.query(GitRepository).filter(GitRepository.status.in_((status, "failed"))).count()
+            if done >= count:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"{count} repositories {status}")
+
+    def close(self) -> None:
+        for proc in self.procs:
+            processes.stop_child(proc)
+        self.channel.close()
+        self.server.stop(1)
+        self.store.engine.dispose()
+
+
+def config_for(base: Path, db: str, broker: str) -> FleetConfig:
+    credentials = base / "credentials"
+    credentials.mkdir(parents=True, exist_ok=True)
+    (credentials / "loopback").write_text(f"x-access-token:{TOKEN}\n")
+    return FleetConfig(repos_dir=base / "repos", db=db, broker=broker, credentials_dir=credentials,
+                       grpc=f"127.0.0.1:{free_port()}", http=f"127.0.0.1:{free_port()}",
+                       sync_interval=86_400.0, lease=60.0)
+
+
+def migrate(base: Path, count: int, redis_url: str) -> tuple[list[str], dict[str, float]]:
+    """Section 1 (and the set-up of section 2): `count` repositories migrated by two workers."""
+    served_root = base / "served"
+    server = GitHTTPServer(served_root, token=TOKEN)
+    names = served(served_root, count)
+    server.start()
+    url = server.url.rsplit("/", 1)[0]
+    header = "Authorization: Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    say(f"baseline: sequential git clone --mirror of {count} repositories")
+    clones = base / "clones"
+    clones.mkdir()
+    began = time.monotonic()
+    for name in names:
+        git("-c", f"http.extraHeader={header}", "clone", "-q", "--mirror", f"{url}/{name}", str(clones / name))
+    baseline = time.monotonic() - began
+    shutil.rmtree(clones)
+    config = config_for(base / "fleet", f"sqlite:///{base / 'fleet.db'}", redis_url)
+    fleet = Running(config, 2, base / "logs")
+    try:
+        org = fleet.stub.CreateOrganisation(pb.CreateOrganisationRequest(slug="bench"))
+        say(f"fleet: {count} migrations by two workers")
+        began = time.monotonic()
+        for name in names:
+            fleet.stub.CreateRepository(pb.CreateRepositoryRequest(
+                name=name.removesuffix(".git"), organisation_id=org.id, source_url=f"{url}/{name}",
+                source_type="custom", is_mirror=True, is_bare=True, credential="loopback"))
+        fleet.wait_all("active", count)
+        migrated = time.monotonic() - began
+        failed = fleet.store.counts()["repositories"].get("failed", 0)
+        figures = {"baseline": baseline, "fleet": migrated, "failed": failed}
+        figures.update(noop(fleet, org.id, count, base, url, header))
+        return names, figures
+    finally:
+        fleet.close()
+        server.stop()
+
+
+def noop(fleet: Running, org_id: int, count: int, base: Path, url: str, header: str) -> dict[str, float]:
+    """Section 2: every repository synced with nothing new upstream."""
+    one = base / "one.git"
+    git("-c", f"http.extraHeader={header}", "clone", "-q", "--mirror", f"{url}/r0000.git", str(one))
+    fetches = []
+    for _ in range(15):
+        began = time.monotonic()
+        git("-c", f"http.extraHeader={header}", "--git-dir", str(one), "fetch", "-q", "--prune", "origin")
+        fetches.append(time.monotonic() - began)
+    ids, token = [], ""
+    while True:
+        page = fleet.stub.ListRepositories(pb.ListRepositoriesRequest(organisation_id=org_id, page_size=500,
+                                                                      page_token=token))
+        ids += [repo.id for repo in page.repositories]
+        token = page.next_page_token
+        if not token:
+            break
+    say(f"fleet: {len(ids)} no-op syncs by two workers")
+    began = time.monotonic()
+    tasks = [fleet.stub.SyncRepository(pb.SyncRepositoryRequest(repository_id=rid)).task_id for rid in ids]
+    deadline = time.monotonic() + 3600
+    pending = set(tasks)
+    while pending and time.monotonic() < deadline:
+        pending = {t for t in pending if fleet.store.task(t).status not in ("succeeded", "failed")}
+        time.sleep(0.05)
+    elapsed = time.monotonic() - began
+    return {"fetch": statistics.median(fetches), "noop_total": elapsed, "noop_each": elapsed / max(1, len(ids)),
+            "noop_count": len(ids)}
+
+
+def listing(base: Path, rows: int, db: str) -> dict[str, float]:
+    """Section 3: ListRepositories page by page over `rows` rows through the real gRPC server."""
+    config = config_for(base, db, "memory://")
+    store = processes.prepare(config)
+    org = store.create_organisation("list")
+    with session(store.engine) as opened:
+        opened.add_all([GitRepository(organisation_id=org.id, name=f"repo-{n:05d}", status="active",
+                                      local_path=f"/git/list/repo-{n:05d}") for n in range(rows)])
+    server = rpc.serve_grpc(config, store, lambda task: None)
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    stub = pb_grpc.RepositoryServiceStub(channel)
+    try:
+        times, token, seen = [], "", 0
+        while True:
+            began = time.perf_counter()
+            page = stub.ListRepositories(pb.ListRepositoriesRequest(page_size=50, page_token=token))
+            times.append(time.perf_counter() - began)
+            seen += len(page.repositories)
+            token = page.next_page_token
+            if not token:
+                break
+        return {"p50": statistics.median(times), "p95": percentile(times, 95), "pages": len(times), "seen": seen}
+    finally:
+        channel.close()
+        server.stop(1)
+        store.engine.dispose()
+
+
+_MEMORY = """
+import resource, sys
+from pathlib import Path
+from committer.fleet import processes
+from committer.fleet.config import FleetConfig
+from committer.fleet.store import NewRepository
+from committer.fleet.work import Work
+base, source = Path(sys.argv[1]), sys.argv[2]
+config = FleetConfig(repos_dir=base / "repos", db=f"sqlite:///{base / 'fleet.db'}", broker="memory://")
+store = processes.prepare(config)
+org = store.create_organisation("memory")
+repo = store.create_repository(NewRepository(name="big", organisation_id=org.id, source_url=source, is_mirror=True))
+task = store.new_task(repo.id, "migrate" if source else "initialize")
+synced = Work(config, store).run(task.task_id)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, store.commit_count(repo.id))
+"""
+
+
+def memory(base: Path, commits: int) -> dict[str, float]:
+    """Section 4: a worker's peak memory importing a `commits`-commit history, against an empty repository."""
+    source = base / "big.git"
+    say(f"building a {commits:,}-commit repository")
+    history(source, commits)
+    results = {}
+    for label, url in (("empty", ""), ("big", str(source))):
+        folder = base / label
+        folder.mkdir()
+        began = time.monotonic()
+        out = subprocess.run([sys.executable, "-c", _MEMORY, str(folder), url], capture_output=True, check=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.decode().split()
+        results[f"{label}_seconds"] = time.monotonic() - began
+        results[f"{label}_rss"] = int(out[0]) / 1024
+        results[f"{label}_commits"] = int(out[1])
+    began = time.monotonic()
+    git("clone", "-q", "--mirror", str(source), str(base / "plain.git"))
+    subprocess.run(["git", "--git-dir", str(base / "plain.git"), "log", "--all", "--format=%H%x00%an%x00%ae%x00%ct"
+                    "%x00%s"], env=GIT_ENV, check=True, stdout=subprocess.DEVNULL)
+    results["git_seconds"] = time.monotonic() - began
+    return results
+
+
+@contextlib.contextmanager
+def postgres_cluster(base: Path) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (the tests' own starter), one database."""
+    from tests.fleet import conftest
+
+    starter = conftest.postgres.__wrapped__()  # the session fixture's generator, outside pytest
+    cluster: Postgres = next(starter)
+    try:
+        cluster.psql("-c", "CREATE DATABASE bench")
+        yield cluster.url("bench")
+    finally:
+        with contextlib.suppress(StopIteration):
+            next(starter)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="committer fleet's benchmark")
+    parser.add_argument("--quick", action="store_true", help="40 migrations, 40 no-op syncs, 2,000 rows, 20k commits")
+    parser.add_argument("--only", choices=("migrate", "list", "memory"))
+    args = parser.parse_args(argv)
+    count = 40 if args.quick else 200
+    rows = 2_000 if args.quick else 10_000
+    commits = 20_000 if args.quick else 100_000
+    base = Path(tempfile.mkdtemp(prefix="committer-fleet-bench-"))
+    lines = ["# committer fleet benchmark", "",
+             f"`python bench/fleet.py {' '.join(sys.argv[1:] if argv is None else argv)}` — "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores", "",
+             "| what | fleet | baseline (same run) | ratio | target |", "| --- | --- | --- | --- | --- |"]
+    try:
+        if args.only in (None, "migrate"):
+            redis = RedisServer(base / "redis")
+            redis.start()
+            try:
+                _, fig = migrate(base / "migrate", count, redis.url)
+            finally:
+                redis.stop()
+            lines.append(f"| {count} migrations, two workers (Redis, SQLite) | {fig['fleet']:.1f} s "
+                         f"({fig['failed']:.0f} failed) | sequential `git clone --mirror`: {fig['baseline']:.1f} s "
+                         f"| {fig['baseline'] / fig['fleet']:.2f}x faster | 1.5x faster |")
+            lines.append(f"| {fig['noop_count']:.0f} no-op syncs, two workers | {fig['noop_each'] * 1000:.0f} ms a sync "
+                         f"({fig['noop_total']:.1f} s) | one `git fetch`: {fig['fetch'] * 1000:.0f} ms "
+                         f"| {fig['noop_each'] / fig['fetch']:.2f}x | reference |")
+        if args.only in (None, "list"):
+            for label, url_maker in (("SQLite", lambda: contextlib.nullcontext(f"sqlite:///{base / 'list.db'}")),
+                                     ("PostgreSQL", lambda: postgres_cluster(base / "pg"))):
+                with url_maker() as url:
+                    fig = listing(base / f"list-{label}", rows, url)
+                lines.append(f"| ListRepositories over {rows:,} rows, {fig['pages']:.0f} pages of 50, {label} "
+                             f"| p95 {fig['p95'] * 1000:.1f} ms (p50 {fig['p50'] * 1000:.1f} ms) | | | p95 < 50 ms |")
+        if args.only in (None, "memory"):
+            fig = memory(base / "memory", commits)
+            lines.append(f"| peak RSS importing {fig['big_commits']:,.0f} commits | {fig['big_rss']:.0f} MiB "
+                         f"({fig['big_seconds']:.1f} s) | the same worker, empty repository: {fig['empty_rss']:.0f} MiB"
+                         f"; `git clone --mirror` + `git log`: {fig['git_seconds']:.1f} s "
+                         f"| +{fig['big_rss'] - fig['empty_rss']:.0f} MiB | bounded |")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    lines.append("")
+    lines.append(f"Peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB.")
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
