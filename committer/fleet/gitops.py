@@ -130,9 +130,11 @@ def _reason(stderr: str, source: Source, action: str) -> TaskFailed:
         return TaskFailed(f"cannot reach the source {url}: connection refused", retry=True)
     if re.search(r"network is unreachable|no route to host|connection timed out|timeout was reached", low):
         return TaskFailed(f"cannot reach the source {url}: no answer", retry=True)
+    if "host key verification failed" in low:
+        return TaskFailed(f"the ssh host key of {url} is not known: add it to the worker's known_hosts", retry=True)
     if status in ("401", "403") or re.search(
             r"authentication failed|could not read (username|password)|terminal prompts disabled|"
-            r"permission denied \(publickey|host key verification failed", low):
+            r"permission denied \(publickey", low):
         how = f"HTTP {status or '401'}" if source.url.startswith(("http://", "https://")) else "ssh"
         if name:
             return TaskFailed(f"the source refused the credential {name!r} ({how})", retry=True)
