@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import json_format  # type: ignore[import-untyped]
@@ -18,10 +18,12 @@ from grpc_reflection.v1alpha import reflection
 from committer.core import logs, values
 from committer.core.errors import ConfigError, redact
 from committer.fleet import fleet_pb2_grpc
-from committer.fleet.api import CODES, METHODS, RepositoryApi, Send
-from committer.fleet.config import FleetConfig
 from committer.fleet.rules import FleetError
-from committer.fleet.store import Store
+
+if TYPE_CHECKING:  # the server's side: a client (the CLI) never loads the store and its database library
+    from committer.fleet.api import RepositoryApi, Send
+    from committer.fleet.config import FleetConfig
+    from committer.fleet.store import Store
 
 SERVICE = "committer.fleet.v1.RepositoryService"
 HEALTH = "/grpc.health.v1.Health/"  # open without a token: a Kubernetes gRPC probe sends no metadata
@@ -48,6 +50,8 @@ class GrpcServer:
 
 def serve_grpc(config: FleetConfig, store: Store, send: Send) -> GrpcServer:
     """Listen on config.grpc and serve RepositoryService, health checking and reflection."""
+    from committer.fleet.api import RepositoryApi
+
     interceptors = [_TokenCheck(read_token(config.api_token_file))] if config.api_token_file else []
     server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="fleet-grpc"),
                          interceptors=interceptors)
@@ -112,11 +116,15 @@ class _Servicer:
     status code with its one line, anything else INTERNAL (logged here, not shown to the caller)."""
 
     def __init__(self, api: RepositoryApi) -> None:
+        from committer.fleet.api import METHODS
+
         for name in METHODS:
             setattr(self, name, self._method(name, getattr(api, name)))
 
     @staticmethod
     def _method(name: str, call: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+        from committer.fleet.api import CODES
+
         def handle(request: Any, context: Any) -> Any:
             try:
                 return call(request)
