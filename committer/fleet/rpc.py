@@ -72,6 +72,7 @@ def serve_grpc(config: FleetConfig, store: Store, send: Send) -> GrpcServer:
     except RuntimeError:
         port = 0
     if not port:
+        server.stop(0)
         raise ConfigError("grpc", f"cannot listen on {config.grpc}: the port is taken or the address is not "
                                   "this machine's")
     server.start()
