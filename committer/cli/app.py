@@ -34,6 +34,13 @@ app = typer.Typer(
 )
 
 
+def group(name: str, help: str, parent: typer.Typer | None = None) -> typer.Typer:
+    """A group of sub-commands, `committer NAME ...` (or under `parent`), with the app's own manners."""
+    sub = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None, help=help)
+    (parent or app).add_typer(sub, name=name)
+    return sub
+
+
 # The option every command takes that is not a setting: which file the settings are read from.
 CONFIG = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
     str | None, Option("--config", help="TOML config file.", show_default=False, metavar="PATH")])

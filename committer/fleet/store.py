@@ -152,6 +152,13 @@ class Store:
                 GitRepository.id == repo_id, GitRepository.status != "archived")).values(
                 status=status, error_message=error, updated_at=now()))
 
+    def set_source(self, repo_id: int, source_url: str) -> None:
+        """Point a repository at another source (a migration from elsewhere)."""
+        checked = rules.source_url(source_url)
+        with session(self.engine) as db:
+            db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(
+                source_url=checked, updated_at=now()))
+
     def archive(self, repo_id: int) -> GitRepository:
         self.set_status(self.repository(repo_id).id, "archived")
         return self.repository(repo_id)
