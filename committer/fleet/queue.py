@@ -134,17 +134,18 @@ def repository_lock(config: FleetConfig, repository_id: int) -> Iterator[None]:
         os.close(fd)  # closing the last descriptor releases the lock
 
 
-_works: dict[tuple[int, FleetConfig], Work] = {}
+_works: dict[tuple[int, FleetConfig], tuple[Work, Store]] = {}
 
 
-def work_for(config: FleetConfig) -> Work:
-    """This process's Work (a forked pool process makes its own: a database connection never crosses a fork)."""
+def work_for(config: FleetConfig) -> tuple[Work, Store]:
+    """This process's Work and store (a forked pool process makes its own: a database connection never
+    crosses a fork)."""
     key = (os.getpid(), config)
     if key not in _works:
         from committer.fleet.work import Work  # the task's work on git and the database
 
         store = Store(db.engine(config.db_url), config.repos_dir)
-        _works[key] = Work(config, store, worker=f"{socket.gethostname()}:{os.getpid()}")
+        _works[key] = Work(config, store, worker=f"{socket.gethostname()}:{os.getpid()}"), store
     return _works[key]
 
 
@@ -152,7 +153,7 @@ def deliver(task: Any, config: FleetConfig, repository_id: int, sync_task_id: st
     """One delivery of a task: its repository's lock, then the work; retries and giving up as above."""
     from committer.fleet.work import TaskFailed
 
-    work = work_for(config)
+    work, store = work_for(config)
     retries = int(task.request.retries or 0)
     bound = log.bind(task_id=sync_task_id, repository_id=repository_id, task=task.name, retries=retries)
     with repository_lock(config, repository_id):
@@ -174,7 +175,8 @@ def deliver(task: Any, config: FleetConfig, repository_id: int, sync_task_id: st
             work.retrying(sync_task_id, message, db.now() + timedelta(seconds=delay))
             bound.warning("task failed, retrying", error=message, delay=delay)
         else:
-            work.give_up(sync_task_id, message)
+            if store.task(sync_task_id).status != "failed":  # a message come again after the task failed
+                work.give_up(sync_task_id, message)
             bound.warning("task failed", error=message)
             return 0
     raise task.retry(countdown=delay, max_retries=MAX_RETRIES)  # a new message, the same task id

@@ -220,6 +220,7 @@ class Fleet:
         for proc in self.procs:
             if proc.poll() is None:
                 self.kill(proc)
+        self.store.engine.dispose()
 
     def repository(self, name: str, source: bool = True, mirror: bool = False) -> int:
         from committer.fleet.store import NewRepository

@@ -104,3 +104,17 @@ def test_the_repository_lock_makes_a_second_task_wait(tmp_path: Path) -> None:
     waiter.join(10)
     assert order == ["first", "second"]
     assert (tmp_path / ".fleet" / "locks" / "7.lock").exists()
+
+
+def test_a_process_with_a_bad_setting_says_so_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GIT_REPOS_DIR": str(tmp_path), "COMMITTER_FLEET_RETRY_BASE": "soon"}
+    proc = subprocess.run([sys.executable, "-m", "committer.fleet", "worker"], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "retry_base" in proc.stderr, proc.stderr

@@ -109,3 +109,44 @@ def test_the_store_gives_the_scheduler_its_rows(tmp_path: Path) -> None:
     store.update_task(second.task_id, status="retrying", retry_at=db.now() - timedelta(seconds=60))
     assert [t.task_id for t in store.overdue_retries(30)] == [second.task_id]
     assert store.overdue_retries(120) == []
+
+
+def test_the_beat_sends_due_syncs_and_the_tasks_of_dead_workers_once_a_lease(tmp_path: Path) -> None:
+    from committer.fleet.config import FleetConfig
+    from committer.fleet.processes import Beat
+    from committer.fleet.queue import BrokerDown
+
+    config = FleetConfig(repos_dir=tmp_path / "repos", lease=30.0, sync_interval=INTERVAL)
+    engine = db.engine(config.db_url)
+    config.state_dir.mkdir(parents=True)
+    schema.upgrade(engine)
+    store = Store(engine, config.repos_dir)
+    org = store.create_organisation("team")
+    repo = store.create_repository(NewRepository(name="app", organisation_id=org.id,
+                                                 source_url="https://example.com/x.git")).id
+    store.set_status(repo, "active", last_synced_at=db.now() - timedelta(hours=1))
+    sent: list[str] = []
+    beat = Beat(config, store, send=lambda _config, task: sent.append(task.task_id))
+
+    beat.tick()
+    assert len(sent) == 1 and store.task(sent[0]).kind == "sync"
+    beat.tick()
+    assert len(sent) == 1  # pending: not again
+    store.update_task(sent[0], status="running", heartbeat_at=db.now() - timedelta(seconds=31))
+    beat.tick()
+    assert sent == [sent[0], sent[0]]  # a dead worker's task, under its own id
+    beat.tick()
+    assert len(sent) == 2  # its lease starts again: once a lease at most
+    store.update_task(sent[0], status="succeeded")
+    beat.tick()
+    assert len(sent) == 2  # just sent: the next slot is an interval away
+
+    def down(_config: object, _task: object) -> None:
+        raise BrokerDown("the broker at redis://127.0.0.1:1/0 did not take task x: refused")
+
+    store.set_status(repo, "active", last_synced_at=db.now() - timedelta(hours=1))
+    late = Beat(config, store, send=down)
+    failed = late.schedule(db.now() + timedelta(seconds=2 * INTERVAL))
+    assert failed == []
+    assert store.busy_repositories() == set()  # the unsent task failed: the repository is not stuck
+    engine.dispose()
