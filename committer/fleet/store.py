@@ -144,6 +144,14 @@ class Store:
             db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(
                 status=status, error_message=error, updated_at=now(), **fields))
 
+    def settle(self, repo_id: int, status: str, error: str = "") -> None:
+        """Set a repository's status and error from a task's outcome, unless it was archived meanwhile (an
+        archived repository stays archived whatever a task still running on it does)."""
+        with session(self.engine) as db:
+            db.execute(update(GitRepository).where(and_(
+                GitRepository.id == repo_id, GitRepository.status != "archived")).values(
+                status=status, error_message=error, updated_at=now()))
+
     def archive(self, repo_id: int) -> GitRepository:
         self.set_status(self.repository(repo_id).id, "archived")
         return self.repository(repo_id)
@@ -155,8 +163,15 @@ class Store:
             repo = db.get(GitRepository, repo_id)
             if repo is None:
                 raise rules.NotFound(f"repository {repo_id} does not exist")
-            repo.branches = [GitBranch(name=b.name, commit_hash=b.commit_hash, is_default=b.is_default)
-                             for b in branches]
+            # Rows kept by name and updated in place: the flush inserts before it deletes, so a branch
+            # removed and added again in one list would break the (repository, name) unique constraint.
+            kept = {branch.name: branch for branch in repo.branches}
+            rows = []
+            for b in branches:
+                row = kept.get(b.name) or GitBranch(name=b.name)
+                row.commit_hash, row.is_default = b.commit_hash, b.is_default
+                rows.append(row)
+            repo.branches = rows
             repo.total_commits = total_commits
             repo.last_commit_hash = last_commit_hash
             repo.default_branch = default_branch
@@ -225,6 +240,16 @@ class Store:
             if task is None:
                 raise rules.NotFound(f"task {task_id!r} does not exist")
             return task
+
+    def claim_task(self, task_id: str, worker: str) -> SyncTask:
+        """A worker takes a task: running, one more attempt (counted in the database, however many workers
+        race), started and heard from now."""
+        at = now()
+        with session(self.engine) as db:
+            db.execute(update(SyncTask).where(SyncTask.task_id == task_id).values(
+                status="running", attempts=SyncTask.attempts + 1, started_at=at, heartbeat_at=at, worker=worker,
+                finished_at=None, retry_at=None))
+        return self.task(task_id)
 
     def update_task(self, task_id: str, **fields: Any) -> None:
         with session(self.engine) as db:

@@ -1,0 +1,391 @@
+"""What a fleet task does to git: create a repository, clone one (into a folder beside the target, renamed into
+place), fetch, fast-forward, describe it (branches, counts, head) and read its history as it is printed.
+
+Every git process goes through the runner (hermetic environment, C locale, its own session, the group killed
+at its deadline); network git gets `timeout` (the fleet's git_timeout). A failure is a `TaskFailed` whose one
+line an operator can act on, credentials removed, saying whether a later attempt may succeed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from committer.core.errors import GitError, redact
+from committer.fleet.store import BranchState
+from committer.git import leftovers
+from committer.git.runner import GitRunner, drain, git_argv, git_env, kill_group
+
+DEFAULT_BRANCH = "main"
+MODES = ("mirror", "bare", "regular")
+# What a task must not inherit from the worker's environment: a prompt would wait for ever, and another
+# config source would override the scoped credential helper.
+_INHERITED = ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG_PARAMETERS", "GIT_SSH", "GIT_SSH_COMMAND")
+_FIELDS = 5  # sha, author name, author email, commit time, subject
+_LOG_FORMAT = "--format=%H%x00%an%x00%ae%x00%ct%x00%s"
+_NAME_MAX, _SUBJECT_MAX = 255, 1000
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(incoming|old)-[0-9a-f]{12}$")
+
+
+class TaskFailed(Exception):
+    """A task that did not do its work: one redacted line, and whether a later attempt may succeed."""
+
+    def __init__(self, message: str, *, retry: bool) -> None:
+        message = " ".join(message.split())
+        super().__init__(message)
+        self.message = message
+        self.retry = retry
+
+
+@dataclass(frozen=True)
+class Access:
+    """What git gets to reach a source: its environment entries (a scoped credential helper and the credential
+    it answers with, or an SSH command) and the secrets to remove from whatever it prints."""
+
+    name: str = ""  # the credential's name, '' for none
+    env: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str
+    access: Access
+    mode: str  # mirror, bare or regular
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A repository on disk: `path` is GIT_REPOS_DIR/{slug}/{name}; a regular one keeps its git dir in .git."""
+
+    path: Path
+    bare: bool
+
+    @property
+    def git_dir(self) -> Path:
+        return self.path if self.bare else self.path / ".git"
+
+    @property
+    def work_tree(self) -> Path | None:
+        return None if self.bare else self.path
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    branches: tuple[BranchState, ...]
+    total_commits: int
+    last_commit_hash: str
+    default_branch: str
+
+
+def config_env(config: Mapping[str, str]) -> dict[str, str]:
+    """Git config given through the environment (never the repository's config file), after the runner's own."""
+    env = {"GIT_CONFIG_COUNT": str(len(config) + 1), "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*"}
+    for index, (key, value) in enumerate(config.items(), start=1):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+def duration(seconds: float) -> str:
+    """30m, 1h, 1m30s, 45s: a time limit as a person writes it."""
+    whole = int(seconds)
+    if whole != seconds or whole < 60:
+        return f"{seconds:g}s"
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
+
+
+def _shown(source: Source) -> str:
+    """The source's URL for a message: an ssh user (git@) is no secret, a user in an http URL may be."""
+    url = source.url
+    for secret in source.access.secrets:
+        url = url.replace(secret, "***")
+    return redact(url) if url.lower().startswith(("http://", "https://")) else url
+
+
+def _reason(stderr: str, source: Source, action: str) -> TaskFailed:
+    """What a failed network git call means, in one line an operator can act on."""
+    # git's own warnings and hints ("warning: templates not found") say nothing about the source.
+    lines = [line for line in redact(stderr, source.access.secrets).splitlines()
+             if line.strip() and not line.startswith(("hint:", "warning:"))]
+    low = "\n".join(lines).lower()
+    url, name = _shown(source), source.access.name
+    code = re.search(r"returned error: (\d{3})|http (\d{3})", low)
+    status = next((g for g in code.groups() if g), "") if code else ""
+    if re.search(r"could not resolve host|name or service not known|temporary failure in name resolution", low):
+        return TaskFailed(f"cannot reach the source {url}: host not found", retry=True)
+    if "connection refused" in low or "couldn't connect" in low or "failed to connect" in low:
+        return TaskFailed(f"cannot reach the source {url}: connection refused", retry=True)
+    if re.search(r"network is unreachable|no route to host|connection timed out|timeout was reached", low):
+        return TaskFailed(f"cannot reach the source {url}: no answer", retry=True)
+    if "host key verification failed" in low:
+        return TaskFailed(f"the ssh host key of {url} is not known: add it to the worker's known_hosts", retry=True)
+    if status in ("401", "403") or re.search(
+            r"authentication failed|could not read (username|password)|terminal prompts disabled|"
+            r"permission denied \(publickey", low):
+        how = f"HTTP {status or '401'}" if source.url.startswith(("http://", "https://")) else "ssh"
+        if name:
+            return TaskFailed(f"the source refused the credential {name!r} ({how})", retry=True)
+        return TaskFailed(f"the source {url} asks for a credential ({how}): give the repository one", retry=True)
+    if status == "404" or re.search(r"repository not found|does not appear to be a git repository|"
+                                    r"repository '[^']*' does not exist|not found", low):
+        return TaskFailed(f"the source {url} does not exist (or the credential may not read it)", retry=False)
+    if status:
+        return TaskFailed(f"the source {url} answered HTTP {status}", retry=True)
+    return TaskFailed(f"{action} {url} failed: {lines[-1] if lines else 'no message'}", retry=True)
+
+
+class Git:
+    """The git side of fleet tasks; `timeout` bounds each network call, the runner's own each local one."""
+
+    def __init__(self, runner: GitRunner, timeout: float) -> None:
+        self.runner = runner
+        self.timeout = timeout
+
+    # Processes
+
+    def _call(self, argv: list[str], what: str, env: Mapping[str, str] | None = None, *,
+              timeout: float | None = None, stdin: IO[bytes] | None = None,
+              network: bool = False) -> tuple[int, bytes, bytes]:
+        limit = self.runner.timeout if timeout is None else timeout
+        full = git_env()
+        for name in _INHERITED:
+            full.pop(name, None)
+        full.update(env or {})
+        try:
+            proc = self.runner.start(argv, full, stdin if stdin is not None else subprocess.DEVNULL, network)
+        except GitError as exc:
+            raise TaskFailed(f"{what}: cannot run git: {exc.stderr}", retry=True) from None
+        try:
+            out, err = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            drain(proc)
+            raise TaskFailed(f"{what} timed out after {duration(limit)}", retry=True) from None
+        finally:
+            self.runner.forget(proc)
+        return proc.returncode, out, err
+
+    def _local(self, layout: Layout, args: Sequence[str], *, ok: tuple[int, ...] = (0,),
+               stdin: IO[bytes] | None = None) -> str:
+        what = f"git {args[0]} in {layout.path}"
+        code, out, err = self._call(git_argv(layout.git_dir, args, layout.work_tree), what, stdin=stdin)
+        if code not in ok:
+            raise TaskFailed(f"{what} failed (exit {code}): {_last(err)}", retry=True)
+        return out.decode("utf-8", "replace")
+
+    def _network(self, argv: list[str], source: Source, action: str, git_dir: Path | None = None) -> None:
+        before = leftovers.snapshot(git_dir) if git_dir is not None else frozenset()
+        what = f"{action} {_shown(source)}"
+        try:
+            code, _out, err = self._call(argv, what, source.access.env, timeout=self.timeout, network=True)
+        except TaskFailed:
+            if git_dir is not None:
+                leftovers.remove(git_dir, before)  # a killed fetch leaves its half-received pack behind
+            raise
+        if code != 0:
+            raise _reason(err.decode("utf-8", "replace"), source, action)
+
+    # The folder
+
+    @staticmethod
+    def exists(layout: Layout) -> bool:
+        """Whether a repository is there (a folder that is not one is no repository)."""
+        return (layout.git_dir / "HEAD").is_file() and (layout.git_dir / "objects").is_dir()
+
+    @staticmethod
+    def clear_leftovers(target: Path) -> list[Path]:
+        """Remove what crashed attempts left beside the target (half clones, repositories moved aside)."""
+        removed = []
+        with contextlib.suppress(FileNotFoundError), os.scandir(target.parent) as entries:
+            for entry in entries:
+                match = _LEFTOVER.match(entry.name)
+                if match and match.group("name") == target.name:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed.append(Path(entry.path))
+        return removed
+
+    @staticmethod
+    def _beside(target: Path, kind: str) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target.parent / f".{target.name}.{kind}-{secrets.token_hex(6)}"
+
+    def _place(self, made: Path, layout: Layout, replace: bool) -> None:
+        """Rename a finished repository into place; with `replace`, the one there is moved aside, then removed."""
+        target = layout.path
+        if replace and (target.exists() or target.is_symlink()):
+            aside = self._beside(target, "old")
+            os.rename(target, aside)
+            os.rename(made, target)
+            shutil.rmtree(aside, ignore_errors=True)
+            return
+        if target.is_dir() and not self.exists(layout):
+            with contextlib.suppress(OSError):
+                target.rmdir()  # an empty folder is no repository; anything else stays for a person to see
+            if target.exists():
+                raise TaskFailed(f"{target} exists and is not a git repository: move it away, or migrate "
+                                 "with force to replace it", retry=False)
+        os.rename(made, target)
+
+    # What tasks do
+
+    def initialize(self, layout: Layout) -> None:
+        """An empty repository (bare or regular, default branch main), made beside the target and renamed."""
+        if self.exists(layout):
+            return
+        made = self._beside(layout.path, "incoming")
+        try:
+            kind = ["--bare"] if layout.bare else []
+            argv = ["git", "init", "--quiet", *kind, f"--initial-branch={DEFAULT_BRANCH}", "--end-of-options",
+                    str(made)]
+            code, _out, err = self._call(argv, f"git init of {layout.path}")
+            if code != 0:
+                raise TaskFailed(f"git init of {layout.path} failed: {_last(err)}", retry=True)
+            self._place(made, layout, replace=False)
+        finally:
+            shutil.rmtree(made, ignore_errors=True)
+
+    def clone(self, layout: Layout, source: Source, replace: bool = False) -> None:
+        """Clone the source (mirror, bare or regular) beside the target and rename it into place; a crash at
+        any point leaves nothing under the real name but what was there before."""
+        made = self._beside(layout.path, "incoming")
+        kind = {"mirror": ["--mirror"], "bare": ["--bare"], "regular": []}[source.mode]
+        try:
+            argv = ["git", "-c", f"init.defaultBranch={DEFAULT_BRANCH}", "clone", "--quiet", *kind,
+                    "--end-of-options", source.url, str(made)]
+            self._network(argv, source, "cloning")
+            self._place(made, layout, replace)
+        finally:
+            shutil.rmtree(made, ignore_errors=True)
+
+    def fetch(self, layout: Layout, source: Source) -> None:
+        """Bring the repository up to date with its source: a mirror takes every ref, a bare one branches
+        and tags, a regular one fetches into origin/* and fast-forwards its checked-out branch."""
+        specs = {
+            "mirror": ["+refs/*:refs/*"],
+            "bare": ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+            "regular": ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
+        }[source.mode]
+        argv = git_argv(layout.git_dir, ["fetch", "--quiet", "--prune", "--no-write-fetch-head", "--end-of-options",
+                                         source.url, *specs])
+        self._network(argv, source, "fetching from", layout.git_dir)
+        if source.mode == "regular":
+            self.fast_forward(layout)
+
+    def fast_forward(self, layout: Layout) -> None:
+        """Move the checked-out branch to its origin/ twin; a branch with commits the source lacks is refused."""
+        branch = self._local(layout, ["symbolic-ref", "--quiet", "--short", "HEAD"], ok=(0, 1)).strip()
+        upstream = f"refs/remotes/origin/{branch}"
+        if not branch or not self._local(layout, ["rev-parse", "--quiet", "--verify", upstream], ok=(0, 1)):
+            return
+        head = self._local(layout, ["rev-parse", "--quiet", "--verify", "HEAD^{commit}"], ok=(0, 1)).strip()
+        if head and not self._ancestor(layout, "HEAD", upstream):
+            if self._ancestor(layout, upstream, "HEAD"):
+                return  # ahead of the source: nothing to take
+            raise TaskFailed(f"the checked-out branch {branch} of {layout.path} has commits the source lacks "
+                             f"(diverged from origin/{branch}): not fast-forwarded", retry=False)
+        self._local(layout, ["merge", "--ff-only", "--quiet", upstream])
+
+    def _ancestor(self, layout: Layout, older: str, newer: str) -> bool:
+        argv = git_argv(layout.git_dir, ["merge-base", "--is-ancestor", older, newer])
+        return self._call(argv, f"git merge-base in {layout.path}")[0] == 0
+
+    # What is there
+
+    def refs(self, layout: Layout) -> dict[str, str]:
+        """Every ref and the object it names."""
+        out = self._local(layout, ["for-each-ref", "--format=%(refname)%00%(objectname)"])
+        return dict(line.split("\0", 1) for line in out.splitlines() if "\0" in line)
+
+    def present(self, layout: Layout, shas: Iterable[str]) -> list[str]:
+        """Those of `shas` the repository still holds (a forced re-clone or a rewrite drops some)."""
+        wanted = sorted(set(shas))
+        if not wanted:
+            return []
+        with _lines(wanted) as stdin:
+            out = self._local(layout, ["cat-file", "--batch-check=%(objectname) %(objecttype)"], stdin=stdin)
+        return [line.split()[0] for line in out.splitlines() if not line.endswith(" missing")]
+
+    def count(self, layout: Layout, exclude: Sequence[str]) -> int:
+        """Commits reachable from any ref and from none of `exclude`."""
+        with _lines([f"^{sha}" for sha in exclude]) as stdin:
+            return int(self._local(layout, ["rev-list", "--count", "--all", "--stdin"], stdin=stdin).strip() or 0)
+
+    def snapshot(self, layout: Layout) -> Snapshot:
+        """Branches (with the default), the commit count and the head, as the repository has them now."""
+        out = self._local(layout, ["for-each-ref", "--sort=-committerdate",
+                                   "--format=%(refname:lstrip=2)%00%(objectname)", "refs/heads"])
+        tips = [line.split("\0", 1) for line in out.splitlines() if "\0" in line]
+        head = self._local(layout, ["symbolic-ref", "--quiet", "HEAD"], ok=(0, 1)).strip()
+        default = head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else ""
+        last = self._local(layout, ["rev-parse", "--quiet", "--verify", "HEAD^{commit}"], ok=(0, 1)).strip()
+        branches = tuple(BranchState(name, sha, name == default) for name, sha in sorted(tips))
+        return Snapshot(branches, self.count(layout, []), last or (tips[0][1] if tips else ""), default)
+
+    @contextlib.contextmanager
+    def history(self, layout: Layout, exclude: Sequence[str]) -> Iterator[Iterator[dict[str, Any]]]:
+        """The commits reachable from any ref and from none of `exclude`, newest first, read as git prints them
+        (memory stays the same however long the history); leaving the block early stops git."""
+        argv = git_argv(layout.git_dir, ["log", "--all", "--stdin", "-z", "--no-color", _LOG_FORMAT])
+        with _lines([f"^{sha}" for sha in exclude]) as stdin:
+            proc = self.runner.start(argv, git_env(), stdin)
+            timer = self.runner.deadline(proc)
+            done = False
+
+            def commits() -> Iterator[dict[str, Any]]:
+                nonlocal done
+                assert proc.stdout is not None
+                rest, fields = b"", []
+                while chunk := proc.stdout.read1(1 << 16):  # type: ignore[attr-defined]
+                    parts = (rest + chunk).split(b"\0")
+                    rest = parts.pop()
+                    for part in parts:
+                        fields.append(part)
+                        if len(fields) == _FIELDS:
+                            yield _commit(fields)
+                            fields = []
+                done = True
+
+            try:
+                yield commits()
+            finally:
+                timer.cancel()
+                if not done:
+                    kill_group(proc)
+                err = drain(proc)[1]
+                self.runner.forget(proc)
+        if done and proc.returncode != 0:
+            raise TaskFailed(f"git log in {layout.path} failed (exit {proc.returncode}): {_last(err)}", retry=True)
+
+
+def _commit(fields: list[bytes]) -> dict[str, Any]:
+    sha, name, email, when, subject = (f.decode("utf-8", "replace") for f in fields)
+    return {"sha": sha, "author_name": name[:_NAME_MAX], "author_email": email[:_NAME_MAX],
+            "subject": subject[:_SUBJECT_MAX], "committed_at": datetime.fromtimestamp(int(when or 0), UTC)}
+
+
+def _last(stderr: bytes) -> str:
+    lines = redact(stderr.decode("utf-8", "replace")).strip().splitlines()
+    return lines[-1] if lines else "no message"
+
+
+@contextlib.contextmanager
+def _lines(lines: Sequence[str]) -> Iterator[IO[bytes]]:
+    """Lines as a file git reads on its stdin (no pipe to keep filled while it answers)."""
+    with tempfile.TemporaryFile() as handle:
+        handle.write("".join(f"{line}\n" for line in lines).encode())
+        handle.flush()
+        handle.seek(0)
+        yield handle

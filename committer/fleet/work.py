@@ -1,0 +1,171 @@
+"""What one sync task does, whoever delivers it: initialise, migrate or sync a repository on disk, import the
+commits it gained, and keep the task's and the repository's rows telling the truth all along.
+
+A task may be delivered again (a worker killed, a message re-queued): `run` does the work again from what is
+on disk, and a task that already succeeded returns at once. Leftovers of a crashed attempt are removed first.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from committer.core import logs
+from committer.fleet import credentials, rules
+from committer.fleet.config import FleetConfig
+from committer.fleet.db import GitRepository, SyncTask, now
+from committer.fleet.gitops import Git, Layout, Source
+from committer.fleet.gitops import TaskFailed as TaskFailed
+from committer.fleet.store import Store
+from committer.git.runner import GitRunner
+
+log = logs.get("committer.fleet")
+
+
+def _mode(repo: GitRepository) -> str:
+    return "mirror" if repo.is_mirror else "bare" if repo.is_bare else "regular"
+
+
+def _shown(repo: GitRepository) -> str:
+    return f"{repo.organisation.slug}/{repo.name}"
+
+
+class Work:
+    """Runs sync tasks against the store and the repositories' folders; one per worker process."""
+
+    def __init__(self, config: FleetConfig, store: Store, runner: GitRunner | None = None, worker: str = "") -> None:
+        self.config = config
+        self.store = store
+        self.runner = runner or GitRunner(timeout=config.git_timeout)
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        self.git = Git(self.runner, config.git_timeout)
+
+    def run(self, task_id: str) -> int:
+        """Do the task's work; its commits_synced. TaskFailed says why not, and whether to try again."""
+        try:
+            task = self.store.task(task_id)
+        except rules.NotFound as exc:
+            raise TaskFailed(exc.message, retry=False) from None
+        if task.status == "succeeded":
+            return task.commits_synced  # delivered again after it was done
+        if task.status == "failed":
+            raise TaskFailed(task.error_message or f"task {task_id} failed", retry=False)
+        try:
+            repo = self.store.repository(task.repository_id)
+        except rules.NotFound:
+            raise TaskFailed(f"the repository of task {task_id} no longer exists", retry=False) from None
+        if repo.status == "archived":
+            raise TaskFailed(f"repository {_shown(repo)} is archived", retry=False)
+        task = self.store.claim_task(task_id, self.worker)
+        began = time.monotonic()
+        log.info("fleet_task_started", task=task_id, kind=task.kind, repository=_shown(repo), attempt=task.attempts,
+                 worker=self.worker)
+        try:
+            with self._heartbeat(task_id):
+                synced = self._do(task, repo)
+        except TaskFailed as exc:
+            log.warning("fleet_task_failed", task=task_id, kind=task.kind, repository=_shown(repo),
+                        attempt=task.attempts, error=exc.message, retry=exc.retry)
+            raise
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            failed = TaskFailed(f"{task.kind} of {_shown(repo)}: {exc.strerror or exc}{where}", retry=True)
+            log.warning("fleet_task_failed", task=task_id, kind=task.kind, repository=_shown(repo),
+                        attempt=task.attempts, error=failed.message, retry=True)
+            raise failed from None
+        log.info("fleet_task_succeeded", task=task_id, kind=task.kind, repository=_shown(repo),
+                 commits_synced=synced, seconds=round(time.monotonic() - began, 3))
+        return synced
+
+    def retrying(self, task_id: str, message: str, retry_at: datetime) -> None:
+        """The task failed and will run again at `retry_at`."""
+        self.store.update_task(task_id, status="retrying", error_message=message, retry_at=retry_at)
+
+    def give_up(self, task_id: str, message: str) -> None:
+        """The task failed for good: so does its repository (unless archived meanwhile), with the same error."""
+        task = self.store.task(task_id)
+        self.store.update_task(task_id, status="failed", finished_at=now(), error_message=message)
+        self.store.settle(task.repository_id, "failed", message)
+
+    # The work itself
+
+    def _do(self, task: SyncTask, repo: GitRepository) -> int:
+        layout = Layout(Path(repo.local_path), bare=repo.is_bare or repo.is_mirror)
+        self.git.clear_leftovers(layout.path)
+        if task.kind == "initialize":
+            self.store.settle(repo.id, "initializing")
+            self.git.initialize(layout)
+            return self._finish(task, repo, layout, [])
+        if task.kind not in ("migrate", "sync"):
+            raise TaskFailed(f"task {task.task_id} has an unknown kind {task.kind!r}", retry=False)
+        if task.kind == "migrate" and not repo.source_url:
+            raise TaskFailed(f"repository {_shown(repo)} has no source_url to migrate from", retry=False)
+        if task.kind == "migrate" or repo.status != "active":
+            self.store.settle(repo.id, "mirroring")
+        there = self.git.exists(layout)
+        exclude = self._imported(repo, layout) if there else []  # after a forced clone, those still there
+        if repo.source_url:
+            access = credentials.load(self.config.credentials_dir, repo.credential, repo.source_url,
+                                      repo.source_type)
+            source = Source(repo.source_url, access, _mode(repo))
+            if there and not task.force:
+                self.git.fetch(layout, source)
+            else:
+                self.git.clone(layout, source, replace=task.force)
+        elif not there:
+            raise TaskFailed(f"repository {_shown(repo)} has no folder at {layout.path} and no source to clone",
+                             retry=False)
+        return self._finish(task, repo, layout, exclude)
+
+    def _imported(self, repo: GitRepository, layout: Layout) -> list[str]:
+        """The tips whose history is in the database already: every ref on disk when the branches there are
+        those the last successful task recorded, else (an attempt crashed between its fetch and its import)
+        only the recorded branches, else none (import everything)."""
+        if repo.last_synced_at is None:
+            return []
+        refs = self.git.refs(layout)
+        recorded = {branch.name: branch.commit_hash for branch in repo.branches}
+        local = {ref.removeprefix("refs/heads/"): sha for ref, sha in refs.items() if ref.startswith("refs/heads/")}
+        return list(refs.values()) if local == recorded else list(recorded.values())
+
+    def _finish(self, task: SyncTask, repo: GitRepository, layout: Layout, exclude: list[str]) -> int:
+        """Count and import the commits the repository gained, then record its state: the task succeeded."""
+        exclude = self.git.present(layout, exclude)
+        synced = self.git.count(layout, exclude)
+        if synced:
+            with self.git.history(layout, exclude) as commits:
+                self.store.add_commits(repo.id, commits)
+        snap = self.git.snapshot(layout)
+        self.store.record_snapshot(repo.id, snap.branches, snap.total_commits, snap.last_commit_hash,
+                                   snap.default_branch)
+        self.store.settle(repo.id, "active")
+        self.store.update_task(task.task_id, status="succeeded", commits_synced=synced, finished_at=now(),
+                               error_message="")
+        return synced
+
+    @contextmanager
+    def _heartbeat(self, task_id: str) -> Iterator[None]:
+        """Keep the task's heartbeat fresh while it works, so that it is not taken for a dead worker's."""
+        stop = threading.Event()
+        every = self.config.lease / 3
+
+        def beat() -> None:
+            while not stop.wait(every):
+                try:
+                    self.store.update_task(task_id, heartbeat_at=now())
+                except Exception as exc:  # the database busy or away a moment: the next beat tries again
+                    log.warning("fleet_heartbeat_failed", task=task_id, error=str(exc).splitlines()[0])
+
+        thread = threading.Thread(target=beat, name=f"committer-heartbeat-{task_id[:8]}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
