@@ -185,8 +185,9 @@ def deliver(task: Any, config: FleetConfig, repository_id: int, sync_task_id: st
 def _register(app: Any, config: FleetConfig) -> None:
     # The soft limit comes first, so the task is given up with a message before the hard limit kills it.
     soft = max(config.git_timeout - 30, config.git_timeout * 0.9)
-    options = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "max_retries": MAX_RETRIES,
-               "time_limit": config.git_timeout, "soft_time_limit": soft}
+    # shared=False: Celery would otherwise give these tasks (and their configuration) to every app made later.
+    options = {"bind": True, "shared": False, "acks_late": True, "reject_on_worker_lost": True,
+               "max_retries": MAX_RETRIES, "time_limit": config.git_timeout, "soft_time_limit": soft}
 
     @app.task(name=TASKS["initialize"], **options)  # type: ignore[untyped-decorator]
     def initialize_repository(self: Any, repository_id: int, sync_task_id: str) -> int:

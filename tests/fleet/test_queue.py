@@ -118,3 +118,10 @@ def test_a_process_with_a_bad_setting_says_so_in_one_line(tmp_path: Path) -> Non
                           env=env, timeout=60, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "retry_base" in proc.stderr, proc.stderr
+
+
+def test_each_app_runs_its_own_configuration(tmp_path: Path) -> None:
+    first = queue.make(FleetConfig(repos_dir=tmp_path / "one"))
+    second = queue.make(FleetConfig(repos_dir=tmp_path / "two"))
+    assert first.tasks["sync_repository"] is not second.tasks["sync_repository"]
+    assert first.tasks["sync_repository"].run is not second.tasks["sync_repository"].run
