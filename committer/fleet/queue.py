@@ -205,6 +205,9 @@ def _register(app: Any, config: FleetConfig) -> None:
 def run_worker(config: FleetConfig, concurrency: int = 1) -> int:
     """Consume tasks with `concurrency` pool processes until SIGTERM (warm: running tasks finish) or SIGQUIT."""
     app = app_for(config)
+    if os.geteuid() == 0:  # said once, as a log line, instead of Celery's multi-line warning
+        warnings.filterwarnings("ignore", message="You're running the worker with superuser privileges")
+        log.warning("worker runs as root: a dedicated user is safer")
     worker = app.Worker(concurrency=concurrency, pool="prefork", hostname=f"fleet-{os.getpid()}@{socket.gethostname()}",
                         queues=[QUEUE], quiet=True, without_mingle=True, without_gossip=True,
                         without_heartbeat=True, loglevel="WARNING")
