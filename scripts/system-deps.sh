@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what committer and its tests need from the system's packages.
-#   needed:   git, git-lfs, tini (the container's PID 1; the tests run the image's entrypoint under it)
+#   needed:   git, git-lfs, tini (the container's PID 1; the tests run the image's entrypoint under it),
+#             redis-server and postgresql (`committer fleet`'s tests start a real Redis broker and a real
+#             PostgreSQL cluster in temporary folders; the packages' own services are not used)
 #   optional: podman, runc, mmdebstrap: the image built and run, and systemd booted, for real
 #             (tests/deploy/test_image_podman.py, tests/deploy/test_systemd_podman.py); without them those tests
 #             skip with one line saying why.
@@ -13,6 +15,8 @@ needed=()
 command -v git >/dev/null 2>&1 || needed+=(git)
 git lfs version >/dev/null 2>&1 || needed+=(git-lfs)
 command -v tini >/dev/null 2>&1 || needed+=(tini)
+command -v redis-server >/dev/null 2>&1 || needed+=(redis-server)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || needed+=(postgresql)
 optional=()
 for tool in podman runc mmdebstrap rsync vim; do
   command -v "$tool" >/dev/null 2>&1 || optional+=("$tool")

@@ -8,7 +8,7 @@ import base64
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +219,16 @@ class Store:
                 and_(GitRepository.status == "active", GitRepository.source_url != "")))
             return [(row[0], row[1] or default_interval) for row in rows]
 
+    def schedulable(self, default_interval: int) -> list[tuple[int, int, datetime | None]]:
+        """(id, interval, last_synced_at) of every repository the scheduler keeps synced: active with a source,
+        or failed with a source after a migration that once succeeded (a later sync recovers it)."""
+        with session(self.engine) as db:
+            rows = db.execute(select(GitRepository.id, GitRepository.sync_interval, GitRepository.last_synced_at)
+                              .where(and_(GitRepository.source_url != "", or_(
+                                  GitRepository.status == "active",
+                                  and_(GitRepository.status == "failed", GitRepository.last_synced_at.is_not(None))))))
+            return [(row[0], row[1] or default_interval, _aware(row[2])) for row in rows]
+
     # Tasks
 
     def new_task(self, repo_id: int, kind: str, force: bool = False) -> SyncTask:
@@ -259,6 +269,28 @@ class Store:
             return list(db.scalars(select(SyncTask).where(and_(
                 SyncTask.status == "running", or_(SyncTask.heartbeat_at.is_(None), SyncTask.heartbeat_at < cutoff)))))
 
+    def busy_repositories(self) -> set[int]:
+        """Repositories with a task pending, running or retrying."""
+        with session(self.engine) as db:
+            return set(db.scalars(select(SyncTask.repository_id).where(
+                SyncTask.status.in_(("pending", "running", "retrying"))).distinct()))
+
+    def tasks_sent_since(self, after_id: int) -> tuple[int, dict[int, datetime]]:
+        """The newest task row id, and each repository's newest task time among rows after `after_id`: the
+        scheduler reads only what is new at every tick (the primary key's index), not the whole history."""
+        with session(self.engine) as db:
+            rows = db.execute(select(SyncTask.repository_id, func.max(SyncTask.id), func.max(SyncTask.created_at))
+                              .where(SyncTask.id > after_id).group_by(SyncTask.repository_id)).all()
+        newest = max((row[1] for row in rows), default=after_id)
+        return newest, {row[0]: _aware(row[2]) or now() for row in rows}
+
+    def overdue_retries(self, lease: float) -> list[SyncTask]:
+        """Tasks waiting for a retry whose time passed a lease ago: their delayed message died with a worker."""
+        cutoff = now() - timedelta(seconds=lease)
+        with session(self.engine) as db:
+            return list(db.scalars(select(SyncTask).where(and_(
+                SyncTask.status == "retrying", or_(SyncTask.retry_at.is_(None), SyncTask.retry_at < cutoff)))))
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Repositories by status and tasks by status: the gauges of /metrics."""
         with session(self.engine) as db:
@@ -273,6 +305,11 @@ class Store:
         if repo is None:
             raise rules.NotFound(f"repository {repo_id} does not exist")
         return repo  # type: ignore[no-any-return]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """A time read by a column query (not a row object): SQLite gives it without a zone; it is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _token(last_id: int) -> str:

@@ -1,0 +1,253 @@
+"""The fleet's processes: the API (gRPC and HTTP), the workers, and the beat (scheduler and recovery), each
+on its own (`committer fleet api|worker|beat`, across machines) or all three from `up` on one machine.
+
+The beat is a plain loop, not Celery beat: which repositories are due depends on rows (each repository's
+interval, phase, last task, open tasks), not on a fixed timetable, and the loop also finds the tasks of dead
+workers; it sends its syncs straight to the queue, so a tick never waits behind a worker busy with a
+30-minute migration, and it keeps no schedule file of its own. One beat runs at a time: a second one (another
+machine sharing the volume) waits on the beat lock as a standby.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from committer.core import logs, values
+from committer.fleet import db, queue, rules, scheduler, schema
+from committer.fleet.config import ENV, FleetConfig
+from committer.fleet.store import Store
+
+log = logs.get("committer.fleet.processes")
+
+STOP_GRACE = 10.0  # seconds a worker gets to finish on SIGTERM before it is killed (its tasks come back)
+
+
+def prepare(config: FleetConfig) -> Store:
+    """The state directory and the newest schema: every process does this before anything else."""
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    engine = db.engine(config.db_url)
+    schema.upgrade(engine)
+    return Store(engine, config.repos_dir)
+
+
+def _stopper() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (installed on the main thread)."""
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: object) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+# The API
+
+
+def _serve(config: FleetConfig, store: Store) -> list[Any]:
+    """Start the gRPC and HTTP servers (imported here: the worker and the beat never need them)."""
+    rpc = importlib.import_module("committer.fleet.rpc")
+    web = importlib.import_module("committer.fleet.web")
+    grpc_server = rpc.serve_grpc(config, store, lambda task: queue.send(config, task))
+    try:
+        http_server = web.serve_http(config, store)
+    except BaseException:
+        grpc_server.stop(0)
+        raise
+    log.info("api listening", grpc_port=grpc_server.port, http_port=http_server.port)
+    return [grpc_server, http_server]
+
+
+def _stop_servers(servers: list[Any]) -> None:
+    grpc_server, http_server = servers
+    grpc_server.stop(5.0)
+    http_server.stop()
+
+
+def api(config: FleetConfig) -> int:
+    """Serve the gRPC API and the HTTP side until SIGTERM or SIGINT."""
+    store = prepare(config)
+    stop = _stopper()
+    servers = _serve(config, store)
+    stop.wait()
+    _stop_servers(servers)
+    log.info("api stopped")
+    return 0
+
+
+# The worker
+
+
+def worker(config: FleetConfig, concurrency: int = 1) -> int:
+    """Run tasks, `concurrency` at a time, until SIGTERM (running tasks finish) or SIGQUIT."""
+    if concurrency < 1:
+        raise rules.Invalid(f"concurrency: {concurrency}; at least 1")
+    prepare(config)
+    log.info("worker starting", concurrency=concurrency, broker=queue.maybe_sanitize_url(config.broker_url))
+    return queue.run_worker(config, concurrency)
+
+
+# The beat
+
+
+@dataclass
+class Beat:
+    """One tick: send again the tasks of dead workers, then send the syncs that are due."""
+
+    config: FleetConfig
+    store: Store
+    send: Any = queue.send  # (config, SyncTask) -> None
+    after_id: int = 0  # the newest task row already read
+    last_sent: dict[int, datetime] = field(default_factory=dict)
+
+    def tick(self, at: datetime | None = None) -> None:
+        self.recover()
+        self.schedule(at or db.now())
+
+    def recover(self) -> None:
+        """A task `running` whose heartbeat is older than the lease lost its worker (kill -9, a machine gone);
+        a task `retrying` a lease past its time lost its delayed message with its worker. Both are sent
+        again under their own task_id; the lease starts again, so one is sent once a lease at most."""
+        lease = self.config.lease
+        for task in [*self.store.stale_tasks(lease), *self.store.overdue_retries(lease)]:
+            field_name = "heartbeat_at" if task.status == "running" else "retry_at"
+            self.store.update_task(task.task_id, **{field_name: db.now()})
+            try:
+                self.send(self.config, task)
+            except queue.BrokerDown as exc:
+                log.warning("task not sent again", task_id=task.task_id, error=str(exc))
+                continue
+            log.warning("task sent again", task_id=task.task_id, repository_id=task.repository_id,
+                        status=task.status)
+
+    def schedule(self, at: datetime) -> list[str]:
+        """Send a sync to every repository due at `at`; returns their task ids."""
+        self.after_id, newest = self.store.tasks_sent_since(self.after_id)
+        for repo_id, created in newest.items():
+            if repo_id not in self.last_sent or created > self.last_sent[repo_id]:
+                self.last_sent[repo_id] = created
+        candidates = [scheduler.Candidate(repo_id, float(interval), synced)
+                      for repo_id, interval, synced in self.store.schedulable(int(self.config.sync_interval))]
+        sent = []
+        for repo_id in scheduler.due(candidates, self.store.busy_repositories(), self.last_sent, at):
+            try:
+                task = self.store.new_task(repo_id, "sync")
+            except rules.FleetError:  # archived or removed since the rows were read
+                continue
+            self.last_sent[repo_id] = task.created_at
+            try:
+                self.send(self.config, task)
+            except queue.BrokerDown as exc:
+                self.store.update_task(task.task_id, status="failed", error_message=str(exc), finished_at=db.now())
+                log.warning("sync not sent", repository_id=repo_id, error=str(exc))
+                continue
+            sent.append(task.task_id)
+        return sent
+
+
+def beat(config: FleetConfig) -> int:
+    """Tick until SIGTERM or SIGINT, as the one beat of the fleet (another waits on the beat lock)."""
+    store = prepare(config)
+    stop = _stopper()
+    period = min(scheduler.TICK, config.lease / 2)
+    fd = os.open(config.state_dir / "beat.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        while not _try_lock(fd):
+            log.info("another beat runs: standing by")
+            if stop.wait(period):
+                return 0
+        log.info("beat started", period=period, sync_interval=config.sync_interval, lease=config.lease)
+        ticker = Beat(config, store)
+        while not stop.is_set():
+            try:
+                ticker.tick()
+            except Exception:  # the database or the broker away for a moment: the next tick tries again
+                log.exception("tick failed")
+            stop.wait(period)
+    finally:
+        os.close(fd)
+    log.info("beat stopped")
+    return 0
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+# Everything on one machine
+
+
+def environ(config: FleetConfig) -> dict[str, str]:
+    """The configuration as the environment a child process loads it from (never its argv: a broker or
+    database URL may carry a password)."""
+    out = {}
+    for key, name in ENV.items():
+        value = getattr(config, key)
+        if isinstance(value, float):
+            out[name] = values.duration_text(value)
+        else:
+            out[name] = "" if value is None else str(value)
+    return out
+
+
+def spawn(config: FleetConfig, role: str, *args: str) -> subprocess.Popen[bytes]:
+    """Start `python -m committer.fleet ROLE ...` in its own process group, configured by its environment."""
+    return subprocess.Popen([sys.executable, "-m", "committer.fleet", role, *args],
+                            env={**os.environ, **environ(config)}, start_new_session=True)
+
+
+def stop_child(child: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> None:
+    """SIGTERM, then SIGKILL to its whole group after `grace` seconds (a task cut short comes back)."""
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(grace)
+        except subprocess.TimeoutExpired:
+            log.warning("child did not stop: killed", pid=child.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)  # its pool processes too, even when it has exited
+    child.wait()
+
+
+def up(config: FleetConfig, concurrency: int = 1) -> int:
+    """The whole fleet on one machine: the API here, a worker and the beat as child processes. SIGTERM or
+    SIGINT stop the API, then the beat, then the worker; a child that dies is started again."""
+    store = prepare(config)
+    stop = _stopper()
+    roles = {"beat": ("beat",), "worker": ("worker", "--concurrency", str(concurrency))}
+    children = {name: spawn(config, *argv) for name, argv in roles.items()}
+    try:
+        servers = _serve(config, store)
+    except BaseException:
+        for child in children.values():
+            stop_child(child)
+        raise
+    log.info("fleet up", repos_dir=str(Path(config.repos_dir)), worker=children["worker"].pid,
+             beat=children["beat"].pid)
+    while not stop.wait(1.0):
+        for name, child in children.items():
+            if child.poll() is not None:
+                log.error("child exited: starting it again", role=name, code=child.returncode)
+                children[name] = spawn(config, *roles[name])
+    _stop_servers(servers)
+    stop_child(children["beat"])
+    stop_child(children["worker"])
+    log.info("fleet stopped")
+    return 0
