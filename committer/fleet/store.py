@@ -226,21 +226,24 @@ class Store:
         with that id was applied before. Ids are kept EVENT_MEMORY."""
         try:
             with session(self.engine) as db:
-                # The id first: the row is written (and, on SQLite, the database locked) before it is read.
+                # The id first: a delivery made again stops here (IntegrityError), having changed nothing.
                 db.add(FleetEvent(repository_id=repo_id, event_id=reported.event_id, event=reported.event))
                 db.flush()
-                repo = db.get(GitRepository, repo_id, with_for_update=True)
-                if repo is None:
-                    raise rules.NotFound(f"repository {repo_id} does not exist")
-                repo.last_event, repo.last_event_at = reported.event, reported.at
+                # One UPDATE of the counters, never read and written back: concurrent events all count.
+                held = GitRepository.holds + reported.holds
+                fields: dict[str, Any] = {
+                    "last_event": reported.event, "last_event_at": reported.at,
+                    "total_commits": GitRepository.total_commits + max(0, reported.commits),
+                    "holds": case((held < 0, 0), else_=held)}
                 if reported.commit:
-                    repo.last_commit_hash = reported.commit
-                repo.total_commits += max(0, reported.commits)
-                repo.holds = max(0, repo.holds + reported.holds)
+                    fields["last_commit_hash"] = reported.commit
                 if reported.pushed:
-                    repo.last_pushed_at, repo.push_failures = reported.at, 0
+                    fields.update(last_pushed_at=reported.at, push_failures=0)
                 if reported.push_failures is not None:
-                    repo.push_failures = max(0, reported.push_failures)
+                    fields["push_failures"] = max(0, reported.push_failures)
+                done = db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(**fields))
+                if not done.rowcount:  # type: ignore[attr-defined]
+                    raise rules.NotFound(f"repository {repo_id} does not exist")
                 db.execute(delete(FleetEvent).where(and_(
                     FleetEvent.repository_id == repo_id, FleetEvent.received_at < now() - EVENT_MEMORY)))
             return True

@@ -75,6 +75,7 @@ table.repos td { overflow-wrap: anywhere; } table.repos td.n { text-align: right
   font-size: .8rem; }
 .state-active { background: var(--ok); } .state-failed { background: var(--bad); }
 .state-pending, .state-initializing, .state-mirroring { background: var(--warn); }
+.state, table.repos time { white-space: nowrap; }
 .state-archived { color: var(--muted); } td.error { color: #a11; white-space: pre-wrap; }
 .summary { color: var(--muted); }
 @media (max-width: 40rem) {

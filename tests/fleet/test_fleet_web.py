@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from committer.fleet.config import FleetConfig
 from committer.fleet.db import GitRepository, engine, now
 from committer.fleet.store import NewRepository, Store
 from committer.fleet.web import MAX_EVENT_BODY, serve_http
-from tests.conftest import DaemonProcess, Layout, commit_count, git, wait_for
+from tests.conftest import DaemonProcess, Layout, commit_count, finishes, git, wait_for
 
 SECRET = "the secret acme/notes signs its events with"
 FLEET_SECRET = "one secret for every other repository"
@@ -123,6 +124,32 @@ def test_a_delivery_made_again_is_counted_once(fleet: Fleet) -> None:
     assert deliver(fleet, "acme", "notes", first) == 204  # an old one replayed later
     repo = fleet.repo("acme", "notes")
     assert (repo.total_commits, repo.last_commit_hash) == (3, "2" * 40)
+
+
+def test_the_same_event_delivered_many_times_at_once_counts_once(fleet: Fleet) -> None:
+    fleet.add("acme", "notes")
+    event = commit_event("4" * 40, commits=5)
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: deliver(fleet, "acme", "notes", event), range(8)))
+    assert statuses == [204] * 8
+    assert fleet.repo("acme", "notes").total_commits == 5
+
+
+def test_a_client_that_never_sends_its_body_does_not_hold_up_deliveries(fleet: Fleet) -> None:
+    fleet.add("acme", "notes")
+    port = int(fleet.base.rsplit(":", 1)[1])
+    slow = []
+    for _ in range(6):  # more than the threads events are recorded on
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"POST /events/acme/notes HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n"
+                     b"X-Committer-Signature-256: sha256=00\r\n\r\n{")
+        slow.append(sock)
+    try:
+        assert finishes(lambda: deliver(fleet, "acme", "notes", commit_event()), 10, "a delivery") == 204
+        assert finishes(lambda: request(f"{fleet.base}/healthz")[0], 10, "a health check") == 200
+    finally:
+        for sock in slow:
+            sock.close()
 
 
 def test_pushes_holds_and_failures_are_counted(fleet: Fleet) -> None:
