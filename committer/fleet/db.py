@@ -25,6 +25,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy import and_ as and_
+from sqlalchemy import case as case
 from sqlalchemy import delete as delete
 from sqlalchemy import func as func
 from sqlalchemy import or_ as or_
@@ -38,8 +39,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship,
 from sqlalchemy.orm import Session as Session
 
 __all__ = [
-    "Base", "Engine", "GitBranch", "GitCommit", "GitRepository", "IntegrityError", "OperationalError",
-    "Organisation", "Session", "SyncTask", "and_", "delete", "engine", "func", "insert_new", "now", "or_",
+    "Base", "Engine", "FleetEvent", "GitBranch", "GitCommit", "GitRepository", "IntegrityError", "OperationalError",
+    "Organisation", "Session", "SyncTask", "and_", "case", "delete", "engine", "func", "insert_new", "now", "or_",
     "select", "session", "update",
 ]
 
@@ -177,6 +178,23 @@ class SyncTask(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class FleetEvent(Base):
+    """An event a committer daemon delivered to /events: kept by its id for a while, so that a delivery
+    made again (the answer was lost, the daemon was killed before it noted it) is not counted twice."""
+
+    __tablename__ = "git_fleetevent"
+    __table_args__ = (
+        UniqueConstraint("repository_id", "event_id", name="uq_fleetevent_repository_event"),
+        Index("ix_fleetevent_repository_received", "repository_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("git_gitrepository.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(100), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
 
 
 @event.listens_for(Base, "load", propagate=True)

@@ -15,6 +15,7 @@ from typing import Any
 from committer.fleet import rules
 from committer.fleet.db import (
     Engine,
+    FleetEvent,
     GitBranch,
     GitCommit,
     GitRepository,
@@ -22,6 +23,8 @@ from committer.fleet.db import (
     Organisation,
     SyncTask,
     and_,
+    case,
+    delete,
     func,
     insert_new,
     now,
@@ -33,6 +36,10 @@ from committer.fleet.db import (
 
 DEFAULT_PAGE, MAX_PAGE = 50, 500
 COMMIT_BATCH = 1000
+EVENT_MEMORY = timedelta(days=30)  # how long a delivered event's id is kept against a delivery made again
+# Upper bounds (seconds) of the task duration histogram: a no-op sync takes a second, a big migration minutes.
+TASK_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0)
+FINISHED = ("succeeded", "failed")
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,30 @@ class NewRepository:
     is_bare: bool = True
     credential: str = ""
     sync_interval: int = 0
+
+
+@dataclass(frozen=True)
+class Reported:
+    """What one event of a committer daemon changes on its repository's row."""
+
+    event_id: str
+    event: str
+    at: datetime
+    commit: str = ""  # the repository's new head
+    commits: int = 0  # commits added
+    pushed: bool = False  # a push succeeded: last_pushed_at, and the failures start again from 0
+    push_failures: int | None = None  # failed pushes in a row, as the daemon counts them
+    holds: int = 0  # paths held (positive) or released (negative)
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Finished tasks of one kind and outcome: how many, their seconds in all, and how many took at most
+    each of TASK_BUCKETS (cumulative, as Prometheus histograms count)."""
+
+    count: int
+    seconds: float
+    buckets: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -212,6 +243,41 @@ class Store:
             db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(
                 last_event=event, last_event_at=at, **fields))
 
+    def apply_event(self, repo_id: int, reported: Reported) -> bool:
+        """Apply a delivered event to its repository's row, once: False, changing nothing, when an event
+        with that id was applied before. Ids are kept EVENT_MEMORY."""
+        try:
+            with session(self.engine) as db:
+                # The id first: a delivery made again stops here (IntegrityError), having changed nothing.
+                db.add(FleetEvent(repository_id=repo_id, event_id=reported.event_id, event=reported.event))
+                db.flush()
+                # One UPDATE of the counters, never read and written back: concurrent events all count.
+                held = GitRepository.holds + reported.holds
+                fields: dict[str, Any] = {
+                    "last_event": reported.event, "last_event_at": reported.at,
+                    "total_commits": GitRepository.total_commits + max(0, reported.commits),
+                    "holds": case((held < 0, 0), else_=held)}
+                if reported.commit:
+                    fields["last_commit_hash"] = reported.commit
+                if reported.pushed:
+                    fields.update(last_pushed_at=reported.at, push_failures=0)
+                if reported.push_failures is not None:
+                    fields["push_failures"] = max(0, reported.push_failures)
+                done = db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(**fields))
+                if not done.rowcount:  # type: ignore[attr-defined]
+                    raise rules.NotFound(f"repository {repo_id} does not exist")
+                db.execute(delete(FleetEvent).where(and_(
+                    FleetEvent.repository_id == repo_id, FleetEvent.received_at < now() - EVENT_MEMORY)))
+            return True
+        except IntegrityError:
+            self.repository(repo_id)  # NotFound when the repository is gone
+            return False
+
+    def ping(self) -> None:
+        """Whether the database answers: returns, or raises the driver's error."""
+        with session(self.engine) as db:
+            db.execute(select(1))
+
     def due(self, when: datetime, default_interval: int) -> list[tuple[int, int]]:
         """(id, interval) of every active repository with a source; the scheduler decides which are due."""
         with session(self.engine) as db:
@@ -297,6 +363,26 @@ class Store:
             repos = dict(db.execute(select(GitRepository.status, func.count()).group_by(GitRepository.status)).all())
             tasks = dict(db.execute(select(SyncTask.status, func.count()).group_by(SyncTask.status)).all())
         return {"repositories": {k: int(v) for k, v in repos.items()}, "tasks": {k: int(v) for k, v in tasks.items()}}
+
+    def task_stats(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], Durations]]:
+        """Tasks by (kind, status), and the durations of the finished ones by (kind, outcome): two
+        aggregate queries, so that any API process counts the tasks of every worker."""
+        if self.engine.dialect.name == "sqlite":
+            seconds: Any = (func.julianday(SyncTask.finished_at) - func.julianday(SyncTask.started_at)) * 86400.0
+        else:
+            seconds = func.date_part("epoch", SyncTask.finished_at - SyncTask.started_at)
+        within = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in TASK_BUCKETS]
+        with session(self.engine) as db:
+            counted = db.execute(select(SyncTask.kind, SyncTask.status, func.count())
+                                 .group_by(SyncTask.kind, SyncTask.status)).all()
+            timed = db.execute(select(SyncTask.kind, SyncTask.status, func.count(), func.sum(seconds), *within)
+                               .where(and_(SyncTask.status.in_(FINISHED), SyncTask.started_at.is_not(None),
+                                           SyncTask.finished_at.is_not(None)))
+                               .group_by(SyncTask.kind, SyncTask.status)).all()
+        counts = {(str(row[0]), str(row[1])): int(row[2]) for row in counted}
+        durations = {(str(row[0]), str(row[1])): Durations(
+            int(row[2]), max(0.0, float(row[3] or 0.0)), tuple(int(n or 0) for n in row[4:])) for row in timed}
+        return counts, durations
 
     @staticmethod
     def _load(db: Any, repo_id: int) -> GitRepository:

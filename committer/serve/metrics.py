@@ -16,9 +16,15 @@ from prometheus_client import (
     Info,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily as GaugeMetricFamily
+from prometheus_client.core import HistogramMetricFamily as HistogramMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 
 from committer import __version__
+
+# For collectors of other layers that read their numbers at scrape time (the fleet's, from its database).
+__all__ = ["CONTENT_TYPE_LATEST", "CollectorRegistry", "GaugeMetricFamily", "HistogramMetricFamily", "Metrics",
+           "generate_latest"]
 
 # 1 ms to 60 s: a one-file commit takes milliseconds, a start-up reconcile or a slow push a minute.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

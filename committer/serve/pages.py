@@ -17,7 +17,9 @@ from itertools import groupby
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment as Environment
+from jinja2 import PackageLoader as PackageLoader
+from jinja2 import select_autoescape as select_autoescape
 
 from committer import __version__
 from committer.core import logs
