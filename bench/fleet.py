@@ -87,7 +87,7 @@ def served(root: Path, count: int, commits: int = 30) -> list[str]:
 
 def percentile(samples: list[float], pct: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 class Running:
@@ -307,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {count} migrations, two workers (Redis, SQLite) | {fig['fleet']:.1f} s "
                          f"({fig['failed']:.0f} failed) | sequential `git clone --mirror`: {fig['baseline']:.1f} s "
                          f"| {fig['baseline'] / fig['fleet']:.2f}x faster | 1.5x faster |")
-            lines.append(f"| {fig['noop_count']:.0f} no-op syncs, two workers | {fig['noop_each'] * 1000:.0f} ms a sync "
-                         f"({fig['noop_total']:.1f} s) | one `git fetch`: {fig['fetch'] * 1000:.0f} ms "
+            lines.append(f"| {fig['noop_count']:.0f} no-op syncs, two workers "
+                         f"| {fig['noop_each'] * 1000:.0f} ms a sync ({fig['noop_total']:.1f} s) "
+                         f"| one `git fetch`: {fig['fetch'] * 1000:.0f} ms "
                          f"| {fig['noop_each'] / fig['fetch']:.2f}x | reference |")
         if args.only in (None, "list"):
             for label, url_maker in (("SQLite", lambda: contextlib.nullcontext(f"sqlite:///{base / 'list.db'}")),

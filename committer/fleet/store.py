@@ -5,10 +5,9 @@ session closed)."""
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from committer.fleet.db import (
     GitRepository,
     IntegrityError,
     Organisation,
-    SyncTask,
     and_,
     case,
     delete,
@@ -33,13 +31,13 @@ from committer.fleet.db import (
     session,
     update,
 )
+from committer.fleet.taskrows import TASK_BUCKETS as TASK_BUCKETS
+from committer.fleet.taskrows import Durations as Durations
+from committer.fleet.taskrows import TaskRows, aware
 
 DEFAULT_PAGE, MAX_PAGE = 50, 500
 COMMIT_BATCH = 1000
 EVENT_MEMORY = timedelta(days=30)  # how long a delivered event's id is kept against a delivery made again
-# Upper bounds (seconds) of the task duration histogram: a no-op sync takes a second, a big migration minutes.
-TASK_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0)
-FINISHED = ("succeeded", "failed")
 
 
 @dataclass(frozen=True)
@@ -71,23 +69,13 @@ class Reported:
 
 
 @dataclass(frozen=True)
-class Durations:
-    """Finished tasks of one kind and outcome: how many, their seconds in all, and how many took at most
-    each of TASK_BUCKETS (cumulative, as Prometheus histograms count)."""
-
-    count: int
-    seconds: float
-    buckets: tuple[int, ...]
-
-
-@dataclass(frozen=True)
 class BranchState:
     name: str
     commit_hash: str
     is_default: bool
 
 
-class Store:
+class Store(TaskRows):
     """The fleet's state in one database; `repos_dir` is where repositories live ({slug}/{name})."""
 
     def __init__(self, engine: Engine, repos_dir: Path) -> None:
@@ -293,96 +281,7 @@ class Store:
                               .where(and_(GitRepository.source_url != "", or_(
                                   GitRepository.status == "active",
                                   and_(GitRepository.status == "failed", GitRepository.last_synced_at.is_not(None))))))
-            return [(row[0], row[1] or default_interval, _aware(row[2])) for row in rows]
-
-    # Tasks
-
-    def new_task(self, repo_id: int, kind: str, force: bool = False) -> SyncTask:
-        repo = self.repository(repo_id)
-        if repo.status == "archived":
-            raise rules.Archived(f"repository {repo.organisation.slug}/{repo.name} is archived")
-        with session(self.engine) as db:
-            task = SyncTask(task_id=str(uuid.uuid4()), repository_id=repo_id, kind=kind, force=force)
-            db.add(task)
-            db.flush()
-            return task
-
-    def task(self, task_id: str) -> SyncTask:
-        with session(self.engine) as db:
-            task = db.scalar(select(SyncTask).where(SyncTask.task_id == task_id))
-            if task is None:
-                raise rules.NotFound(f"task {task_id!r} does not exist")
-            return task
-
-    def claim_task(self, task_id: str, worker: str) -> SyncTask:
-        """A worker takes a task: running, one more attempt (counted in the database, however many workers
-        race), started and heard from now."""
-        at = now()
-        with session(self.engine) as db:
-            db.execute(update(SyncTask).where(SyncTask.task_id == task_id).values(
-                status="running", attempts=SyncTask.attempts + 1, started_at=at, heartbeat_at=at, worker=worker,
-                finished_at=None, retry_at=None))
-        return self.task(task_id)
-
-    def update_task(self, task_id: str, **fields: Any) -> None:
-        with session(self.engine) as db:
-            db.execute(update(SyncTask).where(SyncTask.task_id == task_id).values(**fields))
-
-    def stale_tasks(self, lease: float) -> list[SyncTask]:
-        """Tasks a worker claimed and stopped reporting on (killed, or its machine lost): to be sent again."""
-        cutoff = now() - timedelta(seconds=lease)
-        with session(self.engine) as db:
-            return list(db.scalars(select(SyncTask).where(and_(
-                SyncTask.status == "running", or_(SyncTask.heartbeat_at.is_(None), SyncTask.heartbeat_at < cutoff)))))
-
-    def busy_repositories(self) -> set[int]:
-        """Repositories with a task pending, running or retrying."""
-        with session(self.engine) as db:
-            return set(db.scalars(select(SyncTask.repository_id).where(
-                SyncTask.status.in_(("pending", "running", "retrying"))).distinct()))
-
-    def tasks_sent_since(self, after_id: int) -> tuple[int, dict[int, datetime]]:
-        """The newest task row id, and each repository's newest task time among rows after `after_id`: the
-        scheduler reads only what is new at every tick (the primary key's index), not the whole history."""
-        with session(self.engine) as db:
-            rows = db.execute(select(SyncTask.repository_id, func.max(SyncTask.id), func.max(SyncTask.created_at))
-                              .where(SyncTask.id > after_id).group_by(SyncTask.repository_id)).all()
-        newest = max((row[1] for row in rows), default=after_id)
-        return newest, {row[0]: _aware(row[2]) or now() for row in rows}
-
-    def overdue_retries(self, lease: float) -> list[SyncTask]:
-        """Tasks waiting for a retry whose time passed a lease ago: their delayed message died with a worker."""
-        cutoff = now() - timedelta(seconds=lease)
-        with session(self.engine) as db:
-            return list(db.scalars(select(SyncTask).where(and_(
-                SyncTask.status == "retrying", or_(SyncTask.retry_at.is_(None), SyncTask.retry_at < cutoff)))))
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Repositories by status and tasks by status: the gauges of /metrics."""
-        with session(self.engine) as db:
-            repos = dict(db.execute(select(GitRepository.status, func.count()).group_by(GitRepository.status)).all())
-            tasks = dict(db.execute(select(SyncTask.status, func.count()).group_by(SyncTask.status)).all())
-        return {"repositories": {k: int(v) for k, v in repos.items()}, "tasks": {k: int(v) for k, v in tasks.items()}}
-
-    def task_stats(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], Durations]]:
-        """Tasks by (kind, status), and the durations of the finished ones by (kind, outcome): two
-        aggregate queries, so that any API process counts the tasks of every worker."""
-        if self.engine.dialect.name == "sqlite":
-            seconds: Any = (func.julianday(SyncTask.finished_at) - func.julianday(SyncTask.started_at)) * 86400.0
-        else:
-            seconds = func.date_part("epoch", SyncTask.finished_at - SyncTask.started_at)
-        within = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in TASK_BUCKETS]
-        with session(self.engine) as db:
-            counted = db.execute(select(SyncTask.kind, SyncTask.status, func.count())
-                                 .group_by(SyncTask.kind, SyncTask.status)).all()
-            timed = db.execute(select(SyncTask.kind, SyncTask.status, func.count(), func.sum(seconds), *within)
-                               .where(and_(SyncTask.status.in_(FINISHED), SyncTask.started_at.is_not(None),
-                                           SyncTask.finished_at.is_not(None)))
-                               .group_by(SyncTask.kind, SyncTask.status)).all()
-        counts = {(str(row[0]), str(row[1])): int(row[2]) for row in counted}
-        durations = {(str(row[0]), str(row[1])): Durations(
-            int(row[2]), max(0.0, float(row[3] or 0.0)), tuple(int(n or 0) for n in row[4:])) for row in timed}
-        return counts, durations
+            return [(row[0], row[1] or default_interval, aware(row[2])) for row in rows]
 
     @staticmethod
     def _load(db: Any, repo_id: int) -> GitRepository:
@@ -392,10 +291,6 @@ class Store:
             raise rules.NotFound(f"repository {repo_id} does not exist")
         return repo  # type: ignore[no-any-return]
 
-
-def _aware(value: datetime | None) -> datetime | None:
-    """A time read by a column query (not a row object): SQLite gives it without a zone; it is UTC."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _token(last_id: int) -> str:
