@@ -6,13 +6,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from committer.fleet import rules
-from committer.fleet.db import Engine, SyncTask, and_, case, func, now, or_, select, session, update
-
-if TYPE_CHECKING:
-    from committer.fleet.db import GitRepository
+from committer.fleet.db import Engine, GitRepository, SyncTask, and_, case, func, now, or_, select, session, update
 
 # Upper bounds (seconds) of the task duration histogram: a no-op sync takes a second, a big migration minutes.
 TASK_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0)
