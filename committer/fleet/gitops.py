@@ -330,6 +330,9 @@ class Git:
         tips = [line.split("\0", 1) for line in out.splitlines() if "\0" in line]
         head = self._local(layout, ["symbolic-ref", "--quiet", "HEAD"], ok=(0, 1)).strip()
         default = head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else ""
+        names = [name for name, _ in tips]
+        if default not in names:  # HEAD names no branch (a source whose HEAD dangles): main, else the newest
+            default = "main" if "main" in names else (names[0] if names else "")
         last = self._local(layout, ["rev-parse", "--quiet", "--verify", "HEAD^{commit}"], ok=(0, 1)).strip()
         branches = tuple(BranchState(name, sha, name == default) for name, sha in sorted(tips))
         return Snapshot(branches, self.count(layout, []), last or (tips[0][1] if tips else ""), default)

@@ -190,3 +190,15 @@ def test_a_token_given_as_user_and_token_is_sent_as_basic_auth(tmp_path: Path, g
     Git(GitRunner(), timeout=30).clone(layout, Source(git_server.url, access, "mirror"))
     assert git("--git-dir", str(layout.path), "rev-parse", "main") == git_server.head()
     assert TOKEN not in (layout.path / "config").read_text()
+
+
+def test_a_head_that_names_no_branch_gives_main_as_the_default(tmp_path: Path) -> None:
+    bare = tmp_path / "src.git"
+    git("init", "-q", "--bare", "--initial-branch=master", str(bare))  # HEAD -> master, which never exists
+    work = tmp_path / "w"
+    git("clone", "-q", str(bare), str(work))
+    git("-C", str(work), "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q", "--allow-empty", "-m", "one")
+    git("-C", str(work), "push", "-q", "origin", "HEAD:main", "HEAD:topic")
+    snapshot = Git(GitRunner(), 60).snapshot(Layout(bare, bare=True))
+    assert snapshot.default_branch == "main"
+    assert [(b.name, b.is_default) for b in snapshot.branches] == [("main", True), ("topic", False)]
