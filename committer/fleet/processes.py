@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
 import os
 import signal
 import subprocess
@@ -59,8 +58,8 @@ def _stopper() -> threading.Event:
 
 def _serve(config: FleetConfig, store: Store) -> list[Any]:
     """Start the gRPC and HTTP servers (imported here: the worker and the beat never need them)."""
-    rpc = importlib.import_module("committer.fleet.rpc")
-    web = importlib.import_module("committer.fleet.web")
+    from committer.fleet import rpc, web
+
     grpc_server = rpc.serve_grpc(config, store, lambda task: queue.send(config, task))
     try:
         http_server = web.serve_http(config, store)
