@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
 
+from committer.core import logs  # noqa: E402
 from committer.fleet import fleet_pb2 as pb  # noqa: E402
 from committer.fleet import fleet_pb2_grpc as pb_grpc  # noqa: E402
 from committer.fleet import processes, queue, rpc  # noqa: E402
@@ -68,8 +69,6 @@ def history(target: Path, commits: int) -> None:
         lines.append(b"commit refs/heads/main\n")
         lines.append(f"committer Bench <bench@example.com> {1_700_000_000 + n} +0000\n".encode())
         lines.append(b"data %d\n%s" % (len(message), message))
-        if n > 1:
-            lines.append(b"from refs/heads/main^0\n")
         lines.append(b"M 100644 inline notes.md\ndata %d\n%s\n" % (len(body), body))
     git("--git-dir", str(target), "fast-import", "--quiet", input=b"".join(lines))
 
@@ -228,7 +227,9 @@ def listing(base: Path, rows: int, db: str) -> dict[str, float]:
 
 
 _MEMORY = """
-import resource, sys
+import os, resource, sys
+from committer.core import logs
+logs.configure("json", "warning", stream=open(os.devnull, "w"))
 from pathlib import Path
 from committer.fleet import processes
 from committer.fleet.config import FleetConfig
@@ -291,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     count = 40 if args.quick else 200
     rows = 2_000 if args.quick else 10_000
     commits = 20_000 if args.quick else 100_000
+    logs.configure("json", "warning", stream=open(os.devnull, "w"))  # noqa: SIM115 - for the whole run
     base = Path(tempfile.mkdtemp(prefix="committer-fleet-bench-"))
     lines = ["# committer fleet benchmark", "",
              f"`python bench/fleet.py {' '.join(sys.argv[1:] if argv is None else argv)}` — "

@@ -324,18 +324,20 @@ class Git:
             return int(self._local(layout, ["rev-list", "--count", "--all", "--stdin"], stdin=stdin).strip() or 0)
 
     def snapshot(self, layout: Layout) -> Snapshot:
-        """Branches (with the default), the commit count and the head, as the repository has them now."""
+        """Branches (with the default: HEAD's, else main, else the newest) and the head, in one git process;
+        `total_commits` is 0: the caller counts them, often from the history it just streamed."""
         out = self._local(layout, ["for-each-ref", "--sort=-committerdate",
-                                   "--format=%(refname:lstrip=2)%00%(objectname)", "refs/heads"])
-        tips = [line.split("\0", 1) for line in out.splitlines() if "\0" in line]
-        head = self._local(layout, ["symbolic-ref", "--quiet", "HEAD"], ok=(0, 1)).strip()
-        default = head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else ""
-        names = [name for name, _ in tips]
-        if default not in names:  # HEAD names no branch (a source whose HEAD dangles): main, else the newest
-            default = "main" if "main" in names else (names[0] if names else "")
-        last = self._local(layout, ["rev-parse", "--quiet", "--verify", "HEAD^{commit}"], ok=(0, 1)).strip()
-        branches = tuple(BranchState(name, sha, name == default) for name, sha in sorted(tips))
-        return Snapshot(branches, self.count(layout, []), last or (tips[0][1] if tips else ""), default)
+                                   "--format=%(HEAD)%00%(refname:lstrip=2)%00%(objectname)", "refs/heads"])
+        rows = [line.split("\0", 2) for line in out.splitlines() if line.count("\0") == 2]
+        tips = {name: sha for _, name, sha in rows}
+        default = next((name for mark, name, _ in rows if mark == "*"), "")
+        if not default and not rows:  # no branch yet: the one HEAD will make
+            head = self._local(layout, ["symbolic-ref", "--quiet", "HEAD"], ok=(0, 1)).strip()
+            default = head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else ""
+        elif not default:  # HEAD names no branch (a source whose HEAD dangles): main, else the newest
+            default = "main" if "main" in tips else rows[0][1]
+        branches = tuple(BranchState(name, tips[name], name == default) for name in sorted(tips))
+        return Snapshot(branches, 0, tips.get(default, ""), default)
 
     @contextlib.contextmanager
     def history(self, layout: Layout, exclude: Sequence[str]) -> Iterator[Iterator[dict[str, Any]]]:

@@ -137,13 +137,11 @@ class Work:
     def _finish(self, task: SyncTask, repo: GitRepository, layout: Layout, exclude: list[str]) -> int:
         """Count and import the commits the repository gained, then record its state: the task succeeded."""
         exclude = self.git.present(layout, exclude)
-        synced = self.git.count(layout, exclude)
-        if synced:
-            with self.git.history(layout, exclude) as commits:
-                self.store.add_commits(repo.id, commits)
+        with self.git.history(layout, exclude) as commits:  # what it streams is what the repository gained
+            synced = self.store.add_commits(repo.id, commits)
         snap = self.git.snapshot(layout)
-        self.store.record_snapshot(repo.id, snap.branches, snap.total_commits, snap.last_commit_hash,
-                                   snap.default_branch)
+        total = synced if not exclude else self.git.count(layout, [])  # nothing excluded: every commit was streamed
+        self.store.record_snapshot(repo.id, snap.branches, total, snap.last_commit_hash, snap.default_branch)
         self.store.settle(repo.id, "active")
         self.store.update_task(task.task_id, status="succeeded", commits_synced=synced, finished_at=now(),
                                error_message="")
