@@ -103,6 +103,11 @@ class Running:
         self.procs = [subprocess.Popen([sys.executable, "-m", "committer.fleet", "worker", "--concurrency", "1"],
                                        stdout=(logs / f"worker-{n}.log").open("wb"), stderr=subprocess.STDOUT,
                                        env=env, start_new_session=True) for n in range(workers)]
+        deadline = time.monotonic() + 120  # timed from ready workers: their start-up is not a migration's cost
+        while not all("worker ready" in (logs / f"worker-{n}.log").read_text() for n in range(workers)):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the workers did not say they were ready")
+            time.sleep(0.05)
 
     def wait_all(self, status: str, count: int, timeout: float = 3600) -> None:
         deadline = time.monotonic() + timeout
@@ -131,11 +136,12 @@ def config_for(base: Path, db: str, broker: str) -> FleetConfig:
                        sync_interval=86_400.0, lease=60.0)
 
 
-def migrate(base: Path, count: int, redis_url: str) -> tuple[list[str], dict[str, float]]:
+def migrate(base: Path, count: int, redis_url: str, syncs: int) -> tuple[list[str], dict[str, float]]:
     """Section 1 (and the set-up of section 2): `count` repositories migrated by two workers."""
     served_root = base / "served"
     server = GitHTTPServer(served_root, token=TOKEN)
-    names = served(served_root, count)
+    every = served(served_root, max(count, syncs))
+    names = every[:count]
     server.start()
     url = server.url.rsplit("/", 1)[0]
     header = "Authorization: Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
@@ -160,8 +166,19 @@ def migrate(base: Path, count: int, redis_url: str) -> tuple[list[str], dict[str
         fleet.wait_all("active", count)
         migrated = time.monotonic() - began
         failed = fleet.store.counts()["repositories"].get("failed", 0)
+        _, durations = fleet.store.task_stats()
+        timed = durations.get(("migrate", "succeeded"))
+        say(f"migrations: {migrated:.2f} s wall; inside the tasks {timed.seconds if timed else 0:.2f} s for "
+            f"{timed.count if timed else 0}")
         figures = {"baseline": baseline, "fleet": migrated, "failed": failed}
-        figures.update(noop(fleet, org.id, count, base, url, header))
+        if syncs > count:  # section 2's set: more repositories, migrated untimed
+            say(f"fleet: {syncs - count} more migrations for section 2")
+            for name in every[count:]:
+                fleet.stub.CreateRepository(pb.CreateRepositoryRequest(
+                    name=name.removesuffix(".git"), organisation_id=org.id, source_url=f"{url}/{name}",
+                    source_type="custom", is_mirror=True, is_bare=True, credential="loopback"))
+            fleet.wait_all("active", syncs)
+        figures.update(noop(fleet, org.id, syncs, base, url, header))
         return names, figures
     finally:
         fleet.close()
@@ -227,7 +244,7 @@ def listing(base: Path, rows: int, db: str) -> dict[str, float]:
 
 
 _MEMORY = """
-import os, resource, sys
+import os, sys
 from committer.core import logs
 logs.configure("json", "warning", stream=open(os.devnull, "w"))
 from pathlib import Path
@@ -242,7 +259,9 @@ org = store.create_organisation("memory")
 repo = store.create_repository(NewRepository(name="big", organisation_id=org.id, source_url=source, is_mirror=True))
 task = store.new_task(repo.id, "migrate" if source else "initialize")
 synced = Work(config, store).run(task.task_id)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, store.commit_count(repo.id))
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's across exec)
+peak = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(peak, store.commit_count(repo.id))
 """
 
 
@@ -286,10 +305,12 @@ def postgres_cluster(base: Path) -> Iterator[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="committer fleet's benchmark")
-    parser.add_argument("--quick", action="store_true", help="40 migrations, 40 no-op syncs, 2,000 rows, 20k commits")
+    parser.add_argument("--quick", action="store_true", help="40 migrations, 40 no-op syncs, 2,000 rows, 20k commits "
+                        "[200, 1,000, 10,000, 100k]")
     parser.add_argument("--only", choices=("migrate", "list", "memory"))
     args = parser.parse_args(argv)
     count = 40 if args.quick else 200
+    syncs = 40 if args.quick else 1000
     rows = 2_000 if args.quick else 10_000
     commits = 20_000 if args.quick else 100_000
     logs.configure("json", "warning", stream=open(os.devnull, "w"))  # noqa: SIM115 - for the whole run
@@ -303,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             redis = RedisServer(base / "redis")
             redis.start()
             try:
-                _, fig = migrate(base / "migrate", count, redis.url)
+                _, fig = migrate(base / "migrate", count, redis.url, syncs)
             finally:
                 redis.stop()
             lines.append(f"| {count} migrations, two workers (Redis, SQLite) | {fig['fleet']:.1f} s "

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
 from kombu.utils.url import maybe_sanitize_url as maybe_sanitize_url
 
 from committer.core import logs
@@ -211,5 +212,11 @@ def run_worker(config: FleetConfig, concurrency: int = 1) -> int:
     worker = app.Worker(concurrency=concurrency, pool="prefork", hostname=f"fleet-{os.getpid()}@{socket.gethostname()}",
                         queues=[QUEUE], quiet=True, without_mingle=True, without_gossip=True,
                         without_heartbeat=True, loglevel="WARNING")
+    worker_ready.connect(_ready, weak=False)
     worker.start()
     return int(worker.exitcode or 0)
+
+
+def _ready(**_details: Any) -> None:
+    """The worker consumes from now on: one line an operator (or a readiness check) can wait for."""
+    log.info("worker ready", pid=os.getpid())
