@@ -4,6 +4,7 @@ side (gRPC codes, the CLI's exit codes, the pages) maps from the same four kinds
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 from committer.core import values
@@ -51,9 +52,22 @@ def name(value: str, what: str = "name") -> str:
         raise Invalid(f"{what}: {value!r} must not contain '/' or '..'")
     if value[0] in "-.":
         raise Invalid(f"{what}: {value!r} must not start with '-' or '.'")
-    if _CONTROL.search(value) or value != value.strip():
-        raise Invalid(f"{what}: {value!r} must not hold control characters, a backslash or surrounding spaces")
+    if _CONTROL.search(value) or value != value.strip() or any(map(_unseen, value)):
+        raise Invalid(f"{what}: {value!r} must not hold control, invisible or line-breaking characters, a "
+                      "backslash or surrounding spaces")
+    if unicodedata.normalize("NFKC", value) != value:
+        # Full-width letters, a one-dot leader that reads as '.', a decomposed accent: two names that look
+        # the same must not be two folders.
+        raise Invalid(f"{what}: {value!r} holds look-alike characters; write it as "
+                      f"{unicodedata.normalize('NFKC', value)!r}")
     return value
+
+
+def _unseen(char: str) -> bool:
+    """A character a person cannot see or that breaks a line: format (zero-width, bidi), control, private or
+    unassigned, line and paragraph separators, any space but the plain one."""
+    kind = unicodedata.category(char)
+    return kind[0] == "C" or kind in ("Zl", "Zp") or (kind == "Zs" and char != " ")
 
 
 def source_url(value: str) -> str:

@@ -303,7 +303,7 @@ def _token_id(token: str) -> int:
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         kind, _, number = text.partition(":")
-        if kind != "after" or not number.isdigit():
+        if kind != "after" or not number.isdigit() or len(number) > 18:  # an id the database can hold
             raise ValueError(text)
         return int(number)
     except ValueError:

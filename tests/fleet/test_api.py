@@ -3,6 +3,7 @@ status code, keyset paging, health checking, reflection, the bearer token and TL
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import re
@@ -137,7 +138,10 @@ def test_create_without_a_source_initialises_and_with_one_migrates(fleet: Fleet,
     assert (shown.kind, shown.status, shown.repository_id, shown.started_at) == ("migrate", "pending", repo.id, "")
 
 
-@pytest.mark.parametrize("name", ["", "a/b", "..", "a..b", "-repo", ".repo", "r" * 101])
+@pytest.mark.parametrize("name", ["", "a/b", "..", "a..b", "-repo", ".repo", "r" * 101,
+                                  "\uff53\uff49\uff54\uff45",  # full-width 'site'
+                                  "a\u2024\u2024b",  # one-dot leaders: 'a..b' to the eye
+                                  "site\u200b", "a\u202eb", "a\u2028b", "a\u00a0b"])
 def test_a_bad_name_is_invalid_argument(fleet: Fleet, acme: int, name: str) -> None:
     """Every name rule of the issue, refused before anything is recorded or sent."""
     before = len(fleet.sent)
@@ -281,7 +285,8 @@ def test_list_repositories_pages_through_every_row_once_with_filters(fleet: Flee
         assert seen == sorted(expected) and len(set(seen)) == len(seen)
     assert set(made) <= set(every(0, ""))
     for request in [pb.ListRepositoriesRequest(status="sleeping"), pb.ListRepositoriesRequest(page_size=501),
-                    pb.ListRepositoriesRequest(page_token="not-a-token")]:
+                    pb.ListRepositoriesRequest(page_token="not-a-token"),
+                    pb.ListRepositoriesRequest(page_token=base64.urlsafe_b64encode(b"after:" + b"9" * 30).decode())]:
         assert fleet.refused("ListRepositories", request).code == "INVALID_ARGUMENT"
 
 
