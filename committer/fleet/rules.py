@@ -84,6 +84,10 @@ def source_url(value: str) -> str:
         if parts.scheme in ("http", "https") and (parts.username or parts.password):
             raise Invalid("source_url: holds a user or token; put the token in a credential file and pass "
                           "its name as `credential`")
+        if parts.scheme in ("http", "https") and "?" in checked:
+            # `?private_token=...` would be kept in the database and shown by every answer and page.
+            raise Invalid("source_url: must not have a query; put a token in a credential file and pass its "
+                          "name as `credential`")
     return checked
 
 

@@ -159,6 +159,7 @@ def test_a_bad_name_is_invalid_argument(fleet: Fleet, acme: int, name: str) -> N
     "https://user:hunter2@github.com/acme/site.git",  # credentials belong in a credential file
     "https://ghp_abcdef@github.com/acme/site.git",
     "ssh://git:hunter2@example.com/site.git",
+    "https://gitlab.com/acme/site.git?private_token=glpat-hunter2",  # kept and shown everywhere otherwise
 ])
 def test_a_bad_source_url_is_invalid_argument_and_never_echoed(fleet: Fleet, acme: int, url: str) -> None:
     """A source that is not https, ssh or a local path (http only to loopback), or holds a credential: one line
