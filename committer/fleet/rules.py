@@ -3,9 +3,11 @@ side (gRPC codes, the CLI's exit codes, the pages) maps from the same four kinds
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from committer.core import values
 from committer.core.errors import ConfigError
@@ -89,6 +91,32 @@ def source_url(value: str) -> str:
             raise Invalid("source_url: must not have a query; put a token in a credential file and pass its "
                           "name as `credential`")
     return checked
+
+
+def local_source(url: str, repos_dir: Path, slug: str, repo_name: str) -> None:
+    """Refuse a local source (a path or file:// URL) that is the fleet's own: its state folder (.fleet), the
+    repositories' folder or an organisation's, the repository itself (or its leftovers), or a repository of
+    another organisation. Links and `..` are resolved first. Any other path on the machine may be a source."""
+    if url.startswith("file://"):
+        path = unquote(url.removeprefix("file://"))
+    elif url.startswith("/"):
+        path = url
+    else:
+        return
+    real, root = Path(os.path.realpath(path)), Path(os.path.realpath(repos_dir))
+    if root.is_relative_to(real):
+        raise Invalid(f"source_url: {path} holds the fleet's repositories folder; a source is one repository")
+    if not real.is_relative_to(root):
+        return
+    parts = real.relative_to(root).parts
+    if parts[0] == ".fleet":
+        raise Invalid(f"source_url: {path} is the fleet's own state, not a repository")
+    if len(parts) < 2:
+        raise Invalid(f"source_url: {path} is an organisation's folder, not a repository")
+    if parts[0] != slug:
+        raise Invalid(f"source_url: {path} is a repository of another organisation")
+    if parts[1] == repo_name or parts[1].startswith("."):
+        raise Invalid(f"source_url: {path} is the repository {slug}/{repo_name} itself")
 
 
 def source_type(value: str) -> str:

@@ -117,6 +117,7 @@ class Store(TaskRows):
         fields["credential"] = rules.credential(new.credential)
         if new.sync_interval < 0:
             raise rules.Invalid("sync_interval: must not be negative")
+        rules.local_source(fields["source_url"], self.repos_dir, org.slug, new.name)
         local = self.repos_dir / org.slug / new.name
         try:
             with session(self.engine) as db:
@@ -174,6 +175,8 @@ class Store(TaskRows):
     def set_source(self, repo_id: int, source_url: str) -> None:
         """Point a repository at another source (a migration from elsewhere)."""
         checked = rules.source_url(source_url)
+        repo = self.repository(repo_id)
+        rules.local_source(checked, self.repos_dir, repo.organisation.slug, repo.name)
         with session(self.engine) as db:
             db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(
                 source_url=checked, updated_at=now()))

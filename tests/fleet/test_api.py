@@ -179,6 +179,29 @@ def test_every_accepted_kind_of_source_is_recorded(fleet: Fleet, acme: int, url:
     assert fleet.repo(acme, name, source_url=url).source_url == url
 
 
+def test_a_local_source_that_is_the_fleets_own_is_invalid_argument(fleet: Fleet, acme: int, tmp_path: Path) -> None:
+    """A local path or file:// source may be any repository on the machine but the fleet's state folder, the
+    repositories' folder or an organisation's, the repository itself, or another organisation's repository;
+    links and `..` are resolved before deciding."""
+    repos = fleet.store.repos_dir
+    other = fleet.org("other-tenant")
+    link = tmp_path / "state-link"
+    link.symlink_to(repos / ".fleet", target_is_directory=True)
+    for url in [f"{repos}/.fleet", f"file://{repos}/.fleet", f"{repos}/acme/../.fleet/broker.db", str(link),
+                str(repos), f"{repos}/acme", "/", f"{repos}/acme/self-source", f"{repos}/acme/self-source/.git",
+                f"{repos}/acme/.self-source.incoming-0123456789ab", f"{repos}/other-tenant/secret"]:
+        failed = fleet.refused("CreateRepository", pb.CreateRepositoryRequest(
+            name="self-source", organisation_id=acme, source_url=url))
+        assert failed.code == "INVALID_ARGUMENT" and failed.message.startswith("source_url:"), url
+    assert fleet.repo(acme, "fork", source_url=f"{repos}/acme/site").source_url == f"{repos}/acme/site"
+    mine = fleet.repo(other, "mine", source_url="/srv/git/mine.git")
+    failed = fleet.refused("MigrateRepository", pb.MigrateRepositoryRequest(
+        repository_id=mine.id, source_url=f"file://{repos}/other-tenant/mine"))
+    assert failed.code == "INVALID_ARGUMENT"
+    shown = fleet.call("GetRepository", pb.GetRepositoryRequest(repository_id=mine.id)).repository
+    assert shown.source_url == "/srv/git/mine.git"
+
+
 def test_a_repository_twice_is_already_exists_and_unknown_ids_are_not_found(fleet: Fleet, acme: int) -> None:
     """The same name in one organisation is ALREADY_EXISTS; an unknown repository, organisation or task is
     NOT_FOUND; a missing id is INVALID_ARGUMENT."""

@@ -342,6 +342,21 @@ def test_a_missing_credential_file_is_named_with_its_directory(world: World) -> 
     assert failed.value.message == f"credential 'absent' not found in {world.creds}"
 
 
+def test_a_local_source_linked_to_the_fleets_state_after_it_was_accepted_fails_for_good(world: World) -> None:
+    """A link the API accepted as a source, pointed at the fleet's state folder since: the task checks again
+    and clones nothing."""
+    link = world.tmp / "upstream-link"
+    link.symlink_to(world.server.repo, target_is_directory=True)
+    repo = world.repository("linked", url=str(link), credential="")
+    (world.config.repos_dir / ".fleet").mkdir(parents=True)
+    link.unlink()
+    link.symlink_to(world.config.repos_dir / ".fleet", target_is_directory=True)
+    with pytest.raises(TaskFailed) as failed:
+        world.run(repo, "migrate")
+    assert failed.value.retry is False and "the fleet's own state" in failed.value.message
+    assert not Path(repo.local_path).exists()
+
+
 def test_a_source_that_is_down_fails_for_retry(world: World) -> None:
     """The source's server stopped: 'cannot reach', and a later attempt may succeed."""
     repo = world.repository("down")
