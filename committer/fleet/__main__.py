@@ -8,7 +8,6 @@ import argparse
 import os
 import sys
 
-from committer.core import logs
 from committer.core.errors import ConfigError
 from committer.fleet import config, processes, rules
 
@@ -18,8 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("role", choices=("up", "api", "worker", "beat"))
     parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args(argv)
-    logs.configure(os.environ.get("COMMITTER_LOG_FORMAT", "json"), os.environ.get("COMMITTER_LOG_LEVEL", "info"))
     try:
+        processes.configure_logs(os.environ)
         loaded = config.load({}, os.environ)
         if args.role == "up":
             return processes.up(loaded, args.concurrency)
