@@ -14,6 +14,7 @@ from committer.core.errors import ConfigError
 
 MAX_NAME = 100
 SOURCE_TYPES = ("github", "gitlab", "gitea", "custom")
+EVENTS_SECRET = "events"  # in the credentials directory: `events`, `events.<organisation>.<name>` (HTTP side)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
@@ -128,5 +129,9 @@ def source_type(value: str) -> str:
 
 
 def credential(value: str) -> str:
-    """A credential's name: a file name in the credentials directory (never the credential itself)."""
+    """A credential's name: a file name in the credentials directory (never the credential itself), and not one
+    of the secrets daemons sign their events with (git would send it to whatever host the source names)."""
+    if value == EVENTS_SECRET or value.startswith(EVENTS_SECRET + "."):
+        raise Invalid(f"credential: {value!r} is a secret committer daemons sign their events with, not a "
+                      "credential for git")
     return name(value, "credential") if value else ""

@@ -202,6 +202,16 @@ def test_a_local_source_that_is_the_fleets_own_is_invalid_argument(fleet: Fleet,
     assert shown.source_url == "/srv/git/mine.git"
 
 
+@pytest.mark.parametrize("credential", ["events", "events.acme.site", "../creds", "-x", ".hidden"])
+def test_a_credential_name_that_is_no_git_credential_is_invalid_argument(fleet: Fleet, acme: int,
+                                                                         credential: str) -> None:
+    """The HTTP side's event secrets (`events`, `events.<organisation>.<name>`) are never handed to git as a
+    repository's credential, and a credential name is one plain file name."""
+    failed = fleet.refused("CreateRepository", pb.CreateRepositoryRequest(
+        name="with-credential", organisation_id=acme, source_url="https://example.com/x.git", credential=credential))
+    assert failed.code == "INVALID_ARGUMENT" and failed.message.startswith("credential:")
+
+
 def test_a_repository_twice_is_already_exists_and_unknown_ids_are_not_found(fleet: Fleet, acme: int) -> None:
     """The same name in one organisation is ALREADY_EXISTS; an unknown repository, organisation or task is
     NOT_FOUND; a missing id is INVALID_ARGUMENT."""
