@@ -13,6 +13,8 @@ from committer.core import values
 from committer.core.errors import ConfigError
 
 MAX_NAME = 100
+# A folder's name holds at most 255 bytes, and a clone's is `.{name}.incoming-{12 hex digits}`.
+MAX_NAME_BYTES = 200
 SOURCE_TYPES = ("github", "gitlab", "gitea", "custom")
 EVENTS_SECRET = "events"  # in the credentials directory: `events`, `events.<organisation>.<name>` (HTTP side)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -46,11 +48,13 @@ class Archived(FleetError):
 
 def name(value: str, what: str = "name") -> str:
     """A repository name or organisation slug that is one safe path component: not empty, no `/`, no `..`,
-    no leading `-` or `.`, no control characters or backslash, at most 100 characters."""
+    no leading `-` or `.`, no control characters or backslash, at most 100 characters (200 bytes)."""
     if not value:
         raise Invalid(f"{what}: must not be empty")
     if len(value) > MAX_NAME:
         raise Invalid(f"{what}: {len(value)} characters; at most {MAX_NAME}")
+    if len(value.encode()) > MAX_NAME_BYTES:
+        raise Invalid(f"{what}: {len(value.encode())} bytes in UTF-8; at most {MAX_NAME_BYTES}")
     if "/" in value or ".." in value:
         raise Invalid(f"{what}: {value!r} must not contain '/' or '..'")
     if value[0] in "-.":

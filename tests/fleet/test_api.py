@@ -141,7 +141,8 @@ def test_create_without_a_source_initialises_and_with_one_migrates(fleet: Fleet,
 @pytest.mark.parametrize("name", ["", "a/b", "..", "a..b", "-repo", ".repo", "r" * 101,
                                   "\uff53\uff49\uff54\uff45",  # full-width 'site'
                                   "a\u2024\u2024b",  # one-dot leaders: 'a..b' to the eye
-                                  "site\u200b", "a\u202eb", "a\u2028b", "a\u00a0b"])
+                                  "site\u200b", "a\u202eb", "a\u2028b", "a\u00a0b",
+                                  "\U0001f600" * 100])  # 100 characters, 400 bytes: more than a folder name holds
 def test_a_bad_name_is_invalid_argument(fleet: Fleet, acme: int, name: str) -> None:
     """Every name rule of the issue, refused before anything is recorded or sent."""
     before = len(fleet.sent)
@@ -218,6 +219,7 @@ def test_a_repository_twice_is_already_exists_and_unknown_ids_are_not_found(flee
     fleet.repo(acme, "twice")
     assert fleet.refused("CreateRepository", pb.CreateRepositoryRequest(
         name="twice", organisation_id=acme)).code == "ALREADY_EXISTS"
+    assert fleet.repo(acme, "\u00e9" * 100).local_path.endswith("/acme/" + "\u00e9" * 100)  # 100 characters, 200 bytes
     assert fleet.refused("CreateRepository", pb.CreateRepositoryRequest(
         name="orphan", organisation_id=9999)).code == "NOT_FOUND"
     for method, request in [("GetRepository", pb.GetRepositoryRequest(repository_id=9999)),
