@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from committer.core.errors import ConfigError
+from committer.core.errors import CommitterError
 from committer.fleet import config, processes, rules
 
 
@@ -25,9 +25,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.role == "worker":
             return processes.worker(loaded, args.concurrency)
         return int(getattr(processes, args.role)(loaded))
-    except (ConfigError, rules.Invalid) as exc:
+    except (CommitterError, rules.Invalid) as exc:
         print(f"committer fleet {args.role}: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code if isinstance(exc, CommitterError) else 2
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from committer.core import logs, values
-from committer.core.errors import ConfigError
+from committer.core.errors import CommitterError, ConfigError, redact
 from committer.fleet import db, queue, rules, scheduler, schema
 from committer.fleet.config import ENV, FleetConfig
 from committer.fleet.store import Store
@@ -50,9 +50,20 @@ def configure_logs(environ: Mapping[str, str], default: str = "json") -> None:
 def prepare(config: FleetConfig) -> Store:
     """The state directory and the newest schema: every process does this before anything else."""
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    engine = db.engine(config.db_url)
-    schema.upgrade(engine)
+    try:
+        engine = db.engine(config.db_url)
+        schema.upgrade(engine)
+    except db.ArgumentError as exc:  # not a database URL, or no driver for it
+        raise ConfigError("db", f"not a database URL SQLAlchemy can open: {_first_line(exc)}") from None
+    except db.SQLAlchemyError as exc:
+        raise CommitterError(f"db: cannot open the database: {_first_line(exc)}") from None
     return Store(engine, config.repos_dir)
+
+
+def _first_line(exc: Exception) -> str:
+    """The error's first line, any user:password@ of a URL in it removed."""
+    lines = str(exc).strip().splitlines()
+    return redact(lines[0] if lines else type(exc).__name__)
 
 
 def _stopper() -> threading.Event:

@@ -176,6 +176,23 @@ def test_process_commands_refuse_bad_settings_in_one_line(fleet: Fleet, tmp_path
     one_line_error(bad_db, 2, "db:")
 
 
+def test_a_database_that_cannot_be_opened_is_one_line_without_its_password(fleet: Fleet, tmp_path: Path) -> None:
+    """A database URL without its scheme is not repeated (its password would be); one SQLAlchemy has no driver
+    for is exit 2; a database that does not answer is exit 1; never a traceback, never the password."""
+    ports = []
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        ports.append(sock.getsockname()[1])
+    no_scheme, no_driver, no_answer = each(
+        fleet,
+        ("api", "--repos-dir", str(tmp_path), "--db", "fleet:hunter2@db.example/fleet"),
+        ("worker", "--repos-dir", str(tmp_path), "--db", "nosuch://fleet:hunter2@db.example/fleet"),
+        ("beat", "--repos-dir", str(tmp_path), "--db", f"postgresql://fleet:hunter2@127.0.0.1:{ports[0]}/fleet"))
+    for result, code in [(no_scheme, 2), (no_driver, 2), (no_answer, 1)]:
+        line = one_line_error(result, code, "db:")
+        assert "hunter2" not in line
+
+
 def test_process_commands_log_through_committers_logging(tmp_path: Path) -> None:
     """`committer fleet api` writes committer's log lines (JSON here: every registered secret removed, a
     traceback without its frames' values), not the logging library's defaults; a bad log setting is one line."""
