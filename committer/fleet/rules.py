@@ -15,6 +15,7 @@ from committer.core.errors import ConfigError
 MAX_NAME = 100
 # A folder's name holds at most 255 bytes, and a clone's is `.{name}.incoming-{12 hex digits}`.
 MAX_NAME_BYTES = 200
+MAX_URL, MAX_DESCRIPTION = 2000, 1000  # a list page of 500 repositories stays far below gRPC's 4 MiB
 SOURCE_TYPES = ("github", "gitlab", "gitea", "custom")
 EVENTS_SECRET = "events"  # in the credentials directory: `events`, `events.<organisation>.<name>` (HTTP side)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -82,6 +83,8 @@ def source_url(value: str) -> str:
     to a loopback address; never credentials in the URL (they belong in a credential file)."""
     if not value:
         return ""
+    if len(value) > MAX_URL:
+        raise Invalid(f"source_url: {len(value)} characters; at most {MAX_URL}")
     try:
         checked = values.remote_url("source_url", value)
     except ConfigError as exc:
@@ -122,6 +125,12 @@ def local_source(url: str, repos_dir: Path, slug: str, repo_name: str) -> None:
         raise Invalid(f"source_url: {path} is a repository of another organisation")
     if parts[1] == repo_name or parts[1].startswith("."):
         raise Invalid(f"source_url: {path} is the repository {slug}/{repo_name} itself")
+
+
+def description(value: str) -> str:
+    if len(value) > MAX_DESCRIPTION:
+        raise Invalid(f"description: {len(value)} characters; at most {MAX_DESCRIPTION}")
+    return value
 
 
 def source_type(value: str) -> str:

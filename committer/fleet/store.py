@@ -114,6 +114,7 @@ class Store(TaskRows):
         fields = dict(new.__dict__)
         fields["source_url"] = rules.source_url(new.source_url)
         fields["source_type"] = rules.source_type(new.source_type)
+        fields["description"] = rules.description(new.description)
         fields["credential"] = rules.credential(new.credential)
         if new.sync_interval < 0:
             raise rules.Invalid("sync_interval: must not be negative")

@@ -213,6 +213,21 @@ def test_a_credential_name_that_is_no_git_credential_is_invalid_argument(fleet: 
     assert failed.code == "INVALID_ARGUMENT" and failed.message.startswith("credential:")
 
 
+def test_huge_values_are_refused_at_once_in_one_short_line(fleet: Fleet, acme: int) -> None:
+    """A 200,000-character task id or page token is answered before the client's deadline (removing credentials
+    from the message it is echoed in costs time in proportion to its length, not its square), in at most about
+    1,000 characters; an over-long source URL or description is INVALID_ARGUMENT."""
+    for method, request, code in [("GetSyncTask", pb.GetSyncTaskRequest(task_id="x" * 200_000), "NOT_FOUND"),
+                                  ("ListRepositories", pb.ListRepositoriesRequest(page_token="y" * 200_000),
+                                   "INVALID_ARGUMENT")]:
+        failed = fleet.refused(method, request)
+        assert failed.code == code and len(failed.message) <= 1010, method
+    for setting, value in [("source_url", "https://example.com/" + "p" * 2000), ("description", "d" * 1001)]:
+        failed = fleet.refused("CreateRepository", pb.CreateRepositoryRequest(
+            name="huge", organisation_id=acme, **{setting: value}))
+        assert failed.code == "INVALID_ARGUMENT" and failed.message.startswith(f"{setting}:"), setting
+
+
 def test_a_repository_twice_is_already_exists_and_unknown_ids_are_not_found(fleet: Fleet, acme: int) -> None:
     """The same name in one organisation is ALREADY_EXISTS; an unknown repository, organisation or task is
     NOT_FOUND; a missing id is INVALID_ARGUMENT."""
