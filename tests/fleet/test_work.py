@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -355,6 +356,16 @@ def test_a_local_source_linked_to_the_fleets_state_after_it_was_accepted_fails_f
         world.run(repo, "migrate")
     assert failed.value.retry is False and "the fleet's own state" in failed.value.message
     assert not Path(repo.local_path).exists()
+
+
+def test_a_credential_that_is_not_a_regular_file_fails_at_once(world: World) -> None:
+    """A FIFO in the credentials directory would block the read for ever: refused, for good, instead."""
+    os.mkfifo(world.creds / "pipe")
+    repo = world.repository("piped", credential="pipe")
+    with pytest.raises(TaskFailed) as failed:
+        world.run(repo, "migrate")
+    assert failed.value.retry is False
+    assert failed.value.message == f"credential 'pipe' in {world.creds} is not a regular file"
 
 
 def test_a_source_that_is_down_fails_for_retry(world: World) -> None:
