@@ -198,6 +198,7 @@ def _process(run: Callable[[Any, FleetConfig], int], flags: dict[str, object | N
         settings = fleet_config.load(flags, os.environ)
         from committer.fleet import processes
 
+        processes.configure_logs(os.environ, "auto")
         return run(processes, settings)
 
     raise Exit(_exit_code(body))

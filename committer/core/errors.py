@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 # user:password@ in URLs, and anything that looks like an Authorization header value.
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+# The scheme is bounded: unbounded, a long run of letters cost time in the square of its length.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]{0,31}://)[^/@\s]+@")
 _AUTH_HEADER = re.compile(r"(?i)(authorization:\s*(?:basic|bearer|token)\s+)\S+")
 
 

@@ -8,8 +8,7 @@ import argparse
 import os
 import sys
 
-from committer.core import logs
-from committer.core.errors import ConfigError
+from committer.core.errors import CommitterError
 from committer.fleet import config, processes, rules
 
 
@@ -18,17 +17,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("role", choices=("up", "api", "worker", "beat"))
     parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args(argv)
-    logs.configure(os.environ.get("COMMITTER_LOG_FORMAT", "json"), os.environ.get("COMMITTER_LOG_LEVEL", "info"))
     try:
+        processes.configure_logs(os.environ)
         loaded = config.load({}, os.environ)
         if args.role == "up":
             return processes.up(loaded, args.concurrency)
         if args.role == "worker":
             return processes.worker(loaded, args.concurrency)
         return int(getattr(processes, args.role)(loaded))
-    except (ConfigError, rules.Invalid) as exc:
+    except (CommitterError, rules.Invalid) as exc:
         print(f"committer fleet {args.role}: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code if isinstance(exc, CommitterError) else 2
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ def _optional(setting: str, value: object) -> Path | None:
 def _url(setting: str, value: object) -> str:
     text = values.line(setting, value)
     if text and "://" not in text:
-        raise ConfigError(setting, f"expected a URL such as redis://127.0.0.1:6379/0, got {text!r}")
+        # Not repeated: without its scheme, a user:password@ in it would not be recognised and removed.
+        raise ConfigError(setting, "expected a URL with its scheme, such as redis://127.0.0.1:6379/0")
     return text
 
 

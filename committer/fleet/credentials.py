@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import re
 import shlex
+import stat
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,6 +42,8 @@ def load(directory: Path | None, name: str, url: str, source_type: str) -> Acces
         if not path.resolve().is_relative_to(directory.resolve()):
             # A link out of the directory (a Kubernetes secret's links stay inside it).
             raise TaskFailed(f"credential {name!r} in {directory} leads out of that directory", retry=False)
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the task for ever, a device worse
+            raise TaskFailed(f"credential {name!r} in {directory} is not a regular file", retry=False)
         with path.open("rb") as handle:
             data = handle.read(MAX_SIZE + 1)
     except FileNotFoundError:

@@ -33,8 +33,10 @@ from sqlalchemy import select as select
 from sqlalchemy import update as update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine as Engine
+from sqlalchemy.exc import ArgumentError as ArgumentError
 from sqlalchemy.exc import IntegrityError as IntegrityError
 from sqlalchemy.exc import OperationalError as OperationalError
+from sqlalchemy.exc import SQLAlchemyError as SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 from sqlalchemy.orm import Session as Session
 

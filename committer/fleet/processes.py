@@ -17,12 +17,14 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from committer.core import logs, values
+from committer.core.errors import CommitterError, ConfigError, redact
 from committer.fleet import db, queue, rules, scheduler, schema
 from committer.fleet.config import ENV, FleetConfig
 from committer.fleet.store import Store
@@ -32,12 +34,35 @@ log = logs.get("committer.fleet.processes")
 STOP_GRACE = 10.0  # seconds a worker gets to finish on SIGTERM before it is killed (its tasks come back)
 
 
+def configure_logs(environ: Mapping[str, str], default: str = "json") -> None:
+    """The process's log lines through committer's logging (every registered secret removed, a traceback as
+    plain text without its frames' values): COMMITTER_LOG_FORMAT (auto, console, json), COMMITTER_LOG_LEVEL."""
+    fmt = environ.get("COMMITTER_LOG_FORMAT", default)
+    level = environ.get("COMMITTER_LOG_LEVEL", "info")
+    if fmt not in ("auto", "console", "json"):
+        raise ConfigError("COMMITTER_LOG_FORMAT", f"{fmt!r} is not one of auto, console, json")
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError("COMMITTER_LOG_LEVEL", f"{level!r} is not one of debug, info, warning, error")
+    logs.configure(fmt, level)
+
+
 def prepare(config: FleetConfig) -> Store:
     """The state directory and the newest schema: every process does this before anything else."""
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    engine = db.engine(config.db_url)
-    schema.upgrade(engine)
+    try:
+        engine = db.engine(config.db_url)
+        schema.upgrade(engine)
+    except db.ArgumentError as exc:  # not a database URL, or no driver for it
+        raise ConfigError("db", f"not a database URL SQLAlchemy can open: {_first_line(exc)}") from None
+    except db.SQLAlchemyError as exc:
+        raise CommitterError(f"db: cannot open the database: {_first_line(exc)}") from None
     return Store(engine, config.repos_dir)
+
+
+def _first_line(exc: Exception) -> str:
+    """The error's first line, any user:password@ of a URL in it removed."""
+    lines = str(exc).strip().splitlines()
+    return redact(lines[0] if lines else type(exc).__name__)
 
 
 def _stopper() -> threading.Event:
@@ -45,8 +70,11 @@ def _stopper() -> threading.Event:
     stop = threading.Event()
 
     def handle(signum: int, _frame: object) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
         stop.set()
+        # Logged from another thread: the signal may come while this one is writing a log line and holds its
+        # (not reentrant) lock, which the handler would wait on for ever.
+        threading.Thread(target=log.info, args=("stopping",), kwargs={"signal": signal.Signals(signum).name},
+                         name="committer-stopping", daemon=True).start()
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)

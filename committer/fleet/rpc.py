@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the server's side: a client (the CLI) never loads the store
 SERVICE = "committer.fleet.v1.RepositoryService"
 HEALTH = "/grpc.health.v1.Health/"  # open without a token: a Kubernetes gRPC probe sends no metadata
 WORKERS = 16
+MAX_REASON = 1000  # characters of a refusal's one line
 log = logs.get(__name__)
 
 
@@ -131,6 +132,8 @@ class _Servicer:
                 return call(request)
             except FleetError as exc:
                 reason = redact(exc.message)
+                if len(reason) > MAX_REASON:  # a huge value echoed back would not fit in the status's trailer
+                    reason = reason[:MAX_REASON] + "..."
                 log.info("rpc_refused", method=name, kind=exc.kind, reason=reason)
                 context.abort(grpc.StatusCode[CODES[exc.kind]], reason)
             except Exception:

@@ -3,14 +3,21 @@ side (gRPC codes, the CLI's exit codes, the pages) maps from the same four kinds
 
 from __future__ import annotations
 
+import os
 import re
-from urllib.parse import urlsplit
+import unicodedata
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from committer.core import values
 from committer.core.errors import ConfigError
 
 MAX_NAME = 100
+# A folder's name holds at most 255 bytes, and a clone's is `.{name}.incoming-{12 hex digits}`.
+MAX_NAME_BYTES = 200
+MAX_URL, MAX_DESCRIPTION = 2000, 1000  # a list page of 500 repositories stays far below gRPC's 4 MiB
 SOURCE_TYPES = ("github", "gitlab", "gitea", "custom")
+EVENTS_SECRET = "events"  # in the credentials directory: `events`, `events.<organisation>.<name>` (HTTP side)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
@@ -42,18 +49,33 @@ class Archived(FleetError):
 
 def name(value: str, what: str = "name") -> str:
     """A repository name or organisation slug that is one safe path component: not empty, no `/`, no `..`,
-    no leading `-` or `.`, no control characters or backslash, at most 100 characters."""
+    no leading `-` or `.`, no control characters or backslash, at most 100 characters (200 bytes)."""
     if not value:
         raise Invalid(f"{what}: must not be empty")
     if len(value) > MAX_NAME:
         raise Invalid(f"{what}: {len(value)} characters; at most {MAX_NAME}")
+    if len(value.encode()) > MAX_NAME_BYTES:
+        raise Invalid(f"{what}: {len(value.encode())} bytes in UTF-8; at most {MAX_NAME_BYTES}")
     if "/" in value or ".." in value:
         raise Invalid(f"{what}: {value!r} must not contain '/' or '..'")
     if value[0] in "-.":
         raise Invalid(f"{what}: {value!r} must not start with '-' or '.'")
-    if _CONTROL.search(value) or value != value.strip():
-        raise Invalid(f"{what}: {value!r} must not hold control characters, a backslash or surrounding spaces")
+    if _CONTROL.search(value) or value != value.strip() or any(map(_unseen, value)):
+        raise Invalid(f"{what}: {value!r} must not hold control, invisible or line-breaking characters, a "
+                      "backslash or surrounding spaces")
+    if unicodedata.normalize("NFKC", value) != value:
+        # Full-width letters, a one-dot leader that reads as '.', a decomposed accent: two names that look
+        # the same must not be two folders.
+        raise Invalid(f"{what}: {value!r} holds look-alike characters; write it as "
+                      f"{unicodedata.normalize('NFKC', value)!r}")
     return value
+
+
+def _unseen(char: str) -> bool:
+    """A character a person cannot see or that breaks a line: format (zero-width, bidi), control, private or
+    unassigned, line and paragraph separators, any space but the plain one."""
+    kind = unicodedata.category(char)
+    return kind[0] == "C" or kind in ("Zl", "Zp") or (kind == "Zs" and char != " ")
 
 
 def source_url(value: str) -> str:
@@ -61,6 +83,8 @@ def source_url(value: str) -> str:
     to a loopback address; never credentials in the URL (they belong in a credential file)."""
     if not value:
         return ""
+    if len(value) > MAX_URL:
+        raise Invalid(f"source_url: {len(value)} characters; at most {MAX_URL}")
     try:
         checked = values.remote_url("source_url", value)
     except ConfigError as exc:
@@ -70,7 +94,43 @@ def source_url(value: str) -> str:
         if parts.scheme in ("http", "https") and (parts.username or parts.password):
             raise Invalid("source_url: holds a user or token; put the token in a credential file and pass "
                           "its name as `credential`")
+        if parts.scheme in ("http", "https") and "?" in checked:
+            # `?private_token=...` would be kept in the database and shown by every answer and page.
+            raise Invalid("source_url: must not have a query; put a token in a credential file and pass its "
+                          "name as `credential`")
     return checked
+
+
+def local_source(url: str, repos_dir: Path, slug: str, repo_name: str) -> None:
+    """Refuse a local source (a path or file:// URL) that is the fleet's own: its state folder (.fleet), the
+    repositories' folder or an organisation's, the repository itself (or its leftovers), or a repository of
+    another organisation. Links and `..` are resolved first. Any other path on the machine may be a source."""
+    if url.startswith("file://"):
+        path = unquote(url.removeprefix("file://"))
+    elif url.startswith("/"):
+        path = url
+    else:
+        return
+    real, root = Path(os.path.realpath(path)), Path(os.path.realpath(repos_dir))
+    if root.is_relative_to(real):
+        raise Invalid(f"source_url: {path} holds the fleet's repositories folder; a source is one repository")
+    if not real.is_relative_to(root):
+        return
+    parts = real.relative_to(root).parts
+    if parts[0] == ".fleet":
+        raise Invalid(f"source_url: {path} is the fleet's own state, not a repository")
+    if len(parts) < 2:
+        raise Invalid(f"source_url: {path} is an organisation's folder, not a repository")
+    if parts[0] != slug:
+        raise Invalid(f"source_url: {path} is a repository of another organisation")
+    if parts[1] == repo_name or parts[1].startswith("."):
+        raise Invalid(f"source_url: {path} is the repository {slug}/{repo_name} itself")
+
+
+def description(value: str) -> str:
+    if len(value) > MAX_DESCRIPTION:
+        raise Invalid(f"description: {len(value)} characters; at most {MAX_DESCRIPTION}")
+    return value
 
 
 def source_type(value: str) -> str:
@@ -82,5 +142,9 @@ def source_type(value: str) -> str:
 
 
 def credential(value: str) -> str:
-    """A credential's name: a file name in the credentials directory (never the credential itself)."""
+    """A credential's name: a file name in the credentials directory (never the credential itself), and not one
+    of the secrets daemons sign their events with (git would send it to whatever host the source names)."""
+    if value == EVENTS_SECRET or value.startswith(EVENTS_SECRET + "."):
+        raise Invalid(f"credential: {value!r} is a secret committer daemons sign their events with, not a "
+                      "credential for git")
     return name(value, "credential") if value else ""

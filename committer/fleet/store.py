@@ -114,9 +114,11 @@ class Store(TaskRows):
         fields = dict(new.__dict__)
         fields["source_url"] = rules.source_url(new.source_url)
         fields["source_type"] = rules.source_type(new.source_type)
+        fields["description"] = rules.description(new.description)
         fields["credential"] = rules.credential(new.credential)
         if new.sync_interval < 0:
             raise rules.Invalid("sync_interval: must not be negative")
+        rules.local_source(fields["source_url"], self.repos_dir, org.slug, new.name)
         local = self.repos_dir / org.slug / new.name
         try:
             with session(self.engine) as db:
@@ -174,6 +176,8 @@ class Store(TaskRows):
     def set_source(self, repo_id: int, source_url: str) -> None:
         """Point a repository at another source (a migration from elsewhere)."""
         checked = rules.source_url(source_url)
+        repo = self.repository(repo_id)
+        rules.local_source(checked, self.repos_dir, repo.organisation.slug, repo.name)
         with session(self.engine) as db:
             db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(
                 source_url=checked, updated_at=now()))
@@ -303,7 +307,7 @@ def _token_id(token: str) -> int:
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         kind, _, number = text.partition(":")
-        if kind != "after" or not number.isdigit():
+        if kind != "after" or not number.isdigit() or len(number) > 18:  # an id the database can hold
             raise ValueError(text)
         return int(number)
     except ValueError:

@@ -61,7 +61,7 @@ MAX_EVENT_BODY = 1024 * 1024  # committer's events are a few kB; path lists are 
 BODY_SECONDS = 30.0  # the longest an event's body may take to arrive
 PROBE_SECONDS = 10.0  # /healthz and /metrics answer 503 when the database takes longer
 SIGNATURE = "x-committer-signature-256"
-SECRET, PAGE_SIZE = "events", 50
+SECRET, PAGE_SIZE = rules.EVENTS_SECRET, 50
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 FLEET_CSS = """/* committer fleet: the overview page, on top of the history pages' style.css */
 form.filters { display: flex; flex-wrap: wrap; gap: .4rem .8rem; align-items: end; margin: 0 0 1rem; }

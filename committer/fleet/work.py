@@ -111,6 +111,10 @@ class Work:
         there = self.git.exists(layout)
         exclude = self._imported(repo, layout) if there else []  # after a forced clone, those still there
         if repo.source_url:
+            try:  # again here: a link made since the API checked the source
+                rules.local_source(repo.source_url, self.config.repos_dir, repo.organisation.slug, repo.name)
+            except rules.Invalid as exc:
+                raise TaskFailed(exc.message, retry=False) from None
             access = credentials.load(self.config.credentials_dir, repo.credential, repo.source_url,
                                       repo.source_type)
             source = Source(repo.source_url, access, _mode(repo))

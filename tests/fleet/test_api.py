@@ -3,6 +3,7 @@ status code, keyset paging, health checking, reflection, the bearer token and TL
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import re
@@ -137,7 +138,11 @@ def test_create_without_a_source_initialises_and_with_one_migrates(fleet: Fleet,
     assert (shown.kind, shown.status, shown.repository_id, shown.started_at) == ("migrate", "pending", repo.id, "")
 
 
-@pytest.mark.parametrize("name", ["", "a/b", "..", "a..b", "-repo", ".repo", "r" * 101])
+@pytest.mark.parametrize("name", ["", "a/b", "..", "a..b", "-repo", ".repo", "r" * 101,
+                                  "\uff53\uff49\uff54\uff45",  # full-width 'site'
+                                  "a\u2024\u2024b",  # one-dot leaders: 'a..b' to the eye
+                                  "site\u200b", "a\u202eb", "a\u2028b", "a\u00a0b",
+                                  "\U0001f600" * 100])  # 100 characters, 400 bytes: more than a folder name holds
 def test_a_bad_name_is_invalid_argument(fleet: Fleet, acme: int, name: str) -> None:
     """Every name rule of the issue, refused before anything is recorded or sent."""
     before = len(fleet.sent)
@@ -155,6 +160,7 @@ def test_a_bad_name_is_invalid_argument(fleet: Fleet, acme: int, name: str) -> N
     "https://user:hunter2@github.com/acme/site.git",  # credentials belong in a credential file
     "https://ghp_abcdef@github.com/acme/site.git",
     "ssh://git:hunter2@example.com/site.git",
+    "https://gitlab.com/acme/site.git?private_token=glpat-hunter2",  # kept and shown everywhere otherwise
 ])
 def test_a_bad_source_url_is_invalid_argument_and_never_echoed(fleet: Fleet, acme: int, url: str) -> None:
     """A source that is not https, ssh or a local path (http only to loopback), or holds a credential: one line
@@ -174,12 +180,61 @@ def test_every_accepted_kind_of_source_is_recorded(fleet: Fleet, acme: int, url:
     assert fleet.repo(acme, name, source_url=url).source_url == url
 
 
+def test_a_local_source_that_is_the_fleets_own_is_invalid_argument(fleet: Fleet, acme: int, tmp_path: Path) -> None:
+    """A local path or file:// source may be any repository on the machine but the fleet's state folder, the
+    repositories' folder or an organisation's, the repository itself, or another organisation's repository;
+    links and `..` are resolved before deciding."""
+    repos = fleet.store.repos_dir
+    other = fleet.org("other-tenant")
+    link = tmp_path / "state-link"
+    link.symlink_to(repos / ".fleet", target_is_directory=True)
+    for url in [f"{repos}/.fleet", f"file://{repos}/.fleet", f"{repos}/acme/../.fleet/broker.db", str(link),
+                str(repos), f"{repos}/acme", "/", f"{repos}/acme/self-source", f"{repos}/acme/self-source/.git",
+                f"{repos}/acme/.self-source.incoming-0123456789ab", f"{repos}/other-tenant/secret"]:
+        failed = fleet.refused("CreateRepository", pb.CreateRepositoryRequest(
+            name="self-source", organisation_id=acme, source_url=url))
+        assert failed.code == "INVALID_ARGUMENT" and failed.message.startswith("source_url:"), url
+    assert fleet.repo(acme, "fork", source_url=f"{repos}/acme/site").source_url == f"{repos}/acme/site"
+    mine = fleet.repo(other, "mine", source_url="/srv/git/mine.git")
+    failed = fleet.refused("MigrateRepository", pb.MigrateRepositoryRequest(
+        repository_id=mine.id, source_url=f"file://{repos}/other-tenant/mine"))
+    assert failed.code == "INVALID_ARGUMENT"
+    shown = fleet.call("GetRepository", pb.GetRepositoryRequest(repository_id=mine.id)).repository
+    assert shown.source_url == "/srv/git/mine.git"
+
+
+@pytest.mark.parametrize("credential", ["events", "events.acme.site", "../creds", "-x", ".hidden"])
+def test_a_credential_name_that_is_no_git_credential_is_invalid_argument(fleet: Fleet, acme: int,
+                                                                         credential: str) -> None:
+    """The HTTP side's event secrets (`events`, `events.<organisation>.<name>`) are never handed to git as a
+    repository's credential, and a credential name is one plain file name."""
+    failed = fleet.refused("CreateRepository", pb.CreateRepositoryRequest(
+        name="with-credential", organisation_id=acme, source_url="https://example.com/x.git", credential=credential))
+    assert failed.code == "INVALID_ARGUMENT" and failed.message.startswith("credential:")
+
+
+def test_huge_values_are_refused_at_once_in_one_short_line(fleet: Fleet, acme: int) -> None:
+    """A 200,000-character task id or page token is answered before the client's deadline (removing credentials
+    from the message it is echoed in costs time in proportion to its length, not its square), in at most about
+    1,000 characters; an over-long source URL or description is INVALID_ARGUMENT."""
+    for method, request, code in [("GetSyncTask", pb.GetSyncTaskRequest(task_id="x" * 200_000), "NOT_FOUND"),
+                                  ("ListRepositories", pb.ListRepositoriesRequest(page_token="y" * 200_000),
+                                   "INVALID_ARGUMENT")]:
+        failed = fleet.refused(method, request)
+        assert failed.code == code and len(failed.message) <= 1010, method
+    for setting, value in [("source_url", "https://example.com/" + "p" * 2000), ("description", "d" * 1001)]:
+        failed = fleet.refused("CreateRepository", pb.CreateRepositoryRequest(
+            name="huge", organisation_id=acme, **{setting: value}))
+        assert failed.code == "INVALID_ARGUMENT" and failed.message.startswith(f"{setting}:"), setting
+
+
 def test_a_repository_twice_is_already_exists_and_unknown_ids_are_not_found(fleet: Fleet, acme: int) -> None:
     """The same name in one organisation is ALREADY_EXISTS; an unknown repository, organisation or task is
     NOT_FOUND; a missing id is INVALID_ARGUMENT."""
     fleet.repo(acme, "twice")
     assert fleet.refused("CreateRepository", pb.CreateRepositoryRequest(
         name="twice", organisation_id=acme)).code == "ALREADY_EXISTS"
+    assert fleet.repo(acme, "\u00e9" * 100).local_path.endswith("/acme/" + "\u00e9" * 100)  # 100 characters, 200 bytes
     assert fleet.refused("CreateRepository", pb.CreateRepositoryRequest(
         name="orphan", organisation_id=9999)).code == "NOT_FOUND"
     for method, request in [("GetRepository", pb.GetRepositoryRequest(repository_id=9999)),
@@ -281,7 +336,8 @@ def test_list_repositories_pages_through_every_row_once_with_filters(fleet: Flee
         assert seen == sorted(expected) and len(set(seen)) == len(seen)
     assert set(made) <= set(every(0, ""))
     for request in [pb.ListRepositoriesRequest(status="sleeping"), pb.ListRepositoriesRequest(page_size=501),
-                    pb.ListRepositoriesRequest(page_token="not-a-token")]:
+                    pb.ListRepositoriesRequest(page_token="not-a-token"),
+                    pb.ListRepositoriesRequest(page_token=base64.urlsafe_b64encode(b"after:" + b"9" * 30).decode())]:
         assert fleet.refused("ListRepositories", request).code == "INVALID_ARGUMENT"
 
 

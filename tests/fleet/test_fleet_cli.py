@@ -5,7 +5,9 @@ server), one-line errors, and the plain commands never loading the fleet's libra
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -172,6 +174,55 @@ def test_process_commands_refuse_bad_settings_in_one_line(fleet: Fleet, tmp_path
     one_line_error(off_loopback, 2, "api_token_file")
     one_line_error(no_workers, 2, "--concurrency")
     one_line_error(bad_db, 2, "db:")
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_without_its_password(fleet: Fleet, tmp_path: Path) -> None:
+    """A database URL without its scheme is not repeated (its password would be); one SQLAlchemy has no driver
+    for is exit 2; a database that does not answer is exit 1; never a traceback, never the password."""
+    ports = []
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        ports.append(sock.getsockname()[1])
+    no_scheme, no_driver, no_answer = each(
+        fleet,
+        ("api", "--repos-dir", str(tmp_path), "--db", "fleet:hunter2@db.example/fleet"),
+        ("worker", "--repos-dir", str(tmp_path), "--db", "nosuch://fleet:hunter2@db.example/fleet"),
+        ("beat", "--repos-dir", str(tmp_path), "--db", f"postgresql://fleet:hunter2@127.0.0.1:{ports[0]}/fleet"))
+    for result, code in [(no_scheme, 2), (no_driver, 2), (no_answer, 1)]:
+        line = one_line_error(result, code, "db:")
+        assert "hunter2" not in line
+
+
+def test_process_commands_log_through_committers_logging(tmp_path: Path) -> None:
+    """`committer fleet api` writes committer's log lines (JSON here: every registered secret removed, a
+    traceback without its frames' values), not the logging library's defaults; a bad log setting is one line."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    env = {**os.environ, "COMMITTER_LOG_FORMAT": "json"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "committer", "fleet", "api", "--repos-dir", str(tmp_path / "repos"),
+         "--grpc", f"127.0.0.1:{ports[0]}", "--http", f"127.0.0.1:{ports[1]}"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    assert proc.stderr is not None
+    lines = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if "api listening" in line or len(lines) > 50:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    lines += rest.splitlines()
+    events = [json.loads(line) for line in lines if line.strip()]
+    assert "grpc_listening" in [event["event"] for event in events]
+
+    bad = committer("fleet", "api", "--repos-dir", str(tmp_path / "repos"), env={"COMMITTER_LOG_LEVEL": "loud"})
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "committer fleet: error: COMMITTER_LOG_LEVEL: 'loud' is not one of debug, info, warning, error"]
 
 
 def test_without_the_fleet_extra_one_line_says_what_to_install(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -340,6 +341,31 @@ def test_a_missing_credential_file_is_named_with_its_directory(world: World) -> 
         world.run(repo, "migrate")
     assert failed.value.retry is True
     assert failed.value.message == f"credential 'absent' not found in {world.creds}"
+
+
+def test_a_local_source_linked_to_the_fleets_state_after_it_was_accepted_fails_for_good(world: World) -> None:
+    """A link the API accepted as a source, pointed at the fleet's state folder since: the task checks again
+    and clones nothing."""
+    link = world.tmp / "upstream-link"
+    link.symlink_to(world.server.repo, target_is_directory=True)
+    repo = world.repository("linked", url=str(link), credential="")
+    (world.config.repos_dir / ".fleet").mkdir(parents=True)
+    link.unlink()
+    link.symlink_to(world.config.repos_dir / ".fleet", target_is_directory=True)
+    with pytest.raises(TaskFailed) as failed:
+        world.run(repo, "migrate")
+    assert failed.value.retry is False and "the fleet's own state" in failed.value.message
+    assert not Path(repo.local_path).exists()
+
+
+def test_a_credential_that_is_not_a_regular_file_fails_at_once(world: World) -> None:
+    """A FIFO in the credentials directory would block the read for ever: refused, for good, instead."""
+    os.mkfifo(world.creds / "pipe")
+    repo = world.repository("piped", credential="pipe")
+    with pytest.raises(TaskFailed) as failed:
+        world.run(repo, "migrate")
+    assert failed.value.retry is False
+    assert failed.value.message == f"credential 'pipe' in {world.creds} is not a regular file"
 
 
 def test_a_source_that_is_down_fails_for_retry(world: World) -> None:
