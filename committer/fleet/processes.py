@@ -28,6 +28,7 @@ from committer.core.errors import CommitterError, ConfigError, redact
 from committer.fleet import db, queue, rules, scheduler, schema
 from committer.fleet.config import ENV, FleetConfig
 from committer.fleet.store import Store
+from committer.git import runner
 
 log = logs.get("committer.fleet.processes")
 
@@ -236,8 +237,8 @@ def environ(config: FleetConfig) -> dict[str, str]:
 
 def spawn(config: FleetConfig, role: str, *args: str) -> subprocess.Popen[bytes]:
     """Start `python -m committer.fleet ROLE ...` in its own process group, configured by its environment."""
-    return subprocess.Popen([sys.executable, "-m", "committer.fleet", role, *args],
-                            env={**os.environ, **environ(config)}, start_new_session=True)
+    return runner.start_child([sys.executable, "-m", "committer.fleet", role, *args],
+                              {**os.environ, **environ(config)})
 
 
 def stop_child(child: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> None:
@@ -251,6 +252,7 @@ def stop_child(child: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> Non
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)  # its pool processes too, even when it has exited
     child.wait()
+    runner.forget_child(child)
 
 
 def up(config: FleetConfig, concurrency: int = 1) -> int:

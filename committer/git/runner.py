@@ -110,6 +110,18 @@ def drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
         return b"", b""
 
 
+def start_child(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a long-running child of committer's own (the fleet's worker and scheduler under `fleet up`): a
+    session of its own, output shared with ours, remembered until `forget_child` so a stopped command ends it."""
+    proc = subprocess.Popen(argv, env=env, start_new_session=True)
+    _LIVE[proc.pid] = proc
+    return proc
+
+
+def forget_child(proc: subprocess.Popen[bytes]) -> None:
+    _LIVE.pop(proc.pid, None)
+
+
 class Processes(Protocol):
     """What a git executor other than committer's own (GitPython's) needs from a runner: start a process
     (and forget it once ended), or run one to completion, within `timeout`. GitRunner is the one in use."""
