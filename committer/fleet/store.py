@@ -229,12 +229,6 @@ class Store(TaskRows):
             return db.scalar(select(func.count()).select_from(GitCommit).where(
                 GitCommit.repository_id == repo_id)) or 0
 
-    def record_event(self, repo_id: int, event: str, at: datetime, **fields: Any) -> None:
-        """What a committer daemon reported: the event's name and time, and the fields it changes."""
-        with session(self.engine) as db:
-            db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(
-                last_event=event, last_event_at=at, **fields))
-
     def apply_event(self, repo_id: int, reported: Reported) -> bool:
         """Apply a delivered event to its repository's row, once: False, changing nothing, when an event
         with that id was applied before. Ids are kept EVENT_MEMORY."""
@@ -269,13 +263,6 @@ class Store(TaskRows):
         """Whether the database answers: returns, or raises the driver's error."""
         with session(self.engine) as db:
             db.execute(select(1))
-
-    def due(self, when: datetime, default_interval: int) -> list[tuple[int, int]]:
-        """(id, interval) of every active repository with a source; the scheduler decides which are due."""
-        with session(self.engine) as db:
-            rows = db.execute(select(GitRepository.id, GitRepository.sync_interval).where(
-                and_(GitRepository.status == "active", GitRepository.source_url != "")))
-            return [(row[0], row[1] or default_interval) for row in rows]
 
     def schedulable(self, default_interval: int) -> list[tuple[int, int, datetime | None]]:
         """(id, interval, last_synced_at) of every repository the scheduler keeps synced: active with a source,
