@@ -18,6 +18,7 @@ HOMES = {  # a library -> the one module that may import it; the others import w
     "anyio": "serve/work.py",
     "starlette": "serve/web.py",
     "jinja2": "serve/pages.py",
+    "markdown_it": "serve/markdown.py",
     "httpx": "core/web.py",
     "jwt": "sync/github.py",
     "tenacity": "core/retry.py",

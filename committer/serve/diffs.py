@@ -1,5 +1,6 @@
 """A commit's files as diffs a person can read: git's own diff of the two blobs, unified or side by
-side, with the changed words marked; binary, LFS and very large files summarised.
+side, with the changed words marked; a changed picture shown old beside new; other binary files, LFS
+files and very large files summarised.
 
 Everything here is bounded, whatever a commit holds: the word diff compares at most PAIR_CELLS token
 pairs for one line pair (after the common start and end are taken off, which is linear) and PAGE_CELLS
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from committer.git import lfs
 from committer.git.repo import GitRepo
 from committer.git.trees import blob_sizes
+from committer.serve import shown
 from committer.serve.history import DIFFS_MAX, SHOWN_MAX, SNIFF, Change, Commit
 from committer.serve.wording import human_size
 
@@ -50,6 +52,7 @@ class FileDiff:
     change: Change
     summary: str | None  # why there is no rendered diff (binary, too big, LFS), else None
     lines: list[Line]
+    pictures: bool = False  # a picture changed: the page shows the old one beside the new one
 
     @property
     def rows(self) -> list[Row]:
@@ -103,6 +106,9 @@ def diffs(repo: GitRepo, commit: Commit, stop: Callable[[], None] | None = None)
             result.append(FileDiff(change, f"moved from {change.old_path}, content unchanged", []))
             continue
         if any(s not in small for s in sides):
+            if shown.picture_name(change.path) and shown.picture_name(change.old_path or change.path):
+                result.append(FileDiff(change, None, [], True))  # served from /raw, which looks at the content
+                continue
             biggest = max(sizes.get(s, 0) for s in sides)
             result.append(FileDiff(change, f"{human_size(biggest)}: too large to show here; download it", []))
             continue
@@ -110,6 +116,9 @@ def diffs(repo: GitRepo, commit: Commit, stop: Callable[[], None] | None = None)
             result.append(FileDiff(change, "not shown: this page is already long; open the file to see it", []))
             continue
         blobs = repo.read_blobs(sides)
+        if all(picture(repo, b) for b in blobs.values()):
+            result.append(FileDiff(change, None, [], True))
+            continue
         if any(lfs.is_pointer(b) for b in blobs.values()):
             result.append(FileDiff(change, "large file kept in LFS: download it to see it", []))
             continue
@@ -120,6 +129,18 @@ def diffs(repo: GitRepo, commit: Commit, stop: Callable[[], None] | None = None)
         new = blobs.get(change.new_sha or "", b"")
         result.append(FileDiff(change, None, unified(repo, change, old, new, budget)))
     return result
+
+
+def picture(repo: GitRepo, content: bytes) -> bool:
+    """Whether a blob is a picture the pages show (known by its first bytes; an LFS file's in the store)."""
+    pointer = lfs.parse(content) if len(content) < lfs.POINTER_MAX else None
+    if pointer is None:
+        return shown.picture_type(content[: shown.PICTURE_HEAD]) is not None
+    try:
+        with lfs.object_path(repo.git_dir, pointer[0]).open("rb") as handle:
+            return shown.picture_type(handle.read(shown.PICTURE_HEAD)) is not None
+    except OSError:  # not in this machine's LFS store
+        return False
 
 
 def unified(repo: GitRepo, change: Change, old: bytes, new: bytes, budget: Budget | None = None) -> list[Line]:

@@ -1,7 +1,8 @@
 """The history pages: the timeline, one file's history, one commit, a file at a revision, and restore.
 
 Server-rendered Jinja2 templates with autoescaping on: every file name, message and file content is
-escaped, and a file is never served as HTML (downloads are `application/octet-stream` attachments).
+escaped, and a file is never served as HTML (downloads are `application/octet-stream` attachments; only
+pictures known by their content are served inline, as their own type).
 The daemon hands in what the pages need (a read-only view of the repository, a status snapshot, and a
 way to ask its main loop for something); this module never imports the daemon. The routes are in
 serve/site.py.
@@ -25,7 +26,7 @@ from committer import __version__
 from committer.core import logs
 from committer.git.repo import GitRepo
 from committer.ops import asking
-from committer.serve import diffs, filehistory, history, shown, wording
+from committer.serve import diffs, filehistory, history, markdown, seen, shown, wording
 from committer.serve.access import OFF, OPEN, Access, Tries
 from committer.serve.web import FileResponse, HTMLResponse, RedirectResponse, Request, Response, json_response
 from committer.serve.work import Job, PagePool
@@ -223,36 +224,33 @@ def _rev_and_path(request: Request, prefix: str) -> tuple[str, str]:
 
 async def view_page(pages: Pages, request: Request) -> Response:
     rev, path = _rev_and_path(request, "/view/")
+    source = query(request).get("source") == "1"
 
     def build(job: Job) -> Response:
         blob = history.blob_at(pages.repo, rev, path)
         when = wording.commit_time(pages.repo, blob.rev)
-        text = None
-        if not blob.binary and not blob.too_big:
-            text = blob.content.decode("utf-8", "replace")
+        what = seen.shown_as(blob, source)
         job.check()
         return page(pages, request, "view.html", {"title": f"{path} at {blob.rev[:10]}", "blob": blob,
-                                                    "text": text, "when": when})
+                                                    "text": what.text, "note": what.note,
+                                                    "picture": what.picture, "source": source,
+                                                    "markdown": markdown.is_markdown(path), "when": when})
 
     return await pages.pool.run(request.receive, build, "view")
 
 
 async def raw_file(pages: Pages, request: Request) -> Response:
-    """The file as it was, as a download: never rendered by the browser, whatever its name says."""
+    """The file as it was: a picture (known by its content) inline as its own type, anything else a
+    download that the browser never renders, whatever its name says (serve/seen.py)."""
     rev, path = _rev_and_path(request, "/raw/")
     blob = await pages.pool.run(request.receive, lambda job: history.blob_at(pages.repo, rev, path, True), "raw")
     if blob.lfs_missing:
         raise history.NotFound(f"{shown.readable(path)} at {blob.rev[:10]} is a large file kept in LFS and its "
                                "content is not in this repository's LFS store")
-    name = path.rsplit("/", 1)[-1] or "file"
-    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "._- ") else "_" for c in name)
-    headers = {
-        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{shown.url_part(name)}",
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-    }
+    media, headers = seen.download(blob, path)
     if blob.lfs_object is not None:  # streamed from the LFS store, never whole in memory
-        return FileResponse(blob.lfs_object, headers=headers, media_type="application/octet-stream")
-    return Response(blob.content, 200, headers=headers, media_type="application/octet-stream")
+        return FileResponse(blob.lfs_object, headers=headers, media_type=media)
+    return Response(blob.content, 200, headers=headers, media_type=media)
 
 
 async def commit_page(pages: Pages, request: Request) -> Response:

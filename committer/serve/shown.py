@@ -91,3 +91,28 @@ def meta_rows(meta: Mapping[str, Any] | None) -> list[tuple[str, str]]:
         else:
             rows.append((LABELS.get(key, str(key)), str(value)))
     return rows
+
+
+# The pictures a browser shows inline, known by their first bytes (never by their name alone): an SVG or
+# an HTML file is not among them, whatever it is called, and stays text.
+PICTURES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+            ".webp": "image/webp"}
+PICTURE_HEAD = 12  # bytes picture_type looks at
+
+
+def picture_type(head: bytes) -> str | None:
+    """The picture's media type from its first bytes (PNG, JPEG, GIF, WebP), else None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def picture_name(path: str) -> bool:
+    """Whether a name says picture (used only where the content is too large to look at first)."""
+    return os.path.splitext(path.lower())[1] in PICTURES
