@@ -23,6 +23,10 @@ from committer.serve.shown import url_part, url_path
 EXTENSIONS = (".md", ".markdown")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 LINKED = ("http", "https", "mailto")
+# markdown-it-py's time grows faster than the text on some input (thousands of unclosed `![`, tables of
+# many rows: a 100 kB note of `![` took 10 s): a longer note, or one with more brackets, is shown as text.
+NOTE_MAX = 50_000  # characters
+BRACKETS_MAX = 5_000
 
 
 def is_markdown(path: str) -> bool:
@@ -30,19 +34,29 @@ def is_markdown(path: str) -> bool:
     return path.lower().endswith(EXTENSIONS)
 
 
+def renderable(text: str) -> bool:
+    """Whether a note is small enough to render within a page's time (NOTE_MAX, BRACKETS_MAX)."""
+    return len(text) <= NOTE_MAX and text.count("[") <= BRACKETS_MAX
+
+
 def render(text: str, rev: str, path: str) -> str:
     """The note's HTML (safe to put in a page as it is): `path` at revision `rev`, whose relative links
     and pictures point into that revision."""
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    md.enable(["table", "strikethrough"])
-    md.core.ruler.push("committer_links", lambda state: _rewrite(state, rev, path))
-    return str(md.render(text))
+    return str(_MD.render(text, {"rev": rev, "path": path}))
 
 
-def _rewrite(state: StateCore, rev: str, path: str) -> None:
+def _rewrite(state: StateCore) -> None:
+    rev, path = str(state.env["rev"]), str(state.env["path"])
     for token in state.tokens:
         if token.children:
             token.children = [out for child in token.children for out in _safe(child, rev, path)]
+
+
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    md.core.ruler.push("committer_links", _rewrite)
+    return md
 
 
 def _safe(token: Token, rev: str, path: str) -> list[Token]:
@@ -89,3 +103,6 @@ def target(address: str, rev: str, path: str, kind: str) -> str | None:
         return None  # above the top of the data folder: nothing there
     fragment = f"#{url_part(unquote(parts.fragment))}" if parts.fragment else ""
     return f"/{kind}/{url_part(rev)}/{url_path(resolved)}{fragment}"
+
+
+_MD = _parser()

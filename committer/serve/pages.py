@@ -234,6 +234,7 @@ async def view_page(pages: Pages, request: Request) -> Response:
         return page(pages, request, "view.html", {"title": f"{path} at {blob.rev[:10]}", "blob": blob,
                                                     "text": what.text, "note": what.note,
                                                     "picture": what.picture, "source": source,
+                                                    "long_note": what.long_note,
                                                     "markdown": markdown.is_markdown(path), "when": when})
 
     return await pages.pool.run(request.receive, build, "view")

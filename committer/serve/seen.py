@@ -19,6 +19,7 @@ class Shown:
     text: str | None  # the file as text (the source of a note too), else None
     note: str | None  # a Markdown note rendered as HTML (safe as it is), else None
     picture: bool  # shown inline from /raw
+    long_note: bool = False  # a note too long to render in a page's time: shown as text
 
 
 def head(blob: Blob) -> bytes:
@@ -48,6 +49,8 @@ def shown_as(blob: Blob, source: bool) -> Shown:
     if blob.binary or blob.too_big:
         return Shown(None, None, False)
     text = blob.content.decode("utf-8", "replace")
+    if markdown.is_markdown(blob.path) and not source and not markdown.renderable(text):
+        return Shown(text, None, False, long_note=True)
     if markdown.is_markdown(blob.path) and not source:
         # control characters and bidirectional overrides (typed or as entities) shown as \uNNNN, as in text
         return Shown(text, shown.readable(markdown.render(text, blob.rev, blob.path)), False)

@@ -102,6 +102,13 @@ def test_a_markdown_note_is_rendered_with_nothing_active_in_it(site: Site) -> No
     assert "<script>alert" not in source
 
 
+def test_a_note_too_long_to_render_in_time_is_shown_as_text(site: Site) -> None:
+    rev = site.commit({"long.md": "# Long\n\n" + "![" * 20_000, "fine.md": "# Fine\n\n" + "words " * 8000})
+    long = site.get(f"/view/{rev}/long.md").text
+    assert 'id="note"' not in long and "too long to show as it reads" in long and "# Long" in long
+    assert 'id="note"' in site.get(f"/view/{rev}/fine.md").text
+
+
 def test_only_markdown_files_are_rendered(site: Site) -> None:
     rev = site.commit({"readme.txt": "# not a heading\n", "page.html": "<h1>x</h1>\n"})
     assert "<h1>not a heading" not in site.get(f"/view/{rev}/readme.txt").text
