@@ -102,6 +102,8 @@ def target(address: str, rev: str, path: str, kind: str) -> str | None:
     if resolved.startswith("../") or resolved in ("..", ".", ""):
         return None  # above the top of the data folder: nothing there
     fragment = f"#{url_part(unquote(parts.fragment))}" if parts.fragment else ""
+    if kind == "view" and where.endswith("/"):
+        return f"/file/{url_path(resolved)}"  # a folder: its history
     return f"/{kind}/{url_part(rev)}/{url_path(resolved)}{fragment}"
 
 

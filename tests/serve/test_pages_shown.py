@@ -123,6 +123,7 @@ def test_links_resolve_within_the_revision() -> None:
     assert markdown.target("../../x", "abc", "notes/a.md", "view") is None
     assert markdown.target("//evil.example/x", "abc", "a.md", "view") is None
     assert markdown.target("#part", "abc", "a.md", "view") == "#part"
+    assert markdown.target("../photos/", "abc", "notes/a.md", "view") == "/file/photos"
     for bad in ("javascript:alert(1)", "JaVaScRiPt:x", "data:text/html,x", "vbscript:x", "file:///etc/passwd"):
         assert markdown.target(bad, "abc", "a.md", "view") is None
 
