@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import struct
 import time
 import zlib
@@ -104,6 +105,7 @@ def browser() -> Iterator[Any]:
     driver = _browser_or_skip()
     yield driver
     driver.quit()
+    shutil.rmtree(driver.profile_dir, ignore_errors=True)
 
 
 @pytest.fixture
