@@ -13,11 +13,13 @@ HTTP   ?= 127.0.0.1:9464
 KILLS ?= 20
 DURATION ?= 120
 
+# (PYTHONWARNINGS: without setuptools' banner about editable installs, which asks nothing of the user)
 $(RUN_STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
-	touch $(RUN_STAMP)
+	@echo "committer: installing committer and what it runs on into $(VENV) (once; the tests' tools come with make test)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip
+	@PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -e .
+	@touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -65,9 +67,11 @@ integration: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/python -m pytest $(PARALLEL) -m faults
 
-## container-test: the image built with podman (offline: a Debian root and wheels) and run as the sidecar
+## container-test: the image built with podman (offline: a Debian root and wheels) and run as the sidecar,
+## the Kubernetes example played with `podman kube play`, and the deployment files checked offline
 container-test: $(STAMP) system-deps
-	$(BIN)/python -m pytest tests/deploy/test_image_podman.py tests/deploy/test_container.py
+	$(BIN)/python -m pytest tests/deploy/test_image_podman.py tests/deploy/test_kube_podman.py \
+		tests/deploy/test_container.py tests/deploy/test_manifests.py tests/deploy/test_links.py
 
 ## systemd-test: the units of systemd/ under systemd booted in a podman container, and checked offline
 systemd-test: $(STAMP) system-deps
