@@ -1,6 +1,6 @@
 """The deployment files' cross-references point at something that exists.
 
-In deploy/, systemd/ and the Containerfile: every relative Markdown link (and its #anchor), every
+In deploy/, systemd/, the Containerfile and the manual's Operating page: every relative Markdown link (and its #anchor), every
 repository path named in the text (`deploy/README.md`, `../systemd/README.md`, `tests/deploy/...`),
 every "see X" naming a file, and every section named after a file (`docs/operating.md, "systemd"`).
 """
@@ -27,7 +27,7 @@ SECTION = re.compile(r"`?((?:[\w.-]+/)*[\w.-]+\.md)`?(?:'s)?,? (?:section )?\"([
 
 
 def sources() -> list[Path]:
-    found = [ROOT / "Containerfile"]
+    found = [ROOT / "Containerfile", ROOT / "docs" / "operating.md"]
     for top in ("deploy", "systemd"):
         found += [p for p in sorted((ROOT / top).rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
     return found
