@@ -128,7 +128,9 @@ def pod(image: Image, tmp_path: Path) -> Iterator[tuple[Pod, Path]]:
         yield running, remote
     finally:
         podman.run("pod", "rm", "--force", "--time", "0", running.pod, check=False)
-        podman.run("volume", "rm", "--force", f"{name}-notes-data", f"{name}-notes-git", check=False)
+        # the claims' volumes, and the one podman 4.3 makes for the secret
+        for volume in (f"{name}-notes-data", f"{name}-notes-git", f"{name}-token"):
+            podman.run("volume", "rm", "--force", volume, check=False)
         podman.run("secret", "rm", f"{name}-token", check=False)
 
 

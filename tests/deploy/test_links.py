@@ -1,8 +1,9 @@
 """The deployment files' cross-references point at something that exists.
 
-In deploy/, systemd/, the Containerfile and the manual's Operating page: every relative Markdown link (and its #anchor), every
-repository path named in the text (`deploy/README.md`, `../systemd/README.md`, `tests/deploy/...`),
-every "see X" naming a file, and every section named after a file (`docs/operating.md, "systemd"`).
+In deploy/, systemd/, the Containerfile and the manual's Operating page: every relative Markdown
+link (and its #anchor), every repository path named in the text (`deploy/README.md`,
+`../systemd/README.md`, `tests/deploy/...`), every "see X" naming a file, and every section named
+after a file (`docs/operating.md, "systemd"`).
 """
 
 from __future__ import annotations
