@@ -2,30 +2,42 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# What running needs (committer and its dependencies), and on top of it what the tests need.
+RUN_STAMP := $(VENV)/.installed-run
+STAMP     := $(VENV)/.installed-test
 DEMO   := $(CURDIR)/demo
+# Where `make run` serves the history pages: loopback only, so they need no token.
+HTTP   ?= 127.0.0.1:9464
 
 .PHONY: proto run test lint docs unit integration faults soak bench bench-quick system-deps container-test systemd-test clean
 KILLS ?= 20
 DURATION ?= 120
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+# (PYTHONWARNINGS: without setuptools' banner about editable installs, which asks nothing of the user)
+$(RUN_STAMP): pyproject.toml
+	@echo "committer: installing committer and what it runs on into $(VENV) (once; the tests' tools come with make test)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip
+	@PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -e .
+	@touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 system-deps:
 	@scripts/system-deps.sh
 
-## run: the daemon in the foreground on ./demo/data, committing into ./demo/git and pushing to ./demo/mirror.git
-run: $(STAMP)
+## run: the daemon in the foreground on ./demo/data, committing into ./demo/git and pushing to ./demo/mirror.git,
+## with the history pages on loopback (HTTP=127.0.0.1:9464; `make run HTTP=127.0.0.1:8080` for another port)
+run: $(RUN_STAMP)
 	@mkdir -p $(DEMO)/data $(DEMO)/git
 	@test -d $(DEMO)/mirror.git || git init --quiet --bare --initial-branch=main $(DEMO)/mirror.git
 	@echo "committer: watching $(DEMO)/data; edit files there, Ctrl-C to stop."
-	@echo "committer: history: $(BIN)/committer log --data-dir $(DEMO)/data --git-dir $(DEMO)/git/knowledge.git"
-	$(BIN)/committer run --data-dir $(DEMO)/data --git-dir $(DEMO)/git/knowledge.git \
-		--remote file://$(DEMO)/mirror.git --log-format console
+	@echo "committer: history pages: http://$(HTTP)/"
+	@echo "committer: from a shell: $(BIN)/committer log --data-dir $(DEMO)/data --git-dir $(DEMO)/git/knowledge.git"
+	@$(BIN)/committer run --data-dir $(DEMO)/data --git-dir $(DEMO)/git/knowledge.git \
+		--remote file://$(DEMO)/mirror.git --http $(HTTP) --log-format console
 
 # Two workers (most tests wait on a daemon or git, not on a core), a test module stays on one worker;
 # then, alone, what changes something the whole machine shares and the podman builds.
@@ -55,9 +67,11 @@ integration: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/python -m pytest $(PARALLEL) -m faults
 
-## container-test: the image built with podman (offline: a Debian root and wheels) and run as the sidecar
+## container-test: the image built with podman (offline: a Debian root and wheels) and run as the sidecar,
+## the Kubernetes example played with `podman kube play`, and the deployment files checked offline
 container-test: $(STAMP) system-deps
-	$(BIN)/python -m pytest tests/deploy/test_image_podman.py tests/deploy/test_container.py
+	$(BIN)/python -m pytest tests/deploy/test_image_podman.py tests/deploy/test_kube_podman.py \
+		tests/deploy/test_container.py tests/deploy/test_manifests.py tests/deploy/test_links.py
 
 ## systemd-test: the units of systemd/ under systemd booted in a podman container, and checked offline
 systemd-test: $(STAMP) system-deps

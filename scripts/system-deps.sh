@@ -4,8 +4,9 @@
 #             redis-server and postgresql (`committer fleet`'s tests start a real Redis broker and a real
 #             PostgreSQL cluster in temporary folders; the packages' own services are not used)
 #   optional: podman, runc, mmdebstrap: the image built and run, and systemd booted, for real
-#             (tests/deploy/test_image_podman.py, tests/deploy/test_systemd_podman.py); without them those tests
-#             skip with one line saying why.
+#             (tests/deploy/test_image_podman.py, tests/deploy/test_systemd_podman.py); catatonit, the pause
+#             process of the pod `podman kube play` makes (tests/deploy/test_kube_podman.py); without them
+#             those tests skip with one line saying why.
 #   optional: rsync, vim: real slow writers and editors against the watcher (tests/watch/test_half_written.py);
 #             without them those tests skip with one line.
 #   optional: chromium, chromium-driver: the history pages tested in a real headless browser
@@ -18,7 +19,7 @@ command -v tini >/dev/null 2>&1 || needed+=(tini)
 command -v redis-server >/dev/null 2>&1 || needed+=(redis-server)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || needed+=(postgresql)
 optional=()
-for tool in podman runc mmdebstrap rsync vim; do
+for tool in podman runc mmdebstrap catatonit rsync vim; do
   command -v "$tool" >/dev/null 2>&1 || optional+=("$tool")
 done
 if [ -z "${COMMITTER_NO_BROWSER:-}" ]; then

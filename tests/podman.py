@@ -33,6 +33,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -328,6 +329,36 @@ def require() -> Podman:
     if reason:
         pytest.skip(reason)
     return Podman()
+
+
+@dataclass
+class Image:
+    """committer's image, built from the Containerfile as deploy/README.md says (offline)."""
+
+    podman: Podman
+    id: str
+    tag: str
+    size: int
+    build_seconds: float
+
+
+def committer_image(podman: Podman, wheels: Path, tests: str) -> Image:
+    """The image every podman test of the sidecar runs: built once, later runs reuse its cached layers."""
+    base = podman.debian_root(IMAGE_PACKAGES)
+    can_run(podman, base, tests)
+    packages = wheelhouse(wheels)
+    started = time.monotonic()
+    tag = podman.used(f"localhost/committer-test/committer:{digest(base, packages)}")
+    image_id = podman.build(
+        ROOT, tag, "--format", "docker", "--network", "none", "--file", str(ROOT / "Containerfile"),
+        "--build-arg", f"BASE={base}", "--build-context", f"wheels={wheels}",
+    )
+    took = time.monotonic() - started
+    size = int(podman.inspect("image", image_id, "{{.Size}}"))
+    figures = {"image_bytes": size, "image_build_seconds": round(took, 1), "base": base}
+    (cache_dir() / "image-figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+    podman.clean_stale()  # after this run's images are marked as used
+    return Image(podman, image_id, tag, size, took)
 
 
 def can_run(podman: Podman, image: str, tests: str) -> None:

@@ -1,10 +1,12 @@
 """The units of systemd/ under a real systemd: booted as PID 1 of a privileged podman container.
 
-The container is a Debian root (tests/podman.py) with systemd, committer installed from wheels, and
-the unit files copied in unchanged, installed the way systemd/README.md says. The remote is a
-smart-HTTP git server inside the container (tests/gitserver.py run as a script) that accepts only
-the token, so a push that lands proves the daemon had the credential. Drop-ins change only what a
-test needs to be quick (WatchdogSec=, the debounce); every other line is the shipped unit's.
+The container is a Debian root (tests/podman.py) with systemd, committer installed in a virtual
+environment under /opt/committer by systemd/README.md's own commands (pip given the wheels built
+here instead of a clone), and the unit files copied in unchanged, installed the way that README
+says. The remote is a smart-HTTP git server inside the container (tests/gitserver.py run as a
+script) that accepts only the token, so a push that lands proves the daemon had the credential.
+Drop-ins change only what a test needs to be quick (WatchdogSec=, the debounce); every other line
+is the shipped unit's.
 The container is privileged: without CAP_SYS_ADMIN, systemd 252 runs the unit without its mount
 namespace ("assuming containerized execution and ignoring"), and the file system sandbox would be
 silently missing, which the hardening test would catch.
@@ -45,11 +47,19 @@ RUN apt-get update -qq \\
       systemd systemd-sysv dbus acl procps \\
  && rm -rf /var/lib/apt/lists/*
 COPY wheels/ /wheels/
-RUN python3 -m venv /opt/committer \\
- && /opt/committer/bin/pip install --quiet --no-index --find-links /wheels committer \\
- && ln -s /opt/committer/bin/committer /usr/local/bin/committer \\
- && rm -rf /wheels
 """
+# systemd/README.md's install of committer itself, run as written but for where pip finds the package.
+INSTALL_STEPS = ("python3 -m venv ", "/opt/committer/bin/pip install ", "ln -s ")
+FROM_WHEELS = "--no-index --find-links /wheels committer"
+
+
+def install_steps() -> list[str]:
+    """The commands of systemd/README.md's install that put committer in /opt/committer, as written."""
+    text = (UNITS / "README.md").read_text()
+    block = text[text.index("## Install"):].split("```sh", 1)[1].split("```", 1)[0]
+    steps = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.startswith(INSTALL_STEPS)]
+    assert [step.split()[0] for step in steps] == ["python3", "/opt/committer/bin/pip", "ln"], steps
+    return steps
 
 
 @dataclass
@@ -140,6 +150,11 @@ def boot(podman: Podman, image: str) -> Machine:
 
 def install(machine: Machine) -> None:
     """systemd/README.md's install steps, the git server and its repositories."""
+    for step in install_steps():
+        installed = step.replace("/opt/committer/bin/pip install .", f"/opt/committer/bin/pip install {FROM_WHEELS}")
+        machine.sh(installed, timeout=300)
+    assert machine.sh("command -v committer").stdout.strip() == "/usr/local/bin/committer"
+    assert machine.sh("readlink -f /usr/local/bin/committer").stdout.strip() == "/opt/committer/bin/committer"
     for unit in ("committer.service", "committer@.service"):
         machine.podman.run("cp", str(UNITS / unit), f"{machine.name}:/etc/systemd/system/{unit}")
     machine.podman.run("cp", str(ROOT / "tests" / "gitserver.py"), f"{machine.name}:/srv/gitserver.py")
@@ -298,6 +313,11 @@ def test_every_hardening_directive_is_in_force_while_it_commits_and_pushes(machi
             assert allowed & denied and {"inotify_add_watch", "execve", "connect"} <= in_force
         else:
             assert shown[key] == expected, (key, shown[key], expected)
+
+    # The limits of systemd/README.md's "Memory and tasks", as systemd reads them.
+    limits = machine.show(unit, "MemoryMax", "TasksMax")
+    assert limits == {"MemoryMax": str(512 * 2**20), "TasksMax": "256"}, limits
+    assert (directives["MemoryMax"], directives["TasksMax"]) == (["512M"], ["256"])
 
     # What the kernel says of the running daemon, and of its view of the file system.
     pid = shown["MainPID"]
