@@ -5,7 +5,7 @@ answer what the push loop does next."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from committer.commit.committer import Committer
 from committer.ops import holds, snapshot
@@ -42,6 +42,10 @@ class ConfirmDeletes(Asked):
 
     op: ClassVar[str] = "confirm-deletes"
     seen: str = ""
+
+    def args(self) -> dict[str, Any]:
+        """`{}` as it always was from the CLI; `seen` only when a page sends it."""
+        return {"seen": self.seen} if self.seen else {}
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ LABELS = {
     "op": "Operation", "host": "Host", "first_event": "First change seen", "batch": "Batch",
     "added": "Added", "modified": "Modified", "deleted": "Deleted", "renamed": "Renamed",
     "source": "Restored from commit", "rev": "Restored from", "path": "Restored path", "remote": "Remote commit",
-    "head": "Head", "v": "Trailer version",
+    "head": "Head", "v": "Trailer version", "allowed_secret": "Said not to be a secret",
 }
 
 

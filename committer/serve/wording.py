@@ -143,6 +143,7 @@ def banner(state: Mapping[str, Any], now: float) -> dict[str, Any]:
         "held": held,
         "held_said": said,
         "held_detail": detail,
+        "held_since": relative(since, now) if held and (since := parse_iso(held.get("since"))) else None,
         "held_more": max(0, int(held.get("count") or 0) - len(held.get("paths") or [])) if held else 0,
         "put_back": held is not None and held.get("reason") == "max_delete",
         "secrets": secrets[:HELD_LISTED],
