@@ -70,3 +70,15 @@ def test_put_back_writes_held_deletions_back_and_refuses_an_empty_data_dir(layou
     assert empty.returncode == 1 and "the data folder is empty or missing (unmounted?)" in empty.stderr
     assert list(layout.data.iterdir()) == []  # nothing is written into what may be an empty mount point
     assert json.loads(committer("status", "--json", *layout.args()).stdout)["held"]["reason"] == "data_dir_empty"
+
+
+def test_the_secret_allow_list_lets_matching_files_in_unscanned(layout: Layout) -> None:
+    from tests.commit.test_pipeline import make_pipeline, write
+
+    pipeline = make_pipeline(layout, secret_allow="docs/examples/,fixtures/*.json")
+    write(layout, "docs/examples/token.md", f"{TOKEN}\n")
+    write(layout, "fixtures/api.json", f'{{"token": "{TOKEN}"}}\n')
+    write(layout, "notes/token.md", f"{TOKEN}\n")
+    pipeline.commit([""])
+    assert tree_files(layout.git_dir) == {"docs/examples/token.md", "fixtures/api.json"}
+    assert pipeline.held.reasons == {"notes/token.md": "looks like it contains a secret (github-token)"}
