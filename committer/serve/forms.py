@@ -4,6 +4,9 @@ the CSRF token; a preview answers same-origin requests only; logins are limited 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import parse_qs
 
 from committer.core.errors import CommitterError
@@ -23,6 +26,7 @@ from committer.serve.web import (
 
 FORM_MAX = 16 * 1024  # bytes of a form post
 FORM_SECONDS = 10.0  # the longest a form's body may take to arrive
+SETTLE_SECONDS = 2.0  # the longest a hold's answer waits for the daemon's state to show it
 COOKIE_SECONDS = 7 * 86400
 
 
@@ -94,6 +98,7 @@ async def confirm_deletes(pages: Pages, request: Request) -> Response:
         answer = (await run_in_threadpool(pages.request, ConfirmDeletes(seen=form.get("seen", "")))).payload
     except CommitterError as exc:
         return _held(pages, request, "Nothing was done", exc.message, 409)
+    await _settled(pages, _hold_gone(form.get("seen", "")))
     if answer.get("sha"):
         return RedirectResponse(f"/commit/{answer['sha']}", 303)
     return _held(pages, request, "Nothing to confirm", "No deletions are on hold (any more).", 200)
@@ -109,7 +114,21 @@ async def put_back(pages: Pages, request: Request) -> Response:
         answer = (await run_in_threadpool(pages.request, PutBack(seen=form.get("seen", "")))).payload
     except CommitterError as exc:
         return _held(pages, request, "Nothing was done", exc.message, 409)
+    await _settled(pages, _hold_gone(form.get("seen", "")))
     return page(pages, request, "held.html", {"title": "Put back", "put": answer})
+
+
+async def _settled(pages: Pages, done: Callable[[Mapping[str, Any]], bool]) -> None:
+    """The daemon writes the state the banner shows just after it answers: wait a moment until it says
+    the change, so the next page does not show a hold that is already dealt with."""
+    for _ in range(int(SETTLE_SECONDS / 0.05)):
+        if done(pages.status()):
+            return
+        await asyncio.sleep(0.05)
+
+
+def _hold_gone(seen: str) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda state: (state.get("held") or {}).get("key") != seen or not seen
 
 
 def _held(pages: Pages, request: Request, title: str, message: str, status: int) -> Response:
@@ -129,6 +148,8 @@ async def secret_page(pages: Pages, request: Request) -> Response:
             answer = (await run_in_threadpool(pages.request, AllowSecret(path, form.get("sha", ""), by="pages")))
         except CommitterError as exc:
             return await _review(pages, request, path, exc.message, 409)
+        name = shown.readable(path)
+        await _settled(pages, lambda state: all(f.get("path") != name for f in state.get("held_files") or []))
         return RedirectResponse(f"/commit/{answer.payload['sha']}", 303)
     path = history.check_path(query(request).get("path", ""))
     if not pages.access.same_origin_get(request.headers):

@@ -86,6 +86,7 @@ def test_put_them_back_then_confirm_these_deletions(
     browser.find_element("id", "put-back").click()
     wait_for(lambda: "written back" in body_text(browser), timeout=20, what="the put-back answer")
     assert "5 files written back into the data folder" in body_text(browser)
+    assert not browser.find_elements("id", "hold")  # the answer's own banner no longer offers the buttons
     for n in range(6):
         assert (layout.data / "kb" / f"note-{n}.md").read_text() == f"# Note {n}\n\nkept safe\n"
     assert head(layout) == before and len(tree_files(layout.git_dir)) == 6
