@@ -24,6 +24,7 @@ log = logs.get("committer.holds")
 
 ALLOWED_KEY = "allowed_secret"  # the BM-Meta key naming the file committed although it looked like a secret
 ALLOW_OP = "allow-secret"
+SCANNED_MOST = 100_000_000  # bytes read to look at a file when no size setting bounds it
 
 
 class Changed(CommitterError):
@@ -92,9 +93,13 @@ def review(committer: Committer, path: str) -> dict[str, Any]:
     if committer.pfilter.ignored(rel):
         raise CommitterError(f"{name} is kept out by its name (ignore rules), not for its content: change the "
                              "rules (.bmignore, ignore) to let it in")
+    most = committer.config.lfs_threshold or committer.config.max_file_size or SCANNED_MOST
     try:
         with fsio.Tree(committer.repo.data_dir) as tree:
-            data = tree.read(rel)
+            if tree.lstat(rel).st_size >= most:
+                raise CommitterError(f"{name} is too large to be scanned for secrets (files of {most:,} bytes "
+                                     "and more never are): it is not held for a secret")
+            data = tree.read(rel, most)
     except fsio.LinkInPath as exc:
         raise CommitterError(f"{name} lies behind the symbolic link {display_path(exc.link)}: it is not read") \
             from None

@@ -226,3 +226,18 @@ def test_the_pages_say_everything_is_backed_up_only_when_it_is(site: Site) -> No
     site.push["pending_commits"] = 2
     text = site.get("/").text
     assert "2 changes waiting to be sent" in text and "backed up" not in text
+
+
+def test_the_review_page_refuses_what_it_should_and_never_reads_outside(site: Site) -> None:
+    same = {"Sec_Fetch_Site": "same-origin"}
+    assert site.get("/secret?path=../../etc/passwd", **same).status == 404
+    assert "is not in the data directory" in site.get("/secret?path=nope.md", **same).text
+    assert "cannot be read" in site.get("/secret?path=kb", **same).text
+    clean = site.get("/secret?path=kb/n5.md", **same)
+    assert clean.status == 200 and "Nothing in <code>kb/n5.md</code> looks like a secret now" in clean.text
+    head = site.pipeline.head
+    refused = site.post("/secret", {"path": "kb%2Fn5.md", "sha": "", "csrf": site.access.csrf}, Origin=site.origin)
+    assert refused.status == 409 and "nothing in kb/n5.md looks like a secret now" in refused.text
+    assert site.pipeline.head == head
+    (site.layout.data / "kb" / "link").symlink_to("/etc")
+    assert "symbolic link" in site.get("/secret?path=kb/link/passwd", **same).text
