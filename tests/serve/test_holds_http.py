@@ -241,3 +241,16 @@ def test_the_review_page_refuses_what_it_should_and_never_reads_outside(site: Si
     assert site.pipeline.head == head
     (site.layout.data / "kb" / "link").symlink_to("/etc")
     assert "symbolic link" in site.get("/secret?path=kb/link/passwd", **same).text
+
+
+def test_a_long_hold_lists_its_first_files_and_counts_the_rest() -> None:
+    from committer.serve.pages import ENV
+
+    held = {"reason": "max_delete", "count": 152, "paths": [f"j/{n:03}.md" for n in range(50)], "since": "x",
+            "key": "k"}
+    text = ENV.get_template("_holds.html").render(banner=wording.banner({"push": PUSHED, "held": held}, 0.0),
+                                                  csrf="t")
+    assert "152 files were deleted at once; nothing was committed." in text
+    assert text.count("<li><code>j/") == 50 and "and 102 more" in text
+    one = wording.hold_words({"reason": "max_delete", "count": 1})[0]
+    assert one.startswith("1 file was deleted at once")
