@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from committer.cli import commands, history  # noqa: F401 - the commands register themselves, with their groups
+from committer.cli import commands, history, holds  # noqa: F401 - the commands register themselves, with their groups
 from committer.cli.app import GROUPED
 from committer.core.settings import ROWS
 from committer.core.table import EVENTS, GROUPS, PLACE, REMOTE, Row

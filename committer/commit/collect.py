@@ -48,6 +48,8 @@ class Limits:
     # Whether HEAD stores this path through LFS: a file at or above lfs_threshold that HEAD holds as a
     # plain blob (it came in through a pull) stays plain while its content is unchanged.
     is_lfs: Callable[[str], bool] = lambda _path: False
+    # Whether a path's content is scanned for secrets (false for the secret_allow patterns).
+    scanned: Callable[[str], bool] = lambda _path: True
 
 
 # -- one file -------------------------------------------------------------------------------------
@@ -58,7 +60,7 @@ class Held(Exception):
 
 
 def read_entry(
-    dir_fd: int, name: str, limits: Limits, plain: str | None = None
+    dir_fd: int, name: str, limits: Limits, plain: str | None = None, scan: bool = True
 ) -> tuple[str, bytes, bool, os.stat_result | None]:
     """(mode, blob content, stored through LFS, stat of a file) of a file or symlink in an open directory,
     never following a link: a symlink is read as its target text.
@@ -93,7 +95,7 @@ def read_entry(
         data = fsio.read_all(fd)
     finally:
         os.close(fd)
-    if limits.find_secret is not None:
+    if scan and limits.find_secret is not None:
         kind = limits.find_secret(data)
         if kind is not None:
             raise Held(f"looks like it contains a secret ({kind})")
@@ -237,7 +239,7 @@ class _Merge:
         limits = job.limits
         try:
             plain = old.sha if old is not None and not limits.is_lfs(rel) else None
-            mode, data, through_lfs, st = read_entry(dir_fd, name, limits, plain)
+            mode, data, through_lfs, st = read_entry(dir_fd, name, limits, plain, limits.scanned(rel))
         except (FileNotFoundError, NotADirectoryError):
             if old is not None:  # vanished since it was listed: a deletion
                 self.gone(rel, old)

@@ -16,6 +16,7 @@ class CommitConfig:
     max_batch_files: int = 10_000
     lfs_threshold: int = 10_000_000
     max_file_size: int = 100_000_000
+    secret_allow: tuple[str, ...] = ()  # gitignore patterns of files never scanned for secrets
 
 
 def commit_config(settings: Settings) -> CommitConfig:
@@ -23,5 +24,5 @@ def commit_config(settings: Settings) -> CommitConfig:
     return CommitConfig(
         author=(settings.author_name, settings.author_email), max_delete=settings.max_delete,
         max_batch_files=settings.max_batch_files, lfs_threshold=settings.lfs_threshold,
-        max_file_size=settings.max_file_size,
+        max_file_size=settings.max_file_size, secret_allow=settings.secret_allow,
     )

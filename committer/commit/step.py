@@ -27,7 +27,7 @@ from committer.git import lfs
 from committer.git.layout import state_dir
 from committer.git.objects import TreeEntry
 from committer.git.repo import GitRepo
-from committer.policy import secrets
+from committer.policy import filters, secrets
 from committer.policy.filters import PathFilter
 
 log = logs.get(__name__)
@@ -70,6 +70,7 @@ def make_limits(config: CommitConfig, repo: GitRepo) -> Limits:
         max_file_size=config.max_file_size,
         lfs_store=store,
         find_secret=secrets.find_secret,
+        scanned=filters.unmatched(config.secret_allow),
     )
 
 

@@ -143,6 +143,11 @@ class Settings:
     ignore: tuple[str, ...] = setting(
         (), values.patterns, help="Extra gitignore patterns",
         doc="extra gitignore patterns; in the environment, comma-separated")
+    secret_allow: tuple[str, ...] = setting(
+        (), values.patterns, help="gitignore patterns of files whose content is never scanned for secrets",
+        doc="gitignore patterns of files whose content is never scanned for secrets (examples, test fixtures): "
+            "the allow-list; in the environment, comma-separated. `committer allow-secret PATH` lets one version "
+            "in instead")
     max_delete: int = setting(100, values.count, help="A batch deleting more tracked files than this is held")
     max_batch_files: int = setting(
         10_000, values.positive_count, help="Most changed paths one commit carries",

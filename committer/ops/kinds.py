@@ -5,12 +5,13 @@ answer what the push loop does next."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from committer.commit.committer import Committer
-from committer.ops import snapshot
+from committer.ops import holds, snapshot
 from committer.ops.asking import NOW, Answer, Asked, Registry
 from committer.ops.restore import restore
+from committer.policy import guard
 from committer.sync import pull
 from committer.sync.pullstate import PullRecord
 
@@ -36,9 +37,35 @@ class Snapshot(Asked):
 
 @dataclass(frozen=True)
 class ConfirmDeletes(Asked):
-    """Commit a held mass deletion, or apply a pull held back for deleting too much."""
+    """Commit a held mass deletion, or apply a pull held back for deleting too much. `seen`: the key of the
+    hold a page showed; a hold that changed since is not confirmed."""
 
     op: ClassVar[str] = "confirm-deletes"
+    seen: str = ""
+
+    def args(self) -> dict[str, Any]:
+        """`{}` as it always was from the CLI; `seen` only when a page sends it."""
+        return {"seen": self.seen} if self.seen else {}
+
+
+@dataclass(frozen=True)
+class PutBack(Asked):
+    """Write the held deletions back into the data directory from the last commit (never over a file)."""
+
+    op: ClassVar[str] = "put-back"
+    seen: str = ""
+
+
+@dataclass(frozen=True)
+class AllowSecret(Asked):
+    """Commit a file held for a secret once, as it is (`sha`: the blob id that was reviewed); a dry run says
+    what was found where."""
+
+    op: ClassVar[str] = "allow-secret"
+    path: str
+    sha: str = ""
+    dry_run: bool = False
+    by: str = "cli"
 
 
 @dataclass(frozen=True)
@@ -73,7 +100,17 @@ def _snapshot(committer: Committer, _record: PullRecord, asked: Snapshot) -> Ans
     return Answer.committed(snapshot.create(committer, str(asked.message or ""), asked.tag or None))
 
 
-def _confirm_deletes(committer: Committer, record: PullRecord, _asked: ConfirmDeletes) -> Answer:
+CHANGED = "the deletions on hold changed since the page was shown: nothing was done. Look at the list again"
+
+
+def _changed(committer: Committer, seen: str) -> bool:
+    hold = committer.holds.hold
+    return bool(seen) and (hold is None or guard.key_of(hold.paths) != seen)
+
+
+def _confirm_deletes(committer: Committer, record: PullRecord, asked: ConfirmDeletes) -> Answer:
+    if _changed(committer, str(asked.seen or "")):
+        return Answer.failed(CHANGED)
     held_pull = record.held()
     if committer.holds.hold is None and held_pull:
         # A pull held back because it would delete too many files: apply it, deletions included.
@@ -84,6 +121,18 @@ def _confirm_deletes(committer: Committer, record: PullRecord, _asked: ConfirmDe
     before = hold.status() if hold else None
     result = committer.confirm_deletes()
     return Answer.committed({"before": before, "sha": result.sha, "deleted": result.changes.counts.deleted})
+
+
+def _put_back(committer: Committer, _record: PullRecord, asked: PutBack) -> Answer:
+    if _changed(committer, str(asked.seen or "")):
+        return Answer.failed(CHANGED)
+    return Answer.committed(holds.put_back(committer))
+
+
+def _allow_secret(committer: Committer, _record: PullRecord, asked: AllowSecret) -> Answer:
+    if asked.dry_run:
+        return Answer(holds.review(committer, str(asked.path)))
+    return Answer.committed(holds.allow_secret(committer, str(asked.path), str(asked.sha or ""), str(asked.by)))
 
 
 def _pull(committer: Committer, record: PullRecord, _asked: PullNow) -> Answer:
@@ -104,6 +153,8 @@ def _forced(committer: Committer, record: PullRecord, asked: Forced) -> Answer:
 REQUESTS = Registry()
 REQUESTS.register(ConfirmDeletes, _confirm_deletes)
 REQUESTS.register(Restore, _restore)
+REQUESTS.register(PutBack, _put_back)
+REQUESTS.register(AllowSecret, _allow_secret)
 REQUESTS.register(Snapshot, _snapshot)
 REQUESTS.register(PullNow, _pull)
 REQUESTS.register(PushNow, _push)

@@ -13,7 +13,7 @@ from committer.core.errors import CommitterError, ConfigError
 from committer.core.settings import Settings
 from committer.git.setup import open_repository
 from committer.ops.asking import ANSWER_TIMEOUT, Answer, Request, as_json
-from committer.ops.kinds import REQUESTS, PullNow, Restore
+from committer.ops.kinds import REQUESTS, AllowSecret, PullNow, Restore
 from committer.ops.lock import COMMAND, InstanceLock, holder_pid
 from committer.ops.mailbox import submit_request, take_answer, withdraw_request
 from committer.ops.notify import Notify
@@ -73,7 +73,9 @@ def _here(settings: Settings, request: Request) -> Answer:
             # A restore keeps what is in no commit (or sets it aside) by itself, its dry run the same way:
             # committing first would make the run do what its dry run did not say.
             # Before a first pull the local files must not start a second history: the pull keeps them.
-            if not isinstance(request, Restore) and not (isinstance(request, PullNow) and committer.head is None):
+            # A look at a held secret (a dry run) commits nothing either.
+            looks = isinstance(request, Restore) or (isinstance(request, AllowSecret) and request.dry_run)
+            if not looks and not (isinstance(request, PullNow) and committer.head is None):
                 committer.reconcile()  # whatever changed meanwhile is in history before anything is overwritten
             answer = perform(committer, record, request)
             repo.sync_index()

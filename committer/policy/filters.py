@@ -6,7 +6,7 @@ import copy
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pathspec
@@ -100,6 +100,15 @@ def _combined(spec: pathspec.GitIgnoreSpec) -> re.Pattern[str] | None:
         return None
     parts = [p.regex.pattern.replace("(?P<ps_d>/)", "/") for p in patterns if p.regex is not None]
     return re.compile("|".join(f"(?:{part})" for part in parts))
+
+
+def unmatched(patterns: Iterable[str]) -> Callable[[str], bool]:
+    """Whether a path matches none of these gitignore patterns (true for every path when there are none)."""
+    lines = [p for p in patterns if p.strip()]
+    if not lines:
+        return lambda _rel: True
+    spec = _compile(lines)
+    return lambda rel: not spec.match_file(rel)
 
 
 class PathFilter:

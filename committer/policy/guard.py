@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,12 +29,14 @@ class Hold:
     since: str
 
     def status(self) -> dict[str, Any]:
-        """The `held` object of status: reason, the first paths, count, since."""
+        """The `held` object of status: reason, the first paths, count, since, and its key."""
+        ordered = sorted(self.paths)
         return {
             "reason": self.reason,
-            "paths": sorted(self.paths)[:STATUS_PATHS],
+            "paths": ordered[:STATUS_PATHS],
             "count": len(self.paths),
             "since": self.since,
+            "key": key_of(ordered),
         }
 
     def record(self) -> dict[str, Any]:
@@ -49,6 +52,15 @@ class Hold:
         if not isinstance(paths, list) or reason not in REASONS or not isinstance(since, str):
             return None
         return Hold(reason, frozenset(p for p in paths if isinstance(p, str)), since)
+
+
+def key_of(paths: Iterable[str]) -> str:
+    """A short fingerprint of a hold's paths: a confirmation from the pages names the hold it was shown, so
+    a hold that grew or shrank since is not confirmed unseen."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -246,8 +246,23 @@ def der_private_key(data: bytes) -> bool:
 def find_secret(data: bytes) -> str | None:
     """The kind of the first credential found in a file's content, or None (binary content is not scanned,
     except for being one DER-encoded private key: a `.key` or `.der` file made with `-outform DER`)."""
+    found = locate(data)
+    return None if found is None else found.kind
+
+
+@dataclass(frozen=True)
+class Found:
+    """Where a credential is: its kind, and the line (from 1) it starts on; 0 for a whole binary key.
+    Never the secret itself."""
+
+    kind: str
+    line: int
+
+
+def locate(data: bytes) -> Found | None:
+    """The first credential in a file's content, with its line, or None (as `find_secret` scans)."""
     if data[:1] == b"\x30" and der_private_key(data):
-        return "private-key"
+        return Found("private-key", 0)
     if data.find(b"\0", 0, BINARY_PROBE) != -1 or not may_hold_secret(data):
         return None
     first: tuple[int, str] | None = None
@@ -259,4 +274,11 @@ def find_secret(data: bytes) -> str | None:
             if _accepted(alt, data, match):
                 first = (match.start(), alt.rule.kind)
                 break
-    return None if first is None else first[1]
+    if first is None:
+        return None
+    return Found(first[1], data.count(b"\n", 0, first[0]) + 1)
+
+
+def described(kind: str) -> str:
+    """A kind in words: `GitHub classic token: personal (ghp_), ...`; the kind itself when unknown."""
+    return KINDS.get(kind, kind)

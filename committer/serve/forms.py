@@ -1,12 +1,16 @@
-"""The pages that take a form or cost a dry run: restore (its preview and the restore itself), login and
-logout. Every POST carries the CSRF token; a preview answers same-origin requests only; logins are
-limited per client."""
+"""The pages that take a form or cost a dry run: restore (its preview and the restore itself), the holds
+(confirm or put back held deletions, say a held file is not a secret), login and logout. Every POST carries
+the CSRF token; a preview answers same-origin requests only; logins are limited per client."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import parse_qs
 
-from committer.ops.kinds import Restore
+from committer.core.errors import CommitterError
+from committer.ops.kinds import AllowSecret, ConfirmDeletes, PutBack, Restore
 from committer.serve import history, shown, wording
 from committer.serve.access import COOKIE, Access
 from committer.serve.pages import ENV, Pages, log, page, query
@@ -22,6 +26,7 @@ from committer.serve.web import (
 
 FORM_MAX = 16 * 1024  # bytes of a form post
 FORM_SECONDS = 10.0  # the longest a form's body may take to arrive
+SETTLE_SECONDS = 2.0  # the longest a hold's answer waits for the daemon's state to show it
 COOKIE_SECONDS = 7 * 86400
 
 
@@ -67,6 +72,102 @@ async def _restore(pages: Pages, request: Request) -> Response:
         "title": f"Restore {path or 'everything'}", "path": path, "rev": sha, "answer": answer, "actions": [],
         "nothing": True, "when": when,
     })
+
+
+REFUSED = "<!doctype html><title>Refused</title><p>Refused: reload the page and try again.</p>"
+
+
+async def _checked_form(pages: Pages, request: Request, what: str) -> dict[str, str] | Response:
+    """The form of a POST that changes something, or the answer that refuses it (nothing changes)."""
+    form = await read_form(request)
+    if form is None:
+        return HTMLResponse("<!doctype html><title>Refused</title><p>The form did not arrive whole.</p>", 400)
+    if not pages.access.csrf_ok(form.get("csrf", "")):
+        log.warning("page_refused", path=what, reason="missing or wrong CSRF token")
+        return HTMLResponse(REFUSED, 403)
+    return form
+
+
+async def confirm_deletes(pages: Pages, request: Request) -> Response:
+    """POST: commit the held deletions the page showed (`committer confirm-deletes`)."""
+    form = await _checked_form(pages, request, "/holds/confirm")
+    if isinstance(form, Response):
+        return form
+    log.info("page_confirm_deletes")
+    try:
+        answer = (await run_in_threadpool(pages.request, ConfirmDeletes(seen=form.get("seen", "")))).payload
+    except CommitterError as exc:
+        return _held(pages, request, "Nothing was done", exc.message, 409)
+    await _settled(pages, _hold_gone(form.get("seen", "")))
+    if answer.get("sha"):
+        return RedirectResponse(f"/commit/{answer['sha']}", 303)
+    return _held(pages, request, "Nothing to confirm", "No deletions are on hold (any more).", 200)
+
+
+async def put_back(pages: Pages, request: Request) -> Response:
+    """POST: write the held deletions back from the last commit (`committer put-back`)."""
+    form = await _checked_form(pages, request, "/holds/put-back")
+    if isinstance(form, Response):
+        return form
+    log.info("page_put_back")
+    try:
+        answer = (await run_in_threadpool(pages.request, PutBack(seen=form.get("seen", "")))).payload
+    except CommitterError as exc:
+        return _held(pages, request, "Nothing was done", exc.message, 409)
+    await _settled(pages, _hold_gone(form.get("seen", "")))
+    return page(pages, request, "held.html", {"title": "Put back", "put": answer})
+
+
+async def _settled(pages: Pages, done: Callable[[Mapping[str, Any]], bool]) -> None:
+    """The daemon writes the state the banner shows just after it answers: wait a moment until it says
+    the change, so the next page does not show a hold that is already dealt with."""
+    for _ in range(int(SETTLE_SECONDS / 0.05)):
+        if done(pages.status()):
+            return
+        await asyncio.sleep(0.05)
+
+
+def _hold_gone(seen: str) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda state: (state.get("held") or {}).get("key") != seen or not seen
+
+
+def _held(pages: Pages, request: Request, title: str, message: str, status: int) -> Response:
+    return page(pages, request, "held.html", {"title": title, "message": message}, status)
+
+
+async def secret_page(pages: Pages, request: Request) -> Response:
+    """GET: what was found in a held file, where (never the secret), and the button. POST: commit it once
+    as it was reviewed (`committer allow-secret`); a file changed since is refused and shown again."""
+    if request.method == "POST":
+        form = await _checked_form(pages, request, "/secret")
+        if isinstance(form, Response):
+            return form
+        path = history.check_path(shown.from_url(form.get("path", "")))
+        log.info("page_allow_secret", path=shown.readable(path))
+        try:
+            answer = (await run_in_threadpool(pages.request, AllowSecret(path, form.get("sha", ""), by="pages")))
+        except CommitterError as exc:
+            return await _review(pages, request, path, exc.message, 409)
+        name = shown.readable(path)
+        await _settled(pages, lambda state: all(f.get("path") != name for f in state.get("held_files") or []))
+        return RedirectResponse(f"/commit/{answer.payload['sha']}", 303)
+    path = history.check_path(query(request).get("path", ""))
+    if not pages.access.same_origin_get(request.headers):
+        log.warning("page_refused", path="/secret", reason="secret review not asked from these pages",
+                    site=request.headers.get("sec-fetch-site"))
+        return HTMLResponse("<!doctype html><title>Held file</title><p>This page opens only from the history "
+                            f"pages. <a href=\"/secret?path={shown.url_part(path)}\">Look at the held file</a></p>",
+                            403)
+    return await _review(pages, request, path, None, 200)
+
+
+async def _review(pages: Pages, request: Request, path: str, refused: str | None, status: int) -> Response:
+    try:
+        seen = (await run_in_threadpool(pages.request, AllowSecret(path, dry_run=True, by="pages"))).payload
+    except CommitterError as exc:
+        return _held(pages, request, "That did not work", exc.message, 409 if refused else 404)
+    return page(pages, request, "held.html", {"title": f"Held: {path}", "seen": seen, "path": path,
+                                              "refused": refused}, status)
 
 
 async def read_form(request: Request) -> dict[str, str] | None:

@@ -36,7 +36,7 @@ STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "T": "m
 OPS = {
     None: "saved", "reconcile": "saved", "init": "first save", "restore": "restored", "merge": "merged",
     "conflict": "conflict", "confirm-deletes": "deletions confirmed", "untrack": "stopped tracking",
-    "pull": "pulled", "snapshot": "snapshot",
+    "pull": "pulled", "snapshot": "snapshot", "allow-secret": "saved (not a secret)",
 }
 CONFLICT_MARK = " (conflict from "
 

@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote_to_bytes
 from committer.core.paths import display_text
 from committer.serve import wording
 
-HELD_LISTED = 200  # held files the banner lists by name
+HELD_LISTED = wording.HELD_LISTED
 
 
 def readable(value: str) -> str:
@@ -45,37 +45,15 @@ def from_url(value: str) -> str:
 
 
 def banner(state: Mapping[str, Any], now: float) -> dict[str, Any]:
-    """The push state in words for the banner at the top of every page. It says everything is backed up
-    only when nothing is waiting, nothing is held out and no deletions are on hold."""
-    push = state.get("push") or {}
-    error = state.get("last_error") or push.get("last_error")
-    held = state.get("held")
-    held_files = list(state.get("held_files") or [])
-    level = "ok"
-    if error or held or state.get("data_dir_missing"):
-        level = "bad"
-    elif held_files or (push.get("pending_commits") or 0) > 0:
-        level = "warn"
-    return {
-        "level": level,
-        "remote": push.get("remote"),
-        "pending": push.get("pending_commits"),
-        "last_push_at": push.get("last_push_at"),
-        "last_push_ago": wording.relative(at, now) if (at := wording.parse_iso(push.get("last_push_at"))) else None,
-        "error": error,
-        "held": held,
-        "held_files": held_files[:HELD_LISTED],
-        "held_count": len(held_files),
-        "all_backed_up": not push.get("pending_commits") and not held_files and not held,
-        "data_dir_missing": bool(state.get("data_dir_missing")),
-    }
+    """The banner's state in words (serve/wording.py)."""
+    return wording.banner(state, now)
 
 
 LABELS = {
     "op": "Operation", "host": "Host", "first_event": "First change seen", "batch": "Batch",
     "added": "Added", "modified": "Modified", "deleted": "Deleted", "renamed": "Renamed",
     "source": "Restored from commit", "rev": "Restored from", "path": "Restored path", "remote": "Remote commit",
-    "head": "Head", "v": "Trailer version",
+    "head": "Head", "v": "Trailer version", "allowed_secret": "Said not to be a secret",
 }
 
 

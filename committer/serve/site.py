@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from committer.core.errors import CommitterError
 from committer.serve import history, shown
-from committer.serve.forms import login, logout, restore_page
+from committer.serve.forms import confirm_deletes, login, logout, put_back, restore_page, secret_page
 from committer.serve.pages import (
     ENV,
     Handler,
@@ -60,6 +60,9 @@ def routes(pages: Pages) -> list[BaseRoute]:
         Route("/raw/{rev}/{path:path}", guarded(raw_file), methods=["GET", "HEAD"]),
         Route("/commit/{rev}", guarded(commit_page), methods=["GET", "HEAD"]),
         Route("/restore", guarded(restore_page), methods=["GET", "HEAD", "POST"]),
+        Route("/holds/confirm", guarded(confirm_deletes), methods=["POST"]),
+        Route("/holds/put-back", guarded(put_back), methods=["POST"]),
+        Route("/secret", guarded(secret_page), methods=["GET", "HEAD", "POST"]),
         Route("/login", functools.partial(login, pages), methods=["GET", "HEAD", "POST"]),
         Route("/logout", guarded(logout), methods=["POST"]),
     ]

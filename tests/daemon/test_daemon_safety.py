@@ -184,3 +184,27 @@ def test_a_hard_link_edited_through_its_other_name_is_committed_at_shutdown(
         handle.write("v2 through the other name")
     assert daemon.stop() == 0
     assert git(layout.git_dir, "show", "HEAD:note.md") == "v2 through the other name"
+
+
+def test_put_back_and_allow_secret_go_through_the_running_daemon(layout: Layout, start_daemon: Start) -> None:
+    names = populate(layout, 6)
+    daemon = start_daemon(env={"COMMITTER_MAX_DELETE": "3"})
+    wait_for(lambda: tree_files(layout.git_dir) == names, what="the notes committed")
+    for name in sorted(names)[:5]:
+        (layout.data / name).unlink()
+    daemon.wait_event("hold")
+    wait_for(lambda: status(layout)["held"], what="hold in status")
+    proc = committer("put-back", *layout.args())
+    assert proc.returncode == 0, proc.stderr
+    assert "put back 5 file(s) from the last commit" in proc.stdout
+    assert {p.relative_to(layout.data).as_posix() for p in (layout.data / "kb").iterdir()} == names
+    wait_for(lambda: status(layout)["held"] is None, what="the hold released")
+    token = "ghp_" + "Zq8Lm3Rt7Vx1Bn5Kc9Hd2Fg6Js4Pw0Ye8Ua3M"[:36]
+    (layout.data / "kb" / "example.md").write_text(f"an example:\n{token}\n")
+    wait_for(lambda: any(f["path"] == "kb/example.md" for f in status(layout)["held_files"]), what="held")
+    proc = committer("allow-secret", "kb/example.md", *layout.args())
+    assert proc.returncode == 0, proc.stderr
+    assert "kb/example.md" in tree_files(layout.git_dir)
+    meta = json.loads(git(layout.git_dir, "log", "-1", "--format=%(trailers:key=BM-Meta,valueonly)"))
+    assert meta["allowed_secret"] == "kb/example.md"
+    assert daemon.events("secret_allowed")[0]["by"] == "cli"
