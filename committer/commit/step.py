@@ -221,4 +221,19 @@ class CommitStep:
             batch=batch, host=self.host, counts=counts, first_event=clock.iso(first_event, ms=True),
             bmmeta=self.bmmeta.read(), extra={**({"op": op} if op else {}), **(details or {})},
         )
-        return message.build(message.summary(counts, [c.path for c in part]), meta)
+        return message.build(message.subject(self._about(part, renames, op, details)), meta)
+
+    def _about(self, part: list[Change], renames: Mapping[str, str], op: str | None,
+               details: Mapping[str, Any] | None) -> message.About:
+        """What the commit of `part` did, for its subject: moves paired as `parts.counts` pairs them."""
+        pairs = parts.renamed_pairs(part, renames)
+        moved = {p for pair in pairs for p in pair}
+        saved = [c.path for c in part if c.kind != DELETED and c.path not in moved]
+        deleted = sorted(c.path for c in part if c.kind == DELETED and c.path not in moved)
+        to = None
+        if op == "restore" and details and details.get("source"):
+            when = self.repo.git("show", "-s", "--format=%ct", str(details["source"]), check=False).stdout
+            to = time.strftime("%Y-%m-%d %H:%M", time.localtime(int(when))) if when.strip().isdigit() else None
+        return message.About(saved=message.most_recent_first(self.repo.data_dir, saved), deleted=deleted,
+                             renamed=pairs, op=op, path=str(details["path"]) if details and "path" in details
+                             else None, to=to)
