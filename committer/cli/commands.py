@@ -114,12 +114,19 @@ def _side_with_remote(settings: Settings, repo: GitRepo, from_remote: bool, adop
 
 
 def _push_and_report(settings: Settings, repo: GitRepo) -> None:
+    from committer.core.errors import CommitterError
     from committer.ops.notify import Notify
+    from committer.sync.errors import HINTS, PushError
     from committer.sync.pusher import Pusher
 
     notify = Notify.for_command(settings)  # git_push / push_failed wait in the outbox for the daemon
     try:
         result = Pusher(settings, repo, emit=notify.emit).push_now()
+    except PushError as exc:  # tried once: say what happens next, not the daemon's "retrying with backoff"
+        later = ("the running daemon tries again by itself" if ops.daemon_running(settings)
+                 else "run `committer push` again later")
+        raise CommitterError(f"push failed ({exc.kind}): {exc.detail} ({HINTS[exc.kind].split('; retrying')[0]}); "
+                             f"nothing was pushed: {later}") from None
     finally:
         notify.stop(0.0)
     if result["pushed"]:

@@ -48,6 +48,7 @@ class Push:
         self._on_rejected = on_rejected
         self._visibility = self._visibility_rule()
         self._lock = threading.Lock()  # one push at a time
+        self._retried = True  # whether the attempt under way is tried again when it fails
         seen = last_push(repo, self.pushed_ref)
         if seen is not None:
             state.seed(*seen)
@@ -73,10 +74,12 @@ class Push:
             log.exception("push_on_change_failed")
 
     def once(self, timeout: float, cancelled: Callable[[], bool] | None = None,
-             hard: float | None = None) -> dict[str, Any]:
+             hard: float | None = None, retried: bool = True) -> dict[str, Any]:
         """Push what is pending now, once; PushError when the remote refuses. git is stopped once it has
-        done no work for `timeout` seconds, or at `hard` seconds whatever it does."""
+        done no work for `timeout` seconds, or at `hard` seconds whatever it does. `retried`: a failure
+        is tried again later (the push loop), or not (a one-shot command: its log event says so)."""
         with self._lock:
+            self._retried = retried
             return self._push(timeout, cancelled, again=True, hard=hard)
 
     def _push(self, timeout: float, cancelled: Callable[[], bool] | None, again: bool,
@@ -242,7 +245,7 @@ class Push:
                                       commits=pending.count, tags=len(pending.tags), batches=pending.batches))
         else:
             log.warning("git_push", result="failed", kind=error.kind, permanent=error.permanent,
-                        message=error.detail, consecutive_failures=failures, **fields)
+                        message=error.detail, consecutive_failures=failures, will_retry=self._retried, **fields)
             if failures == 1 or (error.permanent and error.kind != told):
                 # The first failure after a success, or a permanent one not told yet: not every retry.
                 self.emit(events.push_failed(

@@ -65,6 +65,8 @@ class Pusher(Worker):
         self.state = PushState(metrics)
         self.push = Push(settings, repo, self.state, on_change, on_rejected, emit) if settings.remote else None
         self.remote = self.push.remote if self.push else None
+        if self.push is not None:
+            logs.expect_pushes()  # a console save line tells what became of it
         self._retry_now = False
         self._wake = threading.Event()
         self._sleep = sleep or self._wait
@@ -190,7 +192,7 @@ class Pusher(Worker):
         """Push pending commits and tags now, once; raises PushError when the remote refuses."""
         if self.push is None:
             raise ConfigError("remote", "no remote is configured; set --remote or COMMITTER_REMOTE")
-        return self.push.once(self.settings.push_timeout)
+        return self.push.once(self.settings.push_timeout, retried=False)
 
     def check_remote(self) -> bool:
         """Compare the remote branch with what was pushed there now; True when a divergence just ended."""
