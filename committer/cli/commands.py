@@ -114,6 +114,7 @@ def _side_with_remote(settings: Settings, repo: GitRepo, from_remote: bool, adop
 
 
 def _push_and_report(settings: Settings, repo: GitRepo) -> None:
+    from committer.cli.progress import GitBar
     from committer.core.errors import CommitterError
     from committer.ops.notify import Notify
     from committer.sync.errors import HINTS, PushError
@@ -121,7 +122,8 @@ def _push_and_report(settings: Settings, repo: GitRepo) -> None:
 
     notify = Notify.for_command(settings)  # git_push / push_failed wait in the outbox for the daemon
     try:
-        result = Pusher(settings, repo, emit=notify.emit).push_now()
+        with GitBar(sys.stderr.isatty(), "pushing") as bar:
+            result = Pusher(settings, repo, emit=notify.emit).push_now(progress=bar.step if bar.enabled else None)
     except PushError as exc:  # tried once: say what happens next, not the daemon's "retrying with backoff"
         later = ("the running daemon tries again by itself" if ops.daemon_running(settings)
                  else "run `committer push` again later")

@@ -63,3 +63,42 @@ def tree_bytes(root: Path) -> int:
         except OSError:
             continue
     return size
+
+
+class GitBar:
+    """git's own progress of a network call (objects counted, compressed, written or received, and bytes) as
+    a bar on a terminal, one phase after another; off the terminal, nothing. `step` is called from the
+    thread reading git's stderr."""
+
+    def __init__(self, enabled: bool, what: str) -> None:
+        self.enabled = enabled
+        self.what = what  # "pushing", "pulling"
+        self._bar: Any = None
+        self._task: Any = None
+        self._phase = ""
+
+    def __enter__(self) -> GitBar:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[size]}"), TimeElapsedColumn(),
+                            transient=True, console=Console(stderr=True))
+            self._bar.start()
+            self._task = self._bar.add_task(self.what, total=None, size="")
+        return self
+
+    def step(self, step: Any) -> None:
+        """One line of git's progress: a `gitprogress.Step` (phase, done, total, size)."""
+        if self._bar is None:
+            return
+        if step.phase != self._phase:
+            self._phase = step.phase
+            self._bar.reset(self._task, total=step.total, description=f"{self.what}: {step.phase.lower()}")
+        self._bar.update(self._task, completed=step.done, total=step.total, size=step.size or "")
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

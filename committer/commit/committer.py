@@ -64,7 +64,7 @@ class Committer:
         """One commit of the candidate paths (CommitStep.commit)."""
         return self.step.commit(candidates, **kwargs)  # type: ignore[arg-type]
 
-    def reconcile(self, op: str = "reconcile") -> CommitResult:
+    def reconcile(self, op: str = "reconcile", progress: Callable[[int], None] | None = None) -> CommitResult:
         """Commit whatever differs between the data directory and HEAD, then resync the index.
 
         The first commit of a repository is labelled op "init" whatever `op` says.
@@ -74,7 +74,7 @@ class Committer:
         op = "init" if self.head is None else op
         # What was held is looked at again, so it stays listed while it is there and leaves the list when gone.
         candidates: Iterable[str] = [""] if self.head is None else self._stale() | self.held.take()
-        result = self.commit(candidates, first_event=started, op=op)
+        result = self.commit(candidates, first_event=started, op=op, progress=progress)
         if candidates or result.sha is not None:  # nothing stale: the index already agrees with the disk
             self.repo.sync_index(result.changes.hints())
         result.changes.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import MutableMapping
 from typing import Any, TextIO
@@ -93,6 +94,45 @@ def get(name: str) -> Any:
     return structlog.get_logger(name)
 
 
+class Every:
+    """While long work runs, log `event` every `seconds` (from a thread of its own) with how long it has run
+    and what it reported so far: `advance(size)` per file read, `update(...)` for anything else."""
+
+    def __init__(self, event: str, seconds: float, **fields: Any) -> None:
+        self.event = event
+        self.seconds = seconds
+        self.fields = fields
+        self.counts: dict[str, Any] = {}
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = 0.0
+
+    def advance(self, size: int) -> None:
+        """One more file read, of `size` bytes."""
+        self.counts["files"] = self.counts.get("files", 0) + 1
+        self.counts["bytes"] = self.counts.get("bytes", 0) + size
+
+    def update(self, **counts: Any) -> None:
+        self.counts.update(counts)
+
+    def __enter__(self) -> Every:
+        self._started = time.monotonic()
+        if self.seconds > 0:
+            self._thread = threading.Thread(target=self._run, name=f"{self.event}-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        log = get("committer.progress")
+        while not self._done.wait(self.seconds):
+            log.info(self.event, **self.fields, seconds=round(time.monotonic() - self._started, 1), **self.counts)
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 _expect_pushes = False
 
 
@@ -117,6 +157,20 @@ def _said(summary: str) -> str:
     """'save a.md and 2 more' as a console line says it: 'saved a.md (+2 more)'."""
     verb, _, rest = summary.partition(" ")
     return f"{_PAST.get(verb, verb)} {_MORE.sub(lambda m: f' (+{m.group(1)} more)', rest)}".strip()
+
+
+def _progress(event: MutableMapping[str, Any]) -> str:
+    """'scanning the data directory: 1,200 files read (3.4 MB) in 10 s', 'pushing to …: writing objects …'."""
+    took = f"{event.get('seconds', 0):.0f} s"
+    if event.get("event") == "reconcile_progress":
+        read = event.get("files", 0)
+        size = event.get("bytes", 0) / 1e6
+        return f"scanning the data directory ({event.get('why')}): {read:,} files read ({size:,.1f} MB) in {took}"
+    phase = str(event.get("phase") or "starting").lower()
+    total = event.get("total")
+    done = f" {event.get('done', 0):,}" + (f"/{total:,}" if total else "") if event.get("phase") else ""
+    size = f", {event['size']}" if event.get("size") else ""
+    return f"pushing to {event.get('remote')}: {phase}{done}{size} in {took}"
 
 
 class Console:
@@ -148,6 +202,8 @@ class Console:
             return self._push(event)
         if name == "push_backoff":
             return []  # the failure's line says it will be retried
+        if name in ("reconcile_progress", "push_progress"):
+            return [self._line(event, _progress(event))]
         if name in _STOPPING:
             held = [self._line(event, f"{text} → not pushed yet") for _, text in self.waiting]
             self.waiting = []

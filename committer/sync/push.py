@@ -11,7 +11,7 @@ from typing import Any
 from committer.core import events, logs
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
-from committer.sync import verify
+from committer.sync import gitprogress, verify
 from committer.sync.errors import PushError, porcelain
 from committer.sync.forge import VisibilityRule
 from committer.sync.pending import Pending, last_push, read_pending
@@ -49,6 +49,7 @@ class Push:
         self._visibility = self._visibility_rule()
         self._lock = threading.Lock()  # one push at a time
         self._retried = True  # whether the attempt under way is tried again when it fails
+        self._progress: gitprogress.OnStep | None = None  # who is shown git's progress of the attempt under way
         seen = last_push(repo, self.pushed_ref)
         if seen is not None:
             state.seed(*seen)
@@ -74,12 +75,14 @@ class Push:
             log.exception("push_on_change_failed")
 
     def once(self, timeout: float, cancelled: Callable[[], bool] | None = None,
-             hard: float | None = None, retried: bool = True) -> dict[str, Any]:
+             hard: float | None = None, retried: bool = True,
+             progress: gitprogress.OnStep | None = None) -> dict[str, Any]:
         """Push what is pending now, once; PushError when the remote refuses. git is stopped once it has
         done no work for `timeout` seconds, or at `hard` seconds whatever it does. `retried`: a failure
-        is tried again later (the push loop), or not (a one-shot command: its log event says so)."""
+        is tried again later (the push loop), or not (a one-shot command: its log event says so). `progress`:
+        git's progress, step by step."""
         with self._lock:
-            self._retried = retried
+            self._retried, self._progress = retried, progress
             return self._push(timeout, cancelled, again=True, hard=hard)
 
     def _push(self, timeout: float, cancelled: Callable[[], bool] | None, again: bool,
@@ -95,9 +98,10 @@ class Push:
             if self._visibility is not None:
                 self._visibility.check()
             refspecs = [f"{pending.branch}:{self.repo.ref}"] if pending.branch else []
-            args = ["push", "--porcelain", *self._lease(pending), "--end-of-options", self.remote.url, *refspecs,
-                    "refs/tags/*:refs/tags/*"]
-            run = self.remote.run(self.repo, args, timeout=timeout, cancelled=cancelled, hard=hard)
+            args = ["push", "--porcelain", *(["--progress"] if self._progress else []), *self._lease(pending),
+                    "--end-of-options", self.remote.url, *refspecs, "refs/tags/*:refs/tags/*"]
+            run = self.remote.run(self.repo, args, timeout=timeout, cancelled=cancelled, hard=hard,
+                                  progress=self._progress)
         except PushError as exc:  # no push was made: credentials or the visibility rule said no
             self._report(pending, exc, time.monotonic() - started)
             raise

@@ -20,6 +20,7 @@ from committer.core.service import Worker
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.sync.errors import PushError
+from committer.sync.gitprogress import OnStep, Step
 from committer.sync.push import Push
 from committer.sync.pushstate import PushMetrics, PushState
 
@@ -181,18 +182,24 @@ class Pusher(Worker):
 
     def _attempt(self, timeout: float) -> dict[str, Any]:
         assert self.push is not None
-        if self._stop.is_set():  # shutting down: no call may outlive stop()'s deadline
-            hard = max(0.1, self._deadline - time.monotonic())
-            return self.push.once(min(timeout, hard), hard=hard)
-        return self.push.once(timeout)
+        # a long push (a first one of a large tree) logs git's progress every progress_interval
+        with logs.Every("push_progress", self.settings.progress_interval, remote=self.push.remote.shown) as line:
+            def step(step: Step) -> None:
+                line.update(phase=step.phase, done=step.done, total=step.total, size=step.size)
+
+            if self._stop.is_set():  # shutting down: no call may outlive stop()'s deadline
+                hard = max(0.1, self._deadline - time.monotonic())
+                return self.push.once(min(timeout, hard), hard=hard, progress=step)
+            return self.push.once(timeout, progress=step)
 
     # -- for commands and status ---------------------------------------------------------------
 
-    def push_now(self) -> dict[str, Any]:
-        """Push pending commits and tags now, once; raises PushError when the remote refuses."""
+    def push_now(self, progress: OnStep | None = None) -> dict[str, Any]:
+        """Push pending commits and tags now, once; raises PushError when the remote refuses. `progress`:
+        git's progress, step by step (a bar on a terminal)."""
         if self.push is None:
             raise ConfigError("remote", "no remote is configured; set --remote or COMMITTER_REMOTE")
-        return self.push.once(self.settings.push_timeout, retried=False)
+        return self.push.once(self.settings.push_timeout, retried=False, progress=progress)
 
     def check_remote(self) -> bool:
         """Compare the remote branch with what was pushed there now; True when a divergence just ended."""

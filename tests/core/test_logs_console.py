@@ -111,7 +111,13 @@ def test_console_lines_name_the_files_count_failures_and_say_when_pushes_work_ag
     assert said[5] == f"push works again (it failed 3 times since {since})"
     assert said[6:] == ["pushed 2 commits to me/notes", "daemon_ready"]
     assert sum("Couldn't connect" in line for line in said) == 1
-    last = console.render.seen[-1]  # type: ignore[attr-defined]
+    progress = feed(console, {"event": "reconcile_progress", "why": "start", "seconds": 10.2, "files": 12345,
+                              "bytes": 3_400_000},
+                    {"event": "push_progress", "remote": "me/notes", "seconds": 5, "phase": "Writing objects",
+                     "done": 420, "total": 1000, "size": "1.20 MiB"})
+    assert progress == ["scanning the data directory (start): 12,345 files read (3.4 MB) in 10 s",
+                        "pushing to me/notes: writing objects 420/1,000, 1.20 MiB in 5 s"]
+    last = console.render.seen[-3]  # type: ignore[attr-defined]
     assert last == {"level": "info", "event": "daemon_ready", "seconds": 0.3, "head": "b" * 12}
 
 
