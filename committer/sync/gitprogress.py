@@ -9,8 +9,8 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+
+from committer.core.progress import OnStep, Step
 
 # "Writing objects:  42% (420/1000), 1.20 MiB | 2.00 MiB/s", "Enumerating objects: 1234, done.",
 # "remote: Counting objects: 100% (3/3), done."
@@ -19,20 +19,6 @@ _LINE = re.compile(
     r"(?:(?P<percent>\d+)% \((?P<done>\d+)/(?P<total>\d+)\)|(?P<count>\d+))"
     r"(?:, (?P<size>[\d.]+ [KMGT]?i?B))?")
 _KEPT = 1 << 20  # progress text is redrawn with \r: only the last MiB of stderr's text is kept, as a capture
-
-
-@dataclass(frozen=True)
-class Step:
-    """One progress line of git: the phase ("Writing objects"), how far (`done` of `total`, when git knows
-    the total), and the bytes so far as git writes them ("1.20 MiB")."""
-
-    phase: str
-    done: int
-    total: int | None = None
-    size: str | None = None
-
-
-OnStep = Callable[[Step], None]
 
 
 def parse(line: str) -> Step | None:

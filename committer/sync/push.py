@@ -9,9 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 from committer.core import events, logs
+from committer.core.progress import OnStep
+from committer.core.progress import display as shown_progress
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
-from committer.sync import gitprogress, verify
+from committer.sync import verify
 from committer.sync.errors import PushError, porcelain
 from committer.sync.forge import VisibilityRule
 from committer.sync.pending import Pending, last_push, read_pending
@@ -49,7 +51,7 @@ class Push:
         self._visibility = self._visibility_rule()
         self._lock = threading.Lock()  # one push at a time
         self._retried = True  # whether the attempt under way is tried again when it fails
-        self._progress: gitprogress.OnStep | None = None  # who is shown git's progress of the attempt under way
+        self._progress: OnStep | None = None  # who is shown git's progress of the attempt under way
         seen = last_push(repo, self.pushed_ref)
         if seen is not None:
             state.seed(*seen)
@@ -76,13 +78,13 @@ class Push:
 
     def once(self, timeout: float, cancelled: Callable[[], bool] | None = None,
              hard: float | None = None, retried: bool = True,
-             progress: gitprogress.OnStep | None = None) -> dict[str, Any]:
+             progress: OnStep | None = None) -> dict[str, Any]:
         """Push what is pending now, once; PushError when the remote refuses. git is stopped once it has
         done no work for `timeout` seconds, or at `hard` seconds whatever it does. `retried`: a failure
         is tried again later (the push loop), or not (a one-shot command: its log event says so). `progress`:
         git's progress, step by step."""
         with self._lock:
-            self._retried, self._progress = retried, progress
+            self._retried, self._progress = retried, progress or shown_progress()  # or a command's bar
             return self._push(timeout, cancelled, again=True, hard=hard)
 
     def _push(self, timeout: float, cancelled: Callable[[], bool] | None, again: bool,

@@ -15,12 +15,12 @@ from typing import Any
 
 from committer.core import events, logs
 from committer.core.errors import ConfigError, GitError
+from committer.core.progress import OnStep, Step
 from committer.core.retry import RetryCallState, Retrying, retrying
 from committer.core.service import Worker
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.sync.errors import PushError
-from committer.sync.gitprogress import OnStep, Step
 from committer.sync.push import Push
 from committer.sync.pushstate import PushMetrics, PushState
 

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from committer.core import logs
 from committer.core.errors import ConfigError, GitError, redact
+from committer.core.progress import OnStep
+from committer.core.progress import display as shown_progress
 from committer.core.settings import Settings
 from committer.core.values import remote_problem
 from committer.git import leftovers, lfs
@@ -104,7 +106,7 @@ class Remote:
         timeout: float | None = None,
         cancelled: Callable[[], bool] | None = None,
         hard: float | None = None,
-        progress: gitprogress.OnStep | None = None,
+        progress: OnStep | None = None,
     ) -> NetResult:
         """Run one git network command (`progress`: each step of git's `--progress` output, as it comes). Its
         whole process group is killed once it has done no work for `timeout` seconds (push_timeout by default:
@@ -130,7 +132,7 @@ class Remote:
         timeout: float,
         cancelled: Callable[[], bool] | None,
         hard: float | None,
-        progress: gitprogress.OnStep | None = None,
+        progress: OnStep | None = None,
     ) -> NetResult:
         if not _separated(args, self.url):
             raise PushError("unknown", "the remote URL is not after --end-of-options or -- in this git call")
@@ -147,6 +149,7 @@ class Remote:
             raise PushError("unknown", f"cannot run git: {exc.stderr}") from None
         call.track(proc.pid)
         stopped, stored = "", 0
+        progress = progress if progress is not None else shown_progress()  # a command's bar on a terminal
         tee = gitprogress.Tee(proc, progress) if progress is not None else None
         try:
             if cancelled is not None and cancelled():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from committer.core.progress import Step
 from committer.sync import gitprogress
-from committer.sync.gitprogress import Step
 from tests.conftest import DaemonProcess, Layout, committer, git
 from tests.core.test_logs_console import cli, on_terminal
 
@@ -34,7 +34,8 @@ def test_gits_progress_lines_are_read_as_steps() -> None:
 
 
 @pytest.mark.integration
-def test_push_shows_gits_progress_on_a_terminal_and_nothing_extra_off_it(layout: Layout, mirror: Path) -> None:
+def test_push_and_init_from_remote_show_gits_progress_on_a_terminal_and_nothing_extra_off_it(
+        layout: Layout, mirror: Path) -> None:
     many_files(layout)
     assert committer("init", env=layout.env).returncode == 0
     code, out = on_terminal(cli("push", *layout.args(), "--remote", f"file://{mirror}"), layout.env)
@@ -46,6 +47,14 @@ def test_push_shows_gits_progress_on_a_terminal_and_nothing_extra_off_it(layout:
     proc = committer("push", "--remote", f"file://{other}", env=layout.env)
     assert proc.returncode == 0, proc.stderr
     assert "objects" not in proc.stdout + proc.stderr
+    # a new machine taking that history: git's progress of the fetch
+    taken = layout.root / "taken"
+    taken.mkdir()
+    code, out = on_terminal(cli("init", "--from-remote", "--data-dir", str(taken), "--git-dir",
+                                str(layout.root / "taken.git"), "--remote", f"file://{mirror}"), {})
+    assert code == 0, out
+    assert "fetching: receiving objects" in out, out
+    assert len(list(taken.iterdir())) == FILES
 
 
 @pytest.mark.integration
