@@ -180,6 +180,7 @@ class Console:
         self.render = render
         self.waiting: list[tuple[str, str]] = []  # (batch, line) of saves whose push has not ended yet
         self.failing: dict[str, Any] | None = None  # the push failure being counted: kind, count, since
+        self.repeats: dict[str, dict[str, Any]] = {}  # another failure's event -> its last text, count, since
 
     def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> Any:
         lines = self._lines(event)
@@ -204,6 +205,8 @@ class Console:
             return []  # the failure's line says it will be retried
         if name in ("reconcile_progress", "push_progress"):
             return [self._line(event, _progress(event))]
+        if str(name).endswith("_failed") and ("error" in event or "message" in event):
+            return [self._cleaned(self._repeated(event))]
         if name in _STOPPING:
             held = [self._line(event, f"{text} → not pushed yet") for _, text in self.waiting]
             self.waiting = []
@@ -239,6 +242,20 @@ class Console:
         failing = self.failing
         return [self._line(event, f"push still failing ({failing['count']} times since {failing['since']}): {reason}"),
                 *lines]
+
+    def _repeated(self, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """A failure told with the same text as the last time (a fetch retried while offline): counted, its
+        text not repeated."""
+        name, text = str(event.get("event")), str(event.get("error", event.get("message")))
+        seen = self.repeats.get(name)
+        if seen is None or seen["text"] != text:
+            self.repeats[name] = {"text": text, "count": 1, "since": time.strftime("%H:%M")}
+            return event
+        seen["count"] += 1
+        event.pop("error", None)
+        event.pop("message", None)
+        event["event"] = f"{name} again ({seen['count']} times since {seen['since']}, the same error)"
+        return event
 
     def _cleaned(self, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         """Without empty values and ids; a commit id shortened to 12 characters."""

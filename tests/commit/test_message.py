@@ -3,10 +3,12 @@
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from committer.commit import message
 from committer.commit.message import Counts
+from tests.conftest import Layout, git
 
 
 def _subject(**kw: object) -> str:
@@ -99,3 +101,37 @@ def test_git_interpret_trailers_parses_the_trailer() -> None:
 def test_parse_trailer_tolerates_messages_without_one() -> None:
     assert message.parse_trailer("hand-made commit\n\nno trailer") is None
     assert message.parse_trailer("x\n\nBM-Meta: {broken") is None
+
+
+def test_real_commits_get_the_subject_of_what_they_did(layout: Layout) -> None:
+    from committer.ops.restore import restore
+    from tests.commit.test_pipeline import make_pipeline, write
+
+    p = make_pipeline(layout)
+
+    def last() -> str:
+        return git(layout.git_dir, "log", "-1", "--format=%s").strip()
+
+    for name, when in (("notes/todo.md", 100), ("notes/plan.md", 300), ("a.md", 200)):
+        os.utime(write(layout, name, f"{name}\n"), (when, when))
+    p.reconcile()
+    assert last() == "chore(sync): save notes/plan.md and 2 more"  # the file changed last, not "a.md"
+    os.renames(layout.data / "notes" / "todo.md", layout.data / "notes" / "2026" / "todo.md")
+    p.commit(["notes/todo.md", "notes/2026/todo.md"])
+    assert last() == "chore(sync): rename notes/todo.md → notes/2026/todo.md"
+    first = git(layout.git_dir, "rev-parse", "HEAD").strip()
+    for n in range(3):
+        write(layout, f"journal/{n}.md", f"day {n}\n")
+    p.commit([f"journal/{n}.md" for n in range(3)])
+    for n in range(3):
+        (layout.data / "journal" / f"{n}.md").unlink()
+    p.commit([f"journal/{n}.md" for n in range(3)])
+    assert last() == "chore(sync): delete 3 files in journal/"
+    write(layout, "notes/plan.md", "changed\n")
+    p.commit(["notes/plan.md"])
+    git(layout.git_dir, "update-ref", "refs/tags/then", first)
+    restore(p, "notes/plan.md", "then")
+    when = int(git(layout.git_dir, "show", "-s", "--format=%ct", first))
+    assert last() == f"chore(sync): restore notes/plan.md to {time.strftime('%Y-%m-%d %H:%M', time.localtime(when))}"
+    meta = message.parse_trailer(git(layout.git_dir, "log", "-1", "--format=%B"))
+    assert meta is not None and meta["op"] == "restore" and meta["path"] == "notes/plan.md"

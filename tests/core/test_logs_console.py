@@ -117,7 +117,12 @@ def test_console_lines_name_the_files_count_failures_and_say_when_pushes_work_ag
                      "done": 420, "total": 1000, "size": "1.20 MiB"})
     assert progress == ["scanning the data directory (start): 12,345 files read (3.4 MB) in 10 s",
                         "pushing to me/notes: writing objects 420/1,000, 1.20 MiB in 5 s"]
-    last = console.render.seen[-3]  # type: ignore[attr-defined]
+    fetch = {"event": "pull_fetch_failed", "error": "fetch failed (transient): " + "x" * 300, "retry_in": 2.0}
+    again = feed(console, dict(fetch), dict(fetch), {**fetch, "error": "other"})
+    assert again[0] == "pull_fetch_failed" and again[2] == "pull_fetch_failed"
+    assert again[1] == f"pull_fetch_failed again (2 times since {since}, the same error)"
+    assert "error" not in console.render.seen[-2]  # type: ignore[attr-defined]
+    last = console.render.seen[-6]  # type: ignore[attr-defined]
     assert last == {"level": "info", "event": "daemon_ready", "seconds": 0.3, "head": "b" * 12}
 
 
