@@ -156,7 +156,8 @@ BATCHES_LISTED = 50  # batch ids a git_push event lists at most (sync.push.BATCH
 def _said(summary: str) -> str:
     """'save a.md and 2 more' as a console line says it: 'saved a.md (+2 more)'."""
     verb, _, rest = summary.partition(" ")
-    return f"{_PAST.get(verb, verb)} {_MORE.sub(lambda m: f' (+{m.group(1)} more)', rest)}".strip()
+    rest = _MORE.sub(lambda m: f" (+{m.group(1)} more)", rest).replace(" → ", " to ")  # one arrow: the outcome
+    return f"{_PAST.get(verb, verb)} {rest}".strip()
 
 
 def _progress(event: MutableMapping[str, Any]) -> str:

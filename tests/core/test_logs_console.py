@@ -108,6 +108,7 @@ def test_console_lines_name_the_files_count_failures_and_say_when_pushes_work_ag
     assert said[2:4] == [f"push still failing (2 times since {since}): remote unreachable",
                          f"push still failing (3 times since {since}): remote unreachable"]
     assert said[4] == "deleted 3 files in journal/ → not pushed yet"
+    assert logs._said("rename notes/todo.md → notes/2026/todo.md") == "renamed notes/todo.md to notes/2026/todo.md"
     assert said[5] == f"push works again (it failed 3 times since {since})"
     assert said[6:] == ["pushed 2 commits to me/notes", "daemon_ready"]
     assert sum("Couldn't connect" in line for line in said) == 1
