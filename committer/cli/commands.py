@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from committer.cli.app import Argument, Option, Options, command, echo
+from committer.cli.progress import shown_steps
 from committer.core import logs
 from committer.core.errors import ConfigError, redact
 from committer.core.paths import display_path
@@ -72,7 +73,9 @@ def init(
             logs.get(__name__).warning("stale_lock_removed", path=str(stale))
         repo = open_repository(settings, pfilter, new_branch)
         fresh = repo.head() is None
-        if fresh and settings.remote and _side_with_remote(settings, repo, from_remote, adopt):
+        with shown_steps("fetching"):
+            took = fresh and settings.remote and _side_with_remote(settings, repo, from_remote, adopt)
+        if took:
             echo(f"took {settings.branch} from {redact(settings.remote)} into {settings.data_dir}")
             return
         committer, record = load_parts(settings, repo, pfilter, read_state(settings.git_dir))
@@ -114,12 +117,20 @@ def _side_with_remote(settings: Settings, repo: GitRepo, from_remote: bool, adop
 
 
 def _push_and_report(settings: Settings, repo: GitRepo) -> None:
+    from committer.core.errors import CommitterError
     from committer.ops.notify import Notify
+    from committer.sync.errors import HINTS, PushError
     from committer.sync.pusher import Pusher
 
     notify = Notify.for_command(settings)  # git_push / push_failed wait in the outbox for the daemon
     try:
-        result = Pusher(settings, repo, emit=notify.emit).push_now()
+        with shown_steps("pushing"):
+            result = Pusher(settings, repo, emit=notify.emit).push_now()
+    except PushError as exc:  # tried once: say what happens next, not the daemon's "retrying with backoff"
+        later = ("the running daemon tries again by itself" if ops.daemon_running(settings)
+                 else "run `committer push` again later")
+        raise CommitterError(f"push failed ({exc.kind}): {exc.detail} ({HINTS[exc.kind].split('; retrying')[0]}); "
+                             f"nothing was pushed: {later}") from None
     finally:
         notify.stop(0.0)
     if result["pushed"]:
@@ -164,7 +175,8 @@ def pull(opts: Options) -> int:
     if not settings.remote:
         raise ConfigError("remote", "no remote is configured; set --remote or COMMITTER_REMOTE")
     running = ops.daemon_running(settings)
-    answer = ops.run(settings, PullNow())
+    with shown_steps("pulling"):
+        answer = ops.run(settings, PullNow())
     for item in answer["conflicts"]:
         theirs = f"the remote's is in {item['copy']}" if item["copy"] else str(item["why"])
         echo(f"conflict: {item['path']}: kept the local version; {theirs}")
@@ -224,7 +236,8 @@ def restore(
     require_repo(settings)
     rel = relative(settings, path) if Path(path).is_absolute() else path
     rel = GitRepo.of(settings).named(rel, to)  # a name that is not UTF-8 may be typed as `log` shows it
-    answer = ops.run(settings, Restore(rel, to, dry_run))
+    with shown_steps("restoring"):
+        answer = ops.run(settings, Restore(rel, to, dry_run))
     for item in answer["actions"]:
         aside = (" (its current content is in no commit: kept beside it as a conflict copy)"
                  if item.get("aside") else "")
@@ -266,7 +279,8 @@ def snapshot_command(
         return
     if not message_text:
         raise ConfigError("--message", "a snapshot needs a message: -m 'what this is'")
-    answer = ops.run(settings, Snapshot(message_text, tag))
+    with shown_steps("snapshot"):
+        answer = ops.run(settings, Snapshot(message_text, tag))
     echo(f"snapshot {answer['tag']} at {answer['head'][:12]} (pushed with the next push)")
 
 

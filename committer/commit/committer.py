@@ -14,7 +14,7 @@ from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths
 from committer.commit.stale import stale_paths
 from committer.commit.step import SIZES, CommitResult, CommitStep, OnCommit, Sizes
-from committer.core import events, fsio, logs
+from committer.core import events, fsio, logs, progress
 from committer.core.settings import Settings
 from committer.git import index as gitindex
 from committer.git.layout import state_dir
@@ -64,7 +64,7 @@ class Committer:
         """One commit of the candidate paths (CommitStep.commit)."""
         return self.step.commit(candidates, **kwargs)  # type: ignore[arg-type]
 
-    def reconcile(self, op: str = "reconcile") -> CommitResult:
+    def reconcile(self, op: str = "reconcile", progress: Callable[[int], None] | None = None) -> CommitResult:
         """Commit whatever differs between the data directory and HEAD, then resync the index.
 
         The first commit of a repository is labelled op "init" whatever `op` says.
@@ -74,7 +74,7 @@ class Committer:
         op = "init" if self.head is None else op
         # What was held is looked at again, so it stays listed while it is there and leaves the list when gone.
         candidates: Iterable[str] = [""] if self.head is None else self._stale() | self.held.take()
-        result = self.commit(candidates, first_event=started, op=op)
+        result = self.commit(candidates, first_event=started, op=op, progress=progress or _shown_reads())
         if candidates or result.sha is not None:  # nothing stale: the index already agrees with the disk
             self.repo.sync_index(result.changes.hints())
         result.changes.close()
@@ -136,3 +136,19 @@ def _read_text(path: Path) -> str | None:
         return path.read_text()
     except OSError:
         return None
+
+
+def _shown_reads() -> Callable[[int], None] | None:
+    """The files a commit reads, as steps for a command's progress bar on a terminal (None without one)."""
+    shown = progress.display()
+    if shown is None:
+        return None
+    read = [0, 0]
+
+    def step(size: int) -> None:
+        read[0] += 1
+        read[1] += size
+        if read[0] & 255 == 1:
+            shown(progress.Step("Reading files", read[0], None, progress.size_text(read[1])))
+
+    return step

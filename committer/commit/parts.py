@@ -50,6 +50,22 @@ def counts(part: list[Change], renames: Mapping[str, str] | None = None) -> Coun
     return Counts(added=len(added) - renamed, modified=modified, deleted=len(deleted) - renamed, renamed=renamed)
 
 
+def renamed_pairs(part: list[Change], renames: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The renames of one commit as (old, new), paired as `counts` pairs them, in path order."""
+    added = {c.path: c.sha for c in part if c.kind == ADDED}
+    deleted = {c.path: c.sha for c in part if c.kind == DELETED}
+    pairs = {old: new for old, new in (renames or {}).items() if old in deleted and new in added}
+    gone: dict[str, list[str]] = {}
+    for path, sha in sorted(deleted.items()):
+        if path not in pairs:
+            gone.setdefault(sha, []).append(path)
+    targets = set(pairs.values())
+    for path, sha in sorted(added.items()):
+        if path not in targets and gone.get(sha):
+            pairs[gone[sha].pop(0)] = path
+    return sorted(pairs.items())
+
+
 _KINDS = {ADDED: "added", MODIFIED: "modified", DELETED: "deleted"}
 
 

@@ -174,9 +174,11 @@ class CommitStep:
         old = self.head
         paths = parts.path_lists(changes) if self.emit is not events.nothing else None
         writer.plan(changes.added + changes.modified + len(changes.deleted) + len(changes.kept_deleted))
+        summary = ""
         for number, part in enumerate(parts.split(changes, most), 1):
             details = {**(extra or {}), **({"part": f"{number}/{count}"} if count > 1 else {})}
             text = self._message(part, changes.renames, batch, first_event or time.time(), op, details)
+            summary = summary or text.split("\n", 1)[0].partition(": ")[2]
             deletes = [c.path for c in part if c.kind == DELETED]
             modifies = [(c.mode, c.sha, c.path) for c in part if c.kind != DELETED]
             writer.commit(self.identity, text, deletes, modifies)
@@ -188,12 +190,13 @@ class CommitStep:
             changes.records.close()  # the stat hints stay, for the index
         self.last_commit_at = clock.iso(clock.now(), ms=True)
         seconds = time.perf_counter() - started
-        self._logged(sha, changes, batch, op, seconds, count)
+        self._logged(sha, changes, batch, op, seconds, count, summary)
         if paths is not None:
             self.emit(events.git_commit(batch=batch, sha=sha, old=old, op=op, paths=paths, commits=count))
         return CommitResult(sha, changes, batch, seconds)
 
-    def _logged(self, sha: str, changes: ChangeSet, batch: str, op: str | None, seconds: float, count: int) -> None:
+    def _logged(self, sha: str, changes: ChangeSet, batch: str, op: str | None, seconds: float, count: int,
+                summary: str) -> None:
         counts = changes.counts
         if changes.lfs:
             log.info("lfs_stored", paths=changes.lfs[:20], count=len(changes.lfs), batch=batch)
@@ -202,7 +205,7 @@ class CommitStep:
         log.info(
             "git_commit", batch=batch, sha=sha, files=counts.total, added=counts.added, modified=counts.modified,
             deleted=counts.deleted, renamed=counts.renamed, bytes=changes.bytes_read, op=op,
-            duration_ms=round(seconds * 1000, 1), **({"commits": count} if count > 1 else {}),
+            duration_ms=round(seconds * 1000, 1), summary=summary, **({"commits": count} if count > 1 else {}),
         )
 
     def _track_lfs(self, changes: ChangeSet) -> None:
@@ -222,4 +225,19 @@ class CommitStep:
             batch=batch, host=self.host, counts=counts, first_event=clock.iso(first_event, ms=True),
             bmmeta=self.bmmeta.read(), extra={**({"op": op} if op else {}), **(details or {})},
         )
-        return message.build(message.summary(counts, [c.path for c in part]), meta)
+        return message.build(message.subject(self._about(part, renames, op, details)), meta)
+
+    def _about(self, part: list[Change], renames: Mapping[str, str], op: str | None,
+               details: Mapping[str, Any] | None) -> message.About:
+        """What the commit of `part` did, for its subject: moves paired as `parts.counts` pairs them."""
+        pairs = parts.renamed_pairs(part, renames)
+        moved = {p for pair in pairs for p in pair}
+        saved = [c.path for c in part if c.kind != DELETED and c.path not in moved]
+        deleted = sorted(c.path for c in part if c.kind == DELETED and c.path not in moved)
+        to = None
+        if op == "restore" and details and details.get("source"):
+            when = self.repo.git("show", "-s", "--format=%ct", str(details["source"]), check=False).stdout
+            to = time.strftime("%Y-%m-%d %H:%M", time.localtime(int(when))) if when.strip().isdigit() else None
+        return message.About(saved=message.most_recent_first(self.repo.data_dir, saved), deleted=deleted,
+                             renamed=pairs, op=op, path=str(details["path"]) if details and "path" in details
+                             else None, to=to)

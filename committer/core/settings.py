@@ -116,6 +116,8 @@ class Settings:
         False, values.boolean, help="Allow pushing to a GitHub repository that is public (see Pushing)")
     git_ssh_command: str = setting("", values.line, help="`GIT_SSH_COMMAND` for ssh remotes")
     shutdown_timeout: float = setting(10.0, values.positive_duration, help="Bound of the last push attempt on stop")
+    progress_interval: float = setting(
+        5.0, values.positive_duration, help="How often long work (a full scan, a push) logs a progress line")
     git_timeout: float = setting(
         300.0, values.positive_duration,
         help="Deadline of every local git process (a hung disk cannot stall the daemon)")

@@ -73,7 +73,9 @@ class Work:
             unwritable.retry_unwritable(self.committer, self.record)  # before: what is written now is no change
         except Exception as exc:  # a retry must never stop the reconcile
             log.warning("pull_retry_failed", error=str(exc))
-        self._guarded(lambda c: c.reconcile(), what="reconcile")
+        # a long scan (a first start on a large tree) is not silent: a line every progress_interval
+        with logs.Every("reconcile_progress", self.committer.settings.progress_interval, why=why) as line:
+            self._guarded(lambda c: c.reconcile(progress=line.advance), what="reconcile")
 
     def _guarded(self, action: Callable[[Committer], CommitResult], what: str) -> None:
         """One failure never stops the daemon: log it and retry through a reconcile with backoff."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from committer.commit.committer import Committer
-from committer.core import fsio, logs
+from committer.core import fsio, logs, progress
 from committer.core.errors import CommitterError, ConfigError
 from committer.git import lfs, trees
 from committer.git.checkout import write_entry
@@ -164,8 +164,11 @@ def apply(committer: Committer, actions: list[Action], failed: dict[str, str] | 
     blobs = repo.read_blobs(sorted({a.entry.sha for a in actions if a.entry is not None}))
     changed = []
     when = time.time()
+    shown = progress.display()  # a command's bar on a terminal
     with fsio.Tree(repo.data_dir) as tree:
-        for action in actions:
+        for number, action in enumerate(actions, 1):
+            if shown is not None and (number & 63 == 1 or number == len(actions)):
+                shown(progress.Step("Writing files", number, len(actions)))
             if action.kind == "keep":
                 continue
             try:

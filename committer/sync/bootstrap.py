@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from committer.core import logs
+from committer.core import logs, progress
 from committer.core.errors import CommitterError, redact
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
@@ -31,8 +31,8 @@ def fetch_remote_head(
     remote = Remote(settings)
     target = f"{FETCHED_PREFIX}{repo.branch}"
     refspecs = [f"+{repo.ref}:{target}"] + (["refs/tags/*:refs/tags/*"] if tags else [])
-    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--end-of-options", remote.url,
-            *refspecs]
+    shown = "--progress" if progress.display() else "--quiet"  # a command's bar on a terminal shows git's
+    args = ["fetch", shown, "--no-tags", "--no-write-fetch-head", "--end-of-options", remote.url, *refspecs]
     result = remote.run(repo, args, cancelled=cancelled)
     if result.returncode != 0 and "couldn't find remote ref" in result.stderr:
         return None

@@ -15,6 +15,8 @@ from committer.git import trees
 from committer.git.objects import TreeEntry
 from committer.git.repo import GitRepo
 from committer.sync import frontmatter
+from committer.sync.forges import forge_for
+from committer.sync.forges.github import GitHub
 
 
 def merged_tree(
@@ -104,11 +106,9 @@ def merge_commit(
         extra["conflicts"] = len(copies)
     meta = message.trailer_value(batch=str(uuid.uuid4()), host=committer.step.host, counts=counts,
                                  first_event=clock.iso(when, ms=True), bmmeta=None, extra=extra)
-    summary = f"merge the remote's {repo.branch} ({remote[:12]})"
-    made = sum(1 for c in copies if c["copy"])
-    if made:
-        summary += f": {made} conflict cop{'y' if made == 1 else 'ies'}"
-    text = message.build(summary, meta)
+    forge = forge_for(committer.settings)
+    named = forge.title if isinstance(forge, GitHub) else "origin"  # the forge's name, or git's for a remote
+    text = message.build(message.merge_subject(named, sum(1 for c in copies if c["copy"])), meta)
     parents = ["-p", local, "-p", remote] if local else ["-p", remote]
     name, email = committer.step.identity
     env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name,

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from committer.core import events, logs
+from committer.core.progress import OnStep
+from committer.core.progress import display as shown_progress
 from committer.core.settings import Settings
 from committer.git.repo import GitRepo
 from committer.sync import verify
@@ -48,6 +50,8 @@ class Push:
         self._on_rejected = on_rejected
         self._visibility = self._visibility_rule()
         self._lock = threading.Lock()  # one push at a time
+        self._retried = True  # whether the attempt under way is tried again when it fails
+        self._progress: OnStep | None = None  # who is shown git's progress of the attempt under way
         seen = last_push(repo, self.pushed_ref)
         if seen is not None:
             state.seed(*seen)
@@ -73,10 +77,14 @@ class Push:
             log.exception("push_on_change_failed")
 
     def once(self, timeout: float, cancelled: Callable[[], bool] | None = None,
-             hard: float | None = None) -> dict[str, Any]:
+             hard: float | None = None, retried: bool = True,
+             progress: OnStep | None = None) -> dict[str, Any]:
         """Push what is pending now, once; PushError when the remote refuses. git is stopped once it has
-        done no work for `timeout` seconds, or at `hard` seconds whatever it does."""
+        done no work for `timeout` seconds, or at `hard` seconds whatever it does. `retried`: a failure
+        is tried again later (the push loop), or not (a one-shot command: its log event says so). `progress`:
+        git's progress, step by step."""
         with self._lock:
+            self._retried, self._progress = retried, progress or shown_progress()  # or a command's bar
             return self._push(timeout, cancelled, again=True, hard=hard)
 
     def _push(self, timeout: float, cancelled: Callable[[], bool] | None, again: bool,
@@ -92,9 +100,10 @@ class Push:
             if self._visibility is not None:
                 self._visibility.check()
             refspecs = [f"{pending.branch}:{self.repo.ref}"] if pending.branch else []
-            args = ["push", "--porcelain", *self._lease(pending), "--end-of-options", self.remote.url, *refspecs,
-                    "refs/tags/*:refs/tags/*"]
-            run = self.remote.run(self.repo, args, timeout=timeout, cancelled=cancelled, hard=hard)
+            args = ["push", "--porcelain", *(["--progress"] if self._progress else []), *self._lease(pending),
+                    "--end-of-options", self.remote.url, *refspecs, "refs/tags/*:refs/tags/*"]
+            run = self.remote.run(self.repo, args, timeout=timeout, cancelled=cancelled, hard=hard,
+                                  progress=self._progress)
         except PushError as exc:  # no push was made: credentials or the visibility rule said no
             self._report(pending, exc, time.monotonic() - started)
             raise
@@ -242,7 +251,7 @@ class Push:
                                       commits=pending.count, tags=len(pending.tags), batches=pending.batches))
         else:
             log.warning("git_push", result="failed", kind=error.kind, permanent=error.permanent,
-                        message=error.detail, consecutive_failures=failures, **fields)
+                        message=error.detail, consecutive_failures=failures, will_retry=self._retried, **fields)
             if failures == 1 or (error.permanent and error.kind != told):
                 # The first failure after a success, or a permanent one not told yet: not every retry.
                 self.emit(events.push_failed(

@@ -15,6 +15,7 @@ from typing import Any
 
 from committer.core import events, logs
 from committer.core.errors import ConfigError, GitError
+from committer.core.progress import OnStep, Step
 from committer.core.retry import RetryCallState, Retrying, retrying
 from committer.core.service import Worker
 from committer.core.settings import Settings
@@ -65,6 +66,8 @@ class Pusher(Worker):
         self.state = PushState(metrics)
         self.push = Push(settings, repo, self.state, on_change, on_rejected, emit) if settings.remote else None
         self.remote = self.push.remote if self.push else None
+        if self.push is not None:
+            logs.expect_pushes()  # a console save line tells what became of it
         self._retry_now = False
         self._wake = threading.Event()
         self._sleep = sleep or self._wait
@@ -179,18 +182,24 @@ class Pusher(Worker):
 
     def _attempt(self, timeout: float) -> dict[str, Any]:
         assert self.push is not None
-        if self._stop.is_set():  # shutting down: no call may outlive stop()'s deadline
-            hard = max(0.1, self._deadline - time.monotonic())
-            return self.push.once(min(timeout, hard), hard=hard)
-        return self.push.once(timeout)
+        # a long push (a first one of a large tree) logs git's progress every progress_interval
+        with logs.Every("push_progress", self.settings.progress_interval, remote=self.push.remote.shown) as line:
+            def step(step: Step) -> None:
+                line.update(phase=step.phase, done=step.done, total=step.total, size=step.size)
+
+            if self._stop.is_set():  # shutting down: no call may outlive stop()'s deadline
+                hard = max(0.1, self._deadline - time.monotonic())
+                return self.push.once(min(timeout, hard), hard=hard, progress=step)
+            return self.push.once(timeout, progress=step)
 
     # -- for commands and status ---------------------------------------------------------------
 
-    def push_now(self) -> dict[str, Any]:
-        """Push pending commits and tags now, once; raises PushError when the remote refuses."""
+    def push_now(self, progress: OnStep | None = None) -> dict[str, Any]:
+        """Push pending commits and tags now, once; raises PushError when the remote refuses. `progress`:
+        git's progress, step by step (a bar on a terminal)."""
         if self.push is None:
             raise ConfigError("remote", "no remote is configured; set --remote or COMMITTER_REMOTE")
-        return self.push.once(self.settings.push_timeout)
+        return self.push.once(self.settings.push_timeout, retried=False, progress=progress)
 
     def check_remote(self) -> bool:
         """Compare the remote branch with what was pushed there now; True when a divergence just ended."""

@@ -11,12 +11,15 @@ from urllib.parse import urlsplit
 
 from committer.core import logs
 from committer.core.errors import ConfigError, GitError, redact
+from committer.core.progress import OnStep
+from committer.core.progress import display as shown_progress
 from committer.core.settings import Settings
 from committer.core.values import remote_problem
 from committer.git import leftovers, lfs
 from committer.git.activity import Quiet
 from committer.git.repo import GitRepo
 from committer.git.runner import drain, git_argv, git_env, kill_group
+from committer.sync import gitprogress
 from committer.sync.credentials import (
     PASSWORD_ENV,
     TOKEN_ENV,
@@ -103,20 +106,22 @@ class Remote:
         timeout: float | None = None,
         cancelled: Callable[[], bool] | None = None,
         hard: float | None = None,
+        progress: OnStep | None = None,
     ) -> NetResult:
-        """Run one git network command. Its whole process group is killed once it has done no work for
-        `timeout` seconds (push_timeout by default: a long push that keeps working goes on), at `hard`
-        seconds whatever it does (a stop's deadline), and at once when `cancelled` says so after it started.
+        """Run one git network command (`progress`: each step of git's `--progress` output, as it comes). Its
+        whole process group is killed once it has done no work for `timeout` seconds (push_timeout by default:
+        a long push that keeps working goes on), at `hard` seconds whatever it does (a stop's deadline), and at
+        once when `cancelled` says so after it started.
 
         When the host refuses the credentials and its forge can get new ones (an App's installation token
         revoked or expired early), the command runs again, once, with them.
         """
         timeout = self.settings.push_timeout if timeout is None else max(timeout, 0.1)
-        result = self._run_once(repo, args, timeout, cancelled, hard)
+        result = self._run_once(repo, args, timeout, cancelled, hard, progress)
         if not result.timed_out:
             error = self.forge.classify(result.returncode, result.stderr, result.stdout)
             if error is not None and error.kind == "auth" and self.forge.renew_credentials():
-                again = self._run_once(repo, args, timeout, cancelled, hard)
+                again = self._run_once(repo, args, timeout, cancelled, hard, progress)
                 return dataclasses.replace(again, seconds=again.seconds + result.seconds)
         return result
 
@@ -127,6 +132,7 @@ class Remote:
         timeout: float,
         cancelled: Callable[[], bool] | None,
         hard: float | None,
+        progress: OnStep | None = None,
     ) -> NetResult:
         if not _separated(args, self.url):
             raise PushError("unknown", "the remote URL is not after --end-of-options or -- in this git call")
@@ -143,10 +149,13 @@ class Remote:
             raise PushError("unknown", f"cannot run git: {exc.stderr}") from None
         call.track(proc.pid)
         stopped, stored = "", 0
+        progress = progress if progress is not None else shown_progress()  # a command's bar on a terminal
+        tee = gitprogress.Tee(proc, progress) if progress is not None else None
         try:
             if cancelled is not None and cancelled():
                 kill_group(proc)
             out, err, stopped, stored = _wait(proc, timeout, hard, self.settings, call)
+            err = tee.text() if tee is not None else err
         finally:
             if proc.returncode is None:  # left by an exception: a signal stopping the command
                 kill_group(proc)

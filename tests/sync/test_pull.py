@@ -147,6 +147,7 @@ def test_divergence_on_different_paths_and_lines_is_merged_and_pushed(
     assert remote_head in parents and len(parents) == 2
     meta = git(layout.git_dir, "log", "-1", "--format=%(trailers:key=BM-Meta,valueonly)").strip()
     assert json.loads(meta)["op"] == "merge"
+    assert git(layout.git_dir, "log", "-1", "--format=%s").strip() == "chore(sync): merge from origin"
     # Pushed: the remote now has the merge, and nothing is pending.
     assert git(mirror, "rev-parse", "main").strip() == git(layout.git_dir, "rev-parse", "HEAD").strip()
     assert status(env)["pending_commits"] == 0

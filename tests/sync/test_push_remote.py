@@ -75,7 +75,7 @@ def commit(repo: GitRepo, name: str | None = None, parent: str | None = "HEAD") 
     git(*gd, "update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", env=env)
     tree = git(*gd, "write-tree", env=env)
     meta = json.dumps({"v": 1, "batch": str(uuid.uuid4())})
-    msg = f"chore(sync): 1 file changed: {name}\n\nBM-Meta: {meta}\n"
+    msg = f"chore(sync): save {name}\n\nBM-Meta: {meta}\n"
     sha = git(*gd, "commit-tree", tree, *(["-p", head] if head else []), "-m", msg)
     git(*gd, "update-ref", repo.ref, sha)
     return sha
