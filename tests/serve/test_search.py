@@ -1,0 +1,97 @@
+"""Finding things on the history pages over real HTTP: /search (names, content, past versions), the JSON the
+search box reads as you type, /files by folder, and "did you mean" for a path with no history."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from committer.serve.access import Access
+from committer.serve.app import HttpServer
+from committer.serve.metrics import Metrics
+from committer.serve.pages import Pages
+from tests.commit.test_pipeline import make_pipeline, write
+from tests.conftest import Layout
+from tests.serve.test_pages import Site, perform
+
+BAD = os.fsdecode(b"bad\xff.md")
+
+
+@pytest.fixture
+def site(layout: Layout) -> Iterator[Site]:
+    """v1: meetings/weekly.md with a draft budget, odd names; v2: the budget approved."""
+    pipeline = make_pipeline(layout)
+    write(layout, "meetings/weekly.md", "Agenda\nBudget: draft\n")
+    write(layout, "notes/ideas.md", "<script>alert(1)</script> ideas\n")
+    write(layout, "-n.md", "dash\n")
+    write(layout, BAD, "latin\n")
+    revs = {"v1": str(pipeline.commit([""]).sha)}
+    write(layout, "meetings/weekly.md", "Agenda\nBudget: approved\n")
+    revs["v2"] = str(pipeline.commit(["meetings/weekly.md"]).sha)
+    state: dict[str, Any] = {"push": {"remote": None, "pending_commits": 0, "last_error": None}}
+    access = Access("open")
+    pages = Pages(pipeline.repo, access, lambda: state, perform(pipeline))
+    server = HttpServer(("127.0.0.1", 0), Metrics(process=False), lambda: {"healthy": True}, lambda: True,
+                        pages=pages)
+    server.start()
+    yield Site(server.port, pipeline, layout, access, revs, state)
+    server.stop()
+
+
+def test_search_lists_names_and_lines_of_the_newest_version(site: Site) -> None:
+    page = site.get("/search?q=WEEK")
+    assert page.status == 200 and 'href="/file/meetings/weekly.md"' in page.text
+    lines = site.get("/search?q=budget").text
+    assert "Budget: approved" in lines and "draft" not in lines and "Search past versions too" in lines
+    assert f"/view/{site.revs['v2']}/meetings/weekly.md" in lines
+
+
+def test_search_in_past_versions_on_request(site: Site) -> None:
+    page = site.get("/search?q=draft&history=1").text
+    assert 'id="found-past"' in page and f"/commit/{site.revs['v2']}" in page and f"/commit/{site.revs['v1']}" in page
+    assert "Budget: draft" in page and ">went<" in page and ">came<" in page
+    assert 'id="nothing-found"' in site.get("/search?q=draft").text
+
+
+def test_search_shows_names_and_lines_escaped_and_takes_odd_text_literally(site: Site) -> None:
+    page = site.get("/search?q=script").text
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    dash = site.get("/search?q=-n").text
+    assert 'href="/file/-n.md"' in dash
+    latin = site.get("/search?q=latin").text
+    assert "bad\\xff.md" in latin and '/bad%FF.md">' in latin
+    assert site.get("/search?q=" + "x" * 300).status == 200  # too long: said on the page, not a failure
+
+
+def test_the_search_box_json_offers_names_as_you_type(site: Site) -> None:
+    answer = site.get("/search/names?q=eekl")
+    assert answer.status == 200 and answer.headers["content-type"].startswith("application/json")
+    data = json.loads(answer.body)
+    assert data == {"names": [{"path": "meetings/weekly.md", "href": "/file/meetings/weekly.md"}], "more": False}
+    assert json.loads(site.get("/search/names?q=").body) == {"names": [], "more": False}
+
+
+def test_a_path_with_no_history_offers_the_names_it_may_mean(site: Site) -> None:
+    for url in ("/?path=weekly", "/file/weekly"):
+        page = site.get(url)
+        assert page.status == 404, url
+        assert "Nothing has been saved yet" not in page.text
+        assert 'id="did-you-mean"' in page.text and 'href="/file/meetings/weekly.md"' in page.text
+    assert site.get("/?path=meetings").status == 200  # a real folder: its timeline
+    assert site.get("/file/meetings/weekly.md").status == 200
+
+
+def test_files_lists_what_exists_now_by_folder(site: Site) -> None:
+    page = site.get("/files")
+    assert page.status == 200
+    text = page.text
+    assert text.index('href="/files?in=meetings"') < text.index('href="/file/meetings/weekly.md"')
+    assert 'href="/file/-n.md"' in text and "bad\\xff.md" in text
+    inner = site.get("/files?in=notes").text
+    assert 'href="/file/notes/ideas.md"' in inner and "weekly.md" not in inner
+    assert site.get("/files?in=nosuch").status == 404
+    assert site.get("/files?in=../etc").status == 404
