@@ -187,7 +187,7 @@ def render(found: finder.Found, in_history: bool) -> list[str]:
     if found.names:
         out += [f"Names ({len(found.names)}):", *(f"  {display_path(p)}" for p in found.names)]
     if found.lines:
-        out += [f"Content ({len(found.lines)} lines):",
+        out += [f"Content ({len(found.lines)} line{'' if len(found.lines) == 1 else 's'}):",
                 *(f"  {display_path(h.path)}:{h.number}: {display_text(h.text)}" for h in found.lines)]
     if found.past:
         out.append(f"Past versions ({len(found.past)}):")

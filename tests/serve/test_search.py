@@ -3,9 +3,11 @@ search box reads as you type, /files by folder, and "did you mean" for a path wi
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +17,9 @@ from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
 from committer.serve.pages import Pages
 from tests.commit.test_pipeline import make_pipeline, write
-from tests.conftest import Layout
+from tests.conftest import Layout, wait_for
 from tests.serve.test_pages import Site, perform
+from tests.serve.test_pages_browser import body_text, browser, shoot  # noqa: F401 - browser: the fixture
 
 BAD = os.fsdecode(b"bad\xff.md")
 
@@ -95,3 +98,38 @@ def test_files_lists_what_exists_now_by_folder(site: Site) -> None:
     assert 'href="/file/notes/ideas.md"' in inner and "weekly.md" not in inner
     assert site.get("/files?in=nosuch").status == 404
     assert site.get("/files?in=../etc").status == 404
+
+
+
+def test_on_or_before_takes_the_dates_the_cli_takes(site: Site) -> None:
+    """A bare day includes the whole day; `2 hours ago` is before this history; a text that is not a date
+    is a 404 naming the forms."""
+    today = datetime.date.today().isoformat()
+    for until in (today, "today", "now"):
+        page = site.get(f"/?until={until}")
+        assert page.status == 200 and site.revs["v2"][:10] in page.text, until
+    early = site.get("/?until=2+hours+ago")
+    assert early.status == 200 and site.revs["v1"][:10] not in early.text
+    assert "Nothing was saved on or before 2 hours ago: the history starts on" in early.text
+    wrong = site.get("/?until=next+tuesday")
+    assert wrong.status == 404 and "yesterday 18:00" in wrong.text
+
+@pytest.mark.integration
+def test_typing_in_the_search_box_offers_matching_names_in_chromium(
+        site: Site, browser: Any, tmp_path: Path) -> None:  # noqa: F811 - the fixture imported above
+    """Search as you type in a real browser (the page's own script under its CSP): a part of a name in
+    any case lists the file, a click opens its history; Enter searches content."""
+    base = f"http://127.0.0.1:{site.port}"
+    browser.get(f"{base}/")
+    box = browser.find_element("id", "find")
+    box.send_keys("WeEk")
+    wait_for(lambda: [a.text for a in browser.find_elements("css selector", "#find-list a")][:1] == [
+        "meetings/weekly.md"], timeout=10, what="the names offered as you type")
+    shoot(browser, tmp_path / "search-as-you-type.png")
+    browser.find_element("css selector", "#find-list a").click()
+    wait_for(lambda: browser.current_url.endswith("/file/meetings/weekly.md"), what="the file's history")
+    box = browser.find_element("id", "find")
+    box.send_keys("approved\n")
+    wait_for(lambda: "/search?q=approved" in browser.current_url, what="the search page")
+    wait_for(lambda: "Budget: approved" in body_text(browser), what="the line found")
+    shoot(browser, tmp_path / "search.png")
