@@ -159,5 +159,6 @@ def test_the_readme_restore_on_a_younger_history_names_the_oldest_version(
     proc = committer("restore", "a.md", "--to", "2 hours ago", env=layout.env)
     assert proc.returncode == 2
     line = one_line(proc)
+    assert line.startswith("committer: error: --to: 2 hours ago is before the history starts; ")
     assert f"the oldest version is {two_versions['oldest'][:12]}" in line and "`committer log a.md`" in line
     assert (layout.data / "a.md").read_text() == "v2"
