@@ -105,7 +105,7 @@ def past(repo: GitRepo, text: str, stopped: list[str], most: int = LINES_MAX, co
     if head is None:
         return []
     args = ["log", f"-S{text}", "-i", "-z", "--no-renames", "--name-only", "--format=%x1e%H %P%x1f%ct",
-            f"--max-count={commits}", head, "--"]
+            f"--max-count={commits + 1}", head, "--"]
     hits: list[tuple[str, str, int, str]] = []  # sha, first parent, time, path
     seen = 0
     sha = parent = ""
@@ -117,11 +117,13 @@ def past(repo: GitRepo, text: str, stopped: list[str], most: int = LINES_MAX, co
             parent = parents.split(" ")[0] if parents else ""
             epoch = int(when.strip()) if when.strip().isdigit() else 0
             seen += 1
+            if seen > commits:
+                break
             continue
         path = os.fsdecode(record.lstrip(b"\n"))
         if path and sha:
             hits.append((sha, parent, epoch, path))
-    if seen >= commits:
+    if seen > commits:
         stopped.append(f"past versions: only the newest {commits} changes that hold the text are looked at")
     if not hits:
         return []

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from committer.core.errors import ConfigError
+from committer.ops import search as finder
 from committer.serve.access import Access
 from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
@@ -113,6 +115,24 @@ def test_on_or_before_takes_the_dates_the_cli_takes(site: Site) -> None:
     assert "Nothing was saved on or before 2 hours ago: the history starts on" in early.text
     wrong = site.get("/?until=next+tuesday")
     assert wrong.status == 404 and "yesterday 18:00" in wrong.text
+
+
+def test_a_search_says_when_its_caps_cut_it_short(site: Site) -> None:
+    """The caps on names, lines and past changes are said, never silent."""
+    repo = site.pipeline.repo
+    stopped: list[str] = []
+    assert len(finder.names(repo, "md", stopped, most=1)) == 1
+    assert stopped == ["only the first 1 of 4 matching names are listed"]
+    stopped = []
+    went = finder.past(repo, "draft", stopped, commits=1)
+    assert [(hit.sha, hit.came) for hit in went] == [(site.revs["v2"], False)]
+    assert stopped == ["past versions: only the newest 1 changes that hold the text are looked at"]
+    stopped = []
+    assert len(finder.past(repo, "draft", stopped, commits=2)) == 2 and stopped == []
+    found = finder.search(repo, "a", history=True)
+    assert found.names and found.lines and not found.stopped
+    with pytest.raises(ConfigError):
+        finder.search(repo, "two\nlines")
 
 @pytest.mark.integration
 def test_typing_in_the_search_box_offers_matching_names_in_chromium(
