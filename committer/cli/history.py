@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from committer.cli.app import Argument, Option, Options, command, echo
 from committer.cli.commands import relative
+from committer.cli.looking import suggest
 from committer.commit import trailer
 from committer.core import clock
 from committer.core.errors import ConfigError
@@ -46,20 +47,24 @@ def log_command(
     path: Annotated[str | None, Argument(help="A file or folder in the data directory.")] = None,
     max_count: Annotated[int, Option("-n", "--max-count", help="How many commits.")] = 20,
     as_json: Annotated[bool, Option("--json", help="One JSON object per line.")] = False,
+    patch: Annotated[bool, Option("-p", "--patch", help="The changes (a unified diff) under each commit.")] = False,
 ) -> None:
     """History of the directory or of one path (a file across its moves), with the BM-Meta trailer decoded
-    and moves as old → new. Names that are not UTF-8 are shown escaped (`bad\\xff.md`) and can be given so."""
+    and moves as old → new; with -p the changes too. Names that are not UTF-8 are shown escaped (`bad\\xff.md`)
+    and can be given so."""
     settings = opts.settings()
     repo = GitRepo.of(settings)
     if not repo.exists():
         raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
     rel = repo.named(relative(settings, path)) if path else None
-    if rel and not is_folder(repo, rel):
+    folder = not rel or is_folder(repo, rel)
+    if rel and not folder:
         entries = [(e.sha, e.epoch, e.message, [e.moved] if e.moved else []) for e in revs.follow(repo, rel, max_count)]
     else:
         commits = list(history(repo, rel, max_count))
         moves = repo.renames([sha for sha, _epoch, _text in commits])
         entries = [(sha, epoch, text, moves.get(sha, [])) for sha, epoch, text in commits]
+    current = rel
     for sha, epoch, text, renamed in entries:
         meta = trailer.read(text) or {}
         subject = text.splitlines()[0] if text else ""
@@ -81,6 +86,23 @@ def log_command(
             echo(f"{'':14}{display_path(old)} → {display_path(new)}")
         if len(renamed) > RENAMES_SHOWN:
             echo(f"{'':14}+{len(renamed) - RENAMES_SHOWN} more moved")
+        if patch:
+            names = [current] if current else []
+            if rel and not folder and renamed:
+                names, current = list(renamed[0]), renamed[0][0]  # older commits have the old name
+            shown_patch(repo, sha, names)
+    if not entries and rel:
+        raise ConfigError("path", f"no saved version of {display_path(rel)}{suggest(repo, rel)}")
+    if not entries:
+        echo("nothing has been saved yet")
+
+
+def shown_patch(repo: GitRepo, sha: str, names: list[str]) -> None:
+    """One commit's changes (to `names`, or all of them) as a unified diff, indented under its entry."""
+    out = repo.git("show", "--format=", "--no-color", "--no-ext-diff", "-M", sha, "--", *names).stdout
+    sys.stdout.flush()
+    sys.stdout.buffer.write(out.rstrip(b"\n") + b"\n\n" if out.strip() else b"")
+    sys.stdout.flush()
 
 
 def is_folder(repo: GitRepo, rel: str) -> bool:

@@ -156,10 +156,10 @@ class GitRepo:
             yield entries(records)
 
     def stream(
-        self, args: Sequence[str], work_tree: bool = False
+        self, args: Sequence[str], work_tree: bool = False, seconds: float | None = None
     ) -> contextlib.AbstractContextManager[Iterator[bytes]]:
         """The NUL-separated records a git command prints, read as it prints them (GitRunner.stream)."""
-        return self.runner.stream(self.git_dir, args, self.data_dir if work_tree else None)
+        return self.runner.stream(self.git_dir, args, self.data_dir if work_tree else None, seconds)
 
     def _ls_tree(self, rev: str, paths: Sequence[str]) -> Iterator[tuple[str, TreeEntry]]:
         out = self.git("ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths).stdout

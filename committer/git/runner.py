@@ -213,12 +213,13 @@ class GitRunner:
         return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
     @contextlib.contextmanager
-    def stream(self, git_dir: Path, args: Sequence[str], work_tree: Path | None = None) -> Iterator[Iterator[bytes]]:
-        """The NUL-separated records a git command prints, read as it prints them, within the deadline;
-        leaving early kills it. A failure is raised when the block ends."""
+    def stream(self, git_dir: Path, args: Sequence[str], work_tree: Path | None = None,
+               seconds: float | None = None) -> Iterator[Iterator[bytes]]:
+        """The NUL-separated records a git command prints, read as it prints them, within the deadline (the
+        runner's, or `seconds`); leaving early kills it. A failure is raised when the block ends."""
         argv = git_argv(git_dir, args, work_tree)
         proc = self.start(argv, git_env(), subprocess.DEVNULL)
-        timer = self.deadline(proc)
+        timer = self.deadline(proc, seconds)
         finished = False
 
         def records() -> Iterator[bytes]:

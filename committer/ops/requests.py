@@ -35,12 +35,20 @@ def daemon_running(settings: Settings) -> bool:
     return pid is not None and pid > 0
 
 
+class Refused(ConfigError):
+    """A request refused for a usage reason (exit 2): its answer already names the setting (`--to: ...`)."""
+
+    def __init__(self, message: str) -> None:
+        CommitterError.__init__(self, message)
+        self.setting = "request"
+
+
 def run(settings: Settings, request: Request) -> dict[str, Any]:
     """Ask the daemon holding the repository, or do it here under the instance lock; the answer's JSON."""
     pid = holder_pid(settings.git_dir)
     answer = _ask(settings, pid, request) if pid is not None and pid > 0 else _here(settings, request)
     if answer.error is not None:
-        raise ConfigError("request", answer.error) if answer.exit_code == 2 else CommitterError(answer.error)
+        raise Refused(answer.error) if answer.exit_code == 2 else CommitterError(answer.error)
     return answer.to_json()
 
 

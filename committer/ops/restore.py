@@ -17,7 +17,7 @@ from typing import Any
 from committer.commit.committer import Committer
 from committer.core import fsio, logs, progress
 from committer.core.errors import CommitterError, ConfigError
-from committer.git import lfs, trees
+from committer.git import lfs, revs, trees
 from committer.git.checkout import write_entry
 from committer.git.objects import MODE_EXEC, MODE_FILE, MODE_LINK, TreeEntry, blob_id
 from committer.policy.filters import PathFilter
@@ -57,9 +57,9 @@ def plan(committer: Committer, rel: str, rev: str) -> tuple[str, list[Action]]:
     Refused (nothing changes) when a path to write or delete lies behind a symlink in the data directory.
     """
     repo = committer.repo
-    source = repo.resolve(rev)
+    source = revs.resolve(repo, rev, path=rel)
     if source is None:
-        raise ConfigError("--to", f"unknown revision {rev!r}: give a commit, a tag, or a date git reads")
+        raise ConfigError("--to", f"unknown revision {rev!r}: give {revs.FORMS}")
     target = repo.ls_tree(source, [rel] if rel else None)
     with fsio.Tree(repo.data_dir) as tree:
         current, ignored = _on_disk(tree, committer.pfilter, rel)

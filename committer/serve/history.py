@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,8 +214,12 @@ def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limi
     if repo.head() is None:
         return [], False
     args = ["log", LOG_FORMAT, "-z", f"--max-count={limit + 1}", f"--skip={max(0, skip)}"]
-    if until and check_date(until) <= datetime.date.today():  # a day still to come: everything (git misreads far ones)
-        args.append(f"--until={until} 23:59:59")
+    if until:
+        last = until_span(repo, until).last
+        if last < 0:  # before 1970: before any history
+            return [], False
+        if last < time.time():  # still to come: everything
+            args.append(f"--until=@{int(last)}")
     args += [repo.ref, "--"]
     if path:
         args.append(path)
@@ -228,14 +233,29 @@ def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limi
     return commits, more
 
 
-def check_date(until: str) -> datetime.date:
-    """A day such as 2026-11-30, or NotFound naming what is wrong (git would read 2026-02-31 somehow)."""
+def until_span(repo: GitRepo, until: str) -> revs.Span:
+    """What the "On or before" text names (any date the CLI takes: 2026-11-30 is that whole day, yesterday
+    18:00, last tuesday, 2 hours ago), or NotFound naming the forms."""
+    found = revs.parse_date(repo, until) if len(until) <= 100 else None
+    if found is None:
+        raise NotFound(f"{until[:40]!r} is not a date such as 2026-11-30, yesterday 18:00 or 2 hours ago")
+    return found
+
+
+def check_date(until: str, repo: GitRepo | None = None) -> datetime.date:
+    """The day of the "On or before" text (its last day), or NotFound naming what is wrong (git would read
+    2026-02-31 somehow). Without `repo` only a day such as 2026-11-30 is read."""
     try:
         if _DATE.fullmatch(until):
             return datetime.date.fromisoformat(until)
     except ValueError:
         pass
-    raise NotFound(f"{until[:40]!r} is not a date such as 2026-11-30")
+    if repo is None or _DATE.match(until):
+        raise NotFound(f"{until[:40]!r} is not a date such as 2026-11-30, yesterday 18:00 or 2 hours ago")
+    last = until_span(repo, until).last
+    if last < 0:
+        return datetime.date(1970, 1, 1)
+    return datetime.date.fromtimestamp(last) if last < 253402214400 else datetime.date.max
 
 
 def span(repo: GitRepo) -> tuple[int, int] | None:

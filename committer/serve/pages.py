@@ -177,10 +177,10 @@ def date_note(pages: Pages, until: str, found: bool, skip: int) -> str | None:
     span = history.span(pages.repo)
     if span is None:
         return None
-    day = history.check_date(until)
+    day = history.check_date(until, pages.repo)
     first, last = (wording.absolute(t)[:10] for t in span)
-    if not found and day.isoformat() < first:
-        return f"Nothing was saved on or before {until}: the history starts on {first}."
+    if not found and (day.isoformat() < first or history.until_span(pages.repo, until).last < span[0]):
+        return f"Nothing was saved on or before {until}: the history starts on {wording.absolute(span[0])}."
     if day.isoformat() > last:
         return f"{until} is after the newest change ({last}): everything is shown, newest first."
     return None

@@ -7,19 +7,17 @@ import functools
 from collections.abc import Awaitable, Callable
 
 from committer.core.errors import CommitterError
-from committer.serve import history, shown
+from committer.serve import finding, history, shown
 from committer.serve.forms import confirm_deletes, login, logout, put_back, restore_page, secret_page
 from committer.serve.pages import (
     ENV,
     Handler,
     Pages,
     commit_page,
-    file_page,
     gate,
     log,
     page,
     raw_file,
-    timeline,
     view_page,
 )
 from committer.serve.web import BaseRoute, HTMLResponse, Request, Response, Route
@@ -54,8 +52,11 @@ def routes(pages: Pages) -> list[BaseRoute]:
         return endpoint
 
     return [
-        Route("/", guarded(timeline), methods=["GET", "HEAD"]),
-        Route("/file/{path:path}", guarded(file_page), methods=["GET", "HEAD"]),
+        Route("/", guarded(finding.timeline_or_suggest), methods=["GET", "HEAD"]),
+        Route("/file/{path:path}", guarded(finding.file_or_suggest), methods=["GET", "HEAD"]),
+        Route("/search", guarded(finding.search_page), methods=["GET", "HEAD"]),
+        Route("/search/names", guarded(finding.typed_names), methods=["GET", "HEAD"]),
+        Route("/files", guarded(finding.files_page), methods=["GET", "HEAD"]),
         Route("/view/{rev}/{path:path}", guarded(view_page), methods=["GET", "HEAD"]),
         Route("/raw/{rev}/{path:path}", guarded(raw_file), methods=["GET", "HEAD"]),
         Route("/commit/{rev}", guarded(commit_page), methods=["GET", "HEAD"]),

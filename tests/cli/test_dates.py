@@ -4,6 +4,8 @@ version, exit code 2, and nothing changes; a date inside it resolves as before."
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
 import time
 
 import pytest
@@ -74,13 +76,89 @@ def test_the_daemon_answers_the_same_line(layout: Layout, two_versions: dict[str
     assert daemon.stop() == 0
 
 
-def test_parse_date_reads_days_as_whole_days_and_refuses_what_it_does_not_know() -> None:
+def test_parse_date_reads_days_as_whole_days_and_refuses_what_it_does_not_know(layout: Layout) -> None:
+    """A bare day is the whole day; git's approxidate reads the rest; a text it would read as "now" without
+    saying now, with a word it does not know, or shaped like a revision is not a date."""
+    from committer.git.repo import GitRepo
+    from committer.git.runner import GitRunner
+
+    git(layout.git_dir.parent, "init", "-q", "--bare", str(layout.git_dir))
+    repo = GitRepo(layout.git_dir, layout.data, "main", GitRunner())
     now = time.time()
-    day = revs.parse_date("2026-03-01", now)
+    day = revs.parse_date(repo, "2026-03-01", now)
     assert day is not None and day.last - day.first == 86399
-    ago = revs.parse_date("2 hours ago", now)
-    assert ago is not None and ago.first == pytest.approx(now - 7200)
-    far = revs.parse_date("1000 years ago", now)
+    ago = revs.parse_date(repo, "2 hours ago", now)
+    assert ago is not None and ago.first == pytest.approx(now - 7200, abs=2)
+    far = revs.parse_date(repo, "1000 years ago", now)
     assert far is not None and far.last < 0
-    for text in ("main", "HEAD~1", "soon", "2026-13-45", "next tuesday", ""):
-        assert revs.parse_date(text, now) is None, text
+    evening = revs.parse_date(repo, "yesterday 18:00", now)
+    expected = datetime.datetime.combine(datetime.date.today() - datetime.timedelta(days=1), datetime.time(18))
+    assert evening is not None and evening.first == pytest.approx(expected.timestamp(), abs=2)
+    for text in ("last tuesday", "noon", "3 weeks ago", "dec 1", "now", "today", "yesterday"):
+        assert revs.parse_date(repo, text, now) is not None, text
+    for text in ("main", "HEAD~1", "soon", "2026-13-45", "next tuesday", "tuesday", "x 5", "", "2 hours ago; rm"):
+        assert revs.parse_date(repo, text, now) is None, text
+
+
+def _stamp(when: datetime.datetime) -> str:
+    return f"{int(when.timestamp())} +0000"
+
+
+@pytest.fixture
+def dated(layout: Layout) -> dict[str, str]:
+    """A history written with chosen dates: v1 twenty days ago, v2 yesterday at noon, v3 seconds ago."""
+    work = layout.root / "work"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    today = datetime.datetime.combine(datetime.date.today(), datetime.time())
+    times = {"v1": datetime.datetime.now() - datetime.timedelta(days=20),
+             "v2": today - datetime.timedelta(hours=12), "v3": datetime.datetime.now() - datetime.timedelta(seconds=5)}
+    shas = {}
+    for name, when in times.items():
+        (work / "plan.md").write_text(f"{name}\n")
+        stamp = _stamp(when)
+        env = {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+        subprocess.run(["git", "-C", str(work), "add", "plan.md"], check=True)
+        subprocess.run(["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", name],
+                       check=True, env={**os.environ, **env})
+        shas[name] = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                    check=True).stdout.strip()
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(layout.git_dir)], check=True)
+    return shas
+
+
+@pytest.mark.integration
+def test_each_date_form_names_the_version_of_its_time(layout: Layout, dated: dict[str, str]) -> None:
+    """`show --at` with every form people type; a bare day means the end of that day."""
+    yesterday = datetime.date.today() - datetime.timedelta(days=1)
+    three_days = (datetime.date.today() - datetime.timedelta(days=3)).strftime("%A").lower()
+    cases = {
+        "yesterday": "v2", "yesterday 18:00": "v2", "yesterday 11:00": "v1", "2 hours ago": "v2",
+        f"last {three_days}": "v1", "last week": "v1", yesterday.isoformat(): "v2",  # its end, not its start
+        f"{yesterday.isoformat()} 18:00": "v2", f"{yesterday.isoformat()} 11:00": "v1", "now": "v3",
+        "today": "v3", dated["v1"][:10]: "v1", f"main@{{{yesterday.isoformat()}}}": "v2",
+    }
+    for when, version in cases.items():
+        proc = committer("show", "plan.md", "--at", when, env=layout.env)
+        assert proc.returncode == 0 and proc.stdout == f"{version}\n", (when, proc.stderr)
+
+
+@pytest.mark.integration
+def test_before_the_first_version_is_one_line_naming_it_and_the_log(layout: Layout, dated: dict[str, str]) -> None:
+    proc = committer("show", "plan.md", "--at", "30 days ago", env=layout.env)
+    assert proc.returncode == 2
+    line = one_line(proc)
+    assert f"the oldest version is {dated['v1'][:12]} of " in line and "`committer log plan.md`" in line
+    proc = committer("show", "plan.md", "--at", "soon", env=layout.env)
+    assert proc.returncode == 2 and "'soon' names no version" in one_line(proc) and "last tuesday" in one_line(proc)
+
+
+@pytest.mark.integration
+def test_the_readme_restore_on_a_younger_history_names_the_oldest_version(
+        layout: Layout, two_versions: dict[str, str]) -> None:
+    (layout.data / "notes").mkdir()
+    proc = committer("restore", "a.md", "--to", "2 hours ago", env=layout.env)
+    assert proc.returncode == 2
+    line = one_line(proc)
+    assert line.startswith("committer: error: --to: 2 hours ago is before the history starts; ")
+    assert f"the oldest version is {two_versions['oldest'][:12]}" in line and "`committer log a.md`" in line
+    assert (layout.data / "a.md").read_text() == "v2"
