@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from committer.cli.app import Argument, Option, Options, command, echo
 from committer.cli.commands import relative
 from committer.commit import trailer
 from committer.core import clock
-from committer.core.errors import ConfigError
+from committer.core.errors import CommitterError, ConfigError
 from committer.core.paths import display_path, display_text
 from committer.git import revs
 from committer.git.repo import GitRepo, history
@@ -22,12 +23,19 @@ RENAMES_LISTED = 1000
 @command(remote=True)
 def status(
     opts: Options, as_json: Annotated[bool, Option("--json", help="One JSON object with every key.")] = False
-) -> None:
-    """Show the repository, the last commit and push, holds and errors, and whether a daemon runs."""
+) -> int:
+    """Show the repository, the last commit and push, holds and errors, and whether a daemon runs; exit 1
+    when there is no repository there."""
     from committer.ops.status import collect_status, render_status
 
-    result = collect_status(opts.settings())
+    settings = opts.settings()
+    result = collect_status(settings, opts.find().shown())
     echo(json.dumps(result, indent=None if not sys.stdout.isatty() else 2) if as_json else render_status(result))
+    if not result["repository"]:
+        echo(f"committer: error: no repository at {settings.git_dir}; run `committer init` there, or give "
+             "--git-dir PATH (and --data-dir PATH)", err=True)
+        return 1
+    return 0
 
 
 @command(remote=True)
@@ -60,6 +68,8 @@ def log_command(
         commits = list(history(repo, rel, max_count))
         moves = repo.renames([sha for sha, _epoch, _text in commits])
         entries = [(sha, epoch, text, moves.get(sha, [])) for sha, epoch, text in commits]
+    if not entries:
+        _nothing_logged(path, rel)
     for sha, epoch, text, renamed in entries:
         meta = trailer.read(text) or {}
         subject = text.splitlines()[0] if text else ""
@@ -81,6 +91,16 @@ def log_command(
             echo(f"{'':14}{display_path(old)} → {display_path(new)}")
         if len(renamed) > RENAMES_SHOWN:
             echo(f"{'':14}+{len(renamed) - RENAMES_SHOWN} more moved")
+
+
+def _nothing_logged(path: str | None, rel: str | None) -> None:
+    """An empty log says so: no commit yet, or a path that was never saved (an error naming it)."""
+    if not rel:
+        echo("no commits yet")
+        return
+    name = display_path(rel).rstrip("/").rsplit("/", 1)[-1]
+    raise CommitterError(f"{display_path(str(path))}: nothing was ever saved at this path; `committer search "
+                         f"{shlex.quote(name)}` finds files by name, `committer log` lists every commit")
 
 
 def is_folder(repo: GitRepo, rel: str) -> bool:

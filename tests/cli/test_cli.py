@@ -16,7 +16,7 @@ SPEC_STATUS_KEYS = {
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
     "held", "held_files", "running", "pid", "repo_size_bytes", "objects", "last_pull_at", "conflicts", "pull",
-    "outbox", "oldest_undelivered_at", "last_delivery_error", "settings", "unwritable_paths",
+    "outbox", "oldest_undelivered_at", "last_delivery_error", "settings", "unwritable_paths", "found", "repository",
 }
 
 
