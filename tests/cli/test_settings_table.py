@@ -76,6 +76,17 @@ def test_every_flag_of_every_command_comes_from_a_row() -> None:
                 assert key in NOT_SETTINGS and not set(option.opts) & all_flags, (name, key)
 
 
+def test_every_setting_is_a_flag_of_some_command() -> None:
+    made = cli_commands()
+    taken = {param.name for command in made.values() for param in command.params}
+    assert [row.name for row in ROWS if row.name not in taken] == []
+    run = {param.name for param in made["run"].params}
+    assert set(NAMES) <= run  # the daemon takes every one
+    for name, command in made.items():
+        values = [param for param in command.params if param.param_type_name == "option" and not param.is_flag]
+        assert all(param.metavar for param in values), (name, [p.name for p in values if not p.metavar])
+
+
 def test_a_new_setting_is_one_row_that_the_parser_the_flags_and_the_manual_take() -> None:
     @dataclass(frozen=True)
     class More:
