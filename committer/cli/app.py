@@ -61,10 +61,29 @@ def summary(text: str) -> str:
     return first.rstrip(".:;") + "."
 
 
+class _Group(typer.Typer):
+    """A group's commands get the app's manners: whole summaries, every value named in --help."""
+
+    def command(self, name: str | None = None, **kwargs: Any) -> Callable[[Any], Any]:
+        register = super().command
+
+        def decorate(func: Callable[..., Any]) -> Any:
+            hints = typing.get_type_hints(func, include_extras=True)
+            own = [p.replace(annotation=hints.get(p.name, p.annotation))
+                   for p in inspect.signature(func).parameters.values()]
+            for param in own:
+                _name_the_value(param)
+            func.__signature__ = inspect.Signature(own)  # type: ignore[attr-defined]  # typer reads these infos
+            kwargs.setdefault("short_help", summary(func.__doc__ or ""))
+            return register(name, **kwargs)(func)
+
+        return decorate
+
+
 def group(name: str, help: str, parent: typer.Typer | None = None) -> typer.Typer:
     """A group of sub-commands, `committer NAME ...` (or under `parent`), with the app's own manners."""
-    sub = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None, help=help,
-                      context_settings=HELP_OPTIONS)
+    sub = _Group(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None, help=help,
+                 context_settings=HELP_OPTIONS)
     (parent or app).add_typer(sub, name=name, short_help=summary(help))
     return sub
 
@@ -169,13 +188,11 @@ _BY_TYPE = {int: "N", float: "NUMBER", str: "TEXT"}
 def _name_the_value(param: inspect.Parameter) -> None:
     """Give an option or argument of a command's own a metavar (DURATION, PATH, N, ...) unless it has one:
     typer would show `<str>`."""
+    kind, *extras = typing.get_args(param.annotation) or (param.annotation,)
     if typing.get_origin(param.annotation) is not Annotated:
-        return
-    kind, *extras = typing.get_args(param.annotation)
+        extras = [param.default]
     for info in extras:
-        if not isinstance(info, typer.models.ParameterInfo) or info.metavar is not None:
-            continue
-        if kind is bool:
+        if not isinstance(info, typer.models.ParameterInfo) or info.metavar is not None or kind is bool:
             continue
         plain = next((arg for arg in typing.get_args(kind) if arg is not type(None)), kind)
         info.metavar = _BY_NAME.get(param.name) or _BY_TYPE.get(plain, "VALUE")
