@@ -64,7 +64,7 @@ def announce(settings: Settings) -> Path | None:
     it); None when no runtime directory of this user's can take it (said once, never fatal)."""
     path = runtime.write(settings.data_dir, settings.git_dir, settings.branch, settings.config_file, settings.http)
     if path is None:
-        log.warning("runtime_record_unwritable", folder=str(runtime.runtime_dir()),
+        log.info("runtime_record_unwritable", folder=str(runtime.runtime_dir()),
                     action="commands must be given --data-dir and --git-dir to find this daemon")
     return path
 
