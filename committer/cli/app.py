@@ -132,7 +132,8 @@ class Options:
             raise ConfigError("data-dir", (
                 f"{settings.data_dir} does not exist, and nothing says where the data is (no daemon runs here, "
                 "no committer.toml in this folder or a parent, no user config); give --data-dir PATH and "
-                "--git-dir PATH, or run the command inside the data directory"))
+                "--git-dir PATH (or write them into a committer.toml), or run the command inside the data "
+                "directory of a running daemon"))
         return settings
 
 
