@@ -133,10 +133,20 @@ def show(git_dir: Path, path: str, rev: str = "HEAD") -> bytes:
     ).stdout
 
 
+# Where the CLI and the daemon look for running daemons' records and the user's config: nowhere, unless a
+# test gives its own folders (`layout.env` does), so no test sees another's daemons or the machine's.
+ISOLATED = {"XDG_RUNTIME_DIR": os.devnull, "XDG_CONFIG_HOME": os.devnull}
+
+
+def isolated(root: Path) -> dict[str, str]:
+    """A runtime folder and a user config folder of a test's own, under `root`."""
+    return {"XDG_RUNTIME_DIR": str(root / "run"), "XDG_CONFIG_HOME": str(root / "config")}
+
+
 def committer(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
               prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a process, the way users do."""
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**os.environ, **ISOLATED, **(env or {})}
     full_env.setdefault("COMMITTER_LOG_FORMAT", "json")
     return subprocess.run(
         [*prefix, sys.executable, "-m", "committer", *args],
@@ -179,7 +189,8 @@ def reconcile_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 def layout(tmp_path: Path) -> Layout:
     data = tmp_path / "data"
     data.mkdir()
-    env = {"COMMITTER_DATA_DIR": str(data), "COMMITTER_GIT_DIR": str(tmp_path / "git" / "knowledge.git")}
+    env = {"COMMITTER_DATA_DIR": str(data), "COMMITTER_GIT_DIR": str(tmp_path / "git" / "knowledge.git"),
+           **isolated(tmp_path)}
     return Layout(tmp_path, data, tmp_path / "git" / "knowledge.git", env)
 
 
@@ -191,7 +202,7 @@ class DaemonProcess:
         self.layout = layout
         self.log_path = layout.root / f"daemon-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
-        full_env = {**os.environ, "COMMITTER_LOG_FORMAT": "json", **(env or {})}
+        full_env = {**os.environ, **isolated(layout.root), "COMMITTER_LOG_FORMAT": "json", **(env or {})}
         self.proc = subprocess.Popen(
             [*prefix, sys.executable, "-m", "committer", "run", *layout.args(), *extra],
             stdout=self._log, stderr=subprocess.STDOUT, env=full_env,

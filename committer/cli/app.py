@@ -19,25 +19,72 @@ from typer import Exit as Exit
 from typer import Option as Option
 from typer import echo as echo
 
-from committer.core import logs
-from committer.core.errors import CommitterError, redact
-from committer.core.settings import ROWS, Settings, config_path, load_settings, read_config_file
-from committer.core.table import EVENTS, PLACE, REMOTE, Row
+from committer.core import discover, logs
+from committer.core.errors import CommitterError, ConfigError, redact
+from committer.core.settings import ROWS, Settings, load_settings, read_config_file
+from committer.core.table import COMMITS, EVENTS, PLACE, REMOTE, Row
 from committer.git.runner import kill_all
 
+# typer shows an argument as `PATH <str>` in --help: its metavar (PATH, OWNER/REPO) names the value already.
+typer.core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}  # every command's contexts inherit it from the app's
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    help="Keep a versioned, backed-up git history of a directory.",
+    context_settings=HELP_OPTIONS,
+    help="Keep a versioned, backed-up git history of a directory. Run inside the data directory (or below a "
+         "committer.toml) and no --data-dir is needed: see docs/running.md.",
 )
+
+
+def _version(given: bool) -> None:
+    if given:
+        from committer import __version__
+
+        echo(f"committer {__version__}")
+        raise Exit(0)
+
+
+@app.callback()
+def _app(version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_version, help="Print the version and exit.")] = False) -> None:
+    """The options of `committer` itself."""
+
+
+def summary(text: str) -> str:
+    """A command's line in the list of commands: its help's first sentence, whole (click would cut it)."""
+    first = " ".join(inspect.cleandoc(text).split("\n\n", 1)[0].split())
+    for stop in ("; ", ". "):
+        first = first.split(stop, 1)[0]
+    return first.rstrip(".:;") + "."
+
+
+class _Group(typer.Typer):
+    """A group's commands get the app's manners: whole summaries, every value named in --help."""
+
+    def command(self, name: str | None = None, **kwargs: Any) -> Callable[[Any], Any]:
+        register = super().command
+
+        def decorate(func: Callable[..., Any]) -> Any:
+            hints = typing.get_type_hints(func, include_extras=True)
+            own = [p.replace(annotation=hints.get(p.name, p.annotation))
+                   for p in inspect.signature(func).parameters.values()]
+            for param in own:
+                _name_the_value(param)
+            func.__signature__ = inspect.Signature(own)  # type: ignore[attr-defined]  # typer reads these infos
+            kwargs.setdefault("short_help", summary(func.__doc__ or ""))
+            return register(name, **kwargs)(func)
+
+        return decorate
 
 
 def group(name: str, help: str, parent: typer.Typer | None = None) -> typer.Typer:
     """A group of sub-commands, `committer NAME ...` (or under `parent`), with the app's own manners."""
-    sub = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None, help=help)
-    (parent or app).add_typer(sub, name=name)
+    sub = _Group(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None, help=help,
+                 context_settings=HELP_OPTIONS)
+    (parent or app).add_typer(sub, name=name, short_help=summary(help))
     return sub
 
 
@@ -48,7 +95,7 @@ CONFIG = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=Non
 
 def flags_of(command: str, groups: tuple[str, ...], table: tuple[Row, ...] = ROWS) -> tuple[Row, ...]:
     """The settings a command takes as flags: its own (rows naming the command), then every command's (PLACE),
-    then those of its groups (REMOTE, EVENTS), each in the table's order."""
+    then those of its groups (REMOTE, EVENTS, COMMITS), each in the table's order."""
     return tuple(row for group in (command, PLACE, *groups) for row in table if group in row.flags)
 
 
@@ -61,17 +108,32 @@ def flag_parameter(row: Row) -> inspect.Parameter:
 
 @dataclass
 class Options:
-    """The setting flags one command was given and its --config; `settings()` loads every layer."""
+    """The setting flags one command was given and its --config; `settings()` finds the repository and loads
+    every layer; `found` says how it was found."""
 
     config: str | None
     flags: dict[str, object] = field(default_factory=dict)
+    found: discover.Found | None = None
+
+    def find(self) -> discover.Found:
+        """How this command finds its repository (core/discover.py)."""
+        if self.found is None:
+            self.found = discover.find(self.config, os.environ, self.flags, discover.current_directory())
+        return self.found
 
     def settings(self) -> Settings:
-        """Defaults < TOML file < COMMITTER_* environment < flags, validated; logging configured."""
-        path = config_path(self.config, os.environ)
-        file_values = read_config_file(path) if path else {}
-        settings = load_settings(file_values, os.environ, self.flags)
+        """Defaults < TOML file < COMMITTER_* environment < flags, validated; logging configured. Found by
+        the defaults alone, a data directory that does not exist is an error."""
+        found = self.find()
+        file_values = read_config_file(found.config) if found.config else {}
+        settings = load_settings(file_values, os.environ, self.flags, found.values, found.config)
         logs.configure(settings.log_format, settings.log_level)
+        if found.how == discover.DEFAULTS and not settings.data_dir.exists():
+            raise ConfigError("data-dir", (
+                f"{settings.data_dir} does not exist, and nothing says where the data is (no daemon runs here, "
+                "no committer.toml in this folder or a parent, no user config); give --data-dir PATH and "
+                "--git-dir PATH (or write them into a committer.toml), or run the command inside the data "
+                "directory of a running daemon"))
         return settings
 
 
@@ -79,11 +141,11 @@ class Options:
 GROUPED: dict[str, tuple[str, ...]] = {}
 
 
-def command(name: str | None = None, *, remote: bool = False, events: bool = False
+def command(name: str | None = None, *, remote: bool = False, events: bool = False, commits: bool = False
             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a command whose function takes `opts: Options` and its own options: the settings it takes as
     flags are added from the table here, and whatever it raises becomes one line and an exit code here."""
-    groups = (REMOTE,) * remote + (EVENTS,) * events
+    groups = (REMOTE,) * remote + (EVENTS,) * events + (COMMITS,) * commits
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         called = name or func.__name__.replace("_", "-")  # the name typer gives it
@@ -99,7 +161,7 @@ def command(name: str | None = None, *, remote: bool = False, events: bool = Fal
             raise Exit(_exit_code(lambda: func(opts=opts, **kwargs)))
 
         _declare(wrapper, func, [*flags[:own], CONFIG, *flags[own:]])  # --help: the command's own first
-        app.command(name)(wrapper)
+        app.command(name, short_help=summary(func.__doc__ or ""))(wrapper)
         return func
 
     return register
@@ -112,8 +174,29 @@ def _declare(wrapper: Callable[..., Any], func: Callable[..., Any], added: list[
     hints = typing.get_type_hints(func, include_extras=True)  # the module uses postponed annotations
     own = [p.replace(annotation=hints.get(p.name, p.annotation))
            for p in inspect.signature(func).parameters.values() if p.name != "opts"]
+    for param in own:
+        _name_the_value(param)
     wrapper.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
+
+
+# What --help shows for a value when its option does not say: by its parameter's name, else by its type.
+_BY_NAME = {"path": "PATH", "to": "WHEN", "at": "WHEN", "since": "WHEN", "until": "WHEN", "tag": "NAME",
+            "target": "OWNER/REPO", "message_text": "TEXT", "webhook_url": "URL", "output": "FILE"}
+_BY_TYPE = {int: "N", float: "NUMBER", str: "TEXT"}
+
+
+def _name_the_value(param: inspect.Parameter) -> None:
+    """Give an option or argument of a command's own a metavar (DURATION, PATH, N, ...) unless it has one:
+    typer would show `<str>`."""
+    kind, *extras = typing.get_args(param.annotation) or (param.annotation,)
+    if typing.get_origin(param.annotation) is not Annotated:
+        extras = [param.default]
+    for info in extras:
+        if not isinstance(info, typer.models.ParameterInfo) or info.metavar is not None or kind is bool:
+            continue
+        plain = next((arg for arg in typing.get_args(kind) if arg is not type(None)), kind)
+        info.metavar = _BY_NAME.get(param.name) or _BY_TYPE.get(plain, "VALUE")
 
 
 class Stopped(KeyboardInterrupt):

@@ -45,7 +45,7 @@ def relative(settings: Settings, path: str) -> str:
     return candidate.as_posix().strip("/")
 
 
-@command(remote=True)
+@command(remote=True, commits=True)
 def init(
     opts: Options,
     from_remote: Annotated[
@@ -149,7 +149,7 @@ def push(opts: Options) -> None:
     _push_and_report(settings, repo)
 
 
-@command(remote=True, events=True)
+@command(remote=True, events=True, commits=True)
 def run(
     opts: Options,
     once: Annotated[bool, Option("--once", help="Reconcile, commit, push once, then exit.")] = False,
@@ -167,7 +167,7 @@ def run(
         restore_signals()
 
 
-@command(remote=True, events=True)
+@command(remote=True, events=True, commits=True)
 def pull(opts: Options) -> int:
     """Fetch the remote branch and bring its commits into the repository and the data directory."""
     settings = opts.settings()
@@ -209,7 +209,7 @@ def _say_kept(answer: dict[str, Any]) -> None:
              "(untracked, not deleted; see held_files in `committer status`)")
 
 
-@command("confirm-deletes", events=True)
+@command("confirm-deletes", events=True, commits=True)
 def confirm_deletes(opts: Options) -> None:
     """Commit a held mass deletion (the deletions the guard kept out of history)."""
     settings = opts.settings()
@@ -223,7 +223,7 @@ def confirm_deletes(opts: Options) -> None:
         echo(f"committed the held deletion of {answer['deleted']} file(s) ({before['reason']})")
 
 
-@command(events=True)
+@command(events=True, commits=True)
 def restore(
     opts: Options,
     path: Annotated[str, Argument(help="A file or folder of the data directory; . for all of it.")],
@@ -259,7 +259,7 @@ def restore(
     return 1 if failed else 0
 
 
-@command("snapshot")
+@command("snapshot", commits=True)
 def snapshot_command(
     opts: Options,
     message_text: Annotated[str | None, Option("-m", "--message", help="What this snapshot is.")] = None,
@@ -273,9 +273,12 @@ def snapshot_command(
     settings = opts.settings()
     require_repo(settings)
     if list_them:
-        for item in snapshot.listing(GitRepo.of(settings)):
+        found = snapshot.listing(GitRepo.of(settings))
+        for item in found:
             echo(json.dumps(item) if as_json else
                        f"{item['tag']}  {item['date']}  {item['commit'][:12]}  {item['message']}")
+        if not found and not as_json:
+            echo(snapshot.NONE_YET)
         return
     if not message_text:
         raise ConfigError("--message", "a snapshot needs a message: -m 'what this is'")
@@ -296,14 +299,15 @@ def connect_command(
     """Create the private GitHub repository if missing, register the push webhook, write the settings."""
     import os
 
-    from committer.core.settings import DEFAULT_CONFIG_FILE, config_path, load_settings, read_config_file
+    from committer.core.discover import file_to_write
+    from committer.core.settings import load_settings, read_config_file
     from committer.ops import doctor as checks
     from committer.ops.connect import connect
 
-    flags = opts.flags
-    path = config_path(opts.config, os.environ) or DEFAULT_CONFIG_FILE
+    flags, where = opts.flags, opts.find()
+    path = file_to_write(where, os.environ)
     # The file may not exist yet: connect writes it.
-    settings = load_settings(read_config_file(path) if path.exists() else {}, os.environ, flags)
+    settings = load_settings(read_config_file(path) if path.exists() else {}, os.environ, flags, where.values, path)
     logs.configure(settings.log_format, settings.log_level)
     if webhook_url is not None and not webhook_url.startswith(("https://", "http://")):
         raise ConfigError("--webhook-url", f"expected an http(s) URL, got {webhook_url!r}")

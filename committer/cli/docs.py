@@ -7,10 +7,10 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from committer.cli import commands, history, holds  # noqa: F401 - the commands register themselves, with their groups
+from committer.cli import commands, history, holds, looking  # noqa: F401 - the commands register themselves, with their groups
 from committer.cli.app import GROUPED
 from committer.core.settings import ROWS
-from committer.core.table import EVENTS, GROUPS, PLACE, REMOTE, Row
+from committer.core.table import COMMITS, EVENTS, GROUPS, PLACE, REMOTE, Row
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 BEGIN = "<!-- settings: made by `python -m committer.cli.docs` from committer/core/settings.py; edit them there -->"
@@ -30,7 +30,8 @@ def groups(rows: Iterable[Row] = ROWS, grouped: dict[str, tuple[str, ...]] | Non
     """Which commands take the flags of which group, as one paragraph."""
     grouped = GROUPED if grouped is None else grouped
     rows = tuple(rows)
-    said = {PLACE: "every command takes", REMOTE: "those that reach the remote", EVENTS: "those that may make events"}
+    said = {PLACE: "every command takes", REMOTE: "those that reach the remote", EVENTS: "those that may make events",
+            COMMITS: "those that commit"}
     parts = []
     for group, words in said.items():
         flags = ", ".join(["`--config`"] * (group == PLACE) + [f"`{row.flag}`" for row in rows if group in row.flags])

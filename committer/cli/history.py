@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ from committer.cli.commands import relative
 from committer.cli.looking import suggest
 from committer.commit import trailer
 from committer.core import clock
-from committer.core.errors import ConfigError
+from committer.core.errors import CommitterError, ConfigError
 from committer.core.paths import display_path, display_text
 from committer.git import revs
 from committer.git.repo import GitRepo, history
@@ -23,12 +24,19 @@ RENAMES_LISTED = 1000
 @command(remote=True)
 def status(
     opts: Options, as_json: Annotated[bool, Option("--json", help="One JSON object with every key.")] = False
-) -> None:
-    """Show the repository, the last commit and push, holds and errors, and whether a daemon runs."""
+) -> int:
+    """Show the repository, the last commit and push, holds and errors, and whether a daemon runs; exit 1
+    when there is no repository there."""
     from committer.ops.status import collect_status, render_status
 
-    result = collect_status(opts.settings())
+    settings = opts.settings()
+    result = collect_status(settings, opts.find().shown())
     echo(json.dumps(result, indent=None if not sys.stdout.isatty() else 2) if as_json else render_status(result))
+    if not result["repository"]:
+        echo(f"committer: error: no repository at {settings.git_dir}; run `committer init` there, or give "
+             "--git-dir PATH (and --data-dir PATH)", err=True)
+        return 1
+    return 0
 
 
 @command(remote=True)
@@ -64,6 +72,8 @@ def log_command(
         commits = list(history(repo, rel, max_count))
         moves = repo.renames([sha for sha, _epoch, _text in commits])
         entries = [(sha, epoch, text, moves.get(sha, [])) for sha, epoch, text in commits]
+    if not entries:
+        _nothing_logged(repo, path, rel)
     current = rel
     for sha, epoch, text, renamed in entries:
         meta = trailer.read(text) or {}
@@ -91,10 +101,6 @@ def log_command(
             if rel and not folder and renamed:
                 names, current = list(renamed[0]), renamed[0][0]  # older commits have the old name
             shown_patch(repo, sha, names)
-    if not entries and rel:
-        raise ConfigError("path", f"no saved version of {display_path(rel)}{suggest(repo, rel)}")
-    if not entries:
-        echo("nothing has been saved yet")
 
 
 def shown_patch(repo: GitRepo, sha: str, names: list[str]) -> None:
@@ -103,6 +109,17 @@ def shown_patch(repo: GitRepo, sha: str, names: list[str]) -> None:
     sys.stdout.flush()
     sys.stdout.buffer.write(out.rstrip(b"\n") + b"\n\n" if out.strip() else b"")
     sys.stdout.flush()
+
+
+def _nothing_logged(repo: GitRepo, path: str | None, rel: str | None) -> None:
+    """An empty log says so: no commit yet, or a path that was never saved (an error naming it)."""
+    if not rel:
+        echo("no commits yet")
+        return
+    name = display_path(rel).rstrip("/").rsplit("/", 1)[-1]
+    raise CommitterError(f"{display_path(str(path))}: nothing was ever saved at this path{suggest(repo, rel)}; "
+                         f"`committer search "
+                         f"{shlex.quote(name)}` finds files by name, `committer log` lists every commit")
 
 
 def is_folder(repo: GitRepo, rel: str) -> bool:

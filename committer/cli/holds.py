@@ -13,7 +13,7 @@ from committer.ops import requests as ops
 from committer.ops.kinds import AllowSecret, PutBack
 
 
-@command("put-back", events=True)
+@command("put-back", events=True, commits=True)
 def put_back(opts: Options) -> int:
     """Write the held deletions back into the data directory from the last commit (the opposite of
     confirm-deletes); a file that is there again is never overwritten. Exit 1 when some could not be written."""
@@ -31,7 +31,7 @@ def put_back(opts: Options) -> int:
     return 1 if answer.get("failed") else 0
 
 
-@command("allow-secret", events=True)
+@command("allow-secret", events=True, commits=True)
 def allow_secret(
     opts: Options,
     path: Annotated[str, Argument(help="The held file, relative to the data directory.", metavar="PATH")],

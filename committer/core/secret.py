@@ -20,7 +20,13 @@ class SecretUnreadable(Exception):
     """The secret's file is there but cannot be read; `path` names it (never the content)."""
 
     def __init__(self, path: Path, cause: BaseException) -> None:
-        super().__init__(f"cannot read {path}: {cause.__class__.__name__}")
+        if isinstance(cause, UnicodeDecodeError):
+            self.reason = "it is not UTF-8 text"
+        elif isinstance(cause, OSError) and cause.strerror:
+            self.reason = cause.strerror[:1].lower() + cause.strerror[1:]  # no such file or directory
+        else:
+            self.reason = cause.__class__.__name__
+        super().__init__(f"cannot read {path}: {self.reason}")
         self.path = path
 
 

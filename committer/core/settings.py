@@ -12,7 +12,7 @@ from typing import Any
 
 from committer.core import values
 from committer.core.errors import ConfigError, redact
-from committer.core.table import EVENTS, PLACE, REMOTE, Row, rows, setting
+from committer.core.table import COMMITS, EVENTS, PLACE, REMOTE, Row, rows, setting
 from committer.core.table import env_name as env_name  # where the callers have always found it
 
 DEFAULT_CONFIG_FILE = Path("/etc/committer/committer.toml")
@@ -60,33 +60,38 @@ class Settings:
     poll_interval: float = setting(
         5.0, values.positive_duration, flags=("run",), help="Scan interval of the poll observer")
     reconcile_interval: float = setting(
-        600.0, values.parse_duration, help="Full reconcile, and a look at the remote branch, this often; 0 for never",
+        600.0, values.parse_duration, flags=("run",),
+        help="Full reconcile, and a look at the remote branch, this often; 0 for never",
         doc="periodic full reconcile, and comparison of the remote branch with what was pushed; `0` turns both off")
     push_interval: float = setting(
-        5.0, values.positive_duration, help="How often the push loop looks for unpushed commits")
+        5.0, values.positive_duration, flags=("run",), help="How often the push loop looks for unpushed commits")
     push_backoff_max: float = setting(
-        300.0, values.positive_duration, help="Cap of the retry backoff after push failures")
+        300.0, values.positive_duration, flags=("run",), help="Cap of the retry backoff after push failures")
     push_timeout: float = setting(
-        120.0, values.positive_duration, help="Stop a network git call that does no work for this long",
+        120.0, values.positive_duration, flags=(REMOTE,),
+        help="Stop a network git call that does no work for this long",
         doc="a network git call that does no work (no CPU, no byte moved) for this long is stopped")
     allow_non_ff: bool = setting(
-        False, values.boolean, help="Force-push, with a lease on what was last pushed, when the remote moved",
+        False, values.boolean, flags=(REMOTE,),
+        help="Force-push, with a lease on what was last pushed, when the remote moved",
         doc="the only way anything is force-pushed: `--force-with-lease` against what was last pushed (see Pushing)")
     pull_interval: float = setting(
         0.0, values.parse_duration, flags=("run",), shown="`0` (off)",
         help="Fetch and pull the remote this often",
         doc="fetch the remote this often and pull what is new (see Pulling)")
     pull_merge: bool = setting(
-        True, values.boolean, help="Merge when both sides have new commits; false: fast-forward only",
+        True, values.boolean, flags=("run", "pull"),
+        help="Merge when both sides have new commits; false: fast-forward only",
         doc="when both sides have new commits, merge (conflicts become conflict copies); `false`: fast-forward only, "
             "a divergence is refused and reported")
     conflict_frontmatter: bool = setting(
-        True, values.boolean, help="A conflict copy's frontmatter title and permalink get its suffix",
+        True, values.boolean, flags=("run", "pull"),
+        help="A conflict copy's frontmatter title and permalink get its suffix",
         doc="a conflict copy of a Markdown note with YAML frontmatter gets the copy's conflict suffix in its `title:`"
             " and `permalink:` too, so basic-memory indexes it as a note of its own; `false`: the copy's content is "
             "the other side's, byte for byte")
     webhook_secret_file: Path | None = setting(
-        None, values.optional_path, help="File holding the secret of the push webhook",
+        None, values.optional_path, flags=("run",), help="File holding the secret of the push webhook",
         doc="file holding the secret of the push webhook, re-read for every delivery; `COMMITTER_WEBHOOK_SECRET` or "
             "the systemd credential `webhook_secret` also work")
     ui_token_file: Path | None = setting(
@@ -95,7 +100,7 @@ class Settings:
             "else the systemd credential `ui_token` (see [History pages](history-pages.md)); a missing, empty or "
             "short (< 16 characters) file is one line and exit 2")
     token_file: Path | None = setting(
-        None, values.optional_path, flags=("connect",), help="File holding the HTTPS token",
+        None, values.optional_path, flags=(REMOTE,), help="File holding the HTTPS token",
         doc="file holding the HTTPS token, re-read before every push")
     github_app_id: str = setting(
         "", values.app_id, flags=(REMOTE,), help="GitHub App id (or client id) to push as",
@@ -113,53 +118,60 @@ class Settings:
         doc="GitHub's REST API; set it for GitHub Enterprise (`https://HOST/api/v3`), and any remote is then taken "
             "for GitHub's")
     allow_public: bool = setting(
-        False, values.boolean, help="Allow pushing to a GitHub repository that is public (see Pushing)")
-    git_ssh_command: str = setting("", values.line, help="`GIT_SSH_COMMAND` for ssh remotes")
-    shutdown_timeout: float = setting(10.0, values.positive_duration, help="Bound of the last push attempt on stop")
+        False, values.boolean, flags=(REMOTE,),
+        help="Allow pushing to a GitHub repository that is public (see Pushing)")
+    git_ssh_command: str = setting("", values.line, flags=(REMOTE,), help="`GIT_SSH_COMMAND` for ssh remotes")
+    shutdown_timeout: float = setting(
+        10.0, values.positive_duration, flags=("run",), help="Bound of the last push attempt on stop")
     progress_interval: float = setting(
-        5.0, values.positive_duration, help="How often long work (a full scan, a push) logs a progress line")
+        5.0, values.positive_duration, flags=("run",),
+        help="How often long work (a full scan, a push) logs a progress line")
     git_timeout: float = setting(
-        300.0, values.positive_duration,
+        300.0, values.positive_duration, flags=(PLACE,),
         help="Deadline of every local git process (a hung disk cannot stall the daemon)")
     transfer_timeout: float = setting(
-        6 * 3600.0, values.positive_duration, help="Longest one network git call may run",
+        6 * 3600.0, values.positive_duration, flags=(REMOTE,), help="Longest one network git call may run",
         doc="longest one network git call (push, fetch, ls-remote, LFS upload or download) may run, however busy: a "
             "server that trickles an endless pack is stopped here, `push_timeout` stops one that goes quiet")
     max_transfer: int = setting(
-        50_000_000_000, values.positive_size, help="Most one network git call may write to disk",
+        50_000_000_000, values.positive_size, flags=(REMOTE,), help="Most one network git call may write to disk",
         doc="most one network git call may write to disk here (the `write_bytes` of git and its helpers, from "
             "`/proc`, or, when larger, as on tmpfs which counts none, the growth of the temporary packs, objects and "
             "LFS partials it writes in the git dir), checked every second: an endless pack or LFS body is stopped at "
             "this size and what it wrote is removed. Raise it only for a repository whose full history or LFS store "
             "is larger")
     missing_data_timeout: float = setting(
-        0.0, values.parse_duration, shown="`0` (wait for ever)",
+        0.0, values.parse_duration, flags=("run",), shown="`0` (wait for ever)",
         help="Exit 5 when the data directory stays away longer")
     http: str = setting(
         "", values.address, flags=("run",), shown="off",
         help="Serve the history pages, /healthz, /readyz, /metrics on [HOST]:PORT",
         doc="serve the history pages, `/healthz`, `/readyz`, `/metrics` and `POST /webhook` on `[HOST]:PORT` (a bare "
             "port binds 127.0.0.1)")
-    author_name: str = setting("committer", values.identity, help="Bot identity of every commit")
-    author_email: str = setting("committer@localhost", values.identity, help="Bot email of every commit")
+    author_name: str = setting("committer", values.identity, flags=(COMMITS,), help="Bot identity of every commit")
+    author_email: str = setting(
+        "committer@localhost", values.identity, flags=(COMMITS,), help="Bot email of every commit")
     ignore: tuple[str, ...] = setting(
-        (), values.patterns, help="Extra gitignore patterns",
+        (), values.patterns, flags=(COMMITS,), help="Extra gitignore patterns",
         doc="extra gitignore patterns; in the environment, comma-separated")
     secret_allow: tuple[str, ...] = setting(
-        (), values.patterns, help="gitignore patterns of files whose content is never scanned for secrets",
+        (), values.patterns, flags=(COMMITS,),
+        help="gitignore patterns of files whose content is never scanned for secrets",
         doc="gitignore patterns of files whose content is never scanned for secrets (examples, test fixtures): "
             "the allow-list; in the environment, comma-separated. `committer allow-secret PATH` lets one version "
             "in instead")
-    max_delete: int = setting(100, values.count, help="A batch deleting more tracked files than this is held")
+    max_delete: int = setting(
+        100, values.count, flags=(COMMITS,), help="A batch deleting more tracked files than this is held")
     max_batch_files: int = setting(
-        10_000, values.positive_count, help="Most changed paths one commit carries",
+        10_000, values.positive_count, flags=(COMMITS,), help="Most changed paths one commit carries",
         doc='no commit carries more changed paths than this; a larger batch becomes several commits (`"part":"1/3"`, '
             '...)')
     lfs_threshold: int = setting(
-        10_000_000, values.parse_size, help="Files at or above this size go through Git LFS; 0 for never",
+        10_000_000, values.parse_size, flags=(COMMITS,),
+        help="Files at or above this size go through Git LFS; 0 for never",
         doc="files at or above this size go through Git LFS (or are held without git-lfs); `0` turns LFS off")
     max_file_size: int = setting(
-        100_000_000, values.parse_size, help="A file above this that does not go through LFS is held",
+        100_000_000, values.parse_size, flags=(COMMITS,), help="A file above this that does not go through LFS is held",
         doc="a file above this that does not go through LFS is held (GitHub refuses files over 100 MiB)")
     log_format: str = setting(
         "auto", values.choice(LOG_FORMATS), flags=(PLACE,), help="auto, console or json",
@@ -192,6 +204,7 @@ class Settings:
         doc="the hook and what it forked are killed after this; then it is retried. What it leaves running in its "
             "process group when it exits (`sleep 777 &`) is killed then too")
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    config_file: Path | None = field(default=None, compare=False, repr=False)  # the TOML file read, if any
 
     def source_of(self, name: str) -> str:
         """Where a setting's value came from: flag, env, file or default."""
@@ -221,7 +234,8 @@ NAMES = tuple(ROW)
 
 
 def read_config_file(path: Path) -> dict[str, object]:
-    """Parse a TOML config file; unknown keys and bad syntax are errors naming the file."""
+    """Parse a TOML config file; unknown keys and bad syntax are errors naming the file. A relative path in
+    it (`data_dir = "notes"`) is relative to the file's folder, wherever the command runs."""
     try:
         with path.open("rb") as handle:
             raw = tomllib.load(handle)
@@ -239,30 +253,35 @@ def read_config_file(path: Path) -> dict[str, object]:
         name = key.replace("-", "_")
         if name not in ROW:
             raise ConfigError(f"config {path}", f"unknown setting {key!r}")
-        values[name] = value
+        values[name] = _anchored(name, value, path.parent)
     return values
 
 
-def config_path(flag: str | None, env: Mapping[str, str]) -> Path | None:
-    """Which config file applies: --config, COMMITTER_CONFIG, else the system file if present."""
-    if flag:
-        return Path(flag).expanduser()
-    if env.get("COMMITTER_CONFIG"):
-        return Path(env["COMMITTER_CONFIG"]).expanduser()
-    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+def _anchored(name: str, value: object, folder: Path) -> object:
+    """A path setting's relative value made relative to the config file's folder (`~` is the home's)."""
+    if ROW[name].metavar != "PATH" or not isinstance(value, str) or not value.strip():
+        return value
+    text = value.strip()
+    if text.startswith("~") or os.path.isabs(text):
+        return value
+    return str(folder.absolute() / text)
 
 
 def load_settings(
     file_values: Mapping[str, object] | None = None,
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, object | None] | None = None,
+    found: Mapping[str, object | None] | None = None,
+    config_file: Path | None = None,
 ) -> Settings:
-    """Merge the four layers and validate every value; pure apart from reading nothing."""
+    """Merge the layers and validate every value; pure apart from reading nothing. `found`: what a running
+    daemon's record says (its data dir, git dir, branch), above its file and below the environment."""
     env = env or {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     layers: list[tuple[str, Mapping[str, object | None]]] = [
         ("file", file_values or {}),
+        ("daemon", found or {}),
         ("env", {name: env.get(env_name(name)) for name in NAMES}),
         ("flag", flags or {}),
     ]
@@ -275,7 +294,7 @@ def load_settings(
             label = env_name(name) if source == "env" else name.replace("_", "-")
             values[name] = ROW[name].parse(label, raw)
             sources[name] = source
-    settings = dataclasses.replace(Settings(), **values, sources=sources)
+    settings = dataclasses.replace(Settings(), **values, sources=sources, config_file=config_file)
     _check_consistency(settings)
     _check_app(settings, env)
     return settings

@@ -15,9 +15,9 @@ T = TypeVar("T")
 Parse = Callable[[str, object], Any]
 
 # Where a setting is a flag: every command (PLACE), the commands that talk to the remote (REMOTE), those
-# that may make events (EVENTS), or one command by its name ("run", "connect").
-PLACE, REMOTE, EVENTS = "place", "remote", "events"
-GROUPS = (PLACE, REMOTE, EVENTS)
+# that may make events (EVENTS), those that commit (COMMITS), or one command by its name ("run", "pull").
+PLACE, REMOTE, EVENTS, COMMITS = "place", "remote", "events", "commits"
+GROUPS = (PLACE, REMOTE, EVENTS, COMMITS)
 _KEY = "committer.setting"
 
 

@@ -111,9 +111,11 @@ class Daemon:
         require_git_dir(self.settings)
         check_branch(GitRepo.of(self.settings, self.runner), self.new_branch)
         self.lock.acquire()
+        record = None if self.once else startup.announce(self.settings)
         try:
             return self._run_locked(started)
         finally:
+            startup.withdraw(record)
             if self._unlisten is not None:
                 self._unlisten()
             if self.http is not None:

@@ -4,8 +4,9 @@ directory), open it, and join a remote that already has history instead of start
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from committer.core import logs
+from committer.core import logs, runtime
 from committer.core.errors import CommitterError, redact
 from committer.core.settings import Settings
 from committer.git import lfs
@@ -56,6 +57,21 @@ def join_remote_history(settings: Settings, repo: GitRepo) -> None:
             log.warning("remote_history_restored", remote=redact(settings.remote))
     except CommitterError as exc:
         log.error("remote_check_failed", error=exc.message, action="continuing with local history")
+
+
+def announce(settings: Settings) -> Path | None:
+    """Leave the runtime record by which commands typed without --data-dir find this daemon (no secret in
+    it); None when no runtime directory of this user's can take it (said once, never fatal)."""
+    path = runtime.write(settings.data_dir, settings.git_dir, settings.branch, settings.config_file, settings.http)
+    if path is None:
+        log.info("runtime_record_unwritable", folder=str(runtime.runtime_dir()),
+                    action="commands must be given --data-dir and --git-dir to find this daemon")
+    return path
+
+
+def withdraw(path: Path | None) -> None:
+    """Remove the runtime record at a clean stop."""
+    runtime.remove(path)
 
 
 def warn_lfs(settings: Settings) -> None:

@@ -161,6 +161,8 @@ def connect(settings: Settings, target: str, config_file: Path, webhook_url: str
             outcome = ensure_webhook(forge, owner, name, webhook_url, secret_file)
             done.append(f"webhook {webhook_url}: {outcome} (secret in {secret_file}, mode 0600)")
     except PushError as exc:
+        if exc.kind == "credential_file":  # a setting's mistake, as a missing token is: exit 2
+            raise ConfigError("token-file", f"{exc.detail}; nothing was changed") from None
         raise CommitterError(f"connect {owner}/{name}: {exc.kind}: {exc.detail}") from None
     changed = update_config(config_file, values)
     done.append(f"config {config_file}: " + (f"set {', '.join(changed)}" if changed else "unchanged"))

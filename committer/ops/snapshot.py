@@ -15,6 +15,7 @@ from committer.core.paths import display_path
 from committer.git.repo import GitRepo
 
 log = logs.get("committer.snapshot")
+NONE_YET = "no snapshots yet; `committer snapshot -m 'what this is'` makes one"
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # os.fsdecode's form of a byte that is not UTF-8
 
 

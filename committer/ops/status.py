@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from committer.core import clock
@@ -19,14 +20,18 @@ STATUS_KEYS = (
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
     "held", "held_files", "running", "pid", "repo_size_bytes", "objects", "last_pull_at", "conflicts", "pull",
-    "outbox", "oldest_undelivered_at", "last_delivery_error", "settings", "unwritable_paths",
+    "outbox", "oldest_undelivered_at", "last_delivery_error", "settings", "unwritable_paths", "found",
+    "repository",
 )
 
 
-def collect_status(settings: Settings) -> dict[str, Any]:
-    """Every status key, null where unknown; works with or without a running daemon."""
+def collect_status(settings: Settings, found: dict[str, object] | None = None) -> dict[str, Any]:
+    """Every status key, null where unknown; works with or without a running daemon. `found`: how the
+    command found the repository (core/discover.py); `repository`: whether the git dir holds one."""
     status: dict[str, Any] = dict.fromkeys(STATUS_KEYS)
     status.update(
+        found=found,
+        repository=False,
         data_dir=str(settings.data_dir),
         git_dir=str(settings.git_dir),
         branch=settings.branch,
@@ -40,6 +45,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     repo = GitRepo.of(settings)
     if not repo.exists():
         return status
+    status["repository"] = True
     size = repo.size()
     status["repo_size_bytes"], status["objects"] = size["repo_size_bytes"], size["objects"]
     last = repo.last_commit()
@@ -156,12 +162,14 @@ def _remote_row(status: dict[str, Any]) -> str:
 
 def render_status(status: dict[str, Any]) -> str:
     """A short aligned summary for people, with relative times."""
-    rows = [
-        ("data dir", status["data_dir"]),
-        ("git dir", status["git_dir"]),
+    found = status.get("found") or {}
+    rows = [("found", str(found["text"]))] if found.get("text") else []
+    rows += [
+        ("data dir", status["data_dir"] + ("" if Path(status["data_dir"]).is_dir() else " (does not exist)")),
+        ("git dir", status["git_dir"] + ("" if status.get("repository", True) else " (no repository yet)")),
         ("branch", status["branch"]),
         ("remote", _remote_row(status)),
-        ("head", (status["head"] or "no commits yet")[:12]),
+        ("head", status["head"][:12] if status["head"] else "no commits yet"),
         ("last commit", clock.ago(status["last_commit_at"])),
         ("daemon", f"running (pid {status['pid']})" if status["running"] else "not running"),
     ]

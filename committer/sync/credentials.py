@@ -39,7 +39,7 @@ def read_token(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     try:
         return secret.read_text(TOKEN, settings.token_file, environ)
     except secret.SecretUnreadable as exc:
-        raise PushError("auth", f"cannot read the token file {exc}") from None
+        raise PushError("credential_file", f"the token file {exc.path} cannot be read: {exc.reason}") from None
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:

@@ -24,6 +24,7 @@ HINTS = {
     "push the missing commits back by hand, or take the remote's history (see docs/pulling.md)",
     "transfer_limit": "the remote sent more, or took longer, than max_transfer or transfer_timeout allow; a "
     "broken or hostile server, or a repository that needs larger limits; retrying with backoff",
+    "credential_file": "a file a setting names for a credential cannot be read; fix the file or the setting",
     "unknown": "see the message; retrying with backoff",
 }
 

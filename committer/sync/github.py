@@ -117,7 +117,7 @@ def read_private_key(settings: Settings, environ: Mapping[str, str] | None = Non
     try:
         found = secret.read(PRIVATE_KEY, settings.github_app_private_key_file, environ, text=False)
     except secret.SecretUnreadable as exc:
-        raise PushError("auth", f"cannot read the GitHub App private key: {exc}") from None
+        raise PushError("auth", f"cannot read the GitHub App private key {exc.path}: {exc.reason}") from None
     if found is None or found[0] is None:
         raise PushError(
             "auth", "no GitHub App private key: set github_app_private_key_file or the systemd credential "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ SPEC_STATUS_KEYS = {
     "data_dir", "git_dir", "branch", "remote", "head", "last_commit_at", "pending_commits",
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
     "held", "held_files", "running", "pid", "repo_size_bytes", "objects", "last_pull_at", "conflicts", "pull",
-    "outbox", "oldest_undelivered_at", "last_delivery_error", "settings", "unwritable_paths",
+    "outbox", "oldest_undelivered_at", "last_delivery_error", "settings", "unwritable_paths", "found", "repository",
 }
 
 
@@ -234,9 +235,57 @@ def test_init_shows_a_progress_bar_on_a_terminal(layout: Layout) -> None:
     assert b"committed 3000 files" in child.stdout
 
 
-@pytest.mark.parametrize("command", ["init", "run", "status", "log", "push", "confirm-deletes", "restore",
-                                     "snapshot", "doctor"])
+@pytest.mark.parametrize("command", ["init", "run", "status", "log", "push", "pull", "confirm-deletes", "restore",
+                                     "snapshot", "doctor", "connect"])
 def test_help_of_every_command(command: str) -> None:
-    proc = committer(command, "--help")
+    proc = committer(command, "-h")
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "Usage" in proc.stdout
+    assert not re.search(r"<\w+>", proc.stdout), proc.stdout  # every value named: PATH, DURATION, N, not <str>
+    assert proc.stdout == committer(command, "--help").stdout
+
+
+def test_the_app_s_help_lists_whole_summaries_and_it_has_a_version() -> None:
+    from committer import __version__
+
+    top = committer("-h")
+    assert top.returncode == 0 and "--version" in top.stdout
+    listed = top.stdout.split("Commands:", 1)[1]
+    assert "…" not in listed and "..." not in listed, listed
+    assert "Push unpushed commits and tags now." in " ".join(listed.split())
+    version = committer("--version")
+    assert version.returncode == 0 and version.stdout == f"committer {__version__}\n"
+
+
+def test_empty_answers_say_so_and_what_does_not_exist_is_an_error(layout: Layout) -> None:
+    nothing = committer("status", env=layout.env)
+    assert nothing.returncode == 1 and "no repository yet" in nothing.stdout
+    assert nothing.stderr.strip().splitlines() == [
+        f"committer: error: no repository at {layout.git_dir}; run `committer init` there, or give --git-dir PATH "
+        "(and --data-dir PATH)"]
+    assert committer("run", "--once", env=layout.env).returncode == 0  # a repository without a commit
+    status = committer("status", env=layout.env)
+    assert status.returncode == 0 and re.search(r"^head\s+no commits yet$", status.stdout, re.MULTILINE)
+    log = committer("log", env=layout.env)
+    assert log.returncode == 0 and log.stdout == "no commits yet\n"
+    listed = committer("snapshot", "--list", env=layout.env)
+    assert listed.returncode == 0 and listed.stdout.startswith("no snapshots yet")
+    assert committer("snapshot", "--list", "--json", env=layout.env).stdout == ""
+    (layout.data / "notes").mkdir()
+    (layout.data / "notes" / "plan.md").write_text("plan")
+    assert committer("run", "--once", env=layout.env).returncode == 0
+    missing = committer("log", "notes/nosuch.md", env=layout.env)
+    err = missing.stderr.strip()
+    assert missing.returncode == 1 and len(err.splitlines()) == 1 and not missing.stdout
+    assert err.startswith("committer: error: notes/nosuch.md: nothing was ever saved at this path")
+    assert "`committer search nosuch.md`" in err and "`committer log`" in err
+
+
+def test_an_unreadable_token_file_is_one_line_naming_it_and_a_setting_s_mistake(layout: Layout) -> None:
+    nope = layout.root / "nope"
+    proc = committer("connect", "acme/notes", "--config", str(layout.root / "c.toml"), "--token-file", str(nope),
+                     "--github-api-url", "http://127.0.0.1:9", env=layout.env)
+    err = one_line_error(proc)
+    assert err == (f"committer: error: token-file: the token file {nope} cannot be read: no such file or directory; "
+                   "nothing was changed")
+    assert not (layout.root / "c.toml").exists()

@@ -104,7 +104,7 @@ def test_log_p_prints_each_change_under_its_commit(saved: tuple[Layout, dict[str
     assert out.index(revs["v2"][:12]) < out.index("+Budget: approved") < out.index(revs["v1"][:12])
     assert "+Budget: draft" in out[out.index(revs["v1"][:12]):]
     nothing = committer("log", "nosuch.md", env=layout.env)
-    assert nothing.returncode == 2 and "no saved version of nosuch.md" in nothing.stderr
+    assert nothing.returncode == 1 and "nosuch.md: nothing was ever saved at this path" in nothing.stderr
 
 
 def test_search_finds_names_and_content_now_and_in_past_versions(saved: tuple[Layout, dict[str, str]]) -> None:

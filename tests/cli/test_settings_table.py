@@ -18,7 +18,8 @@ from committer.core.table import GROUPS, PLACE, rows, setting
 
 # Options that are not settings: each belongs to one command and is declared there.
 NOT_SETTINGS = {"config", "once", "new_branch", "from_remote", "adopt", "to", "dry_run", "message_text", "tag",
-                "list_them", "as_json", "webhook_url", "max_count", "path", "target"}
+                "list_them", "as_json", "webhook_url", "max_count", "path", "target", "at", "output", "force", "from_",
+                "in_history", "patch"}
 
 
 def cli_commands() -> dict[str, Any]:
@@ -36,7 +37,7 @@ def test_the_manual_s_table_is_the_one_the_settings_make() -> None:
 
 
 def test_every_setting_has_a_full_row() -> None:
-    fields = [item.name for item in dataclasses.fields(Settings) if item.name != "sources"]
+    fields = [item.name for item in dataclasses.fields(Settings) if item.name not in ("sources", "config_file")]
     assert list(NAMES) == fields
     for row in ROWS:
         assert row.help and not row.help.endswith(".") and row.doc, row.name
@@ -74,6 +75,17 @@ def test_every_flag_of_every_command_comes_from_a_row() -> None:
                 assert option.opts == [ROW[key].flag] and option.help == ROW[key].label, (name, key)
             else:
                 assert key in NOT_SETTINGS and not set(option.opts) & all_flags, (name, key)
+
+
+def test_every_setting_is_a_flag_of_some_command() -> None:
+    made = cli_commands()
+    taken = {param.name for command in made.values() for param in command.params}
+    assert [row.name for row in ROWS if row.name not in taken] == []
+    run = {param.name for param in made["run"].params}
+    assert set(NAMES) <= run  # the daemon takes every one
+    for name, command in made.items():
+        values = [param for param in command.params if param.param_type_name == "option" and not param.is_flag]
+        assert all(param.metavar for param in values), (name, [p.name for p in values if not p.metavar])
 
 
 def test_a_new_setting_is_one_row_that_the_parser_the_flags_and_the_manual_take() -> None:

@@ -338,17 +338,19 @@ def test_token_sources_in_order(tmp_path: Path) -> None:
     assert read_token(Settings(), {}) is None
 
 
-def test_unreadable_token_file_is_an_auth_error(tmp_path: Path) -> None:
-    """A token file that vanished is reported as an authentication problem, naming the file."""
+def test_unreadable_token_file_is_a_credential_file_error(tmp_path: Path) -> None:
+    """A token file that vanished is reported as a file that cannot be read (not as refused credentials), in
+    one line naming the file and why."""
     with pytest.raises(PushError) as info:
         read_token(Settings(token_file=tmp_path / "missing"), {})
-    assert info.value.kind == "auth" and "missing" in info.value.detail
+    assert info.value.kind == "credential_file"
+    assert info.value.detail == f"the token file {tmp_path / 'missing'} cannot be read: no such file or directory"
 
 
-def test_a_credentials_directory_it_may_not_read_is_an_auth_error(
+def test_a_credentials_directory_it_may_not_read_is_a_credential_file_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """$CREDENTIALS_DIRECTORY that denies access (systemd's credential mount missing) is an auth error, no crash."""
+    """$CREDENTIALS_DIRECTORY that denies access (systemd's credential mount missing): one line, no crash."""
     creds = tmp_path / "credentials"
     creds.mkdir()
     settings = Settings()
@@ -360,7 +362,7 @@ def test_a_credentials_directory_it_may_not_read_is_an_auth_error(
     monkeypatch.setattr(Path, "read_bytes", denied)
     with pytest.raises(PushError) as info:
         read_token(settings, {"CREDENTIALS_DIRECTORY": str(creds)})
-    assert info.value.kind == "auth" and str(creds / "token") in info.value.detail
+    assert info.value.kind == "credential_file" and str(creds / "token") in info.value.detail
 
 
 def config_of(env: dict[str, str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from committer.commit.trailer import too_deep
 from committer.core import logs
-from committer.core.errors import CommitterError, ConfigError
+from committer.core.errors import ConfigError
 from committer.core.secret import signature
 from committer.core.settings import Settings
 from committer.sync import github as api
@@ -98,7 +98,7 @@ class GitHub:
         if repo is None:
             kind = (self._call("GET", f"/users/{owner}", "look up the owner") or {}).get("type")
             if kind is None:
-                raise CommitterError(f"{owner} is neither a GitHub user nor an organisation")
+                raise ConfigError("OWNER/REPO", f"{owner} is neither a GitHub user nor an organisation")
             path = f"/orgs/{owner}/repos" if kind == "Organization" else "/user/repos"
             body = {"name": name, "private": True, "auto_init": False, "has_issues": False, "has_wiki": False,
                     "has_projects": False, "description": "Versioned backup kept by committer"}
