@@ -14,6 +14,7 @@ A failure `Work` calls temporary (`TaskFailed(retry=True)`) is retried after bas
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -73,6 +74,9 @@ def make(config: FleetConfig) -> Any:
         accept_content=["json"],
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A pool process killed under its task: its message goes back after this long (Celery's 10 s kept
+        # the worker from taking anything else meanwhile; a result that late never comes).
+        worker_lost_wait=2.0,
         task_ignore_result=not config.result_backend,
         worker_prefetch_multiplier=1,  # a worker takes one message at a time: the others stay for others
         broker_transport_options=transport,
@@ -108,13 +112,12 @@ def arguments(task: db.SyncTask) -> list[Any]:
 
 def send(config: FleetConfig, task: db.SyncTask) -> None:
     """Queue the SyncTask row's work under its own task_id (the broker tried again for a few seconds when it
-    is away); raises BrokerDown if it stays away. A task already retried keeps its count of retries."""
+    is away); raises BrokerDown if it stays away. The message shows the retries the row has used."""
     if config.embedded:
         config.state_dir.mkdir(parents=True, exist_ok=True)
-    retries = task.attempts if task.status == "retrying" else max(task.attempts - 1, 0)
     try:
         app_for(config).send_task(TASKS[task.kind], args=arguments(task), task_id=task.task_id, queue=QUEUE,
-                                  retries=min(retries, MAX_RETRIES), retry=True, retry_policy=SEND_RETRY)
+                                  retries=min(task.retries, MAX_RETRIES), retry=True, retry_policy=SEND_RETRY)
     except Exception as exc:  # kombu and the transports raise many kinds; all mean the same here
         where = maybe_sanitize_url(config.broker_url)
         raise BrokerDown(f"the broker at {where} did not take task {task.task_id}: "
@@ -138,6 +141,16 @@ def repository_lock(config: FleetConfig, repository_id: int) -> Iterator[None]:
 _works: dict[tuple[int, FleetConfig], tuple[Work, Store]] = {}
 
 
+def queue_empty(config: FleetConfig) -> bool:
+    """Whether no message waits in the fleet's queue (a broker that does not answer: False, nothing known)."""
+    try:
+        with app_for(config).connection_for_write() as connection:
+            return int(connection.default_channel.queue_declare(queue=QUEUE).message_count) == 0
+    except Exception as exc:  # kombu and the transports raise many kinds; all mean the same here
+        log.warning("queue depth unknown", broker=maybe_sanitize_url(config.broker_url), error=str(exc))
+        return False
+
+
 def work_for(config: FleetConfig) -> tuple[Work, Store]:
     """This process's Work and store (a forked pool process makes its own: a database connection never
     crosses a fork)."""
@@ -151,13 +164,15 @@ def work_for(config: FleetConfig) -> tuple[Work, Store]:
 
 
 def deliver(task: Any, config: FleetConfig, repository_id: int, sync_task_id: str) -> int:
-    """One delivery of a task: its repository's lock, then the work; retries and giving up as above."""
+    """One delivery of a task: its repository's lock, then the work; retries and giving up as above. The
+    retries a task has used are counted on its row (a worker killed under it used none), not in its message."""
     from committer.fleet.work import TaskFailed
 
     work, store = work_for(config)
-    retries = int(task.request.retries or 0)
-    bound = log.bind(task_id=sync_task_id, repository_id=repository_id, task=task.name, retries=retries)
-    with repository_lock(config, repository_id):
+    bound = log.bind(task_id=sync_task_id, repository_id=repository_id, task=task.name)
+    with contextlib.ExitStack() as held:
+        with work.hold(sync_task_id):  # a worker killed while it waits here: the beat sends the task again
+            held.enter_context(repository_lock(config, repository_id))
         bound.info("task started")
         try:
             commits = work.run(sync_task_id)
@@ -169,18 +184,23 @@ def deliver(task: Any, config: FleetConfig, repository_id: int, sync_task_id: st
             bound.exception("task raised")
             message, retry = f"internal error: {type(exc).__name__}: {exc}", True
         else:
+            if commits is None:
+                bound.info("task not run: another delivery has it, or its retry is not due")
+                return 0
             bound.info("task finished", commits_synced=commits)
             return commits
-        if retry and retries < MAX_RETRIES:
-            delay = config.retry_base * 2**retries
+        used = store.task(sync_task_id).retries
+        if retry and used < MAX_RETRIES:
+            delay = config.retry_base * 2**used
             work.retrying(sync_task_id, message, db.now() + timedelta(seconds=delay))
-            bound.warning("task failed, retrying", error=message, delay=delay)
+            bound.warning("task failed, retrying", error=message, delay=delay, retries=used + 1)
         else:
             if store.task(sync_task_id).status != "failed":  # a message come again after the task failed
                 work.give_up(sync_task_id, message)
             bound.warning("task failed", error=message)
             return 0
-    raise task.retry(countdown=delay, max_retries=MAX_RETRIES)  # a new message, the same task id
+    # A new message, the same task id; how many retries are left is the row's business, not Celery's.
+    raise task.retry(countdown=delay, max_retries=None)
 
 
 def _register(app: Any, config: FleetConfig) -> None:
