@@ -211,8 +211,10 @@ def noop(fleet: Running, org_id: int, count: int, base: Path, url: str, header: 
         pending = {t for t in pending if fleet.store.task(t).status not in ("succeeded", "failed")}
         time.sleep(0.05)
     elapsed = time.monotonic() - began
+    inside = [(row.finished_at - row.started_at).total_seconds() for row in map(fleet.store.task, tasks)
+              if row.finished_at and row.started_at]
     return {"fetch": statistics.median(fetches), "noop_total": elapsed, "noop_each": elapsed / max(1, len(ids)),
-            "noop_count": len(ids)}
+            "noop_count": len(ids), "noop_inside": statistics.median(inside) if inside else 0.0}
 
 
 def listing(base: Path, rows: int, db: str) -> dict[str, float]:
@@ -288,6 +290,46 @@ def memory(base: Path, commits: int) -> dict[str, float]:
     return results
 
 
+def inline(base: Path, count: int) -> dict[str, float]:
+    """Section 2b: no-op syncs run one after the other by one `Work` in this process (no queue, no second
+    worker sharing the cores), from a loopback source: the sync's own cost, and its git processes."""
+    from committer.fleet.store import NewRepository
+    from committer.fleet.work import Work
+    from committer.git.runner import GitRunner
+
+    class Counting(GitRunner):
+        started = 0
+
+        def start(self, *args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+            Counting.started += 1
+            return super().start(*args, **kwargs)  # type: ignore[arg-type]
+
+    served_root = base / "served"
+    server = GitHTTPServer(served_root, token=TOKEN)
+    served(served_root, 1)
+    server.start()
+    try:
+        config = config_for(base / "fleet", "", "")
+        store = processes.prepare(config)
+        org = store.create_organisation("bench")
+        repo = store.create_repository(NewRepository(
+            name="one", organisation_id=org.id, source_url=server.url.rsplit("/", 1)[0] + "/r0000.git",
+            is_mirror=True, credential="loopback"))
+        work = Work(config, store, runner=Counting(timeout=60), worker="bench:1")
+        work.run(store.new_task(repo.id, "migrate").task_id)
+        Counting.started = 0
+        times = []
+        for _ in range(count):
+            task_id = store.new_task(repo.id, "sync").task_id
+            began = time.monotonic()
+            work.run(task_id)
+            times.append(time.monotonic() - began)
+        store.engine.dispose()
+        return {"inline_each": statistics.median(times), "inline_git": Counting.started / count}
+    finally:
+        server.stop()
+
+
 @contextlib.contextmanager
 def postgres_cluster(base: Path) -> Iterator[str]:
     """A throwaway PostgreSQL cluster (the tests' own starter), one database."""
@@ -307,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="committer fleet's benchmark")
     parser.add_argument("--quick", action="store_true", help="40 migrations, 40 no-op syncs, 2,000 rows, 20k commits "
                         "[200, 1,000, 10,000, 100k]")
-    parser.add_argument("--only", choices=("migrate", "list", "memory"))
+    parser.add_argument("--only", choices=("migrate", "noop", "list", "memory"))
     args = parser.parse_args(argv)
     count = 40 if args.quick else 200
     syncs = 40 if args.quick else 1000
@@ -334,6 +376,14 @@ def main(argv: list[str] | None = None) -> int:
                          f"| {fig['noop_each'] * 1000:.0f} ms a sync ({fig['noop_total']:.1f} s) "
                          f"| one `git fetch`: {fig['fetch'] * 1000:.0f} ms "
                          f"| {fig['noop_each'] / fig['fetch']:.2f}x | reference |")
+            lines.append(f"| the same, inside one task (claimed to succeeded), median "
+                         f"| {fig['noop_inside'] * 1000:.0f} ms | one `git fetch`: {fig['fetch'] * 1000:.0f} ms "
+                         f"| {fig['noop_inside'] / fig['fetch']:.2f}x | reference |")
+        if args.only in (None, "noop"):
+            fig = inline(base / "inline", syncs)
+            lines.append(f"| {syncs} no-op syncs one after the other, in one process (no queue) "
+                         f"| {fig['inline_each'] * 1000:.0f} ms a sync, {fig['inline_git']:.1f} git processes a sync "
+                         f"| | | reference |")
         if args.only in (None, "list"):
             for label, url_maker in (("SQLite", lambda: contextlib.nullcontext(f"sqlite:///{base / 'list.db'}")),
                                      ("PostgreSQL", lambda: postgres_cluster(base / "pg"))):
