@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import socket
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +27,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
+from celery.apps import worker as celery_worker
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready
+from celery.signals import setup_logging, worker_ready, worker_shutting_down
 from kombu.utils.url import maybe_sanitize_url as maybe_sanitize_url
 
 from committer.core import logs
@@ -229,12 +232,60 @@ def run_worker(config: FleetConfig, concurrency: int = 1) -> int:
     if os.geteuid() == 0:  # said once, as a log line, instead of Celery's multi-line warning
         warnings.filterwarnings("ignore", message="You're running the worker with superuser privileges")
         log.warning("worker runs as root: a dedicated user is safer")
-    worker = app.Worker(concurrency=concurrency, pool="prefork", hostname=f"fleet-{os.getpid()}@{socket.gethostname()}",
-                        queues=[QUEUE], quiet=True, without_mingle=True, without_gossip=True,
-                        without_heartbeat=True, loglevel="WARNING")
+    class Worker(app.Worker):  # type: ignore[misc,name-defined]
+        def install_platform_tweaks(self, worker: Any) -> None:
+            """Celery's own signal handlers, without the line each prints to stdout (not JSON): the
+            shutdown is a log line of ours (worker_shutting_down)."""
+            super().install_platform_tweaks(worker)
+            celery_worker.install_worker_term_handler(worker, verbose=False)
+            celery_worker.install_worker_term_hard_handler(worker, verbose=False)
+
+    setup_logging.connect(_logging, weak=False)  # connected: Celery leaves the logging to us
+    worker_shutting_down.connect(_shutting_down, weak=False)
+    worker = Worker(concurrency=concurrency, pool="prefork", hostname=f"fleet-{os.getpid()}@{socket.gethostname()}",
+                    queues=[QUEUE], quiet=True, without_mingle=True, without_gossip=True,
+                    without_heartbeat=True, loglevel="WARNING")
     worker_ready.connect(_ready, weak=False)
     worker.start()
     return int(worker.exitcode or 0)
+
+
+_METHODS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
+
+
+class _ToCommitterLogs(logging.Handler):
+    """Celery's, kombu's and billiard's log records as committer's log lines (JSON by default): the message's
+    first line, the logger, and an exception as one line (`error`), never a traceback's frames."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            lines = record.getMessage().strip().splitlines() or [record.name]
+            fields: dict[str, Any] = {"logger": record.name}
+            if record.exc_info and record.exc_info[1] is not None:
+                error = record.exc_info[1]
+                inner = getattr(error, "exc", None)  # billiard's ExceptionWithTraceback wraps the exception
+                error = inner if isinstance(inner, BaseException) else error
+                fields["error"] = (f"{type(error).__name__}: {error}".strip().splitlines() or [""])[0]
+            method = _METHODS.get(record.levelno, "error" if record.levelno > logging.ERROR else "debug")
+            getattr(log, method)(lines[0], **fields)
+        except Exception:  # a log line must never stop the worker
+            self.handleError(record)
+
+
+def _logging(**_details: Any) -> None:
+    handler = _ToCommitterLogs()
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
+    for name in ("multiprocessing", "celery", "kombu"):  # billiard logs as multiprocessing, not propagated
+        logging.getLogger(name).handlers = [handler]
+        logging.getLogger(name).propagate = False
+
+
+def _shutting_down(sig: str = "", how: str = "", **_details: Any) -> None:
+    """Logged from another thread: this runs in a signal handler, maybe while a log line is being written."""
+    threading.Thread(target=log.info, args=("worker stopping",), kwargs={"signal": sig, "how": how.lower()},
+                     name="committer-stopping", daemon=True).start()
 
 
 def _ready(**_details: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import json
 import os
 import shutil
 import signal
@@ -178,11 +179,17 @@ def test_a_worker_killed_under_a_task_costs_it_none_of_its_retries(tmp_path: Pat
         under_way(2)  # its pool process seen dead from this host: claimed again at once, no lease to wait
         fleet.kill(worker)
         source.set_mode("503")
-        fleet.start("worker")
+        last = fleet.start("worker")
         down = fleet.wait_task(task_id, status="failed", timeout=40)
         assert (down.attempts, down.retries) == (3 + queue.MAX_RETRIES, queue.MAX_RETRIES)
         assert "503" in down.error_message
         assert leftovers(fleet) == []
+        last.send_signal(signal.SIGTERM)  # a warm shutdown
+        assert last.wait(30) == 0
+        lines = [json.loads(line) for path in fleet.logs.iterdir()  # every line of every process is JSON
+                 for line in path.read_text().splitlines() if line.strip()]
+        assert any(line["event"] == "worker stopping" and line["how"] == "warm" for line in lines)
+        assert any(line.get("error", "").startswith("WorkerLostError") for line in lines)  # its pool process
     finally:
         fleet.stop()
 
