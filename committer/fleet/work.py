@@ -180,15 +180,18 @@ class Work:
         every = self.config.lease / 3
         once = beat or (lambda: self.store.update_task(task_id, heartbeat_at=now()))
 
+        def safely() -> None:
+            try:
+                once()
+            except Exception as exc:  # the database busy or away a moment: the next beat tries again
+                log.warning("fleet_heartbeat_failed", task=task_id, error=(str(exc).splitlines() or [""])[0])
+
         def beating() -> None:
             while not stop.wait(every):
-                try:
-                    once()
-                except Exception as exc:  # the database busy or away a moment: the next beat tries again
-                    log.warning("fleet_heartbeat_failed", task=task_id, error=str(exc).splitlines()[0])
+                safely()
 
         if at_once:
-            once()
+            safely()
         thread = threading.Thread(target=beating, name=f"committer-heartbeat-{task_id[:8]}", daemon=True)
         thread.start()
         try:
