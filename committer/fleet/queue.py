@@ -148,6 +148,7 @@ def queue_empty(config: FleetConfig) -> bool:
     """Whether no message waits in the fleet's queue (a broker that does not answer: False, nothing known)."""
     try:
         with app_for(config).connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)  # asked at every beat tick: not waited on for ever
             return int(connection.default_channel.queue_declare(queue=QUEUE).message_count) == 0
     except Exception as exc:  # kombu and the transports raise many kinds; all mean the same here
         log.warning("queue depth unknown", broker=maybe_sanitize_url(config.broker_url), error=str(exc))
