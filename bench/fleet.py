@@ -136,47 +136,78 @@ def config_for(base: Path, db: str, broker: str) -> FleetConfig:
                        sync_interval=86_400.0, lease=60.0)
 
 
-def migrate(base: Path, count: int, redis_url: str, syncs: int) -> tuple[list[str], dict[str, float]]:
-    """Section 1 (and the set-up of section 2): `count` repositories migrated by two workers."""
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user and system) of these processes, every process below them, and the children they
+    reaped, from /proc (processes gone meanwhile count nothing)."""
+    from tests.fleet.conftest import descendants
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in {*pids, *(child for top in pids for child in descendants(top))}:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = Path(f"/proc/{pid}/stat").read_text()
+            fields = text[text.rindex(")") + 2:].split()
+            total += sum(int(fields[n]) for n in (11, 12, 13, 14)) / ticks  # utime, stime, cutime, cstime
+    return total
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process (the git server's threads, the API) and of the children it reaped."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def migrate(base: Path, count: int, redis: RedisServer, syncs: int,
+            local: bool = False) -> tuple[list[str], dict[str, float]]:
+    """Section 1 (and the set-up of section 2): `count` repositories migrated by two workers; `local`: from
+    file:// URLs (git's own upload-pack, no HTTP server) instead of the loopback smart-HTTP server."""
     served_root = base / "served"
     server = GitHTTPServer(served_root, token=TOKEN)
     every = served(served_root, max(count, syncs))
     names = every[:count]
     server.start()
-    url = server.url.rsplit("/", 1)[0]
+    url = f"file://{served_root}" if local else server.url.rsplit("/", 1)[0]
     header = "Authorization: Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
     say(f"baseline: sequential git clone --mirror of {count} repositories")
     clones = base / "clones"
     clones.mkdir()
+    cpu = own_cpu()
     began = time.monotonic()
     for name in names:
         git("-c", f"http.extraHeader={header}", "clone", "-q", "--mirror", f"{url}/{name}", str(clones / name))
     baseline = time.monotonic() - began
+    baseline_cpu = own_cpu() - cpu
     shutil.rmtree(clones)
-    config = config_for(base / "fleet", f"sqlite:///{base / 'fleet.db'}", redis_url)
+    config = config_for(base / "fleet", f"sqlite:///{base / 'fleet.db'}", redis.url)
     fleet = Running(config, 2, base / "logs")
     try:
         org = fleet.stub.CreateOrganisation(pb.CreateOrganisationRequest(slug="bench"))
         say(f"fleet: {count} migrations by two workers")
+        workers = [proc.pid for proc in fleet.procs]
+        watched = workers + ([redis.proc.pid] if redis.proc else [])
+        cpu, worker_cpu = own_cpu() + cpu_seconds(watched), cpu_seconds(workers)
         began = time.monotonic()
         for name in names:
             fleet.stub.CreateRepository(pb.CreateRepositoryRequest(
                 name=name.removesuffix(".git"), organisation_id=org.id, source_url=f"{url}/{name}",
-                source_type="custom", is_mirror=True, is_bare=True, credential="loopback"))
+                source_type="custom", is_mirror=True, is_bare=True, credential="" if local else "loopback"))
         fleet.wait_all("active", count)
         migrated = time.monotonic() - began
+        fleet_cpu = own_cpu() + cpu_seconds(watched) - cpu
+        worker_cpu = cpu_seconds(workers) - worker_cpu
         failed = fleet.store.counts()["repositories"].get("failed", 0)
         _, durations = fleet.store.task_stats()
         timed = durations.get(("migrate", "succeeded"))
         say(f"migrations: {migrated:.2f} s wall; inside the tasks {timed.seconds if timed else 0:.2f} s for "
             f"{timed.count if timed else 0}")
-        figures = {"baseline": baseline, "fleet": migrated, "failed": failed}
+        figures = {"baseline": baseline, "fleet": migrated, "failed": failed, "baseline_cpu": baseline_cpu,
+                   "fleet_cpu": fleet_cpu, "worker_cpu": worker_cpu}
         if syncs > count:  # section 2's set: more repositories, migrated untimed
             say(f"fleet: {syncs - count} more migrations for section 2")
             for name in every[count:]:
                 fleet.stub.CreateRepository(pb.CreateRepositoryRequest(
                     name=name.removesuffix(".git"), organisation_id=org.id, source_url=f"{url}/{name}",
-                    source_type="custom", is_mirror=True, is_bare=True, credential="loopback"))
+                    source_type="custom", is_mirror=True, is_bare=True, credential="" if local else "loopback"))
             fleet.wait_all("active", syncs)
         figures.update(noop(fleet, org.id, syncs, base, url, header))
         return names, figures
@@ -211,8 +242,10 @@ def noop(fleet: Running, org_id: int, count: int, base: Path, url: str, header: 
         pending = {t for t in pending if fleet.store.task(t).status not in ("succeeded", "failed")}
         time.sleep(0.05)
     elapsed = time.monotonic() - began
+    inside = [(row.finished_at - row.started_at).total_seconds() for row in map(fleet.store.task, tasks)
+              if row.finished_at and row.started_at]
     return {"fetch": statistics.median(fetches), "noop_total": elapsed, "noop_each": elapsed / max(1, len(ids)),
-            "noop_count": len(ids)}
+            "noop_count": len(ids), "noop_inside": statistics.median(inside) if inside else 0.0}
 
 
 def listing(base: Path, rows: int, db: str) -> dict[str, float]:
@@ -288,6 +321,46 @@ def memory(base: Path, commits: int) -> dict[str, float]:
     return results
 
 
+def inline(base: Path, count: int) -> dict[str, float]:
+    """Section 2b: no-op syncs run one after the other by one `Work` in this process (no queue, no second
+    worker sharing the cores), from a loopback source: the sync's own cost, and its git processes."""
+    from committer.fleet.store import NewRepository
+    from committer.fleet.work import Work
+    from committer.git.runner import GitRunner
+
+    class Counting(GitRunner):
+        started = 0
+
+        def start(self, *args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+            Counting.started += 1
+            return super().start(*args, **kwargs)  # type: ignore[arg-type]
+
+    served_root = base / "served"
+    server = GitHTTPServer(served_root, token=TOKEN)
+    served(served_root, 1)
+    server.start()
+    try:
+        config = config_for(base / "fleet", "", "")
+        store = processes.prepare(config)
+        org = store.create_organisation("bench")
+        repo = store.create_repository(NewRepository(
+            name="one", organisation_id=org.id, source_url=server.url.rsplit("/", 1)[0] + "/r0000.git",
+            is_mirror=True, credential="loopback"))
+        work = Work(config, store, runner=Counting(timeout=60), worker="bench:1")
+        work.run(store.new_task(repo.id, "migrate").task_id)
+        Counting.started = 0
+        times = []
+        for _ in range(count):
+            task_id = store.new_task(repo.id, "sync").task_id
+            began = time.monotonic()
+            work.run(task_id)
+            times.append(time.monotonic() - began)
+        store.engine.dispose()
+        return {"inline_each": statistics.median(times), "inline_git": Counting.started / count}
+    finally:
+        server.stop()
+
+
 @contextlib.contextmanager
 def postgres_cluster(base: Path) -> Iterator[str]:
     """A throwaway PostgreSQL cluster (the tests' own starter), one database."""
@@ -307,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="committer fleet's benchmark")
     parser.add_argument("--quick", action="store_true", help="40 migrations, 40 no-op syncs, 2,000 rows, 20k commits "
                         "[200, 1,000, 10,000, 100k]")
-    parser.add_argument("--only", choices=("migrate", "list", "memory"))
+    parser.add_argument("--only", choices=("migrate", "noop", "list", "memory"))
+    parser.add_argument("--file", action="store_true", help="migrate from file:// URLs, not the HTTP server")
     args = parser.parse_args(argv)
     count = 40 if args.quick else 200
     syncs = 40 if args.quick else 1000
@@ -324,16 +398,30 @@ def main(argv: list[str] | None = None) -> int:
             redis = RedisServer(base / "redis")
             redis.start()
             try:
-                _, fig = migrate(base / "migrate", count, redis.url, syncs)
+                _, fig = migrate(base / "migrate", count, redis, syncs, local=args.file)
             finally:
                 redis.stop()
-            lines.append(f"| {count} migrations, two workers (Redis, SQLite) | {fig['fleet']:.1f} s "
+            where = "file:// sources" if args.file else "the loopback HTTP server"
+            lines.append(f"| {count} migrations from {where}, two workers (Redis, SQLite) | {fig['fleet']:.1f} s "
                          f"({fig['failed']:.0f} failed) | sequential `git clone --mirror`: {fig['baseline']:.1f} s "
                          f"| {fig['baseline'] / fig['fleet']:.2f}x faster | 1.5x faster |")
+            lines.append(f"| the same, CPU seconds of every process (git, server, workers, Redis, API) "
+                         f"| {fig['fleet_cpu']:.1f} s (the workers and their git {fig['worker_cpu']:.1f} s), "
+                         f"best wall on 2 cores {fig['fleet_cpu'] / 2:.1f} s "
+                         f"| {fig['baseline_cpu']:.1f} s ({fig['baseline_cpu'] / fig['baseline']:.2f} cores busy) "
+                         f"| at most {2 * fig['baseline'] / fig['fleet_cpu']:.2f}x | |")
             lines.append(f"| {fig['noop_count']:.0f} no-op syncs, two workers "
                          f"| {fig['noop_each'] * 1000:.0f} ms a sync ({fig['noop_total']:.1f} s) "
                          f"| one `git fetch`: {fig['fetch'] * 1000:.0f} ms "
                          f"| {fig['noop_each'] / fig['fetch']:.2f}x | reference |")
+            lines.append(f"| the same, inside one task (claimed to succeeded), median "
+                         f"| {fig['noop_inside'] * 1000:.0f} ms | one `git fetch`: {fig['fetch'] * 1000:.0f} ms "
+                         f"| {fig['noop_inside'] / fig['fetch']:.2f}x | reference |")
+        if args.only in (None, "noop"):
+            fig = inline(base / "inline", syncs)
+            lines.append(f"| {syncs} no-op syncs one after the other, in one process (no queue) "
+                         f"| {fig['inline_each'] * 1000:.0f} ms a sync, {fig['inline_git']:.1f} git processes a sync "
+                         f"| | | reference |")
         if args.only in (None, "list"):
             for label, url_maker in (("SQLite", lambda: contextlib.nullcontext(f"sqlite:///{base / 'list.db'}")),
                                      ("PostgreSQL", lambda: postgres_cluster(base / "pg"))):

@@ -4,7 +4,10 @@ these runs, so the plain `committer` commands never load them; without them, one
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -166,23 +169,42 @@ def org_list(server: Server = DEFAULT_SERVER, token_file: TokenFile = None, tls_
 
 # The processes
 
-ReposDir = Annotated[str | None, Option("--repos-dir", metavar="DIR", show_default=False,
-                                        help="Where repositories live, {org}/{name} (GIT_REPOS_DIR; /git).")]
-Db = Annotated[str | None, Option("--db", metavar="URL", show_default=False,
-                                  help="State database (COMMITTER_FLEET_DB; SQLite in the repos dir).")]
-Broker = Annotated[str | None, Option("--broker", metavar="URL", show_default=False,
-                                      help="Celery broker (CELERY_BROKER_URL; embedded, on local disk).")]
-Grpc = Annotated[str | None, Option("--grpc", metavar="HOST:PORT", show_default=False,
-                                    help="The gRPC API's address (127.0.0.1:50051).")]
-Http = Annotated[str | None, Option("--http", metavar="HOST:PORT", show_default=False,
-                                    help="Events, metrics and the overview page (127.0.0.1:8470).")]
-CredentialsDir = Annotated[str | None, Option("--credentials-dir", metavar="DIR", show_default=False,
-                                              help="One file per credential name, or SSH keys.")]
-ApiTokenFile = Annotated[str | None, Option("--api-token-file", metavar="PATH", show_default=False,
-                                            help="The API's bearer token (required off loopback).")]
-TlsCert = Annotated[str | None, Option("--tls-cert", metavar="PATH", show_default=False,
-                                       help="Serve the API over TLS with this certificate.")]
-TlsKey = Annotated[str | None, Option("--tls-key", metavar="PATH", show_default=False, help="The TLS key.")]
+# The settings every process command takes as flags: (setting, flag, metavar, help), one row each; the
+# command's function gets them as `flags` (setting -> value or None), read by fleet/config.py's `load`.
+PROCESS_FLAGS = (
+    ("repos_dir", "--repos-dir", "DIR", "Where repositories live, {org}/{name} (GIT_REPOS_DIR; /git)."),
+    ("db", "--db", "URL", "State database (COMMITTER_FLEET_DB; SQLite in the repos dir)."),
+    ("broker", "--broker", "URL", "Celery broker (CELERY_BROKER_URL; embedded, on local disk)."),
+    ("grpc", "--grpc", "HOST:PORT", "The gRPC API's address (127.0.0.1:50051)."),
+    ("http", "--http", "HOST:PORT", "Events, metrics and the overview page (127.0.0.1:8470)."),
+    ("credentials_dir", "--credentials-dir", "DIR", "One file per credential name, or SSH keys."),
+    ("api_token_file", "--api-token-file", "PATH", "The API's bearer token (required off loopback)."),
+    ("tls_cert", "--tls-cert", "PATH", "Serve the API over TLS with this certificate."),
+    ("tls_key", "--tls-key", "PATH", "The TLS key."),
+)
+_FLAG_PARAMETERS = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+    str | None, Option(flag, metavar=metavar, show_default=False, help=text)]) for name, flag, metavar, text in
+    PROCESS_FLAGS]
+
+
+def process_command(func: Callable[..., None]) -> Callable[..., None]:
+    """Register a process command whose function takes `flags` and its own options: the rows of
+    PROCESS_FLAGS become its --flags (after its own), handed to it as one mapping."""
+    hints = typing.get_type_hints(func, include_extras=True)  # the module uses postponed annotations
+    own = [p.replace(annotation=hints.get(p.name, p.annotation))
+           for p in inspect.signature(func).parameters.values() if p.name != "flags"]
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> None:
+        flags = {name: kwargs.pop(name) for name, *_ in PROCESS_FLAGS}
+        func(flags=flags, **kwargs)
+
+    wrapper.__signature__ = inspect.Signature([*own, *_FLAG_PARAMETERS])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *_FLAG_PARAMETERS]}
+    fleet.command()(wrapper)
+    return func
+
+
 Concurrency = Annotated[int, Option("--concurrency", metavar="N", help="Tasks run at once by the worker.")]
 
 
@@ -204,45 +226,25 @@ def _process(run: Callable[[Any, FleetConfig], int], flags: dict[str, object | N
     raise Exit(_exit_code(body))
 
 
-def _flags(repos_dir: str | None, db: str | None, broker: str | None, grpc: str | None, http: str | None,
-           credentials_dir: str | None, api_token_file: str | None, tls_cert: str | None,
-           tls_key: str | None) -> dict[str, object | None]:
-    return {"repos_dir": repos_dir, "db": db, "broker": broker, "grpc": grpc, "http": http,
-            "credentials_dir": credentials_dir, "api_token_file": api_token_file, "tls_cert": tls_cert,
-            "tls_key": tls_key}
-
-
-@fleet.command()
-def up(repos_dir: ReposDir = None, db: Db = None, broker: Broker = None, grpc: Grpc = None, http: Http = None,
-       credentials_dir: CredentialsDir = None, api_token_file: ApiTokenFile = None, tls_cert: TlsCert = None,
-       tls_key: TlsKey = None, concurrency: Concurrency = 1) -> None:
+@process_command
+def up(flags: dict[str, object | None], concurrency: Concurrency = 1) -> None:
     """Run everything on this machine: the API, a worker and the scheduler (SQLite, embedded broker)."""
-    flags = _flags(repos_dir, db, broker, grpc, http, credentials_dir, api_token_file, tls_cert, tls_key)
     _process(lambda p, config: int(p.up(config, concurrency)), flags, concurrency)
 
 
-@fleet.command()
-def api(repos_dir: ReposDir = None, db: Db = None, broker: Broker = None, grpc: Grpc = None, http: Http = None,
-        credentials_dir: CredentialsDir = None, api_token_file: ApiTokenFile = None, tls_cert: TlsCert = None,
-        tls_key: TlsKey = None) -> None:
+@process_command
+def api(flags: dict[str, object | None]) -> None:
     """Run the gRPC API and the HTTP side (events, metrics, overview)."""
-    flags = _flags(repos_dir, db, broker, grpc, http, credentials_dir, api_token_file, tls_cert, tls_key)
     _process(lambda p, config: int(p.api(config)), flags)
 
 
-@fleet.command()
-def worker(repos_dir: ReposDir = None, db: Db = None, broker: Broker = None, grpc: Grpc = None,
-           http: Http = None, credentials_dir: CredentialsDir = None, api_token_file: ApiTokenFile = None,
-           tls_cert: TlsCert = None, tls_key: TlsKey = None, concurrency: Concurrency = CPUS) -> None:
+@process_command
+def worker(flags: dict[str, object | None], concurrency: Concurrency = CPUS) -> None:
     """Run a worker: it takes tasks from the broker (run as many as wanted, where the repos dir is mounted)."""
-    flags = _flags(repos_dir, db, broker, grpc, http, credentials_dir, api_token_file, tls_cert, tls_key)
     _process(lambda p, config: int(p.worker(config, concurrency)), flags, concurrency)
 
 
-@fleet.command()
-def beat(repos_dir: ReposDir = None, db: Db = None, broker: Broker = None, grpc: Grpc = None, http: Http = None,
-         credentials_dir: CredentialsDir = None, api_token_file: ApiTokenFile = None, tls_cert: TlsCert = None,
-         tls_key: TlsKey = None) -> None:
+@process_command
+def beat(flags: dict[str, object | None]) -> None:
     """Run the scheduler: it sends each active repository's sync when due (run one)."""
-    flags = _flags(repos_dir, db, broker, grpc, http, credentials_dir, api_token_file, tls_cert, tls_key)
     _process(lambda p, config: int(p.beat(config)), flags)

@@ -32,6 +32,7 @@ ENV = {
     "tls_key": "COMMITTER_FLEET_TLS_KEY",
     "server": "COMMITTER_FLEET_SERVER",
     "git_timeout": "COMMITTER_FLEET_GIT_TIMEOUT",
+    "task_retention": "COMMITTER_FLEET_TASK_RETENTION",
 }
 
 
@@ -54,6 +55,7 @@ class FleetConfig:
     tls_key: Path | None = None
     server: str = DEFAULT_GRPC  # where the CLI client connects
     git_timeout: float = 1800.0  # a task's time limit: 30 minutes
+    task_retention: float = 30 * 86400.0  # finished tasks older than this are pruned by the beat
 
     @property
     def state_dir(self) -> Path:
@@ -101,6 +103,14 @@ def _url(setting: str, value: object) -> str:
     return text
 
 
+def _retention(setting: str, value: object) -> float:
+    """A duration as everywhere (720h), or whole days (30d): how long finished tasks are kept."""
+    text = str(value).strip()
+    if text.endswith("d") and text[:-1].isdigit():
+        value = int(text[:-1]) * 86400
+    return values.positive_duration(setting, value)
+
+
 PARSERS = {
     "repos_dir": _path,
     "db": _url,
@@ -117,6 +127,7 @@ PARSERS = {
     "tls_key": _optional,
     "server": values.address,
     "git_timeout": values.positive_duration,
+    "task_retention": _retention,
 }
 
 

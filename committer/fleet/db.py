@@ -173,7 +173,8 @@ class SyncTask(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")
     commits_synced: Mapped[int] = mapped_column(Integer, default=0)
     error_message: Mapped[str] = mapped_column(Text, default="")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # deliveries that claimed it, a killed one too
+    retries: Mapped[int] = mapped_column(Integer, default=0)  # failures of its own it was retried after
     worker: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -17,9 +17,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from committer.git import runner
 
 log = logs.get("committer.fleet.processes")
 
+PRUNE_EVERY = 3600.0  # seconds between two prunes of finished tasks
+TASK_KEEP = 20  # finished tasks of each repository kept whatever their age
 STOP_GRACE = 10.0  # seconds a worker gets to finish on SIGTERM before it is killed (its tasks come back)
 
 
@@ -138,28 +141,47 @@ class Beat:
     config: FleetConfig
     store: Store
     send: Any = queue.send  # (config, SyncTask) -> None
+    queue_empty: Any = queue.queue_empty  # (config) -> bool
+    pruned_at: float | None = None  # time.monotonic() of the last prune
     after_id: int = 0  # the newest task row already read
     last_sent: dict[int, datetime] = field(default_factory=dict)
 
     def tick(self, at: datetime | None = None) -> None:
         self.recover()
         self.schedule(at or db.now())
+        self.prune()
 
     def recover(self) -> None:
-        """A task `running` whose heartbeat is older than the lease lost its worker (kill -9, a machine gone);
-        a task `retrying` a lease past its time lost its delayed message with its worker. Both are sent
-        again under their own task_id; the lease starts again, so one is sent once a lease at most."""
+        """Send again, under their own task_id, the tasks whose message died with a worker: `running` with a
+        heartbeat older than the lease (kill -9, a machine gone), `retrying` a lease past its time (its delayed
+        message was held by a dead worker), `pending` held by a worker not heard from for a lease (killed
+        before it claimed the task), or not held by any a lease after it was sent while the queue is empty
+        (the broker lost it). Each one's lease starts again, so one is sent once a lease at most; a message
+        that comes twice is harmless (the row's claim lets one delivery run the task)."""
         lease = self.config.lease
-        for task in [*self.store.stale_tasks(lease), *self.store.overdue_retries(lease)]:
-            field_name = "heartbeat_at" if task.status == "running" else "retry_at"
-            self.store.update_task(task.task_id, **{field_name: db.now()})
+        lost = [*self.store.stale_tasks(lease), *self.store.overdue_retries(lease),
+                *self.store.lost_pending(lease, lambda: self.queue_empty(self.config))]
+        for task in lost:
+            self.store.resent(task)
             try:
                 self.send(self.config, task)
             except queue.BrokerDown as exc:
                 log.warning("task not sent again", task_id=task.task_id, error=str(exc))
                 continue
             log.warning("task sent again", task_id=task.task_id, repository_id=task.repository_id,
-                        status=task.status)
+                        status=task.status, worker=task.worker)
+
+    def prune(self, at: float | None = None) -> int:
+        """Once an hour, delete the tasks that finished more than task_retention ago (the newest TASK_KEEP
+        finished tasks of each repository stay whatever their age); how many went."""
+        clock = time.monotonic() if at is None else at
+        if self.pruned_at is not None and clock - self.pruned_at < PRUNE_EVERY:
+            return 0
+        self.pruned_at = clock
+        gone = self.store.prune_tasks(timedelta(seconds=self.config.task_retention), TASK_KEEP)
+        if gone:
+            log.info("tasks pruned", count=gone, retention=self.config.task_retention, keep=TASK_KEEP)
+        return gone
 
     def schedule(self, at: datetime) -> list[str]:
         """Send a sync to every repository due at `at`; returns their task ids."""

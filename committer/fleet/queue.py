@@ -14,9 +14,12 @@ A failure `Work` calls temporary (`TaskFailed(retry=True)`) is retried after bas
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import socket
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,8 +27,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
+from celery.apps import worker as celery_worker
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready
+from celery.signals import setup_logging, worker_ready, worker_shutting_down
 from kombu.utils.url import maybe_sanitize_url as maybe_sanitize_url
 
 from committer.core import logs
@@ -73,6 +77,9 @@ def make(config: FleetConfig) -> Any:
         accept_content=["json"],
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A pool process killed under its task: its message goes back after this long (Celery's 10 s kept
+        # the worker from taking anything else meanwhile; a result that late never comes).
+        worker_lost_wait=2.0,
         task_ignore_result=not config.result_backend,
         worker_prefetch_multiplier=1,  # a worker takes one message at a time: the others stay for others
         broker_transport_options=transport,
@@ -108,13 +115,12 @@ def arguments(task: db.SyncTask) -> list[Any]:
 
 def send(config: FleetConfig, task: db.SyncTask) -> None:
     """Queue the SyncTask row's work under its own task_id (the broker tried again for a few seconds when it
-    is away); raises BrokerDown if it stays away. A task already retried keeps its count of retries."""
+    is away); raises BrokerDown if it stays away. The message shows the retries the row has used."""
     if config.embedded:
         config.state_dir.mkdir(parents=True, exist_ok=True)
-    retries = task.attempts if task.status == "retrying" else max(task.attempts - 1, 0)
     try:
         app_for(config).send_task(TASKS[task.kind], args=arguments(task), task_id=task.task_id, queue=QUEUE,
-                                  retries=min(retries, MAX_RETRIES), retry=True, retry_policy=SEND_RETRY)
+                                  retries=min(task.retries, MAX_RETRIES), retry=True, retry_policy=SEND_RETRY)
     except Exception as exc:  # kombu and the transports raise many kinds; all mean the same here
         where = maybe_sanitize_url(config.broker_url)
         raise BrokerDown(f"the broker at {where} did not take task {task.task_id}: "
@@ -138,6 +144,17 @@ def repository_lock(config: FleetConfig, repository_id: int) -> Iterator[None]:
 _works: dict[tuple[int, FleetConfig], tuple[Work, Store]] = {}
 
 
+def queue_empty(config: FleetConfig) -> bool:
+    """Whether no message waits in the fleet's queue (a broker that does not answer: False, nothing known)."""
+    try:
+        with app_for(config).connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)  # asked at every beat tick: not waited on for ever
+            return int(connection.default_channel.queue_declare(queue=QUEUE).message_count) == 0
+    except Exception as exc:  # kombu and the transports raise many kinds; all mean the same here
+        log.warning("queue depth unknown", broker=maybe_sanitize_url(config.broker_url), error=str(exc))
+        return False
+
+
 def work_for(config: FleetConfig) -> tuple[Work, Store]:
     """This process's Work and store (a forked pool process makes its own: a database connection never
     crosses a fork)."""
@@ -151,13 +168,15 @@ def work_for(config: FleetConfig) -> tuple[Work, Store]:
 
 
 def deliver(task: Any, config: FleetConfig, repository_id: int, sync_task_id: str) -> int:
-    """One delivery of a task: its repository's lock, then the work; retries and giving up as above."""
+    """One delivery of a task: its repository's lock, then the work; retries and giving up as above. The
+    retries a task has used are counted on its row (a worker killed under it used none), not in its message."""
     from committer.fleet.work import TaskFailed
 
     work, store = work_for(config)
-    retries = int(task.request.retries or 0)
-    bound = log.bind(task_id=sync_task_id, repository_id=repository_id, task=task.name, retries=retries)
-    with repository_lock(config, repository_id):
+    bound = log.bind(task_id=sync_task_id, repository_id=repository_id, task=task.name)
+    with contextlib.ExitStack() as held:
+        with work.hold(sync_task_id):  # a worker killed while it waits here: the beat sends the task again
+            held.enter_context(repository_lock(config, repository_id))
         bound.info("task started")
         try:
             commits = work.run(sync_task_id)
@@ -169,18 +188,23 @@ def deliver(task: Any, config: FleetConfig, repository_id: int, sync_task_id: st
             bound.exception("task raised")
             message, retry = f"internal error: {type(exc).__name__}: {exc}", True
         else:
+            if commits is None:
+                bound.info("task not run: another delivery has it, or its retry is not due")
+                return 0
             bound.info("task finished", commits_synced=commits)
             return commits
-        if retry and retries < MAX_RETRIES:
-            delay = config.retry_base * 2**retries
+        used = store.task(sync_task_id).retries
+        if retry and used < MAX_RETRIES:
+            delay = config.retry_base * 2**used
             work.retrying(sync_task_id, message, db.now() + timedelta(seconds=delay))
-            bound.warning("task failed, retrying", error=message, delay=delay)
+            bound.warning("task failed, retrying", error=message, delay=delay, retries=used + 1)
         else:
             if store.task(sync_task_id).status != "failed":  # a message come again after the task failed
                 work.give_up(sync_task_id, message)
             bound.warning("task failed", error=message)
             return 0
-    raise task.retry(countdown=delay, max_retries=MAX_RETRIES)  # a new message, the same task id
+    # A new message, the same task id; how many retries are left is the row's business, not Celery's.
+    raise task.retry(countdown=delay, max_retries=None)
 
 
 def _register(app: Any, config: FleetConfig) -> None:
@@ -209,12 +233,60 @@ def run_worker(config: FleetConfig, concurrency: int = 1) -> int:
     if os.geteuid() == 0:  # said once, as a log line, instead of Celery's multi-line warning
         warnings.filterwarnings("ignore", message="You're running the worker with superuser privileges")
         log.warning("worker runs as root: a dedicated user is safer")
-    worker = app.Worker(concurrency=concurrency, pool="prefork", hostname=f"fleet-{os.getpid()}@{socket.gethostname()}",
-                        queues=[QUEUE], quiet=True, without_mingle=True, without_gossip=True,
-                        without_heartbeat=True, loglevel="WARNING")
+    class Worker(app.Worker):  # type: ignore[misc,name-defined]
+        def install_platform_tweaks(self, worker: Any) -> None:
+            """Celery's own signal handlers, without the line each prints to stdout (not JSON): the
+            shutdown is a log line of ours (worker_shutting_down)."""
+            super().install_platform_tweaks(worker)
+            celery_worker.install_worker_term_handler(worker, verbose=False)
+            celery_worker.install_worker_term_hard_handler(worker, verbose=False)
+
+    setup_logging.connect(_logging, weak=False)  # connected: Celery leaves the logging to us
+    worker_shutting_down.connect(_shutting_down, weak=False)
+    worker = Worker(concurrency=concurrency, pool="prefork", hostname=f"fleet-{os.getpid()}@{socket.gethostname()}",
+                    queues=[QUEUE], quiet=True, without_mingle=True, without_gossip=True,
+                    without_heartbeat=True, loglevel="WARNING")
     worker_ready.connect(_ready, weak=False)
     worker.start()
     return int(worker.exitcode or 0)
+
+
+_METHODS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
+
+
+class _ToCommitterLogs(logging.Handler):
+    """Celery's, kombu's and billiard's log records as committer's log lines (JSON by default): the message's
+    first line, the logger, and an exception as one line (`error`), never a traceback's frames."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            lines = record.getMessage().strip().splitlines() or [record.name]
+            fields: dict[str, Any] = {"logger": record.name}
+            if record.exc_info and record.exc_info[1] is not None:
+                error = record.exc_info[1]
+                inner = getattr(error, "exc", None)  # billiard's ExceptionWithTraceback wraps the exception
+                error = inner if isinstance(inner, BaseException) else error
+                fields["error"] = (f"{type(error).__name__}: {error}".strip().splitlines() or [""])[0]
+            method = _METHODS.get(record.levelno, "error" if record.levelno > logging.ERROR else "debug")
+            getattr(log, method)(lines[0], **fields)
+        except Exception:  # a log line must never stop the worker
+            self.handleError(record)
+
+
+def _logging(**_details: Any) -> None:
+    handler = _ToCommitterLogs()
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
+    for name in ("multiprocessing", "celery", "kombu"):  # billiard logs as multiprocessing, not propagated
+        logging.getLogger(name).handlers = [handler]
+        logging.getLogger(name).propagate = False
+
+
+def _shutting_down(sig: str = "", how: str = "", **_details: Any) -> None:
+    """Logged from another thread: this runs in a signal handler, maybe while a log line is being written."""
+    threading.Thread(target=log.info, args=("worker stopping",), kwargs={"signal": sig, "how": how.lower()},
+                     name="committer-stopping", daemon=True).start()
 
 
 def _ready(**_details: Any) -> None:

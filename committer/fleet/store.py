@@ -207,6 +207,11 @@ class Store(TaskRows):
             repo.default_branch = default_branch
             repo.last_synced_at = synced_at or now()
 
+    def mark_synced(self, repo_id: int) -> None:
+        """A sync found nothing new: only the time of the last sync changes."""
+        with session(self.engine) as db:
+            db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(last_synced_at=now()))
+
     def add_commits(self, repo_id: int, commits: Iterable[dict[str, Any]]) -> int:
         """Store commits (sha, author_name, author_email, subject, committed_at) in batches, leaving out those
         already stored; memory stays bounded by one batch however long the history."""

@@ -4,16 +4,32 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from committer.fleet import rules
-from committer.fleet.db import Engine, GitRepository, SyncTask, and_, case, func, now, or_, select, session, update
+from committer.fleet.db import (
+    Engine,
+    GitRepository,
+    SyncTask,
+    and_,
+    case,
+    delete,
+    func,
+    now,
+    or_,
+    select,
+    session,
+    update,
+)
 
 # Upper bounds (seconds) of the task duration histogram: a no-op sync takes a second, a big migration minutes.
 TASK_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0)
 FINISHED = ("succeeded", "failed")
+# Seconds a retry's message may come before its time (the clocks of the machines that wrote and read it).
+CLOCK_SLACK = 2.0
 
 
 @dataclass(frozen=True)
@@ -51,15 +67,51 @@ class TaskRows:
                 raise rules.NotFound(f"task {task_id!r} does not exist")
             return task
 
-    def claim_task(self, task_id: str, worker: str) -> SyncTask:
-        """A worker takes a task: running, one more attempt (counted in the database, however many workers
-        race), started and heard from now."""
+    def claim_task(self, task_id: str, worker: str, lease: float,
+                   gone: Callable[[str], bool] = lambda _worker: False) -> SyncTask | None:
+        """A delivery takes its task, or None: the row is the one judge of whether a message may run, so a
+        message that comes twice (sent again by the beat, restored by the broker) never runs a task twice.
+        It may when the task is pending, retrying and due (within CLOCK_SLACK: another machine's clock), or
+        running but its worker is lost (not heard from for a lease, or `gone(worker)`: seen dead from here).
+        The claim is one conditional UPDATE on the row as read, so of two racing deliveries one wins: running,
+        one more attempt, started and heard from now."""
+        task = self.task(task_id)
         at = now()
+        if task.status == "pending":
+            free = True
+        elif task.status == "retrying":
+            free = task.retry_at is None or task.retry_at <= at + timedelta(seconds=CLOCK_SLACK)
+        elif task.status == "running":
+            beat = task.heartbeat_at
+            free = beat is None or beat < at - timedelta(seconds=lease) or gone(task.worker)
+        else:
+            free = False
+        if not free:
+            return None
+        with session(self.engine) as db:
+            done = db.execute(update(SyncTask).where(and_(
+                SyncTask.task_id == task_id, SyncTask.status == task.status, SyncTask.attempts == task.attempts))
+                .values(status="running", attempts=SyncTask.attempts + 1, started_at=at, heartbeat_at=at,
+                        worker=worker, finished_at=None, retry_at=None))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+        return self.task(task_id)
+
+    def hold_task(self, task_id: str, worker: str) -> None:
+        """A worker has the task's message and waits to run it (its repository busy): while it stays
+        pending, the row says who holds it and when it was last heard from, so that the beat sends it again
+        if that worker dies before it claims it."""
+        with session(self.engine) as db:
+            db.execute(update(SyncTask).where(and_(
+                SyncTask.task_id == task_id, SyncTask.status == "pending",
+                or_(SyncTask.worker == "", SyncTask.worker == worker))).values(worker=worker, heartbeat_at=now()))
+
+    def retried(self, task_id: str, message: str, retry_at: datetime) -> int:
+        """The task failed and runs again at `retry_at`: one more of its retries used; how many now."""
         with session(self.engine) as db:
             db.execute(update(SyncTask).where(SyncTask.task_id == task_id).values(
-                status="running", attempts=SyncTask.attempts + 1, started_at=at, heartbeat_at=at, worker=worker,
-                finished_at=None, retry_at=None))
-        return self.task(task_id)
+                status="retrying", error_message=message, retry_at=retry_at, retries=SyncTask.retries + 1))
+        return self.task(task_id).retries
 
     def update_task(self, task_id: str, **fields: Any) -> None:
         with session(self.engine) as db:
@@ -93,6 +145,41 @@ class TaskRows:
         with session(self.engine) as db:
             return list(db.scalars(select(SyncTask).where(and_(
                 SyncTask.status == "retrying", or_(SyncTask.retry_at.is_(None), SyncTask.retry_at < cutoff)))))
+
+    def lost_pending(self, lease: float, queue_empty: Callable[[], bool]) -> list[SyncTask]:
+        """Pending tasks whose message is lost: held by a worker not heard from for a lease (killed before it
+        claimed the task), or, when the queue is empty (`queue_empty`, asked only then), not held by any
+        worker a lease after they were made or last sent. A task still queued behind others is not one."""
+        cutoff = now() - timedelta(seconds=lease)
+        with session(self.engine) as db:
+            rows = list(db.scalars(select(SyncTask).where(and_(
+                SyncTask.status == "pending", or_(SyncTask.heartbeat_at < cutoff, and_(
+                    SyncTask.heartbeat_at.is_(None), SyncTask.created_at < cutoff))))))
+        held = [task for task in rows if task.worker]
+        unheld = [task for task in rows if not task.worker]
+        return held + (unheld if unheld and queue_empty() else [])
+
+    def resent(self, task: SyncTask) -> None:
+        """The beat sent the task again: its lease starts again (a pending one no longer held by anyone)."""
+        if task.status == "retrying":
+            self.update_task(task.task_id, retry_at=now())
+        elif task.status == "pending":
+            self.update_task(task.task_id, worker="", heartbeat_at=now())
+        else:
+            self.update_task(task.task_id, heartbeat_at=now())
+
+    def prune_tasks(self, older_than: timedelta, keep: int) -> int:
+        """Delete finished tasks that finished before `older_than` ago, but keep the newest `keep` finished
+        ones of each repository whatever their age; how many went."""
+        cutoff = now() - older_than
+        rank = func.row_number().over(partition_by=SyncTask.repository_id, order_by=SyncTask.id.desc())
+        ranked = (select(SyncTask.id.label("id"), rank.label("rank"))
+                  .where(SyncTask.status.in_(FINISHED)).subquery())
+        with session(self.engine) as db:
+            done = db.execute(delete(SyncTask).where(and_(
+                SyncTask.status.in_(FINISHED), SyncTask.finished_at < cutoff,
+                SyncTask.id.in_(select(ranked.c.id).where(ranked.c.rank > keep)))))
+            return int(done.rowcount or 0)  # type: ignore[attr-defined]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Repositories by status and tasks by status: the gauges of /metrics."""

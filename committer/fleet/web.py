@@ -6,7 +6,7 @@ the security headers): only the app differs. Every database call runs on a small
 own kind (events, pages, probes), so a slow page never delays a delivery or a health check.
 
 An event is checked the way committer signs it (ops/receivers.py): X-Committer-Signature-256, the HMAC-SHA256
-of the body, keyed with the repository's secret from the credentials directory (`events.<organisation>.<name>`,
+of the body, keyed with the repository's secret from the credentials directory (`events.d/<organisation>/<name>`,
 else `events` for the whole fleet), read again for every delivery. committer treats any 2xx as delivered and
 drops an event that gets a 4xx (other than 429), so the answers are: 204 delivered (a delivery made again
 included: the event id is applied once), 404 unknown repository, 401 bad signature, 403 no secret configured,
@@ -92,10 +92,20 @@ table.repos td { overflow-wrap: anywhere; } table.repos td.n { text-align: right
 
 
 def event_secret(credentials_dir: Path | None, organisation: str, name: str) -> bytes | None:
-    """The secret a repository's daemon signs with: `events.<organisation>.<name>`, else `events`; None
-    when neither holds one. OSError when the file is there and cannot be read."""
+    """The secret a repository's daemon signs with: `events.d/<organisation>/<name>`, else (when neither
+    holds a dot, so that the file names one repository only) `events.<organisation>.<name>`, else the
+    fleet-wide `events`; None when none holds one. OSError when the file is there and cannot be read."""
     if credentials_dir is None:
         return None
+    files = [credentials_dir / f"{SECRET}.d" / organisation / name]
+    if "." not in organisation and "." not in name:  # `events.a.b.c`: a.b/c or a/b.c? Neither is read
+        files.append(credentials_dir / f"{SECRET}.{organisation}.{name}")
+    for file in (*files, credentials_dir / SECRET):
+        if file.is_file():
+            key = file.read_bytes().strip()
+            if key:
+                return key
+    return None
     for file in (credentials_dir / f"{SECRET}.{organisation}.{name}", credentials_dir / SECRET):
         if file.is_file():
             key = file.read_bytes().strip()

@@ -11,8 +11,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -46,8 +46,9 @@ class Work:
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self.git = Git(self.runner, config.git_timeout)
 
-    def run(self, task_id: str) -> int:
-        """Do the task's work; its commits_synced. TaskFailed says why not, and whether to try again."""
+    def run(self, task_id: str) -> int | None:
+        """Do the task's work; its commits_synced, or None when this delivery is not the one to run it (the
+        task runs elsewhere, or waits for its retry's time). TaskFailed says why not, and whether to retry."""
         try:
             task = self.store.task(task_id)
         except rules.NotFound as exc:
@@ -62,7 +63,11 @@ class Work:
             raise TaskFailed(f"the repository of task {task_id} no longer exists", retry=False) from None
         if repo.status == "archived":
             raise TaskFailed(f"repository {_shown(repo)} is archived", retry=False)
-        task = self.store.claim_task(task_id, self.worker)
+        claimed = self.store.claim_task(task_id, self.worker, self.config.lease, gone)
+        if claimed is None:
+            log.info("fleet_task_not_claimed", task=task_id, status=task.status, worker=task.worker)
+            return None
+        task = claimed
         began = time.monotonic()
         log.info("fleet_task_started", task=task_id, kind=task.kind, repository=_shown(repo), attempt=task.attempts,
                  worker=self.worker)
@@ -83,9 +88,13 @@ class Work:
                  commits_synced=synced, seconds=round(time.monotonic() - began, 3))
         return synced
 
-    def retrying(self, task_id: str, message: str, retry_at: datetime) -> None:
-        """The task failed and will run again at `retry_at`."""
-        self.store.update_task(task_id, status="retrying", error_message=message, retry_at=retry_at)
+    def retrying(self, task_id: str, message: str, retry_at: datetime) -> int:
+        """The task failed and will run again at `retry_at`: how many of its retries it has used now."""
+        return self.store.retried(task_id, message, retry_at)
+
+    def hold(self, task_id: str) -> AbstractContextManager[None]:
+        """While this worker waits to run a pending task (its repository busy), the row says it holds it."""
+        return self._heartbeat(task_id, lambda: self.store.hold_task(task_id, self.worker), at_once=True)
 
     def give_up(self, task_id: str, message: str) -> None:
         """The task failed for good: so does its repository (unless archived meanwhile), with the same error."""
@@ -109,7 +118,8 @@ class Work:
         if task.kind == "migrate" or repo.status != "active":
             self.store.settle(repo.id, "mirroring")
         there = self.git.exists(layout)
-        exclude = self._imported(repo, layout) if there else []  # after a forced clone, those still there
+        before = self.git.refs(layout) if there and repo.last_synced_at is not None else {}
+        exclude = self._imported(repo, before) if there else []  # after a forced clone, those still there
         if repo.source_url:
             try:  # again here: a link made since the API checked the source
                 rules.local_source(repo.source_url, self.config.repos_dir, repo.organisation.slug, repo.name)
@@ -120,6 +130,8 @@ class Work:
             source = Source(repo.source_url, access, _mode(repo))
             if there and not task.force:
                 self.git.fetch(layout, source)
+                if task.kind == "sync" and self._unmoved(repo, before, layout):
+                    return self._unchanged(task, repo)
             else:
                 self.git.clone(layout, source, replace=task.force)
         elif not there:
@@ -127,16 +139,25 @@ class Work:
                              retry=False)
         return self._finish(task, repo, layout, exclude)
 
-    def _imported(self, repo: GitRepository, layout: Layout) -> list[str]:
-        """The tips whose history is in the database already: every ref on disk when the branches there are
-        those the last successful task recorded, else (an attempt crashed between its fetch and its import)
-        only the recorded branches, else none (import everything)."""
+    def _imported(self, repo: GitRepository, refs: dict[str, str]) -> list[str]:
+        """The tips whose history is in the database already: every ref on disk (`refs`) when the branches
+        there are those the last successful task recorded, else (an attempt crashed between its fetch and its
+        import) only the recorded branches, else none (import everything)."""
         if repo.last_synced_at is None:
             return []
-        refs = self.git.refs(layout)
-        recorded = {branch.name: branch.commit_hash for branch in repo.branches}
-        local = {ref.removeprefix("refs/heads/"): sha for ref, sha in refs.items() if ref.startswith("refs/heads/")}
-        return list(refs.values()) if local == recorded else list(recorded.values())
+        return list(refs.values()) if _recorded(repo, refs) else [branch.commit_hash for branch in repo.branches]
+
+    def _unmoved(self, repo: GitRepository, before: dict[str, str], layout: Layout) -> bool:
+        """Whether the fetch moved no ref, on a repository whose rows already tell what is on disk."""
+        return bool(before) and _recorded(repo, before) and self.git.refs(layout) == before
+
+    def _unchanged(self, task: SyncTask, repo: GitRepository) -> int:
+        """A sync that brought nothing: no history to read, no count, no snapshot (the rows hold them)."""
+        self.store.mark_synced(repo.id)
+        self.store.settle(repo.id, "active")
+        self.store.update_task(task.task_id, status="succeeded", commits_synced=0, finished_at=now(),
+                               error_message="")
+        return 0
 
     def _finish(self, task: SyncTask, repo: GitRepository, layout: Layout, exclude: list[str]) -> int:
         """Count and import the commits the repository gained, then record its state: the task succeeded."""
@@ -152,22 +173,50 @@ class Work:
         return synced
 
     @contextmanager
-    def _heartbeat(self, task_id: str) -> Iterator[None]:
+    def _heartbeat(self, task_id: str, beat: Callable[[], None] | None = None,
+                   at_once: bool = False) -> Iterator[None]:
         """Keep the task's heartbeat fresh while it works, so that it is not taken for a dead worker's."""
         stop = threading.Event()
         every = self.config.lease / 3
+        once = beat or (lambda: self.store.update_task(task_id, heartbeat_at=now()))
 
-        def beat() -> None:
+        def safely() -> None:
+            try:
+                once()
+            except Exception as exc:  # the database busy or away a moment: the next beat tries again
+                log.warning("fleet_heartbeat_failed", task=task_id, error=(str(exc).splitlines() or [""])[0])
+
+        def beating() -> None:
             while not stop.wait(every):
-                try:
-                    self.store.update_task(task_id, heartbeat_at=now())
-                except Exception as exc:  # the database busy or away a moment: the next beat tries again
-                    log.warning("fleet_heartbeat_failed", task=task_id, error=str(exc).splitlines()[0])
+                safely()
 
-        thread = threading.Thread(target=beat, name=f"committer-heartbeat-{task_id[:8]}", daemon=True)
+        if at_once:
+            safely()
+        thread = threading.Thread(target=beating, name=f"committer-heartbeat-{task_id[:8]}", daemon=True)
         thread.start()
         try:
             yield
         finally:
             stop.set()
             thread.join()
+
+
+def _recorded(repo: GitRepository, refs: dict[str, str]) -> bool:
+    """Whether the branches among `refs` are those the repository's rows recorded."""
+    local = {ref.removeprefix("refs/heads/"): sha for ref, sha in refs.items() if ref.startswith("refs/heads/")}
+    return local == {branch.name: branch.commit_hash for branch in repo.branches}
+
+
+def gone(worker: str) -> bool:
+    """Whether the worker (`host:pid`) that holds a task is seen dead from here: a process of this host that
+    no longer exists. A worker on another host is never seen dead: its lease tells."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False

@@ -5,8 +5,13 @@ once, and the token nowhere it must not be."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
+import json
+import os
 import shutil
+import signal
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +20,7 @@ import pytest
 
 from committer.fleet import queue
 from tests.conftest import wait_for
-from tests.fleet.conftest import TOKEN, Fleet, Postgres, RedisServer, _pg_bin, seed
+from tests.fleet.conftest import TOKEN, Fleet, Postgres, RedisServer, _pg_bin, descendants, seed
 from tests.gitserver import GitHTTPServer
 
 pytestmark = pytest.mark.integration
@@ -104,6 +109,89 @@ def test_a_worker_killed_in_the_middle_of_a_migration(fleet: Fleet, source: GitH
     assert repo.status == "active" and repo.last_commit_hash == source.head()
     assert leftovers(fleet) == []
     token_nowhere(fleet, request.getfixturevalue("postgres") if fleet.redis else None)
+
+
+@pytest.mark.faults
+def test_a_worker_killed_holding_a_task_it_had_not_claimed(fleet: Fleet, source: GitHTTPServer) -> None:
+    """The worker took the message and waits for the repository (busy here): killed then, its message is
+    gone with it (the embedded broker) or held by Redis for an hour, and the row still says pending. The
+    beat sends it again a lease later, another worker runs it once; the same message sent yet again changes
+    nothing."""
+    fleet.config = replace(fleet.config, lease=1.5)
+    repo_id = fleet.repository("app")
+    lock = fleet.config.state_dir / "locks" / f"{repo_id}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the repository busy with another task
+        worker = fleet.start("worker")
+        task_id = fleet.submit(repo_id, "migrate")
+        wait_for(lambda: fleet.store.task(task_id).worker != "", timeout=30, what="a worker to hold the task")
+        fleet.kill(worker)
+    finally:
+        os.close(fd)
+    assert fleet.store.task(task_id).status == "pending"
+    fleet.start("worker")
+    fleet.start("beat")
+    done = fleet.wait_task(task_id, timeout=30)
+    assert (done.attempts, done.retries, done.commits_synced) == (1, 0, 3)
+    assert fleet.store.repository(repo_id).status == "active"
+
+    queue.send(fleet.config, done)  # a duplicate: the broker giving the first message back, say
+    wait_for(lambda: sum(task_id in line and "task finished" in line for line in fleet.output().splitlines()) >= 2,
+             timeout=30, what="the duplicate to be delivered")
+    again = fleet.store.task(task_id)
+    assert (again.status, again.attempts, again.finished_at) == ("succeeded", 1, done.finished_at)
+
+
+def pool_processes(worker: subprocess.Popen[bytes]) -> list[int]:
+    """The worker's pool processes (forks of it, running tasks) and everything they started."""
+    pool = []
+    for pid in descendants(worker.pid):
+        with contextlib.suppress(OSError):
+            if b"committer.fleet" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pool.append(pid)
+    return [*pool, *(child for pid in pool for child in descendants(pid))]
+
+
+@pytest.mark.faults
+def test_a_worker_killed_under_a_task_costs_it_none_of_its_retries(tmp_path: Path, source: GitHTTPServer) -> None:
+    """Killed in the middle of a clone twice (its pool process, which Celery sees die and puts the message
+    back; then the whole worker, whose task the beat sends again a lease later), then a source that is down:
+    the task is still retried three times. A kill is no failure of the task's."""
+    fleet = Fleet(tmp_path, "", "", None, source)
+    fleet.config = replace(fleet.config, retry_base=0.1, lease=1.5)
+    try:
+        repo_id = fleet.repository("app", mirror=True)
+        source.set_mode("hang")
+        task_id = fleet.submit(repo_id, "migrate")
+        fleet.start("beat")
+        worker = fleet.start("worker")
+
+        def under_way(attempt: int) -> None:
+            wait_for(lambda: source.hanging >= attempt and fleet.store.task(task_id).attempts == attempt,
+                     timeout=30, what=f"attempt {attempt} to be under way")
+
+        under_way(1)
+        for pid in pool_processes(worker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        under_way(2)  # its pool process seen dead from this host: claimed again at once, no lease to wait
+        fleet.kill(worker)
+        source.set_mode("503")
+        last = fleet.start("worker")
+        down = fleet.wait_task(task_id, status="failed", timeout=40)
+        assert (down.attempts, down.retries) == (3 + queue.MAX_RETRIES, queue.MAX_RETRIES)
+        assert "503" in down.error_message
+        assert leftovers(fleet) == []
+        last.send_signal(signal.SIGTERM)  # a warm shutdown
+        assert last.wait(30) == 0
+        lines = [json.loads(line) for path in fleet.logs.iterdir()  # every line of every process is JSON
+                 for line in path.read_text().splitlines() if line.strip()]
+        assert any(line["event"] == "worker stopping" and line["how"] == "warm" for line in lines)
+        assert any(line.get("error", "").startswith("WorkerLostError") for line in lines)  # its pool process
+    finally:
+        fleet.stop()
 
 
 @pytest.mark.faults

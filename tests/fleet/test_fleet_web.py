@@ -286,3 +286,19 @@ def test_a_token_for_events_is_not_served(fleet: Fleet) -> None:
     for path in ("/", "/metrics", "/healthz"):
         assert SECRET.encode() not in request(f"{fleet.base}{path}")[1]
     assert uuid.UUID(commit_event()["id"])  # the ids committer gives are what the table keeps (36 characters)
+
+
+def test_an_events_secret_names_one_repository_even_with_dots_in_names(tmp_path: Path) -> None:
+    """`events.a.b.c` could be a.b/c or a/b.c: it is read for neither; `events.d/<org>/<name>` is exact, and
+    the dotted file still serves a repository whose names hold no dot."""
+    from committer.fleet.web import event_secret
+
+    (tmp_path / "events.a.b.c").write_text("ambiguous\n")
+    (tmp_path / "events.acme.notes").write_text("plain\n")
+    assert event_secret(tmp_path, "a.b", "c") is None and event_secret(tmp_path, "a", "b.c") is None
+    (tmp_path / "events.d" / "a.b").mkdir(parents=True)
+    (tmp_path / "events.d" / "a.b" / "c").write_text("exact\n")
+    assert event_secret(tmp_path, "a.b", "c") == b"exact" and event_secret(tmp_path, "a", "b.c") is None
+    assert event_secret(tmp_path, "acme", "notes") == b"plain"
+    (tmp_path / "events").write_text("fleet-wide\n")
+    assert event_secret(tmp_path, "a", "b.c") == b"fleet-wide"

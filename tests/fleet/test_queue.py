@@ -73,6 +73,19 @@ def test_a_message_on_redis_and_a_broker_back_after_a_moment(tmp_path: Path, red
     assert "example.com" not in json.dumps(message)
 
 
+def test_whether_the_queue_is_empty_on_each_broker(tmp_path: Path, redis: RedisServer) -> None:
+    """What the beat asks before it sends again a pending task no worker holds: empty, not empty, and a
+    broker that does not answer is not taken for an empty queue."""
+    for name, broker in (("embedded", ""), ("redis", redis.url)):
+        config = FleetConfig(repos_dir=tmp_path / name, broker=broker)
+        repo_id, store = made(config)
+        assert queue.queue_empty(config) is True, name
+        queue.send(config, store.new_task(repo_id, "sync"))  # type: ignore[attr-defined]
+        assert queue.queue_empty(config) is False, name
+    away = FleetConfig(repos_dir=tmp_path / "away", broker=f"redis://127.0.0.1:{free_port()}/0")
+    assert finishes(lambda: queue.queue_empty(away), timeout=30, what="asking a broker that is away") is False
+
+
 @pytest.mark.slow
 def test_a_broker_away_for_good_is_one_line_without_its_password(tmp_path: Path) -> None:
     config = FleetConfig(repos_dir=tmp_path / "repos", broker=f"redis://:hunter2pw@127.0.0.1:{free_port()}/0")

@@ -6,6 +6,9 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from committer.fleet import db, schema
 from committer.fleet.scheduler import Candidate, due, last_slot, phase
@@ -150,3 +153,85 @@ def test_the_beat_sends_due_syncs_and_the_tasks_of_dead_workers_once_a_lease(tmp
     assert failed == []
     assert store.busy_repositories() == set()  # the unsent task failed: the repository is not stuck
     engine.dispose()
+
+
+def _beat_world(tmp_path: Path, **settings: object) -> tuple[Any, Store, int]:
+    from committer.fleet.config import FleetConfig
+
+    config = FleetConfig(repos_dir=tmp_path / "repos", lease=30.0, sync_interval=INTERVAL, **settings)  # type: ignore[arg-type]
+    engine = db.engine(config.db_url)
+    config.state_dir.mkdir(parents=True)
+    schema.upgrade(engine)
+    store = Store(engine, config.repos_dir)
+    org = store.create_organisation("team")
+    repo = store.create_repository(NewRepository(name="app", organisation_id=org.id,
+                                                 source_url="https://example.com/x.git")).id
+    return config, store, repo
+
+
+def test_the_beat_sends_again_a_pending_task_whose_message_was_lost(tmp_path: Path) -> None:
+    """Held by a worker not heard from for a lease: sent again, once a lease. Held by none: sent again only
+    when the queue is empty (else its message still waits there), once a lease too."""
+    from committer.fleet.processes import Beat
+
+    config, store, repo = _beat_world(tmp_path)
+    sent: list[str] = []
+    empty = [False]
+    asked: list[bool] = []
+
+    def queue_empty(_config: object) -> bool:
+        asked.append(empty[0])
+        return empty[0]
+
+    beat = Beat(config, store, send=lambda _config, task: sent.append(task.task_id), queue_empty=queue_empty)
+    held = store.new_task(repo, "sync").task_id
+    store.hold_task(held, "host:1")
+    beat.recover()
+    assert sent == [] and asked == []  # heard from just now; nothing else pending a lease old: queue not asked
+    store.update_task(held, heartbeat_at=db.now() - timedelta(seconds=31))
+    beat.recover()
+    assert sent == [held] and asked == []
+    task = store.task(held)
+    assert (task.status, task.worker, task.attempts) == ("pending", "", 0)
+    beat.recover()
+    assert sent == [held] and asked == []  # sent a moment ago: its lease starts again
+
+    store.update_task(held, heartbeat_at=db.now() - timedelta(seconds=31))
+    beat.recover()
+    assert sent == [held] and asked[-1] is False  # its message waits in a queue that is not empty
+    empty[0] = True
+    beat.recover()
+    assert sent == [held, held]  # the queue is empty and no worker holds it: its message is lost
+    beat.recover()
+    assert sent == [held, held]  # its lease starts again
+
+
+def test_the_beat_prunes_finished_tasks_past_the_retention_keeping_the_newest(tmp_path: Path) -> None:
+    from committer.fleet import config as fleet_config
+    from committer.fleet.processes import TASK_KEEP, Beat
+
+    assert fleet_config.load({}, {"COMMITTER_FLEET_TASK_RETENTION": "7d"}).task_retention == 7 * 86400
+    assert fleet_config.load({}, {}).task_retention == 30 * 86400
+    config, store, repo = _beat_world(tmp_path, task_retention=86400.0)
+    other = store.create_repository(NewRepository(name="other", organisation_id=store.organisations()[0].id)).id
+    old = db.now() - timedelta(days=2)
+    made = []
+    for n in range(TASK_KEEP + 5):
+        task = store.new_task(repo, "sync").task_id
+        store.update_task(task, status="succeeded" if n % 2 else "failed", finished_at=old)
+        made.append(task)
+    recent = store.new_task(other, "sync").task_id
+    store.update_task(recent, status="succeeded", finished_at=db.now())
+    lonely = store.new_task(other, "sync").task_id
+    store.update_task(lonely, status="failed", finished_at=old)
+    open_task = store.new_task(repo, "sync").task_id
+    store.update_task(open_task, status="retrying")
+
+    beat = Beat(config, store, send=lambda _config, _task: None)
+    assert beat.prune(at=1000.0) == 5
+    assert beat.prune(at=1001.0) == 0  # once an hour
+    for task in made[:5]:
+        with pytest.raises(Exception, match="does not exist"):
+            store.task(task)
+    assert all(store.task(t).status in ("succeeded", "failed") for t in made[5:])
+    assert store.task(recent) and store.task(lonely) and store.task(open_task).status == "retrying"

@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import socket
 import sqlite3
+import subprocess
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
@@ -21,6 +23,7 @@ from committer.fleet.config import FleetConfig
 from committer.fleet.db import GitRepository
 from committer.fleet.store import NewRepository, Store
 from committer.fleet.work import TaskFailed, Work
+from committer.git.runner import GitRunner
 from tests.conftest import wait_for
 from tests.gitserver import USER, GitHTTPServer, git
 
@@ -469,3 +472,85 @@ def test_a_long_history_imports_completely(world: World) -> None:
     assert world.run(repo, "migrate") == 5000
     assert world.store.commit_count(repo.id) == 5000
     assert world.fresh(repo).total_commits == 5000
+
+
+class CountingRunner(GitRunner):
+    """The real runner, noting the subcommand of every git process it starts."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout)
+        self.started: list[str] = []
+
+    def start(self, argv: list[str], env: dict[str, str], stdin: Any, network: bool = False) -> Any:
+        self.started.append(next(arg for arg in argv[1:] if not arg.startswith("-") and "=" not in arg
+                                 and "/" not in arg))
+        return super().start(argv, env, stdin, network)
+
+
+@pytest.mark.parametrize("mode", ["mirror", "regular"])
+def test_a_no_op_sync_runs_three_git_processes_and_keeps_the_rows(world: World, mode: str) -> None:
+    """Nothing moved upstream: the refs before and after the fetch are the same, so no history is read, nothing
+    counted or snapshotted; only the time of the last sync moves. Then a ref that moves takes the full path."""
+    repo = world.repository(f"quiet-{mode}", mode=mode)
+    world.run(repo, "migrate")
+    before = world.fresh(repo)
+    runner = CountingRunner(60)
+    work = Work(world.config, world.store, runner=runner, worker="test-worker")
+    assert work.run(world.task(repo, "sync")) == 0
+    if mode == "mirror":
+        assert runner.started == ["for-each-ref", "fetch", "for-each-ref"]
+    else:  # a regular one also checks its checked-out branch against origin's
+        assert runner.started[:2] == ["for-each-ref", "fetch"] and runner.started[-1] == "for-each-ref"
+        assert "log" not in runner.started and "rev-list" not in runner.started
+    after = world.fresh(repo)
+    assert after.last_synced_at is not None and before.last_synced_at is not None
+    assert after.last_synced_at > before.last_synced_at
+    assert ((after.total_commits, after.last_commit_hash, after.default_branch, after.status)
+            == (before.total_commits, before.last_commit_hash, before.default_branch, "active"))
+    assert [(b.name, b.commit_hash) for b in after.branches] == [(b.name, b.commit_hash) for b in before.branches]
+    tip = fast_import(world.server.repo, 2, start=50)
+    runner.started.clear()
+    assert work.run(world.task(repo, "sync")) == 2
+    assert "log" in runner.started and world.fresh(repo).last_commit_hash == tip
+
+
+def test_a_message_that_comes_twice_runs_its_task_once(world: World) -> None:
+    """The row's claim decides: a task running on a live worker elsewhere, or waiting for its retry's time,
+    is not run by a second message; one whose worker is lost (its lease run out, or a dead process of this
+    host) is; of deliveries racing for a pending task, exactly one claims it."""
+    repo = world.repository("once", mode="mirror")
+    config = dataclasses.replace(world.config, lease=60)
+    work = Work(config, world.store, worker="here:1")
+    task_id = world.task(repo, "migrate")
+    world.store.update_task(task_id, status="running", attempts=1, worker="elsewhere:42", heartbeat_at=db.now())
+    assert work.run(task_id) is None
+    world.store.update_task(task_id, status="retrying", retry_at=db.now() + timedelta(seconds=60))
+    assert work.run(task_id) is None
+    assert world.store.task(task_id).attempts == 1 and not Path(repo.local_path).exists()
+
+    world.store.update_task(task_id, status="running", heartbeat_at=db.now() - timedelta(seconds=61))
+    assert work.run(task_id) == 4  # the lease ran out: its worker is lost
+    assert world.store.task(task_id).attempts == 2
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    again = world.task(repo, "sync")
+    world.store.update_task(again, status="running", attempts=1, heartbeat_at=db.now(),
+                            worker=f"{socket.gethostname()}:{proc.pid}")
+    assert work.run(again) == 0  # its worker is a process of this host that is gone: no lease to wait
+
+    racing = world.task(repo, "sync")
+    barrier = threading.Barrier(4)
+    claims: list[object] = []
+
+    def claim(n: int) -> None:
+        barrier.wait()
+        claims.append(world.store.claim_task(racing, f"racer:{n}", config.lease))
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len([c for c in claims if c is not None]) == 1
+    assert world.store.task(racing).attempts == 1
