@@ -17,8 +17,9 @@ import pytest
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1100,900")
+         "--window-size=1100,900", "--hide-scrollbars")
 DESKTOP, PHONE = 1280, 390
+PHONE_MOST = 1100  # a phone screenshot: a screen or so, not the whole page
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -65,13 +66,13 @@ def body_text(driver: Any) -> str:
         return ""
 
 
-def shoot(driver: Any, path: Path, width: int = DESKTOP, whole: bool = True) -> Path:
-    """A screenshot `width` CSS pixels wide (a phone below 600): of the whole page, or of the window's
-    first 900 pixels when not `whole` (what is open over the page stays where it is)."""
+def shoot(driver: Any, path: Path, width: int = DESKTOP, most: int = 4000) -> Path:
+    """A screenshot of the page `width` CSS pixels wide (a phone below 600), as tall as the page up to
+    `most` pixels."""
     def size() -> None:
-        height = int(driver.execute_script("return document.documentElement.scrollHeight")) if whole else 900
+        height = int(driver.execute_script("return document.documentElement.scrollHeight"))
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-            "width": width, "height": max(400, min(height, 4000)), "deviceScaleFactor": 1, "mobile": width < 600})
+            "width": width, "height": max(400, min(height, most)), "deviceScaleFactor": 1, "mobile": width < 600})
 
     size()
     size()  # the page's height at this width
@@ -90,9 +91,9 @@ def folder(tmp_path: Path) -> Path:
     return target
 
 
-def keep(driver: Any, name: str, tmp_path: Path, phone: bool = True, whole: bool = True) -> None:
-    """The page as `name`.png at desktop width and, when `phone`, as phone-`name`.png at phone width."""
+def keep(driver: Any, name: str, tmp_path: Path, most: int = 4000) -> None:
+    """The page as `name`.png at desktop width (up to `most` pixels tall) and as phone-`name`.png at phone
+    width (a screen or so: up to 1100 pixels)."""
     target = folder(tmp_path)
-    shoot(driver, target / f"{name}.png", width=DESKTOP, whole=whole)
-    if phone:
-        shoot(driver, target / f"phone-{name}.png", width=PHONE, whole=whole)
+    shoot(driver, target / f"{name}.png", width=DESKTOP, most=most)
+    shoot(driver, target / f"phone-{name}.png", width=PHONE, most=min(most, PHONE_MOST))

@@ -336,7 +336,7 @@ def test_weeks_of_notes_as_a_newcomer_sees_them(
         subjects = [el.text for el in browser.find_elements("css selector", "article.commit")]
         assert len(subjects) == len(WEEKS) + 1 and any("rename" in s for s in subjects), subjects
         assert "Today" in browser.find_element("css selector", "section.day h2").text
-        keep(browser, "timeline", tmp_path)
+        keep(browser, "timeline", tmp_path, most=1100)  # the first screen: the README shows it
         browser.get(f"{base}/search?q=budget")
         assert "Budget: approved" in body_text(browser)
         box = browser.find_element("id", "find")
