@@ -2,8 +2,8 @@
 confirmed with the banner's buttons, a held secret reviewed and saved as "not a secret"; the repository and
 the data directory checked after each click.
 
-With COMMITTER_SCREENSHOTS=docs/images the banners are saved there as holds.png and secret.png (the
-manual's pictures, docs/safety.md); otherwise under the test's temporary directory.
+With COMMITTER_SCREENSHOTS=docs/images the banners are saved there as holds.png and secret.png (the manual's
+pictures, docs/safety.md) and their phone-* twins; otherwise under the test's temporary directory.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import DaemonProcess, Layout, git, tree_files, wait_for
-from tests.serve.shots import body_text, browser, folder, shoot
+from tests.serve.shots import body_text, browser, keep
 from tests.serve.test_pages_browser import free_port, head, trailers
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ def test_put_them_back_then_confirm_these_deletions(
     assert all(f"kb/note-{n}.md" in text for n in range(5))
     banner = browser.find_element("id", "banner").text
     assert "everything is backed up" not in banner and "and deletions are on hold" in banner
-    shoot(browser, folder(tmp_path) / "holds.png")
+    keep(browser, "holds", tmp_path)
 
     browser.find_element("id", "put-back").click()
     wait_for(lambda: "written back" in body_text(browser), timeout=20, what="the put-back answer")
@@ -107,7 +107,7 @@ def test_it_is_not_a_secret_saves_the_file_once(
     text = browser.find_element("id", "secret-1").text
     assert "kb/setup.md was not saved: it looks like it holds a secret" in text and "It has no backup" in text
     assert TOKEN not in browser.page_source
-    shoot(browser, folder(tmp_path) / "secret.png")
+    keep(browser, "secret", tmp_path)
 
     browser.find_element("css selector", "#secret-1 a.review").click()
     wait_for(lambda: "secret-found" in browser.page_source, timeout=15, what="the review page")
