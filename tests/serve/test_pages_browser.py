@@ -1,17 +1,20 @@
 """The history pages in a real headless Chromium (Debian's chromium and chromium-driver, driven by
 Selenium) against a running daemon: what a person sees and clicks, end to end.
 
-Each test saves screenshots of the pages it visits under its temporary directory.
+Each test saves screenshots of the pages it visits under its temporary directory; with
+COMMITTER_SCREENSHOTS=docs/images set, the manual's pictures of the timeline, a file's history, one change,
+search, /files and "did you mean" are retaken there (tests/serve/shots.py), at desktop and phone width, from
+weeks of real-looking notes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import socket
-import tempfile
 import threading
+import time
+import types
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,68 +23,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import DaemonProcess, Layout, commit_count, git, wait_for
+from tests.serve.shots import body_text, browser, keep, shoot
+from tests.serve.test_pages import perform
 
 pytestmark = pytest.mark.integration
 Start = Callable[..., DaemonProcess]
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1100,900")
-
-
-def _browser_or_skip() -> Any:
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.skip("browser tests (Chromium): selenium is not installed (pip install -e '.[test]')")
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if shutil.which(path) is None:
-            pytest.skip(f"browser tests (Chromium): {path} is missing (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="committer-chromium-")
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    try:
-        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    except Exception as exc:  # the browser cannot be had here: say so in one line
-        shutil.rmtree(profile, ignore_errors=True)
-        pytest.skip(f"browser tests: headless Chromium did not start: {str(exc).splitlines()[0][:200]}")
-    driver.set_page_load_timeout(30)
-    driver.profile_dir = profile
-    return driver
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole module."""
-    driver = _browser_or_skip()
-    yield driver
-    driver.quit()
-    shutil.rmtree(driver.profile_dir, ignore_errors=True)
-
-
-def shoot(driver: Any, path: Path, width: int = 1100) -> Path:
-    """A screenshot of the whole page (not only the window) at `width` CSS pixels."""
-    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": max(400, min(height, 4000)), "deviceScaleFactor": 1, "mobile": width < 600})
-    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": max(400, min(height, 4000)), "deviceScaleFactor": 1, "mobile": width < 600})
-    driver.save_screenshot(str(path))
-    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    return path
-
-
-def body_text(driver: Any) -> str:
-    """The page's text, or "" while a click's navigation is still replacing the page."""
-    from selenium.common.exceptions import StaleElementReferenceException
-    try:
-        return str(driver.find_element("tag name", "body").text)
-    except StaleElementReferenceException:
-        return ""
+__all__ = ["browser"]  # the module's Chromium (tests/serve/shots.py)
 
 
 def free_port() -> int:
@@ -320,3 +267,95 @@ def test_an_html_file_is_shown_as_text(
     browser.get(f"{base}/commit/{sha}")
     assert browser.title != "pwned" and browser.find_elements("id", "injected") == []
     assert '<h1 id="injected">Injected</h1>' in [td.text for td in browser.find_elements("css selector", "td.add")]
+
+
+WEEKLY = "# Weekly meeting\n\nAttendees: Ana, Ben, Chloé\n\n- Budget: {budget}\n- Release: {release}\n"
+WEEKS: list[tuple[int, str, dict[str, str | bytes | None], tuple[str, str] | None]] = [
+    # (days ago, time of day (UTC), files written (None: deleted), a rename (old, new)); the first saves all
+    (20, "09:10", {"notes/ideas.md": "# Ideas\n\n- a garden diary\n", "notes/todo.md": "- buy milk\n",
+                   "meetings/weekly.md": WEEKLY.format(budget="draft", release="second week"),
+                   "recipes/pancakes.md": "# Pancakes\n\n- 2 eggs\n- 1 cup of milk\n",
+                   "recipes/soup.md": "# Leek soup\n\n- 3 leeks\n- 2 potatoes\n",
+                   "journal/2026-11-17.md": "Started keeping notes here.\n"}, None),
+    (18, "18:40", {"notes/todo.md": "- buy milk\n- call Sam\n"}, None),
+    (16, "08:05", {"journal/2026-11-21.md": "Long walk by the river.\n"}, None),
+    (13, "14:30", {"meetings/weekly.md": WEEKLY.format(budget="draft", release="third week")}, None),
+    (9, "21:05", {"journal/2026-11-28.md": "Snow in the morning.\n"}, None),
+    (6, "10:00", {"meetings/weekly.md": WEEKLY.format(budget="approved", release="third week")}, None),
+    (4, "12:15", {}, ("notes/todo.md", "notes/2026/todo.md")),
+    (3, "08:10", {"recipes/soup.md": None}, None),  # and put back at 19:30
+    (2, "16:45", {"notes/2026/todo.md": "- buy milk\n- call Sam\n- book the rooms\n"}, None),
+    (1, "11:20", {"trips/garden.png": b"", "trips/lakes.md": "# Trip to the lakes\n\n![The garden](garden.png)\n"},
+     None),
+    (1, "19:05", {"recipes/pancakes.md": "# Pancakes\n\n- 2 eggs\n- 1 cup of oat milk\n- a pinch of salt\n"}, None),
+    (0, "", {"meetings/weekly.md": WEEKLY.format(budget="approved", release="third week, after the review")
+             + "- Next meeting: Thursday\n", "notes/ideas.md": "# Ideas\n\n- a garden diary\n- a bird feeder\n"},
+     None),
+]
+
+
+def moment(now: float, days: int, clock: str) -> float:
+    """`clock` (HH:MM, UTC) `days` days before `now`; today: 40 minutes ago."""
+    if not days:
+        return now - 40 * 60
+    hours, minutes = (int(part) for part in clock.split(":"))
+    return now - now % 86400 - days * 86400 + hours * 3600 + minutes * 60
+
+
+def test_weeks_of_notes_as_a_newcomer_sees_them(
+        browser: Any, layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three weeks of a notes folder saved by the committer itself, on a clock set back (folders, a rename, a
+    deletion and its restore, a picture): the timeline, search with names offered as you type, a file's
+    history across its rename, one change, the files that exist now, and "did you mean"."""
+    from committer.git import fastimport
+    from committer.ops.kinds import Restore
+    from tests.commit.test_pipeline import make_pipeline, write
+    from tests.serve.test_pages_seen import garden, served
+
+    now = time.time()
+    clock = {"at": now}
+    monkeypatch.setattr(fastimport, "time", types.SimpleNamespace(time=lambda: clock["at"]))
+    pipeline = make_pipeline(layout)
+    shas: list[str] = []
+    for days, hhmm, files, renamed in WEEKS:
+        clock["at"] = moment(now, days, hhmm)
+        for name, content in files.items():
+            if content is None:
+                (layout.data / name).unlink()
+            else:
+                write(layout, name, garden(True) if name.endswith(".png") else content)
+        if renamed:
+            (layout.data / renamed[1]).parent.mkdir(parents=True, exist_ok=True)
+            (layout.data / renamed[0]).rename(layout.data / renamed[1])
+        shas.append(str(pipeline.commit([""] if not shas else [*files, *(renamed or ())]).sha))
+        if "recipes/soup.md" in files and files["recipes/soup.md"] is None:  # wanted back that evening
+            clock["at"] = moment(now, days, "19:30")
+            perform(pipeline)(Restore(path="recipes/soup.md", rev=shas[-2]))
+    with served(pipeline) as base:
+        browser.get(f"{base}/")
+        subjects = [el.text for el in browser.find_elements("css selector", "article.commit")]
+        assert len(subjects) == len(WEEKS) + 1 and any("rename" in s for s in subjects), subjects
+        assert "Today" in browser.find_element("css selector", "section.day h2").text
+        keep(browser, "timeline", tmp_path, most=1100)  # the first screen: the README shows it
+        browser.get(f"{base}/search?q=budget")
+        assert "Budget: approved" in body_text(browser)
+        box = browser.find_element("id", "find")
+        box.clear()
+        box.send_keys("WEEK")
+        offered = "#find-list a"
+        wait_for(lambda: "meetings/weekly.md" in [a.text for a in browser.find_elements("css selector", offered)],
+                 timeout=10, what="the names offered as you type")
+        keep(browser, "search", tmp_path)
+        browser.get(f"{base}/file/notes/2026/todo.md")
+        rows = browser.find_elements("css selector", "table.revisions tbody tr")
+        assert len(rows) == 4 and "renamed from notes/todo.md" in rows[1].text
+        keep(browser, "file", tmp_path)
+        browser.get(f"{base}/commit/{shas[-2]}")
+        assert "- a pinch of salt" in [td.text for td in browser.find_elements("css selector", "table.unified td.add")]
+        keep(browser, "commit", tmp_path)
+        browser.get(f"{base}/files")
+        assert "recipes/soup.md" in body_text(browser) or "soup.md" in body_text(browser)
+        keep(browser, "files", tmp_path)
+        browser.get(f"{base}/?path=weekly")
+        assert browser.find_elements("id", "did-you-mean")
+        keep(browser, "did-you-mean", tmp_path)

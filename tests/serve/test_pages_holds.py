@@ -2,13 +2,12 @@
 confirmed with the banner's buttons, a held secret reviewed and saved as "not a secret"; the repository and
 the data directory checked after each click.
 
-With COMMITTER_SCREENSHOTS=docs/images the banners are saved there as holds.png and secret.png (the
-manual's pictures, docs/safety.md); otherwise under the test's temporary directory.
+With COMMITTER_SCREENSHOTS=docs/images the banners are saved there as holds.png and secret.png (the manual's
+pictures, docs/safety.md) and their phone-* twins; otherwise under the test's temporary directory.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -17,23 +16,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import DaemonProcess, Layout, git, tree_files, wait_for
-from tests.serve.test_pages_browser import body_text, browser, free_port, head, shoot, trailers
+from tests.serve.shots import body_text, browser, keep
+from tests.serve.test_pages_browser import free_port, head, trailers
 
 pytestmark = pytest.mark.integration
 Start = Callable[..., DaemonProcess]
 TOKEN = "ghp_" + "Zq8Lm3Rt7Vx1Bn5Kc9Hd2Fg6Js4Pw0Ye8Ua3M"[:36]
-ROOT = Path(__file__).resolve().parents[2]
-__all__ = ["browser"]  # the module's Chromium, shared with the other browser tests' fixture
-
-
-def pictures(tmp_path: Path) -> Path:
-    """Where the screenshots go: COMMITTER_SCREENSHOTS (relative to the repository), else the test's folder."""
-    wanted = os.environ.get("COMMITTER_SCREENSHOTS")
-    if not wanted:
-        return tmp_path
-    folder = Path(wanted) if Path(wanted).is_absolute() else ROOT / wanted
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+__all__ = ["browser"]  # the module's Chromium (tests/serve/shots.py)
 
 
 @pytest.fixture
@@ -81,7 +70,7 @@ def test_put_them_back_then_confirm_these_deletions(
     assert all(f"kb/note-{n}.md" in text for n in range(5))
     banner = browser.find_element("id", "banner").text
     assert "everything is backed up" not in banner and "and deletions are on hold" in banner
-    shoot(browser, pictures(tmp_path) / "holds.png")
+    keep(browser, "holds", tmp_path)
 
     browser.find_element("id", "put-back").click()
     wait_for(lambda: "written back" in body_text(browser), timeout=20, what="the put-back answer")
@@ -118,7 +107,7 @@ def test_it_is_not_a_secret_saves_the_file_once(
     text = browser.find_element("id", "secret-1").text
     assert "kb/setup.md was not saved: it looks like it holds a secret" in text and "It has no backup" in text
     assert TOKEN not in browser.page_source
-    shoot(browser, pictures(tmp_path) / "secret.png")
+    keep(browser, "secret", tmp_path)
 
     browser.find_element("css selector", "#secret-1 a.review").click()
     wait_for(lambda: "secret-found" in browser.page_source, timeout=15, what="the review page")

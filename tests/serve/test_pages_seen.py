@@ -10,8 +10,6 @@ directory.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import struct
 import time
 import zlib
@@ -29,11 +27,11 @@ from committer.serve.metrics import Metrics
 from committer.serve.pages import Pages
 from tests.commit.test_pipeline import make_pipeline, write
 from tests.conftest import Layout, wait_for
+from tests.serve.shots import DESKTOP, PHONE, browser, folder, keep
 from tests.serve.test_pages import perform
-from tests.serve.test_pages_browser import _browser_or_skip, shoot
 
 pytestmark = pytest.mark.integration
-DESKTOP, PHONE = 1280, 390
+__all__ = ["browser"]  # the module's Chromium (tests/serve/shots.py)
 
 
 def picture(width: int, height: int, pixel: Callable[[int, int], tuple[int, int, int]]) -> bytes:
@@ -100,34 +98,26 @@ class Site:
         return str(self.pipeline.commit(list(files)).sha)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    driver = _browser_or_skip()
-    yield driver
-    driver.quit()
-    shutil.rmtree(driver.profile_dir, ignore_errors=True)
-
-
-@pytest.fixture
-def site(layout: Layout) -> Iterator[Site]:
-    pipeline = make_pipeline(layout)
+@contextlib.contextmanager
+def served(pipeline: Committer) -> Iterator[str]:
+    """The pages of `pipeline`'s repository on loopback, everything pushed a moment ago; their address."""
     state = {"push": {"remote": "https://github.com/me/notes.git", "pending_commits": 0,
                       "last_push_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
     pages = Pages(pipeline.repo, Access("open"), lambda: state, perform(pipeline))
     server = HttpServer(("127.0.0.1", 0), Metrics(process=False), lambda: {"healthy": True}, lambda: True,
                         pages=pages)
     server.start()
-    yield Site(f"http://127.0.0.1:{server.port}", pipeline, layout)
-    server.stop()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.stop()
 
 
-def keep(driver: Any, name: str, tmp_path: Path) -> None:
-    """Screenshots at desktop and phone width: under tmp_path, and in COMMITTER_SCREENSHOTS when it is set."""
-    folder = os.environ.get("COMMITTER_SCREENSHOTS")
-    target = Path(folder) if folder else tmp_path
-    target.mkdir(parents=True, exist_ok=True)
-    shoot(driver, target / f"{name}.png", width=DESKTOP)
-    shoot(driver, target / f"phone-{name}.png", width=PHONE)
+@pytest.fixture
+def site(layout: Layout) -> Iterator[Site]:
+    pipeline = make_pipeline(layout)
+    with served(pipeline) as base:
+        yield Site(base, pipeline, layout)
 
 
 def loaded(driver: Any, selector: str) -> list[int]:
@@ -238,7 +228,4 @@ def test_dark_mode_follows_the_system(browser: Any, site: Site, tmp_path: Path) 
         assert brightness(browser.execute_script(colour, "table.split td.add")) < 100  # diff colours too
         text = browser.execute_script("return getComputedStyle(document.body).color")
         assert brightness(text) > 180
-        folder = os.environ.get("COMMITTER_SCREENSHOTS")
-        target = Path(folder) if folder else tmp_path
-        target.mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(target / "dark.png"))
+        browser.save_screenshot(str(folder(tmp_path) / "dark.png"))

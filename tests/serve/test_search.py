@@ -20,8 +20,8 @@ from committer.serve.metrics import Metrics
 from committer.serve.pages import Pages
 from tests.commit.test_pipeline import make_pipeline, write
 from tests.conftest import Layout, wait_for
+from tests.serve.shots import PHONE, body_text, browser, shoot  # noqa: F401 - browser: the fixture
 from tests.serve.test_pages import Site, perform
-from tests.serve.test_pages_browser import body_text, browser, shoot  # noqa: F401 - browser: the fixture
 
 BAD = os.fsdecode(b"bad\xff.md")
 
@@ -160,4 +160,4 @@ def test_typing_in_the_search_box_offers_matching_names_in_chromium(
     browser.get(f"{base}/files")
     assert "weekly.md" in body_text(browser)
     shoot(browser, tmp_path / "files.png")
-    shoot(browser, tmp_path / "files-phone.png", width=390)
+    shoot(browser, tmp_path / "files-phone.png", width=PHONE)
