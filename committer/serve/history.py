@@ -19,6 +19,7 @@ from typing import Any
 from committer.commit import trailer
 from committer.core.errors import CommitterError
 from committer.git import lfs, revs
+from committer.git.objects import MODE_GITLINK, MODE_LINK
 from committer.git.repo import GitRepo
 from committer.git.trees import blob_sizes
 
@@ -355,6 +356,11 @@ class Blob:
     def too_big(self) -> bool:
         return self.size > SHOWN_MAX
 
+    @property
+    def link(self) -> bool:
+        """A symbolic link: its content is the text of its target, shown as it is and never followed."""
+        return self.mode == MODE_LINK
+
 
 def blob_at(repo: GitRepo, rev: str, path: str, read_big: bool = False) -> Blob:
     """The file `path` at `rev`; an LFS pointer stands for its object in the local LFS store."""
@@ -365,9 +371,11 @@ def blob_at(repo: GitRepo, rev: str, path: str, read_big: bool = False) -> Blob:
     entry = entries.get(path)
     if entry is None:
         raise NotFound(f"{path} is not in {sha[:10]}")
+    if entry.mode == MODE_GITLINK:  # pushed from elsewhere: a commit of another repository, not a file
+        raise NotFound(f"{path} is a submodule (a link to another repository) in {sha[:10]}: it has no content here")
     size = blob_sizes(repo, [entry.sha]).get(entry.sha, 0)
     content = repo.read_blobs([entry.sha])[entry.sha] if (read_big or size <= SHOWN_MAX) else b""
-    pointer = lfs.parse(content) if size < lfs.POINTER_MAX else None
+    pointer = lfs.parse(content) if size < lfs.POINTER_MAX and entry.mode != MODE_LINK else None
     if pointer is None:
         return Blob(path, sha, entry.sha, entry.mode, content, False, False, size)
     obj = lfs.object_path(repo.git_dir, pointer[0])

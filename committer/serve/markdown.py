@@ -97,7 +97,10 @@ def target(address: str, rev: str, path: str, kind: str) -> str | None:
         return "#" + url_part(unquote(address[1:]))
     parts = urlsplit(address)
     where = unquote(parts.path)
-    joined = where.lstrip("/") if where.startswith("/") else posixpath.join(posixpath.dirname(path), where)
+    if not where:  # `?x=1` alone: the note itself
+        joined = path
+    else:
+        joined = where.lstrip("/") if where.startswith("/") else posixpath.join(posixpath.dirname(path), where)
     resolved = posixpath.normpath(joined) if joined else path
     if resolved.startswith("../") or resolved in ("..", ".", ""):
         return None  # above the top of the data folder: nothing there

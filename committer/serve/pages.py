@@ -234,8 +234,9 @@ async def view_page(pages: Pages, request: Request) -> Response:
         return page(pages, request, "view.html", {"title": f"{path} at {blob.rev[:10]}", "blob": blob,
                                                     "text": what.text, "note": what.note,
                                                     "picture": what.picture, "source": source,
-                                                    "long_note": what.long_note,
-                                                    "markdown": markdown.is_markdown(path), "when": when})
+                                                    "long_note": what.long_note, "link": what.link,
+                                                    "markdown": markdown.is_markdown(path) and not what.link,
+                                                    "when": when})
 
     return await pages.pool.run(request.receive, build, "view")
 

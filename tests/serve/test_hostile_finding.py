@@ -1,0 +1,134 @@
+"""The history pages against what a careless or hostile history or client brings: a submodule or a symbolic
+link pushed from elsewhere, a folder of more files than a page lists, a history too long to walk for a name
+never saved, a past-versions search over a commit of a great many files, a note's query-only link, and every
+new page behind the ui token."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from committer.ops import search as finder
+from committer.serve import finding, markdown
+from committer.serve.access import Access
+from committer.serve.app import HttpServer
+from committer.serve.metrics import Metrics
+from committer.serve.pages import Pages
+from tests.serve.test_hostile_input import git_bytes
+from tests.serve.test_pages import TOKEN, Site, fetch, perform, site  # noqa: F401 (site: a fixture)
+
+
+def commit_entries(git_dir: Path, entries: list[tuple[bytes, bytes, bytes]]) -> str:
+    """A commit on main adding (mode, object id, name) entries as they are, made with plumbing."""
+    index_env = {b"GIT_INDEX_FILE": bytes(git_dir / "hostile-index")}
+    git_bytes(git_dir, "read-tree", "main", env=index_env)
+    git_bytes(git_dir, "update-index", "--index-info",
+              input=b"".join(mode + b" " + sha + b"\t" + name + b"\n" for mode, sha, name in entries), env=index_env)
+    tree = git_bytes(git_dir, "write-tree", env=index_env)
+    (git_dir / "hostile-index").unlink()
+    sha = git_bytes(git_dir, "commit-tree", tree, "-p", "main", input=b"from elsewhere\n").decode()
+    git_bytes(git_dir, "update-ref", "refs/heads/main", sha)
+    return sha
+
+
+def fast_import(git_dir: Path, commits: list[list[tuple[bytes, bytes]]]) -> None:
+    """Commits on main (after its tip) each setting (name, content) files, written by git fast-import."""
+    out = []
+    for n, files in enumerate(commits):
+        out.append(b"commit refs/heads/main\ncommitter t <t@t> %d +0000\ndata 2\nc\n" % (1_700_000_000 + n))
+        if n == 0:
+            out.append(b"from refs/heads/main^0\n")
+        out += [b"M 100644 inline %s\ndata %d\n%s\n" % (name, len(data), data) for name, data in files]
+    subprocess.run(["git", f"--git-dir={git_dir}", "fast-import", "--quiet"], input=b"".join(out), check=True)
+
+
+def test_a_submodule_pushed_from_elsewhere_is_a_404_that_says_so_on_view_and_raw(site: Site) -> None:  # noqa: F811
+    """A gitlink (a commit of another repository, not in this one) is no file: /view and /raw say so (404),
+    never a 500 with a traceback; its history, the commit and the file list still answer."""
+    sha = commit_entries(site.layout.git_dir, [(b"160000", b"1" * 40, b"vendor/lib")])
+    for path in (f"/view/{sha}/vendor/lib", f"/raw/{sha}/vendor/lib"):
+        answer = site.get(path)
+        assert answer.status == 404 and "is a submodule" in answer.text, (path, answer.status, answer.text[:200])
+    for path in ("/file/vendor/lib", f"/commit/{sha}", "/files", "/files?in=vendor", "/search?q=lib"):
+        assert site.get(path).status == 200, path
+
+
+def test_a_symbolic_link_is_shown_as_the_name_it_points_to_never_rendered_nor_followed(
+        site: Site) -> None:  # noqa: F811
+    """`secrets.md -> /etc/passwd` stored as a link: the view shows the link's text as text (not as a note,
+    not the target's content), and /raw is a download of the link's text."""
+    target = b"/etc/passwd"
+    blob = git_bytes(site.layout.git_dir, "hash-object", "-w", "--stdin", input=target)
+    sha = commit_entries(site.layout.git_dir, [(b"120000", blob, b"secrets.md")])
+    view = site.get(f"/view/{sha}/secrets.md")
+    assert view.status == 200 and 'id="link-note"' in view.text
+    assert '<pre class="content">/etc/passwd</pre>' in view.text and 'id="note"' not in view.text
+    assert "root:" not in view.text and 'id="note-switch"' not in view.text
+    raw = site.get(f"/raw/{sha}/secrets.md")
+    assert raw.body == target and raw.headers["content-disposition"].startswith("attachment")
+
+
+def test_files_lists_at_most_files_max_entries_of_one_folder(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A folder holding more entries than a page lists: the first FILES_MAX, and a line saying so."""
+    monkeypatch.setattr(finding, "FILES_MAX", 5)
+    fast_import(site.layout.git_dir, [[(b"crowd/f%02d.md" % n, b"x") for n in range(12)]])
+    page = site.get("/files?in=crowd")
+    assert page.status == 200 and page.text.count('<li><a href="/file/crowd/f') == 5
+    assert 'id="files-cut"' in page.text
+    assert 'id="files-cut"' not in site.get("/files?in=notes").text
+
+
+def test_did_you_mean_walks_the_history_only_until_its_deadline(site: Site) -> None:  # noqa: F811
+    """A name never saved, on a long history: past its deadline the walk stops and the name is taken to have
+    a history (its page says what there is); the newest version is looked at first, with no walk at all."""
+    fast_import(site.layout.git_dir, [[(b"n.md", b"%d" % n)] for n in range(3000)])
+    repo = site.pipeline.repo
+    assert finding.no_history(repo, "never/saved.md")
+    assert not finding.no_history(repo, "never/saved.md", seconds=0.001)
+    assert not finding.no_history(repo, "n.md", seconds=0.001)  # in the newest version: no walk
+    assert site.get("/?path=never/saved.md").status == 404
+
+
+def test_a_past_versions_search_over_a_commit_of_many_files_is_bounded(site: Site) -> None:  # noqa: F811
+    """One commit adding 12,000 files that hold the text (names of 200 characters: more than a command line
+    holds): the past-versions search lists the first ones and says it stopped, never a failed page."""
+    name = b"folder-of-many/" + b"n" * 180 + b"-%05d.md"
+    fast_import(site.layout.git_dir, [[(name % n, b"needle\n") for n in range(12_000)]])
+    stopped: list[str] = []
+    found = finder.past(site.pipeline.repo, "needle", stopped, seconds=30.0)
+    assert len(found) == finder.LINES_MAX and all(line.text == "needle" for line in found)
+    assert any("only the first" in why for why in stopped)
+
+
+def test_a_query_only_link_in_a_note_points_at_the_note_itself() -> None:
+    assert markdown.render("[again](?x=1)", "r", "notes/n.md") == '<p><a href="/view/r/notes/n.md">again</a></p>\n'
+
+
+NEW_ROUTES = ["/search?q=a", "/search/names?q=a", "/files", "/secret?path=a.md", "/?path=nosuch",
+              "/file/nosuch"]
+
+
+def test_every_new_page_needs_the_ui_token_off_loopback(site: Site) -> None:  # noqa: F811
+    """Off loopback (token mode): the search, the names as you type, the file list, the secret review and
+    "did you mean" send a client without the token to the login form; the hold forms refuse it (401)."""
+    access = Access("token", lambda: TOKEN)
+    pages = Pages(site.pipeline.repo, access, lambda: site.state, perform(site.pipeline))
+    server = HttpServer(("127.0.0.1", 0), Metrics(process=False), lambda: {"healthy": True}, lambda: True,
+                        pages=pages)
+    server.start()
+    try:
+        for path in NEW_ROUTES:
+            answer = fetch(server.port, path)
+            assert answer.status == 303 and answer.headers["location"].startswith("/login?"), path
+            assert "Bearer" not in answer.text
+            allowed = fetch(server.port, path, headers={"Authorization": f"Bearer {TOKEN}",
+                                                         "Sec-Fetch-Site": "same-origin"})
+            assert allowed.status != 303, path
+        for path in ("/holds/confirm", "/holds/put-back", "/secret"):
+            body = f"csrf={access.csrf}&seen=x&path=a.md".encode()
+            answer = fetch(server.port, path, "POST", body, {"Content-Type": "application/x-www-form-urlencoded"})
+            assert answer.status == 401, path
+    finally:
+        server.stop()
