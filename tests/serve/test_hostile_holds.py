@@ -1,11 +1,15 @@
-"""The hold forms as a careless or hostile client sends them: a form that does not say which hold it was
-shown (it would deal with whatever is held now, never seen), and a held pull named by its remote commit."""
+"""The hold forms as a careless or hostile client sends them: a form that does not say which hold or which
+content it was shown (it would deal with whatever is held or in the file now, never seen), a held pull named
+by its remote commit, and a put-back that must never write through a symbolic link."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from committer.ops.kinds import _changed
 from committer.sync.pullstate import PullRecord
-from tests.serve.test_holds_http import Site, delete_five, site, tree  # noqa: F401 (site: a fixture)
+from tests.commit.test_pipeline import write
+from tests.serve.test_holds_http import TOKEN, Site, delete_five, site, tree  # noqa: F401 (site: a fixture)
 
 
 def test_a_hold_form_that_does_not_say_which_hold_it_was_shown_changes_nothing(site: Site) -> None:  # noqa: F811
@@ -37,3 +41,46 @@ def test_the_banner_names_a_held_pull_by_its_remote_commit_and_only_that_one_is_
     text = pages_module.ENV.get_template("_holds.html").render(
         banner=pages_module.shown.banner({"held": record.held(), "push": site.push}, 0.0), csrf="t")
     assert f'name="seen" value="{remote}"' in text
+
+
+def test_it_is_not_a_secret_without_the_reviewed_content_named_commits_nothing(site: Site) -> None:  # noqa: F811
+    """A POST to /secret with the right CSRF token but no `sha` (the content the review showed): refused, the
+    file is not committed, whatever it holds now."""
+    write(site.layout, "notes/gh.md", f"example:\n{TOKEN}\n")
+    site.pipeline.commit(["notes/gh.md"])
+    head = site.pipeline.head
+    for fields in ({"path": "notes%2Fgh.md"}, {"path": "notes%2Fgh.md", "sha": ""}):
+        answer = site.post("/secret", {**fields, "csrf": site.access.csrf}, Origin=site.origin)
+        assert answer.status == 400 and TOKEN not in answer.text, fields
+    assert site.pipeline.head == head and "notes/gh.md" not in tree(site)
+
+
+def test_put_back_never_writes_through_a_link_nor_over_a_folder(site: Site, tmp_path: Path) -> None:  # noqa: F811
+    """Held files replaced meanwhile by a dangling symbolic link to outside the data directory, or by a
+    folder: kept as they are and named; the others are written back; nothing appears outside."""
+    delete_five(site)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (site.layout.data / "kb/n0.md").symlink_to(outside / "planted.md")
+    (site.layout.data / "kb/n1.md").mkdir()
+    seen = site.pipeline.holds.hold.status()["key"]  # type: ignore[union-attr]
+    done = site.post("/holds/put-back", {"seen": seen, "csrf": site.access.csrf}, Origin=site.origin)
+    assert done.status == 200 and "3 files written back" in done.text, done.text[-800:]
+    assert "<strong>kept</strong> <code>kb/n0.md</code>" in done.text and "<code>kb/n1.md</code>" in done.text
+    assert list(outside.iterdir()) == [] and (site.layout.data / "kb/n0.md").is_symlink()
+    assert (site.layout.data / "kb/n1.md").is_dir() and (site.layout.data / "kb/n2.md").read_text() == "note 2\n"
+
+
+def test_put_back_never_writes_through_a_folder_that_became_a_link(site: Site, tmp_path: Path) -> None:  # noqa: F811
+    """The held files' folder replaced by a symbolic link to a folder outside the data directory: nothing
+    is written there, every file is named as kept with the link."""
+    delete_five(site)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (site.layout.data / "kb").rename(tmp_path / "kb-moved")
+    (site.layout.data / "kb").symlink_to(outside)
+    seen = site.pipeline.holds.hold.status()["key"]  # type: ignore[union-attr]
+    done = site.post("/holds/put-back", {"seen": seen, "csrf": site.access.csrf}, Origin=site.origin)
+    assert done.status == 200 and "0 files written back" in done.text, done.text[-800:]
+    assert done.text.count("is a symbolic link now") == 5
+    assert list(outside.iterdir()) == []
