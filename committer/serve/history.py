@@ -220,7 +220,7 @@ def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limi
         if last < 0:  # before 1970: before any history
             return [], False
         if last < time.time():  # still to come: everything
-            args.append(f"--until=@{int(last)}")
+            args.append(f"--until=@{int(last)} +0000")  # with its zone: git reads a bare @86399 as now
     args += [repo.ref, "--"]
     if path:
         args.append(path)
@@ -251,7 +251,7 @@ def check_date(until: str, repo: GitRepo | None = None) -> datetime.date:
             return datetime.date.fromisoformat(until)
     except ValueError:
         pass
-    if repo is None or _DATE.match(until):
+    if repo is None or _DATE.fullmatch(until):  # 2026-02-31; a day with a time (18:00) is read below
         raise NotFound(f"{until[:40]!r} is not a date such as 2026-11-30, yesterday 18:00 or 2 hours ago")
     last = until_span(repo, until).last
     if last < 0:

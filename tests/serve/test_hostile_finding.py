@@ -5,11 +5,14 @@ new page behind the ui token."""
 
 from __future__ import annotations
 
+import datetime
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
+from committer.git import revs
 from committer.ops import search as finder
 from committer.serve import finding, markdown
 from committer.serve.access import Access
@@ -132,3 +135,44 @@ def test_every_new_page_needs_the_ui_token_off_loopback(site: Site) -> None:  # 
             assert answer.status == 401, path
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("name", [b"polyglot.png", b"polyglot.html"])
+def test_a_picture_with_markup_after_its_signature_is_only_ever_a_picture(site: Site, name: bytes) -> None:  # noqa: F811
+    """A PNG signature followed by HTML (a polyglot), whatever its name: served as image/png under a CSP that
+    runs nothing (sandbox, default-src 'none') and nosniff, so no browser reads it as a page."""
+    content = b"\x89PNG\r\n\x1a\n" + b"<html><script>alert(1)</script></html>"
+    blob = git_bytes(site.layout.git_dir, "hash-object", "-w", "--stdin", input=content)
+    sha = commit_entries(site.layout.git_dir, [(b"100644", blob, name)])
+    raw = site.get(f"/raw/{sha}/{name.decode()}")
+    assert raw.status == 200 and raw.headers["content-type"] == "image/png" and raw.body == content
+    policy = raw.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "sandbox" in policy and "script" not in policy
+    assert raw.headers["x-content-type-options"] == "nosniff"
+    assert "<script>alert" not in site.get(f"/view/{sha}/{name.decode()}").text
+
+
+def test_on_or_before_a_day_and_a_time_shows_the_history_up_to_then(site: Site) -> None:  # noqa: F811
+    """`2026-12-07 23:59` (and with a T, or a zone as git prints it) in "On or before": the timeline up to
+    then, never "not a date" because it starts with a day."""
+    today = datetime.date.today().isoformat()
+    for until in (f"{today} 23:59", f"{today}T23:59", f"{today} 23:59:59 +0000"):
+        page = site.get(f"/?until={urllib.parse.quote(until)}")
+        assert page.status == 200 and site.revs["v1"][:10] in page.text, (until, page.text[-500:])
+
+
+@pytest.mark.parametrize("until", ["1970-01-01", "1970-01-02 10:00", "1972-06-01"])
+def test_on_or_before_a_day_before_1973_shows_nothing_and_says_where_the_history_starts(
+        site: Site, until: str) -> None:  # noqa: F811
+    """git reads `--until=@86399` (a bare number of fewer than nine digits) as now: such a day showed the
+    whole history. It shows nothing, and says where the history starts."""
+    page = site.get(f"/?until={urllib.parse.quote(until)}")
+    assert page.status == 200 and site.revs["v1"][:10] not in page.text
+    assert f"Nothing was saved on or before {until}: the history starts on" in page.text
+
+
+def test_a_date_with_its_zone_after_a_space_is_read_as_git_prints_it(site: Site) -> None:  # noqa: F811
+    repo = site.pipeline.repo
+    assert revs.parse_date(repo, "2026-12-07 18:00 +0100") == revs.parse_date(repo, "2026-12-07T17:00:00Z")
+    assert revs.parse_date(repo, "2026-12-07 18:00 -0130") == revs.parse_date(repo, "2026-12-07T19:30:00Z")
+    assert revs.parse_date(repo, "2026-12-07 18:00 +0100") is not None
