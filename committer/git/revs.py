@@ -89,8 +89,8 @@ def parse_date(repo: GitRepo, text: str, now: float | None = None) -> Span | Non
         return _day(datetime.date.fromtimestamp(now) - datetime.timedelta(days=1 if word == "yesterday" else 0))
     if _ISO.match(text):
         return _iso(text)
-    if re.match(r"^\s*\d{4}-\d{2}-\d{2}", text):
-        return None  # 2026-13-45: git would read some other day from it
+    if re.match(r"^\s*(\d{4}-\d{2}-\d{2}|\d{5,}-)", text):
+        return None  # 2026-13-45, 10000-01-01: git would read some other day from it
     match = _AGO.match(text)
     if match and int(match[1]) * _UNITS[match[2].lower()] >= now:
         return _FAR_PAST  # before 1970: git would read it as now

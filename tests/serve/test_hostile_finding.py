@@ -176,3 +176,4 @@ def test_a_date_with_its_zone_after_a_space_is_read_as_git_prints_it(site: Site)
     assert revs.parse_date(repo, "2026-12-07 18:00 +0100") == revs.parse_date(repo, "2026-12-07T17:00:00Z")
     assert revs.parse_date(repo, "2026-12-07 18:00 -0130") == revs.parse_date(repo, "2026-12-07T19:30:00Z")
     assert revs.parse_date(repo, "2026-12-07 18:00 +0100") is not None
+    assert revs.parse_date(repo, "10000-01-01") is None  # git reads some day of 1970 from it

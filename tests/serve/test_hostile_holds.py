@@ -84,3 +84,21 @@ def test_put_back_never_writes_through_a_folder_that_became_a_link(site: Site, t
     assert done.status == 200 and "0 files written back" in done.text, done.text[-800:]
     assert done.text.count("is a symbolic link now") == 5
     assert list(outside.iterdir()) == []
+
+
+def test_it_is_not_a_secret_for_a_file_renamed_or_deleted_since_the_review_commits_nothing(
+        site: Site) -> None:  # noqa: F811
+    """The reviewed file moved away (or its name given with `..`) before the click: refused with a line
+    naming it, nothing committed, nothing read outside."""
+    write(site.layout, "notes/gh.md", f"example:\n{TOKEN}\n")
+    site.pipeline.commit(["notes/gh.md"])
+    review = site.get("/secret?path=notes/gh.md", Sec_Fetch_Site="same-origin").text
+    sha = review.split('name="sha" value="')[1].split('"')[0]
+    (site.layout.data / "notes/gh.md").rename(site.layout.data / "notes/moved.md")
+    head = site.pipeline.head
+    gone = site.post("/secret", {"path": "notes%2Fgh.md", "sha": sha, "csrf": site.access.csrf}, Origin=site.origin)
+    assert gone.status == 409 and "notes/gh.md is not in the data directory" in gone.text
+    outside = site.post("/secret", {"path": "notes%2F..%2F..%2Fetc%2Fpasswd", "sha": sha, "csrf": site.access.csrf},
+                        Origin=site.origin)
+    assert outside.status == 404 and "root:" not in outside.text
+    assert site.pipeline.head == head and TOKEN not in gone.text + outside.text
