@@ -177,3 +177,16 @@ def test_a_date_with_its_zone_after_a_space_is_read_as_git_prints_it(site: Site)
     assert revs.parse_date(repo, "2026-12-07 18:00 -0130") == revs.parse_date(repo, "2026-12-07T19:30:00Z")
     assert revs.parse_date(repo, "2026-12-07 18:00 +0100") is not None
     assert revs.parse_date(repo, "10000-01-01") is None  # git reads some day of 1970 from it
+
+
+@pytest.mark.parametrize("path", [
+    "/files?in=..", "/files?in=%2e%2e/%2e%2e/etc", "/files?in=a%00b", "/file/%2e%2e/%2e%2e/etc/passwd",
+    "/?path=..%2F..%2Fetc%2Fpasswd", "/search/names?q=a%00b", "/search?q=a%00b", "/search?q=" + "x" * 100_000,
+    "/search?q=--output%3D%2Ftmp%2Fx&history=1", "/search?q=%3A(glob)*&history=1", "/search/names?q=%FF%FE",
+    "/files?in=" + "d/" * 20_000,
+])
+def test_paths_and_texts_out_of_the_tree_or_of_any_size_are_answered_without_reading_outside(
+        site: Site, path: str) -> None:  # noqa: F811
+    answer = site.get(path)
+    assert answer.status in (200, 404), (path[:80], answer.status, answer.text[:300])
+    assert "root:" not in answer.text and "Traceback" not in answer.text
