@@ -27,6 +27,7 @@ PAGE = 50  # commits a timeline page
 FILE_PAGE = 50  # revisions a file page
 LISTED_MAX = 200  # a commit touching more files than this shows its counts, not its list, on the timeline
 SHOWN_MAX = 1_000_000  # bytes: larger files are summarised, not rendered
+RAW_MAX = 32_000_000  # bytes of a file kept in git (not LFS) that /raw reads into memory to send
 DIFFS_MAX = 200  # files whose diff a commit page renders; the rest are listed
 SNIFF = 8000  # bytes looked at to tell text from binary (as git does)
 _SHA = re.compile(r"[0-9a-f]{4,40}")
@@ -374,7 +375,7 @@ def blob_at(repo: GitRepo, rev: str, path: str, read_big: bool = False) -> Blob:
     if entry.mode == MODE_GITLINK:  # pushed from elsewhere: a commit of another repository, not a file
         raise NotFound(f"{path} is a submodule (a link to another repository) in {sha[:10]}: it has no content here")
     size = blob_sizes(repo, [entry.sha]).get(entry.sha, 0)
-    content = repo.read_blobs([entry.sha])[entry.sha] if (read_big or size <= SHOWN_MAX) else b""
+    content = repo.read_blobs([entry.sha])[entry.sha] if size <= (RAW_MAX if read_big else SHOWN_MAX) else b""
     pointer = lfs.parse(content) if size < lfs.POINTER_MAX and entry.mode != MODE_LINK else None
     if pointer is None:
         return Blob(path, sha, entry.sha, entry.mode, content, False, False, size)

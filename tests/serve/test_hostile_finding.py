@@ -14,7 +14,7 @@ import pytest
 
 from committer.git import revs
 from committer.ops import search as finder
-from committer.serve import finding, markdown
+from committer.serve import finding, history, markdown
 from committer.serve.access import Access
 from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
@@ -190,3 +190,15 @@ def test_paths_and_texts_out_of_the_tree_or_of_any_size_are_answered_without_rea
     answer = site.get(path)
     assert answer.status in (200, 404), (path[:80], answer.status, answer.text[:300])
     assert "root:" not in answer.text and "Traceback" not in answer.text
+
+
+def test_a_file_kept_in_git_too_large_to_send_is_never_read_whole_for_raw(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A file kept in git itself (not LFS) larger than RAW_MAX: /raw answers 413 with the command that writes
+    it to a file, instead of reading it whole into the daemon's memory (four at once could take gigabytes)."""
+    monkeypatch.setattr(history, "RAW_MAX", 100_000)
+    big = site.get(f"/raw/{site.revs['v4']}/big.txt")
+    assert big.status == 413 and "too large to send from the pages" in big.text
+    assert f"committer show big.txt --at {site.revs['v4'][:12]} -o FILE" in big.text
+    small = site.get(f"/raw/{site.revs['v2']}/notes/a.md")
+    assert small.status == 200 and small.body.startswith(b"first line")
