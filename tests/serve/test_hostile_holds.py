@@ -5,11 +5,23 @@ by its remote commit, and a put-back that must never write through a symbolic li
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from committer.core.errors import CommitterError
 from committer.ops.kinds import _changed
+from committer.ops.requests import perform as perform_request
+from committer.ops.state import parts_state
+from committer.serve.access import Access
+from committer.serve.app import HttpServer
+from committer.serve.metrics import Metrics
+from committer.serve.pages import Pages
+from committer.sync import pull
 from committer.sync.pullstate import PullRecord
-from tests.commit.test_pipeline import write
+from tests.commit.test_pipeline import make_pipeline, write
+from tests.conftest import Layout, git
 from tests.serve.test_holds_http import TOKEN, Site, delete_five, site, tree  # noqa: F401 (site: a fixture)
+from tests.serve.test_pages import fetch, post
+from tests.sync.test_pull import Clone
 
 
 def test_a_hold_form_that_does_not_say_which_hold_it_was_shown_changes_nothing(site: Site) -> None:  # noqa: F811
@@ -102,3 +114,42 @@ def test_it_is_not_a_secret_for_a_file_renamed_or_deleted_since_the_review_commi
                         Origin=site.origin)
     assert outside.status == 404 and "root:" not in outside.text
     assert site.pipeline.head == head and TOKEN not in gone.text + outside.text
+
+
+def test_a_held_pull_is_confirmed_from_the_page_by_its_remote_commit_and_a_stale_page_does_nothing(
+        layout: Layout, mirror: Path, tmp_path: Path) -> None:
+    """A pull that would delete more than max_delete, held: the banner's button applies it (the form names
+    the remote commit it showed); a form naming another remote commit, or none, changes nothing."""
+    pipeline = make_pipeline(layout, max_delete="3", remote=f"file://{mirror}")
+    for n in range(6):
+        write(layout, f"kb/n{n}.md", f"note {n}\n")
+    pipeline.commit([""])
+    git(layout.git_dir, "push", "-q", f"file://{mirror}", "main")
+    clone = Clone(f"file://{mirror}", tmp_path / "clone")
+    remote_head = clone.commit({f"kb/n{n}.md": None for n in range(5)})
+    record = PullRecord()
+    assert pull.pull(pipeline, record).outcome == pull.HELD
+    access = Access("open")
+
+    def request(asked: Any) -> Any:
+        answer = perform_request(pipeline, record, asked)
+        if answer.error is not None:
+            raise CommitterError(answer.error)
+        return answer
+
+    pages = Pages(pipeline.repo, access, lambda: {"push": {"remote": None}, **parts_state(pipeline, record)}, request)
+    server = HttpServer(("127.0.0.1", 0), Metrics(process=False), lambda: {"healthy": True}, lambda: True,
+                        pages=pages)
+    server.start()
+    try:
+        origin = {"Origin": f"http://127.0.0.1:{server.port}"}
+        text = fetch(server.port, "/").text
+        assert f'name="seen" value="{remote_head}"' in text
+        for seen in ("", "b" * 40):
+            refused = post(server.port, "/holds/confirm", {"seen": seen, "csrf": access.csrf}, **origin)
+            assert refused.status in (400, 409) and pipeline.head != remote_head
+        done = post(server.port, "/holds/confirm", {"seen": remote_head, "csrf": access.csrf}, **origin)
+        assert done.status == 303, done.text[-500:]
+        assert pipeline.head == remote_head and sorted(p.name for p in (layout.data / "kb").iterdir()) == ["n5.md"]
+    finally:
+        server.stop()
