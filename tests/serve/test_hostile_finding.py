@@ -105,8 +105,14 @@ def test_a_past_versions_search_over_a_commit_of_many_files_is_bounded(site: Sit
     assert any("only the first" in why for why in stopped)
 
 
-def test_a_query_only_link_in_a_note_points_at_the_note_itself() -> None:
-    assert markdown.render("[again](?x=1)", "r", "notes/n.md") == '<p><a href="/view/r/notes/n.md">again</a></p>\n'
+@pytest.mark.parametrize(("address", "href"), [
+    ("?x=1", "/view/r/notes/n.md"),  # the note itself, not its folder
+    ("/", "/files"), ("../", "/files"), ("..", "/files"),  # the top of the data folder, not the note's history
+    ("./", "/file/notes"), ("/notes/", "/file/notes"),
+])
+def test_a_note_s_links_to_itself_and_to_folders_point_where_they_say(address: str, href: str) -> None:
+    assert markdown.render(f"[to]({address})", "r", "notes/n.md") == f'<p><a href="{href}">to</a></p>\n'
+    assert 'class="inert"' in markdown.render("[up](../../)", "r", "notes/n.md")
 
 
 NEW_ROUTES = ["/search?q=a", "/search/names?q=a", "/files", "/secret?path=a.md", "/?path=nosuch",
