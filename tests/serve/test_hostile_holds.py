@@ -153,3 +153,23 @@ def test_a_held_pull_is_confirmed_from_the_page_by_its_remote_commit_and_a_stale
         assert pipeline.head == remote_head and sorted(p.name for p in (layout.data / "kb").iterdir()) == ["n5.md"]
     finally:
         server.stop()
+
+
+def test_the_secret_is_in_no_page_and_no_log_line_from_hold_to_allowed(site: Site) -> None:  # noqa: F811
+    """From the held commit through the banner, the review, a refused and an accepted "not a secret": the
+    token appears in no page before it is said not to be one, and in no logged event (nor a long part of it)."""
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logged:
+        write(site.layout, "notes/gh.md", f"example:\n{TOKEN}\n")
+        site.pipeline.commit(["notes/gh.md"])
+        pages = [site.get("/").text, site.get("/secret?path=notes/gh.md", Sec_Fetch_Site="same-origin").text]
+        sha = pages[-1].split('name="sha" value="')[1].split('"')[0]
+        pages.append(site.post("/secret", {"path": "notes%2Fgh.md", "sha": "0" * 40, "csrf": site.access.csrf},
+                               Origin=site.origin).text)
+        done = site.post("/secret", {"path": "notes%2Fgh.md", "sha": sha, "csrf": site.access.csrf},
+                         Origin=site.origin)
+    assert done.status == 303 and "notes/gh.md" in tree(site)  # its commit page shows it: said not a secret
+    said = "\n".join(pages) + "\n" + "\n".join(repr(event) for event in logged)
+    assert any(e.get("event") == "secret_allowed" for e in logged)
+    assert TOKEN not in said and TOKEN[4:24] not in said
