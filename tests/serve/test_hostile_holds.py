@@ -173,3 +173,14 @@ def test_the_secret_is_in_no_page_and_no_log_line_from_hold_to_allowed(site: Sit
     said = "\n".join(pages) + "\n" + "\n".join(repr(event) for event in logged)
     assert any(e.get("event") == "secret_allowed" for e in logged)
     assert TOKEN not in said and TOKEN[4:24] not in said
+
+
+def test_put_back_when_the_folder_became_a_file_names_each_file_and_keeps_that_file(
+        site: Site, tmp_path: Path) -> None:  # noqa: F811
+    delete_five(site)
+    (site.layout.data / "kb").rename(tmp_path / "kb-moved")
+    (site.layout.data / "kb").write_text("a file now\n")
+    seen = site.pipeline.holds.hold.status()["key"]  # type: ignore[union-attr]
+    done = site.post("/holds/put-back", {"seen": seen, "csrf": site.access.csrf}, Origin=site.origin)
+    assert done.status == 200 and done.text.count("kb is a file now; move it away") == 5, done.text[-800:]
+    assert (site.layout.data / "kb").read_text() == "a file now\n"
