@@ -23,7 +23,8 @@ _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 864
           "year": 366 * 86400}
 _AGO = re.compile(r"^\s*(\d{1,15})\s+(second|minute|hour|day|week|month|year)s?\s+ago\s*$", re.IGNORECASE)
 _DAY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
-_ISO = re.compile(r"^\s*\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?\s*$")
+_ISO = re.compile(r"^\s*\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(\s?(Z|[+-]\d{2}:?\d{2}))?\s*$")
+_ZONE = re.compile(r"\s(?=(Z|[+-]\d{2}:?\d{2})\s*$)")  # `2026-12-07 18:00 +0100`, as git prints dates
 # The words git's approxidate knows (a month or a weekday also by its first three letters or more): a text
 # with any other word is not a date, though approxidate would read something from it (`x 5` is "the 5th").
 _NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
@@ -88,8 +89,8 @@ def parse_date(repo: GitRepo, text: str, now: float | None = None) -> Span | Non
         return _day(datetime.date.fromtimestamp(now) - datetime.timedelta(days=1 if word == "yesterday" else 0))
     if _ISO.match(text):
         return _iso(text)
-    if re.match(r"^\s*\d{4}-\d{2}-\d{2}", text):
-        return None  # 2026-13-45: git would read some other day from it
+    if re.match(r"^\s*(\d{4}-\d{2}-\d{2}|\d{5,}-)", text):
+        return None  # 2026-13-45, 10000-01-01: git would read some other day from it
     match = _AGO.match(text)
     if match and int(match[1]) * _UNITS[match[2].lower()] >= now:
         return _FAR_PAST  # before 1970: git would read it as now
@@ -112,7 +113,7 @@ def _iso(text: str) -> Span | None:
     try:
         if _DAY.match(text):
             return _day(datetime.date.fromisoformat(text.strip()))
-        parsed = datetime.datetime.fromisoformat(text.strip())
+        parsed = datetime.datetime.fromisoformat(_ZONE.sub("", text.strip()))
     except ValueError:
         return None
     try:

@@ -103,13 +103,17 @@ def _snapshot(committer: Committer, _record: PullRecord, asked: Snapshot) -> Ans
 CHANGED = "the deletions on hold changed since the page was shown: nothing was done. Look at the list again"
 
 
-def _changed(committer: Committer, seen: str) -> bool:
+def _changed(committer: Committer, seen: str, record: PullRecord | None = None) -> bool:
+    """Whether the hold a page showed (its key; a held pull's: the remote commit) is not the one held now."""
     hold = committer.holds.hold
-    return bool(seen) and (hold is None or guard.key_of(hold.paths) != seen)
+    if not seen or hold is not None:
+        return bool(seen) and (hold is None or guard.key_of(hold.paths) != seen)
+    pulled = record.held() if record is not None else None
+    return pulled is None or str(pulled.get("remote_head")) != seen
 
 
 def _confirm_deletes(committer: Committer, record: PullRecord, asked: ConfirmDeletes) -> Answer:
-    if _changed(committer, str(asked.seen or "")):
+    if _changed(committer, str(asked.seen or ""), record):
         return Answer.failed(CHANGED)
     held_pull = record.held()
     if committer.holds.hold is None and held_pull:

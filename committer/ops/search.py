@@ -123,8 +123,11 @@ def past(repo: GitRepo, text: str, stopped: list[str], most: int = LINES_MAX, co
         path = os.fsdecode(record.lstrip(b"\n"))
         if path and sha:
             hits.append((sha, parent, epoch, path))
+            if len(hits) > most:  # one commit of a million files: the first ones only, and a bounded grep
+                break
     if seen > commits:
         stopped.append(f"past versions: only the newest {commits} changes that hold the text are looked at")
+    more, hits = len(hits) > most, hits[:most]
     if not hits:
         return []
     revs = sorted({sha for sha, *_ in hits} | {parent for _s, parent, *_ in hits if parent})
@@ -138,9 +141,8 @@ def past(repo: GitRepo, text: str, stopped: list[str], most: int = LINES_MAX, co
         shown = now or before
         out.append(Line(path, shown.number if shown else 0, shown.text if shown else "", sha, epoch,
                         came=now is not None))
-        if len(out) >= most:
-            stopped.append(f"past versions: only the first {most} are listed")
-            break
+    if more:
+        stopped.append(f"past versions: only the first {most} are listed")
     return out
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from committer.core.errors import ConfigError
+from committer.core.errors import ConfigError, GitError
 from committer.git.repo import GitRepo
 from committer.ops import search as finder
 from committer.serve import history, shown
@@ -72,12 +72,18 @@ async def typed_names(pages: Pages, request: Request) -> Response:
     return await pages.pool.run(request.receive, build, "names")
 
 
-def no_history(repo: GitRepo, path: str) -> bool:
-    """Whether nothing was ever saved under `path` (not in the newest version, in no commit)."""
+def no_history(repo: GitRepo, path: str, seconds: float = SECONDS) -> bool:
+    """Whether nothing was ever saved under `path` (not in the newest version, in no commit). The newest
+    version is looked at first; the history (walked to its start for a name never saved) only for `seconds`:
+    past them the path is taken to have a history, and its page says what there is."""
     head = repo.head()
     if head is None or not path or repo.git("ls-tree", head, "--", path, check=False).stdout:
         return False
-    return not repo.git("log", "-1", "--format=%H", head, "--", path, check=False).stdout.strip()
+    try:
+        with repo.stream(["log", "-1", "-z", "--format=%H", head, "--", path], seconds=seconds) as records:
+            return not any(record.strip() for record in records)
+    except GitError:  # stopped at its deadline (or refused): not known to have no history
+        return False
 
 
 def near(repo: GitRepo, path: str) -> list[str]:
@@ -114,11 +120,12 @@ async def file_or_suggest(pages: Pages, request: Request) -> Response:
     return await file_page(pages, request)
 
 
-def listing(repo: GitRepo, folder: str) -> tuple[list[tuple[str, list[Entry]]], bool]:
-    """(folder -> its files, whether the tree was too big and only `folder`'s own entries are listed)."""
+def listing(repo: GitRepo, folder: str) -> tuple[list[tuple[str, list[Entry]]], bool, bool]:
+    """(folder -> its files, whether the tree was too big and only `folder`'s own entries are listed, whether
+    even those are more than FILES_MAX and only the first FILES_MAX are)."""
     head = repo.head()
     if head is None:
-        return [], False
+        return [], False, False
     prefix = f"{folder}/" if folder else ""
     scope = ["--", prefix] if prefix else []
     groups: dict[str, list[Entry]] = {}
@@ -132,11 +139,19 @@ def listing(repo: GitRepo, folder: str) -> tuple[list[tuple[str, list[Entry]]], 
             if entry is not None:
                 groups.setdefault(entry.path.rpartition("/")[0], []).append(entry)
     if count <= FILES_MAX:
-        return sorted(groups.items()), False
-    out = repo.git("ls-tree", "-z", "-l", "--full-tree", head, *scope).stdout
-    entries = [e for e in map(_entry, out.split(b"\0")) if e is not None]
+        return sorted(groups.items()), False, False
+    entries: list[Entry] = []
+    cut = False
+    with repo.stream(["ls-tree", "-z", "-l", "--full-tree", head, *scope], seconds=SECONDS) as records:
+        for record in records:
+            if len(entries) >= FILES_MAX:
+                cut = True  # one folder of a million files: the page lists the first ones
+                break
+            entry = _entry(record)
+            if entry is not None:
+                entries.append(entry)
     entries.sort(key=lambda e: (not e.folder, e.path))
-    return [(folder, entries)], True
+    return [(folder, entries)], True, cut
 
 
 def _entry(record: bytes) -> Entry | None:
@@ -158,13 +173,13 @@ async def files_page(pages: Pages, request: Request) -> Response:
     def build(job: Job) -> Response:
         if folder and not history.is_folder(pages.repo, folder):
             raise history.NotFound(f"{shown.readable(folder)} is not a folder of the newest version")
-        groups, one_level = listing(pages.repo, folder)
+        groups, one_level, cut = listing(pages.repo, folder)
         job.check()
         crumbs = [(part, "/".join(folder.split("/")[: i + 1])) for i, part in enumerate(folder.split("/"))] \
             if folder else []
         return page(pages, request, "files.html", {
             "title": f"Files in {folder}" if folder else "Files", "folder": folder, "groups": groups,
-            "one_level": one_level, "crumbs": crumbs, "files_max": FILES_MAX,
+            "one_level": one_level, "cut": cut, "crumbs": crumbs, "files_max": FILES_MAX,
             "count": sum(1 for _f, entries in groups for e in entries if not e.folder),
         })
 

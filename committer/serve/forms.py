@@ -85,6 +85,12 @@ async def _checked_form(pages: Pages, request: Request, what: str) -> dict[str, 
     if not pages.access.csrf_ok(form.get("csrf", "")):
         log.warning("page_refused", path=what, reason="missing or wrong CSRF token")
         return HTMLResponse(REFUSED, 403)
+    shown_as = "sha" if what == "/secret" else "seen"
+    if not form.get(shown_as):
+        # What the page showed (the hold's key, the reviewed content's id): without it, whatever is held or
+        # in the file now, never seen, would be dealt with.
+        log.warning("page_refused", path=what, reason=f"the form does not say what it was shown ({shown_as})")
+        return HTMLResponse(REFUSED, 400)
     return form
 
 

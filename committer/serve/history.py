@@ -19,6 +19,7 @@ from typing import Any
 from committer.commit import trailer
 from committer.core.errors import CommitterError
 from committer.git import lfs, revs
+from committer.git.objects import MODE_GITLINK, MODE_LINK
 from committer.git.repo import GitRepo
 from committer.git.trees import blob_sizes
 
@@ -26,6 +27,7 @@ PAGE = 50  # commits a timeline page
 FILE_PAGE = 50  # revisions a file page
 LISTED_MAX = 200  # a commit touching more files than this shows its counts, not its list, on the timeline
 SHOWN_MAX = 1_000_000  # bytes: larger files are summarised, not rendered
+RAW_MAX = 32_000_000  # bytes of a file kept in git (not LFS) that /raw reads into memory to send
 DIFFS_MAX = 200  # files whose diff a commit page renders; the rest are listed
 SNIFF = 8000  # bytes looked at to tell text from binary (as git does)
 _SHA = re.compile(r"[0-9a-f]{4,40}")
@@ -219,7 +221,7 @@ def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limi
         if last < 0:  # before 1970: before any history
             return [], False
         if last < time.time():  # still to come: everything
-            args.append(f"--until=@{int(last)}")
+            args.append(f"--until=@{int(last)} +0000")  # with its zone: git reads a bare @86399 as now
     args += [repo.ref, "--"]
     if path:
         args.append(path)
@@ -250,7 +252,7 @@ def check_date(until: str, repo: GitRepo | None = None) -> datetime.date:
             return datetime.date.fromisoformat(until)
     except ValueError:
         pass
-    if repo is None or _DATE.match(until):
+    if repo is None or _DATE.fullmatch(until):  # 2026-02-31; a day with a time (18:00) is read below
         raise NotFound(f"{until[:40]!r} is not a date such as 2026-11-30, yesterday 18:00 or 2 hours ago")
     last = until_span(repo, until).last
     if last < 0:
@@ -355,6 +357,11 @@ class Blob:
     def too_big(self) -> bool:
         return self.size > SHOWN_MAX
 
+    @property
+    def link(self) -> bool:
+        """A symbolic link: its content is the text of its target, shown as it is and never followed."""
+        return self.mode == MODE_LINK
+
 
 def blob_at(repo: GitRepo, rev: str, path: str, read_big: bool = False) -> Blob:
     """The file `path` at `rev`; an LFS pointer stands for its object in the local LFS store."""
@@ -365,9 +372,11 @@ def blob_at(repo: GitRepo, rev: str, path: str, read_big: bool = False) -> Blob:
     entry = entries.get(path)
     if entry is None:
         raise NotFound(f"{path} is not in {sha[:10]}")
+    if entry.mode == MODE_GITLINK:  # pushed from elsewhere: a commit of another repository, not a file
+        raise NotFound(f"{path} is a submodule (a link to another repository) in {sha[:10]}: it has no content here")
     size = blob_sizes(repo, [entry.sha]).get(entry.sha, 0)
-    content = repo.read_blobs([entry.sha])[entry.sha] if (read_big or size <= SHOWN_MAX) else b""
-    pointer = lfs.parse(content) if size < lfs.POINTER_MAX else None
+    content = repo.read_blobs([entry.sha])[entry.sha] if size <= (RAW_MAX if read_big else SHOWN_MAX) else b""
+    pointer = lfs.parse(content) if size < lfs.POINTER_MAX and entry.mode != MODE_LINK else None
     if pointer is None:
         return Blob(path, sha, entry.sha, entry.mode, content, False, False, size)
     obj = lfs.object_path(repo.git_dir, pointer[0])

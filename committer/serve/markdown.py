@@ -97,10 +97,15 @@ def target(address: str, rev: str, path: str, kind: str) -> str | None:
         return "#" + url_part(unquote(address[1:]))
     parts = urlsplit(address)
     where = unquote(parts.path)
-    joined = where.lstrip("/") if where.startswith("/") else posixpath.join(posixpath.dirname(path), where)
-    resolved = posixpath.normpath(joined) if joined else path
-    if resolved.startswith("../") or resolved in ("..", ".", ""):
+    if not where:  # `?x=1` alone: the note itself
+        joined = path
+    else:
+        joined = where.lstrip("/") if where.startswith("/") else posixpath.join(posixpath.dirname(path), where)
+    resolved = posixpath.normpath(joined or ".")
+    if resolved.startswith("../") or resolved == "..":
         return None  # above the top of the data folder: nothing there
+    if resolved == ".":  # `/`, `../` from a folder's note: the top of the data folder, no picture
+        return "/files" if kind == "view" else None
     fragment = f"#{url_part(unquote(parts.fragment))}" if parts.fragment else ""
     if kind == "view" and where.endswith("/"):
         return f"/file/{url_path(resolved)}"  # a folder: its history

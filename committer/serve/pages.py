@@ -11,6 +11,7 @@ serve/site.py.
 from __future__ import annotations
 
 import functools
+import shlex
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -234,8 +235,9 @@ async def view_page(pages: Pages, request: Request) -> Response:
         return page(pages, request, "view.html", {"title": f"{path} at {blob.rev[:10]}", "blob": blob,
                                                     "text": what.text, "note": what.note,
                                                     "picture": what.picture, "source": source,
-                                                    "long_note": what.long_note,
-                                                    "markdown": markdown.is_markdown(path), "when": when})
+                                                    "long_note": what.long_note, "link": what.link,
+                                                    "markdown": markdown.is_markdown(path) and not what.link,
+                                                    "when": when})
 
     return await pages.pool.run(request.receive, build, "view")
 
@@ -248,6 +250,11 @@ async def raw_file(pages: Pages, request: Request) -> Response:
     if blob.lfs_missing:
         raise history.NotFound(f"{shown.readable(path)} at {blob.rev[:10]} is a large file kept in LFS and its "
                                "content is not in this repository's LFS store")
+    if not blob.lfs and blob.size > history.RAW_MAX:  # never whole in memory: the CLI writes it to a file
+        return page(pages, request, "error.html", {"title": "Too large to download here", "message": (
+            f"{shown.readable(path)} at {blob.rev[:10]} is {blob.size:,} bytes, kept in git itself (not in LFS): "
+            f"too large to send from the pages. `committer show {shlex.quote(shown.readable(path))} "
+            f"--at {blob.rev[:12]} -o FILE` writes it to a file.")}, 413)
     media, headers = seen.download(blob, path)
     if blob.lfs_object is not None:  # streamed from the LFS store, never whole in memory
         return FileResponse(blob.lfs_object, headers=headers, media_type=media)

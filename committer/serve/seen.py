@@ -20,6 +20,7 @@ class Shown:
     note: str | None  # a Markdown note rendered as HTML (safe as it is), else None
     picture: bool  # shown inline from /raw
     long_note: bool = False  # a note too long to render in a page's time: shown as text
+    link: bool = False  # a symbolic link: `text` is its target, shown as it is, never followed
 
 
 def head(blob: Blob) -> bytes:
@@ -35,7 +36,7 @@ def head(blob: Blob) -> bytes:
 
 def picture(blob: Blob) -> str | None:
     """The picture type the file is served inline as, by its content; None for anything else."""
-    if blob.lfs_missing:
+    if blob.lfs_missing or blob.link:
         return None
     return shown.picture_type(head(blob))
 
@@ -44,6 +45,8 @@ def shown_as(blob: Blob, source: bool) -> Shown:
     """How the view page shows the file; `source` asks for a note's text instead of its rendering."""
     if blob.lfs_missing:
         return Shown(None, None, False)
+    if blob.link:  # never a note nor a picture, whatever its name: the text of its target
+        return Shown(blob.content.decode("utf-8", "replace"), None, False, link=True)
     if picture(blob) or (blob.too_big and not blob.lfs and shown.picture_name(blob.path)):
         return Shown(None, None, True)  # a picture too large to look at here: /raw tells by its content
     if blob.binary or blob.too_big:
