@@ -7,7 +7,6 @@ Each test saves screenshots of the pages it visits under its temporary directory
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,11 @@ from committer.fleet.db import engine
 from committer.fleet.store import BranchState, NewRepository, Store
 from committer.fleet.web import serve_http
 from tests.conftest import wait_for
-from tests.serve.test_pages_browser import _browser_or_skip, shoot
+from tests.serve.shots import browser, shoot
 
 pytestmark = pytest.mark.integration
+__all__ = ["browser"]  # the module's Chromium (tests/serve/shots.py)
 SCRIPT_ERROR = '<script>document.title="owned"</script><b>clone failed</b>: https://git.example.org/acme/site.git'
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole module."""
-    driver = _browser_or_skip()
-    yield driver
-    driver.quit()
-    shutil.rmtree(driver.profile_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
