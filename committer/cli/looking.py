@@ -105,21 +105,33 @@ def show(
     if output:
         target = Path(output)
         if target.is_dir():
-            raise ConfigError("-o", f"{output} is a folder; name a file")
+            raise ConfigError("-o", f"{display_path(output)} is a folder; name a file")
         if target.exists() and not force:
-            raise ConfigError("-o", f"{output} exists; add --force to replace it")
+            raise ConfigError("-o", f"{display_path(output)} exists; add --force to replace it")
         try:
             with target.open("wb" if force else "xb") as out:
                 out.write(data)
         except OSError as exc:
-            raise ConfigError("-o", f"cannot write {output}: {exc.strerror or exc}") from None
-        echo(f"wrote {display_path(rel)} of {sha[:12]} to {output} ({len(data)} bytes)", err=True)
+            raise ConfigError("-o", f"cannot write {display_path(output)}: {exc.strerror or exc}") from None
+        echo(f"wrote {display_path(rel)} of {sha[:12]} to {display_path(output)} ({len(data)} bytes)", err=True)
+        if _inside(target, settings.data_dir):
+            echo(f"{display_path(output)} is in the data directory: it is saved with the next commit like any "
+                 "file written there (`committer restore` puts a file back in place instead)", err=True)
         return
     if b"\0" in data[:SNIFF] and sys.stdout.isatty():
         raise ConfigError("-o", f"{display_path(rel)} is binary ({len(data)} bytes): write it to a file with "
                                 "`-o FILE`")
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
+
+
+def _inside(target: Path, top: Path) -> bool:
+    """Whether a file written at `target` lands in the data directory (links followed, as the write does)."""
+    try:
+        where = target.parent.resolve() / target.name
+        return where.resolve().is_relative_to(top.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 @command()
@@ -150,6 +162,9 @@ def diff(
     old_name = name_at(repo, new_name or rel, older, newer if new_name else head)
     if old_name is None and new_name is None:
         raise missing(repo, rel, newer)
+    if from_ and older != newer and repo.git("merge-base", "--is-ancestor", newer, older, check=False).returncode == 0:
+        echo(f"--from {display_text(from_)} is newer than --to {display_text(to or 'the newest')}: the changes "
+             "are shown backwards (swap them to see them as they were made)", err=True)
     names = sorted({n for n in (old_name, new_name) if n})
     out = repo.git("diff", "--no-color", "--no-ext-diff", "-M", older, newer, "--", *names).stdout
     if not out:

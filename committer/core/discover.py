@@ -2,8 +2,9 @@
 
 Without --data-dir, --git-dir, --config (or COMMITTER_DATA_DIR, COMMITTER_GIT_DIR, COMMITTER_CONFIG), in this
 order: the running daemon whose data directory holds the current directory; a `committer.toml` in the
-current directory or a parent; the user's `$XDG_CONFIG_HOME/committer/committer.toml`; the only daemon
-running as this user; else the defaults (and `/etc/committer/committer.toml` when it is there)."""
+current directory or a parent (the user's own only: see `_check_owner`); the user's
+`$XDG_CONFIG_HOME/committer/committer.toml`; the only daemon running as this user; else the defaults (and
+`/etc/committer/committer.toml` when it is there)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from committer.core import runtime
+from committer.core.errors import ConfigError
+from committer.core.paths import display_path
 from committer.core.settings import DEFAULT_CONFIG_FILE as SYSTEM_FILE
 
 FILE_NAME = "committer.toml"
@@ -64,6 +67,7 @@ def find(config_flag: str | None, env: Mapping[str, str], flags: Mapping[str, ob
         for folder in (cwd, *cwd.parents):
             candidate = folder / FILE_NAME
             if _is_file(candidate):
+                _check_owner(candidate, env)
                 where = "the current directory" if folder == cwd else "a parent of the current directory"
                 return Found(NEARBY, f"{candidate} (in {where})", candidate)
     mine = user_config(env)
@@ -77,6 +81,28 @@ def find(config_flag: str | None, env: Mapping[str, str], flags: Mapping[str, ob
         return Found(DEFAULTS, f"{system} (the system config; nothing nearer says where the data is{others})",
                      system)
     return Found(DEFAULTS, f"the defaults (no daemon here, no committer.toml, no user config{others})")
+
+
+def _check_owner(path: Path, env: Mapping[str, str]) -> None:
+    """A committer.toml found by looking up from the current directory is read only when it is this user's
+    (the link and the file it names), as git reads only a repository of the user's own (`safe.directory`):
+    one planted in /tmp or in another user's folder would otherwise choose the repository a command acts on.
+    Root may read the file of the user who ran sudo (SUDO_UID), as git allows. --config reads any file."""
+    uid = os.geteuid()
+    allowed = {uid}
+    if uid == 0 and env.get("SUDO_UID", "").isdigit():
+        allowed.add(int(env["SUDO_UID"]))
+    try:
+        owners = {path.lstat().st_uid, path.stat().st_uid}
+    except OSError:
+        return
+    strangers = sorted(owners - allowed)
+    if strangers:
+        shown = display_path(str(path))
+        raise ConfigError("config", (
+            f"{shown} belongs to user id {strangers[0]}, not to you, so it is not read (a committer.toml of "
+            f"another user's could choose the repository this command acts on); give it as --config {shown} "
+            "if you trust it, or run the command elsewhere"))
 
 
 def _given(config_flag: str | None, env: Mapping[str, str], flags: Mapping[str, object | None]) -> Found | None:
