@@ -52,6 +52,22 @@ def relative(settings: Settings, path: str) -> str:
     raise ConfigError("path", f"{display_path(path)} is not inside the data directory {display_path(str(top))}")
 
 
+def typed_in(data_dir: Path) -> str:
+    """The folder of the data directory the command is typed in (`notes`), "" at its top or outside it: the
+    folder a relative path is read from, and the one names are shown from."""
+    top = Path(os.path.normpath(os.path.abspath(data_dir)))
+    here = discover.current_directory()
+    if here is None:
+        return ""
+    inside = next((found for found in (_under(here, start) for start in (top, _real(top))) if found), None)
+    return "" if inside is None or inside == Path(".") else inside.as_posix()
+
+
+def as_typed(rel: str, folder: str) -> str:
+    """A path of the data directory as it would be typed in `folder` (`../plan.md` from `notes`)."""
+    return os.path.relpath(rel, folder) if folder else rel
+
+
 def _under(path: Path, top: Path) -> Path | None:
     """`path` relative to `top` (`.` for `top` itself); None when it lies outside."""
     try:

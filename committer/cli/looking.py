@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from committer.cli.app import Argument, Option, Options, command, echo
-from committer.cli.commands import relative
+from committer.cli.commands import as_typed, relative, typed_in
 from committer.core import clock
 from committer.core.errors import ConfigError
 from committer.core.paths import display_path, display_text
@@ -47,7 +47,8 @@ def suggest(repo: GitRepo, rel: str) -> str:
     """`; did you mean a/b.md or c/b.md?` from the names holding the last part of `rel`, or ""."""
     tail = rel.rstrip("/").rsplit("/", 1)[-1]
     found = [p for p in finder.names(repo, tail, most=SUGGESTED) if p != rel] if tail else []
-    return f"; did you mean {' or '.join(display_path(p) for p in found)}?" if found else ""
+    folder = typed_in(repo.data_dir)  # named as they are typed where the command was typed
+    return f"; did you mean {' or '.join(display_path(as_typed(p, folder)) for p in found)}?" if found else ""
 
 
 def name_at(repo: GitRepo, rel: str, sha: str, newest: str) -> str | None:
