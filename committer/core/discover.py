@@ -17,6 +17,7 @@ from committer.core import runtime
 from committer.core.errors import ConfigError
 from committer.core.paths import display_path
 from committer.core.settings import DEFAULT_CONFIG_FILE as SYSTEM_FILE
+from committer.core.settings import read_config_file
 
 FILE_NAME = "committer.toml"
 # How a command found its repository: the keys of `status --json`'s "found".
@@ -68,6 +69,7 @@ def find(config_flag: str | None, env: Mapping[str, str], flags: Mapping[str, ob
             candidate = folder / FILE_NAME
             if _is_file(candidate):
                 _check_owner(candidate, env)
+                _check_not_data(candidate, [parent / FILE_NAME for parent in folder.parents], user_config(env))
                 where = "the current directory" if folder == cwd else "a parent of the current directory"
                 return Found(NEARBY, f"{candidate} (in {where})", candidate)
     mine = user_config(env)
@@ -103,6 +105,44 @@ def _check_owner(path: Path, env: Mapping[str, str]) -> None:
             f"{shown} belongs to user id {strangers[0]}, not to you, so it is not read (a committer.toml of "
             f"another user's could choose the repository this command acts on); give it as --config {shown} "
             "if you trust it, or run the command elsewhere"))
+
+
+def _check_not_data(path: Path, outer: list[Path], mine: Path | None) -> None:
+    """A committer.toml inside a data directory (the one it names itself, or one an outer committer.toml or
+    the user's config names) is data: it is versioned and pushed, and a pull writes whatever the remote
+    holds into it, so whoever can push to the remote could choose where this command reads and pushes."""
+    for config in [path, *outer, *([mine] if mine is not None else [])]:
+        if config != path and not (_is_file(config) and _owned(config)):
+            continue
+        data_dir = _data_dir_of(config)
+        if data_dir is not None and (data_dir == path.parent or data_dir in path.parents):
+            whose = "it names itself" if config == path else f"that {display_path(str(config))} names"
+            shown = display_path(str(path))
+            raise ConfigError("config", (
+                f"{shown} lies inside the data directory {whose}, so it is data (saved, pushed, and rewritten by "
+                f"a pull) and is not read as settings; keep committer.toml beside the data directory "
+                f"(`data_dir = \"notes\"`), or give it as --config {shown} if you trust it"))
+
+
+def _owned(path: Path) -> bool:
+    try:
+        return path.stat().st_uid == os.geteuid()
+    except OSError:
+        return False
+
+
+def _data_dir_of(config: Path) -> Path | None:
+    """The data directory a config file names (resolved), None when it names none or cannot be read."""
+    try:
+        value = read_config_file(config).get("data_dir")
+    except ConfigError:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return Path(value.strip()).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return None
 
 
 def _given(config_flag: str | None, env: Mapping[str, str], flags: Mapping[str, object | None]) -> Found | None:

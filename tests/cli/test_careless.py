@@ -136,3 +136,21 @@ def test_what_a_command_says_on_a_terminal_never_acts_on_it(layout: Layout) -> N
     assert code == 0 and 'main@{1 hour ago BM-Meta: {"v":1}} (' in out, out
     code, out = on_terminal(cli("show", "nope\x1b[2J.md"), env)
     assert code == 2 and "nope\\x1b[2J.md" in out and "\x1b[2J" not in out, out
+
+
+def test_a_committer_toml_inside_a_data_directory_is_data_not_settings(tmp_path: Path) -> None:
+    """A pull writes whatever the remote holds into the data directory: a committer.toml there must not
+    choose where a command reads and pushes."""
+    env = {"XDG_RUNTIME_DIR": str(tmp_path / "run"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    project = tmp_path / "project"
+    (project / "notes" / "sub").mkdir(parents=True)
+    (project / "committer.toml").write_text('data_dir = "notes"\ngit_dir = "state/notes.git"\n')
+    assert discover.find(None, env, {}, project / "notes" / "sub").config == project / "committer.toml"
+    planted = project / "notes" / "sub" / "committer.toml"
+    planted.write_text('data_dir = "/home"\nremote = "https://evil.example/x.git"\n')
+    with pytest.raises(ConfigError, match=r"lies inside the data directory that .*project/committer.toml names"):
+        discover.find(None, env, {}, project / "notes" / "sub")
+    planted.write_text('data_dir = "."\n')
+    with pytest.raises(ConfigError, match="lies inside the data directory it names itself.*--config"):
+        discover.find(None, env, {}, project / "notes" / "sub")
+    assert discover.find(str(planted), env, {}, project / "notes" / "sub").config == planted
