@@ -107,6 +107,9 @@ def show(
         target = Path(output)
         if target.is_dir():
             raise ConfigError("-o", f"{display_path(output)} is a folder; name a file")
+        if _inside(target, settings.git_dir):
+            raise ConfigError("-o", f"{display_path(output)} is inside the repository {settings.git_dir}: "
+                                    "writing there would damage it; name a file elsewhere")
         if target.exists() and not force:
             raise ConfigError("-o", f"{display_path(output)} exists; add --force to replace it")
         try:

@@ -84,6 +84,10 @@ def test_show_into_the_data_directory_and_a_backwards_diff_say_so(layout: Layout
     copy = typed(layout, layout.data, "show", "plan.md", "--at", old, "-o", "copy.md")
     assert copy.returncode == 0 and (layout.data / "copy.md").read_text() == "one\n"
     assert "copy.md is in the data directory: it is saved with the next commit" in copy.stderr
+    for where in ("HEAD", "objects/x"):
+        into = committer("show", "plan.md", "-o", str(layout.git_dir / where), "--force", env=layout.env)
+        assert into.returncode == 2 and "inside the repository" in into.stderr, into.stderr
+    assert "ref: " in (layout.git_dir / "HEAD").read_text()
     outside = typed(layout, layout.root, "show", "plan.md", "-o", "out.md")
     assert outside.returncode == 0 and "data directory" not in outside.stderr
     back = committer("diff", "plan.md", "--from", new, "--to", old, env=layout.env)
@@ -151,6 +155,6 @@ def test_a_committer_toml_inside_a_data_directory_is_data_not_settings(tmp_path:
     with pytest.raises(ConfigError, match=r"lies inside the data directory that .*project/committer.toml names"):
         discover.find(None, env, {}, project / "notes" / "sub")
     planted.write_text('data_dir = "."\n')
-    with pytest.raises(ConfigError, match="lies inside the data directory it names itself.*--config"):
+    with pytest.raises(ConfigError, match=r"lies inside the data directory it names itself.*--config"):
         discover.find(None, env, {}, project / "notes" / "sub")
     assert discover.find(str(planted), env, {}, project / "notes" / "sub").config == planted
