@@ -87,11 +87,12 @@ def find(config_flag: str | None, env: Mapping[str, str], flags: Mapping[str, ob
 
 def _check_owner(path: Path, env: Mapping[str, str]) -> None:
     """A committer.toml found by looking up from the current directory is read only when it is this user's
-    (the link and the file it names), as git reads only a repository of the user's own (`safe.directory`):
+    or root's (the link and the file it names), as git reads only a repository of the user's own
+    (`safe.directory`):
     one planted in /tmp or in another user's folder would otherwise choose the repository a command acts on.
     Root may read the file of the user who ran sudo (SUDO_UID), as git allows. --config reads any file."""
     uid = os.geteuid()
-    allowed = {uid}
+    allowed = {uid, 0}  # root's files (a link to /etc/committer/committer.toml) no other user can plant
     if uid == 0 and env.get("SUDO_UID", "").isdigit():
         allowed.add(int(env["SUDO_UID"]))
     try:

@@ -49,17 +49,26 @@ def test_a_path_typed_in_a_subfolder_is_relative_to_it_and_cannot_lead_out(layou
 def test_a_committer_toml_of_another_user_s_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "sub").mkdir()
     toml = tmp_path / "committer.toml"
-    toml.write_text('data_dir = "."\n')
+    toml.write_text('data_dir = "/srv/data"\n')
     env = {"XDG_RUNTIME_DIR": str(tmp_path / "run"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     mine = discover.find(None, env, {}, tmp_path / "sub")
     assert mine.how == discover.NEARBY and mine.config == toml
-    stranger = os.geteuid() + 4242
-    monkeypatch.setattr(discover.os, "geteuid", lambda: stranger)
-    with pytest.raises(ConfigError, match=r"belongs to user id \d+, not to you.*--config"):
+    other = 4242
+    if os.geteuid() == 0:
+        os.chown(toml, other, -1)
+    else:  # the file is this user's: this process plays another one
+        other = os.geteuid()
+        monkeypatch.setattr(discover.os, "geteuid", lambda: other + 1)
+    with pytest.raises(ConfigError, match=rf"belongs to user id {other}, not to you.*--config"):
         discover.find(None, env, {}, tmp_path / "sub")
+    link = tmp_path / "sub" / "committer.toml"
+    link.symlink_to(toml)  # a link of the user's own to another user's file
+    with pytest.raises(ConfigError, match=rf"belongs to user id {other}"):
+        discover.find(None, env, {}, tmp_path / "sub")
+    link.unlink()
     assert discover.find(str(toml), env, {}, tmp_path / "sub").config == toml  # --config: the user's choice
-    monkeypatch.setattr(discover.os, "geteuid", lambda: 0)  # root after sudo: the sudoer's file is read
-    assert discover.find(None, {**env, "SUDO_UID": str(os.stat(toml).st_uid)}, {}, tmp_path).config == toml
+    if os.geteuid() == 0:  # root after sudo: the sudoer's file is read
+        assert discover.find(None, {**env, "SUDO_UID": str(other)}, {}, tmp_path).config == toml
 
 
 @pytest.mark.integration
