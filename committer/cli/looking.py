@@ -110,6 +110,9 @@ def show(
         if _inside(target, settings.git_dir):
             raise ConfigError("-o", f"{display_path(output)} is inside the repository {settings.git_dir}: "
                                     "writing there would damage it; name a file elsewhere")
+        if target.is_symlink() and not force:
+            raise ConfigError("-o", f"{display_path(output)} is a symbolic link; add --force to write to the file "
+                                    "it names")
         if target.exists() and not force:
             raise ConfigError("-o", f"{display_path(output)} exists; add --force to replace it")
         try:

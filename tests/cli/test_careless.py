@@ -97,6 +97,9 @@ def test_show_into_the_data_directory_and_a_backwards_diff_say_so(layout: Layout
         into = committer("show", "plan.md", "-o", str(layout.git_dir / where), "--force", env=layout.env)
         assert into.returncode == 2 and "inside the repository" in into.stderr, into.stderr
     assert "ref: " in (layout.git_dir / "HEAD").read_text()
+    (layout.root / "dangling").symlink_to(layout.root / "nowhere" / "x.md")
+    link = typed(layout, layout.root, "show", "plan.md", "-o", "dangling")
+    assert link.returncode == 2 and "is a symbolic link; add --force" in link.stderr, link.stderr
     outside = typed(layout, layout.root, "show", "plan.md", "-o", "out.md")
     assert outside.returncode == 0 and "data directory" not in outside.stderr
     back = committer("diff", "plan.md", "--from", new, "--to", old, env=layout.env)
