@@ -93,8 +93,8 @@ def show(
     path: Annotated[str, Argument(help="A file in the data directory (as it is named in that version).")],
     at: Annotated[str | None, Option("--at", help=f"Which version. {WHEN} Default: the newest saved.",
                                      metavar="WHEN")] = None,
-    output: Annotated[str | None, Option("-o", "--output", help="Write the content to this file.",
-                                         metavar="FILE")] = None,
+    output: Annotated[str | None, Option("-o", "--output", metavar="FILE",
+                                         help="Write the content to this file (- for the standard output).")] = None,
     force: Annotated[bool, Option("--force", help="Replace the file -o names when it exists.")] = False,
 ) -> None:
     """Print a file as it was (text to the terminal; a binary file only with -o FILE or into a pipe)."""
@@ -103,7 +103,7 @@ def show(
     rel = repo.named(relative(settings, path), at)
     sha = version(repo, at, "--at", rel)
     data = content(repo, sha, rel)
-    if output:
+    if output and output != "-":  # `-o -`: the standard output, as for git and most tools
         target = Path(output)
         if target.is_dir():
             raise ConfigError("-o", f"{display_path(output)} is a folder; name a file")

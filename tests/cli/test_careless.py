@@ -100,6 +100,8 @@ def test_show_into_the_data_directory_and_a_backwards_diff_say_so(layout: Layout
     (layout.root / "dangling").symlink_to(layout.root / "nowhere" / "x.md")
     link = typed(layout, layout.root, "show", "plan.md", "-o", "dangling")
     assert link.returncode == 2 and "is a symbolic link; add --force" in link.stderr, link.stderr
+    dash = typed(layout, layout.data, "show", "plan.md", "-o", "-")
+    assert dash.stdout == "two\n" and not (layout.data / "-").exists()
     outside = typed(layout, layout.root, "show", "plan.md", "-o", "out.md")
     assert outside.returncode == 0 and "data directory" not in outside.stderr
     back = committer("diff", "plan.md", "--from", new, "--to", old, env=layout.env)
