@@ -198,24 +198,29 @@ def search(
     if as_json:
         echo(json.dumps(_as_dict(found)))
         return 0 if found.names or found.lines or found.past else 1
-    for line in render(found, in_history):
+    for line in render(found, in_history, typed_in(repo.data_dir)):
         echo(line)
     return 0 if found.names or found.lines or found.past else 1
 
 
-def render(found: finder.Found, in_history: bool) -> list[str]:
-    """The lines `committer search` prints."""
+def render(found: finder.Found, in_history: bool, folder: str = "") -> list[str]:
+    """The lines `committer search` prints, the names as they are typed in `folder` (`../plan.md` from
+    `notes`: what `show` and `log` take there)."""
+
+    def shown(path: str) -> str:
+        return display_path(as_typed(path, folder))
+
     out: list[str] = []
     if found.names:
-        out += [f"Names ({len(found.names)}):", *(f"  {display_path(p)}" for p in found.names)]
+        out += [f"Names ({len(found.names)}):", *(f"  {shown(p)}" for p in found.names)]
     if found.lines:
         out += [f"Content ({len(found.lines)} line{'' if len(found.lines) == 1 else 's'}):",
-                *(f"  {display_path(h.path)}:{h.number}: {display_text(h.text)}" for h in found.lines)]
+                *(f"  {shown(h.path)}:{h.number}: {display_text(h.text)}" for h in found.lines)]
     if found.past:
         out.append(f"Past versions ({len(found.past)}):")
         for hit in found.past:
             how = "came" if hit.came else "went"
-            out.append(f"  {hit.sha[:12]}  {clock.iso(hit.epoch)}  {display_path(hit.path)}  ({how}) "
+            out.append(f"  {hit.sha[:12]}  {clock.iso(hit.epoch)}  {shown(hit.path)}  ({how}) "
                        f"{display_text(hit.text)}".rstrip())
     if not out:
         where = "in past versions either" if in_history else "(add --in-history to search past versions)"

@@ -37,6 +37,7 @@ def test_a_path_typed_in_a_subfolder_is_relative_to_it_and_cannot_lead_out(layou
     # A path typed from the top in a subfolder: the names offered are as they are typed there.
     near = typed(layout, notes, "show", "notes/plan.md")
     assert near.returncode == 2 and "did you mean ../plan.md or plan.md?" in near.stderr, near.stderr
+    assert typed(layout, notes, "search", "plan").stdout.splitlines()[1:3] == ["  ../plan.md", "  plan.md"]
     (notes / "plan.md").write_text("changed\n")
     dry = typed(layout, notes, "restore", "plan.md", "--to", "HEAD", "--dry-run")
     assert dry.returncode == 0 and "notes/plan.md" in dry.stdout, dry.stdout + dry.stderr
