@@ -35,7 +35,7 @@ run: $(RUN_STAMP)
 	@test -d $(DEMO)/mirror.git || git init --quiet --bare --initial-branch=main $(DEMO)/mirror.git
 	@echo "committer: watching $(DEMO)/data; edit files there, Ctrl-C to stop."
 	@echo "committer: history pages: http://$(HTTP)/"
-	@echo "committer: from a shell: $(BIN)/committer log --data-dir $(DEMO)/data --git-dir $(DEMO)/git/knowledge.git"
+	@echo "committer: from a shell, in $(DEMO)/data or anywhere while this runs: $(BIN)/committer log"
 	@$(BIN)/committer run --data-dir $(DEMO)/data --git-dir $(DEMO)/git/knowledge.git \
 		--remote file://$(DEMO)/mirror.git --http $(HTTP) --log-format console
 

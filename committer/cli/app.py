@@ -17,13 +17,22 @@ import typer
 from typer import Argument as Argument  # commands take typer's names from here, its one home
 from typer import Exit as Exit
 from typer import Option as Option
-from typer import echo as echo
 
 from committer.core import discover, logs
 from committer.core.errors import CommitterError, ConfigError, redact
+from committer.core.paths import display_text
 from committer.core.settings import ROWS, Settings, load_settings, read_config_file
 from committer.core.table import COMMITS, EVENTS, PLACE, REMOTE, Row
 from committer.git.runner import kill_all
+
+
+def echo(message: object = None, err: bool = False, nl: bool = True) -> None:
+    """typer's echo, with nothing in the text that acts on the terminal: what a command says may hold what a
+    user or a remote typed (`--to 'main@{today\\x1b[2J}'`, a git message naming a file), so control
+    characters and bidirectional overrides are shown as `\\xNN` (line breaks and tabs are kept). A file's
+    content is written by `show`/`diff` themselves, byte for byte."""
+    typer.echo(display_text(message) if isinstance(message, str) else message, err=err, nl=nl)
+
 
 # typer shows an argument as `PATH <str>` in --help: its metavar (PATH, OWNER/REPO) names the value already.
 typer.core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
@@ -129,6 +138,11 @@ class Options:
         settings = load_settings(file_values, os.environ, self.flags, found.values, found.config)
         logs.configure(settings.log_format, settings.log_level)
         if found.how == discover.DEFAULTS and not settings.data_dir.exists():
+            if discover.current_directory() is None:
+                raise ConfigError("data-dir", (
+                    f"{settings.data_dir} does not exist, and the current directory was removed, so nothing "
+                    "near it says where the data is: cd into the data directory again, or give --data-dir PATH "
+                    "and --git-dir PATH"))
             raise ConfigError("data-dir", (
                 f"{settings.data_dir} does not exist, and nothing says where the data is (no daemon runs here, "
                 "no committer.toml in this folder or a parent, no user config); give --data-dir PATH and "

@@ -4,13 +4,14 @@ Each loads its settings, calls one service function and says what happened in a 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 from committer.cli.app import Argument, Option, Options, command, echo
 from committer.cli.progress import shown_steps
-from committer.core import logs
+from committer.core import discover, logs
 from committer.core.errors import ConfigError, redact
 from committer.core.paths import display_path
 from committer.core.settings import Settings, require_data_dir, require_git_dir
@@ -35,14 +36,51 @@ def require_repo(settings: Settings) -> None:
 
 
 def relative(settings: Settings, path: str) -> str:
-    """A path relative to the data directory (an absolute one must lie inside it)."""
-    candidate = Path(path)
-    if candidate.is_absolute():
-        try:
-            return candidate.relative_to(settings.data_dir).as_posix()
-        except ValueError:
-            raise ConfigError("path", f"{path} is not inside the data directory {settings.data_dir}") from None
-    return candidate.as_posix().strip("/")
+    """A path as the data directory names it (`.` for the whole of it). Typed inside the data directory, a
+    relative path is relative to the current directory, as git reads it (`plan.md` in `notes/` is
+    `notes/plan.md`); typed anywhere else, to the data directory. An absolute one, or one whose `..` leads
+    out, must lie inside it."""
+    top = Path(os.path.normpath(os.path.abspath(settings.data_dir)))
+    tops = [top, _real(top)]
+    here = discover.current_directory()
+    inside_here = here is not None and any(_under(here, start) is not None for start in tops)
+    candidate = Path(os.path.normpath((here if here is not None and inside_here else top) / path))
+    for start in tops:
+        inside = _under(candidate, start)
+        if inside is not None:
+            return inside.as_posix()
+    raise ConfigError("path", f"{display_path(path)} is not inside the data directory {display_path(str(top))}")
+
+
+def typed_in(data_dir: Path) -> str:
+    """The folder of the data directory the command is typed in (`notes`), "" at its top or outside it: the
+    folder a relative path is read from, and the one names are shown from."""
+    top = Path(os.path.normpath(os.path.abspath(data_dir)))
+    here = discover.current_directory()
+    if here is None:
+        return ""
+    inside = next((found for found in (_under(here, start) for start in (top, _real(top))) if found), None)
+    return "" if inside is None or inside == Path(".") else inside.as_posix()
+
+
+def as_typed(rel: str, folder: str) -> str:
+    """A path of the data directory as it would be typed in `folder` (`../plan.md` from `notes`)."""
+    return os.path.relpath(rel, folder) if folder else rel
+
+
+def _under(path: Path, top: Path) -> Path | None:
+    """`path` relative to `top` (`.` for `top` itself); None when it lies outside."""
+    try:
+        return path.relative_to(top)
+    except ValueError:
+        return None
+
+
+def _real(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
 
 
 @command(remote=True, commits=True)
@@ -211,7 +249,8 @@ def _say_kept(answer: dict[str, Any]) -> None:
 
 @command("confirm-deletes", events=True, commits=True)
 def confirm_deletes(opts: Options) -> None:
-    """Commit a held mass deletion (the deletions the guard kept out of history)."""
+    """Commit a held mass deletion (the deletions the guard kept out of history); `committer put-back`
+    writes them back instead."""
     settings = opts.settings()
     require_repo(settings)
     answer = ops.run(settings, ConfirmDeletes())
@@ -234,8 +273,8 @@ def restore(
     could not be written (the rest is restored, and each such path is named)."""
     settings = opts.settings()
     require_repo(settings)
-    rel = relative(settings, path) if Path(path).is_absolute() else path
-    rel = GitRepo.of(settings).named(rel, to)  # a name that is not UTF-8 may be typed as `log` shows it
+    # A name that is not UTF-8 may be typed as `log` shows it.
+    rel = GitRepo.of(settings).named(relative(settings, path), to)
     with shown_steps("restoring"):
         answer = ops.run(settings, Restore(rel, to, dry_run))
     for item in answer["actions"]:
@@ -248,6 +287,7 @@ def restore(
     for item in answer.get("failed") or []:
         echo(f"could not restore {display_path(item['path'])}: {item['reason']}; it was left as it is")
     source, shown = answer["source"][:12], display_path(answer["path"])
+    to = " ".join(to.split())  # one line whatever was typed (echo escapes the rest)
     failed = len(answer.get("failed") or [])
     if dry_run:
         echo(f"{len(answer['actions'])} change(s) to restore {shown} from {to} ({source})")

@@ -4,7 +4,6 @@ as it is). The history pages' buttons run the same operations (ops/holds.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from committer.cli.app import Argument, Option, Options, command, echo
@@ -34,14 +33,15 @@ def put_back(opts: Options) -> int:
 @command("allow-secret", events=True, commits=True)
 def allow_secret(
     opts: Options,
-    path: Annotated[str, Argument(help="The held file, relative to the data directory.", metavar="PATH")],
+    path: Annotated[str, Argument(help="The held file (relative to the current directory inside the data "
+                                       "directory, else to it).", metavar="PATH")],
     dry_run: Annotated[bool, Option("--dry-run", help="Say what was found and where; commit nothing.")] = False,
 ) -> int:
     """Say a file held for a secret holds none: commit it once as it is now (recorded in the commit's
     BM-Meta trailer as allowed_secret and in the log). Its next change is scanned again."""
     settings = opts.settings()
     require_repo(settings)
-    rel = relative(settings, path) if Path(path).is_absolute() else path
+    rel = relative(settings, path)
     answer = ops.run(settings, AllowSecret(rel, dry_run=dry_run))
     echo(_found(answer))
     if dry_run:

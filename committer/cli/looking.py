@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from committer.cli.app import Argument, Option, Options, command, echo
-from committer.cli.commands import relative
+from committer.cli.commands import as_typed, relative, typed_in
 from committer.core import clock
 from committer.core.errors import ConfigError
 from committer.core.paths import display_path, display_text
@@ -47,7 +47,8 @@ def suggest(repo: GitRepo, rel: str) -> str:
     """`; did you mean a/b.md or c/b.md?` from the names holding the last part of `rel`, or ""."""
     tail = rel.rstrip("/").rsplit("/", 1)[-1]
     found = [p for p in finder.names(repo, tail, most=SUGGESTED) if p != rel] if tail else []
-    return f"; did you mean {' or '.join(display_path(p) for p in found)}?" if found else ""
+    folder = typed_in(repo.data_dir)  # named as they are typed where the command was typed
+    return f"; did you mean {' or '.join(display_path(as_typed(p, folder)) for p in found)}?" if found else ""
 
 
 def name_at(repo: GitRepo, rel: str, sha: str, newest: str) -> str | None:
@@ -92,8 +93,8 @@ def show(
     path: Annotated[str, Argument(help="A file in the data directory (as it is named in that version).")],
     at: Annotated[str | None, Option("--at", help=f"Which version. {WHEN} Default: the newest saved.",
                                      metavar="WHEN")] = None,
-    output: Annotated[str | None, Option("-o", "--output", help="Write the content to this file.",
-                                         metavar="FILE")] = None,
+    output: Annotated[str | None, Option("-o", "--output", metavar="FILE",
+                                         help="Write the content to this file (- for the standard output).")] = None,
     force: Annotated[bool, Option("--force", help="Replace the file -o names when it exists.")] = False,
 ) -> None:
     """Print a file as it was (text to the terminal; a binary file only with -o FILE or into a pipe)."""
@@ -102,24 +103,42 @@ def show(
     rel = repo.named(relative(settings, path), at)
     sha = version(repo, at, "--at", rel)
     data = content(repo, sha, rel)
-    if output:
+    if output and output != "-":  # `-o -`: the standard output, as for git and most tools
         target = Path(output)
         if target.is_dir():
-            raise ConfigError("-o", f"{output} is a folder; name a file")
+            raise ConfigError("-o", f"{display_path(output)} is a folder; name a file")
+        if _inside(target, settings.git_dir):
+            raise ConfigError("-o", f"{display_path(output)} is inside the repository {settings.git_dir}: "
+                                    "writing there would damage it; name a file elsewhere")
+        if target.is_symlink() and not force:
+            raise ConfigError("-o", f"{display_path(output)} is a symbolic link; add --force to write to the file "
+                                    "it names")
         if target.exists() and not force:
-            raise ConfigError("-o", f"{output} exists; add --force to replace it")
+            raise ConfigError("-o", f"{display_path(output)} exists; add --force to replace it")
         try:
             with target.open("wb" if force else "xb") as out:
                 out.write(data)
         except OSError as exc:
-            raise ConfigError("-o", f"cannot write {output}: {exc.strerror or exc}") from None
-        echo(f"wrote {display_path(rel)} of {sha[:12]} to {output} ({len(data)} bytes)", err=True)
+            raise ConfigError("-o", f"cannot write {display_path(output)}: {exc.strerror or exc}") from None
+        echo(f"wrote {display_path(rel)} of {sha[:12]} to {display_path(output)} ({len(data)} bytes)", err=True)
+        if _inside(target, settings.data_dir):
+            echo(f"{display_path(output)} is in the data directory: it is saved with the next commit like any "
+                 "file written there (`committer restore` puts a file back in place instead)", err=True)
         return
     if b"\0" in data[:SNIFF] and sys.stdout.isatty():
         raise ConfigError("-o", f"{display_path(rel)} is binary ({len(data)} bytes): write it to a file with "
                                 "`-o FILE`")
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
+
+
+def _inside(target: Path, top: Path) -> bool:
+    """Whether a file written at `target` lands in the data directory (links followed, as the write does)."""
+    try:
+        where = target.parent.resolve() / target.name
+        return where.resolve().is_relative_to(top.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 @command()
@@ -150,6 +169,9 @@ def diff(
     old_name = name_at(repo, new_name or rel, older, newer if new_name else head)
     if old_name is None and new_name is None:
         raise missing(repo, rel, newer)
+    if from_ and older != newer and repo.git("merge-base", "--is-ancestor", newer, older, check=False).returncode == 0:
+        echo(f"--from {display_text(from_)} is newer than --to {display_text(to or 'the newest')}: the changes "
+             "are shown backwards (swap them to see them as they were made)", err=True)
     names = sorted({n for n in (old_name, new_name) if n})
     out = repo.git("diff", "--no-color", "--no-ext-diff", "-M", older, newer, "--", *names).stdout
     if not out:
@@ -176,24 +198,29 @@ def search(
     if as_json:
         echo(json.dumps(_as_dict(found)))
         return 0 if found.names or found.lines or found.past else 1
-    for line in render(found, in_history):
+    for line in render(found, in_history, typed_in(repo.data_dir)):
         echo(line)
     return 0 if found.names or found.lines or found.past else 1
 
 
-def render(found: finder.Found, in_history: bool) -> list[str]:
-    """The lines `committer search` prints."""
+def render(found: finder.Found, in_history: bool, folder: str = "") -> list[str]:
+    """The lines `committer search` prints, the names as they are typed in `folder` (`../plan.md` from
+    `notes`: what `show` and `log` take there)."""
+
+    def shown(path: str) -> str:
+        return display_path(as_typed(path, folder))
+
     out: list[str] = []
     if found.names:
-        out += [f"Names ({len(found.names)}):", *(f"  {display_path(p)}" for p in found.names)]
+        out += [f"Names ({len(found.names)}):", *(f"  {shown(p)}" for p in found.names)]
     if found.lines:
         out += [f"Content ({len(found.lines)} line{'' if len(found.lines) == 1 else 's'}):",
-                *(f"  {display_path(h.path)}:{h.number}: {display_text(h.text)}" for h in found.lines)]
+                *(f"  {shown(h.path)}:{h.number}: {display_text(h.text)}" for h in found.lines)]
     if found.past:
         out.append(f"Past versions ({len(found.past)}):")
         for hit in found.past:
             how = "came" if hit.came else "went"
-            out.append(f"  {hit.sha[:12]}  {clock.iso(hit.epoch)}  {display_path(hit.path)}  ({how}) "
+            out.append(f"  {hit.sha[:12]}  {clock.iso(hit.epoch)}  {shown(hit.path)}  ({how}) "
                        f"{display_text(hit.text)}".rstrip())
     if not out:
         where = "in past versions either" if in_history else "(add --in-history to search past versions)"

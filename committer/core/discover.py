@@ -2,8 +2,9 @@
 
 Without --data-dir, --git-dir, --config (or COMMITTER_DATA_DIR, COMMITTER_GIT_DIR, COMMITTER_CONFIG), in this
 order: the running daemon whose data directory holds the current directory; a `committer.toml` in the
-current directory or a parent; the user's `$XDG_CONFIG_HOME/committer/committer.toml`; the only daemon
-running as this user; else the defaults (and `/etc/committer/committer.toml` when it is there)."""
+current directory or a parent (the user's own only: see `_check_owner`); the user's
+`$XDG_CONFIG_HOME/committer/committer.toml`; the only daemon running as this user; else the defaults (and
+`/etc/committer/committer.toml` when it is there)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from committer.core import runtime
+from committer.core.errors import ConfigError
+from committer.core.paths import display_path
 from committer.core.settings import DEFAULT_CONFIG_FILE as SYSTEM_FILE
+from committer.core.settings import read_config_file
 
 FILE_NAME = "committer.toml"
 # How a command found its repository: the keys of `status --json`'s "found".
@@ -64,6 +68,8 @@ def find(config_flag: str | None, env: Mapping[str, str], flags: Mapping[str, ob
         for folder in (cwd, *cwd.parents):
             candidate = folder / FILE_NAME
             if _is_file(candidate):
+                _check_owner(candidate, env)
+                _check_not_data(candidate, [parent / FILE_NAME for parent in folder.parents], user_config(env))
                 where = "the current directory" if folder == cwd else "a parent of the current directory"
                 return Found(NEARBY, f"{candidate} (in {where})", candidate)
     mine = user_config(env)
@@ -77,6 +83,67 @@ def find(config_flag: str | None, env: Mapping[str, str], flags: Mapping[str, ob
         return Found(DEFAULTS, f"{system} (the system config; nothing nearer says where the data is{others})",
                      system)
     return Found(DEFAULTS, f"the defaults (no daemon here, no committer.toml, no user config{others})")
+
+
+def _check_owner(path: Path, env: Mapping[str, str]) -> None:
+    """A committer.toml found by looking up from the current directory is read only when it is this user's
+    or root's (the link and the file it names), as git reads only a repository of the user's own
+    (`safe.directory`):
+    one planted in /tmp or in another user's folder would otherwise choose the repository a command acts on.
+    Root may read the file of the user who ran sudo (SUDO_UID), as git allows. --config reads any file."""
+    uid = os.geteuid()
+    allowed = {uid, 0}  # root's files (a link to /etc/committer/committer.toml) no other user can plant
+    if uid == 0 and env.get("SUDO_UID", "").isdigit():
+        allowed.add(int(env["SUDO_UID"]))
+    try:
+        owners = {path.lstat().st_uid, path.stat().st_uid}
+    except OSError:
+        return
+    strangers = sorted(owners - allowed)
+    if strangers:
+        shown = display_path(str(path))
+        raise ConfigError("config", (
+            f"{shown} belongs to user id {strangers[0]}, not to you, so it is not read (a committer.toml of "
+            f"another user's could choose the repository this command acts on); give it as --config {shown} "
+            "if you trust it, or run the command elsewhere"))
+
+
+def _check_not_data(path: Path, outer: list[Path], mine: Path | None) -> None:
+    """A committer.toml inside a data directory (the one it names itself, or one an outer committer.toml or
+    the user's config names) is data: it is versioned and pushed, and a pull writes whatever the remote
+    holds into it, so whoever can push to the remote could choose where this command reads and pushes."""
+    for config in [path, *outer, *([mine] if mine is not None else [])]:
+        if config != path and not (_is_file(config) and _owned(config)):
+            continue
+        data_dir = _data_dir_of(config)
+        if data_dir is not None and (data_dir == path.parent or data_dir in path.parents):
+            whose = "it names itself" if config == path else f"that {display_path(str(config))} names"
+            shown = display_path(str(path))
+            raise ConfigError("config", (
+                f"{shown} lies inside the data directory {whose}, so it is data (saved, pushed, and rewritten by "
+                f"a pull) and is not read as settings; keep committer.toml beside the data directory "
+                f"(`data_dir = \"notes\"`), or give it as --config {shown} if you trust it"))
+
+
+def _owned(path: Path) -> bool:
+    try:
+        return path.stat().st_uid == os.geteuid()
+    except OSError:
+        return False
+
+
+def _data_dir_of(config: Path) -> Path | None:
+    """The data directory a config file names (resolved), None when it names none or cannot be read."""
+    try:
+        value = read_config_file(config).get("data_dir")
+    except ConfigError:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return Path(value.strip()).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return None
 
 
 def _given(config_flag: str | None, env: Mapping[str, str], flags: Mapping[str, object | None]) -> Found | None:

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import structlog
 
 from committer.core.errors import redact
-from committer.core.paths import display_path
+from committer.core.paths import display_path, display_text
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _secrets: list[str] = []
@@ -61,6 +61,26 @@ def _escape_paths(_logger: object, _name: str, event: MutableMapping[str, Any]) 
     return event
 
 
+_QUOTED = frozenset(" \t=\r\n\"'")  # a value holding one of these is shown as its repr by the console renderer
+
+
+def _escape_controls(_logger: object, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Console lines: no text acts on the operator's terminal (a name holding `\\x1b[2J` in a git error
+    message, a branch, a URL). The event's text and a value the renderer prints as it is (one without a space
+    or a quote; the others it prints as their repr, escaped) get control characters and bidirectional
+    overrides as `\\xNN`; a line break in the event's text is kept (git's messages have several lines) but
+    the next line is marked, so it cannot pass for an event of its own."""
+    for key, value in event.items():
+        if not isinstance(value, str) or key == "exception":
+            continue
+        if key == "event":
+            shown = display_text(value)
+            event[key] = shown.replace("\n", "\n    | ") if "\n" in shown else shown
+        elif not _QUOTED.intersection(value):
+            event[key] = display_text(value)
+    return event
+
+
 def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Set up structlog once for the process; fmt is auto, console or json."""
     out = stream or sys.stderr
@@ -73,6 +93,7 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
             renderer = Console(renderer)
     else:
         renderer = structlog.processors.JSONRenderer()
+    shown = [_escape_controls] if fmt == "console" else []
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -81,6 +102,7 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
             structlog.processors.format_exc_info,
             _escape_paths,
             _redact_event,
+            *shown,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),

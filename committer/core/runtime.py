@@ -1,8 +1,9 @@
 """The running daemons' records: one small JSON file per daemon in the user's runtime directory, written
 at start and removed at a clean stop, so a command typed without --data-dir finds the daemon it means.
 
-The directory is `$XDG_RUNTIME_DIR/committer/`, else `/run/committer/` for root, else
-`/tmp/committer-<uid>/` (made mode 0700, used only when it is this user's own). A record holds the pid,
+The directory is `$XDG_RUNTIME_DIR/committer/` (when that folder is the user's own: not under `sudo -E`),
+else `/run/committer/` for root, else `/tmp/committer-<uid>/` (made mode 0700, used only when it is this
+user's own). A record holds the pid,
 the paths, the branch, the config file's path, the HTTP address and the start time: no secret, no token,
 no remote URL. A record whose process is gone, or whose pid now belongs to another program (its start
 time in /proc differs), is stale: it is ignored and removed."""
@@ -45,11 +46,18 @@ def runtime_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where the records live for this user (see the module's docstring)."""
     env = os.environ if env is None else env
     xdg = env.get("XDG_RUNTIME_DIR", "")
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "committer"
+    if xdg and os.path.isabs(xdg) and _owner(xdg) in (os.geteuid(), None):
+        return Path(xdg) / "committer"  # not another user's (`sudo -E` keeps the user's XDG_RUNTIME_DIR)
     if os.geteuid() == 0:
         return Path("/run/committer")
     return Path("/tmp") / f"committer-{os.geteuid()}"
+
+
+def _owner(path: str) -> int | None:
+    try:
+        return os.stat(path).st_uid
+    except OSError:
+        return None
 
 
 def _own_dir(path: Path, make: bool) -> bool:
@@ -153,7 +161,8 @@ def _read(path: Path) -> tuple[dict[str, object], Record] | None:
             return None
         raw = json.loads(path.read_text(encoding="utf-8"))
         pid, data_dir, git_dir = raw["pid"], raw["data_dir"], raw["git_dir"]
-        if not (isinstance(pid, int) and isinstance(data_dir, str) and isinstance(git_dir, str)):
+        if not (type(pid) is int and isinstance(data_dir, str) and isinstance(git_dir, str)
+                and os.path.isabs(data_dir) and os.path.isabs(git_dir)):
             return None
         config = raw.get("config")
         return raw, Record(
@@ -161,7 +170,7 @@ def _read(path: Path) -> tuple[dict[str, object], Record] | None:
             config=Path(config) if isinstance(config, str) and config else None,
             http=str(raw["http"]) if raw.get("http") else None, started_at=str(raw.get("started_at") or ""),
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from committer.core import clock
 from committer.core.errors import redact
-from committer.core.paths import display_path
+from committer.core.paths import display_path, display_text
 from committer.core.secret import webhook_secret
 from committer.core.settings import Settings, shown
 from committer.git.repo import GitRepo
@@ -202,9 +202,17 @@ def render_status(status: dict[str, Any]) -> str:
                              "apply it with `committer confirm-deletes`"))
     elif status["held"]:
         held = status["held"]
+        back = ("write them back with `committer put-back`" if held["reason"] == "max_delete"
+                else "bring the files back")
         rows.append(("HOLD", f"{held['count']} deletion(s) held since {held['since']}: {held['reason']}; "
-                             "release with `committer confirm-deletes`, or bring the files back"))
+                             f"release with `committer confirm-deletes`, or {back}"))
     for item in status["held_files"] or []:
         rows.append(("held", f"{item['path']} ({item['reason']})"))
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    # One line a row, whatever a folder's name holds (a found committer.toml's, the data dir's).
+    return "\n".join(f"{k.ljust(width)}  {_one_line(v)}" for k, v in rows)
+
+
+def _one_line(value: str) -> str:
+    """A row's value with no control character acting on the terminal and no line break."""
+    return display_text(value).replace("\n", "\\x0a").replace("\t", " ")

@@ -82,8 +82,8 @@ class Access:
         """Open on a loopback bind; behind the token on any other; off there without one (logged)."""
         if is_loopback(bind_host):
             return Access(OPEN, token)
-        if token() is None:
-            log.warning(
+        if token() is None:  # the expected container set-up (probes on 0.0.0.0, no pages): info, not a warning
+            log.info(
                 "pages_off", host=bind_host,
                 reason="--http binds an address other than loopback and no ui token is configured",
                 action="set ui_token_file, COMMITTER_UI_TOKEN or the systemd credential ui_token to turn them on",

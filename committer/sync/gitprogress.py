@@ -1,6 +1,6 @@
 """git's own progress on a network call (`--progress`: objects counted, compressed, written or received, and
-bytes), read from its stderr as it comes and handed on a step at a time; the whole stderr is kept for the
-error messages as before."""
+bytes), read from its stderr as it comes and handed on a step at a time; the rest of stderr (its other
+lines) is kept for the error messages as before."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ _LINE = re.compile(
     r"^(?:remote: )?(?P<phase>[A-Z][a-z]+(?: [a-z]+)*(?: objects| deltas)?): +"
     r"(?:(?P<percent>\d+)% \((?P<done>\d+)/(?P<total>\d+)\)|(?P<count>\d+))"
     r"(?:, (?P<size>[\d.]+ [KMGT]?i?B))?")
-_KEPT = 1 << 20  # progress text is redrawn with \r: only the last MiB of stderr's text is kept, as a capture
+# What git says besides the counts when it shows progress: nothing an error message needs.
+_COUNTS = re.compile(rb"^(?:remote: )?(?:Delta compression using up to \d+ threads|Total \d+ \(delta \d+\))")
+_KEPT = 1 << 20  # only the last MiB of stderr's other lines is kept, as a capture
 
 
 def parse(line: str) -> Step | None:
@@ -54,16 +56,25 @@ class Tee:
                 break
             if not chunk:
                 break
-            self._kept += chunk
-            del self._kept[:-_KEPT]
             pending += chunk
             *lines, pending = re.split(rb"[\r\n]", pending)
             for raw in lines:
-                step = parse(raw.decode("utf-8", "replace"))
-                if step is not None:
-                    with contextlib.suppress(Exception):  # a broken display must not lose git's stderr
-                        self._on_step(step)
+                self._line(raw)
+        if pending:
+            self._line(pending)
         self._pipe.close()
+
+    def _line(self, raw: bytes) -> None:
+        """A progress line goes to `on_step` only: an error message made of stderr names what went wrong,
+        not every percent git counted on the way (a push refused by a hook said "Counting objects: 1% ...")."""
+        step = parse(raw.decode("utf-8", "replace"))
+        if step is None:
+            if raw.strip() and not _COUNTS.match(raw):
+                self._kept += raw + b"\n"
+                del self._kept[:-_KEPT]
+            return
+        with contextlib.suppress(Exception):  # a broken display must not lose git's stderr
+            self._on_step(step)
 
     def text(self, timeout: float = 5.0) -> bytes:
         """All of stderr (its last MiB) once git closed it (or `timeout` seconds, a stray child holding it)."""

@@ -71,3 +71,18 @@ def test_the_daemon_logs_progress_during_a_long_start_up_scan_and_a_long_push(
     pushes = daemon.events("push_progress")
     assert pushes and any(e.get("phase", "").endswith("objects") for e in pushes), daemon.output()
     assert all(e["remote"] == f"file://{mirror}" for e in pushes)
+
+
+@pytest.mark.integration
+def test_a_push_refused_halfway_on_a_terminal_says_why_without_gits_counts(layout: Layout, mirror: Path) -> None:
+    many_files(layout, 300)
+    assert committer("init", env=layout.env).returncode == 0
+    hook = mirror / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'the hook says no'\nexit 1\n")
+    hook.chmod(0o755)
+    code, out = on_terminal(cli("push", *layout.args(), "--remote", f"file://{mirror}"), layout.env)
+    assert code == 1 and "pushing: writing objects" in out, out  # the bar was there
+    error = out[out.index("committer: error:"):]
+    assert "the hook says no" in error and "pre-receive hook declined" in error, error
+    for noise in ("Counting objects", "Writing objects", "%", "Delta compression", "Total 302"):
+        assert noise not in error, error

@@ -161,3 +161,24 @@ def test_a_failed_push_on_a_terminal_says_its_error_once_and_what_to_do(layout: 
     assert code == 1, out
     assert out.count("Couldn't connect") == 1, out
     assert "retrying" not in out and "run `committer push` again later" in out
+
+
+def test_console_lines_never_act_on_the_terminal() -> None:
+    """A name holding `\\x1b[2J` or a line break, in any field or in the line's text (a git error message
+    names files), is shown escaped: it can neither clear the operator's terminal nor pass for a line of its
+    own."""
+    import io
+
+    out = io.StringIO()
+    try:
+        logs.configure("console", "info", stream=out)
+        log = logs.get("test")
+        log.error("commit_failed", error="unable to create 'notes/evil\x1b[2J.md'\nfatal: stop",
+                  path="a\nb\x1b[31m.md", what="\x1b[2J\u202e", why="save \u202eevil")
+        log.info("push failed: cannot open evil\x1b[2J.md\n2026-12-07 [info] all pushed")
+    finally:
+        logs.configure("json", "info")
+    text = out.getvalue()
+    assert "\x1b" not in text and "\u202e" not in text, text
+    assert "evil\\x1b[2J.md" in text and "a\\x0ab\\x1b[31m.md" in text and "what=\\x1b[2J\\u202e" in text
+    assert text.count("\n") == 3 and "\n    | 2026-12-07 [info] all pushed" in text, text

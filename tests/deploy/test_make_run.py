@@ -31,3 +31,8 @@ def test_make_run_installs_no_test_tools_and_serves_the_pages_on_loopback() -> N
 def test_make_test_adds_the_test_tools_on_top() -> None:
     commands = planned("test")
     assert "pip install --quiet -e '.[test]'" in commands
+
+
+def test_make_run_hints_at_the_command_without_flags() -> None:
+    hint = next(line for line in planned("run").splitlines() if "from a shell" in line)
+    assert hint.rstrip("\"'").endswith("/committer log") and "--data-dir" not in hint, hint
