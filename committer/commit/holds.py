@@ -71,7 +71,7 @@ class Holds:
         self.hold = hold
         if new and hold is not None:
             log.warning("hold", reason=hold.reason, count=len(hold.paths), paths=sorted(hold.paths)[:10],
-                        release="committer confirm-deletes", **context)
+                        release="committer confirm-deletes, or committer put-back", **context)
             self.emit(events.hold(action=events.SET, reason=hold.reason, paths=sorted(hold.paths),
                                   batch=context.get("batch")))
 
