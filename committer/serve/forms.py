@@ -96,15 +96,9 @@ async def _checked_form(pages: Pages, request: Request, what: str) -> dict[str, 
 
 async def confirm_deletes(pages: Pages, request: Request) -> Response:
     """POST: commit the held deletions the page showed (`committer confirm-deletes`)."""
-    form = await _checked_form(pages, request, "/holds/confirm")
-    if isinstance(form, Response):
-        return form
-    log.info("page_confirm_deletes")
-    try:
-        answer = (await run_in_threadpool(pages.request, ConfirmDeletes(seen=form.get("seen", "")))).payload
-    except CommitterError as exc:
-        return _held(pages, request, "Nothing was done", exc.message, 409)
-    await _settled(pages, _hold_gone(form.get("seen", "")))
+    answer = await _deal_with_hold(pages, request, "/holds/confirm", ConfirmDeletes)
+    if isinstance(answer, Response):
+        return answer
     if answer.get("sha"):
         return RedirectResponse(f"/commit/{answer['sha']}", 303)
     return _held(pages, request, "Nothing to confirm", "No deletions are on hold (any more).", 200)
@@ -112,16 +106,27 @@ async def confirm_deletes(pages: Pages, request: Request) -> Response:
 
 async def put_back(pages: Pages, request: Request) -> Response:
     """POST: write the held deletions back from the last commit (`committer put-back`)."""
-    form = await _checked_form(pages, request, "/holds/put-back")
+    answer = await _deal_with_hold(pages, request, "/holds/put-back", PutBack)
+    if isinstance(answer, Response):
+        return answer
+    return page(pages, request, "held.html", {"title": "Put back", "put": answer})
+
+
+async def _deal_with_hold(pages: Pages, request: Request, path: str,
+                          kind: type[ConfirmDeletes] | type[PutBack]) -> Response | Mapping[str, Any]:
+    """A hold button's POST checked, its request run by the daemon on the hold the page showed, and the
+    daemon's state settled: the answer's payload, or the page that says why nothing was done."""
+    form = await _checked_form(pages, request, path)
     if isinstance(form, Response):
         return form
-    log.info("page_put_back")
+    log.info("page_confirm_deletes" if kind is ConfirmDeletes else "page_put_back")
+    seen = form.get("seen", "")
     try:
-        answer = (await run_in_threadpool(pages.request, PutBack(seen=form.get("seen", "")))).payload
+        answer = (await run_in_threadpool(pages.request, kind(seen=seen))).payload
     except CommitterError as exc:
         return _held(pages, request, "Nothing was done", exc.message, 409)
-    await _settled(pages, _hold_gone(form.get("seen", "")))
-    return page(pages, request, "held.html", {"title": "Put back", "put": answer})
+    await _settled(pages, _hold_gone(seen))
+    return answer
 
 
 async def _settled(pages: Pages, done: Callable[[Mapping[str, Any]], bool]) -> None:
