@@ -100,8 +100,8 @@ def parse_date(repo: GitRepo, text: str, now: float | None = None) -> Span | Non
     if len(out) != 2 or not all(item.startswith("--max-age=") for item in out):
         return None
     at, then = (int(item.removeprefix("--max-age=")) for item in out)
-    if abs(at - then) <= 1 and not any(w in ("now", "today") for w in word.split()):
-        return None  # `next tuesday`, `tuesday`: read as now, which they do not say
+    if abs(at - then) <= 1 and not match and not any(w in ("now", "today") for w in word.split()):
+        return None  # `next tuesday`, `tuesday`: read as now, which they do not say (`1 second ago` does)
     return Span(float(at), float(at))
 
 

@@ -94,7 +94,8 @@ def test_parse_date_reads_days_as_whole_days_and_refuses_what_it_does_not_know(l
     evening = revs.parse_date(repo, "yesterday 18:00", now)
     expected = datetime.datetime.combine(datetime.date.today() - datetime.timedelta(days=1), datetime.time(18))
     assert evening is not None and evening.first == pytest.approx(expected.timestamp(), abs=2)
-    for text in ("last tuesday", "noon", "3 weeks ago", "dec 1", "now", "today", "yesterday"):
+    for text in ("last tuesday", "noon", "3 weeks ago", "dec 1", "now", "today", "yesterday", "1 second ago",
+                 "0 minutes ago"):
         assert revs.parse_date(repo, text, now) is not None, text
     for text in ("main", "HEAD~1", "soon", "2026-13-45", "next tuesday", "tuesday", "x 5", "", "2 hours ago; rm"):
         assert revs.parse_date(repo, text, now) is None, text
