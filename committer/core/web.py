@@ -3,6 +3,6 @@ receivers use, so the library is imported in one place only."""
 
 from __future__ import annotations
 
-from httpx import BasicAuth, Client, HTTPError, Limits, Response
+from httpx import BasicAuth, Client, HTTPError, Limits, Response, TimeoutException
 
-__all__ = ["BasicAuth", "Client", "HTTPError", "Limits", "Response"]
+__all__ = ["BasicAuth", "Client", "HTTPError", "Limits", "Response", "TimeoutException"]

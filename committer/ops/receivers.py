@@ -18,7 +18,7 @@ from committer.core import secret
 from committer.core.secret import SecretUnreadable
 from committer.core.settings import Settings
 from committer.core.values import shown_url
-from committer.core.web import Client, HTTPError, Limits
+from committer.core.web import Client, HTTPError, Limits, TimeoutException
 from committer.git.runner import clean_env, kill_group, run_capped
 from committer.ops.outbox import Entry
 
@@ -74,8 +74,8 @@ class HttpReceiver:
                                      extensions={"trace": self._trace}) as response:
                 status = response.status_code
         except HTTPError as exc:
-            with self._lock:
-                cut = self._cut
+            with self._lock:  # the deadline's timer or the client's own timeout (the same bound) came first
+                cut = self._cut or isinstance(exc, TimeoutException)
             why = f"no answer within {self.timeout:g}s" if cut else f"{type(exc).__name__}: {exc}"
             raise Failed(why.replace(self.url, self.shown)) from None
         finally:
