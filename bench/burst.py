@@ -41,17 +41,19 @@ def child_events(count: int, root: str) -> dict[str, Any]:
     import committer.cli  # noqa: F401 - what the daemon process holds
     from committer.policy.filters import PathFilter
     from committer.watch.batcher import Batcher
+    from committer.watch.inotify import EventHandler
     from committer.watch.watcher import Watcher
 
     base = _hwm_mb()
     watcher = Watcher(Path(root), PathFilter(Path(root)), notify=lambda: None, observer="poll")
+    handler = EventHandler(watcher.root, watcher.pfilter, watcher.inbox)  # what the inotify observer calls
     batcher = Batcher(debounce=2.0, max_delay=30.0)
     started = time.perf_counter()
     most = 0
     for index in range(count):
         path = f"{root}/{_rel(index)}"
-        watcher.on_any_event(FileCreatedEvent(path))
-        watcher.on_any_event(FileModifiedEvent(path))
+        handler.on_any_event(FileCreatedEvent(path))
+        handler.on_any_event(FileModifiedEvent(path))
         if index % 10_000 == 9_999:
             paths, _ = watcher.drain()
             now = time.monotonic()
