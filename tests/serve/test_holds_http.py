@@ -16,13 +16,11 @@ from committer.core import events
 from committer.ops.state import parts_state
 from committer.serve import wording
 from committer.serve.access import Access
-from committer.serve.app import HttpServer
-from committer.serve.metrics import Metrics
 from committer.serve.pages import Pages
 from committer.sync.pullstate import PullRecord
 from tests.commit.test_pipeline import make_pipeline, write
 from tests.conftest import Layout, git
-from tests.serve.test_pages import Answer, fetch, perform, post
+from tests.serve.test_pages import Answer, fetch, perform, post, serving
 
 TOKEN = "ghp_" + "Zq8Lm3Rt7Vx1Bn5Kc9Hd2Fg6Js4Pw0Ye8Ua3M"[:36]
 PUSHED = {"remote": "https://github.com/o/r.git", "pending_commits": 0, "last_push_at": "2026-11-30T10:00:00Z",
@@ -61,11 +59,8 @@ def site(layout: Layout) -> Iterator[Site]:
     push = dict(PUSHED)
     pages = Pages(pipeline.repo, access, lambda: {"push": push, **parts_state(pipeline, PullRecord())},
                   perform(pipeline))
-    server = HttpServer(("127.0.0.1", 0), Metrics(process=False), lambda: {"healthy": True}, lambda: True,
-                        pages=pages)
-    server.start()
-    yield Site(server.port, pipeline, layout, access, push, emitted)
-    server.stop()
+    with serving(pages) as port:
+        yield Site(port, pipeline, layout, access, push, emitted)
 
 
 def delete_five(site: Site) -> None:

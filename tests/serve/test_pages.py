@@ -4,6 +4,7 @@ contents, cross-site posts, foreign Host names, missing tokens, slow clients).""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -111,6 +112,18 @@ def build_history(layout: Layout, pipeline: Committer) -> dict[str, str]:
     return revs
 
 
+@contextlib.contextmanager
+def serving(pages: Pages) -> Iterator[int]:
+    """The pages served by the daemon's own HTTP server on a loopback port (the port), stopped after."""
+    server = HttpServer(("127.0.0.1", 0), Metrics(process=False), lambda: {"healthy": True}, lambda: True,
+                        pages=pages)
+    server.start()
+    try:
+        yield server.port
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def site(layout: Layout) -> Iterator[Site]:
     pipeline = make_pipeline(layout)
@@ -119,11 +132,8 @@ def site(layout: Layout) -> Iterator[Site]:
     state: dict[str, Any] = {"push": {"remote": "https://github.com/o/r.git", "pending_commits": 2,
                                       "last_push_at": "2026-11-30T10:00:00Z", "last_error": None}}
     pages = Pages(pipeline.repo, access, lambda: state, perform(pipeline))
-    server = HttpServer(("127.0.0.1", 0), Metrics(process=False), lambda: {"healthy": True}, lambda: True,
-                        pages=pages)
-    server.start()
-    yield Site(server.port, pipeline, layout, access, revs, state)
-    server.stop()
+    with serving(pages) as port:
+        yield Site(port, pipeline, layout, access, revs, state)
 
 
 def test_the_timeline_shows_commits_files_marks_tags_and_the_push_banner(site: Site) -> None:
@@ -315,11 +325,8 @@ def guarded(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[i
     access = Access.decide("0.0.0.0", lambda: read_token(None))
     pages = Pages(pipeline.repo, access, dict, perform(pipeline))
     # Bound to loopback for the test; the access rule is the one of a 0.0.0.0 bind.
-    server = HttpServer(("127.0.0.1", 0), Metrics(process=False), lambda: {"healthy": True}, lambda: True,
-                        pages=pages)
-    server.start()
-    yield server.port, access, layout
-    server.stop()
+    with serving(pages) as port:
+        yield port, access, layout
 
 
 def test_off_loopback_every_page_needs_the_token(guarded: tuple[int, Access, Layout]) -> None:

@@ -15,13 +15,11 @@ import pytest
 from committer.core.errors import ConfigError
 from committer.ops import search as finder
 from committer.serve.access import Access
-from committer.serve.app import HttpServer
-from committer.serve.metrics import Metrics
 from committer.serve.pages import Pages
 from tests.commit.test_pipeline import make_pipeline, write
 from tests.conftest import Layout, wait_for
 from tests.serve.shots import PHONE, body_text, browser, shoot  # noqa: F401 - browser: the fixture
-from tests.serve.test_pages import Site, perform
+from tests.serve.test_pages import Site, perform, serving
 
 BAD = os.fsdecode(b"bad\xff.md")
 
@@ -40,11 +38,8 @@ def site(layout: Layout) -> Iterator[Site]:
     state: dict[str, Any] = {"push": {"remote": None, "pending_commits": 0, "last_error": None}}
     access = Access("open")
     pages = Pages(pipeline.repo, access, lambda: state, perform(pipeline))
-    server = HttpServer(("127.0.0.1", 0), Metrics(process=False), lambda: {"healthy": True}, lambda: True,
-                        pages=pages)
-    server.start()
-    yield Site(server.port, pipeline, layout, access, revs, state)
-    server.stop()
+    with serving(pages) as port:
+        yield Site(port, pipeline, layout, access, revs, state)
 
 
 def test_search_lists_names_and_lines_of_the_newest_version(site: Site) -> None:
