@@ -554,3 +554,22 @@ def test_a_message_that_comes_twice_runs_its_task_once(world: World) -> None:
         thread.join()
     assert len([c for c in claims if c is not None]) == 1
     assert world.store.task(racing).attempts == 1
+
+
+def test_a_credential_tied_to_hosts_never_leaves_for_another(world: World) -> None:
+    """A token file with a `host:` line: a source on that host gets it; one on another host (here the same
+    server by another name) is refused before git runs, and the server never sees a request."""
+    port = world.server.url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+    (world.creds / "tied").write_text(f"{TOKEN}\nhost: 127.0.0.1:{port}\n")
+    assert world.run(world.repository("tied-ok", credential="tied"), "migrate") == 4
+    seen = len(world.server.requests)
+    elsewhere = world.server.url.replace("127.0.0.1", "localhost")
+    repo = world.repository("tied-elsewhere", url=elsewhere, credential="tied")
+    with pytest.raises(TaskFailed) as failed:
+        world.run(repo, "migrate")
+    assert failed.value.retry is False
+    assert failed.value.message == (f"credential 'tied' is for 127.0.0.1:{port}, not the source's host "
+                                    f"localhost:{port}: add that host to the credential's `host:` line if it is "
+                                    "meant for it")
+    assert len(world.server.requests) == seen
+    assert TOKEN not in failed.value.message
