@@ -393,7 +393,8 @@ def test_server_reflection_lists_the_service_and_describes_it(fleet: Fleet) -> N
 
 def test_with_a_token_file_every_call_needs_the_bearer_token(tmp_path: Path) -> None:
     """With api_token_file: no token or a wrong one is UNAUTHENTICATED (for the service and reflection), the
-    right one works, and health checks stay open for probes."""
+    right one works, a rotated file's token replaces the old one at once (an emptied file keeps the last good
+    one), and health checks stay open for probes."""
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     secured = start(tmp_path, api_token_file=token_file)
@@ -410,6 +411,14 @@ def test_with_a_token_file_every_call_needs_the_bearer_token(tmp_path: Path) -> 
         assert _reflected_services(secured.server.port, (("authorization", f"Bearer {TOKEN}"),))
         with Connection(address, TOKEN, timeout=10) as client:
             assert client.call("CreateOrganisation", pb.CreateOrganisationRequest(slug="tokened")).slug == "tokened"
+        rotated = TOKEN + "-rotated"
+        token_file.write_text(rotated + "\n")  # read again on the next call: no restart
+        with Connection(address, TOKEN, timeout=10) as client, pytest.raises(CallFailed) as caught:
+            client.call("ListOrganisations", pb.ListOrganisationsRequest())
+        assert caught.value.code == "UNAUTHENTICATED"
+        token_file.write_text("")  # emptied by mistake: the last good token stays
+        with Connection(address, rotated, timeout=10) as client:
+            assert client.call("ListOrganisations", pb.ListOrganisationsRequest()).organisations
         with grpc.insecure_channel(address) as channel:
             answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
