@@ -13,6 +13,7 @@ from pathlib import Path
 
 from committer.core import logs
 from committer.core.errors import ConfigError
+from committer.serve.access import host_of, is_loopback
 
 log = logs.get("committer.fleet")
 
@@ -76,3 +77,26 @@ class TokenFile:
                 return False
             return hmac.compare_digest(password, token)
         return False
+
+
+class PageAccess:
+    """Who may read the fleet's overview page and /metrics (fleet/web.py's docstring), decided at start."""
+
+    def __init__(self, bind_host: str, http: str, token_file: Path | None) -> None:
+        self.open = is_loopback(bind_host)
+        self.token = TokenFile(token_file) if token_file and not self.open else None
+        if not self.open and self.token is None:
+            log.info("fleet_pages_off", http=http, reason="--http binds an address other than loopback and no "
+                     "--api-token-file is set", action="set --api-token-file to read / and /metrics there")
+
+    def refusal(self, headers: Mapping[str, str]) -> tuple[int, str] | None:
+        """None when a request with these headers may read them; else its HTTP status and one line."""
+        if self.open:
+            if is_loopback(host_of(headers.get("host", ""))):
+                return None
+            return 403, "this server answers loopback host names only"
+        if self.token is None:
+            return 403, "off: this address needs --api-token-file"
+        if self.token.accepts(headers):
+            return None
+        return 401, "the API token is needed (Authorization: Bearer, or Basic with the token as the password)"

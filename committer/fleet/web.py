@@ -33,11 +33,10 @@ from urllib.parse import urlencode
 from committer.core import events, logs
 from committer.core.secret import signature
 from committer.fleet import rules
-from committer.fleet.apitoken import TokenFile
+from committer.fleet.apitoken import PageAccess
 from committer.fleet.config import FleetConfig
 from committer.fleet.db import STATUSES, TASK_KINDS, TASK_STATUSES, OperationalError, now
 from committer.fleet.store import TASK_BUCKETS, Reported, Store
-from committer.serve.access import host_of, is_loopback
 from committer.serve.app import STOP_SECONDS, Guard, HttpServer
 from committer.serve.metrics import (
     CONTENT_TYPE_LATEST,
@@ -185,24 +184,16 @@ class Fleet:
                                autoescape=select_autoescape(default=True, default_for_string=True),
                                trim_blocks=True, lstrip_blocks=True)
         self.env.filters["when"] = _when
-        self.open = is_loopback(listen_address(config)[0])
-        self.token = TokenFile(config.api_token_file) if config.api_token_file and not self.open else None
-        if not self.open and self.token is None:
-            log.info("fleet_pages_off", http=config.http, reason="--http binds an address other than loopback and "
-                     "no --api-token-file is set", action="set --api-token-file to read / and /metrics there")
+        self.access = PageAccess(listen_address(config)[0], config.http, config.api_token_file)
 
     def refused(self, request: Request) -> Response | None:
         """None when `request` may read the overview or the metrics; else the answer (see the docstring)."""
-        if self.open:
-            if is_loopback(host_of(request.headers.get("host", ""))):
-                return None
-            return json_response(403, {"error": "this server answers loopback host names only"})
-        if self.token is None:
-            return json_response(403, {"error": "off: this address needs --api-token-file"})
-        if self.token.accepts(request.headers):
+        refusal = self.access.refusal(request.headers)
+        if refusal is None:
             return None
-        return Response(b"the API token is needed (Authorization: Bearer, or Basic with the token as password)\n",
-                        401, media_type="text/plain", headers={"www-authenticate": 'Basic realm="committer fleet"'})
+        status, text = refusal
+        challenge = {"www-authenticate": 'Basic realm="committer fleet"'} if status == 401 else {}
+        return Response(f"{text}\n".encode(), status, media_type="text/plain", headers=challenge)
 
     async def event(self, request: Request) -> Response:
         organisation, name = str(request.path_params["organisation"]), str(request.path_params["name"])

@@ -1,6 +1,7 @@
 """Who may read the fleet's overview page and /metrics, on a real uvicorn: open on loopback under loopback Host
-names only; on any other bind (as the configuration says it: the tests listen on loopback only) only with the API token (Bearer, or Basic as a browser sends it), re-read when the
-file changes; off there without a token file. /healthz stays open for probes."""
+names only; on any other bind (as the configuration says it: the tests listen on loopback only) only with the
+API token (Bearer, or Basic as a browser sends it), re-read when the file changes; off there without a token
+file. /healthz stays open for probes."""
 
 from __future__ import annotations
 
