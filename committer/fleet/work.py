@@ -132,6 +132,9 @@ class Work:
                 self.git.fetch(layout, source)
                 if task.kind == "sync" and self._unmoved(repo, before, layout):
                     return self._unchanged(task, repo)
+                moved = self.git.follow_head(layout, source)  # refs moved: the default branch may have too
+                if moved:
+                    log.info("fleet_default_branch_followed", repository=_shown(repo), branch=moved)
             else:
                 self.git.clone(layout, source, replace=task.force)
         elif not there:

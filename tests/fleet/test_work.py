@@ -573,3 +573,19 @@ def test_a_credential_tied_to_hosts_never_leaves_for_another(world: World) -> No
                                     "meant for it")
     assert len(world.server.requests) == seen
     assert TOKEN not in failed.value.message
+
+
+@pytest.mark.parametrize("mode", ["mirror", "bare"])
+def test_a_renamed_default_branch_is_followed_by_the_next_sync(world: World, mode: str) -> None:
+    """The source renames main to trunk (its HEAD follows, as GitHub's rename does): the next sync points the
+    repository's HEAD at trunk, and its row says trunk is the default, with trunk's head."""
+    repo = world.repository(f"renamed-{mode}", mode=mode)
+    world.run(repo, "migrate")
+    upstream = world.server.repo
+    git("--git-dir", str(upstream), "branch", "-m", "main", "trunk")
+    assert git("--git-dir", str(upstream), "symbolic-ref", "HEAD") == "refs/heads/trunk"
+    world.run(repo, "sync")
+    assert git("--git-dir", repo.local_path, "symbolic-ref", "HEAD") == "refs/heads/trunk"
+    row = world.fresh(repo)
+    assert (row.default_branch, row.last_commit_hash) == ("trunk", world.server.head("trunk"))
+    assert {b.name for b in row.branches if b.is_default} == {"trunk"}
