@@ -15,6 +15,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from committer.fleet.sources import TaskFailed as TaskFailed
 from committer.fleet.sources import config_env as config_env
 from committer.fleet.store import BranchState
 from committer.git import leftovers
+from committer.git.activity import Quiet
 from committer.git.runner import GitRunner, drain, git_argv, git_env, kill_group
 
 DEFAULT_BRANCH = "main"
@@ -45,9 +47,10 @@ _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(incoming|old)-[0-9a-f]{12}$")
 class Git:
     """The git side of fleet tasks; `timeout` bounds each network call, the runner's own each local one."""
 
-    def __init__(self, runner: GitRunner, timeout: float) -> None:
+    def __init__(self, runner: GitRunner, timeout: float, stall: float = 120.0) -> None:
         self.runner = runner
         self.timeout = timeout
+        self.stall = stall
 
     # Processes
 
@@ -64,7 +67,7 @@ class Git:
         except GitError as exc:
             raise TaskFailed(f"{what}: cannot run git: {exc.stderr}", retry=True) from None
         try:
-            out, err = proc.communicate(timeout=limit)
+            out, err = self._wait(proc, limit, what) if network else proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
             kill_group(proc)
             drain(proc)
@@ -72,6 +75,24 @@ class Git:
         finally:
             self.runner.forget(proc)
         return proc.returncode, out, err
+
+    def _wait(self, proc: subprocess.Popen[bytes], limit: float, what: str) -> tuple[bytes, bytes]:
+        """A network call's output; stopped at `limit`, or sooner once its processes have neither computed nor
+        moved a byte for `stall` seconds (a source that stopped answering: a big clone that works goes on)."""
+        began, watch = time.monotonic(), Quiet(proc.pid, self.stall)
+        step = min(1.0, max(0.05, self.stall / 4))
+        while True:
+            left = began + limit - time.monotonic()
+            try:
+                return proc.communicate(timeout=max(0.01, min(step, left)))
+            except subprocess.TimeoutExpired:
+                if left <= step:
+                    raise
+            if watch.expired():
+                kill_group(proc)
+                drain(proc)
+                raise TaskFailed(f"{what}: the source stopped answering (nothing moved for {duration(self.stall)})",
+                                 retry=True)
 
     def _local(self, layout: Layout, args: Sequence[str], *, ok: tuple[int, ...] = (0,),
                stdin: IO[bytes] | None = None) -> str:

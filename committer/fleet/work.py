@@ -44,7 +44,7 @@ class Work:
         self.store = store
         self.runner = runner or GitRunner(timeout=config.git_timeout)
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
-        self.git = Git(self.runner, config.git_timeout)
+        self.git = Git(self.runner, config.git_timeout, config.git_stall)
 
     def run(self, task_id: str) -> int | None:
         """Do the task's work; its commits_synced, or None when this delivery is not the one to run it (the

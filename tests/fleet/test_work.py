@@ -589,3 +589,16 @@ def test_a_renamed_default_branch_is_followed_by_the_next_sync(world: World, mod
     row = world.fresh(repo)
     assert (row.default_branch, row.last_commit_hash) == ("trunk", world.server.head("trunk"))
     assert {b.name for b in row.branches if b.is_default} == {"trunk"}
+
+
+def test_a_source_that_stops_answering_is_cut_off_by_the_stall_limit(world: World) -> None:
+    """A server that accepts and never answers: the clone is stopped once nothing moved for git_stall (far
+    below the task's time limit), the task is to be retried, and nothing is left beside the target."""
+    repo = world.repository("hung")
+    world.server.set_mode("hang")
+    with pytest.raises(TaskFailed) as failed:  # an hour's time limit: the message says which limit cut it
+        world.run(repo, "migrate", git_stall=1.0, git_timeout=3600.0)
+    assert failed.value.retry is True
+    assert "the source stopped answering (nothing moved for 1s)" in failed.value.message
+    world.server.set_mode("normal")
+    assert siblings(Path(repo.local_path)) == []
