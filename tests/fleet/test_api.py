@@ -183,7 +183,7 @@ def test_every_accepted_kind_of_source_is_recorded(fleet: Fleet, acme: int, url:
 def test_a_local_source_that_is_the_fleets_own_is_invalid_argument(fleet: Fleet, acme: int, tmp_path: Path) -> None:
     """A local path or file:// source may be any repository on the machine but the fleet's state folder, the
     repositories' folder or an organisation's, the repository itself, or another organisation's repository;
-    links and `..` are resolved before deciding."""
+    links and `..` are resolved before deciding, and so are a `.git` file, a `commondir` and alternates."""
     repos = fleet.store.repos_dir
     other = fleet.org("other-tenant")
     link = tmp_path / "state-link"
@@ -195,6 +195,20 @@ def test_a_local_source_that_is_the_fleets_own_is_invalid_argument(fleet: Fleet,
             name="self-source", organisation_id=acme, source_url=url))
         assert failed.code == "INVALID_ARGUMENT" and failed.message.startswith("source_url:"), url
     assert fleet.repo(acme, "fork", source_url=f"{repos}/acme/site").source_url == f"{repos}/acme/site"
+    # Outside the fleet's folder, but pointing git into another organisation's repository or the fleet's state.
+    pointer = tmp_path / "worktree-like"
+    pointer.mkdir()
+    (pointer / ".git").write_text(f"gitdir: {repos}/other-tenant/secret\n")
+    common = tmp_path / "common-like" / ".git"
+    common.mkdir(parents=True)
+    (common / "commondir").write_text(f"{repos}/.fleet\n")
+    borrowed = tmp_path / "borrowed.git" / "objects" / "info"
+    borrowed.mkdir(parents=True)
+    (borrowed / "alternates").write_text(f"# shared objects\n{repos}/other-tenant/secret/objects\n")
+    for url in [str(pointer), f"file://{pointer}", str(common.parent), str(borrowed.parent.parent)]:
+        failed = fleet.refused("CreateRepository", pb.CreateRepositoryRequest(
+            name="pointed", organisation_id=acme, source_url=url))
+        assert failed.code == "INVALID_ARGUMENT" and failed.message.startswith("source_url:"), url
     mine = fleet.repo(other, "mine", source_url="/srv/git/mine.git")
     failed = fleet.refused("MigrateRepository", pb.MigrateRepositoryRequest(
         repository_id=mine.id, source_url=f"file://{repos}/other-tenant/mine"))
