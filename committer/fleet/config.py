@@ -32,6 +32,7 @@ ENV = {
     "tls_key": "COMMITTER_FLEET_TLS_KEY",
     "server": "COMMITTER_FLEET_SERVER",
     "git_timeout": "COMMITTER_FLEET_GIT_TIMEOUT",
+    "git_stall": "COMMITTER_FLEET_GIT_STALL",
     "task_retention": "COMMITTER_FLEET_TASK_RETENTION",
 }
 
@@ -55,6 +56,7 @@ class FleetConfig:
     tls_key: Path | None = None
     server: str = DEFAULT_GRPC  # where the CLI client connects
     git_timeout: float = 1800.0  # a task's time limit: 30 minutes
+    git_stall: float = 120.0  # a network git call that neither computes nor moves a byte this long is stopped
     task_retention: float = 30 * 86400.0  # finished tasks older than this are pruned by the beat
 
     @property
@@ -127,6 +129,7 @@ PARSERS = {
     "tls_key": _optional,
     "server": values.address,
     "git_timeout": values.positive_duration,
+    "git_stall": values.positive_duration,
     "task_retention": _retention,
 }
 

@@ -4,6 +4,9 @@ A file holding a private key (OpenSSH or PEM) is an SSH key: git gets an ssh com
 not a secret). Any other file's first line is a token, or `user:token`; the user defaults by the source's
 kind. The token reaches git only through committer's credential helper, scoped to the source's origin, and
 two variables of git's own environment: never in a URL, argv, the repository's config, the database or a log.
+Lines after the first may tie the token to hosts (`host: github.com`, `hosts: a.example, b.example:8443`): a
+source on any other host is refused before git runs, so a repository created with a borrowed credential name
+cannot carry the token to a host it was not meant for.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ USERS = {"github": "x-access-token", "gitlab": "oauth2"}  # any other host: "git
 MAX_SIZE = 64 * 1024  # a token or a key is far smaller; a larger file is a mistake, not a credential
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _MIN_SECRET = 6  # shorter values would blank out ordinary words in messages and logs
+_HOSTS = re.compile(r"^\s*hosts?\s*[:=]\s*(?P<hosts>.*)$", re.IGNORECASE)
 
 
 def load(directory: Path | None, name: str, url: str, source_type: str) -> Access:
@@ -84,9 +88,37 @@ def _token(name: str, directory: Path, text: str, url: str, source_type: str) ->
             raise TaskFailed(f"credential {name!r} holds a token, which only an https source can use; "
                              f"the ssh source needs an SSH key", retry=False)
         return Access(name, {}, secrets)  # a local path needs no credential
+    _check_host(name, lines[1:], url)
     env = config_env(helper_config(url))
     env[USER_ENV], env[PASSWORD_ENV] = user, token
     return Access(name, env, secrets)
+
+
+def hosts(lines: list[str]) -> list[str]:
+    """The hosts a token file's `host:`/`hosts:` lines name (lowercase, a port kept), in order."""
+    found: list[str] = []
+    for line in lines:
+        match = _HOSTS.match(line)
+        if match:
+            found.extend(h.strip().lower().rstrip("/") for h in match["hosts"].split(",") if h.strip())
+    return found
+
+
+def _check_host(name: str, lines: list[str], url: str) -> None:
+    """Refuse a source whose host the credential's `host:` lines do not name (none: any host)."""
+    allowed = hosts(lines)
+    if not allowed:
+        return
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        with_port = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        with_port = host
+    if host in allowed or with_port in allowed:
+        return
+    raise TaskFailed(f"credential {name!r} is for {', '.join(allowed)}, not the source's host {with_port or '?'}: "
+                     f"add that host to the credential's `host:` line if it is meant for it", retry=False)
 
 
 def _scp_like(url: str) -> bool:

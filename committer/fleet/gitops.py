@@ -15,15 +15,22 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from committer.core.errors import GitError, redact
+from committer.fleet.sources import Access as Access
+from committer.fleet.sources import Layout as Layout
+from committer.fleet.sources import Snapshot, duration, reason, shown
+from committer.fleet.sources import Source as Source
+from committer.fleet.sources import TaskFailed as TaskFailed
+from committer.fleet.sources import config_env as config_env
 from committer.fleet.store import BranchState
 from committer.git import leftovers
+from committer.git.activity import Quiet
 from committer.git.runner import GitRunner, drain, git_argv, git_env, kill_group
 
 DEFAULT_BRANCH = "main"
@@ -37,122 +44,13 @@ _NAME_MAX, _SUBJECT_MAX = 255, 1000
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(incoming|old)-[0-9a-f]{12}$")
 
 
-class TaskFailed(Exception):
-    """A task that did not do its work: one redacted line, and whether a later attempt may succeed."""
-
-    def __init__(self, message: str, *, retry: bool) -> None:
-        message = " ".join(message.split())
-        super().__init__(message)
-        self.message = message
-        self.retry = retry
-
-
-@dataclass(frozen=True)
-class Access:
-    """What git gets to reach a source: its environment entries (a scoped credential helper and the credential
-    it answers with, or an SSH command) and the secrets to remove from whatever it prints."""
-
-    name: str = ""  # the credential's name, '' for none
-    env: Mapping[str, str] = field(default_factory=dict)
-    secrets: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Source:
-    url: str
-    access: Access
-    mode: str  # mirror, bare or regular
-
-
-@dataclass(frozen=True)
-class Layout:
-    """A repository on disk: `path` is GIT_REPOS_DIR/{slug}/{name}; a regular one keeps its git dir in .git."""
-
-    path: Path
-    bare: bool
-
-    @property
-    def git_dir(self) -> Path:
-        return self.path if self.bare else self.path / ".git"
-
-    @property
-    def work_tree(self) -> Path | None:
-        return None if self.bare else self.path
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    branches: tuple[BranchState, ...]
-    total_commits: int
-    last_commit_hash: str
-    default_branch: str
-
-
-def config_env(config: Mapping[str, str]) -> dict[str, str]:
-    """Git config given through the environment (never the repository's config file), after the runner's own."""
-    env = {"GIT_CONFIG_COUNT": str(len(config) + 1), "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*"}
-    for index, (key, value) in enumerate(config.items(), start=1):
-        env[f"GIT_CONFIG_KEY_{index}"] = key
-        env[f"GIT_CONFIG_VALUE_{index}"] = value
-    return env
-
-
-def duration(seconds: float) -> str:
-    """30m, 1h, 1m30s, 45s: a time limit as a person writes it."""
-    whole = int(seconds)
-    if whole != seconds or whole < 60:
-        return f"{seconds:g}s"
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
-
-
-def _shown(source: Source) -> str:
-    """The source's URL for a message: an ssh user (git@) is no secret, a user in an http URL may be."""
-    url = source.url
-    for secret in source.access.secrets:
-        url = url.replace(secret, "***")
-    return redact(url) if url.lower().startswith(("http://", "https://")) else url
-
-
-def _reason(stderr: str, source: Source, action: str) -> TaskFailed:
-    """What a failed network git call means, in one line an operator can act on."""
-    # git's own warnings and hints ("warning: templates not found") say nothing about the source.
-    lines = [line for line in redact(stderr, source.access.secrets).splitlines()
-             if line.strip() and not line.startswith(("hint:", "warning:"))]
-    low = "\n".join(lines).lower()
-    url, name = _shown(source), source.access.name
-    code = re.search(r"returned error: (\d{3})|http (\d{3})", low)
-    status = next((g for g in code.groups() if g), "") if code else ""
-    if re.search(r"could not resolve host|name or service not known|temporary failure in name resolution", low):
-        return TaskFailed(f"cannot reach the source {url}: host not found", retry=True)
-    if "connection refused" in low or "couldn't connect" in low or "failed to connect" in low:
-        return TaskFailed(f"cannot reach the source {url}: connection refused", retry=True)
-    if re.search(r"network is unreachable|no route to host|connection timed out|timeout was reached", low):
-        return TaskFailed(f"cannot reach the source {url}: no answer", retry=True)
-    if "host key verification failed" in low:
-        return TaskFailed(f"the ssh host key of {url} is not known: add it to the worker's known_hosts", retry=True)
-    if status in ("401", "403") or re.search(
-            r"authentication failed|could not read (username|password)|terminal prompts disabled|"
-            r"permission denied \(publickey", low):
-        how = f"HTTP {status or '401'}" if source.url.startswith(("http://", "https://")) else "ssh"
-        if name:
-            return TaskFailed(f"the source refused the credential {name!r} ({how})", retry=True)
-        return TaskFailed(f"the source {url} asks for a credential ({how}): give the repository one", retry=True)
-    if status == "404" or re.search(r"repository not found|does not appear to be a git repository|"
-                                    r"repository '[^']*' does not exist|not found", low):
-        return TaskFailed(f"the source {url} does not exist (or the credential may not read it)", retry=False)
-    if status:
-        return TaskFailed(f"the source {url} answered HTTP {status}", retry=True)
-    return TaskFailed(f"{action} {url} failed: {lines[-1] if lines else 'no message'}", retry=True)
-
-
 class Git:
     """The git side of fleet tasks; `timeout` bounds each network call, the runner's own each local one."""
 
-    def __init__(self, runner: GitRunner, timeout: float) -> None:
+    def __init__(self, runner: GitRunner, timeout: float, stall: float = 120.0) -> None:
         self.runner = runner
         self.timeout = timeout
+        self.stall = stall
 
     # Processes
 
@@ -169,7 +67,7 @@ class Git:
         except GitError as exc:
             raise TaskFailed(f"{what}: cannot run git: {exc.stderr}", retry=True) from None
         try:
-            out, err = proc.communicate(timeout=limit)
+            out, err = self._wait(proc, limit, what) if network else proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
             kill_group(proc)
             drain(proc)
@@ -177,6 +75,24 @@ class Git:
         finally:
             self.runner.forget(proc)
         return proc.returncode, out, err
+
+    def _wait(self, proc: subprocess.Popen[bytes], limit: float, what: str) -> tuple[bytes, bytes]:
+        """A network call's output; stopped at `limit`, or sooner once its processes have neither computed nor
+        moved a byte for `stall` seconds (a source that stopped answering: a big clone that works goes on)."""
+        began, watch = time.monotonic(), Quiet(proc.pid, self.stall)
+        step = min(1.0, max(0.05, self.stall / 4))
+        while True:
+            left = began + limit - time.monotonic()
+            try:
+                return proc.communicate(timeout=max(0.01, min(step, left)))
+            except subprocess.TimeoutExpired:
+                if left <= step:
+                    raise
+            if watch.expired():
+                kill_group(proc)
+                drain(proc)
+                raise TaskFailed(f"{what}: the source stopped answering (nothing moved for {duration(self.stall)})",
+                                 retry=True)
 
     def _local(self, layout: Layout, args: Sequence[str], *, ok: tuple[int, ...] = (0,),
                stdin: IO[bytes] | None = None) -> str:
@@ -186,17 +102,18 @@ class Git:
             raise TaskFailed(f"{what} failed (exit {code}): {_last(err)}", retry=True)
         return out.decode("utf-8", "replace")
 
-    def _network(self, argv: list[str], source: Source, action: str, git_dir: Path | None = None) -> None:
+    def _network(self, argv: list[str], source: Source, action: str, git_dir: Path | None = None) -> str:
         before = leftovers.snapshot(git_dir) if git_dir is not None else frozenset()
-        what = f"{action} {_shown(source)}"
+        what = f"{action} {shown(source)}"
         try:
-            code, _out, err = self._call(argv, what, source.access.env, timeout=self.timeout, network=True)
+            code, out, err = self._call(argv, what, source.access.env, timeout=self.timeout, network=True)
         except TaskFailed:
             if git_dir is not None:
                 leftovers.remove(git_dir, before)  # a killed fetch leaves its half-received pack behind
             raise
         if code != 0:
-            raise _reason(err.decode("utf-8", "replace"), source, action)
+            raise reason(err.decode("utf-8", "replace"), source, action)
+        return out.decode("utf-8", "replace")
 
     # The folder
 
@@ -283,6 +200,25 @@ class Git:
         self._network(argv, source, "fetching from", layout.git_dir)
         if source.mode == "regular":
             self.fast_forward(layout)
+
+    def follow_head(self, layout: Layout, source: Source) -> str | None:
+        """Point a mirror's or a bare repository's HEAD at the branch the source's HEAD names (a fetch never
+        moves it, so a source whose default branch was renamed or changed would keep the old one); the branch
+        it now names, or None when nothing changed. A regular repository keeps its checked-out branch."""
+        if source.mode == "regular":
+            return None
+        argv = git_argv(layout.git_dir, ["ls-remote", "--symref", "--end-of-options", source.url, "HEAD"])
+        said = self._network(argv, source, "asking the default branch of")
+        target = next((line[5:].rsplit("\t", 1)[0] for line in said.splitlines()
+                       if line.startswith("ref: ") and line.endswith("\tHEAD")), "")
+        if not target.startswith("refs/heads/"):
+            return None
+        if self._local(layout, ["symbolic-ref", "--quiet", "HEAD"], ok=(0, 1)).strip() == target:
+            return None
+        if not self._local(layout, ["rev-parse", "--quiet", "--verify", "--end-of-options", target], ok=(0, 1)):
+            return None  # not fetched (a mirror takes every branch; a bare one may not)
+        self._local(layout, ["symbolic-ref", "HEAD", target])
+        return target.removeprefix("refs/heads/")
 
     def fast_forward(self, layout: Layout) -> None:
         """Move the checked-out branch to its origin/ twin; a branch with commits the source lacks is refused."""

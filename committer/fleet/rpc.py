@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from committer.core import logs, values
 from committer.core.errors import ConfigError, redact
 from committer.fleet import fleet_pb2_grpc
+from committer.fleet.apitoken import TokenFile
 from committer.fleet.rules import FleetError
 
 if TYPE_CHECKING:  # the server's side: a client (the CLI) never loads the store and its database library
@@ -53,7 +54,7 @@ def serve_grpc(config: FleetConfig, store: Store, send: Send) -> GrpcServer:
     """Listen on config.grpc and serve RepositoryService, health checking and reflection."""
     from committer.fleet.api import RepositoryApi
 
-    interceptors = [_TokenCheck(read_token(config.api_token_file))] if config.api_token_file else []
+    interceptors = [_TokenCheck(TokenFile(config.api_token_file))] if config.api_token_file else []
     server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="fleet-grpc"),
                          interceptors=interceptors)
     fleet_pb2_grpc.add_RepositoryServiceServicer_to_server(  # type: ignore[no-untyped-call]
@@ -80,15 +81,6 @@ def serve_grpc(config: FleetConfig, store: Store, send: Send) -> GrpcServer:
     log.info("grpc_listening", address=address, port=port, tls=bool(config.tls_cert),
              token=config.api_token_file is not None)
     return GrpcServer(server, checker, port)
-
-
-def read_token(path: Path) -> bytes:
-    """The API's bearer token: the file's first line (never logged)."""
-    token = _read("api_token_file", path).strip()
-    if not token or b"\n" in token:
-        raise ConfigError("api_token_file", f"{path} must hold the token on one line")
-    logs.register_secret(token.decode(errors="replace"))
-    return token
 
 
 def _read(setting: str, path: Path) -> bytes:
@@ -147,8 +139,8 @@ class _Servicer:
 class _TokenCheck(grpc.ServerInterceptor):  # type: ignore[misc]
     """Every call but health checks carries `authorization: Bearer <token>`, compared in constant time."""
 
-    def __init__(self, token: bytes) -> None:
-        self._expected = b"Bearer " + token
+    def __init__(self, token: TokenFile) -> None:
+        self._token = token  # read again when the file changes: a rotated token needs no restart
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
         handler = continuation(details)
@@ -156,7 +148,7 @@ class _TokenCheck(grpc.ServerInterceptor):  # type: ignore[misc]
             return handler
         given = next((value for key, value in details.invocation_metadata or () if key == "authorization"), "")
         raw = given.encode() if isinstance(given, str) else bytes(given)
-        if hmac.compare_digest(raw, self._expected):
+        if hmac.compare_digest(raw, b"Bearer " + self._token.current()):
             return handler
         reason = "this call needs `authorization: Bearer <token>`" if not raw else "the bearer token is wrong"
         log.info("rpc_unauthenticated", method=details.method, token_given=bool(raw))

@@ -3,6 +3,7 @@ side (gRPC codes, the CLI's exit codes, the pages) maps from the same four kinds
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import unicodedata
@@ -104,14 +105,22 @@ def source_url(value: str) -> str:
 def local_source(url: str, repos_dir: Path, slug: str, repo_name: str) -> None:
     """Refuse a local source (a path or file:// URL) that is the fleet's own: its state folder (.fleet), the
     repositories' folder or an organisation's, the repository itself (or its leftovers), or a repository of
-    another organisation. Links and `..` are resolved first. Any other path on the machine may be a source."""
+    another organisation. Links and `..` are resolved first, and what git itself would follow from there is
+    judged the same way: a `.git` file's `gitdir:`, a worktree's `commondir`, the `objects/info/alternates`
+    (a folder outside holding only a pointer into another organisation's repository is that repository).
+    Any other path on the machine may be a source."""
     if url.startswith("file://"):
         path = unquote(url.removeprefix("file://"))
     elif url.startswith("/"):
         path = url
     else:
         return
-    real, root = Path(os.path.realpath(path)), Path(os.path.realpath(repos_dir))
+    root = Path(os.path.realpath(repos_dir))
+    for real in _followed(Path(os.path.realpath(path))):
+        _judge(path, real, root, slug, repo_name)
+
+
+def _judge(path: str, real: Path, root: Path, slug: str, repo_name: str) -> None:
     if root.is_relative_to(real):
         raise Invalid(f"source_url: {path} holds the fleet's repositories folder; a source is one repository")
     if not real.is_relative_to(root):
@@ -125,6 +134,32 @@ def local_source(url: str, repos_dir: Path, slug: str, repo_name: str) -> None:
         raise Invalid(f"source_url: {path} is a repository of another organisation")
     if parts[1] == repo_name or parts[1].startswith("."):
         raise Invalid(f"source_url: {path} is the repository {slug}/{repo_name} itself")
+
+
+def _followed(real: Path, depth: int = 0) -> list[Path]:
+    """`real` and every folder git would read from it (see local_source), resolved; a few levels at most."""
+    found = [real]
+    if depth > 4:
+        return found
+    pointers: list[Path] = []
+    dot_git = real / ".git"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if dot_git.is_file():
+            line = dot_git.read_text()[:4096].strip()
+            if line.startswith("gitdir:"):
+                pointers.append(real / line.removeprefix("gitdir:").strip())
+    for git_dir in (real, dot_git):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            common = (git_dir / "commondir").read_text()[:4096].strip()
+            if common:
+                pointers.append(git_dir / common)
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            for line in (git_dir / "objects" / "info" / "alternates").read_text()[:65536].splitlines():
+                if line.strip() and not line.startswith("#"):
+                    pointers.append(git_dir / "objects" / line.strip())
+    for pointer in pointers:
+        found.extend(_followed(Path(os.path.realpath(pointer)), depth + 1))
+    return found
 
 
 def description(value: str) -> str:

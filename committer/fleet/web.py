@@ -1,6 +1,11 @@
 """The fleet's HTTP side: committer daemons report their events (`POST /events/{organisation}/{name}`), Prometheus
 scrapes `/metrics`, operators read the overview page at `/`, and `/healthz` says whether the database answers.
 
+Who may read `/` and `/metrics`: on a loopback bind, anyone on this machine, under a loopback Host name only (a
+DNS-rebound name is refused); on any other bind, a request carrying the API token (`Authorization: Bearer`, or
+HTTP Basic with the token as the password, which a browser asks for); without `api_token_file` they are off
+there. `/healthz` stays open for probes, `/events` has its own signatures.
+
 It runs on the daemon's own server (serve/app.py: uvicorn on a thread, head deadlines, a connection limit,
 the security headers): only the app differs. Every database call runs on a small pool of threads of its
 own kind (events, pages, probes), so a slow page never delays a delivery or a health check.
@@ -28,6 +33,7 @@ from urllib.parse import urlencode
 from committer.core import events, logs
 from committer.core.secret import signature
 from committer.fleet import rules
+from committer.fleet.apitoken import PageAccess
 from committer.fleet.config import FleetConfig
 from committer.fleet.db import STATUSES, TASK_KINDS, TASK_STATUSES, OperationalError, now
 from committer.fleet.store import TASK_BUCKETS, Reported, Store
@@ -178,6 +184,16 @@ class Fleet:
                                autoescape=select_autoescape(default=True, default_for_string=True),
                                trim_blocks=True, lstrip_blocks=True)
         self.env.filters["when"] = _when
+        self.access = PageAccess(listen_address(config)[0], config.http, config.api_token_file)
+
+    def refused(self, request: Request) -> Response | None:
+        """None when `request` may read the overview or the metrics; else the answer (see the docstring)."""
+        refusal = self.access.refusal(request.headers)
+        if refusal is None:
+            return None
+        status, text = refusal
+        challenge = {"www-authenticate": 'Basic realm="committer fleet"'} if status == 401 else {}
+        return Response(f"{text}\n".encode(), status, media_type="text/plain", headers=challenge)
 
     async def event(self, request: Request) -> Response:
         organisation, name = str(request.path_params["organisation"]), str(request.path_params["name"])
@@ -235,7 +251,9 @@ class Fleet:
             return json_response(503, {"status": "down", "error": "the database does not answer"})
         return json_response(200, {"status": "ok"})
 
-    async def metrics(self, _request: Request) -> Response:
+    async def metrics(self, request: Request) -> Response:
+        if (refusal := self.refused(request)) is not None:
+            return refusal
         try:
             text = await asyncio.wait_for(self.probe_threads.run(generate_latest, self.registry), PROBE_SECONDS)
         except Exception as exc:  # the collector could not read the database
@@ -246,6 +264,8 @@ class Fleet:
     # -- the overview page ----------------------------------------------------------------------------
 
     async def overview(self, request: Request) -> Response:
+        if (refusal := self.refused(request)) is not None:
+            return refusal
         params = request.query_params
         wanted = {"organisation": params.get("organisation", "").strip(), "status": params.get("status", "").strip()}
         after = params.get("after", "").strip()
@@ -363,10 +383,11 @@ def make_app(config: FleetConfig, store: Store) -> ASGIApp:
     return Guard(Fleet(config, store).starlette())
 
 
-def serve_http(config: FleetConfig, store: Store) -> HttpServer:
+def serve_http(config: FleetConfig, store: Store, bind: tuple[str, int] | None = None) -> HttpServer:
     """Listen on `config.http` (port 0: any free port, in `.port`) from a thread; `.stop()` ends it
-    within STOP_SECONDS. CommitterError when the address cannot be had."""
-    server = FleetServer(listen_address(config), Fleet(config, store))
+    within STOP_SECONDS. CommitterError when the address cannot be had. `bind` listens elsewhere than
+    `config.http` says, whose host still decides who may read the pages (tests: loopback only)."""
+    server = FleetServer(bind or listen_address(config), Fleet(config, store))
     server.start()
     return server
 

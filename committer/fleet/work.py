@@ -44,7 +44,7 @@ class Work:
         self.store = store
         self.runner = runner or GitRunner(timeout=config.git_timeout)
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
-        self.git = Git(self.runner, config.git_timeout)
+        self.git = Git(self.runner, config.git_timeout, config.git_stall)
 
     def run(self, task_id: str) -> int | None:
         """Do the task's work; its commits_synced, or None when this delivery is not the one to run it (the
@@ -132,6 +132,9 @@ class Work:
                 self.git.fetch(layout, source)
                 if task.kind == "sync" and self._unmoved(repo, before, layout):
                     return self._unchanged(task, repo)
+                moved = self.git.follow_head(layout, source)  # refs moved: the default branch may have too
+                if moved:
+                    log.info("fleet_default_branch_followed", repository=_shown(repo), branch=moved)
             else:
                 self.git.clone(layout, source, replace=task.force)
         elif not there:

@@ -183,7 +183,7 @@ def test_every_accepted_kind_of_source_is_recorded(fleet: Fleet, acme: int, url:
 def test_a_local_source_that_is_the_fleets_own_is_invalid_argument(fleet: Fleet, acme: int, tmp_path: Path) -> None:
     """A local path or file:// source may be any repository on the machine but the fleet's state folder, the
     repositories' folder or an organisation's, the repository itself, or another organisation's repository;
-    links and `..` are resolved before deciding."""
+    links and `..` are resolved before deciding, and so are a `.git` file, a `commondir` and alternates."""
     repos = fleet.store.repos_dir
     other = fleet.org("other-tenant")
     link = tmp_path / "state-link"
@@ -195,6 +195,20 @@ def test_a_local_source_that_is_the_fleets_own_is_invalid_argument(fleet: Fleet,
             name="self-source", organisation_id=acme, source_url=url))
         assert failed.code == "INVALID_ARGUMENT" and failed.message.startswith("source_url:"), url
     assert fleet.repo(acme, "fork", source_url=f"{repos}/acme/site").source_url == f"{repos}/acme/site"
+    # Outside the fleet's folder, but pointing git into another organisation's repository or the fleet's state.
+    pointer = tmp_path / "worktree-like"
+    pointer.mkdir()
+    (pointer / ".git").write_text(f"gitdir: {repos}/other-tenant/secret\n")
+    common = tmp_path / "common-like" / ".git"
+    common.mkdir(parents=True)
+    (common / "commondir").write_text(f"{repos}/.fleet\n")
+    borrowed = tmp_path / "borrowed.git" / "objects" / "info"
+    borrowed.mkdir(parents=True)
+    (borrowed / "alternates").write_text(f"# shared objects\n{repos}/other-tenant/secret/objects\n")
+    for url in [str(pointer), f"file://{pointer}", str(common.parent), str(borrowed.parent.parent)]:
+        failed = fleet.refused("CreateRepository", pb.CreateRepositoryRequest(
+            name="pointed", organisation_id=acme, source_url=url))
+        assert failed.code == "INVALID_ARGUMENT" and failed.message.startswith("source_url:"), url
     mine = fleet.repo(other, "mine", source_url="/srv/git/mine.git")
     failed = fleet.refused("MigrateRepository", pb.MigrateRepositoryRequest(
         repository_id=mine.id, source_url=f"file://{repos}/other-tenant/mine"))
@@ -393,7 +407,8 @@ def test_server_reflection_lists_the_service_and_describes_it(fleet: Fleet) -> N
 
 def test_with_a_token_file_every_call_needs_the_bearer_token(tmp_path: Path) -> None:
     """With api_token_file: no token or a wrong one is UNAUTHENTICATED (for the service and reflection), the
-    right one works, and health checks stay open for probes."""
+    right one works, a rotated file's token replaces the old one at once (an emptied file keeps the last good
+    one), and health checks stay open for probes."""
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     secured = start(tmp_path, api_token_file=token_file)
@@ -410,6 +425,14 @@ def test_with_a_token_file_every_call_needs_the_bearer_token(tmp_path: Path) -> 
         assert _reflected_services(secured.server.port, (("authorization", f"Bearer {TOKEN}"),))
         with Connection(address, TOKEN, timeout=10) as client:
             assert client.call("CreateOrganisation", pb.CreateOrganisationRequest(slug="tokened")).slug == "tokened"
+        rotated = TOKEN + "-rotated"
+        token_file.write_text(rotated + "\n")  # read again on the next call: no restart
+        with Connection(address, TOKEN, timeout=10) as client, pytest.raises(CallFailed) as caught:
+            client.call("ListOrganisations", pb.ListOrganisationsRequest())
+        assert caught.value.code == "UNAUTHENTICATED"
+        token_file.write_text("")  # emptied by mistake: the last good token stays
+        with Connection(address, rotated, timeout=10) as client:
+            assert client.call("ListOrganisations", pb.ListOrganisationsRequest()).organisations
         with grpc.insecure_channel(address) as channel:
             answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING

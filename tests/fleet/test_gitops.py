@@ -202,3 +202,18 @@ def test_a_head_that_names_no_branch_gives_main_as_the_default(tmp_path: Path) -
     snapshot = Git(GitRunner(), 60).snapshot(Layout(bare, bare=True))
     assert snapshot.default_branch == "main"
     assert [(b.name, b.is_default) for b in snapshot.branches] == [("main", True), ("topic", False)]
+
+
+def test_host_lines_tie_a_token_to_its_hosts(tmp_path: Path) -> None:
+    """`host:`/`hosts:` lines (any case, commas, a port when given) name where the token may go."""
+    (tmp_path / "t").write_text(f"{TOKEN}\nHost: Git.Example.com\nhosts = ghe.example:8443, other.example\n")
+    assert credentials.hosts((tmp_path / "t").read_text().splitlines()[1:]) == [
+        "git.example.com", "ghe.example:8443", "other.example"]
+    for url in (URL, "https://ghe.example:8443/a/b.git", "http://other.example:81/x.git"):
+        assert credentials.load(tmp_path, "t", url, "github").env["COMMITTER_GIT_PASSWORD"] == TOKEN
+    for url, host in (("https://ghe.example/a/b.git", "ghe.example"), ("https://evil.example/a.git", "evil.example"),
+                      ("https://git.example.com.evil.example/a.git", "git.example.com.evil.example")):
+        with pytest.raises(TaskFailed, match=f"not the source's host {host}:") as failed:
+            credentials.load(tmp_path, "t", url, "github")
+        assert failed.value.retry is False
+    assert credentials.load(tmp_path, "t", str(tmp_path / "local.git"), "custom").env == {}

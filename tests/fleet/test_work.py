@@ -554,3 +554,51 @@ def test_a_message_that_comes_twice_runs_its_task_once(world: World) -> None:
         thread.join()
     assert len([c for c in claims if c is not None]) == 1
     assert world.store.task(racing).attempts == 1
+
+
+def test_a_credential_tied_to_hosts_never_leaves_for_another(world: World) -> None:
+    """A token file with a `host:` line: a source on that host gets it; one on another host (here the same
+    server by another name) is refused before git runs, and the server never sees a request."""
+    port = world.server.url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+    (world.creds / "tied").write_text(f"{TOKEN}\nhost: 127.0.0.1:{port}\n")
+    assert world.run(world.repository("tied-ok", credential="tied"), "migrate") == 4
+    seen = len(world.server.requests)
+    elsewhere = world.server.url.replace("127.0.0.1", "localhost")
+    repo = world.repository("tied-elsewhere", url=elsewhere, credential="tied")
+    with pytest.raises(TaskFailed) as failed:
+        world.run(repo, "migrate")
+    assert failed.value.retry is False
+    assert failed.value.message == (f"credential 'tied' is for 127.0.0.1:{port}, not the source's host "
+                                    f"localhost:{port}: add that host to the credential's `host:` line if it is "
+                                    "meant for it")
+    assert len(world.server.requests) == seen
+    assert TOKEN not in failed.value.message
+
+
+@pytest.mark.parametrize("mode", ["mirror", "bare"])
+def test_a_renamed_default_branch_is_followed_by_the_next_sync(world: World, mode: str) -> None:
+    """The source renames main to trunk (its HEAD follows, as GitHub's rename does): the next sync points the
+    repository's HEAD at trunk, and its row says trunk is the default, with trunk's head."""
+    repo = world.repository(f"renamed-{mode}", mode=mode)
+    world.run(repo, "migrate")
+    upstream = world.server.repo
+    git("--git-dir", str(upstream), "branch", "-m", "main", "trunk")
+    assert git("--git-dir", str(upstream), "symbolic-ref", "HEAD") == "refs/heads/trunk"
+    world.run(repo, "sync")
+    assert git("--git-dir", repo.local_path, "symbolic-ref", "HEAD") == "refs/heads/trunk"
+    row = world.fresh(repo)
+    assert (row.default_branch, row.last_commit_hash) == ("trunk", world.server.head("trunk"))
+    assert {b.name for b in row.branches if b.is_default} == {"trunk"}
+
+
+def test_a_source_that_stops_answering_is_cut_off_by_the_stall_limit(world: World) -> None:
+    """A server that accepts and never answers: the clone is stopped once nothing moved for git_stall (far
+    below the task's time limit), the task is to be retried, and nothing is left beside the target."""
+    repo = world.repository("hung")
+    world.server.set_mode("hang")
+    with pytest.raises(TaskFailed) as failed:  # an hour's time limit: the message says which limit cut it
+        world.run(repo, "migrate", git_stall=1.0, git_timeout=3600.0)
+    assert failed.value.retry is True
+    assert "the source stopped answering (nothing moved for 1s)" in failed.value.message
+    world.server.set_mode("normal")
+    assert siblings(Path(repo.local_path)) == []
