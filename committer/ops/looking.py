@@ -47,14 +47,18 @@ def name_at(repo: GitRepo, rel: str, sha: str, newest: str) -> str | None:
     return None
 
 
-def missing(repo: GitRepo, rel: str, sha: str, shown: str = "") -> ConfigError:
-    """The line for a path the version does not hold (a folder, or no such file then)."""
+CLI_LOG = "`committer log {}`"  # how a person lists a path's changes
+
+
+def missing(repo: GitRepo, rel: str, sha: str, shown: str = "", log: str = CLI_LOG) -> ConfigError:
+    """The line for a path the version does not hold (a folder, or no such file then); `log` names the way to
+    list a path's changes."""
     if repo.git("ls-tree", "-d", sha, "--", rel, check=False).stdout:
         return ConfigError("path", f"{display_path(rel)} is a folder; name one file in it "
-                                   f"(`committer log {display_path(rel)}` lists its changes)")
+                                   f"({log.format(display_path(rel))} lists its changes)")
     when = clock.iso(int(repo.git("log", "-1", "--format=%ct", sha, "--").stdout.strip() or 0))
     return ConfigError("path", f"{display_path(rel)} is not in the version {sha[:12]} of {when}"
-                               f"{suggest(repo, rel, shown)} (`committer log PATH` lists a file's versions)")
+                               f"{suggest(repo, rel, shown)} ({log.format('PATH')} lists a file's versions)")
 
 
 def content(repo: GitRepo, sha: str, rel: str, shown: str = "") -> bytes:
@@ -85,7 +89,7 @@ class Compared:
 
 
 def compare(repo: GitRepo, rel: str, from_: str | None, to: str | None, shown: str = "",
-            settings: tuple[str, str] = ("--from", "--to")) -> Compared:
+            settings: tuple[str, str] = ("--from", "--to"), log: str = CLI_LOG) -> Compared:
     """The versions a diff of `rel` shows: `from_` to `to` (dates as people say them, the newest when `to` is
     None), or without `from_` the last change at or before `to`. Follows the file across its moves."""
     head = str(repo.head())
@@ -95,13 +99,13 @@ def compare(repo: GitRepo, rel: str, from_: str | None, to: str | None, shown: s
     else:  # the last change at or before `newer`: its version against the one before
         changes = list(revs.follow(repo, name_at(repo, rel, newer, head) or rel, 1, newer))
         if not changes:
-            raise missing(repo, rel, newer, shown)
+            raise missing(repo, rel, newer, shown, log)
         newer = changes[0].sha
         older = repo.resolve(f"{newer}~1") or EMPTY_TREE
     new_name = name_at(repo, rel, newer, head)
     old_name = name_at(repo, new_name or rel, older, newer if new_name else head)
     if old_name is None and new_name is None:
-        raise missing(repo, rel, newer, shown)
+        raise missing(repo, rel, newer, shown, log)
     backwards = bool(from_) and older != newer and repo.git(
         "merge-base", "--is-ancestor", newer, older, check=False).returncode == 0
     return Compared(older, newer, sorted({n for n in (old_name, new_name) if n}), backwards)
