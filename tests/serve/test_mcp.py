@@ -134,28 +134,34 @@ def test_an_agent_over_stdio_sees_the_history_and_gets_one_line_errors(layout: L
     assert isinstance(content, types.TextResourceContents) and content.text == "an old note\n"
 
 
-async def put_back(session: ClientSession) -> dict[str, Any]:
+def put_back(layout: Layout) -> Callable[[ClientSession], Awaitable[dict[str, Any]]]:
     """What an agent does when asked to put the overwritten plan back as it was before."""
-    seen: dict[str, Any] = {}
-    _, _, changes = await call(session, "history", path="notes/plan.md")
-    assert changes is not None
-    before = changes["changes"][-1]["id"]  # the oldest version, before the overwrite
-    seen["dry"] = await call(session, "restore", path="notes/plan.md", to=before)
-    seen["dry_run_true"] = await call(session, "restore", path="notes/plan.md", to=before, dry_run=True)
-    seen["done"] = await call(session, "restore", path="notes/plan.md", to=before, dry_run=False)
-    seen["after"] = await call(session, "history", path="notes/plan.md", limit=1)
-    return seen
+
+    async def work(session: ClientSession) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        _, _, changes = await call(session, "history", path="notes/plan.md")
+        assert changes is not None
+        before = changes["changes"][-1]["id"]  # the oldest version, before the overwrite
+        seen["dry"] = await call(session, "restore", path="notes/plan.md", to=before)
+        seen["dry_run_true"] = await call(session, "restore", path="notes/plan.md", to=before, dry_run=True)
+        seen["after_dry"] = ((layout.data / "notes" / "plan.md").read_text(),
+                             git(layout.git_dir, "rev-parse", "HEAD").strip())
+        seen["done"] = await call(session, "restore", path="notes/plan.md", to=before, dry_run=False)
+        seen["after"] = await call(session, "history", path="notes/plan.md", limit=1)
+        return seen
+
+    return work
 
 
 def test_an_agent_restores_a_note_only_with_dry_run_false(layout: Layout) -> None:
     versions = history(layout)
-    seen = drive(server(layout), put_back)
+    seen = drive(server(layout), put_back(layout))
     for name in ("dry", "dry_run_true"):
         error, _, answer = seen[name]
         assert not error and answer is not None and answer["dry_run"] is True and answer["sha"] is None
-        assert answer["actions"] == [{"action": "write", "path": "notes/plan.md", "aside": False}] or \
-            [a["path"] for a in answer["actions"]] == ["notes/plan.md"]
+        assert answer["actions"] == [{"action": "write", "path": "notes/plan.md"}]
         assert "nothing was changed" in answer["summary"] and "dry_run=false" in answer["summary"]
+    assert seen["after_dry"] == ("oops\n", versions["v3"])  # the dry runs wrote nothing, committed nothing
     error, _, done = seen["done"]
     assert not error and done is not None and done["sha"]
     assert (layout.data / "notes" / "plan.md").read_text().startswith("# Plan")

@@ -56,8 +56,16 @@ def commits(layout: Layout) -> list[str]:
     return git(layout.git_dir, "rev-list", "HEAD", check=False).split()
 
 
-async def agent_session(session: ClientSession) -> dict[str, Any]:
+def agent_session(layout: Layout) -> Callable[[ClientSession], Awaitable[dict[str, Any]]]:
     """An agent asked to put the plan back as it was before it was overwritten, using every tool on the way."""
+
+    async def work(session: ClientSession) -> dict[str, Any]:
+        return await _agent_session(layout, session)
+
+    return work
+
+
+async def _agent_session(layout: Layout, session: ClientSession) -> dict[str, Any]:
     seen: dict[str, Any] = {"tools": {t.name for t in (await session.list_tools()).tools}}
     seen["status"] = await call(session, "status")
     seen["search"] = await call(session, "search", text="printer", in_history=True)
@@ -67,6 +75,7 @@ async def agent_session(session: ClientSession) -> dict[str, Any]:
     seen["show"] = await call(session, "show", path="notes/plan.md", at=before)
     seen["diff"] = await call(session, "diff", path="notes/plan.md")
     seen["dry"] = await call(session, "restore", path="notes/plan.md", to=before)
+    seen["after_dry"] = ((layout.data / "notes" / "plan.md").read_text(), commits(layout))
     seen["done"] = await call(session, "restore", path="notes/plan.md", to=before, dry_run=False)
     seen["snapshot"] = await call(session, "snapshot", message="the plan is back")
     seen["resources"] = [str(r.uri) for r in (await session.list_resources()).resources]
@@ -84,7 +93,8 @@ def test_an_agent_restores_a_note_through_the_daemons_mcp_endpoint(layout: Layou
     (layout.data / "notes" / "plan.md").write_text("oops\n")
     wait_for(lambda: len(commits(layout)) == 2, what="the overwrite committed")
 
-    seen = over_http(f"http://127.0.0.1:{port}/mcp", agent_session)
+    overwritten = commits(layout)
+    seen = over_http(f"http://127.0.0.1:{port}/mcp", agent_session(layout))
     assert seen["tools"] == {"history", "show", "diff", "search", "status", "restore", "snapshot"}
     assert seen["status"][2]["running"] is True and seen["status"][2]["head"] in commits(layout)
     assert seen["search"][2]["past"]
@@ -92,7 +102,8 @@ def test_an_agent_restores_a_note_through_the_daemons_mcp_endpoint(layout: Layou
     assert seen["show"][1] == "# Plan\n\n- call the printer\n"
     assert "+oops" in seen["diff"][1]
     dry = seen["dry"][2]
-    assert dry["dry_run"] is True and dry["sha"] is None and len(commits(layout)) >= 2
+    assert dry["dry_run"] is True and dry["sha"] is None and "dry_run=false" in dry["summary"]
+    assert seen["after_dry"] == ("oops\n", overwritten)  # the dry run wrote nothing, committed nothing
     done = seen["done"][2]
     assert not seen["done"][0] and done["sha"] in commits(layout)
     assert (layout.data / "notes" / "plan.md").read_text() == "# Plan\n\n- call the printer\n"
