@@ -46,6 +46,9 @@ class AgentSite:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         refused = self.refused(Request(scope))
+        if refused is None and scope.get("method") != "POST":
+            # Each POST is answered whole (JSON): no stream for the server to send on, and no session to end.
+            refused = json_response(405, {"error": "/mcp answers POST only: it offers no event stream"}, allow="POST")
         if refused is None:
             mcp = await self._loaded()
             if mcp is not None:

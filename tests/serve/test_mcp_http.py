@@ -117,6 +117,11 @@ def test_an_agent_restores_a_note_through_the_daemons_mcp_endpoint(layout: Layou
     # The pages' rules: a DNS-rebound Host name and a request from another site get nothing.
     assert post(port, INIT, Host="evil.example:80")[0] == 403
     assert post(port, INIT, Origin="http://evil.example")[0] == 403
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/mcp", headers={"Accept": "text/event-stream"})
+    answer = conn.getresponse()
+    assert answer.status == 405 and answer.getheader("allow") == "POST"  # no stream held open
+    conn.close()
     status, _, body = post(port, INIT, Origin=f"http://127.0.0.1:{port}")
     assert status == 200 and json.loads(body)["result"]["serverInfo"]["name"] == "committer"
     assert daemon.stop() == 0
