@@ -112,8 +112,10 @@ class Agents:
         repo = self.saved()
         at = _text(args.get("at"))
         rel = self.path(args["path"], at)
+        if not rel:
+            raise ConfigError("path", "name one file of the data directory (history lists what changed)")
         sha = looking.version(repo, at, "at", rel)
-        if not rel or repo.ls_tree(sha, [rel]).get(rel) is None:
+        if repo.ls_tree(sha, [rel]).get(rel) is None:
             raise looking.missing(repo, rel, sha, log=LOG)
         blob = history.blob_at(repo, sha, rel)
         when = clock.iso(wording.commit_time(repo, sha))
@@ -216,8 +218,10 @@ class Agents:
         """A file's content at HEAD (at most `most` bytes, else an error) and its media type."""
         repo = self.saved()
         rel = self.path(path)
+        if not rel:
+            raise ConfigError("path", "name one file of the data directory")
         head = str(repo.head())
-        if not rel or repo.ls_tree(head, [rel]).get(rel) is None:
+        if repo.ls_tree(head, [rel]).get(rel) is None:
             raise looking.missing(repo, rel, head, log=LOG)
         blob = history.blob_at(repo, head, rel)
         if blob.size > most or (blob.lfs and not blob.lfs_object):

@@ -16,7 +16,7 @@ from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 
 from tests.commit.test_pipeline import make_pipeline, write
-from tests.conftest import ISOLATED, Layout, git
+from tests.conftest import ISOLATED, Layout, committer, git
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +81,8 @@ async def every_tool(session: ClientSession) -> dict[str, Any]:
     seen["bad_date"] = await call(session, "show", path="notes/plan.md", at="the day before the fire")
     seen["too_early"] = await call(session, "show", path="notes/plan.md", at="2001-01-01")
     seen["no_such"] = await call(session, "show", path="plan.md")
+    seen["folder"] = await call(session, "show", path="notes")
+    seen["everything"] = await call(session, "show", path=".")
     seen["bad_args"] = await call(session, "restore", path="notes/plan.md")
     seen["resources"] = await session.list_resources()
     seen["templates"] = await session.list_resource_templates()
@@ -118,7 +120,7 @@ def test_an_agent_over_stdio_sees_the_history_and_gets_one_line_errors(layout: L
     assert seen["snapshot"][2]["head"] == versions["v3"]
     assert git(layout.git_dir, "tag", "-l", "snapshot-*").strip() == seen["snapshot"][2]["tag"]
 
-    for name in ("outside", "bad_date", "too_early", "no_such", "bad_args"):
+    for name in ("outside", "bad_date", "too_early", "no_such", "bad_args", "folder", "everything"):
         error, line, _ = seen[name]
         assert error and "\n" not in line and "Traceback" not in line, (name, line)
     assert "outside the data directory" in seen["outside"][1]
@@ -126,6 +128,7 @@ def test_an_agent_over_stdio_sees_the_history_and_gets_one_line_errors(layout: L
     assert "before the history starts" in seen["too_early"][1]
     assert "did you mean notes/plan.md?" in seen["no_such"][1] and "history with path PATH" in seen["no_such"][1]
     assert "'to' is a required property" in seen["bad_args"][1]
+    assert "notes is a folder" in seen["folder"][1] and "name one file" in seen["everything"][1]
 
     uris = {str(r.uri) for r in seen["resources"].resources}
     assert uris == {"file:///notes/plan.md", "file:///notes/archive.md", "file:///pic.png"}
@@ -170,3 +173,9 @@ def test_an_agent_restores_a_note_only_with_dry_run_false(layout: Layout) -> Non
         "restore"
     assert seen["after"][2]["changes"][0] == {**seen["after"][2]["changes"][0], "id": done["sha"], "kind": "restore"}
     assert versions["v2"] in git(layout.git_dir, "rev-list", "HEAD")  # the mistake stays in the history
+
+
+def test_committer_mcp_without_a_repository_is_one_line_and_exit_2(layout: Layout) -> None:
+    proc = committer("mcp", *layout.args(), env=layout.env)
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert "no repository at" in proc.stderr.strip().splitlines()[-1]
