@@ -145,6 +145,7 @@ def test_off_loopback_mcp_needs_the_ui_token(layout: Layout, start_daemon: Start
     assert over_http(f"http://127.0.0.1:{port}/mcp", shown, token=TOKEN)[:2] == (False, "a note\n")
 
 
+@pytest.mark.slow  # a daemon and a stdio server: the restore itself is proven by the tests above
 def test_committer_mcp_in_the_data_directory_finds_the_running_daemon(layout: Layout, start_daemon: Start) -> None:
     (layout.data / "notes").mkdir()
     (layout.data / "notes" / "plan.md").write_text("first\n")
