@@ -18,13 +18,16 @@ from typing import TYPE_CHECKING, Any
 from committer.core import logs
 from committer.serve.access import OFF, Access
 from committer.serve.agents import Agents
-from committer.serve.web import Receive, Request, Response, Scope, Send, json_response
+from committer.serve.web import Message, Receive, Request, Response, Scope, Send, json_response, read_body
 from committer.serve.work import Threads
 
 if TYPE_CHECKING:
     from committer.serve.mcp import HttpMcp
 
 log = logs.get("committer.http")
+
+BODY_MAX = 256 * 1024  # bytes of one request to /mcp (a tool call's arguments are a few hundred)
+BODY_SECONDS = 10.0  # the longest its body may take to arrive
 
 
 def _transport() -> type[HttpMcp]:
@@ -50,11 +53,13 @@ class AgentSite:
             # Each POST is answered whole (JSON): no stream for the server to send on, and no session to end.
             refused = json_response(405, {"error": "/mcp answers POST only: it offers no event stream"}, allow="POST")
         if refused is None:
-            mcp = await self._loaded()
-            if mcp is not None:
-                await mcp.handle(scope, receive, send)
+            body = await read_body(Request(scope, receive), BODY_MAX, BODY_SECONDS)
+            mcp = await self._loaded() if body is not None else None
+            if body is not None and mcp is not None:
+                await mcp.handle(scope, _replay(body, receive), send)
                 return
-            refused = json_response(503, {"error": "committer is stopping"})
+            refused = json_response(503, {"error": "committer is stopping"}) if body is not None else json_response(
+                400, {"error": f"the request was not all there within {BODY_SECONDS:g} s, or over {BODY_MAX} bytes"})
         await refused(scope, receive, send)
 
     def refused(self, request: Request) -> Response | None:
@@ -80,7 +85,7 @@ class AgentSite:
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self._mcp is None and not self._closed:
-                    mcp = (await self._loading.run(_transport))(self.agents)
+                    mcp = (await self._loading.run(_transport))(self.agents, BODY_MAX)
                     await mcp.start()
                     self._mcp = mcp
         return None if self._closed else self._mcp
@@ -98,3 +103,17 @@ class AgentSite:
     def stop(self) -> None:
         """From any thread, before the server stops: the tool calls being computed end now (git killed)."""
         self.agents.stop("committer is stopping")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The request's body, already read (whole, in time), then whatever comes next (the client leaving)."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

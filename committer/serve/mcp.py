@@ -32,7 +32,6 @@ from committer.serve.web import Receive, Scope, Send
 
 RESOURCES_PAGE = 500  # files listed per page of resources/list (the cursor pages on)
 RESOURCE_MAX = 1_000_000  # bytes of a file a resource carries
-BODY_MAX = 256 * 1024  # bytes of one HTTP request to /mcp
 INSTRUCTIONS = (
     "committer keeps a versioned history of a directory of notes and files and backs it up. Use history, "
     "show, diff and search to look at earlier versions, restore (a dry run unless dry_run=false) to bring "
@@ -133,9 +132,9 @@ class HttpMcp:
     """The SDK's streamable HTTP transport for the daemon's /mcp: started on the first request, closed when
     the HTTP server stops (its lifespan), never holding a request open after that."""
 
-    def __init__(self, agents: Agents) -> None:
+    def __init__(self, agents: Agents, body_max: int) -> None:
         self.manager = StreamableHTTPSessionManager(
-            app=build(agents), stateless=True, json_response=True, max_request_body_size=BODY_MAX,
+            app=build(agents), stateless=True, json_response=True, max_request_body_size=body_max,
             security_settings=None,  # the Host, Origin and token checks are serve/agentsite.py's, the pages' own
         )
         self._closing = asyncio.Event()

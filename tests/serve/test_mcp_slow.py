@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from committer.serve import app
+from committer.serve import agentsite, app
 from committer.serve.access import Access
 from committer.serve.agents import Agents
 from committer.serve.app import HttpServer
@@ -84,3 +84,20 @@ def test_hung_tool_calls_leave_health_and_pages_answering_and_a_stop_ends_them(
     finally:
         for sock in calls:
             sock.close()
+
+
+def test_a_request_too_large_or_too_slow_is_refused_before_any_tool_runs(
+        hung_tools: tuple[HttpServer, Agents, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    server, _agents, sleepers = hung_tools
+    monkeypatch.setattr(agentsite, "BODY_SECONDS", 1.0)
+    big = b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "' + b"a" * 300_000 + b'"}}'
+    head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: application/json\r\n"
+            "Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head.format(len(big)).encode() + big)
+        assert sock.recv(100).startswith(b"HTTP/1.1 400")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head.format(100).encode() + b'{"jsonrpc": ')  # and nothing more
+        answer, seconds = timed(sock.recv, 100)
+        assert answer.startswith(b"HTTP/1.1 400") and seconds < 10
+    assert not sleepers()
