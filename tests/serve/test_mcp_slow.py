@@ -10,6 +10,7 @@ import random
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -101,3 +102,21 @@ def test_a_request_too_large_or_too_slow_is_refused_before_any_tool_runs(
         answer, seconds = timed(sock.recv, 100)
         assert answer.startswith(b"HTTP/1.1 400") and seconds < 10
     assert not sleepers()
+
+
+def test_the_daemon_loads_the_mcp_sdk_only_when_an_agent_calls() -> None:
+    """Starting the daemon's HTTP side with /mcp mounted imports nothing of the SDK (20 MB, half a second)."""
+    script = ("import sys\n"
+              "from pathlib import Path\n"
+              "from committer.daemon import service\n"
+              "from committer.git.repo import GitRepo\n"
+              "from committer.serve import access, agents, app, pages\n"
+              "repo = GitRepo(Path('/nonexistent/git'), Path('/nonexistent/data'), 'main')\n"
+              "site = pages.Pages(repo, access.Access('open'), dict, lambda asked: None)\n"
+              "server = app.HttpServer(('127.0.0.1', 0), app.Metrics(process=False), dict, bool, pages=site,\n"
+              "                        agents=agents.Agents(repo, dict, lambda asked: {}))\n"
+              "server.app()\n"
+              "assert server.agent_site is not None\n"
+              "print(sorted(name for name in sys.modules if name == 'mcp' or name.startswith('mcp.')))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
