@@ -19,6 +19,7 @@ HOMES = {  # a library -> the one module that may import it; the others import w
     "starlette": "serve/web.py",
     "jinja2": "serve/pages.py",
     "markdown_it": "serve/markdown.py",
+    "mcp": "serve/mcp.py",
     "httpx": "core/web.py",
     "jwt": "sync/github.py",
     "tenacity": "core/retry.py",

@@ -360,3 +360,16 @@ def connect_command(
         if check.fix:
             echo(f"{'':18}fix: {check.fix}")
     return 1 if any(check.status == "fail" for check in found) else 0
+
+
+@command("mcp")
+def mcp_command(opts: Options) -> None:
+    """Serve the history to an AI agent over MCP on stdin and stdout, for an agent host that starts it (see
+    docs/agents.md): history, show, diff, search and status read; restore (a dry run unless dry_run=false) and
+    snapshot write, through the running daemon when there is one."""
+    settings = opts.settings()
+    require_repo(settings)
+    from committer.serve.agents import for_command
+    from committer.serve.mcp import serve_stdio  # the SDK, once there is something to serve
+
+    serve_stdio(for_command(settings))

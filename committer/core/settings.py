@@ -96,7 +96,8 @@ class Settings:
             "the systemd credential `webhook_secret` also work")
     ui_token_file: Path | None = setting(
         None, values.optional_path, flags=("run",), help="File holding the token the history pages need off loopback",
-        doc="the token the history pages need when `http` binds anything but loopback; else `COMMITTER_UI_TOKEN`, "
+        doc="the token the history pages and `/mcp` ([Agents](agents.md)) need when `http` binds anything but "
+            "loopback; else `COMMITTER_UI_TOKEN`, "
             "else the systemd credential `ui_token` (see [History pages](history-pages.md)); a missing, empty or "
             "short (< 16 characters) file is one line and exit 2")
     token_file: Path | None = setting(

@@ -18,6 +18,7 @@ from committer.ops.asking import Answer, Request
 from committer.ops.inbox import Inbox
 from committer.ops.stream import Stream
 from committer.serve.access import Access, check_token_file
+from committer.serve.agents import for_daemon
 from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
 from committer.serve.pages import Pages
@@ -77,7 +78,8 @@ def start_http(
             return reply.status, reply.body
 
     server = HttpServer(address, metrics, health, ready, webhook=webhook, pages=pages, events=events,
-                        webhook_headers=forge_for(settings).delivery_headers)
+                        webhook_headers=forge_for(settings).delivery_headers,
+                        agents=for_daemon(settings, pages.repo, pages.request))
     server.start()
     return server
 

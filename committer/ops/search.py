@@ -13,8 +13,11 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+from committer.core import clock
 from committer.core.errors import ConfigError, GitError
+from committer.core.paths import display_path
 from committer.git.repo import GitRepo
 
 NAMES_MAX = 200  # names listed
@@ -47,6 +50,20 @@ class Found:
     lines: list[Line] = field(default_factory=list)
     past: list[Line] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+
+
+def as_dict(found: Found) -> dict[str, Any]:
+    """What a search found as JSON (`committer search --json`, the agents' `search`): names shown escaped."""
+
+    def line(hit: Line) -> dict[str, Any]:
+        item: dict[str, Any] = {"path": display_path(hit.path), "line": hit.number, "text": hit.text}
+        if hit.sha:
+            item.update(sha=hit.sha, date=clock.iso(hit.epoch), came=hit.came)
+        return item
+
+    return {"text": found.text, "names": [display_path(p) for p in found.names],
+            "lines": [line(h) for h in found.lines], "past": [line(h) for h in found.past],
+            "stopped": found.stopped}
 
 
 def check_text(text: str) -> str:

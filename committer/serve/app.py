@@ -45,6 +45,8 @@ from committer.serve.work import Threads
 
 if TYPE_CHECKING:
     from committer.ops.stream import Stream
+    from committer.serve.agents import Agents
+    from committer.serve.agentsite import AgentSite
     from committer.serve.pages import Pages
 
 log = logs.get("committer.http")
@@ -235,6 +237,7 @@ class HttpServer:
         pages: Pages | None = None,
         events: Stream | None = None,
         webhook_headers: tuple[str, ...] = DELIVERY_HEADERS,
+        agents: Agents | None = None,
     ) -> None:
         self.address = address
         self.webhook = webhook
@@ -245,6 +248,8 @@ class HttpServer:
         self.ready = ready
         self.pages = pages
         self.events = events
+        self.agents = agents  # the MCP tools, served at /mcp under the pages' access rule
+        self.agent_site: AgentSite | None = None
         self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -262,7 +267,13 @@ class HttpServer:
 
             routes += page_routes(self.pages)
             routes.append(Mount("/static", StaticFiles(packages=[("committer.serve", "static")]), name="static"))
-        app = Starlette(routes=routes, exception_handlers={404: _not_found})
+        if self.pages is not None and self.agents is not None:
+            from committer.serve.agentsite import AgentSite
+
+            self.agent_site = AgentSite(self.agents, self.pages.access)
+            routes.append(Route("/mcp", self.agent_site))
+        lifespan = self.agent_site.lifespan if self.agent_site is not None else None
+        app = Starlette(routes=routes, exception_handlers={404: _not_found}, lifespan=lifespan)
         return app
 
     def start(self) -> None:
@@ -281,11 +292,12 @@ class HttpServer:
             sock.close()
             raise CommitterError(f"http: cannot listen on {shown}: {exc.strerror or exc}") from exc
         sock.setblocking(False)
+        app = self.app()
         config = UvicornConfig(
-            Guard(self.app()),
+            Guard(app),
             log_config=None,
             access_log=False,
-            lifespan="off",
+            lifespan="off" if self.agent_site is None else "on",  # /mcp's transport ends after the last request
             server_header=False,
             date_header=False,
             proxy_headers=False,
@@ -312,6 +324,8 @@ class HttpServer:
             self.events.close()  # open streams end now rather than hold the stop for STOP_SECONDS
         if self.pages is not None and "pool" in vars(self.pages):  # pages being computed end now, git killed
             self.pages.pool.stop_all("committer is stopping")
+        if self.agent_site is not None:  # so do the agents' tool calls
+            self.agent_site.stop()
         server.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=STOP_SECONDS + 2)
