@@ -167,6 +167,7 @@ class GitHub:
             found = self._call("GET", path + query, "find the open pull request", needs=what) or []
             if isinstance(found, list) and found and isinstance(found[0], dict):
                 return _pull_request(found[0])
+            raise PushError("rejected", f"{what}: {api.message(response)}")
         if response.status_code != 201:
             raise api.failure(response, what)
         return _pull_request(response.json())
