@@ -80,7 +80,12 @@ def propose(
     entries = record.pull_requests()
     entry = next((e for e in entries if e.get("head") == local), None)
     if entry is None:
-        entry = {"branch": branch_name(), "head": local, "base": base, "remote_head": remote,
+        name, taken = branch_name(), {str(e.get("branch")) for e in entries}
+        unique, number = name, 1
+        while unique in taken or repo.resolve(f"refs/heads/{unique}") is not None:  # two in one second
+            number += 1
+            unique = f"{name}-{number}"
+        entry = {"branch": unique, "head": local, "base": base, "remote_head": remote,
                  "at": clock.iso(clock.now()), "state": "pushing", "number": None, "url": None}
         entries.append(entry)
         record.set_pull_requests(entries)  # remembered before the push: a retry reuses the name

@@ -150,3 +150,31 @@ def test_pull_request_on_a_plain_host_pushes_the_branch_and_says_there_is_none(
     assert len(branches) == 1 and git(mirror, "rev-parse", branches[0]).strip() == local
     assert git(layout.git_dir, "rev-parse", "HEAD").strip() == remote
     assert "local.md" in tree_files(mirror, branches[0]) and "b.md" in tree_files(layout.git_dir)
+
+
+@integration
+def test_pull_request_survives_the_api_down_and_a_second_divergence(
+    layout: Layout, served: GitHTTPServer, github_api: GitHubAPI, tmp_path: Path
+) -> None:
+    env = {**on_github(layout, served, github_api, {"a.md": "a\n"}), "COMMITTER_PULL_POLICY": "pull-request"}
+    clone = clone_of(served, tmp_path)
+    local, _remote = diverge(layout, env, clone)
+    github_api.down = True
+    done = pull(env)
+    assert done.returncode == 1 and "HTTP 503" in done.stderr, done.stderr
+    assert (layout.data / "local.md").exists() and not (layout.data / "b.md").exists()  # nothing switched
+    github_api.down = False
+    assert pull(env).returncode == 0
+    branches = git(served.repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/committer/").split()
+    assert len(branches) == 1 and served.head(branches[0]) == local  # the same branch, not a second one
+    assert (layout.data / "b.md").exists() and not (layout.data / "local.md").exists()
+    # A second divergence while the first pull request is open: a branch and a pull request of its own.
+    clone.commit({"c.md": "c\n"})
+    (layout.data / "second.md").write_text("second\n")
+    assert committer("run", "--once", env={**env, "COMMITTER_REMOTE": ""}).returncode == 0
+    done = pull(env)
+    assert done.returncode == 0 and "pull/2" in done.stdout, done.stdout + done.stderr
+    entries = status(env)["pull"]["pull_requests"]  # type: ignore[index]
+    assert [e["number"] for e in entries] == [1, 2] and {e["state"] for e in entries} == {"open"}
+    assert "second.md" in tree_files(served.repo, entries[1]["branch"])
+    assert "local.md" not in tree_files(served.repo, entries[1]["branch"])
