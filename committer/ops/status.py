@@ -148,6 +148,10 @@ def _pull_status(status: dict[str, Any], pulled: dict[str, Any]) -> None:
     shown = status["last_error"] or {}
     if refused and shown.get("kind") in (None, "non_fast_forward"):
         status["last_error"] = {"kind": "git_conflict", "message": refused.get("reason"), "at": refused.get("at")}
+    diverged = pulled.get("diverged")
+    if isinstance(diverged, dict) and not refused and shown.get("kind") in (None, "non_fast_forward"):
+        status["last_error"] = {"kind": "diverged", "message": diverged.get("reason"), "at": diverged.get("since"),
+                                "hint": DIVERGED_HINT}
 
 
 def _events_status(status: dict[str, Any], settings: Settings, state: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from committer.core import clock, logs
 from committer.core.errors import CommitterError, redact
 from committer.core.settings import Settings
+from committer.git import trees
 from committer.git.repo import GitRepo
 from committer.sync.errors import PushError, porcelain
 from committer.sync.forge import PullRequest
@@ -79,6 +80,11 @@ def propose(
     pull confirmed), the same branch is used, and its pull request opened when it is not yet."""
     entries = record.pull_requests()
     entry = next((e for e in entries if e.get("head") == local), None)
+    if entry is None:  # a branch not proposed yet (the API was down) takes the commits made since
+        entry = next((e for e in entries if e.get("state") in ("pushing", "pushed")
+                      and trees.is_ancestor(repo, str(e.get("head")), local)), None)
+        if entry is not None:
+            entry.update(head=local, base=base, remote_head=remote, state="pushing")
     if entry is None:
         name, taken = branch_name(), {str(e.get("branch")) for e in entries}
         unique, number = name, 1

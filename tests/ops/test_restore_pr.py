@@ -93,8 +93,14 @@ def test_the_restore_page_offers_a_pull_request(
     second = str(pipeline.commit(["a.md"]).sha)
     git(layout.git_dir, "push", "-q", served.url.replace("http://", f"http://x-access-token:{PAT}@"), "main")
     access = Access("open")
-    state = {"push": {"remote": served.url, "pending_commits": 0}}
+    proposal = {"branch": "committer/h/20261207T101010Z", "url": "https://github.example/acme/notes/pull/9",
+                "number": 9, "state": "open"}
+    state = {"push": {"remote": served.url, "pending_commits": 0},
+             "pull": {"pull_requests": [proposal], "diverged": {"reason": "diverged: waiting for a person"}}}
     with serving(Pages(pipeline.repo, access, lambda: state, perform(pipeline))) as port:
+        banner = fetch(port, "/").text
+        assert 'href="https://github.example/acme/notes/pull/9"' in banner and proposal["branch"] in banner
+        assert "Diverged: waiting for a person" in banner
         preview = fetch(port, f"/restore?path=a.md&rev={first}", headers={"Sec-Fetch-Site": "same-origin"})
         assert 'id="restore-as-pr"' in preview.text and 'id="confirm-restore"' in preview.text
         page = post(port, "/restore", {"path": "a.md", "rev": first, "csrf": access.csrf, "as_pr": "1"},
