@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DaemonProcess, Layout, SentEvents, git, sent_events, tree_files, wait_for
+from tests.conftest import DaemonProcess, Layout, SentEvents, committer, git, sent_events, tree_files, wait_for
 from tests.daemon.test_daemon_http import free_port, get
 from tests.githubapi import GitHubAPI, app_key, github_api
 from tests.gitserver import GitHTTPServer
@@ -49,6 +49,12 @@ def test_ff_only_round_trip_in_the_daemon(
     assert not (layout.data / "b.md").exists()
     assert len(sent_events("git_pull")) == 1
     assert len([e for e in daemon.events("git_conflict") if e.get("kind") == "diverged"]) == 1
+    # A person merges once, through the running daemon: the divergence ends and the push goes out.
+    done = committer("pull", "--pull-policy", "merge", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_for(lambda: {"later.md", "local.md", "b.md", "c.md"} <= tree_files(mirror, "refs/heads/main"),
+             timeout=15, what="the merge pushed")
+    wait_for(lambda: not health(port)["pull"]["diverged"], what="/healthz without the divergence")
     assert daemon.stop() == 0
     assert git(layout.git_dir, "merge-base", "--is-ancestor", local, "HEAD", check=False) == ""
     assert remote != again
