@@ -85,7 +85,7 @@ class Settings:
         help="Merge when both sides have new commits; false: fast-forward only (older form of pull_policy)",
         doc="the older form of `pull_policy`: `false` means `pull_policy = ff-only`; `true` (the default) leaves "
             "`pull_policy` as it is. `pull_merge = false` with `pull_policy` set to anything but `ff-only` is one "
-            "line and exit 2")
+            "line and exit 2, unless `--pull-policy` is typed for one command (it then wins)")
     pull_policy: str = setting(
         "merge", values.choice(PULL_POLICIES), flags=("run", "pull"),
         help="When both sides have new commits: merge, ff-only or pull-request",
@@ -330,11 +330,20 @@ def _check_app(settings: Settings, env: Mapping[str, str]) -> None:
 
 def policy(settings: Settings) -> str:
     """The pull policy in force: `pull_policy`, or `ff-only` where only the older `pull_merge = false` says so."""
-    return "ff-only" if not settings.pull_merge else settings.pull_policy
+    if not settings.pull_merge and not _one_off(settings):
+        return "ff-only"
+    return settings.pull_policy
+
+
+def _one_off(settings: Settings) -> bool:
+    """`--pull-policy` typed for one command over `pull_merge = false` of a file or the environment: the way
+    out of a divergence that `committer pull --pull-policy merge` is."""
+    return settings.source_of("pull_policy") == "flag" and settings.source_of("pull_merge") != "flag"
 
 
 def _check_consistency(settings: Settings) -> None:
-    if not settings.pull_merge and settings.pull_policy != "ff-only" and settings.source_of("pull_policy") != "default":
+    if (not settings.pull_merge and settings.pull_policy != "ff-only" and not _one_off(settings)
+            and settings.source_of("pull_policy") != "default"):
         raise ConfigError(
             "pull-policy",
             f"pull_policy = {settings.pull_policy} and pull_merge = false disagree (pull_merge = false means "

@@ -59,6 +59,9 @@ def test_pull_merge_false_is_ff_only_and_a_clash_is_one_line() -> None:
     done = committer("status", env={"COMMITTER_PULL_MERGE": "false", "COMMITTER_PULL_POLICY": "merge"})
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "pull_merge = false" in done.stderr, done.stderr
+    # Typed for one command, --pull-policy wins over pull_merge = false of the environment or a file.
+    once = load_settings(env={"COMMITTER_PULL_MERGE": "false"}, flags={"pull_policy": "merge"})
+    assert policy(once) == "merge"
     done = committer("status", env={"COMMITTER_PULL_POLICY": "rebase"})
     assert done.returncode == 2 and "merge, ff-only, pull-request" in done.stderr
 
