@@ -181,3 +181,29 @@ def test_pull_request_survives_the_api_down_and_a_second_divergence(
     assert [e["number"] for e in entries] == [1, 2] and {e["state"] for e in entries} == {"open"}
     assert "second.md" in tree_files(served.repo, entries[1]["branch"])
     assert "local.md" not in tree_files(served.repo, entries[1]["branch"])
+
+
+def test_the_github_forge_opens_reads_and_finds_pull_requests(
+    served: GitHTTPServer, github_api: GitHubAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from committer.core.errors import CommitterError
+    from committer.sync.forges import forge_for
+
+    monkeypatch.setenv("COMMITTER_TOKEN", PAT)
+    clone = clone_of(served, tmp_path)
+    clone.run("commit", "-q", "--allow-empty", "-m", "first")
+    clone.run("push", "-q", "origin", "HEAD:main", "HEAD:refs/heads/topic")
+    forge = forge_for(load_settings(env={"COMMITTER_REMOTE": served.url, "COMMITTER_GITHUB_API_URL": github_api.url}))
+    opened = forge.open_pull_request("topic", "main", "a title", "a body")
+    assert opened is not None and (opened.number, opened.state, opened.merged) == (1, "open", False)
+    again = forge.open_pull_request("topic", "main", "a title", "a body")  # 422: one is open already
+    assert again == opened
+    with pytest.raises(CommitterError, match="Validation Failed"):
+        forge.open_pull_request("no-such-branch", "main", "a title", "a body")
+    assert forge.pull_request(1) == opened and forge.pull_request(7) is None
+    github_api.merge_pull("acme/notes", 1)
+    merged = forge.pull_request(1)
+    assert merged is not None and merged.merged and merged.state == "closed"
+    sent = github_api.requests("POST", "/repos/acme/notes/pulls")
+    assert [c.body["head"] for c in sent] == ["topic", "topic", "no-such-branch"]
+    assert all(c.authorization == f"Bearer {PAT}" for c in github_api.calls)
