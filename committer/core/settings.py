@@ -329,26 +329,16 @@ def _check_app(settings: Settings, env: Mapping[str, str]) -> None:
 
 
 def policy(settings: Settings) -> str:
-    """The pull policy in force: `pull_policy`, or `ff-only` where only the older `pull_merge = false` says so."""
-    if not settings.pull_merge and not _one_off(settings):
-        return "ff-only"
-    return settings.pull_policy
-
-
-def _one_off(settings: Settings) -> bool:
-    """`--pull-policy` typed for one command over `pull_merge = false` of a file or the environment: the way
-    out of a divergence that `committer pull --pull-policy merge` is."""
-    return settings.source_of("pull_policy") == "flag" and settings.source_of("pull_merge") != "flag"
+    """The pull policy in force: `pull_policy`, or `ff-only` where only the older `pull_merge = false` says so;
+    `--pull-policy` typed for one command (the way out of a divergence) wins over a file's or the environment's."""
+    one_off = settings.source_of("pull_policy") == "flag" and settings.source_of("pull_merge") != "flag"
+    return "ff-only" if not settings.pull_merge and not one_off else settings.pull_policy
 
 
 def _check_consistency(settings: Settings) -> None:
-    if (not settings.pull_merge and settings.pull_policy != "ff-only" and not _one_off(settings)
-            and settings.source_of("pull_policy") != "default"):
-        raise ConfigError(
-            "pull-policy",
-            f"pull_policy = {settings.pull_policy} and pull_merge = false disagree (pull_merge = false means "
-            "ff-only); keep pull_policy and drop pull_merge",
-        )
+    if settings.source_of("pull_policy") != "default" and policy(settings) != settings.pull_policy:
+        raise ConfigError("pull-policy", f"pull_policy = {settings.pull_policy} and pull_merge = false disagree "
+                                         "(pull_merge = false means ff-only); keep pull_policy and drop pull_merge")
     if settings.max_delay < settings.debounce:
         raise ConfigError(
             "max-delay",
