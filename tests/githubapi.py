@@ -6,6 +6,11 @@
 * `GET /repos/{owner}/{repo}` (`private`, `visibility`, `clone_url`), `GET /users/{name}`, `GET /user`.
 * `POST /user/repos`, `POST /orgs/{org}/repos` (201; 422 when the name is taken).
 * `GET`/`POST /repos/{owner}/{repo}/hooks`, `PATCH /repos/{owner}/{repo}/hooks/{id}`.
+* `POST /repos/{owner}/{repo}/pulls` (201; 422 when `head` is not a branch of the served repository, or a pull
+  request of it is open already), `GET /repos/{owner}/{repo}/pulls?head=owner:branch&state=open|closed|all`,
+  `GET /repos/{owner}/{repo}/pulls/{number}` (`number`, `state`, `merged`, `html_url`, `head`, `base`).
+  `serve(full_name, bare)` names the git server's repository of a full name; `merge_pull` merges a pull request
+  there as GitHub's merge button does (a fast-forward when the base has not moved, else a merge commit).
 
 Tokens are accepted as `Authorization: Bearer <t>` or `token <t>`; `live(token)` tells the git server
 which installation tokens are still valid, so a client that does not refresh them fails.
@@ -15,8 +20,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +31,7 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 import pytest
@@ -72,6 +80,8 @@ class GitHubAPI:
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     orgs: set[str] = field(default_factory=lambda: {"acme"})
     calls: list[Call] = field(default_factory=list)
+    pulls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    served: dict[str, Path] = field(default_factory=dict)
     minted: list[str] = field(default_factory=list)
     _tokens: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -99,6 +109,31 @@ class GitHubAPI:
     def set_private(self, full_name: str, private: bool) -> None:
         with self._lock:
             self.repos[full_name].update(private=private, visibility="private" if private else "public")
+
+    def serve(self, full_name: str, bare: Path) -> None:
+        """The git server's bare repository of `full_name`: pull requests name its branches."""
+        with self._lock:
+            self.served[full_name] = bare
+
+    def merge_pull(self, full_name: str, number: int) -> str:
+        """Merge pull request `number` into its base in the served repository, as GitHub's button does; the new
+        head of the base branch."""
+        with self._lock:
+            pull = next(p for p in self.pulls[full_name] if p["number"] == number)
+            assert pull["state"] == "open" and not pull["merged"], pull
+            bare = str(self.served[full_name])
+            base, head = f"refs/heads/{pull['base']['ref']}", f"refs/heads/{pull['head']['ref']}"
+            ours = _git(bare, "rev-parse", base)
+            theirs = _git(bare, "rev-parse", head)
+            if _git(bare, "merge-base", ours, theirs) == ours:
+                new = theirs
+            else:
+                tree = _git(bare, "merge-tree", "--write-tree", ours, theirs).splitlines()[0]
+                new = _git(bare, "commit-tree", tree, "-p", ours, "-p", theirs, "-m",
+                           f"Merge pull request #{number} from {pull['head']['ref']}")
+            _git(bare, "update-ref", base, new, ours)
+            pull.update(state="closed", merged=True, merge_commit_sha=new)
+            return new
 
     def requests(self, method: str, pattern: str) -> list[Call]:
         with self._lock:
@@ -181,6 +216,12 @@ class GitHubAPI:
             return 200, {"login": name, "type": "Organization" if name in self.orgs else "User"}
         if method == "POST" and (match := re.fullmatch(r"/user/repos|/orgs/([^/]+)/repos", path)):
             return self._create(match.group(1) or (USER if who == "user" else None), who, body)
+        if match := re.fullmatch(r"/repos/([^/]+/[^/]+?)/pulls(?:/(\d+))?(?:\?(.*))?", path):
+            full, number, query = match.groups()
+            repo = self.repos.get(full)
+            if repo is None or (repo["private"] and who is None):
+                return 404, _NOT_FOUND
+            return self._pulls(method, full, number, parse_qs(query or ""), who, body)
         if match := re.fullmatch(r"/repos/([^/]+/[^/]+?)(/hooks(?:/(\d+))?)?", path):
             full, hooks, hook_id = match.groups()
             repo = self.repos.get(full)
@@ -202,6 +243,40 @@ class GitHubAPI:
                          "errors": [{"resource": "Repository", "field": "name", "message": "name already exists"}]}
         self.repos[full] = self._repo_json(full, private=bool(body.get("private", False)))
         return 201, self.repos[full]
+
+    def _pulls(self, method: str, full: str, number: str | None, query: dict[str, list[str]], who: str | None,
+               body: Any) -> tuple[int, Any]:
+        pulls = self.pulls.setdefault(full, [])
+        if method == "GET" and number is not None:
+            found = next((p for p in pulls if p["number"] == int(number)), None)
+            return (200, found) if found is not None else (404, _NOT_FOUND)
+        if method == "GET":
+            state = (query.get("state") or ["open"])[0]
+            head = (query.get("head") or [""])[0]
+            return 200, [p for p in pulls if (state == "all" or p["state"] == state)
+                         and (not head or f"{full.split('/')[0]}:{p['head']['ref']}" == head)]
+        if method != "POST" or number is not None:
+            return 404, _NOT_FOUND
+        if who is None:
+            return 401, {"message": "Requires authentication"}
+        head, base = str(body.get("head") or ""), str(body.get("base") or "")
+        bare = self.served.get(full)
+        heads = {b: _git(str(bare), "rev-parse", "-q", "--verify", f"refs/heads/{b}", check=False)
+                 for b in (head, base)} if bare is not None else {head: "0" * 40, base: "0" * 40}
+        if not body.get("title") or not heads.get(head) or not heads.get(base):
+            return 422, {"message": "Validation Failed", "errors": [
+                {"resource": "PullRequest", "field": "head" if not heads.get(head) else "base", "code": "invalid"}]}
+        if any(p["head"]["ref"] == head and p["state"] == "open" for p in pulls):
+            return 422, {"message": "Validation Failed", "errors": [
+                {"resource": "PullRequest", "code": "custom",
+                 "message": f"A pull request already exists for {full.split('/')[0]}:{head}."}]}
+        number_ = len(pulls) + 1
+        pull = {"number": number_, "state": "open", "merged": False, "title": body["title"],
+                "body": body.get("body"), "html_url": f"https://github.example/{full}/pull/{number_}",
+                "url": f"{self.url}/repos/{full}/pulls/{number_}",
+                "head": {"ref": head, "sha": heads[head]}, "base": {"ref": base, "sha": heads[base]}}
+        pulls.append(pull)
+        return 201, pull
 
     def _hooks(self, method: str, full: str, hook_id: str | None, who: str | None, body: Any) -> tuple[int, Any]:
         if who is None:
@@ -226,6 +301,16 @@ class GitHubAPI:
 
 
 _NOT_FOUND = {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
+
+
+def _git(bare: str, *args: str, check: bool = True) -> str:
+    """One git command in a served bare repository (a merge button's work); its output, stripped."""
+    done = subprocess.run(["git", "--git-dir", bare, *args], capture_output=True, text=True, check=False,
+                          env={**os.environ, "GIT_AUTHOR_NAME": "GitHub", "GIT_AUTHOR_EMAIL": "noreply@github.com",
+                               "GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.com"})
+    if check and done.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)}: {done.stderr}")
+    return done.stdout.strip()
 
 
 def _shown(hook: dict[str, Any]) -> dict[str, Any]:
@@ -260,7 +345,8 @@ class _Handler(Replying):
             status, payload = 201, {"expires_at": "2030-01-01T00:00:00Z"}
         else:
             body = json.loads(raw) if raw else None
-            status, payload = api.answer(self.command, self.path.split("?")[0], self.headers.get("Authorization"), body)
+            path = self.path if "/pulls" in self.path else self.path.split("?")[0]
+            status, payload = api.answer(self.command, path, self.headers.get("Authorization"), body)
         self._reply(status, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(payload).encode())
 
 

@@ -14,7 +14,7 @@ from committer.cli.progress import shown_steps
 from committer.core import discover, logs
 from committer.core.errors import ConfigError, redact
 from committer.core.paths import display_path
-from committer.core.settings import Settings, require_data_dir, require_git_dir
+from committer.core.settings import Settings, policy, require_data_dir, require_git_dir
 from committer.git.repo import GitRepo
 from committer.git.setup import check_branch, open_repository
 from committer.ops import requests as ops
@@ -213,8 +213,9 @@ def pull(opts: Options) -> int:
     if not settings.remote:
         raise ConfigError("remote", "no remote is configured; set --remote or COMMITTER_REMOTE")
     running = ops.daemon_running(settings)
+    given = "flag" in (settings.source_of("pull_policy"), settings.source_of("pull_merge"))
     with shown_steps("pulling"):
-        answer = ops.run(settings, PullNow())
+        answer = ops.run(settings, PullNow(policy(settings) if given else ""))
     for item in answer["conflicts"]:
         theirs = f"the remote's is in {item['copy']}" if item["copy"] else str(item["why"])
         echo(f"conflict: {item['path']}: kept the local version; {theirs}")
@@ -225,6 +226,9 @@ def pull(opts: Options) -> int:
     if outcome == "refused":
         echo(f"committer: error: pull refused: {answer['reason']}", err=True)
         return 1
+    if outcome == "diverged":
+        echo(f"committer: {answer['reason']}", err=True)
+        return 1
     if outcome == "held":
         echo(f"pull held: {answer['reason']}; run `committer confirm-deletes` to apply it")
         return 1
@@ -234,10 +238,20 @@ def pull(opts: Options) -> int:
         "no_remote_branch": f"nothing to pull: {answer['reason']}",
         "fast_forward": f"fast-forwarded to {new}: {answer['written']} written, {answer['deleted']} deleted",
         "merge": f"merged the remote into {new}: {answer['written']} written, {answer['deleted']} deleted",
+        "pull_request": _proposed(answer),
     }.get(outcome, outcome))
     if answer["sha"] and not running:
         _push_and_report(settings, GitRepo.of(settings))
     return 0
+
+
+def _proposed(answer: dict[str, Any]) -> str:
+    """What a pull under pull_policy = pull-request did with the local commits, and with the data directory."""
+    found = answer.get("pull_request") or {}
+    where = (f"pull request {found['url']}" if found.get("url")
+             else "no pull request: the remote's host has none; merge the branch there by hand")
+    return (f"the local commits went to the branch {found.get('branch')} ({where}); the data directory follows "
+            f"the remote at {(answer['new'] or '')[:12]}: {answer['written']} written, {answer['deleted']} deleted")
 
 
 def _say_kept(answer: dict[str, Any]) -> None:
@@ -268,15 +282,18 @@ def restore(
     path: Annotated[str, Argument(help="A file or folder of the data directory; . for all of it.")],
     to: Annotated[str, Option("--to", help="A commit, tag, `main@{2 hours ago}` or a date.")],
     dry_run: Annotated[bool, Option("--dry-run", help="List what would change; change nothing.")] = False,
+    as_pr: Annotated[bool, Option("--as-pr", help="Commit it on a new branch and open a pull request; the data "
+                                                  "directory is not changed.")] = False,
 ) -> int:
     """Put a file or folder back as it was at a revision, as a new audited commit; exit 1 when some of it
-    could not be written (the rest is restored, and each such path is named)."""
+    could not be written (the rest is restored, and each such path is named). With --as-pr the commit goes to
+    a branch `committer/restore/<UTC time>` of the remote with a pull request, and nothing here changes."""
     settings = opts.settings()
     require_repo(settings)
     # A name that is not UTF-8 may be typed as `log` shows it.
     rel = GitRepo.of(settings).named(relative(settings, path), to)
     with shown_steps("restoring"):
-        answer = ops.run(settings, Restore(rel, to, dry_run))
+        answer = ops.run(settings, Restore(rel, to, dry_run, as_pr))
     for item in answer["actions"]:
         aside = (" (its current content is in no commit: kept beside it as a conflict copy)"
                  if item.get("aside") else "")
@@ -291,6 +308,13 @@ def restore(
     failed = len(answer.get("failed") or [])
     if dry_run:
         echo(f"{len(answer['actions'])} change(s) to restore {shown} from {to} ({source})")
+    elif as_pr and answer["sha"]:
+        found = answer.get("pull_request") or {}
+        where = (f"pull request {found['url']}" if found.get("url") else
+                 f"no pull request: {answer['pull_request_error']}" if answer.get("pull_request_error") else
+                 "no pull request: the remote's host has none; merge the branch there by hand")
+        echo(f"restore of {shown} from {to} ({source}) committed as {answer['sha'][:12]} on the branch "
+             f"{answer['branch']}: {where}; the data directory is unchanged")
     elif answer["sha"]:
         partly = f", except {failed} path(s) that could not be written" if failed else ""
         echo(f"restored {shown} from {to} ({source}){partly}: commit {answer['sha'][:12]}")

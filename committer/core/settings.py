@@ -21,6 +21,7 @@ APP_SETTINGS = ("github_app_id", "github_app_installation_id", "github_app_priva
 OBSERVERS = ("auto", "inotify", "poll")
 LOG_FORMATS = ("auto", "console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+PULL_POLICIES = ("merge", "ff-only", "pull-request")
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,17 @@ class Settings:
         doc="fetch the remote this often and pull what is new (see Pulling)")
     pull_merge: bool = setting(
         True, values.boolean, flags=("run", "pull"),
-        help="Merge when both sides have new commits; false: fast-forward only",
-        doc="when both sides have new commits, merge (conflicts become conflict copies); `false`: fast-forward only, "
-            "a divergence is refused and reported")
+        help="Merge when both sides have new commits; false: fast-forward only (older form of pull_policy)",
+        doc="the older form of `pull_policy`: `false` means `pull_policy = ff-only`; `true` (the default) leaves "
+            "`pull_policy` as it is. `pull_merge = false` with `pull_policy` set to anything but `ff-only` is one "
+            "line and exit 2, unless `--pull-policy` is typed for one command (it then wins)")
+    pull_policy: str = setting(
+        "merge", values.choice(PULL_POLICIES), flags=("run", "pull"),
+        help="When both sides have new commits: merge, ff-only or pull-request",
+        doc="when both sides have new commits: `merge` them (conflicts become conflict copies); `ff-only`: merge "
+            "nothing, keep committing here, stop pushing and say `diverged: waiting for a person`; `pull-request`: "
+            "push the local commits to a branch `committer/<host>/<UTC time>`, open a pull request for them, and "
+            "let the data directory follow the remote (see [Pulling](pulling.md#pull-policies))")
     conflict_frontmatter: bool = setting(
         True, values.boolean, flags=("run", "pull"),
         help="A conflict copy's frontmatter title and permalink get its suffix",
@@ -320,7 +329,17 @@ def _check_app(settings: Settings, env: Mapping[str, str]) -> None:
         )
 
 
+def policy(settings: Settings) -> str:
+    """The pull policy in force: `pull_policy`, or `ff-only` where only the older `pull_merge = false` says so;
+    `--pull-policy` typed for one command (the way out of a divergence) wins over a file's or the environment's."""
+    one_off = settings.source_of("pull_policy") == "flag" and settings.source_of("pull_merge") != "flag"
+    return "ff-only" if not settings.pull_merge and not one_off else settings.pull_policy
+
+
 def _check_consistency(settings: Settings) -> None:
+    if settings.source_of("pull_policy") != "default" and policy(settings) != settings.pull_policy:
+        raise ConfigError("pull-policy", f"pull_policy = {settings.pull_policy} and pull_merge = false disagree "
+                                         "(pull_merge = false means ff-only); keep pull_policy and drop pull_merge")
     if settings.max_delay < settings.debounce:
         raise ConfigError(
             "max-delay",

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from committer.daemon.host import Host
+from committer.sync.pullstate import DIVERGED
 
 PULL_FAILURES_DEGRADED = 3  # pulls failed in a row before /healthz says degraded (one failure is retried soon)
 STALL_MARGIN = 60.0  # the loop may be inside one git for git_timeout; past this much more, it is stalled
@@ -42,7 +43,19 @@ class Health:
             "data_dir_missing": host.datadir.missing,
             "last_commit_at": committer.step.last_commit_at if committer else None,
             "notify": host.services.state("notify"),
+            "pull": self.pull_detail(),
         }
+
+    def pull_detail(self) -> dict[str, Any] | None:
+        """The pull policy's state: a divergence waiting for a person, the pull requests still open."""
+        work = self.host.work
+        if work is None:
+            return None
+        diverged = work.record.diverged()
+        waiting = [{"branch": e.get("branch"), "url": e.get("url"), "state": e.get("state")}
+                   for e in work.record.pull_requests() if e.get("state") != "merged" and e.get("state") != "closed"]
+        return {"diverged": DIVERGED if diverged else None, "since": (diverged or {}).get("since"),
+                "pull_requests": waiting}
 
     def degraded(self) -> list[str]:
         """Why the daemon works but not wholly: remote paths it could not write here, pulls that keep failing."""
@@ -53,6 +66,9 @@ class Health:
         unwritable = work.record.unwritable()
         if unwritable:
             reasons.append(f"{len(unwritable)} remote path(s) cannot be written here (status: unwritable_paths)")
+        diverged = work.record.diverged()
+        if diverged:
+            reasons.append(f"{DIVERGED} since {diverged.get('since')} (pull_policy = ff-only; status: pull.diverged)")
         failures = work.pull_failures + (puller.failures if puller is not None else 0)
         if failures >= PULL_FAILURES_DEGRADED:
             reasons.append(f"the last {failures} pulls failed (status: last_error)")

@@ -14,7 +14,7 @@ from typing import Any
 from committer.core import clock
 from committer.core.errors import CommitterError, redact
 from committer.core.secret import webhook_secret
-from committer.core.settings import Settings, env_name, shown
+from committer.core.settings import Settings, env_name, policy, shown
 from committer.git import lfs
 from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner
@@ -235,7 +235,11 @@ def _pull(settings: Settings) -> Iterator[Check]:
         yield Check("webhook", "warn", "no webhook secret: POST /webhook refuses every delivery",
                     "set COMMITTER_WEBHOOK_SECRET, webhook_secret_file or the systemd credential `webhook_secret`")
     detail = "automatic: " + " and ".join(ways) if ways else "only by `committer pull`"
-    yield Check("pull", "ok", f"{detail}; divergence: {'merge' if settings.pull_merge else 'refused'}")
+    yield Check("pull", "ok", f"{detail}; divergence: {_DIVERGENCE[policy(settings)]}")
+
+
+_DIVERGENCE = {"merge": "merge", "ff-only": "refused, waiting for a person (ff-only)",
+               "pull-request": "a branch and a pull request (pull-request)"}
 
 
 def _daemon(settings: Settings) -> Iterator[Check]:

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from committer.commit.committer import Committer
+from committer.core.settings import PULL_POLICIES
 from committer.ops import holds, snapshot
 from committer.ops.asking import NOW, Answer, Asked, Registry
 from committer.ops.restore import restore
+from committer.ops.restorepr import restore_as_pr
 from committer.policy import guard
 from committer.sync import pull
 from committer.sync.pullstate import PullRecord
@@ -24,6 +26,11 @@ class Restore(Asked):
     path: str
     rev: str
     dry_run: bool = False
+    as_pr: bool = False  # committed on a branch of its own and proposed as a pull request; the disk unchanged
+
+    def args(self) -> dict[str, Any]:
+        """As always, with `as_pr` only when it is asked for (a daemon of before reads the same file)."""
+        return _unless_default(super().args(), as_pr=False)
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,11 @@ class PullNow(Asked):
     """Fetch and apply the remote branch now."""
 
     op: ClassVar[str] = "pull"
+    pull_policy: str = ""  # this pull's policy (`committer pull --pull-policy`); "" for the daemon's
+
+    def args(self) -> dict[str, Any]:
+        """As always, with `pull_policy` only when one is given."""
+        return _unless_default(super().args(), pull_policy="")
 
 
 @dataclass(frozen=True)
@@ -91,7 +103,13 @@ class Forced(Asked):
     head: str | None = None
 
 
+def _unless_default(values: dict[str, Any], **defaults: object) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k not in defaults or v != defaults[k]}
+
+
 def _restore(committer: Committer, _record: PullRecord, asked: Restore) -> Answer:
+    if asked.as_pr:
+        return Answer.committed(restore_as_pr(committer, str(asked.path), str(asked.rev), bool(asked.dry_run)))
     return Answer.committed(restore(committer, str(asked.path), str(asked.rev), bool(asked.dry_run)))
 
 
@@ -139,8 +157,9 @@ def _allow_secret(committer: Committer, _record: PullRecord, asked: AllowSecret)
     return Answer.committed(holds.allow_secret(committer, str(asked.path), str(asked.sha or ""), str(asked.by)))
 
 
-def _pull(committer: Committer, record: PullRecord, _asked: PullNow) -> Answer:
-    return Answer.committed(pull.pull(committer, record).answer())
+def _pull(committer: Committer, record: PullRecord, asked: PullNow) -> Answer:
+    chosen = asked.pull_policy if asked.pull_policy in PULL_POLICIES else None
+    return Answer.committed(pull.pull(committer, record, pull_policy=chosen).answer())
 
 
 def _push(_committer: Committer, _record: PullRecord, _asked: PushNow) -> Answer:

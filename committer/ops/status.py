@@ -96,6 +96,9 @@ def _what_to_do(status: dict[str, Any], settings: Settings) -> None:
     if status["pending_commits"] == 0:  # pushed since (a pull merged and pushed): the refusal is over
         status["last_error"] = None
         return
+    if (status["pull"] or {}).get("diverged"):
+        status["last_error"] = {**error, "hint": DIVERGED_HINT}
+        return
     automatic = settings.pull_interval > 0 or (bool(settings.http) and webhook_secret(settings.webhook_secret_file))
     if automatic:
         hint = "the remote has commits this repository lacks; the daemon pulls and merges them, then pushes again"
@@ -103,6 +106,11 @@ def _what_to_do(status: dict[str, Any], settings: Settings) -> None:
         hint = ("the remote has commits this repository lacks and nothing pulls them here: run `committer pull`, "
                 "or set pull_interval (or the webhook) so the daemon pulls by itself")
     status["last_error"] = {**error, "hint": hint}
+
+
+DIVERGED_HINT = ("pull_policy is ff-only, so nothing is merged and nothing pushed: `committer pull --pull-policy "
+                 "merge` merges once, `committer pull --pull-policy pull-request` proposes the local commits as a pull "
+                 "request, `allow_non_ff` overwrites the remote (see docs/pulling.md#pull-policies)")
 
 
 def _effective(settings: Settings, state: dict[str, Any], status: dict[str, Any]) -> Settings:
@@ -140,6 +148,10 @@ def _pull_status(status: dict[str, Any], pulled: dict[str, Any]) -> None:
     shown = status["last_error"] or {}
     if refused and shown.get("kind") in (None, "non_fast_forward"):
         status["last_error"] = {"kind": "git_conflict", "message": refused.get("reason"), "at": refused.get("at")}
+    diverged = pulled.get("diverged")
+    if isinstance(diverged, dict) and not refused and shown.get("kind") in (None, "non_fast_forward"):
+        status["last_error"] = {"kind": "diverged", "message": diverged.get("reason"), "at": diverged.get("since"),
+                                "hint": DIVERGED_HINT}
 
 
 def _events_status(status: dict[str, Any], settings: Settings, state: dict[str, Any]) -> None:
@@ -181,6 +193,16 @@ def render_status(status: dict[str, Any]) -> str:
     for item in (status["conflicts"] or [])[-5:]:
         theirs = f"the remote's version is in {item.get('copy')!r}" if item.get("copy") else item.get("why")
         rows.append(("conflict", f"{item.get('path')}: {theirs}"))
+    pulled = status["pull"] or {}
+    if isinstance(pulled.get("diverged"), dict):
+        rows.append(("DIVERGED", f"{pulled['diverged'].get('reason')} (since {pulled['diverged'].get('since')})"))
+        if not (status["last_error"] or {}).get("hint"):
+            rows.append(("what to do", DIVERGED_HINT))
+    for item in (pulled.get("pull_requests") or [])[-5:]:
+        if isinstance(item, dict) and item.get("state") in ("open", "no_pull_requests", "pushed", "pushing"):
+            where = item.get("url") or ("the host has no pull requests" if item.get("state") == "no_pull_requests"
+                                        else "not opened yet")
+            rows.append(("pull request", f"{where} (branch {item.get('branch')}, {item.get('state')})"))
     for item in status["unwritable_paths"] or []:
         rows.append(("unwritable", f"{item.get('path')}: {item.get('reason')} (kept in git, not in the data dir)"))
     if status["last_error"]:

@@ -63,11 +63,22 @@ async def _restore(pages: Pages, request: Request) -> Response:
                             403)
     path = history.check_path(shown.from_url(form.get("path", "")))  # the form sends the name's bytes encoded
     sha = await pages.pool.run(None, lambda job: history.check_rev(pages.repo, form.get("rev", "")), "restore")
-    log.info("page_restore", path=shown.readable(path) or ".", rev=sha)
-    answer = (await run_in_threadpool(pages.request, Restore(path, sha))).payload
+    as_pr = form.get("as_pr") == "1"  # the second button: proposed as a pull request, the data folder unchanged
+    log.info("page_restore", path=shown.readable(path) or ".", rev=sha, as_pr=as_pr)
+    try:
+        answer = (await run_in_threadpool(pages.request, Restore(path, sha, as_pr=as_pr))).payload
+    except CommitterError as exc:
+        if not as_pr:
+            raise
+        return _held(pages, request, "The pull request was not made", exc.message, 502)
+    when = await pages.pool.run(None, lambda job: wording.commit_time(pages.repo, sha), "restore")
+    if as_pr and answer.get("sha"):
+        return page(pages, request, "restore.html", {
+            "title": f"Restore {path or 'everything'} proposed", "path": path, "rev": sha, "answer": answer,
+            "actions": [], "proposed": answer, "when": when,
+        })
     if answer.get("sha"):
         return RedirectResponse(f"/commit/{answer['sha']}?restored={shown.url_part(path or '.')}", 303)
-    when = await pages.pool.run(None, lambda job: wording.commit_time(pages.repo, sha), "restore")
     return page(pages, request, "restore.html", {
         "title": f"Restore {path or 'everything'}", "path": path, "rev": sha, "answer": answer, "actions": [],
         "nothing": True, "when": when,

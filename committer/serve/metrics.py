@@ -70,7 +70,8 @@ class Metrics:
             doc="Time of one push attempt, by result.")
         self._pulls = counter(
             "committer_pulls", "outcome",
-            doc="Pulls applied or refused, by outcome (fast_forward, merge, up_to_date, ahead, held, refused).")
+            doc="Pulls applied or refused, by outcome (fast_forward, merge, up_to_date, ahead, held, refused, "
+                "diverged, pull_request).")
         self._conflicts = counter(
             "committer_conflict_copies",
             doc="Conflict copies written by pulls (the remote's version beside the local one).")

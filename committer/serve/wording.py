@@ -152,4 +152,7 @@ def banner(state: Mapping[str, Any], now: float) -> dict[str, Any]:
         "others_more": max(0, held_count - len(secrets) - len(others[:HELD_LISTED])),
         "all_backed_up": send == "sent" and not held and not held_count and not missing,
         "data_dir_missing": missing,
+        "diverged": (state.get("pull") or {}).get("diverged"),
+        "proposals": [p for p in (state.get("pull") or {}).get("pull_requests") or []
+                      if isinstance(p, Mapping) and p.get("state") in ("open", "no_pull_requests")][-3:],
     }

@@ -2,8 +2,9 @@
 
 Everything committer asks of the host goes through a `Forge`: credentials for the remote, whether its
 repository is private, creating it and its push webhook (`connect`), checking a webhook delivery, what a
-refused push or fetch means, and minting tokens. A host that cannot do something says so (None, or a
-CommitterError naming it); no caller asks which host it is. `committer.sync.forges` picks one per remote.
+refused push or fetch means, minting tokens, and opening and reading pull requests (`pull_policy`). A host
+that cannot do something says so (None, or a CommitterError naming it); no caller asks which host it is.
+`committer.sync.forges` picks one per remote.
 """
 
 from __future__ import annotations
@@ -103,6 +104,16 @@ class Delivery:
     push: PushEvent | None = None
 
 
+@dataclass(frozen=True)
+class PullRequest:
+    """A pull request as the host tells it: its number, its page, open or closed, and whether it was merged."""
+
+    number: int
+    url: str
+    state: str
+    merged: bool
+
+
 class Forge(Protocol):
     """What committer asks of the host of its remote."""
 
@@ -148,6 +159,15 @@ class Forge(Protocol):
 
     def mint_token(self) -> Minted | None:
         """A fresh token, minted now (not the cached one); None when tokens are not minted for this remote."""
+        ...
+
+    def open_pull_request(self, head: str, base: str, title: str, body: str) -> PullRequest | None:
+        """A pull request of branch `head` into `base` (the one already open for `head`, when there is one); None
+        when the host has no pull requests; a CommitterError when it cannot open one now."""
+        ...
+
+    def pull_request(self, number: int) -> PullRequest | None:
+        """Pull request `number` as it is now; None when the host has no pull requests (or no such one)."""
         ...
 
     def on_token_refreshed(self, listener: Callable[[str], None]) -> Callable[[], None]:

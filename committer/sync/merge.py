@@ -97,20 +97,29 @@ def merge_commit(
     changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], copies: list[dict[str, str]], when: float,
 ) -> str:
     """A merge commit of both heads with the BM-Meta trailer ("op":"merge"); `changes`: local -> tree."""
-    repo = committer.repo
-    added = sum(1 for old, _new in changes.values() if old is None)
-    deleted = sum(1 for _old, new in changes.values() if new is None)
-    counts = message.Counts(added=added, modified=len(changes) - added - deleted, deleted=deleted, renamed=0)
     extra: dict[str, Any] = {"op": "merge", "remote": remote}
     if copies:
         extra["conflicts"] = len(copies)
-    meta = message.trailer_value(batch=str(uuid.uuid4()), host=committer.step.host, counts=counts,
-                                 first_event=clock.iso(when, ms=True), bmmeta=None, extra=extra)
     forge = forge_for(committer.settings)
     named = forge.title if isinstance(forge, GitHub) else "origin"  # the forge's name, or git's for a remote
-    text = message.build(message.merge_subject(named, sum(1 for c in copies if c["copy"])), meta)
-    parents = ["-p", local, "-p", remote] if local else ["-p", remote]
+    subject = message.merge_subject(named, sum(1 for c in copies if c["copy"]))
+    return commit_tree(committer, tree, [local, remote] if local else [remote], subject, extra, changes, when)
+
+
+def commit_tree(
+    committer: Committer, tree: str, parents: list[str], subject: str, extra: Mapping[str, Any],
+    changes: Mapping[str, tuple[TreeEntry | None, TreeEntry | None]], when: float,
+) -> str:
+    """A commit of `tree` on `parents` with the BM-Meta trailer (`extra` in it), in the bot's name, on no
+    branch (the caller moves one); `changes`: the first parent's tree -> `tree`."""
+    added = sum(1 for old, _new in changes.values() if old is None)
+    deleted = sum(1 for _old, new in changes.values() if new is None)
+    counts = message.Counts(added=added, modified=len(changes) - added - deleted, deleted=deleted, renamed=0)
+    meta = message.trailer_value(batch=str(uuid.uuid4()), host=committer.step.host, counts=counts,
+                                 first_event=clock.iso(when, ms=True), bmmeta=None, extra=extra)
+    text = message.build(subject, meta)
     name, email = committer.step.identity
     env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name,
            "GIT_COMMITTER_EMAIL": email}
-    return repo.git("commit-tree", tree, *parents, input=text.encode(), env=env).stdout.decode().strip()
+    flags = [arg for parent in parents for arg in ("-p", parent)]
+    return committer.repo.git("commit-tree", tree, *flags, input=text.encode(), env=env).stdout.decode().strip()

@@ -19,27 +19,28 @@ from committer.commit.committer import Committer
 from committer.core import clock, events, fsio, logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.core.events import PathLists
-from committer.core.settings import Settings
+from committer.core.settings import Settings, policy
 from committer.git import trees
 from committer.git.objects import MODE_EXEC, MODE_FILE, MODE_GITLINK
 from committer.git.repo import GitRepo
 from committer.policy import guard
 from committer.policy.filters import BMIGNORE, PathFilter
+from committer.sync import pullrequest
 from committer.sync.apply import Blobs, write_changes
 from committer.sync.bootstrap import fetch_remote_head
 from committer.sync.conflicts import settle_conflicts
 from committer.sync.lfsfetch import fetch_lfs, pointers
 from committer.sync.merge import merge_commit, merged_tree
-from committer.sync.pullstate import CONFLICTS_KEPT, PULL_DELETE, PullRecord
-from committer.sync.refs import pushed_ref, record_pushed
+from committer.sync.pullstate import CONFLICTS_KEPT, DIVERGED, PULL_DELETE, PullRecord
+from committer.sync.refs import diverged_ref, pushed_ref, record_pushed
 from committer.sync.unwritable import keep_unwritable
 
 log = logs.get("committer.pull")
 
 
 # Outcomes of one pull, as logged, counted and answered.
-UP_TO_DATE, AHEAD, FAST_FORWARD, MERGE, HELD, REFUSED, NO_BRANCH = (
-    "up_to_date", "ahead", "fast_forward", "merge", "held", "refused", "no_remote_branch",
+UP_TO_DATE, AHEAD, FAST_FORWARD, MERGE, HELD, REFUSED, NO_BRANCH, DIVERGED_OUT, PROPOSED = (
+    "up_to_date", "ahead", "fast_forward", "merge", "held", "refused", "no_remote_branch", "diverged", "pull_request",
 )
 
 
@@ -60,6 +61,7 @@ class PullResult:
     unwritable: dict[str, str] = field(default_factory=dict)  # this pull's paths it could not write here
     # the remote stopped tracking them and the ignore rules after the pull keep them out: kept on disk here
     kept: list[str] = field(default_factory=list)
+    proposal: dict[str, Any] | None = None  # pull_request: the branch the local commits went to, and its PR
 
     @property
     def sha(self) -> str | None:
@@ -71,15 +73,17 @@ class PullResult:
             "outcome": self.outcome, "remote": self.remote, "old": self.old, "new": self.new, "sha": self.sha,
             "written": self.written, "deleted": self.deleted, "conflicts": self.conflicts, "reason": self.reason,
             "unwritable": [{"path": p, "reason": r} for p, r in sorted(self.unwritable.items())],
-            "kept": len(self.kept),
+            "kept": len(self.kept), "pull_request": self.proposal,
         }
 
 
 # -- one pull ------------------------------------------------------------------------------------
 
 
-def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow_deletes: bool = False) -> PullResult:
-    """Bring the fetched remote head into the branch and the data directory (the caller holds the lock)."""
+def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow_deletes: bool = False,
+                 pull_policy: str | None = None) -> PullResult:
+    """Bring the fetched remote head into the branch and the data directory (the caller holds the lock).
+    `pull_policy`: this pull's, instead of the settings' (`committer pull --pull-policy`)."""
     settings = committer.settings
     repo = committer.repo
     committer.refresh_head()
@@ -108,9 +112,18 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
                              "nothing is pulled into it until it is back")
     when = time.time()
     merging = local is not None and base != local
-    if merging and not settings.pull_merge:
-        return _refuse(result, "local commits not on the remote, and pull_merge is off: bring them together "
-                               "by hand or turn pull_merge on")
+    chosen = pull_policy or policy(settings)
+    if merging and chosen == "ff-only":
+        result.outcome, result.reason = DIVERGED_OUT, (
+            f"{DIVERGED}: the remote's {repo.branch} and this one both have new commits, and pull_policy is "
+            "ff-only; commits go on here, pushes wait (see docs/pulling.md#pull-policies)")
+        repo.git("update-ref", "-m", "committer: diverged", diverged_ref(settings.remote, repo.branch), remote)
+        return result
+    if merging and chosen == "pull-request":
+        assert local is not None and base is not None
+        # The local commits go to a branch of their own first; then the data directory follows the remote.
+        result.proposal = pullrequest.propose(settings, repo, record, local, base, remote)
+        merging = False
     target_tree = f"{remote}^{{tree}}"
     copies: list[dict[str, str]] = []
     if merging:
@@ -151,7 +164,7 @@ def apply_remote(committer: Committer, record: PullRecord, remote: str, *, allow
                                                        unwritable, waiting)
     committer.pfilter.refresh()  # a .bmignore just written: the commit side never re-adds what it keeps out
     new_head = remote if not merging else merge_commit(committer, local, remote, target_tree, changes, copies, when)
-    result.outcome = MERGE if merging else FAST_FORWARD
+    result.outcome = MERGE if merging else PROPOSED if result.proposal else FAST_FORWARD
     repo.git("update-ref", "-m", f"committer: pull ({result.outcome})", repo.ref, new_head, local or "0" * 40)
     record_pushed(repo, settings.remote, remote, {}, "pull: fetched")
     committer.refresh_head()
@@ -236,15 +249,20 @@ def fetch(settings: Settings, repo: GitRepo, cancelled: Callable[[], bool] | Non
 
 
 def pull(
-    committer: Committer, record: PullRecord, *, allow_deletes: bool = False, fetched: str | None = None
+    committer: Committer, record: PullRecord, *, allow_deletes: bool = False, fetched: str | None = None,
+    pull_policy: str | None = None,
 ) -> PullResult:
     """Fetch (unless a fetched head is given) and apply; logs git_pull, and git_conflict when there is one."""
     remote = fetched if fetched is not None else fetch(committer.settings, committer.repo)
     if remote is None:
         return PullResult(NO_BRANCH, old=committer.head, new=committer.head,
                           reason=f"the remote has no branch {committer.repo.branch!r}")
-    result = apply_remote(committer, record, remote, allow_deletes=allow_deletes)
+    result = apply_remote(committer, record, remote, allow_deletes=allow_deletes, pull_policy=pull_policy)
     note(record, result, committer.emit)
+    if result.outcome not in (DIVERGED_OUT, HELD, REFUSED):
+        committer.repo.git("update-ref", "-d", diverged_ref(committer.settings.remote, committer.repo.branch))
+    if result.outcome in (FAST_FORWARD, MERGE):  # the remote moved: a pull request of ours may be merged
+        pullrequest.refresh(committer.settings, record)
     _commit_local_wins(committer, result)  # after the pull's own events: this commit comes on top of it
     settle_conflicts(committer.repo, committer.head, record)
     return result
@@ -256,8 +274,19 @@ def note(record: PullRecord, result: PullResult, emit: events.Emit = events.noth
     now = clock.iso(clock.now(), ms=True)
     state["last_fetch_at"] = now
     state["remote_head"] = result.remote
-    if result.outcome in (FAST_FORWARD, MERGE):
+    if result.outcome in (FAST_FORWARD, MERGE, PROPOSED):
         state["last_pull_at"] = now
+    if result.outcome == DIVERGED_OUT:
+        known = record.diverged()
+        state["diverged"] = {"reason": result.reason, "remote_head": result.remote, "head": result.old,
+                             "since": known.get("since", now) if known else now}
+        if known is None:  # told once, not at every pull round while it lasts
+            log.error("git_conflict", kind="diverged", reason=result.reason, remote_head=result.remote,
+                      head=result.old, action="nothing merged, nothing pushed; see docs/pulling.md#pull-policies")
+            emit(_pull_event(result))
+        return
+    if result.outcome not in (HELD, REFUSED) and state.pop("diverged", None) is not None:
+        log.info("diverged_resolved", outcome=result.outcome, head=result.new, remote_head=result.remote)
     if result.outcome == REFUSED:
         known = state.get("refused") or {}
         same = known.get("remote_head") == result.remote
@@ -285,8 +314,12 @@ def note(record: PullRecord, result: PullResult, emit: events.Emit = events.noth
 
 
 def _pull_event(result: PullResult) -> events.Event:
+    reason = result.reason
+    if result.proposal is not None:
+        where = result.proposal.get("url") or "no pull request (the host has none)"
+        reason = f"the local commits went to the branch {result.proposal['branch']}: {where}"
     return events.git_pull(outcome=result.outcome, old=result.old, new=result.new, remote_head=result.remote,
-                           written=result.paths, reason=result.reason)
+                           written=result.paths, reason=reason)
 
 
 def refuse_forced(committer: Committer, record: PullRecord, remote_head: str | None, source: str) -> None:

@@ -18,7 +18,7 @@ from committer.sync.errors import PushError, porcelain
 from committer.sync.forge import VisibilityRule
 from committer.sync.pending import Pending, last_push, read_pending
 from committer.sync.pushstate import PushState
-from committer.sync.refs import pushed_ref, pushed_tags_prefix, record_pushed
+from committer.sync.refs import diverged_ref, pushed_ref, pushed_tags_prefix, record_pushed
 from committer.sync.transport import Remote, stopped_error
 
 log = logs.get(__name__)
@@ -99,6 +99,7 @@ class Push:
         try:
             if self._visibility is not None:
                 self._visibility.check()
+            self._diverged_gate()
             refspecs = [f"{pending.branch}:{self.repo.ref}"] if pending.branch else []
             args = ["push", "--porcelain", *(["--progress"] if self._progress else []), *self._lease(pending),
                     "--end-of-options", self.remote.url, *refspecs, "refs/tags/*:refs/tags/*"]
@@ -146,6 +147,16 @@ class Push:
         if error is not None:
             raise error
         return result
+
+    def _diverged_gate(self) -> None:
+        """pull_policy = ff-only left a divergence to a person: no push until it is resolved (allow_non_ff, the
+        admin's override, pushes as it always did)."""
+        if self.settings.allow_non_ff:
+            return
+        at = self.repo.resolve(diverged_ref(self.settings.remote, self.repo.branch))
+        if at is not None:
+            raise PushError("non_fast_forward", f"diverged: waiting for a person (the remote's {self.repo.branch} "
+                                                f"is at {at[:12]}, and pull_policy = ff-only merges nothing)")
 
     def _moved(self, sent: str, before: str | None, cancelled: Callable[[], bool] | None) -> str | None:
         """After a push answered ok: None when the remote's branch (asked again) moved; else why the push does

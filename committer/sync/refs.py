@@ -17,6 +17,9 @@ PUSHED_TAGS_PREFIX = "refs/committer/pushed-tags/"
 FETCHED_PREFIX = "refs/committer/remote/"
 
 
+DIVERGED_PREFIX = "refs/committer/diverged/"
+
+
 def remote_key(url: str) -> str:
     """A short name for one remote (its URL without credentials): what was pushed is kept per remote."""
     return hashlib.sha1(split_credentials(url)[0].encode(), usedforsecurity=False).hexdigest()[:12]
@@ -25,6 +28,12 @@ def remote_key(url: str) -> str:
 def pushed_ref(url: str, branch: str) -> str:
     """The private ref that holds what `url` has of `branch`."""
     return f"{PUSHED_PREFIX}{remote_key(url)}/{branch}"
+
+
+def diverged_ref(url: str, branch: str) -> str:
+    """The private ref that holds the remote head `url`'s `branch` diverged at, while pull_policy = ff-only
+    leaves the divergence to a person: pushes wait while it is there."""
+    return f"{DIVERGED_PREFIX}{remote_key(url)}/{branch}"
 
 
 def pushed_tags_prefix(url: str) -> str:

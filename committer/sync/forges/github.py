@@ -1,5 +1,5 @@
 """GitHub (and GitHub Enterprise) as a forge: App installation tokens, the visibility rule, `connect`'s
-repository and push webhook, and the signed webhook deliveries (X-Hub-Signature-256).
+repository and push webhook, pull requests, and the signed webhook deliveries (X-Hub-Signature-256).
 
 The REST client is `committer.sync.github`; it loads httpx and jwt only when it calls the API, so a
 remote that uses neither an App nor the visibility rule never loads them.
@@ -11,7 +11,7 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from committer.commit.trailer import too_deep
 from committer.core import logs
@@ -27,6 +27,7 @@ from committer.sync.forge import (
     Delivery,
     Minted,
     Named,
+    PullRequest,
     PushEvent,
     Refusal,
     Repository,
@@ -152,28 +153,71 @@ class GitHub:
             raise PushError(exc.kind, f"{what}: {exc.detail}") from None
         return Minted(what, f"key {path} read, installation token minted", tokens.expires_at)
 
+    def open_pull_request(self, head: str, base: str, title: str, body: str) -> PullRequest | None:
+        """POST /repos/{owner}/{name}/pulls; when GitHub answers 422 because one is open for `head` already,
+        that one (GET .../pulls?head=owner:head)."""
+        owner, name = self._names("open a pull request")
+        path = f"/repos/{owner}/{name}/pulls"
+        what = f"open a pull request of {head} into {base}"
+        response = api.request(self.settings, "POST", path, what=what, **self._auth(what),
+                               body={"title": title, "head": head, "base": base, "body": body,
+                                     "maintainer_can_modify": True})
+        if response.status_code == 422:
+            query = f"?head={quote(f'{owner}:{head}', safe='')}&state=open"
+            found = self._call("GET", path + query, "find the open pull request", needs=what) or []
+            if isinstance(found, list) and found and isinstance(found[0], dict):
+                return _pull_request(found[0])
+            raise PushError("rejected", f"{what}: {api.message(response)}")
+        if response.status_code != 201:
+            raise api.failure(response, what)
+        return _pull_request(response.json())
+
+    def pull_request(self, number: int) -> PullRequest | None:
+        """GET /repos/{owner}/{name}/pulls/{number}: open or closed, merged or not."""
+        owner, name = self._names("read a pull request")
+        what = f"read pull request #{number}"
+        found = self._call("GET", f"/repos/{owner}/{name}/pulls/{int(number)}", what, needs=what)
+        return None if found is None else _pull_request(found)
+
+    def _names(self, what: str) -> tuple[str, str]:
+        target = api.repository(self.settings)
+        if target is None:
+            raise ConfigError("remote", f"cannot {what}: the remote is not a GitHub repository (owner/name)")
+        return target
+
     def on_token_refreshed(self, listener: Callable[[str], None]) -> Callable[[], None]:
         """Every App token mint of this process, by result; nothing without an App."""
         if not self.settings.github_app_id:
             return lambda: None
         return api.on_refresh(listener)
 
-    def _auth(self) -> dict[str, Any]:
+    def _auth(self, needs: str = "connect") -> dict[str, Any]:
         if self.settings.github_app_id:
             return {"bearer": api.app_tokens(self.settings).token()}
         token = read_token(self.settings)
         if not token:
             raise ConfigError(
-                "token", "connect needs a token (COMMITTER_TOKEN, token_file or the systemd credential `token`) "
+                "token", f"{needs} needs a token (COMMITTER_TOKEN, token_file or the systemd credential `token`) "
                 "or a GitHub App (github_app_id, github_app_installation_id, github_app_private_key_file)"
             )
         return api.api_auth((TOKEN_USER, token))
 
-    def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        response = api.request(self.settings, method, path, what=what, **self._auth(), **kwargs)
+    def _call(self, method: str, path: str, what: str, needs: str = "connect", **kwargs: Any) -> Any:
+        response = api.request(self.settings, method, path, what=what, **self._auth(needs), **kwargs)
         if response.status_code >= 300 and not (response.status_code == 404 and method == "GET"):
             raise api.failure(response, what)
         return None if response.status_code == 404 else response.json()
+
+
+def _pull_request(data: Any) -> PullRequest:
+    """A pull request from GitHub's JSON; a transient PushError when the answer lacks its fields."""
+    try:
+        number, url = data["number"], data["html_url"]
+        if not isinstance(number, int) or not isinstance(url, str):
+            raise TypeError(number)
+        return PullRequest(number, url, str(data.get("state") or "open"), data.get("merged") is True)
+    except (KeyError, TypeError):
+        raise PushError("transient", "GitHub pull request: the answer has no number and html_url") from None
 
 
 def verify_delivery(headers: Mapping[str, str], body: bytes, secret: str | None) -> Delivery | Refusal:

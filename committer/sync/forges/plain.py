@@ -1,6 +1,6 @@
 """Any other git host (file://, self-hosted smart HTTP, ssh): git alone, with nothing to ask beyond it.
 
-It has no visibility to check, no repositories or webhooks to create and no tokens to mint; its
+It has no visibility to check, no repositories, webhooks or pull requests to create and no tokens to mint; its
 credentials are the configured token; a refused push is classified by the rules table alone. Webhook
 deliveries are checked in GitHub's signed form, which Gitea and others send too.
 """
@@ -14,7 +14,7 @@ from committer.core.errors import CommitterError, redact
 from committer.core.settings import Settings
 from committer.sync.credentials import TOKEN_USER, read_token
 from committer.sync.errors import PushError, classify
-from committer.sync.forge import Credentials, Delivery, Minted, Refusal, Repository, Seen
+from committer.sync.forge import Credentials, Delivery, Minted, PullRequest, Refusal, Repository, Seen
 from committer.sync.forges.github import HEADERS, verify_delivery
 
 
@@ -70,6 +70,14 @@ class Plain:
 
     def mint_token(self) -> Minted | None:
         """No tokens are minted for a plain host."""
+        return None
+
+    def open_pull_request(self, head: str, base: str, title: str, body: str) -> PullRequest | None:
+        """A plain git host has no pull requests: the branch is all there is."""
+        return None
+
+    def pull_request(self, number: int) -> PullRequest | None:
+        """A plain git host has no pull requests."""
         return None
 
     def on_token_refreshed(self, listener: Callable[[str], None]) -> Callable[[], None]:
