@@ -1,0 +1,178 @@
+"""The sync-now barrier: `committer sync [--wait]`, `POST /sync` and the agents' `sync_now` tool.
+
+The running daemon takes what is pending now (its open batch at once, then one scan of the whole tree, shared
+by callers that ask together), commits it and pushes at once; the caller learns the commit that holds it
+and, waiting, whether the remote has it: the private ref that records what the remote confirmed
+(`refs/committer/pushed/...`) holds that commit. At the deadline the answer says what is in the way: the
+push's last error, a deletion hold, files kept out for their content, size or type.
+
+Without a daemon the command does it itself: a reconcile and commit under the instance lock, then the push,
+retried with backoff while there is time (nobody else would push it later).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from committer.core import logs
+from committer.core.errors import CommitterError, redact
+from committer.core.retry import Backoff
+from committer.core.settings import Settings
+from committer.git.repo import GitRepo
+from committer.ops import requests
+from committer.ops.asking import Answer, Request
+from committer.ops.kinds import SyncNow
+from committer.ops.state import read_state
+
+log = logs.get(__name__)
+
+POLL_FIRST, POLL_MOST = 0.05, 0.5  # how often a waiting caller looks at the pushed ref (doubling)
+Ask = Callable[[Request], Answer]
+
+
+@dataclass(frozen=True)
+class SyncAnswer:
+    """How a sync went: the commit that holds what was pending (None before any commit), whether the remote
+    has it, and why not (None once everything is done: pushed and nothing in the way, or no remote)."""
+
+    commit: str | None
+    pushed: bool
+    reason: str | None
+    remote: str | None = None
+    in_the_way: Mapping[str, Any] = field(default_factory=dict)
+    by: str = "daemon"  # who committed and pushed: the running daemon, or this process ("command")
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The answer as JSON: what `sync --json`, `POST /sync` and the MCP tool give."""
+        return {"ok": self.ok, "commit": self.commit, "pushed": self.pushed, "reason": self.reason,
+                "remote": self.remote, "in_the_way": dict(self.in_the_way), "by": self.by,
+                "seconds": round(self.seconds, 3)}
+
+
+def sync_now(settings: Settings, *, wait: bool, timeout: float, ask: Ask | None = None,
+             status: Callable[[], Mapping[str, Any]] | None = None, repo: GitRepo | None = None) -> SyncAnswer:
+    """Commit what is pending now and push it; with `wait`, return once the remote has it or `timeout`
+    seconds have passed (then `reason` says what is in the way). `ask`, `status`, `repo`: inside the daemon
+    (a page, the HTTP MCP server), its inbox, its state and a read-only repository; elsewhere the daemon is
+    asked through the mailbox, or, when none runs, the work is done here. CommitterError when the daemon
+    does not answer."""
+    started = time.monotonic()
+    deadline = started + max(0.0, timeout)
+    request = SyncNow(asked_at=time.time())
+    if ask is not None:
+        payload: Mapping[str, Any] = ask(request).payload
+    elif requests.daemon_running(settings):
+        payload = requests.run(settings, request)
+    else:
+        return _here(settings, wait, deadline, started)
+    repo = repo or GitRepo.of(settings)
+    read = status or (lambda: read_state(settings.git_dir))
+    return _wait(repo, payload, wait, deadline, read, started)
+
+
+def _wait(repo: GitRepo, payload: Mapping[str, Any], wait: bool, deadline: float,
+          status: Callable[[], Mapping[str, Any]], started: float) -> SyncAnswer:
+    """Look at the pushed ref until it holds the commit (or the deadline), then say how it went."""
+    commit, remote, ref = payload.get("commit"), payload.get("remote"), payload.get("pushed_ref")
+    blocked = dict(payload.get("in_the_way") or {})
+    pushed = False
+    if commit and remote and ref:
+        delay, stop = POLL_FIRST, threading.Event()
+        while not (pushed := has(repo, str(ref), str(commit))) and wait and time.monotonic() < deadline:
+            stop.wait(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, POLL_MOST)
+    reason = _reason(commit, remote, pushed, blocked, _push_error(status()), waited=wait)
+    return SyncAnswer(commit, pushed, reason, remote, blocked, "daemon", time.monotonic() - started)
+
+
+def has(repo: GitRepo, ref: str, commit: str) -> bool:
+    """Whether the remote confirmed `commit` (or a commit after it): the pushed ref holds it."""
+    proc = repo.git("rev-parse", "-q", "--verify", f"{ref}^{{commit}}", check=False)
+    pushed = proc.stdout.decode().strip()
+    if not pushed:
+        return False
+    if pushed == commit:
+        return True
+    return repo.git("merge-base", "--is-ancestor", commit, pushed, check=False).returncode == 0
+
+
+def _push_error(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    push = state.get("push") if isinstance(state.get("push"), Mapping) else {}
+    error = (push or {}).get("last_error")
+    return error if isinstance(error, Mapping) else None
+
+
+def _reason(commit: object, remote: object, pushed: bool, blocked: Mapping[str, Any],
+            error: Mapping[str, Any] | None, waited: bool) -> str | None:
+    """One sentence saying what is in the way; None when nothing is."""
+    parts = []
+    if remote and not commit:
+        parts.append("nothing to push: the repository has no commit yet")
+    elif remote and not pushed:
+        short = str(commit)[:12]
+        if error is not None:
+            parts.append(f"the remote does not have {short}: the last push failed ({error.get('kind')}): "
+                         f"{error.get('message')}")
+        elif waited:
+            parts.append(f"the remote does not have {short} yet: the push is still under way")
+        else:
+            parts.append(f"the remote does not have {short} yet: it is being pushed")
+    hold = blocked.get("hold")
+    if isinstance(hold, Mapping):
+        parts.append(f"{hold.get('count')} deletion(s) are on hold ({hold.get('reason')}), not committed: "
+                     "`committer confirm-deletes` commits them, `committer put-back` writes them back")
+    count = int(blocked.get("file_count") or 0)
+    if count:
+        files = blocked.get("files") or []
+        named = ", ".join(f"{f.get('path')} ({f.get('reason')})" for f in files[:3] if isinstance(f, Mapping))
+        more = f" and {count - 3} more" if count > 3 else ""
+        parts.append(f"{count} file(s) are kept out of history: {named}{more} (see `committer status`)")
+    return "; ".join(parts) or None
+
+
+def _here(settings: Settings, wait: bool, deadline: float, started: float) -> SyncAnswer:
+    """No daemon: reconcile and commit under the instance lock (the request's own path), then push, retrying
+    transient failures while there is time."""
+    payload = requests.run(settings, SyncNow(asked_at=time.time(), scan=False))  # it reconciles first itself
+    commit, remote = payload.get("commit"), payload.get("remote")
+    blocked = dict(payload.get("in_the_way") or {})
+    pushed, error = False, None
+    if commit and remote:
+        pushed, error = _push_here(settings, wait, deadline)
+    reason = _reason(commit, remote, pushed, blocked, error, waited=wait)
+    return SyncAnswer(commit, pushed, reason, remote, blocked, "command", time.monotonic() - started)
+
+
+def _push_here(settings: Settings, wait: bool, deadline: float) -> tuple[bool, Mapping[str, Any] | None]:
+    """Push from this process: once, or until the deadline when waiting (a permanent failure ends it)."""
+    from committer.ops.notify import Notify
+    from committer.sync.errors import PushError
+    from committer.sync.pusher import Pusher
+
+    notify = Notify.for_command(settings)  # git_push / push_failed wait in the outbox for the next daemon
+    backoff, stop = Backoff(1.0, settings.push_backoff_max), threading.Event()
+    try:
+        pusher = Pusher(settings, GitRepo.of(settings), emit=notify.emit)
+        while True:
+            try:
+                pusher.push_now()
+                return True, None
+            except PushError as exc:
+                error = {"kind": exc.kind, "message": redact(exc.detail)}
+                left = deadline - time.monotonic()
+                if not wait or exc.permanent or left <= 0:
+                    return False, error
+                stop.wait(min(backoff.next(), left))
+    except CommitterError as exc:
+        return False, {"kind": "unknown", "message": exc.message}
+    finally:
+        notify.stop(0.0)
