@@ -49,3 +49,33 @@ def sync_command(
         if answer.reason is not None:
             echo(f"committer: {'error: ' if wait else ''}{answer.reason}", err=True)
     return 1 if wait and not answer.ok else 0
+
+
+@command("verify", remote=True, events=True)
+def verify_command(
+    opts: Options,
+    as_json: Annotated[bool, Option("--json", help="Print the result as one JSON object.")] = False,
+) -> int:
+    """Prove the remote copy can be restored: fetch it into a temporary repository, git fsck it, compare the
+    tree last pushed, download and check every LFS object. Exit 1 when it cannot be."""
+    from committer.git.repo import GitRepo
+    from committer.ops.notify import Notify
+    from committer.sync import backupcheck
+
+    settings = opts.settings()
+    require_repo(settings)
+    if not settings.remote:
+        raise ConfigError("remote", "no remote is configured: nothing to verify; set --remote or COMMITTER_REMOTE")
+    notify = Notify.for_command(settings)  # the verify event waits in the outbox for the daemon
+    try:
+        result = backupcheck.verify(settings, GitRepo.of(settings))
+        backupcheck.told(result, settings.git_dir, notify.emit)
+    finally:
+        notify.stop(0.0)
+    if as_json:
+        echo(json.dumps(result.as_dict()))
+    elif result.ok:
+        echo(f"verified in {result.seconds:.1f}s: {result.message}")
+    else:
+        echo(f"committer: error: verify failed ({result.reason}): {result.message}", err=True)
+    return 0 if result.ok else 1
