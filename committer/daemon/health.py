@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from committer.daemon import backups
 from committer.daemon.host import Host
 
 PULL_FAILURES_DEGRADED = 3  # pulls failed in a row before /healthz says degraded (one failure is retried soon)
@@ -42,6 +43,7 @@ class Health:
             "data_dir_missing": host.datadir.missing,
             "last_commit_at": committer.step.last_commit_at if committer else None,
             "notify": host.services.state("notify"),
+            "backup": backups.health(host.settings.git_dir)[0] if host.settings.remote else None,
         }
 
     def degraded(self) -> list[str]:
@@ -53,6 +55,9 @@ class Health:
         unwritable = work.record.unwritable()
         if unwritable:
             reasons.append(f"{len(unwritable)} remote path(s) cannot be written here (status: unwritable_paths)")
+        verify = backups.health(self.host.settings.git_dir)[1] if self.host.settings.remote else None
+        if verify is not None:
+            reasons.append(verify)
         failures = work.pull_failures + (puller.failures if puller is not None else 0)
         if failures >= PULL_FAILURES_DEGRADED:
             reasons.append(f"the last {failures} pulls failed (status: last_error)")

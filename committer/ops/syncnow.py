@@ -65,18 +65,24 @@ def sync_now(settings: Settings, *, wait: bool, timeout: float, ask: Ask | None 
     (a page, the HTTP MCP server), its inbox, its state and a read-only repository; elsewhere the daemon is
     asked through the mailbox, or, when none runs, the work is done here. CommitterError when the daemon
     does not answer."""
+    if ask is not None:
+        return sync_in_daemon(ask, status or (lambda: read_state(settings.git_dir)), repo or GitRepo.of(settings),
+                              wait=wait, timeout=timeout)
     started = time.monotonic()
     deadline = started + max(0.0, timeout)
-    request = SyncNow(asked_at=time.time())
-    if ask is not None:
-        payload: Mapping[str, Any] = ask(request).payload
-    elif requests.daemon_running(settings):
-        payload = requests.run(settings, request)
-    else:
+    if not requests.daemon_running(settings):
         return _here(settings, wait, deadline, started)
-    repo = repo or GitRepo.of(settings)
-    read = status or (lambda: read_state(settings.git_dir))
-    return _wait(repo, payload, wait, deadline, read, started)
+    payload = requests.run(settings, SyncNow(asked_at=time.time()))
+    return _wait(GitRepo.of(settings), payload, wait, deadline, lambda: read_state(settings.git_dir), started)
+
+
+def sync_in_daemon(ask: Ask, status: Callable[[], Mapping[str, Any]], repo: GitRepo, *, wait: bool,
+                   timeout: float) -> SyncAnswer:
+    """The same from one of the daemon's own threads (`POST /sync`, the MCP server over HTTP): `ask` is its
+    inbox, `status` its state, `repo` a repository for reading refs."""
+    started = time.monotonic()
+    payload = ask(SyncNow(asked_at=time.time())).payload
+    return _wait(repo, payload, wait, started + max(0.0, timeout), status, started)
 
 
 def _wait(repo: GitRepo, payload: Mapping[str, Any], wait: bool, deadline: float,

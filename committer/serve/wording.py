@@ -131,7 +131,11 @@ def banner(state: Mapping[str, Any], now: float) -> dict[str, Any]:
     elif held_count or send in ("unsent", "never"):
         level = "warn"
     said, detail = hold_words(held) if held else ("", "")
+    checked = verified(state.get("verified"), now)
+    if checked["failed"]:
+        level = "bad"
     return {
+        "verified": checked,
         "level": level,
         "remote": push.get("remote"),
         "send": send,
@@ -152,4 +156,19 @@ def banner(state: Mapping[str, Any], now: float) -> dict[str, Any]:
         "others_more": max(0, held_count - len(secrets) - len(others[:HELD_LISTED])),
         "all_backed_up": send == "sent" and not held and not held_count and not missing,
         "data_dir_missing": missing,
+    }
+
+
+def verified(record: object, now: float) -> dict[str, Any]:
+    """The last verify of the remote copy in words: when it last proved restorable, and a failure since."""
+    record = record if isinstance(record, Mapping) else {}
+    ok_at = parse_iso(record.get("last_ok_at") or (record.get("at") if record.get("ok") else None))
+    failed = bool(record) and not record.get("ok")
+    return {
+        "known": bool(record),
+        "ok_ago": relative(ok_at, now) if ok_at else None,
+        "ok_at": record.get("last_ok_at") or (record.get("at") if record.get("ok") else None),
+        "failed": failed,
+        "reason": record.get("reason") if failed else None,
+        "message": record.get("message") if failed else None,
     }
