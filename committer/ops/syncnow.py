@@ -37,7 +37,8 @@ Ask = Callable[[Request], Answer]
 @dataclass(frozen=True)
 class SyncAnswer:
     """How a sync went: the commit that holds what was pending (None before any commit), whether the remote
-    has it, and why not (None once everything is done: pushed and nothing in the way, or no remote)."""
+    has it, and what is in the way (None when nothing is: pushed, or no remote, or, not waiting, the push
+    asked for; a failed push, a deletion hold or files kept out for their content are in the way)."""
 
     commit: str | None
     pushed: bool
@@ -130,8 +131,7 @@ def _reason(commit: object, remote: object, pushed: bool, blocked: Mapping[str, 
                          f"{error.get('message')}")
         elif waited:
             parts.append(f"the remote does not have {short} yet: the push is still under way")
-        else:
-            parts.append(f"the remote does not have {short} yet: it is being pushed")
+        # not waiting, a push under way is what was asked for: nothing is in the way
     hold = blocked.get("hold")
     if isinstance(hold, Mapping):
         parts.append(f"{hold.get('count')} deletion(s) are on hold ({hold.get('reason')}), not committed: "

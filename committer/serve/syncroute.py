@@ -4,8 +4,8 @@ loopback Host on a loopback bind, the ui token elsewhere, no foreign Origin).
 A program sends no body, or JSON (`{"wait": true, "timeout": "30s"}`), or the same as query parameters
 (`?wait=1&timeout=30s`). A body a browser form could send from another site (url-encoded, multipart, plain
 text) must carry the pages' CSRF token (`csrf`), as every form of the pages does. The answer is the sync's
-JSON: 200 when done (or, without wait, 202: committed, the push asked for), 503 when waiting ended with the
-remote lacking the commit or something in the way (the `reason` says what)."""
+JSON: 200 when done (or, without wait, 202: committed, the push asked for, or something in the way), 503 when
+waiting ended with the remote lacking the commit or something in the way (the `reason` says what)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,10 @@ async def sync_route(pages: Pages, request: Request) -> Response:
                                          timeout=timeout)
     except CommitterError as exc:  # starting or stopping, or no answer from the main loop
         return json_response(503, {"error": exc.message})
-    status = 200 if answer.ok else (503 if wait else 202)
+    if wait:
+        status = 200 if answer.ok else 503
+    else:
+        status = 200 if answer.ok and (answer.pushed or answer.remote is None) else 202
     return json_response(status, answer.as_dict())
 
 

@@ -113,3 +113,24 @@ def test_without_a_daemon_the_command_commits_and_pushes_itself(layout: Layout, 
     answer = answer_of(done)
     assert answer["pushed"] is False and "the last push failed" in str(answer["reason"]), answer
     assert "three.md" in tree_files(layout.git_dir)  # committed all the same
+
+
+def test_a_file_held_for_its_content_is_in_the_way_though_the_remote_has_the_commit(
+    layout: Layout, mirror: Path,
+) -> None:
+    """A secret kept out of history has no backup: `sync --wait` names it and exits 1; a name rule's file is
+    the user's choice and is not in the way."""
+    (layout.data / "note.md").write_text("a note\n")
+    (layout.data / ".env").write_text("KEY=value\n")  # kept out by a name rule: not in the way
+    assert committer("init", *layout.args(), "--remote", str(mirror), env=layout.env).returncode == 0
+    done = sync(layout, "--wait", "--remote", str(mirror))
+    assert done.returncode == 0, done.stderr
+    (layout.data / "keys.md").write_text("token = ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8\n")
+    done = sync(layout, "--wait", "--remote", str(mirror))
+    assert done.returncode == 1
+    answer = answer_of(done)
+    assert answer["pushed"] is True, answer
+    assert answer["in_the_way"]["file_count"] == 1  # type: ignore[index]
+    assert "keys.md" in str(answer["reason"]) and ".env" not in str(answer["reason"])
+    plain = committer("sync", "--wait", "--remote", str(mirror), env=layout.env)
+    assert plain.returncode == 1 and "1 file(s) are kept out of history: keys.md" in plain.stderr
