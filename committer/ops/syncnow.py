@@ -122,9 +122,7 @@ def _reason(commit: object, remote: object, pushed: bool, blocked: Mapping[str, 
             error: Mapping[str, Any] | None, waited: bool) -> str | None:
     """One sentence saying what is in the way; None when nothing is."""
     parts = []
-    if remote and not commit:
-        parts.append("nothing to push: the repository has no commit yet")
-    elif remote and not pushed:
+    if remote and commit and not pushed:  # no commit yet: the data directory holds nothing to back up
         short = str(commit)[:12]
         if error is not None:
             parts.append(f"the remote does not have {short}: the last push failed ({error.get('kind')}): "
