@@ -433,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     trees = [label(s) for s in config.sizes] if any(config.runs(s) for s in TREE_SECTIONS) else []
     if config.runs("push"):
         trees.append(f"{label(pushing.FILES)} (section 6)")
+    if config.runs("verify") and not trees:
+        trees.append(f"{label(max(config.sizes))} (section 11)")
     header = [
         "# committer benchmark",
         "",
