@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,10 @@ def test_the_command_records_the_result_and_a_remote_that_is_down_is_exit_1(
     done = committer("verify", env=env)
     assert done.returncode == 1
     assert "verify failed (unreachable)" in done.stderr
+    assert git_server.token not in done.stderr + done.stdout  # nor in any log line
     record = backupcheck.last(layout.git_dir)
     assert record is not None and record["reason"] == "unreachable" and record["last_ok_at"]
     status = json.loads(committer("status", "--json", env=env).stdout)
     assert status["verified"]["reason"] == "unreachable"
+    shown = committer("status", env=env).stdout
+    assert re.search(r"^verified +FAILED .*\(unreachable\).*; last verified ", shown, re.MULTILINE), shown
