@@ -12,13 +12,14 @@ retried with backoff while there is time (nobody else would push it later).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from committer.core import logs
+from committer.core import clock, logs
 from committer.core.errors import CommitterError, redact
 from committer.core.retry import Backoff
 from committer.core.settings import Settings
@@ -27,11 +28,14 @@ from committer.ops import requests
 from committer.ops.asking import Answer, Request
 from committer.ops.kinds import SyncNow
 from committer.ops.state import read_state
+from committer.sync.errors import PERMANENT
+from committer.sync.refs import PUSHED_PREFIX
 
 log = logs.get(__name__)
 
 POLL_FIRST, POLL_MOST = 0.05, 0.5  # how often a waiting caller looks at the pushed ref (doubling)
 Ask = Callable[[Request], Answer]
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -88,17 +92,35 @@ def sync_in_daemon(ask: Ask, status: Callable[[], Mapping[str, Any]], repo: GitR
 
 def _wait(repo: GitRepo, payload: Mapping[str, Any], wait: bool, deadline: float,
           status: Callable[[], Mapping[str, Any]], started: float) -> SyncAnswer:
-    """Look at the pushed ref until it holds the commit (or the deadline), then say how it went."""
+    """Look at the pushed ref until it holds the commit (or the deadline, or a push failure that the push loop
+    does not retry soon), then say how it went."""
     commit, remote, ref = payload.get("commit"), payload.get("remote"), payload.get("pushed_ref")
+    if not (isinstance(commit, str) and _SHA.fullmatch(commit)):
+        commit = None
+    if not (isinstance(ref, str) and ref.startswith(PUSHED_PREFIX)):  # the daemon's answer is still data
+        ref = None
     blocked = dict(payload.get("in_the_way") or {})
+    asked = time.time() - (time.monotonic() - started)
     pushed = False
     if commit and remote and ref:
         delay, stop = POLL_FIRST, threading.Event()
-        while not (pushed := has(repo, str(ref), str(commit))) and wait and time.monotonic() < deadline:
+        while not (pushed := has(repo, ref, commit)) and wait and time.monotonic() < deadline:
+            if delay >= POLL_MOST and _given_up(_push_error(status()), asked):
+                break
             stop.wait(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, POLL_MOST)
-    reason = _reason(commit, remote, pushed, blocked, _push_error(status()), waited=wait)
+    error = None if pushed else _push_error(status())
+    reason = _reason(commit, remote, pushed, blocked, error, waited=wait)
     return SyncAnswer(commit, pushed, reason, remote, blocked, "daemon", time.monotonic() - started)
+
+
+def _given_up(error: Mapping[str, Any] | None, asked: float) -> bool:
+    """Whether a push tried since the sync was asked failed for good (auth, non_fast_forward, ...): the push
+    loop waits push_backoff_max before it tries again, so waiting longer here tells nothing new."""
+    if error is None or error.get("kind") not in PERMANENT:
+        return False
+    at = clock.parse(str(error.get("at") or ""))
+    return at is not None and at >= int(asked)  # the error's time has whole seconds
 
 
 def has(repo: GitRepo, ref: str, commit: str) -> bool:

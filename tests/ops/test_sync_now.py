@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ISOLATED, DaemonProcess, Layout, commit_count, committer, git, tree_files, wait_for
+from tests.conftest import (
+    ISOLATED,
+    DaemonProcess,
+    Layout,
+    commit_count,
+    committer,
+    finishes,
+    git,
+    tree_files,
+    wait_for,
+)
 from tests.gitserver import GitHTTPServer, git_server
 
 __all__ = ["git_server"]
@@ -70,6 +80,12 @@ def test_sync_wait_returns_once_the_remote_has_it_and_says_what_is_in_the_way_wh
     answer = json.loads(out.strip().splitlines()[-1])
     assert answer["pushed"] is True and git_server.head() == answer["commit"]
     assert "down.md" in tree_files(git_server.repo, str(answer["commit"]))
+
+    git_server.set_token("ghp_SomeoneRotatedIt0123456789abcdefABCD")  # refused for good: auth
+    (layout.data / "refused.md").write_text("the token was rotated\n")
+    done = finishes(lambda: sync(layout, "--wait", "--timeout", "10m"), 90, "a sync whose push failed for good")
+    assert done.returncode == 1
+    assert "the last push failed (auth)" in str(answer_of(done)["reason"])
 
 
 def test_callers_that_ask_together_share_one_commit(
