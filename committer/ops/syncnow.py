@@ -82,16 +82,18 @@ def sync_now(settings: Settings, *, wait: bool, timeout: float, ask: Ask | None 
 
 
 def sync_in_daemon(ask: Ask, status: Callable[[], Mapping[str, Any]], repo: GitRepo, *, wait: bool,
-                   timeout: float) -> SyncAnswer:
+                   timeout: float, gone: Callable[[], bool] = lambda: False) -> SyncAnswer:
     """The same from one of the daemon's own threads (`POST /sync`, the MCP server over HTTP): `ask` is its
-    inbox, `status` its state, `repo` a repository for reading refs."""
+    inbox, `status` its state, `repo` a repository for reading refs; `gone`: the client went away, so the wait
+    ends (the commit and the push go on)."""
     started = time.monotonic()
     payload = ask(SyncNow(asked_at=time.time())).payload
-    return _wait(repo, payload, wait, started + max(0.0, timeout), status, started)
+    return _wait(repo, payload, wait, started + max(0.0, timeout), status, started, gone)
 
 
 def _wait(repo: GitRepo, payload: Mapping[str, Any], wait: bool, deadline: float,
-          status: Callable[[], Mapping[str, Any]], started: float) -> SyncAnswer:
+          status: Callable[[], Mapping[str, Any]], started: float,
+          gone: Callable[[], bool] = lambda: False) -> SyncAnswer:
     """Look at the pushed ref until it holds the commit (or the deadline, or a push failure that the push loop
     does not retry soon), then say how it went."""
     commit, remote, ref = payload.get("commit"), payload.get("remote"), payload.get("pushed_ref")
@@ -105,7 +107,7 @@ def _wait(repo: GitRepo, payload: Mapping[str, Any], wait: bool, deadline: float
     if commit and remote and ref:
         delay, stop = POLL_FIRST, threading.Event()
         while not (pushed := has(repo, ref, commit)) and wait and time.monotonic() < deadline:
-            if delay >= POLL_MOST and _given_up(_push_error(status()), asked):
+            if gone() or (delay >= POLL_MOST and _given_up(_push_error(status()), asked)):
                 break
             stop.wait(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, POLL_MOST)

@@ -9,7 +9,9 @@ waiting ended with the remote lacking the commit or something in the way (the `r
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -53,16 +55,30 @@ async def sync_route(pages: Pages, request: Request) -> Response:
     except ConfigError as exc:
         return json_response(400, {"error": exc.message})
     log.info("page_sync", wait=wait, timeout=timeout)
+    gone = threading.Event()
+    watch = asyncio.create_task(_until_gone(request, gone))  # a client that leaves ends the wait for it
     try:
         answer = await run_in_threadpool(sync_in_daemon, pages.request, pages.status, pages.repo, wait=wait,
-                                         timeout=timeout)
+                                         timeout=timeout, gone=gone.is_set)
     except CommitterError as exc:  # starting or stopping, or no answer from the main loop
         return json_response(503, {"error": exc.message})
+    finally:
+        watch.cancel()
+    if gone.is_set():
+        log.info("page_sync_client_gone", commit=answer.commit, pushed=answer.pushed)
+        return Response(b"", 499)  # nobody reads it
     if wait:
         status = 200 if answer.ok else 503
     else:
         status = 200 if answer.ok and (answer.pushed or answer.remote is None) else 202
     return json_response(status, answer.as_dict())
+
+
+async def _until_gone(request: Request, gone: threading.Event) -> None:
+    """Set `gone` once the client disconnects (the body is read: the next message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
 
 
 def _flag(value: object) -> bool:

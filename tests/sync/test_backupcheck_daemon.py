@@ -35,7 +35,7 @@ def test_the_daemon_verifies_and_a_failure_is_loud_everywhere(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {"COMMITTER_TOKEN": git_server.token, **sent_events.env()}
-    start_daemon("--remote", git_server.url, "--http", f"127.0.0.1:{port}", "--verify-interval", "2s",
+    daemon = start_daemon("--remote", git_server.url, "--http", f"127.0.0.1:{port}", "--verify-interval", "2s",
                  "--debounce", "60s", "--max-delay", "120s", "--push-backoff-max", "1s", env=env)
     (layout.data / "note.md").write_text("a note\n")
 
@@ -68,6 +68,12 @@ def test_the_daemon_verifies_and_a_failure_is_loud_everywhere(
     status, answer = post(f"{base}/sync", b'{"wait": true, "timeout": "2s"}')
     assert status == 503 and answer["pushed"] is False, answer
     assert "the last push failed (transient)" in str(answer["reason"])
+
+    leaving = urllib.request.Request(f"{base}/sync", data=b'{"wait": true, "timeout": "10m"}', method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises((TimeoutError, urllib.error.URLError)):
+        urllib.request.urlopen(leaving, timeout=2)  # a client that stops waiting: the daemon stops too
+    daemon.wait_event("page_sync_client_gone", timeout=30)
 
 
 def test_post_sync_takes_no_form_without_the_pages_token(
