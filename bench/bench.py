@@ -33,6 +33,7 @@ import pages
 import polling
 import procs
 import pushing
+import verifying
 import watching
 from report import Row, Section, med, ms, ratio, render, spread
 from workload import Tree
@@ -114,11 +115,12 @@ class Bench:
         self.memory = Section(f"8. A burst of {config.burst_paths:,} events: memory of the watcher and batcher")
         self.huge = Section("9. One commit of a huge change: peak memory of `init` and `run --once`")
         self.pages = Section(f"10. The history pages over {pages.COMMITS:,} commits (`--http`, a real HTTP client)")
+        self.verify = Section("11. Verified backups: `committer verify` of the largest tree")
 
     @property
     def sections(self) -> list[Section]:
         return [self.commit, self.burst, self.latency, self.startup, self.backfill, self.push, self.poll,
-                self.memory, self.huge, self.pages]
+                self.memory, self.huge, self.pages, self.verify]
 
     def run(self) -> None:
         if any(self.config.runs(s) for s in TREE_SECTIONS):
@@ -134,6 +136,11 @@ class Bench:
                 huge.rows(count, huge.measure(count, self.config.cache, self.base, self.env, say), self.huge)
         if self.config.runs("pages"):
             pages.rows(pages.measure(self.base, lambda text: say(f"pages: {text}")), self.pages)
+        if self.config.runs("verify"):
+            size = max(self.config.sizes)
+            procs.warm_bytecode(self.env)
+            got = verifying.measure(self.base, self.env, size, 3, lambda text: say(f"verify: {text}"))
+            verifying.rows(label(size), got, self.verify)
 
     # -- 6. push -----------------------------------------------------------------------------------
 
@@ -385,9 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tmp", default="/tmp", help="where the temporary trees go [/tmp]")
     parser.add_argument("--only",
                         choices=("trees", "push", "commits", "watching", "backfill", "poll", "burst", "huge",
-                                 "pages"),
+                                 "pages", "verify"),
                         help="trees: sections 1-5 and 7; or one of them: commits (1-2), watching (3-4), "
-                             "backfill (5), push (6), poll (7), burst (8), huge (9), pages (10) [everything]")
+                             "backfill (5), push (6), poll (7), burst (8), huge (9), pages (10), "
+                             "verify (11) [everything]")
     parser.add_argument("--huge", type=parse_sizes,
                         help="tree sizes of section 9 [300000,1000000; quick: 300000]")
     parser.add_argument("--cache", default="/var/tmp/committer-bench",
@@ -425,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     trees = [label(s) for s in config.sizes] if any(config.runs(s) for s in TREE_SECTIONS) else []
     if config.runs("push"):
         trees.append(f"{label(pushing.FILES)} (section 6)")
+    if config.runs("verify") and not trees:
+        trees.append(f"{label(max(config.sizes))} (section 11)")
     header = [
         "# committer benchmark",
         "",

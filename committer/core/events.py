@@ -22,10 +22,10 @@ from typing import Any
 from committer.core import clock
 from committer.core.paths import display_path
 
-GIT_COMMIT, GIT_PUSH, GIT_PULL, GIT_CONFLICT, HOLD, PUSH_FAILED = (
-    "git_commit", "git_push", "git_pull", "git_conflict", "hold", "push_failed",
+GIT_COMMIT, GIT_PUSH, GIT_PULL, GIT_CONFLICT, HOLD, PUSH_FAILED, VERIFY = (
+    "git_commit", "git_push", "git_pull", "git_conflict", "hold", "push_failed", "verify",
 )
-NAMES = (GIT_COMMIT, GIT_PUSH, GIT_PULL, GIT_CONFLICT, HOLD, PUSH_FAILED)
+NAMES = (GIT_COMMIT, GIT_PUSH, GIT_PULL, GIT_CONFLICT, HOLD, PUSH_FAILED, VERIFY)
 SET, RELEASED = "set", "released"
 # Entries one path list carries at most; past it the list is cut and the event says `truncated: true`
 # (the commit range, `old`..`sha`, is enough to get the rest from git).
@@ -132,3 +132,10 @@ def hold(*, action: str, reason: str, paths: Sequence[str], count: int | None = 
     listed = [display_path(p) for p in listed]
     return make(HOLD, action=action, reason=reason, count=len(paths) if count is None else count,
                 paths=listed, truncated=cut, **({"batch": batch} if batch else {}))
+
+
+def verify(*, remote: str, ok: bool, reason: str | None, message: str, commit: str | None,
+           remote_head: str | None, lfs_objects: int, seconds: float) -> Event:
+    """A verify of the remote copy: `result` ok or failed (then `reason`, one of a fixed list, and `message`)."""
+    return make(VERIFY, remote=remote, result="ok" if ok else "failed", reason=reason, message=message,
+                commit=commit, remote_head=remote_head, lfs_objects=lfs_objects, seconds=seconds)

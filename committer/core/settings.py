@@ -131,6 +131,12 @@ class Settings:
         False, values.boolean, flags=(REMOTE,),
         help="Allow pushing to a GitHub repository that is public (see Pushing)")
     git_ssh_command: str = setting("", values.line, flags=(REMOTE,), help="`GIT_SSH_COMMAND` for ssh remotes")
+    verify_interval: float = setting(
+        86400.0, values.parse_duration, flags=("run",),
+        help="Prove the remote copy can be restored this often (`committer verify`); 0 for never",
+        doc="how often the daemon fetches the remote into a temporary repository and checks it (`committer verify`: "
+            "fsck, the pushed tree, every LFS object; see [Pushing](pushing.md#verified-backups)); `0` turns it off. "
+            "Off by default for a `file://` or path remote, unless set")
     shutdown_timeout: float = setting(
         10.0, values.positive_duration, flags=("run",), help="Bound of the last push attempt on stop")
     progress_interval: float = setting(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from committer.daemon import backups
 from committer.daemon.host import Host
 from committer.sync.pullstate import DIVERGED
 
@@ -44,6 +45,7 @@ class Health:
             "last_commit_at": committer.step.last_commit_at if committer else None,
             "notify": host.services.state("notify"),
             "pull": self.pull_detail(),
+            "backup": backups.health(host.settings.git_dir)[0] if host.settings.remote else None,
         }
 
     def pull_detail(self) -> dict[str, Any] | None:
@@ -69,6 +71,9 @@ class Health:
         diverged = work.record.diverged()
         if diverged:
             reasons.append(f"{DIVERGED} since {diverged.get('since')} (pull_policy = ff-only; status: pull.diverged)")
+        verify = backups.health(self.host.settings.git_dir)[1] if self.host.settings.remote else None
+        if verify is not None:
+            reasons.append(verify)
         failures = work.pull_failures + (puller.failures if puller is not None else 0)
         if failures >= PULL_FAILURES_DEGRADED:
             reasons.append(f"the last {failures} pulls failed (status: last_error)")

@@ -11,7 +11,7 @@ from typing import Any
 
 from committer.core import clock, logs
 from committer.core.settings import Settings, require_data_dir, require_git_dir, shown
-from committer.daemon import datadir, startup
+from committer.daemon import backups, datadir, startup
 from committer.daemon.endpoints import pulls_automatic, start_http
 from committer.daemon.feed import Feed
 from committer.daemon.health import Health
@@ -35,6 +35,7 @@ from committer.policy.filters import PathFilter
 from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
 from committer.serve.sdnotify import Notifier
+from committer.sync import backupcheck
 from committer.sync.forges import forge_for
 from committer.sync.puller import Puller
 from committer.sync.pusher import Pusher
@@ -95,6 +96,7 @@ class Daemon:
         state = self.reporter.last()
         if self.pusher is not None:
             state["push"] = self.pusher.snapshot()
+        state["verified"] = backupcheck.last(self.settings.git_dir)  # the banner's "last verified"
         return state
 
     def stop(self) -> None:
@@ -143,6 +145,8 @@ class Daemon:
             if not self.once:
                 self.puller = self.services.add(
                     Puller(settings, repo, self.wakeup.set, fetch_at_start=pulls_automatic(settings)), "push_loop")
+        if settings.remote and not self.once:
+            backups.add_verifier(settings, repo, self.services, self.metrics, notify.emit, self.reporter.touch)
         self.maintenance = self.services.add(Maintenance(repo), starts_itself=True)
         inbox = Inbox(self._request_waiting, lambda: self.ready and not self.stopping)
         self.work = Work(committer, record, Batcher(settings.debounce, settings.max_delay), self.pusher,

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from committer.commit.committer import Committer
 from committer.core.settings import PULL_POLICIES
-from committer.ops import holds, snapshot
+from committer.ops import barrier, holds, snapshot
 from committer.ops.asking import NOW, Answer, Asked, Registry
 from committer.ops.restore import restore
 from committer.ops.restorepr import restore_as_pr
@@ -95,6 +95,17 @@ class PushNow(Asked):
 
 
 @dataclass(frozen=True)
+class SyncNow(Asked):
+    """Commit what is pending now (the open batch, then one scan of the whole tree) and push at once, ending
+    a backoff wait. `asked_at` (wall clock): callers that wait together share one scan; `scan=False` when
+    the asker has just reconciled itself."""
+
+    op: ClassVar[str] = "sync"
+    asked_at: float = 0.0
+    scan: bool = True
+
+
+@dataclass(frozen=True)
 class Forced(Asked):
     """The webhook said the remote branch was force-pushed (to `head`): recorded as refused, never applied."""
 
@@ -166,6 +177,12 @@ def _push(_committer: Committer, _record: PullRecord, _asked: PushNow) -> Answer
     return Answer({}, push=NOW)
 
 
+def _sync(committer: Committer, _record: PullRecord, asked: SyncNow) -> Answer:
+    asked_at = asked.asked_at if isinstance(asked.asked_at, int | float) else 0.0  # another process's JSON
+    payload = barrier.take_pending(committer, float(asked_at), asked.scan is not False)
+    return Answer(payload, push=NOW if payload["remote"] else None)
+
+
 def _forced(committer: Committer, record: PullRecord, asked: Forced) -> Answer:
     if asked.head is not None and asked.head == committer.head:
         return Answer({"refused": False})  # our own force-push (allow_non_ff) coming back
@@ -181,5 +198,6 @@ REQUESTS.register(AllowSecret, _allow_secret)
 REQUESTS.register(Snapshot, _snapshot)
 REQUESTS.register(PullNow, _pull)
 REQUESTS.register(PushNow, _push)
+REQUESTS.register(SyncNow, _sync)
 REQUESTS.register(Forced, _forced, remote=False)
 

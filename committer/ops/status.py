@@ -14,6 +14,7 @@ from committer.core.settings import Settings, shown
 from committer.git.repo import GitRepo
 from committer.ops.lock import holder_pid
 from committer.ops.state import read_state
+from committer.sync import backupcheck
 from committer.sync.conflicts import open_conflicts
 
 STATUS_KEYS = (
@@ -21,7 +22,7 @@ STATUS_KEYS = (
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
     "held", "held_files", "running", "pid", "repo_size_bytes", "objects", "last_pull_at", "conflicts", "pull",
     "outbox", "oldest_undelivered_at", "last_delivery_error", "settings", "unwritable_paths", "found",
-    "repository",
+    "repository", "verified",
 )
 
 
@@ -59,6 +60,7 @@ def collect_status(settings: Settings, found: dict[str, object] | None = None) -
     for key in ("held", "held_files", "last_error"):
         if state.get(key) is not None:
             status[key] = state[key]
+    status["verified"] = backupcheck.last(settings.git_dir)  # the last `verify`, the daemon's or a command's
     _pull_status(status, state.get("pull") or {})
     status["conflicts"] = open_conflicts(repo, status["head"], status["conflicts"])
     _events_status(status, settings, state)
@@ -188,6 +190,8 @@ def render_status(status: dict[str, Any]) -> str:
     if status["remote"]:
         rows.append(("pending", f"{status['pending_commits'] or 0} commits"))
         rows.append(("last push", clock.ago(status["last_push_at"])))
+    if status["remote"] and status.get("verified"):
+        rows.append(("verified", _verified_row(status["verified"])))
     if status["last_pull_at"] or status["conflicts"]:
         rows.append(("last pull", clock.ago(status["last_pull_at"])))
     for item in (status["conflicts"] or [])[-5:]:
@@ -233,6 +237,14 @@ def render_status(status: dict[str, Any]) -> str:
     width = max(len(k) for k, _ in rows)
     # One line a row, whatever a folder's name holds (a found committer.toml's, the data dir's).
     return "\n".join(f"{k.ljust(width)}  {_one_line(v)}" for k, v in rows)
+
+
+def _verified_row(record: dict[str, Any]) -> str:
+    """The last verify of the remote copy, in a line."""
+    if record.get("ok"):
+        return f"{clock.ago(record.get('at'))}: restorable ({record.get('commit', '')[:12]})"
+    ok = f"; last verified {clock.ago(record['last_ok_at'])}" if record.get("last_ok_at") else ""
+    return f"FAILED {clock.ago(record.get('at'))} ({record.get('reason')}): {record.get('message')}{ok}"
 
 
 def _one_line(value: str) -> str:

@@ -102,7 +102,7 @@ class Metrics:
             doc="Times the file watcher died and was started again.")
         self._events = counter(
             "committer_events", "event",
-            doc="Events made, by event (git_commit, git_push, git_pull, git_conflict, hold, push_failed).")
+            doc="Events made, by event (git_commit, git_push, git_pull, git_conflict, hold, push_failed, verify).")
         self._deliveries = counter(
             "committer_notify_deliveries", "result",
             doc="Event deliveries to notify_url and exec_hook, by result (ok; failed: tried again; rejected: "
@@ -110,6 +110,13 @@ class Metrics:
         self._outbox = gauge(
             "committer_notify_outbox",
             doc="Events in the outbox that a receiver has not taken yet.")
+        self._verified = gauge(
+            "committer_backup_verified_timestamp_seconds",
+            doc="Unix time of the last verify that proved the remote copy restorable (0: none recorded).")
+        self._verify_failures = counter(
+            "committer_backup_verify_failures", "reason",
+            doc="Verifies of the remote copy that failed, by reason (unreachable, objects_missing, fsck, rewritten, "
+                "lfs_missing, ...).")
         Info("committer_build", "Version of committer and of Python.", registry=reg).info(
             {"version": __version__, "python": platform.python_version()}
         )
@@ -185,6 +192,17 @@ class Metrics:
     def set_outbox(self, waiting: int) -> None:
         """Events waiting in the outbox now."""
         self._outbox.set(max(0, waiting))
+
+    def verified(self, ok: bool, reason: str | None, at: float) -> None:
+        """A verify of the remote copy ended: stamps the success, or counts the failure by its reason."""
+        if ok:
+            self._verified.set(at)
+        else:
+            self._verify_failures.labels(reason=reason or "unknown").inc()
+
+    def set_verified(self, at: float) -> None:
+        """Seed the last successful verify (unix seconds) from its record at start-up."""
+        self._verified.set(at)
 
     # -- exposition ---------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from committer.serve.pages import (
     raw_file,
     view_page,
 )
+from committer.serve.syncroute import sync_route
 from committer.serve.web import BaseRoute, HTMLResponse, Request, Response, Route
 from committer.serve.work import Stopped
 
@@ -64,6 +65,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
         Route("/holds/confirm", guarded(confirm_deletes), methods=["POST"]),
         Route("/holds/put-back", guarded(put_back), methods=["POST"]),
         Route("/secret", guarded(secret_page), methods=["GET", "HEAD", "POST"]),
+        Route("/sync", guarded(sync_route), methods=["POST"]),
         Route("/login", functools.partial(login, pages), methods=["GET", "HEAD", "POST"]),
         Route("/logout", guarded(logout), methods=["POST"]),
     ]

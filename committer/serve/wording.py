@@ -131,7 +131,11 @@ def banner(state: Mapping[str, Any], now: float) -> dict[str, Any]:
     elif held_count or send in ("unsent", "never"):
         level = "warn"
     said, detail = hold_words(held) if held else ("", "")
+    checked = verified(state.get("verified"), now)
+    if checked["failed"]:
+        level = "bad"
     return {
+        "verified": checked,
         "level": level,
         "remote": push.get("remote"),
         "send": send,
@@ -155,4 +159,19 @@ def banner(state: Mapping[str, Any], now: float) -> dict[str, Any]:
         "diverged": (state.get("pull") or {}).get("diverged"),
         "proposals": [p for p in (state.get("pull") or {}).get("pull_requests") or []
                       if isinstance(p, Mapping) and p.get("state") in ("open", "no_pull_requests")][-3:],
+    }
+
+
+def verified(record: object, now: float) -> dict[str, Any]:
+    """The last verify of the remote copy in words: when it last proved restorable, and a failure since."""
+    record = record if isinstance(record, Mapping) else {}
+    ok_at = parse_iso(record.get("last_ok_at") or (record.get("at") if record.get("ok") else None))
+    failed = bool(record) and not record.get("ok")
+    return {
+        "known": bool(record),
+        "ok_ago": relative(ok_at, now) if ok_at else None,
+        "ok_at": record.get("last_ok_at") or (record.get("at") if record.get("ok") else None),
+        "failed": failed,
+        "reason": record.get("reason") if failed else None,
+        "message": record.get("message") if failed else None,
     }

@@ -87,7 +87,8 @@ class Pusher(Worker):
         self._wake.set()
 
     def retry_now(self) -> None:
-        """Push soon even while waiting out a permanent failure: something changed (a pull merged)."""
+        """Push now even while waiting out a failure, permanent or transient: something changed (a pull merged,
+        a command asked)."""
         self._retry_now = True
         self._wake.set()
 
@@ -119,11 +120,15 @@ class Pusher(Worker):
         return self.settings.push_timeout
 
     def _wait(self, seconds: float) -> None:
-        """Backoff sleep: ends at once on stop; requests only refresh the status, they do not shorten it."""
+        """Backoff sleep: ends at once on stop or retry_now(); requests only refresh the status, they do not
+        shorten it."""
         end = time.monotonic() + seconds
         while not self._stop.is_set() and (left := end - time.monotonic()) > 0:
             if self._wake.wait(left):
                 self._wake.clear()
+                if self._retry_now:
+                    self._retry_now = False
+                    return
                 if self.push is not None and not self._stop.is_set():
                     self.push.pending()
 

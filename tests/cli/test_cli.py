@@ -18,6 +18,7 @@ SPEC_STATUS_KEYS = {
     "oldest_pending_at", "last_push_at", "last_push_seconds", "consecutive_failures", "last_error",
     "held", "held_files", "running", "pid", "repo_size_bytes", "objects", "last_pull_at", "conflicts", "pull",
     "outbox", "oldest_undelivered_at", "last_delivery_error", "settings", "unwritable_paths", "found", "repository",
+    "verified",
 }
 
 

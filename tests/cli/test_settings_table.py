@@ -19,7 +19,7 @@ from committer.core.table import GROUPS, PLACE, rows, setting
 # Options that are not settings: each belongs to one command and is declared there.
 NOT_SETTINGS = {"config", "once", "new_branch", "from_remote", "adopt", "to", "dry_run", "message_text", "tag",
                 "list_them", "as_json", "webhook_url", "max_count", "path", "target", "at", "output", "force", "from_",
-                "in_history", "patch", "as_pr"}
+                "in_history", "patch", "as_pr", "wait", "timeout"}
 
 
 def cli_commands() -> dict[str, Any]:
