@@ -19,9 +19,10 @@ from typer import Exit as Exit
 from typer import Option as Option
 
 from committer.core import discover, logs
+from committer.core.configfile import read_config_file
 from committer.core.errors import CommitterError, ConfigError, redact
 from committer.core.paths import display_text
-from committer.core.settings import ROWS, Settings, load_settings, read_config_file
+from committer.core.settings import ROWS, Settings, load_settings
 from committer.core.table import COMMITS, EVENTS, PLACE, REMOTE, Row
 from committer.git.runner import kill_all
 

@@ -14,7 +14,8 @@ from committer.cli.progress import shown_steps
 from committer.core import discover, logs
 from committer.core.errors import ConfigError, redact
 from committer.core.paths import display_path
-from committer.core.settings import Settings, policy, require_data_dir, require_git_dir
+from committer.core.places import require_data_dir, require_git_dir
+from committer.core.settings import Settings, policy
 from committer.git.repo import GitRepo
 from committer.git.setup import check_branch, open_repository
 from committer.ops import requests as ops
@@ -363,8 +364,9 @@ def connect_command(
     """Create the private GitHub repository if missing, register the push webhook, write the settings."""
     import os
 
+    from committer.core.configfile import read_config_file
     from committer.core.discover import file_to_write
-    from committer.core.settings import load_settings, read_config_file
+    from committer.core.settings import load_settings
     from committer.ops import doctor as checks
     from committer.ops.connect import connect
 
@@ -384,16 +386,3 @@ def connect_command(
         if check.fix:
             echo(f"{'':18}fix: {check.fix}")
     return 1 if any(check.status == "fail" for check in found) else 0
-
-
-@command("mcp")
-def mcp_command(opts: Options) -> None:
-    """Serve the history to an AI agent over MCP on stdin and stdout, for an agent host that starts it (see
-    docs/agents.md): history, show, diff, search and status read; restore (a dry run unless dry_run=false) and
-    snapshot write, through the running daemon when there is one."""
-    settings = opts.settings()
-    require_repo(settings)
-    from committer.serve.agents import for_command
-    from committer.serve.mcp import serve_stdio  # the SDK, once there is something to serve
-
-    serve_stdio(for_command(settings))

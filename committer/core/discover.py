@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from committer.core import runtime
+from committer.core.configfile import read_config_file
 from committer.core.errors import ConfigError
 from committer.core.paths import display_path
 from committer.core.settings import DEFAULT_CONFIG_FILE as SYSTEM_FILE
-from committer.core.settings import read_config_file
 
 FILE_NAME = "committer.toml"
 # How a command found its repository: the keys of `status --json`'s "found".

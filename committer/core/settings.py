@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,40 +247,6 @@ ROW: dict[str, Row] = {row.name: row for row in ROWS}
 NAMES = tuple(ROW)
 
 
-def read_config_file(path: Path) -> dict[str, object]:
-    """Parse a TOML config file; unknown keys and bad syntax are errors naming the file. A relative path in
-    it (`data_dir = "notes"`) is relative to the file's folder, wherever the command runs."""
-    try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError("config", f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("config", f"cannot read {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
-    table = raw.get("committer", raw)
-    if not isinstance(table, dict):
-        raise ConfigError("config", f"{path}: [committer] must be a table")
-    values: dict[str, object] = {}
-    for key, value in table.items():
-        name = key.replace("-", "_")
-        if name not in ROW:
-            raise ConfigError(f"config {path}", f"unknown setting {key!r}")
-        values[name] = _anchored(name, value, path.parent)
-    return values
-
-
-def _anchored(name: str, value: object, folder: Path) -> object:
-    """A path setting's relative value made relative to the config file's folder (`~` is the home's)."""
-    if ROW[name].metavar != "PATH" or not isinstance(value, str) or not value.strip():
-        return value
-    text = value.strip()
-    if text.startswith("~") or os.path.isabs(text):
-        return value
-    return str(folder.absolute() / text)
-
-
 def load_settings(
     file_values: Mapping[str, object] | None = None,
     env: Mapping[str, str] | None = None,
@@ -367,36 +331,3 @@ def _resolved(path: Path) -> Path:
         return path.resolve()
     except OSError:
         return path
-
-
-def require_git_dir(settings: Settings) -> None:
-    """The git dir is a repository, or a folder that can become one: missing, empty, or holding only
-    committer's own state folder. Anything else (a file, someone's folder) is never turned into one."""
-    path = settings.git_dir
-    if not os.path.lexists(path):
-        return
-    if not path.is_dir():
-        raise ConfigError("git-dir", f"{path} is a file, not a directory; give the path of the repository folder")
-    if (path / "HEAD").is_file() and (path / "objects").is_dir():
-        return
-    try:
-        others = sorted(name for name in os.listdir(path) if name != "committer")
-    except OSError as exc:
-        raise ConfigError("git-dir", f"{path} cannot be read: {exc.strerror}") from None
-    if others:
-        raise ConfigError(
-            "git-dir",
-            f"{path} is not empty and is not a git repository (it holds {others[0]!r}); give a new or empty "
-            "folder, or the repository committer made",
-        )
-
-
-def require_data_dir(settings: Settings) -> None:
-    """The data directory must exist and be a directory we can list."""
-    path = settings.data_dir
-    if not path.exists():
-        raise ConfigError("data-dir", f"{path} does not exist")
-    if not path.is_dir():
-        raise ConfigError("data-dir", f"{path} is not a directory")
-    if not os.access(path, os.R_OK | os.X_OK):
-        raise ConfigError("data-dir", f"{path} cannot be read")

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from committer.core import clock, logs
-from committer.core.settings import Settings, require_data_dir, require_git_dir, shown
+from committer.core.places import require_data_dir, require_git_dir
+from committer.core.settings import Settings, shown
 from committer.daemon import backups, datadir, startup
 from committer.daemon.endpoints import pulls_automatic, start_http
 from committer.daemon.feed import Feed

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from committer.core import logs
 from committer.core.errors import ConfigError
-from committer.core.settings import Settings, require_git_dir
+from committer.core.places import require_git_dir
+from committer.core.settings import Settings
 from committer.git import attributes, lfs
 from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner

@@ -13,7 +13,8 @@ import typer.main
 from committer.cli import app, docs
 from committer.cli.app import GROUPED, flag_parameter, flags_of
 from committer.core import values
-from committer.core.settings import NAMES, ROW, ROWS, Settings, load_settings, read_config_file
+from committer.core.configfile import read_config_file
+from committer.core.settings import NAMES, ROW, ROWS, Settings, load_settings
 from committer.core.table import GROUPS, PLACE, rows, setting
 
 # Options that are not settings: each belongs to one command and is declared there.

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from committer.core.configfile import read_config_file
 from committer.core.errors import ConfigError
-from committer.core.settings import load_settings, read_config_file
+from committer.core.settings import load_settings
 from committer.core.values import parse_duration
 
 

@@ -10,7 +10,8 @@ import re
 import tomllib
 from pathlib import Path
 
-from committer.core.settings import ROW, load_settings, read_config_file
+from committer.core.configfile import read_config_file
+from committer.core.settings import ROW, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "committer.toml"
 LINE = re.compile(r"^# ([a-z_]+) = (.+)$")
