@@ -79,7 +79,7 @@ def start_http(
 
     server = HttpServer(address, metrics, health, ready, webhook=webhook, pages=pages, events=events,
                         webhook_headers=forge_for(settings).delivery_headers,
-                        agents=for_daemon(settings, pages.repo, pages.request))
+                        agents=for_daemon(settings, pages.repo, pages.request, pages.status))
     server.start()
     return server
 

@@ -26,8 +26,9 @@ from committer.ops import looking
 from committer.ops import search as finder
 from committer.ops.asking import Request
 from committer.ops.kinds import Restore, Snapshot
+from committer.ops.syncnow import SyncAnswer
 from committer.serve import history, shown, wording
-from committer.serve.tools import HISTORY_MAX, TOOLS, Result, Spec
+from committer.serve.tools import HISTORY_MAX, SYNC_WAIT_MAX, TOOLS, Result, Spec
 from committer.serve.work import PagePool, Stopped, Threads
 
 log = logs.get("committer.agents")
@@ -50,20 +51,23 @@ class Agents:
 
     def __init__(self, repo: GitRepo, status: Callable[[], Mapping[str, Any]],
                  ask: Callable[[Request], Mapping[str, Any]], workers: int = WORKERS,
-                 seconds: float = SECONDS) -> None:
+                 seconds: float = SECONDS, sync: Callable[[bool, float], SyncAnswer] | None = None) -> None:
         self.repo = repo
         self.status_of = status
         self.ask = ask
+        self.sync = sync
         self.pool = PagePool(repo.runner, workers, seconds)
         self.asks = Threads(ASK_WORKERS)
         self._work: dict[str, Callable[[Mapping[str, Any]], Result]] = {
             "history": self.history, "show": self.show, "diff": self.diff, "search": self.search,
             "status": self.status, "restore": self.restore, "snapshot": self.snapshot,
         }
+        if sync is not None:
+            self._work["sync_now"] = self.sync_now
 
     @property
     def tools(self) -> tuple[Spec, ...]:
-        """The tools served: those with their work here (sync_now is listed once it is wired)."""
+        """The tools served: those with their work here (sync_now where a sync can be asked for)."""
         return tuple(spec for spec in TOOLS if spec.name in self._work)
 
     async def call(self, name: str, args: Mapping[str, Any] | None) -> Result:
@@ -194,6 +198,24 @@ class Agents:
         answer = dict(self.ask(Snapshot(message)))
         answer.pop("ok", None)
         summary = f"snapshot {answer.get('tag')} at {str(answer.get('head') or '')[:12]} (pushed with the next push)"
+        return _json({"summary": summary, **answer})
+
+    def sync_now(self, args: Mapping[str, Any]) -> Result:
+        assert self.sync is not None  # listed only with it
+        wait = args.get("wait", True) is not False
+        seconds = args.get("timeout_seconds", 60)
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= SYNC_WAIT_MAX:
+            raise ConfigError("timeout_seconds", f"a whole number of seconds from 1 to {SYNC_WAIT_MAX}")
+        answer = self.sync(wait, float(seconds)).as_dict()
+        commit = str(answer.get("commit") or "")[:12] or "no commit yet"
+        if answer.get("reason"):
+            summary = f"not backed up yet ({commit}): {answer['reason']}"
+        elif answer.get("pushed"):
+            summary = f"backed up: the remote has {commit}"
+        elif not answer.get("remote"):
+            summary = f"saved as {commit}; there is no remote to push to"
+        else:
+            summary = f"saved as {commit}; the push is under way (call again with wait=true to wait for it)"
         return _json({"summary": summary, **answer})
 
     # -- resources: the files at HEAD ------------------------------------------------------------------
@@ -342,13 +364,23 @@ def for_command(settings: Settings) -> Agents:
     from committer.git.runner import GitRunner
     from committer.ops import requests
     from committer.ops.status import collect_status
+    from committer.ops.syncnow import sync_now
 
     repo = GitRepo.of(settings, GitRunner(settings.git_timeout))
-    return Agents(repo, lambda: collect_status(settings), lambda asked: requests.run(settings, asked))
+    return Agents(repo, lambda: collect_status(settings), lambda asked: requests.run(settings, asked),
+                  sync=lambda wait, seconds: sync_now(settings, wait=wait, timeout=seconds))
 
 
-def for_daemon(settings: Settings, repo: GitRepo, request: Callable[[Request], Any]) -> Agents:
-    """The tools as the daemon serves them at /mcp: writes through its main loop (the pages' way)."""
+def for_daemon(settings: Settings, repo: GitRepo, request: Callable[[Request], Any],
+               state: Callable[[], Mapping[str, Any]] | None = None) -> Agents:
+    """The tools as the daemon serves them at /mcp: writes and syncs through its main loop (the pages' way);
+    `state`: the daemon's own state (else read from the state file)."""
+    from committer.ops.state import read_state
     from committer.ops.status import collect_status
+    from committer.ops.syncnow import sync_in_daemon
 
-    return Agents(repo, lambda: collect_status(settings), lambda asked: dict(request(asked).payload))
+    def sync(wait: bool, seconds: float) -> SyncAnswer:
+        return sync_in_daemon(request, state or (lambda: read_state(settings.git_dir)), repo, wait=wait,
+                              timeout=seconds)
+
+    return Agents(repo, lambda: collect_status(settings), lambda asked: dict(request(asked).payload), sync=sync)

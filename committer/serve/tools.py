@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HISTORY_MAX = 200  # changes one `history` call lists
+SYNC_WAIT_MAX = 600  # the longest sync_now waits for the remote
 WHEN = ("a version: a commit id from history, a snapshot tag, or a date as people say it (2026-12-01, "
         "2026-12-01 18:00, yesterday 18:00, last tuesday, 2 hours ago: the version saved then)")
 PATH = ("a file (or for history and restore a folder) of the data directory, relative to it, as history "
@@ -92,7 +93,14 @@ TOOLS: tuple[Spec, ...] = (
         "saving what is pending. Changes no file."), _schema({
             "message": _text("what this snapshot is, e.g. 'before reorganising the notes'", 500),
         }, ("message",)), writes=True, title="Take a snapshot"),
-    # sync_now: the sync-now barrier (`committer sync`, POST /sync) is wired here: a Spec("sync_now", ...,
-    # writes=True) and its work in Agents (serve/agents.py), answering the commit id and whether the remote
-    # has it.
+    Spec("sync_now", (
+        "Save what is pending in the data directory now (no waiting for the quiet time), commit it and push it "
+        "to the remote; with wait (the default) answer only once the remote has the commit, or say what is in "
+        "the way (files held back, a deletion hold, the remote down) when timeout_seconds run out. Use it "
+        "before telling the person their notes are backed up. Calls made together share one commit."), _schema({
+            "wait": {"type": "boolean", "default": True,
+                     "description": "true (the default): answer once the remote has the commit; false: at once"},
+            "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": SYNC_WAIT_MAX, "default": 60,
+                                "description": "how long to wait for the remote at most"},
+        }), writes=True, title="Back up now"),
 )

@@ -87,13 +87,21 @@ async def every_tool(session: ClientSession) -> dict[str, Any]:
     seen["resources"] = await session.list_resources()
     seen["templates"] = await session.list_resource_templates()
     seen["read"] = await session.read_resource(types.AnyUrl("file:///notes/archive.md"))
+    seen["sync_bad"] = await call(session, "sync_now", timeout_seconds=0)
     return seen
 
 
 def test_an_agent_over_stdio_sees_the_history_and_gets_one_line_errors(layout: Layout) -> None:
     versions = history(layout)
-    seen = drive(server(layout), every_tool)
-    assert set(seen["tools"]) == {"history", "show", "diff", "search", "status", "restore", "snapshot"}
+
+    async def then_sync(session: ClientSession) -> dict[str, Any]:
+        seen = await every_tool(session)
+        write(layout, "notes/unsaved.md", "written, no daemon running\n")
+        seen["sync"] = await call(session, "sync_now", timeout_seconds=30)  # commits what waits
+        return seen
+
+    seen = drive(server(layout), then_sync)
+    assert set(seen["tools"]) == {"history", "show", "diff", "search", "status", "restore", "snapshot", "sync_now"}
     restore = seen["tools"]["restore"]
     assert restore.inputSchema["properties"]["dry_run"]["default"] is True
     assert restore.annotations.readOnlyHint is False and seen["tools"]["show"].annotations.readOnlyHint is True
@@ -120,7 +128,12 @@ def test_an_agent_over_stdio_sees_the_history_and_gets_one_line_errors(layout: L
     assert seen["snapshot"][2]["head"] == versions["v3"]
     assert git(layout.git_dir, "tag", "-l", "snapshot-*").strip() == seen["snapshot"][2]["tag"]
 
-    for name in ("outside", "bad_date", "too_early", "no_such", "bad_args", "folder", "everything"):
+    error, _, synced = seen["sync"]  # no daemon: the command commits itself; no remote to push to
+    assert not error and synced is not None and synced["reason"] is None and synced["by"] == "command"
+    assert synced["commit"] == git(layout.git_dir, "rev-parse", "HEAD").strip() != seen["snapshot"][2]["head"]
+    assert "there is no remote" in synced["summary"]
+    assert git(layout.git_dir, "show", "HEAD:notes/unsaved.md") == "written, no daemon running\n"
+    for name in ("outside", "bad_date", "too_early", "no_such", "bad_args", "folder", "everything", "sync_bad"):
         error, line, _ = seen[name]
         assert error and "\n" not in line and "Traceback" not in line, (name, line)
     assert "outside the data directory" in seen["outside"][1]

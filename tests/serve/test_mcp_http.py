@@ -81,6 +81,8 @@ async def _agent_session(layout: Layout, session: ClientSession) -> dict[str, An
     seen["resources"] = [str(r.uri) for r in (await session.list_resources()).resources]
     read = await session.read_resource(types.AnyUrl("file:///notes/plan.md"))
     seen["read"] = read.contents[0]
+    (layout.data / "notes" / "after.md").write_text("written just before the agent asks for a backup\n")
+    seen["sync"] = await call(session, "sync_now", timeout_seconds=60)  # no debounce: committed at once
     return seen
 
 
@@ -95,7 +97,7 @@ def test_an_agent_restores_a_note_through_the_daemons_mcp_endpoint(layout: Layou
 
     overwritten = commits(layout)
     seen = over_http(f"http://127.0.0.1:{port}/mcp", agent_session(layout))
-    assert seen["tools"] == {"history", "show", "diff", "search", "status", "restore", "snapshot"}
+    assert seen["tools"] == {"history", "show", "diff", "search", "status", "restore", "snapshot", "sync_now"}
     assert seen["status"][2]["running"] is True and seen["status"][2]["head"] in commits(layout)
     assert seen["search"][2]["past"]
     assert [c["kind"] for c in seen["history"][2]["changes"]] == ["save", "save"]
@@ -113,6 +115,9 @@ def test_an_agent_restores_a_note_through_the_daemons_mcp_endpoint(layout: Layou
     assert seen["snapshot"][2]["tag"].startswith("snapshot-")
     assert seen["resources"] == ["file:///notes/plan.md"]
     assert isinstance(seen["read"], types.TextResourceContents) and "printer" in seen["read"].text
+    error, _, synced = seen["sync"]
+    assert not error and synced is not None and synced["reason"] is None and synced["by"] == "daemon", synced
+    assert git(layout.git_dir, "show", f"{synced['commit']}:notes/after.md").startswith("written just before")
 
     # The pages' rules: a DNS-rebound Host name and a request from another site get nothing.
     assert post(port, INIT, Host="evil.example:80")[0] == 403
