@@ -18,7 +18,7 @@ from typer import Argument as Argument  # commands take typer's names from here,
 from typer import Exit as Exit
 from typer import Option as Option
 
-from committer.core import discover, logs
+from committer.core import discover, logs, projects
 from committer.core.errors import CommitterError, ConfigError, redact
 from committer.core.paths import display_text
 from committer.core.settings import ROWS, Settings, load_settings, read_config_file
@@ -135,7 +135,7 @@ class Options:
         the defaults alone, a data directory that does not exist is an error."""
         found = self.find()
         file_values = read_config_file(found.config) if found.config else {}
-        settings = load_settings(file_values, os.environ, self.flags, found.values, found.config)
+        settings = projects.narrowed(load_settings(file_values, os.environ, self.flags, found.values, found.config))
         logs.configure(settings.log_format, settings.log_level)
         if found.how == discover.DEFAULTS and not settings.data_dir.exists():
             if discover.current_directory() is None:

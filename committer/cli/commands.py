@@ -194,10 +194,12 @@ def run(
     new_branch: NewBranch = False,
 ) -> int:
     """Watch the data directory, commit each batch of changes, push."""
+    from committer.daemon.projects import ProjectsDaemon, is_per_project
     from committer.daemon.service import Daemon
 
     settings = opts.settings()
-    daemon = Daemon(settings, once=once, new_branch=new_branch)
+    daemon: Daemon | ProjectsDaemon = (ProjectsDaemon if is_per_project(settings) else Daemon)(
+        settings, once=once, new_branch=new_branch)
     restore_signals = daemon.install_signal_handlers()
     try:
         return daemon.run()

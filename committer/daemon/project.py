@@ -1,0 +1,161 @@
+"""One project of the per-project layout: its repository and everything that is one per repository (the
+commit side and batcher through `Work`, the push and pull loops, maintenance, the instance lock, the state
+file), built from the project's own settings (`core/projects.for_project`). The daemon's one loop hands it
+the paths under its folder, without the folder's name."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from committer.core import clock, events, logs
+from committer.core.projects import for_project
+from committer.core.settings import Settings, shown
+from committer.daemon import startup
+from committer.daemon.endpoints import pulls_automatic
+from committer.daemon.maintenance import Maintenance
+from committer.daemon.reporter import Reporter
+from committer.daemon.supervisor import Supervisor
+from committer.daemon.wakeup import Wakeup
+from committer.daemon.work import Work
+from committer.git.runner import GitRunner
+from committer.ops.inbox import Inbox
+from committer.ops.lock import InstanceLock
+from committer.ops.state import load_parts, read_state
+from committer.policy.filters import PathFilter
+from committer.serve.metrics import Metrics
+from committer.serve.sdnotify import Notifier
+from committer.sync.puller import Puller
+from committer.sync.pusher import Pusher
+from committer.watch.batcher import Batcher
+
+log = logs.get(__name__)
+
+MISSING_REASON = "project_missing"
+
+
+class Project:
+    """One project's repository and its parts; driven by the daemon's loop (main thread)."""
+
+    def __init__(self, top: Settings, name: str, runner: GitRunner, wakeup: Wakeup, metrics: Metrics,
+                 emit: events.Emit, services: Supervisor, once: bool = False) -> None:
+        self.name = name
+        self.settings = settings = for_project(top, name)
+        self.metrics = metrics.project(name)
+        self.emit = emit
+        self.missing_since: str | None = None  # the folder vanished: a hold, nothing is committed
+        self.lock = InstanceLock(settings.git_dir)
+        self.lock.acquire()  # commands find the daemon through it; a second daemon on this project is refused
+        try:
+            self.pfilter = PathFilter(settings.data_dir, settings.ignore)
+            repo = startup.prepare(settings, self.pfilter, runner, self.lock, new_branch=False)
+            committer, record = load_parts(settings, repo, self.pfilter, read_state(settings.git_dir),
+                                           self.metrics.commit, emit=emit)
+        except BaseException:
+            self.lock.release()
+            raise
+        self.pusher: Pusher | None = None
+        self.puller: Puller | None = None
+        if settings.remote:
+            self.pusher = services.add(Pusher(settings, repo, on_change=self._touch, metrics=self.metrics,
+                                              on_rejected=self._push_rejected, emit=emit), "push_loop")
+            if not once:
+                self.puller = services.add(
+                    Puller(settings, repo, wakeup.set, fetch_at_start=pulls_automatic(settings)), "push_loop")
+        self.maintenance = services.add(Maintenance(repo), starts_itself=True)
+        self.inbox = Inbox(lambda: None, lambda: True)
+        self.work = Work(committer, record, Batcher(settings.debounce, settings.max_delay), self.pusher,
+                         self.puller, self.metrics, self.maintenance, settings.git_dir, self.inbox)
+        self.reporter = Reporter(settings.git_dir, self.metrics, Notifier({}), wakeup.set, {
+            "started_at": clock.iso(clock.now(), ms=True), "settings": shown(settings), "project": name})
+
+    def _touch(self) -> None:
+        self.reporter.touch()
+
+    def _push_rejected(self) -> None:
+        if self.puller is not None and pulls_automatic(self.settings):
+            self.puller.request("push_rejected")
+
+    # -- the folder -----------------------------------------------------------------------------
+
+    def present(self) -> bool:
+        """Whether the project's folder is there (a folder, not a link)."""
+        return os.path.isdir(self.settings.data_dir) and not os.path.islink(self.settings.data_dir)
+
+    def check(self) -> bool:
+        """Notice the folder vanishing (a hold, said once) or coming back (a reconcile); True when it changed."""
+        there = self.present()
+        if not there and self.missing_since is None:
+            self.missing_since = clock.iso(clock.now(), ms=True)
+            log.error("project_missing", project=self.name, path=str(self.settings.data_dir),
+                      action="held: nothing is committed, its history stays; bring the folder back, or exclude it")
+            self.emit(events.hold(action=events.SET, reason=MISSING_REASON, paths=[self.name], count=0))
+            self.work.batcher.take()  # the deletions it saw are not committed
+            return True
+        if there and self.missing_since is not None:
+            self.missing_since = None
+            log.warning("project_back", project=self.name)
+            self.emit(events.hold(action=events.RELEASED, reason=MISSING_REASON, paths=[self.name], count=0))
+            self.work.schedule_reconcile("project_back")
+            return True
+        return False
+
+    # -- what the loop does ---------------------------------------------------------------------
+
+    def add(self, path: str, now: float, wall: float) -> None:
+        """A path under the project's folder (relative to it) into its batcher."""
+        self.work.batcher.add(path, now, wall)
+
+    def tick(self, now: float, take_events: Any) -> bool:
+        """What is due for this project; True when its state changed."""
+        work = self.work
+        if self.missing_since is not None or not self.present():
+            if self.check():
+                return True
+            if work.batcher.due(now):
+                work.batcher.take()
+            return False
+        changed = work.apply_fetched(take_events)
+        if work.batcher.due(now):
+            work.commit_batch()
+            changed = True
+        if work.reconcile_at is not None and now >= work.reconcile_at:
+            if work.reconcile_why == "periodic" and work.batcher.waiting():
+                work.reconcile_at = work.batcher.next_deadline()
+            else:
+                work.reconcile(work.reconcile_why)
+                changed = True
+        return changed
+
+    def deadlines(self) -> list[float | None]:
+        """When this project next needs the loop."""
+        return [self.work.batcher.next_deadline(), self.work.reconcile_at]
+
+    def report(self, running: bool, ready: bool, observer: str | None) -> None:
+        """Write the project's state file (main thread)."""
+        work = self.work
+        missing = self.missing_since is not None
+        self.reporter.write(running=running, ready=ready, observer=observer, data_missing=missing,
+                            last_error=work.last_error, committer=work.committer, record=work.record,
+                            pusher=self.pusher, puller=self.puller,
+                            extra={"held": self.held_state()} if self.missing_since is not None else None)
+
+    def summary(self) -> dict[str, Any]:
+        """One line of the daemon's overview (status without --project, /healthz)."""
+        state = self.reporter.last()
+        push = state.get("push") or {}
+        return {"head": state.get("head"), "last_commit_at": state.get("last_commit_at"),
+                "pending_commits": push.get("pending_commits"), "last_push_at": push.get("last_push_at"),
+                "held": state.get("held"), "last_error": state.get("last_error"),
+                "missing": self.missing_since is not None}
+
+    def held_state(self) -> dict[str, Any] | None:
+        """The hold status shows for a vanished folder."""
+        if self.missing_since is None:
+            return None
+        return {"reason": MISSING_REASON, "count": 0, "since": self.missing_since, "paths": []}
+
+    def close(self) -> None:
+        """Give the project's lock up (the daemon is stopping)."""
+        self.lock.release()
+

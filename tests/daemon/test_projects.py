@@ -1,0 +1,121 @@
+"""A repository per project (`layout = per-project`): one daemon process, one watcher, each top-level
+folder its own repository and its own remote from the template, pushed to the loopback git server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DaemonProcess, Layout, SentEvents, committer, git, tree_files, wait_for
+from tests.gitserver import GitHTTPServer
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[..., DaemonProcess]
+TOKEN = "ghp_ProjectsLoopback0123456789abcdefABCD"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def served(server: GitHTTPServer, name: str) -> Path:
+    """A bare repository beside the server's own, served at /<name>.git (git http-backend serves the root)."""
+    path = server.root / f"{name}.git"
+    git(path, "init", "--quiet", "--bare", "--initial-branch=main", str(path))
+    git(path, "config", "http.receivepack", "true")
+    return path
+
+
+def head(repo: Path) -> str | None:
+    out = git(repo, "rev-parse", "--verify", "--quiet", "refs/heads/main", check=False).strip()
+    return out or None
+
+
+def status(layout: Layout, *extra: str) -> dict[str, object]:
+    proc = committer("status", *layout.args(), "--json", *extra, env=layout.env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def test_each_project_folder_is_its_own_repository_pushed_to_its_own_remote(
+    layout: Layout, start_daemon: Start, sent_events: SentEvents, tmp_path: Path,
+) -> None:
+    """Three projects (one added while running), one excluded, a file at the top ignored, one removed (held,
+    its history kept): each project its own repository under git_dir and its own remote from the template;
+    status, log and /metrics per project, events with the project's name."""
+    server = GitHTTPServer(tmp_path / "served", token=TOKEN)
+    server.start()
+    try:
+        remotes = {name: served(server, name) for name in ("alpha", "beta", "gamma", "scratch")}
+        base = server.url.rsplit("/", 1)[0]
+        layout.git_dir = tmp_path / "repos"
+        layout.env.update(COMMITTER_LAYOUT="per-project", COMMITTER_GIT_DIR=str(layout.git_dir),
+                          COMMITTER_REMOTE_TEMPLATE=f"{base}/{{project}}.git")
+        for name in ("alpha", "beta", "scratch"):
+            (layout.data / name).mkdir()
+            (layout.data / name / f"{name}.md").write_text(f"# {name}\n")
+        (layout.data / "loose.md").write_text("at the top\n")
+        port = free_port()
+        daemon = start_daemon("--projects-exclude", "scratch*", "--http", f"127.0.0.1:{port}",
+                              env={**layout.env, "COMMITTER_TOKEN": TOKEN, **sent_events.env()})
+
+        for name in ("alpha", "beta"):
+            wait_for(lambda n=name: head(remotes[n]), 30, f"{name}'s push")
+            assert tree_files(remotes[name], "main") == {f"{name}.md"}
+            assert tree_files(layout.git_dir / f"{name}.git") == {f"{name}.md"}
+        assert not (layout.git_dir / "scratch.git").exists() and head(remotes["scratch"]) is None
+        assert daemon.events("project_excluded")[0]["project"] == "scratch"
+        assert daemon.events("top_level_file_ignored")[0]["path"] == "loose.md"
+
+        # A new folder becomes a project on its first change, with its remote from the template.
+        (layout.data / "gamma").mkdir()
+        (layout.data / "gamma" / "g.md").write_text("new project\n")
+        wait_for(lambda: head(remotes["gamma"]), 30, "gamma's push")
+        assert tree_files(remotes["gamma"], "main") == {"g.md"}
+        assert daemon.events("project_new")[0]["project"] == "gamma"
+
+        # An edit in one project is a commit of that project only.
+        beta_head = head(layout.git_dir / "beta.git")
+        (layout.data / "alpha" / "alpha.md").write_text("# alpha\n\nmore\n")
+        wait_for(lambda: git(remotes["alpha"], "show", "main:alpha.md").endswith("more\n"), 30, "alpha's edit")
+        assert head(layout.git_dir / "beta.git") == beta_head
+        commits = sent_events.wait("git_commit", count=4)
+        assert {e["project"] for e in commits} == {"alpha", "beta", "gamma"}
+
+        # status and log per project; status without one lists them.
+        alpha = status(layout, "--project", "alpha")
+        assert alpha["running"] is True and alpha["head"] == head(layout.git_dir / "alpha.git")
+        assert alpha["git_dir"] == str(layout.git_dir / "alpha.git")
+        logged = committer("log", *layout.args(), "--json", "--project", "gamma", env=layout.env)
+        assert logged.returncode == 0, logged.stderr
+        assert [json.loads(line)["sha"] for line in logged.stdout.splitlines()] == \
+            [head(layout.git_dir / "gamma.git")]
+        overview = status(layout)
+        assert set(overview["projects"]) == {"alpha", "beta", "gamma"}  # type: ignore[arg-type]
+
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert 'committer_commits_total{op="batch",project="alpha"}' in metrics
+        assert 'project="gamma"' in metrics
+
+        # A project folder that vanishes is a hold, never a deletion of its history.
+        shutil.rmtree(layout.data / "beta")
+        hold = sent_events.wait("hold")[0]
+        assert (hold["project"], hold["reason"], hold["action"]) == ("beta", "project_missing", "set")
+        beta = status(layout, "--project", "beta")
+        assert beta["held"]["reason"] == "project_missing"  # type: ignore[index]
+        assert tree_files(layout.git_dir / "beta.git") == {"beta.md"}
+        assert head(layout.git_dir / "beta.git") == beta_head and tree_files(remotes["beta"], "main") == {"beta.md"}
+
+        assert daemon.stop() == 0
+        assert not [e for e in daemon.events() if e.get("level") == "error" and e["event"] != "project_missing"]
+    finally:
+        server.stop()
