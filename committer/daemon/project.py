@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from committer.core import clock, events, logs
+from committer.core.errors import CommitterError, redact
 from committer.core.projects import for_project
 from committer.core.settings import Settings, shown
 from committer.daemon import startup
@@ -18,13 +19,16 @@ from committer.daemon.reporter import Reporter
 from committer.daemon.supervisor import Supervisor
 from committer.daemon.wakeup import Wakeup
 from committer.daemon.work import Work
+from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner
+from committer.ops.connect import ensure_repository
 from committer.ops.inbox import Inbox
 from committer.ops.lock import InstanceLock
 from committer.ops.state import load_parts, read_state
 from committer.policy.filters import PathFilter
 from committer.serve.metrics import Metrics
 from committer.serve.sdnotify import Notifier
+from committer.sync.forges import forge_for
 from committer.sync.puller import Puller
 from committer.sync.pusher import Pusher
 from committer.watch.batcher import Batcher
@@ -48,6 +52,8 @@ class Project:
         self.lock.acquire()  # commands find the daemon through it; a second daemon on this project is refused
         try:
             self.pfilter = PathFilter(settings.data_dir, settings.ignore)
+            if settings.remote and not GitRepo.of(settings, runner).exists():
+                ensure_remote(settings, name)  # a project's first start: its remote, as `connect` makes it
             repo = startup.prepare(settings, self.pfilter, runner, self.lock, new_branch=False)
             committer, record = load_parts(settings, repo, self.pfilter, read_state(settings.git_dir),
                                            self.metrics.commit, emit=emit)
@@ -159,3 +165,22 @@ class Project:
         """Give the project's lock up (the daemon is stopping)."""
         self.lock.release()
 
+
+
+def ensure_remote(settings: Settings, name: str) -> None:
+    """A new project's remote, created private through its forge when the forge can (GitHub: as `connect`
+    does); on a plain git host it must exist already. Never fatal: pushes retry until it exists."""
+    forge = forge_for(settings)
+    try:
+        target = forge.repository()
+        if target is None:
+            log.info("project_remote_unmanaged", project=name, remote=redact(settings.remote),
+                     action="a plain git host: create the repository there")
+            return
+        made = ensure_repository(forge, target[0], target[1], settings.allow_public)
+    except (CommitterError, OSError) as exc:
+        message = exc.message if isinstance(exc, CommitterError) else str(exc)
+        log.warning("project_remote_failed", project=name, remote=redact(settings.remote), error=message,
+                    action="pushes are retried; create the repository, or fix the token")
+        return
+    log.info("project_remote", project=name, repository="/".join(target), created=made.created)

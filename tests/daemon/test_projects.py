@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DaemonProcess, Layout, SentEvents, committer, git, tree_files, wait_for
+from tests.githubapi import PAT, GitHubAPI, app_key, github_api
 from tests.gitserver import GitHTTPServer
 
 pytestmark = pytest.mark.integration
+__all__ = ["app_key", "github_api"]  # fixtures
 
 Start = Callable[..., DaemonProcess]
 TOKEN = "ghp_ProjectsLoopback0123456789abcdefABCD"
@@ -30,6 +32,7 @@ def free_port() -> int:
 def served(server: GitHTTPServer, name: str) -> Path:
     """A bare repository beside the server's own, served at /<name>.git (git http-backend serves the root)."""
     path = server.root / f"{name}.git"
+    path.parent.mkdir(parents=True, exist_ok=True)
     git(path, "init", "--quiet", "--bare", "--initial-branch=main", str(path))
     git(path, "config", "http.receivepack", "true")
     return path
@@ -117,5 +120,34 @@ def test_each_project_folder_is_its_own_repository_pushed_to_its_own_remote(
 
         assert daemon.stop() == 0
         assert not [e for e in daemon.events() if e.get("level") == "error" and e["event"] != "project_missing"]
+    finally:
+        server.stop()
+
+
+def test_a_new_project_gets_a_private_repository_on_the_forge(
+    layout: Layout, start_daemon: Start, github_api: GitHubAPI, tmp_path: Path,
+) -> None:
+    """On GitHub (the loopback stand-in), each project's remote is created private as `connect` creates one:
+    at the first start, and for a folder made while the daemon runs; then pushed to."""
+    server = GitHTTPServer(tmp_path / "served", token=PAT)
+    server.start()
+    try:
+        remotes = {name: served(server, f"acme/{name}") for name in ("notes", "site")}
+        base = server.url.rsplit("/", 1)[0]
+        layout.git_dir = tmp_path / "repos"
+        layout.env.update(COMMITTER_LAYOUT="per-project", COMMITTER_GIT_DIR=str(layout.git_dir),
+                          COMMITTER_REMOTE_TEMPLATE=f"{base}/acme/{{project}}.git",
+                          COMMITTER_GITHUB_API_URL=github_api.url, COMMITTER_TOKEN=PAT)
+        (layout.data / "notes").mkdir()
+        (layout.data / "notes" / "n.md").write_text("n\n")
+        daemon = start_daemon(env=layout.env)
+        wait_for(lambda: head(remotes["notes"]), 30, "notes' push")
+        (layout.data / "site").mkdir()
+        (layout.data / "site" / "index.md").write_text("s\n")
+        wait_for(lambda: head(remotes["site"]), 30, "site's push")
+        created = github_api.requests("POST", "/orgs/acme/repos")
+        assert [(c.body["name"], c.body["private"]) for c in created] == [("notes", True), ("site", True)]
+        assert [e["repository"] for e in daemon.events("project_remote")] == ["acme/notes", "acme/site"]
+        assert daemon.stop() == 0
     finally:
         server.stop()
