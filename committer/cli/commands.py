@@ -30,6 +30,11 @@ NewBranch = Annotated[
 
 def require_repo(settings: Settings) -> None:
     """A repository must be there (a command that only reads or asks the daemon makes none)."""
+    from committer.core.projects import known, per_project
+
+    if per_project(settings):  # the folder of the projects' repositories: a command works on one of them
+        names = ", ".join(known(settings)) or "none yet"
+        raise ConfigError("project", f"layout per-project: name the project with --project NAME ({names})")
     require_git_dir(settings)
     if not GitRepo.of(settings).exists():
         raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")

@@ -151,3 +151,46 @@ def test_a_new_project_gets_a_private_repository_on_the_forge(
         assert daemon.stop() == 0
     finally:
         server.stop()
+
+
+@pytest.mark.slow  # two daemons and five commands, each a process
+def test_a_missing_project_stays_held_across_a_restart_and_comes_back(layout: Layout, start_daemon: Start,
+                                                                      tmp_path: Path) -> None:
+    """A project folder moved away is held (its history kept) also after a restart; moved back, it is
+    reconciled. Commands with --project are done by the running daemon; a second daemon on a project is
+    refused."""
+    layout.git_dir = tmp_path / "repos"
+    layout.env.update(COMMITTER_LAYOUT="per-project", COMMITTER_GIT_DIR=str(layout.git_dir))
+    for name in ("notes", "site"):
+        (layout.data / name).mkdir()
+        (layout.data / name / f"{name}.md").write_text(f"{name}\n")
+    daemon = start_daemon(env=layout.env)
+    site = layout.git_dir / "site.git"
+    assert tree_files(site) == {"site.md"} and tree_files(layout.git_dir / "notes.git") == {"notes.md"}
+
+    snap = committer("snapshot", *layout.args(), "--project", "notes", "-m", "first", "--tag", "first",
+                     env=layout.env)
+    assert snap.returncode == 0, snap.stderr
+    assert git(layout.git_dir / "notes.git", "tag", "--list").split() == ["first"]
+    assert not git(site, "tag", "--list").strip()
+    second = committer("run", *layout.args(), "--project", "notes", env=layout.env)
+    assert second.returncode != 0 and "already running" in second.stderr
+
+    away = tmp_path / "site-away"
+    (layout.data / "site").rename(away)
+    daemon.wait_event("project_missing", where=lambda e: e["project"] == "site")
+    assert daemon.stop() == 0
+    daemon = start_daemon(env=layout.env)
+    daemon.wait_event("project_missing", where=lambda e: e["project"] == "site")
+    held = status(layout, "--project", "site")
+    assert held["held"]["reason"] == "project_missing" and held["running"] is True  # type: ignore[index]
+    overview = committer("status", *layout.args(), env=layout.env)
+    assert "folder is missing" in overview.stdout, overview.stdout
+    assert tree_files(site) == {"site.md"}
+
+    away.rename(layout.data / "site")
+    (layout.data / "site" / "more.md").write_text("more\n")
+    wait_for(lambda: tree_files(site) == {"site.md", "more.md"}, 30, "site reconciled once back")
+    daemon.wait_event("project_back")
+    assert status(layout, "--project", "site")["held"] is None
+    assert daemon.stop() == 0
