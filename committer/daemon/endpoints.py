@@ -88,14 +88,3 @@ def pulls_automatic(settings: Settings) -> bool:
         bool(settings.http) and webhook_secret(settings.webhook_secret_file) is not None
     )
 
-
-def start_projects_http(settings: Settings, metrics: Metrics, health: Callable[[], Mapping[str, Any]],
-                        ready: Callable[[], bool]) -> HttpServer | None:
-    """The per-project daemon's HTTP side: /healthz, /readyz and /metrics (each project's series with its
-    `project` label); None when it is off."""
-    address = parse_address("http", settings.http)
-    if address is None:
-        return None
-    server = HttpServer(address, metrics, health, ready)
-    server.start()
-    return server

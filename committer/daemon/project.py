@@ -42,7 +42,7 @@ class Project:
     """One project's repository and its parts; driven by the daemon's loop (main thread)."""
 
     def __init__(self, top: Settings, name: str, runner: GitRunner, wakeup: Wakeup, metrics: Metrics,
-                 emit: events.Emit, services: Supervisor, once: bool = False) -> None:
+                 emit: events.Emit, services: Supervisor, inbox: Inbox, once: bool = False) -> None:
         self.name = name
         self.settings = settings = for_project(top, name)
         self.metrics = metrics.project(name)
@@ -69,11 +69,18 @@ class Project:
                 self.puller = services.add(
                     Puller(settings, repo, wakeup.set, fetch_at_start=pulls_automatic(settings)), "push_loop")
         self.maintenance = services.add(Maintenance(repo), starts_itself=True)
-        self.inbox = Inbox(lambda: None, lambda: True)
+        self.inbox = inbox  # the pages' requests for this project (a restore)
         self.work = Work(committer, record, Batcher(settings.debounce, settings.max_delay), self.pusher,
                          self.puller, self.metrics, self.maintenance, settings.git_dir, self.inbox)
         self.reporter = Reporter(settings.git_dir, self.metrics, Notifier({}), wakeup.set, {
             "started_at": clock.iso(clock.now(), ms=True), "settings": shown(settings), "project": name})
+
+    def page_status(self) -> dict[str, Any]:
+        """For the pages' banner (HTTP thread): the state last written, with the push state as it is now."""
+        state = self.reporter.last()
+        if self.pusher is not None:
+            state["push"] = self.pusher.snapshot()
+        return state
 
     def _touch(self) -> None:
         self.reporter.touch()

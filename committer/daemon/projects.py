@@ -18,12 +18,13 @@ from committer.core.projectnames import valid_name
 from committer.core.projects import chosen, known, per_project, top_level
 from committer.core.settings import Settings, require_data_dir, shown
 from committer.daemon import datadir, startup
-from committer.daemon.endpoints import start_projects_http
 from committer.daemon.feed import Feed
 from committer.daemon.health import Health
 from committer.daemon.loop import EXIT_DATA_GONE, EXIT_LOCK_LOST, HEALTH_EVERY
 from committer.daemon.maintenance import Maintenance
 from committer.daemon.project import Project
+from committer.daemon.projectfeed import ProjectFeed, require_projects_dir
+from committer.daemon.projectpages import Shown, start_projects_http
 from committer.daemon.reporter import Reporter
 from committer.daemon.shutdown import NOTIFY_GRACE, PULLER_STOP, push_once
 from committer.daemon.signals import Signals
@@ -31,9 +32,10 @@ from committer.daemon.supervisor import Supervisor
 from committer.daemon.wakeup import Wakeup, install
 from committer.daemon.work import Work
 from committer.git.runner import GitRunner
+from committer.ops.inbox import Inbox
 from committer.ops.lock import InstanceLock
 from committer.ops.notify import Notify
-from committer.policy.filters import BMIGNORE, PathFilter
+from committer.policy.filters import PathFilter
 from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
 from committer.serve.sdnotify import Notifier
@@ -41,67 +43,6 @@ from committer.sync.puller import Puller
 from committer.sync.pusher import Pusher
 
 log = logs.get(__name__)
-
-
-def require_projects_dir(settings: Settings) -> None:
-    """With layout per-project, git_dir is a folder of repositories (`<project>.git`), never one itself."""
-    path = settings.git_dir
-    if not os.path.lexists(path):
-        return
-    if not path.is_dir():
-        raise ConfigError("git-dir", f"{path} is a file; with layout per-project give the folder of the projects' "
-                                     "repositories")
-    if (path / "HEAD").is_file() and (path / "objects").is_dir():
-        raise ConfigError("git-dir", f"{path} is a repository; with layout per-project give a folder, which will "
-                                     "hold one repository per project (<project>.git)")
-    others = sorted(n for n in os.listdir(path) if n != "committer" and not n.endswith(".git"))
-    if others:
-        raise ConfigError("git-dir", f"{path} holds {others[0]!r}, which is not a project's repository; give a new "
-                                     "or empty folder, or the one committer filled")
-
-
-class ProjectFeed(Feed):
-    """The one watcher: paths go to the project of their first component, without it."""
-
-    def __init__(self, daemon: ProjectsDaemon) -> None:
-        super().__init__(daemon.settings, daemon.pfilter, daemon.wakeup, daemon.datadir, daemon.metrics)
-        self.daemon = daemon
-
-    def take_events(self) -> None:
-        """Hand what the watcher saw to the projects' batchers; a new folder becomes a project here."""
-        assert self.watcher is not None
-        paths, overflow = self.watcher.drain()
-        now, wall = time.monotonic(), time.time()
-        daemon = self.daemon
-        for path in paths:
-            head, _, rest = path.partition("/")
-            project = daemon.project_for(head)
-            if project is None:
-                continue
-            if not rest:  # the folder itself: made, moved in, or gone
-                project.work.schedule_reconcile("project_folder")
-                continue
-            project.add(rest, now, wall)
-            if rest == BMIGNORE and project.pfilter.refresh():
-                log.info("ignore_rules_changed", path=BMIGNORE, project=head)
-                project.work.schedule_reconcile("ignore_rules")
-        busy = self.watcher.busy()
-        for name, project in daemon.projects.items():
-            prefix = name + "/"
-            project.work.batcher.settle(frozenset(p[len(prefix):] for p in busy if p.startswith(prefix)))
-        if overflow:
-            log.warning("watcher_overflow", action="full reconcile of every project")
-            daemon.reconcile_all("overflow")
-
-    def restart(self, why: str) -> None:
-        """Start the watcher anew; every project reconciles."""
-        assert self.watcher is not None
-        self.metrics.watcher_restarted()
-        kind = self.watcher.restart()
-        if kind is not None:
-            self.observer_kind = kind
-            self.datadir.watched()
-        self.daemon.reconcile_all(why)
 
 
 class ProjectsDaemon:
@@ -128,7 +69,7 @@ class ProjectsDaemon:
                                   "layout": settings.layout})
         self.datadir = datadir.DataDirWatch(settings.data_dir, settings.missing_data_timeout)
         self.services = Supervisor()
-        self.feed: Feed = ProjectFeed(self)
+        self.feed: Feed = ProjectFeed(settings, self.pfilter, self.wakeup, self.datadir, self.metrics, self)
         self.health = Health(self)
         self.signals = Signals(self)
         self.projects: dict[str, Project] = {}
@@ -145,6 +86,11 @@ class ProjectsDaemon:
     def install_signal_handlers(self) -> Callable[[], None]:
         """SIGTERM and SIGINT set a flag and wake the loop; SIGUSR1: requests wait in a project's mailbox."""
         return install(self.wakeup, self.signals.handle)
+
+    def _request_waiting(self) -> None:
+        """A page queued a request (HTTP thread): the loop serves it as a command's SIGUSR1."""
+        self.requests_waiting = True
+        self.wakeup.set()
 
     def stop(self) -> None:
         """Ask the loop to finish (from any thread)."""
@@ -187,8 +133,9 @@ class ProjectsDaemon:
             notify.emit({**event, "project": name})
 
         try:
+            inbox = Inbox(self._request_waiting, lambda: self.ready and not self.stopping)
             project = Project(self.settings, name, self.runner, self.wakeup, self.metrics, emit, self.services,
-                              once=self.once)
+                              inbox, once=self.once)
         except CommitterError as exc:
             self.failed[name] = exc.message
             log.error("project_failed", project=name, error=exc.message, action="not versioned until a restart")
@@ -247,7 +194,7 @@ class ProjectsDaemon:
                 self._open(name)
         if not self.once:
             ready = lambda: self.ready and not self.stopping  # noqa: E731
-            self.http = start_projects_http(settings, self.metrics, self._health, ready)
+            self.http = start_projects_http(settings, self.metrics, self._health, ready, self._shown)
             self.feed.start()
         log.info("daemon_start", data_dir=str(settings.data_dir), git_dir=str(settings.git_dir),
                  layout=settings.layout, projects=sorted(self.projects), observer=self.feed.observer_kind,
@@ -362,6 +309,10 @@ class ProjectsDaemon:
         log.info("daemon_stop")
 
     # -- what it tells ----------------------------------------------------------------------------
+
+    def _shown(self) -> dict[str, Shown]:
+        """What the pages need of each project (HTTP thread: a copy of the table)."""
+        return {name: (p.settings, p.page_status, p.inbox) for name, p in list(self.projects.items())}
 
     def _health(self) -> dict[str, Any]:
         report = self.health.report()

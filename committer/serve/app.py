@@ -235,6 +235,7 @@ class HttpServer:
         pages: Pages | None = None,
         events: Stream | None = None,
         webhook_headers: tuple[str, ...] = DELIVERY_HEADERS,
+        pick: Callable[[str], Pages | None] | None = None,
     ) -> None:
         self.address = address
         self.webhook = webhook
@@ -244,6 +245,7 @@ class HttpServer:
         self.health = health
         self.ready = ready
         self.pages = pages
+        self.pick = pick  # per-project layout: a project's pages by name (the picker's cookie)
         self.events = events
         self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
@@ -260,7 +262,7 @@ class HttpServer:
         if self.pages is not None:
             from committer.serve.site import routes as page_routes  # jinja2 and the pages, only when served
 
-            routes += page_routes(self.pages)
+            routes += page_routes(self.pages, self.pick)
             routes.append(Mount("/static", StaticFiles(packages=[("committer.serve", "static")]), name="static"))
         app = Starlette(routes=routes, exception_handlers={404: _not_found})
         return app

@@ -3,6 +3,7 @@ folder its own repository and its own remote from the template, pushed to the lo
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
 import socket
@@ -36,6 +37,11 @@ def served(server: GitHTTPServer, name: str) -> Path:
     git(path, "init", "--quiet", "--bare", "--initial-branch=main", str(path))
     git(path, "config", "http.receivepack", "true")
     return path
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return answer.read().decode()  # type: ignore[no-any-return]
 
 
 def head(repo: Path) -> str | None:
@@ -105,9 +111,29 @@ def test_each_project_folder_is_its_own_repository_pushed_to_its_own_remote(
         overview = status(layout)
         assert set(overview["projects"]) == {"alpha", "beta", "gamma"}  # type: ignore[arg-type]
 
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        metrics = fetch(f"http://127.0.0.1:{port}/metrics")
         assert 'committer_commits_total{op="batch",project="alpha"}' in metrics
         assert 'project="gamma"' in metrics
+
+        # The history pages: the first project's, a picker of every project, the picked one remembered.
+        first = fetch(f"http://127.0.0.1:{port}/")
+        assert '<option value="gamma">' in first and '<option value="alpha" selected>' in first
+        picked = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            picked.request("GET", "/project?name=gamma")
+            answer = picked.getresponse()
+            assert answer.status == 303 and answer.getheader("location") == "/"
+            cookie = answer.getheader("set-cookie", "").split(";")[0]
+            answer.read()
+            picked.request("GET", "/", headers={"Cookie": cookie})
+            gamma = picked.getresponse().read().decode()
+            assert '<option value="gamma" selected>' in gamma and "g.md" in gamma and "alpha.md" not in gamma
+            picked.request("GET", "/project?name=nothere")
+            missing = picked.getresponse()
+            missing.read()
+            assert missing.status == 404
+        finally:
+            picked.close()
 
         # A project folder that vanishes is a hold, never a deletion of its history.
         shutil.rmtree(layout.data / "beta")
