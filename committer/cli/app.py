@@ -123,6 +123,7 @@ class Options:
     config: str | None
     flags: dict[str, object] = field(default_factory=dict)
     found: discover.Found | None = None
+    command: str = ""  # the command's name: `run` never takes its project from the current directory
 
     def find(self) -> discover.Found:
         """How this command finds its repository (core/discover.py)."""
@@ -135,7 +136,8 @@ class Options:
         the defaults alone, a data directory that does not exist is an error."""
         found = self.find()
         file_values = read_config_file(found.config) if found.config else {}
-        settings = projects.narrowed(load_settings(file_values, os.environ, self.flags, found.values, found.config))
+        settings = projects.narrowed(load_settings(file_values, os.environ, self.flags, found.values, found.config),
+                                     discover.current_directory() if self.command != "run" else None)
         logs.configure(settings.log_format, settings.log_level)
         if found.how == discover.DEFAULTS and not settings.data_dir.exists():
             if discover.current_directory() is None:
@@ -171,7 +173,7 @@ def command(name: str | None = None, *, remote: bool = False, events: bool = Fal
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> None:
             given = {param.name: kwargs.pop(param.name) for param in flags}
-            opts = Options(kwargs.pop("config"), given)
+            opts = Options(kwargs.pop("config"), given, command=called)
             raise Exit(_exit_code(lambda: func(opts=opts, **kwargs)))
 
         _declare(wrapper, func, [*flags[:own], CONFIG, *flags[own:]])  # --help: the command's own first

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
+from pathlib import Path
 
 from committer.core.errors import ConfigError
 from committer.core.projectnames import MONOREPO, PER_PROJECT, PLACEHOLDER, valid_name
@@ -53,9 +54,13 @@ def for_project(settings: Settings, name: str) -> Settings:
     )
 
 
-def narrowed(settings: Settings) -> Settings:
-    """A command's settings: with `project` set, those of that project's repository (ConfigError when the
-    layout is not per-project or the name is not a project's)."""
+def narrowed(settings: Settings, cwd: Path | None = None) -> Settings:
+    """A command's settings: with `project` set, or typed inside a project's folder (`cwd`), those of that
+    project's repository (ConfigError when the layout is not per-project or the name is not a project's)."""
+    if not settings.project and per_project(settings) and cwd is not None:
+        inside = _project_of(settings.data_dir, cwd)
+        if inside is not None:
+            settings = dataclasses.replace(settings, project=inside)
     if not settings.project:
         return settings
     check_layout(settings)
@@ -64,6 +69,16 @@ def narrowed(settings: Settings) -> Settings:
     if not valid_name(settings.project):
         raise ConfigError("project", f"{settings.project!r} is not a project name (letters, digits, '.', '_', '-')")
     return for_project(settings, settings.project)
+
+
+def _project_of(data_dir: Path, cwd: Path) -> str | None:
+    """The project folder `cwd` is in (or is), or None."""
+    try:
+        rel = cwd.resolve().relative_to(data_dir.resolve())
+    except (OSError, ValueError):
+        return None
+    name = rel.parts[0] if rel.parts else ""
+    return name if valid_name(name) else None
 
 
 def known(settings: Settings) -> list[str]:

@@ -89,3 +89,13 @@ def test_commands_name_the_project_they_need(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--project NAME" in proc.stderr and "Traceback" not in proc.stderr
     bad = committer("log", "--project", "../up", env=env)
     assert bad.returncode == 2 and "not a project name" in bad.stderr
+
+
+def test_a_command_typed_inside_a_project_folder_works_on_that_project(tmp_path: Path) -> None:
+    """The current directory names the project when --project does not (never for `run`)."""
+    settings = load_settings(env=per_project(data_dir=tmp_path))
+    inside = narrowed(settings, tmp_path / "notes" / "sub")
+    assert (inside.project, inside.git_dir) == ("notes", Path("/srv/git/notes.git"))
+    assert narrowed(settings, tmp_path) is settings and narrowed(settings, Path("/elsewhere")) is settings
+    assert narrowed(load_settings(env=per_project(data_dir=tmp_path, project="site")), tmp_path / "notes").project \
+        == "site"
