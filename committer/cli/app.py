@@ -139,6 +139,8 @@ class Options:
         settings = projects.narrowed(load_settings(file_values, os.environ, self.flags, found.values, found.config),
                                      discover.current_directory() if self.command != "run" else None)
         logs.configure(settings.log_format, settings.log_level)
+        if self.command not in ("run", "status", ""):  # they show or run every project of the layout
+            projects.require_project(settings)
         if found.how == discover.DEFAULTS and not settings.data_dir.exists():
             if discover.current_directory() is None:
                 raise ConfigError("data-dir", (

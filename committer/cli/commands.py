@@ -30,11 +30,9 @@ NewBranch = Annotated[
 
 def require_repo(settings: Settings) -> None:
     """A repository must be there (a command that only reads or asks the daemon makes none)."""
-    from committer.core.projects import known, per_project
+    from committer.core.projects import require_project
 
-    if per_project(settings):  # the folder of the projects' repositories: a command works on one of them
-        names = ", ".join(known(settings)) or "none yet"
-        raise ConfigError("project", f"layout per-project: name the project with --project NAME ({names})")
+    require_project(settings)  # per-project layout: the folder of the repositories is none of them
     require_git_dir(settings)
     if not GitRepo.of(settings).exists():
         raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
@@ -356,6 +354,9 @@ def connect_command(
     # The file may not exist yet: connect writes it.
     settings = load_settings(read_config_file(path) if path.exists() else {}, os.environ, flags, where.values, path)
     logs.configure(settings.log_format, settings.log_level)
+    if settings.layout != "monorepo":
+        raise ConfigError("layout", "per-project: each project's remote comes from remote_template and is created "
+                                    "when its repository is made; connect writes one remote for one repository")
     if webhook_url is not None and not webhook_url.startswith(("https://", "http://")):
         raise ConfigError("--webhook-url", f"expected an http(s) URL, got {webhook_url!r}")
     for line in connect(settings, target, path, webhook_url):

@@ -8,7 +8,7 @@ import sys
 from typing import Annotated, Any
 
 from committer.cli.app import Argument, Option, Options, command, echo
-from committer.cli.commands import relative, require_repo
+from committer.cli.commands import relative
 from committer.cli.looking import suggest
 from committer.commit import trailer
 from committer.core import clock
@@ -69,8 +69,6 @@ def log_command(
     settings = opts.settings()
     repo = GitRepo.of(settings)
     if not repo.exists():
-        if settings.layout != "monorepo":
-            require_repo(settings)  # names the project to give in the per-project layout
         raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
     rel = repo.named(relative(settings, path)) if path else None
     folder = not rel or is_folder(repo, rel)

@@ -71,6 +71,13 @@ def narrowed(settings: Settings, cwd: Path | None = None) -> Settings:
     return for_project(settings, settings.project)
 
 
+def require_project(settings: Settings) -> None:
+    """In the per-project layout, a command that works on one repository needs its project (exit 2)."""
+    if per_project(settings):
+        names = ", ".join(known(settings)) or "none yet"
+        raise ConfigError("project", f"layout per-project: name the project with --project NAME ({names})")
+
+
 def _project_of(data_dir: Path, cwd: Path) -> str | None:
     """The project folder `cwd` is in (or is), or None."""
     try:

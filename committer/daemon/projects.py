@@ -15,7 +15,7 @@ from typing import Any
 from committer.core import clock, events, logs
 from committer.core.errors import CommitterError, ConfigError
 from committer.core.projectnames import valid_name
-from committer.core.projects import chosen, known, per_project, top_level
+from committer.core.projects import check_layout, chosen, known, per_project, top_level
 from committer.core.settings import Settings, require_data_dir, shown
 from committer.daemon import datadir, startup
 from committer.daemon.feed import Feed
@@ -162,6 +162,7 @@ class ProjectsDaemon:
         started = time.monotonic()
         require_data_dir(self.settings)
         require_projects_dir(self.settings)
+        check_layout(self.settings)
         self.lock.acquire()
         record = None if self.once else startup.announce(self.settings)
         try:

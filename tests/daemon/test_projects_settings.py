@@ -85,8 +85,12 @@ def test_commands_name_the_project_they_need(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     env = {"COMMITTER_LAYOUT": "per-project", "COMMITTER_DATA_DIR": str(tmp_path / "data"),
            "COMMITTER_GIT_DIR": str(tmp_path / "git")}
-    proc = committer("log", env=env)
-    assert proc.returncode == 2 and "--project NAME" in proc.stderr and "Traceback" not in proc.stderr
+    for command in (["log"], ["init"], ["restore", "x.md", "--to", "yesterday"]):
+        proc = committer(*command, env=env)
+        assert proc.returncode == 2 and "--project NAME" in proc.stderr and "Traceback" not in proc.stderr, command
+    assert not (tmp_path / "git").exists()  # init made no repository of the folder
+    connect = committer("connect", "acme/notes", "--config", str(tmp_path / "c.toml"), env=env)
+    assert connect.returncode == 2 and "remote_template" in connect.stderr and not (tmp_path / "c.toml").exists()
     bad = committer("log", "--project", "../up", env=env)
     assert bad.returncode == 2 and "not a project name" in bad.stderr
 
