@@ -6,6 +6,7 @@ the paths under its folder, without the folder's name."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from committer.core import clock, events, logs
@@ -119,15 +120,16 @@ class Project:
         """A path under the project's folder (relative to it) into its batcher."""
         self.work.batcher.add(path, now, wall)
 
-    def tick(self, now: float, take_events: Any) -> bool:
+    def tick(self, now: float, take_events: Callable[[], None]) -> bool:
         """What is due for this project; True when its state changed."""
         work = self.work
         if self.missing_since is not None or not self.present():
-            if self.check():
-                return True
+            changed = self.check()
             if work.batcher.due(now):
                 work.batcher.take()
-            return False
+            if self.missing_since is not None:
+                work.reconcile_at = None  # nothing to reconcile until it is back (a due one would spin the loop)
+            return changed
         changed = work.apply_fetched(take_events)
         if work.batcher.due(now):
             work.commit_batch()
