@@ -134,8 +134,9 @@ class ProjectsDaemon:
 
         try:
             inbox = Inbox(self._request_waiting, lambda: self.ready and not self.stopping)
-            project = Project(self.settings, name, self.runner, self.wakeup, self.metrics, emit, self.services,
-                              inbox, once=self.once)
+            with logs.bound(project=name):
+                project = Project(self.settings, name, self.runner, self.wakeup, self.metrics, emit, self.services,
+                                  inbox, once=self.once)
         except CommitterError as exc:
             self.failed[name] = exc.message
             log.error("project_failed", project=name, error=exc.message, action="not versioned until a restart")
@@ -144,11 +145,16 @@ class ProjectsDaemon:
         log.info("project_new" if new else "project_open", project=name, git_dir=str(project.settings.git_dir),
                  remote=bool(project.settings.remote))
         if new and self.ready:
+            self._start(project)
+            project.work.schedule_reconcile("project_new")
+        return project
+
+    def _start(self, project: Project) -> None:
+        """The project's push and pull loops, their log lines carrying its name."""
+        with logs.bound(project=project.name):
             for service in (project.pusher, project.puller):
                 if service is not None:
                     self.services.start(service)
-            project.work.schedule_reconcile("project_new")
-        return project
 
     def reconcile_all(self, why: str) -> None:
         """Every project reconciles soon (the watcher overflowed or restarted)."""
@@ -201,10 +207,11 @@ class ProjectsDaemon:
                  layout=settings.layout, projects=sorted(self.projects), observer=self.feed.observer_kind,
                  pid=os.getpid())
         for project in self.projects.values():
-            if project.present():
-                project.work.reconcile("start")
-            else:
-                project.check()
+            with logs.bound(project=project.name):
+                if project.present():
+                    project.work.reconcile("start")
+                else:
+                    project.check()
         self.ready = True
         self.report()
         log.info("daemon_ready", seconds=round(time.monotonic() - started, 3), projects=len(self.projects))
@@ -214,6 +221,8 @@ class ProjectsDaemon:
             self.services.stop(notify, min(settings.shutdown_timeout, NOTIFY_GRACE))
             self.report(running=False)
             return code
+        for project in self.projects.values():
+            self._start(project)
         self.services.start_all()
         try:
             self._loop()
@@ -247,14 +256,16 @@ class ProjectsDaemon:
             if self.requests_waiting:
                 self.requests_waiting = False
                 for project in list(self.projects.values()):
-                    project.work.serve_requests(self.feed.take_events)
+                    with logs.bound(project=project.name):
+                        project.work.serve_requests(self.feed.take_events)
                 changed = True
             if not self.datadir.missing:
                 if next_periodic is not None and now >= next_periodic:
                     next_periodic = now + interval
                     self.reconcile_all("periodic")
                 for project in list(self.projects.values()):
-                    changed |= project.tick(now, self.feed.take_events)
+                    with logs.bound(project=project.name):
+                        changed |= project.tick(now, self.feed.take_events)
             if changed:
                 self.report()
 
@@ -264,8 +275,9 @@ class ProjectsDaemon:
         if not self.lock.still_held():
             self._fail(EXIT_LOCK_LOST, "instance_lock_lost", git_dir=str(self.settings.git_dir))
         for project in self.projects.values():
-            project.maintenance.tick()
-            project.check()
+            with logs.bound(project=project.name):
+                project.maintenance.tick()
+                project.check()
         seen = self.datadir.check()
         if seen == datadir.GONE:
             self._fail(EXIT_DATA_GONE, "data_dir_gone", path=str(self.settings.data_dir))
@@ -297,8 +309,9 @@ class ProjectsDaemon:
             return
         for project in self.projects.values():
             if project.present():
-                project.work.commit_batch()
-                project.work.reconcile("shutdown")
+                with logs.bound(project=project.name):
+                    project.work.commit_batch()
+                    project.work.reconcile("shutdown")
         for project in self.projects.values():
             services.stop(project.pusher, settings.shutdown_timeout)
         services.stop(self.notify, min(settings.shutdown_timeout, NOTIFY_GRACE))

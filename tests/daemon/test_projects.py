@@ -99,6 +99,9 @@ def test_each_project_folder_is_its_own_repository_pushed_to_its_own_remote(
         assert head(layout.git_dir / "beta.git") == beta_head
         commits = sent_events.wait("git_commit", count=4)
         assert {e["project"] for e in commits} == {"alpha", "beta", "gamma"}
+        # The log lines of each project's commits and pushes (main thread, push threads) name it.
+        assert {e.get("project") for e in daemon.events("git_commit")} == {"alpha", "beta", "gamma"}
+        assert {e.get("project") for e in daemon.events("git_push")} == {"alpha", "beta", "gamma"}
 
         # status and log per project; status without one lists them.
         alpha = status(layout, "--project", "alpha")
