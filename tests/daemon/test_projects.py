@@ -146,6 +146,8 @@ def test_each_project_folder_is_its_own_repository_pushed_to_its_own_remote(
         assert beta["held"]["reason"] == "project_missing"  # type: ignore[index]
         assert tree_files(layout.git_dir / "beta.git") == {"beta.md"}
         assert head(layout.git_dir / "beta.git") == beta_head and tree_files(remotes["beta"], "main") == {"beta.md"}
+        health = json.loads(fetch(f"http://127.0.0.1:{port}/healthz"))
+        assert health["projects"]["beta"] == {"missing": True} and health["projects"]["alpha"] == {"missing": False}
 
         assert daemon.stop() == 0
         assert not [e for e in daemon.events() if e.get("level") == "error" and e["event"] != "project_missing"]
