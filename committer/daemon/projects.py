@@ -110,6 +110,8 @@ class ProjectsDaemon:
         project = self.projects.get(name)
         if project is not None or name in self.failed or name.startswith("."):
             return project
+        if f"excluded:{name}" in self._said or f"name:{name}" in self._said:
+            return None  # decided by its name once: a busy excluded folder costs no look at the disk
         folder = self.settings.data_dir / name
         if not folder.is_dir() or folder.is_symlink():
             if folder.exists() or folder.is_symlink():
