@@ -87,4 +87,3 @@ def pulls_automatic(settings: Settings) -> bool:
     return settings.pull_interval > 0 or (
         bool(settings.http) and webhook_secret(settings.webhook_secret_file) is not None
     )
-
