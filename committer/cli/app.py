@@ -18,7 +18,7 @@ from typer import Argument as Argument  # commands take typer's names from here,
 from typer import Exit as Exit
 from typer import Option as Option
 
-from committer.core import discover, logs
+from committer.core import discover, logs, projects
 from committer.core.configfile import read_config_file
 from committer.core.errors import CommitterError, ConfigError, redact
 from committer.core.paths import display_text
@@ -124,6 +124,7 @@ class Options:
     config: str | None
     flags: dict[str, object] = field(default_factory=dict)
     found: discover.Found | None = None
+    command: str = ""  # the command's name: `run` never takes its project from the current directory
 
     def find(self) -> discover.Found:
         """How this command finds its repository (core/discover.py)."""
@@ -136,8 +137,11 @@ class Options:
         the defaults alone, a data directory that does not exist is an error."""
         found = self.find()
         file_values = read_config_file(found.config) if found.config else {}
-        settings = load_settings(file_values, os.environ, self.flags, found.values, found.config)
+        settings = projects.narrowed(load_settings(file_values, os.environ, self.flags, found.values, found.config),
+                                     discover.current_directory() if self.command != "run" else None)
         logs.configure(settings.log_format, settings.log_level)
+        if self.command not in ("run", "status", ""):  # they show or run every project of the layout
+            projects.require_project(settings)
         if found.how == discover.DEFAULTS and not settings.data_dir.exists():
             if discover.current_directory() is None:
                 raise ConfigError("data-dir", (
@@ -172,7 +176,7 @@ def command(name: str | None = None, *, remote: bool = False, events: bool = Fal
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> None:
             given = {param.name: kwargs.pop(param.name) for param in flags}
-            opts = Options(kwargs.pop("config"), given)
+            opts = Options(kwargs.pop("config"), given, command=called)
             raise Exit(_exit_code(lambda: func(opts=opts, **kwargs)))
 
         _declare(wrapper, func, [*flags[:own], CONFIG, *flags[own:]])  # --help: the command's own first

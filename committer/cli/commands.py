@@ -31,6 +31,9 @@ NewBranch = Annotated[
 
 def require_repo(settings: Settings) -> None:
     """A repository must be there (a command that only reads or asks the daemon makes none)."""
+    from committer.core.projects import require_project
+
+    require_project(settings)  # per-project layout: the folder of the repositories is none of them
     require_git_dir(settings)
     if not GitRepo.of(settings).exists():
         raise ConfigError("git-dir", f"no repository at {settings.git_dir}; run `committer init`")
@@ -195,10 +198,12 @@ def run(
     new_branch: NewBranch = False,
 ) -> int:
     """Watch the data directory, commit each batch of changes, push."""
+    from committer.daemon.projects import ProjectsDaemon, is_per_project
     from committer.daemon.service import Daemon
 
     settings = opts.settings()
-    daemon = Daemon(settings, once=once, new_branch=new_branch)
+    daemon: Daemon | ProjectsDaemon = (ProjectsDaemon if is_per_project(settings) else Daemon)(
+        settings, once=once, new_branch=new_branch)
     restore_signals = daemon.install_signal_handlers()
     try:
         return daemon.run()
@@ -375,6 +380,9 @@ def connect_command(
     # The file may not exist yet: connect writes it.
     settings = load_settings(read_config_file(path) if path.exists() else {}, os.environ, flags, where.values, path)
     logs.configure(settings.log_format, settings.log_level)
+    if settings.layout != "monorepo":
+        raise ConfigError("layout", "per-project: each project's remote comes from remote_template and is created "
+                                    "when its repository is made; connect writes one remote for one repository")
     if webhook_url is not None and not webhook_url.startswith(("https://", "http://")):
         raise ConfigError("--webhook-url", f"expected an http(s) URL, got {webhook_url!r}")
     for line in connect(settings, target, path, webhook_url):

@@ -27,9 +27,15 @@ def status(
 ) -> int:
     """Show the repository, the last commit and push, holds and errors, and whether a daemon runs; exit 1
     when there is no repository there."""
-    from committer.ops.status import collect_status, render_status
+    from committer.core.projects import per_project
+    from committer.ops.status import collect_projects, collect_status, render_projects, render_status
 
     settings = opts.settings()
+    if per_project(settings):  # no --project: every project, one row each
+        overview = collect_projects(settings, opts.find().shown())
+        echo(json.dumps(overview, indent=None if not sys.stdout.isatty() else 2) if as_json
+             else render_projects(overview))
+        return 0
     result = collect_status(settings, opts.find().shown())
     echo(json.dumps(result, indent=None if not sys.stdout.isatty() else 2) if as_json else render_status(result))
     if not result["repository"]:

@@ -7,6 +7,7 @@ and again is told once in full and then counted, and ids, full commit ids and em
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -109,6 +110,11 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+def bound(**fields: Any) -> contextlib.AbstractContextManager[Any]:
+    """Within it, every line this thread logs carries `fields` (a worker started within it: all its lines)."""
+    return structlog.contextvars.bound_contextvars(**fields)
 
 
 def get(name: str) -> Any:

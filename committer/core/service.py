@@ -3,6 +3,7 @@ with a deadline, alive, last error. The daemon supervises them all the same way 
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from typing import Protocol, runtime_checkable
@@ -53,7 +54,9 @@ class Worker:
         self._stop.clear()
         self._error = None
         name = self.thread_name or f"committer-{self.name}"
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        # The thread runs in a copy of the starter's context: log fields bound there (a project) are its own too.
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._main,), name=name,
+                                        daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:

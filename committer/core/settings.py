@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from committer.core import values
+from committer.core import projectnames, values
 from committer.core.errors import ConfigError, redact
 from committer.core.table import COMMITS, EVENTS, PLACE, REMOTE, Row, rows, setting
 from committer.core.table import env_name as env_name  # where the callers have always found it
@@ -217,6 +217,27 @@ class Settings:
         30.0, values.positive_duration, flags=(EVENTS,), help="Longest one run of the hook may take",
         doc="the hook and what it forked are killed after this; then it is retried. What it leaves running in its "
             "process group when it exits (`sleep 777 &`) is killed then too")
+    layout: str = setting(
+        "monorepo", values.choice(projectnames.LAYOUTS), flags=(PLACE,), help="monorepo, or per-project: each "
+        "top-level folder its own repository", doc="`monorepo`: the data directory is one repository, `git_dir`. "
+        "`per-project`: each top-level folder of the data directory is a repository of its own, "
+        "`<git_dir>/<project>.git`, its remote from `remote_template`, one daemon for all ([Projects](projects.md))")
+    remote_template: str = setting(
+        "", projectnames.remote_template, flags=(REMOTE,), shown="empty (local history only)", show=lambda v: redact(
+            str(v)), help="Per-project layout: each project's remote, {project} replaced by its name", doc="with "
+        "`layout = per-project`, each project's remote: `{project}` is replaced by the folder's name "
+        "(`https://github.com/acme/{project}.git`); once replaced it must be a `remote` committer accepts")
+    projects_include: tuple[str, ...] = setting(
+        (), values.patterns, flags=("run",), help="Per-project layout: globs of the folders versioned (all if empty)",
+        doc="with `layout = per-project`, globs (`notes-*`) of the top-level folders that are projects; empty: every "
+            "folder; in the environment, comma-separated")
+    projects_exclude: tuple[str, ...] = setting(
+        (), values.patterns, flags=("run",), help="Per-project layout: globs of the folders never versioned",
+        doc="globs of top-level folders never versioned (they win over `projects_include`); comma-separated in env")
+    project: str = setting(
+        "", values.line, flags=(PLACE,), shown="none", help="Per-project layout: the project a command works on",
+        doc="with `layout = per-project`, the project (top-level folder) a command works on: `committer status "
+            "--project notes`; given to `run`, that one project runs as a daemon of its own")
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     config_file: Path | None = field(default=None, compare=False, repr=False)  # the TOML file read, if any
 

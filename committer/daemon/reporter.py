@@ -56,6 +56,7 @@ class Reporter:
         self, *, running: bool, ready: bool, observer: str | None, data_missing: bool,
         last_error: dict[str, str] | None, committer: Committer | None, record: PullRecord | None,
         pusher: Pusher | None, puller: Puller | None, events: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         """Write the whole state file (main thread)."""
         self._dirty.clear()
@@ -76,6 +77,7 @@ class Reporter:
             state["last_error"] = state["last_error"] or state["push"].get("last_error")
         if state["last_error"] is None and puller is not None:
             state["last_error"] = puller.fetch_error
+        state.update(extra or {})  # what only a per-project daemon knows (a project folder that vanished)
         held = state["held"]
         self.metrics.set_holds(held["count"] if held else 0, len(state["held_files"]))
         self.line = status_line(state, pusher is not None)

@@ -226,6 +226,9 @@ def render_status(status: dict[str, Any]) -> str:
         held = status["held"]
         rows.append(("HOLD", f"a pull would delete {held['count']} file(s) (held since {held['since']}); "
                              "apply it with `committer confirm-deletes`"))
+    elif status["held"] and status["held"].get("reason") == "project_missing":
+        rows.append(("HOLD", f"the project's folder is missing since {status['held']['since']}: nothing is "
+                             "committed, its history is kept; bring the folder back, or exclude the project"))
     elif status["held"]:
         held = status["held"]
         back = ("write them back with `committer put-back`" if held["reason"] == "max_delete"
@@ -250,3 +253,43 @@ def _verified_row(record: dict[str, Any]) -> str:
 def _one_line(value: str) -> str:
     """A row's value with no control character acting on the terminal and no line break."""
     return display_text(value).replace("\n", "\\x0a").replace("\t", " ")
+
+
+def collect_projects(settings: Settings, found: dict[str, object] | None = None) -> dict[str, Any]:
+    """`status` without --project in the per-project layout: the daemon (if one runs) and every project,
+    each as its own state file says (`status --project NAME` shows one whole)."""
+    from committer.core.projects import for_project, known
+
+    pid = holder_pid(settings.git_dir)
+    state = read_state(settings.git_dir)
+    listed = dict(state.get("projects") or {}) if pid is not None else {}
+    projects: dict[str, Any] = {}
+    for name in sorted(set(listed) | set(known(settings))):
+        own = read_state(for_project(settings, name).git_dir)
+        item = listed.get(name) or {"head": own.get("head"), "held": own.get("held")}
+        projects[name] = {**item, "held": item.get("held") or own.get("held")}
+    return {"layout": settings.layout, "data_dir": str(settings.data_dir), "git_dir": str(settings.git_dir),
+            "running": pid is not None, "pid": pid if pid and pid > 0 else None, "found": found,
+            "repository": True, "projects": projects}
+
+
+def render_projects(status: dict[str, Any]) -> str:
+    """The per-project overview, one row a project."""
+    rows = [("data dir", display_path(status["data_dir"])), ("git dir", display_path(status["git_dir"])),
+            ("daemon", f"running (pid {status['pid']})" if status["running"] else "not running")]
+    for name, item in status["projects"].items():
+        if item.get("failed"):
+            rows.append((name, f"not versioned: {item['failed']}"))
+            continue
+        held = item.get("held")
+        what = f"head {str(item.get('head') or 'none')[:12]}"
+        if item.get("pending_commits"):
+            what += f", {item['pending_commits']} commit(s) to push"
+        if held and held.get("reason") == "project_missing":
+            what += f"; HOLD: the folder is missing since {held.get('since')} (its history is kept)"
+        elif held:
+            what += f"; HOLD: {held.get('count')} deletion(s) held ({held.get('reason')})"
+        rows.append((name, what))
+    rows.append(("", "one project: committer status --project NAME"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {_one_line(v)}" for k, v in rows)

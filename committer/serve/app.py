@@ -238,6 +238,7 @@ class HttpServer:
         events: Stream | None = None,
         webhook_headers: tuple[str, ...] = DELIVERY_HEADERS,
         agents: Agents | None = None,
+        pick: Callable[[str], Pages | None] | None = None,
     ) -> None:
         self.address = address
         self.webhook = webhook
@@ -247,6 +248,7 @@ class HttpServer:
         self.health = health
         self.ready = ready
         self.pages = pages
+        self.pick = pick  # per-project layout: a project's pages by name (the picker's cookie)
         self.events = events
         self.agents = agents  # the MCP tools, served at /mcp under the pages' access rule
         self.agent_site: AgentSite | None = None
@@ -265,7 +267,7 @@ class HttpServer:
         if self.pages is not None:
             from committer.serve.site import routes as page_routes  # jinja2 and the pages, only when served
 
-            routes += page_routes(self.pages)
+            routes += page_routes(self.pages, self.pick)
             routes.append(Mount("/static", StaticFiles(packages=[("committer.serve", "static")]), name="static"))
         if self.pages is not None and self.agents is not None:
             from committer.serve.agentsite import AgentSite

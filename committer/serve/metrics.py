@@ -18,6 +18,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily as GaugeMetricFamily
 from prometheus_client.core import HistogramMetricFamily as HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from committer import __version__
@@ -30,6 +31,15 @@ __all__ = ["CONTENT_TYPE_LATEST", "CollectorRegistry", "GaugeMetricFamily", "His
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH = "batch"  # the op label of an ordinary commit from the watcher (the pipeline passes op=None)
 NO_ERROR = "none"  # the kind label of a successful push
+# What one repository counts: in the per-project layout each project's series carry a `project` label; the
+# rest (events, deliveries, the watcher, the process) are the daemon's own, once.
+PER_REPOSITORY = (
+    "committer_commits", "committer_files_committed", "committer_commit_duration_seconds", "committer_pushes",
+    "committer_push_duration_seconds", "committer_pulls", "committer_conflict_copies",
+    "committer_last_push_success_timestamp_seconds", "committer_pending_commits",
+    "committer_oldest_pending_commit_age_seconds", "committer_held_deletions", "committer_held_files",
+    "committer_github_token_refreshes", "committer_remote_diverged",
+)
 
 
 class Metrics:
@@ -42,6 +52,7 @@ class Metrics:
         self._clock = clock
         self._lock = threading.Lock()
         self._oldest_pending: float | None = None
+        self._projects: dict[str, Metrics] = {}  # per-project layout: each project's own, labelled at render
         reg = self.registry
 
         def counter(name: str, *labels: str, doc: str) -> Counter:
@@ -208,9 +219,49 @@ class Metrics:
 
     def render(self) -> bytes:
         """The registry in Prometheus text format (serve with `content_type`)."""
+        if self._projects:
+            merged = CollectorRegistry(auto_describe=False)
+            merged.register(_Labelled(self))
+            return generate_latest(merged)
         return generate_latest(self.registry)
+
+    def project(self, name: str) -> Metrics:
+        """The metrics of one project (per-project layout), shown at /metrics with `project="<name>"`."""
+        with self._lock:
+            child = self._projects.get(name)
+            if child is None:
+                child = self._projects[name] = Metrics(self._clock, process=False)
+            return child
+
+    def projects(self) -> dict[str, Metrics]:
+        """The projects' metrics by name (a copy)."""
+        with self._lock:
+            return dict(self._projects)
 
     def _oldest_pending_age(self) -> float:
         with self._lock:
             oldest = self._oldest_pending
         return 0.0 if oldest is None else max(0.0, self._clock() - oldest)
+
+
+class _Labelled:
+    """A collector: the daemon's own series, then each repository's series of every project with its
+    `project` label, one family per name."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> list[Metric]:
+        families: dict[str, Metric] = {}
+        for family in self.metrics.registry.collect():
+            if family.name not in PER_REPOSITORY:
+                families[family.name] = family
+        for name, child in sorted(self.metrics.projects().items()):
+            for family in child.registry.collect():
+                if family.name not in PER_REPOSITORY:
+                    continue
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(family.name, family.documentation, family.type)
+                merged.samples.extend(s._replace(labels={**s.labels, "project": name}) for s in family.samples)
+        return list(families.values())

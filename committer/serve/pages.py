@@ -46,6 +46,8 @@ class Pages:
     # a request for the main loop (a restore) -> its answer; a failure is a CommitterError
     request: Callable[[asking.Request], asking.Answer]
     clock: Callable[[], float] = time.time
+    project: str = ""  # per-project layout: the project these pages show
+    projects: Callable[[], list[str]] | None = None  # per-project layout: every project, for the picker
 
     @functools.cached_property
     def pool(self) -> PagePool:
@@ -110,6 +112,8 @@ def page(pages: Pages, request: Request, name: str, context: dict[str, Any], sta
         "now": pages.clock(),
         "relative": wording.relative,
         "request_path": shown.readable(request.url.path),
+        "project": pages.project,
+        "projects": pages.projects() if pages.projects is not None else [],
         **context,
     }
     html = ENV.get_template(name).render(full)

@@ -21,20 +21,29 @@ from committer.serve.pages import (
     view_page,
 )
 from committer.serve.syncroute import sync_route
-from committer.serve.web import BaseRoute, HTMLResponse, Request, Response, Route
+from committer.serve.web import BaseRoute, HTMLResponse, RedirectResponse, Request, Response, Route
 from committer.serve.work import Stopped
 
+PROJECT_COOKIE = "committer_project"  # per-project layout: the project the pages show
 
-def routes(pages: Pages) -> list[BaseRoute]:
-    """The page routes, each behind the access rule."""
+
+def routes(pages: Pages, pick: Callable[[str], Pages | None] | None = None) -> list[BaseRoute]:
+    """The page routes, each behind the access rule; with `pick` (per-project layout), each request is
+    served by the pages of the project its cookie names (`pages`, the first project's, without one)."""
+    def chosen(request: Request) -> Pages:
+        if pick is None:
+            return pages
+        return pick(request.cookies.get(PROJECT_COOKIE, "")) or pages
+
     def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
-            refused = gate(pages, request)
+            mine = chosen(request)
+            refused = gate(mine, request)
             if refused is not None:
                 return refused
             try:
-                return await handler(pages, request)
+                return await handler(mine, request)
             except Stopped as exc:
                 if exc.client_gone:
                     return Response(b"", 499)  # nobody reads it
@@ -45,14 +54,24 @@ def routes(pages: Pages) -> list[BaseRoute]:
                         "a smaller view (one file, one folder)."))
                 return HTMLResponse(html, 503, headers={"Retry-After": "10"})
             except history.NotFound as exc:
-                return page(pages, request, "error.html", {"title": "Not found", "message": exc.message}, 404)
+                return page(mine, request, "error.html", {"title": "Not found", "message": exc.message}, 404)
             except CommitterError as exc:
                 log.warning("page_failed", path=request.url.path, error=shown.readable(exc.message))
-                return page(pages, request, "error.html", {"title": "That did not work", "message": exc.message}, 500)
+                return page(mine, request, "error.html", {"title": "That did not work", "message": exc.message}, 500)
 
         return endpoint
 
+    async def choose(pages: Pages, request: Request) -> Response:
+        """The project picker's answer: that project's timeline, remembered in a cookie."""
+        name = request.query_params.get("name", "")
+        if pick is None or pages.projects is None or name not in pages.projects():
+            return page(pages, request, "error.html", {"title": "Not found", "message": "no such project"}, 404)
+        response = RedirectResponse("/", 303)
+        response.set_cookie(PROJECT_COOKIE, name, path="/", httponly=True, samesite="strict")
+        return response
+
     return [
+        Route("/project", guarded(choose), methods=["GET", "HEAD"]),
         Route("/", guarded(finding.timeline_or_suggest), methods=["GET", "HEAD"]),
         Route("/file/{path:path}", guarded(finding.file_or_suggest), methods=["GET", "HEAD"]),
         Route("/search", guarded(finding.search_page), methods=["GET", "HEAD"]),
