@@ -14,9 +14,9 @@ from typing import Any
 
 from committer.core import clock, events, logs
 from committer.core.errors import CommitterError, ConfigError
+from committer.core.places import require_data_dir
 from committer.core.projectnames import valid_name
 from committer.core.projects import check_layout, chosen, known, per_project, top_level
-from committer.core.places import require_data_dir
 from committer.core.settings import Settings, shown
 from committer.daemon import datadir, startup
 from committer.daemon.feed import Feed
