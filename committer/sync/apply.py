@@ -177,6 +177,8 @@ def write_in(
                 ):
                     written += 1
                     done.add("written", path)
+                    # a write over it soon after, without this change, is a conflict (commit/pulled.py)
+                    committer.step.pulled.wrote(path, old.sha if old is not None else None, new.sha)
                     continue
                 local_wins.add(path)
                 if new is None:

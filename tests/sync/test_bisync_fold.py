@@ -1,0 +1,104 @@
+"""rclone bisync's conflict files: the names recognised, and the fold on a real folder (no daemon)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from committer.commit import bisync
+from committer.commit.bisync import Group, find, fold, original
+from committer.core import fsio
+
+WHEN = 1795404900.0  # 2026-11-23T03:35:00Z
+COPY = "notes/n (conflict from bisync, 2026-11-23T03-35-00Z).md"
+
+
+def test_rclone_conflict_names_of_every_version_are_recognised() -> None:
+    assert original("n.md..path1") == ("n.md", True)
+    assert original("n.md..path2") == ("n.md", True)
+    assert original("n.md.conflict1") == ("n.md", False)
+    assert original("n.md.conflict12") == ("n.md", False)
+    assert original("n.conflict2.md") == ("n.md", False)  # --suffix-keep-extension
+    for name in ("n.md", "n.md.path1", "n.md..path3", "n.md..path1.abc123.partial", "conflict1.md", "n.md~"):
+        assert original(name) is None, name
+
+
+def write(root: Path, name: str, text: str, mtime: float) -> None:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.utime(path, (mtime, mtime))
+
+
+def groups(root: Path, candidates: list[str], in_head: set[str] = frozenset()) -> list[Group]:  # type: ignore[assignment]
+    with fsio.Tree(root) as tree:
+        return find(tree, candidates, lambda notes: set(notes) & in_head)
+
+
+def folded(root: Path, group: Group, now: float = 2e9) -> bisync.Folded | None:
+    with fsio.Tree(root) as tree:
+        return fold(tree, group, WHEN, lambda _n: False, now=lambda: now)
+
+
+def test_the_newer_side_keeps_the_note_path_and_the_other_becomes_a_conflict_copy(tmp_path: Path) -> None:
+    write(tmp_path, "notes/n.md..path1", "from the local folder\n", 1000)
+    write(tmp_path, "notes/n.md..path2", "from the remote\n", 2000)
+    write(tmp_path, "notes/other.md", "other\n", 1000)
+    found = groups(tmp_path, ["notes/n.md..path2", "notes/other.md"])
+    assert found == [Group("notes/n.md", ["notes/n.md..path1", "notes/n.md..path2"], False)]
+    done = folded(tmp_path, found[0])
+    assert done is not None and done.copies == [COPY]
+    assert (tmp_path / "notes/n.md").read_text() == "from the remote\n"
+    assert (tmp_path / COPY).read_text() == "from the local folder\n"
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == sorted(["n.md", Path(COPY).name, "other.md"])
+    assert (tmp_path / COPY).stat().st_mtime == 1000  # rclone sees the versions it knows, moved
+
+
+def test_a_newer_conflict_file_takes_the_place_of_an_older_note(tmp_path: Path) -> None:
+    write(tmp_path, "notes/n.md", "kept by rclone\n", 1000)
+    write(tmp_path, "notes/n.md.conflict1", "newer\n", 3000)
+    found = groups(tmp_path, ["notes/n.md.conflict1"])
+    done = folded(tmp_path, found[0])
+    assert done is not None
+    assert (tmp_path / "notes/n.md").read_text() == "newer\n"
+    assert (tmp_path / COPY).read_text() == "kept by rclone\n"
+
+
+def test_the_same_content_on_both_sides_makes_no_copy(tmp_path: Path) -> None:
+    write(tmp_path, "n.md..path1", "same\n", 1000)
+    write(tmp_path, "n.md..path2", "same\n", 2000)
+    done = folded(tmp_path, groups(tmp_path, ["n.md..path1"])[0])
+    assert done is not None and done.copies == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.md"]
+
+
+def test_one_side_deleted_by_the_user_leaves_the_other_at_the_note_path(tmp_path: Path) -> None:
+    write(tmp_path, "n.md..path2", "the one kept\n", 1000)
+    done = folded(tmp_path, groups(tmp_path, ["n.md..path2"])[0])
+    assert done is not None and done.copies == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.md"]
+
+
+def test_a_file_still_being_written_is_not_folded(tmp_path: Path) -> None:
+    write(tmp_path, "n.md..path1", "half", 1000)
+    write(tmp_path, "n.md..path2", "whole\n", 2000)
+    group = groups(tmp_path, ["n.md..path1"])[0]
+    assert folded(tmp_path, group, now=(tmp_path / "n.md..path1").stat().st_ctime + 0.1) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.md..path1", "n.md..path2"]
+
+
+def test_numbered_names_count_only_for_a_known_note(tmp_path: Path) -> None:
+    write(tmp_path, "report.conflict1", "a file of the user's\n", 1000)
+    assert groups(tmp_path, ["report.conflict1"]) == []
+    assert groups(tmp_path, ["report.conflict1"], in_head={"report"}) == [Group("report", ["report.conflict1"], False)]
+    write(tmp_path, "report.conflict2", "its pair\n", 1000)
+    assert len(groups(tmp_path, ["report.conflict1"])) == 1
+
+
+@pytest.mark.parametrize("name", ["n.md..path1", "n.md.conflict1"])
+def test_a_symlink_with_a_conflict_name_is_never_folded(tmp_path: Path, name: str) -> None:
+    write(tmp_path, "n.md", "note\n", 1000)
+    (tmp_path / name).symlink_to("n.md")
+    assert groups(tmp_path, [name]) == []
