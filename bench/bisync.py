@@ -121,23 +121,33 @@ class Rig:
     # -- the three writers ------------------------------------------------------------------------
 
     def edit(self, side: str, note: str, newer: float = 0.0) -> None:
-        """One user edit of `note` on `side` (local, data, remote): that side's line gets a new text."""
+        """One user edit of `note` on `side` (local, data, remote): that side's line gets a new text; none
+        where the note is not at its path on that side."""
         if side == "remote":
             self._git_clone("pull", "-q", "--ff-only", "origin", "main")
             path = self.clone / note
         else:
             path = (self.local if side == "local" else self.data) / note
-        lines = path.read_text().splitlines(keepends=True) if path.exists() else ["\n"] * LINES
+        if not path.exists():
+            return  # not at its path on this side (rclone renamed it on a conflict): nobody opens it there
+        lines = path.read_text().splitlines(keepends=True)
         self._count += 1
         lines[SIDES[side]] = f"{note} line {SIDES[side]}: {side} edit {self._count}\n"
         text = "".join(lines)
         self._write(path, text, newer)
-        with self._lock:
+        with self._lock, (self.root / "versions.jsonl").open("a") as log:
             self.versions.append((side, note, blob_id(text.encode())))
+            log.write(json.dumps([side, note, blob_id(text.encode()), time.time()]) + "\n")
             self.edits += 1
         if side == "remote":
-            self._git_clone("commit", "-qam", f"edit {note} elsewhere")
-            self._git_clone("push", "-q", "origin", "HEAD:main")
+            self._git_clone("add", "-A")
+            self._git_clone("commit", "-qm", f"edit {note} elsewhere")
+            for _attempt in range(10):  # the daemon pushed meanwhile: as a person would, rebase and push again
+                if self._git_clone("push", "-q", "origin", "HEAD:main", check=False):
+                    break
+                self._git_clone("pull", "-q", "--rebase", "origin", "main")
+            else:
+                raise AssertionError("the clone could not push")
 
     @staticmethod
     def _write(path: Path, text: str, newer: float = 0.0) -> None:
@@ -153,7 +163,8 @@ class Rig:
         run = subprocess.run(["rclone", "bisync", str(self.local), str(self.data), "--workdir", str(self.work), "-v",
                               *extra], capture_output=True, text=True, timeout=120, check=False,
                              env={**os.environ, "RCLONE_CONFIG": "/dev/null"})
-        with self._lock:
+        with self._lock, (self.root / "bisync.log").open("a") as log:
+            log.write(f"== {time.strftime('%H:%M:%S')} exit {run.returncode}\n{run.stderr}")
             self.bisync_runs += 1
             self.rclone_conflicts += run.stderr.count("Moved (server-side) to:") // 2
             if run.returncode != 0:
@@ -185,12 +196,15 @@ class Rig:
 
     def settle(self, most: int = 8) -> int:
         """Rounds after the writers stopped until one changes nothing (and both folders agree)."""
+        moved: list[str] = []
         for changed in range(most):
             before = self.snapshot()
             self.round()
-            if self.snapshot() == before and before[0] == before[1]:
+            after = self.snapshot()
+            if after == before and before[0] == before[1]:
                 return changed
-        raise AssertionError(f"not settled after {most} rounds: a loop")
+            moved.append(_moved(before, after))
+        raise AssertionError(f"not settled after {most} rounds: a loop; what moved: {moved}")
 
     # -- git ----------------------------------------------------------------------------------------
 
@@ -205,11 +219,12 @@ class Rig:
         return subprocess.run(["git", "--git-dir", str(self.git_dir), *args], capture_output=True, text=True,
                               check=True).stdout
 
-    def _git_clone(self, *args: str, cwd: Path | None = None) -> None:
+    def _git_clone(self, *args: str, cwd: Path | None = None, check: bool = True) -> bool:
         base = ["git", "-c", "user.name=Other", "-c", "user.email=other@example.com"]
         proc = subprocess.run([*base, *args], cwd=cwd or self.clone, capture_output=True, text=True,
                               env=self.clone_env, check=False)
-        assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == 0 or not check, proc.stdout + proc.stderr
+        return proc.returncode == 0
 
     def head(self) -> str:
         return self.git("rev-parse", "HEAD").strip()
@@ -285,6 +300,17 @@ class Rig:
         return int(self.git("rev-list", "--count", "HEAD"))
 
 
+def _moved(before: tuple[Any, ...], after: tuple[Any, ...]) -> str:
+    """What one round changed: files of either folder, the head, the remote's head."""
+    said = []
+    for label, one, two in (("local", before[0], after[0]), ("data", before[1], after[1])):
+        said += [f"{label}:{p}" for p in sorted(set(one) | set(two)) if one.get(p) != two.get(p)]
+    said += [f"local!=data:{p}" for p in sorted(set(after[0]) ^ set(after[1]))]
+    if before[2] != after[2] or before[3] != after[3]:
+        said.append(f"head {before[2][:7]}->{after[2][:7]} remote {str(before[3])[:7]}->{str(after[3])[:7]}")
+    return ", ".join(said) or "nothing"
+
+
 # -- the soak ---------------------------------------------------------------------------------------
 
 
@@ -324,6 +350,7 @@ def soak(rig: Rig, notes: list[str], rounds: int, mode: str, seed: int, period: 
         "commits per edit": round((rig.commit_count() - first) / max(rig.edits, 1), 2),
         "rounds to settle": settled, "seconds to settle": round(time.monotonic() - started, 1),
         "seconds writing": round(writing, 1), "conflicts": dict(rig.conflicts()), "lost": len(rig.lost()),
+        "lost versions": rig.lost()[:5],
         "undone": len(rig.undone()), "empty commits": len(rig.empty()), "left their path": len(rig.left()),
     }
 
@@ -336,25 +363,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--mode", choices=("after-bisync", "interval"), default="after-bisync")
     parser.add_argument("--period", type=float, default=3.0, help="interval mode: seconds between bisync runs")
     parser.add_argument("--tmp", default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the folders (printed) for a look")
     args = parser.parse_args(argv)
     if shutil.which("rclone") is None:
         print("rclone is not installed (scripts/system-deps.sh)", file=sys.stderr)
         return 2
     results = []
     for trial in range(args.trials):
-        with tempfile.TemporaryDirectory(prefix="committer-bench-bisync-", dir=args.tmp) as folder:
-            root = Path(folder)
-            subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(root / "remote.git")], check=True)
-            interval = f"{args.period}s" if args.mode == "interval" else ""
-            rig = Rig(root, f"file://{root / 'remote.git'}", pull_interval=interval)
-            notes = [f"notes/n{i}.md" for i in range(args.notes)]
-            try:
-                rig.start(notes)
-                result = soak(rig, notes, args.rounds, args.mode, seed=trial, period=args.period)
-            finally:
-                rig.stop()
-            print(json.dumps(result), flush=True)
-            results.append(result)
+        folder = tempfile.mkdtemp(prefix="committer-bench-bisync-", dir=args.tmp)
+        print(f"trial {trial}: {folder}", file=sys.stderr)
+        root = Path(folder)
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(root / "remote.git")], check=True)
+        interval = f"{args.period}s" if args.mode == "interval" else ""
+        rig = Rig(root, f"file://{root / 'remote.git'}", pull_interval=interval)
+        notes = [f"notes/n{i}.md" for i in range(args.notes)]
+        try:
+            rig.start(notes)
+            result = soak(rig, notes, args.rounds, args.mode, seed=trial, period=args.period)
+        finally:
+            rig.stop()
+            if not args.keep:
+                shutil.rmtree(folder, ignore_errors=True)
+        print(json.dumps(result), flush=True)
+        results.append(result)
     return 0 if all(r["lost"] == r["undone"] == r["empty commits"] == 0 for r in results) else 1
 
 

@@ -48,6 +48,10 @@ class PullWrites:
         """A pull wrote `new` at `path` where `old` was (None when nothing was)."""
         self._written[path] = Written(old, new, self.now())
 
+    def forget(self, path: str) -> None:
+        """No check for this path any more (its versions are all kept another way)."""
+        self._written.pop(path, None)
+
     def __len__(self) -> int:
         return len(self._written)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -113,6 +114,11 @@ class CommitStep:
         self.pulled = PullWrites()  # what the last pulls wrote: a write over it without its change is a conflict
         self.on_conflict: OnConflict = _unheard  # where conflicts found here are listed (status)
         self._kept: set[str] = set()  # rclone conflict files already reported (bisync_conflicts = keep)
+        # seconds after which a reconcile should try again a fold that had to wait (None: none waits), and the
+        # notes waiting: a pull leaves them alone (rclone renamed them away; their absence is no deletion)
+        self.fold_again: float | None = None
+        self.folding: set[str] = set()
+        self.pause: Callable[[float], object] = threading.Event().wait  # bounded; tests make it instant
 
     def refresh_head(self) -> None:
         """Re-read HEAD (after another process may have moved it)."""
@@ -164,6 +170,7 @@ class CommitStep:
         paths = list(candidates)
         if "" in paths:
             return paths, 0
+        self.fold_again = None
         found = self.pulled.check(self.repo, paths, set(paths).__contains__, spill_dir(self.repo.git_dir))
         for item in found:
             paths.append(item["copy"])
@@ -177,10 +184,15 @@ class CommitStep:
                         self._conflict({"path": group.members[0], "copy": ",".join(group.members[1:2]),
                                         "why": "rclone bisync conflict, left as rclone made it"}, "bisync")
                     continue
-                folded = bisync.fold(tree, group, time.time(), set(paths).__contains__,
-                                     settled=self.config.settled)
-                if folded is None:
+                folded = self._fold(tree, group, set(paths))
+                if folded is None:  # rclone may still be writing: the note and its files wait for the next try
+                    left = {group.path, *group.members}
+                    paths = [p for p in paths if p not in left]
+                    self.fold_again = self.config.settled
+                    self.folding.add(group.path)
                     continue
+                self.folding.discard(group.path)
+                self.pulled.forget(group.path)  # every version is kept already: no second copy of the pulled one
                 paths += [group.path, *folded.moved, *folded.copies]
                 log.info("bisync_conflict_folded", path=group.path, moved=folded.moved)
                 for copy in folded.copies:
@@ -189,9 +201,19 @@ class CommitStep:
                     count += 1
         return paths, count
 
+    def _fold(self, tree: fsio.Tree, group: bisync.Group, taken: set[str]) -> bisync.Folded | None:
+        """The fold, after one short wait (at most `settled` seconds) when a file was changed just now: a
+        `committer pull` run right after bisync comes that soon."""
+        for last in (False, True):
+            folded = bisync.fold(tree, group, time.time(), taken.__contains__, settled=self.config.settled)
+            if folded is not None or last:
+                return folded
+            self.pause(self.config.settled)
+        return None
+
     def _conflict(self, item: dict[str, str], kind: str) -> None:
         log.warning("git_conflict", kind=kind, path=item["path"], copy=item["copy"], why=item["why"])
-        self.on_conflict(item)
+        self.on_conflict({**item, "kind": kind})
         self.emit(events.git_conflict(path=item["path"], copy=item["copy"], why=item["why"], remote_head=None))
 
     def delete_only(self, paths: Sequence[str], op: str) -> CommitResult:

@@ -180,7 +180,8 @@ def write_in(
                     # a write over it soon after, without this change, is a conflict (commit/pulled.py)
                     committer.step.pulled.wrote(path, old.sha if old is not None else None, new.sha)
                     continue
-                local_wins.add(path)
+                if path not in committer.step.folding:  # rclone renamed it away: the fold puts it back
+                    local_wins.add(path)
                 if new is None:
                     conflicts.append({"path": path, "copy": "", "why": "deleted on the remote, changed here"})
                 else:

@@ -70,10 +70,11 @@ def test_a_bisync_conflict_is_folded_into_one_commit_and_reported(
     assert head_text(layout, copy) == "edited in the local folder\n"
     # One commit for the fold, and the note never left its path in any commit.
     assert int(git(layout.git_dir, "rev-list", "--count", "HEAD")) - commits == 1
-    subject = git(layout.git_dir, "log", "-1", "--format=%s").strip()
-    assert "conflict" in git(layout.git_dir, "log", "-1", "--format=%B") and subject, subject
+    assert '"op":"conflict"' in git(layout.git_dir, "log", "-1", "--format=%B")  # flagged on the history pages
     listed = status(layout.env)["conflicts"]
-    assert isinstance(listed, list) and {"path": "notes/n.md", "copy": copy} .items() <= listed[-1].items()
+    assert isinstance(listed, list)
+    assert {"path": "notes/n.md", "copy": copy, "kind": "bisync"}.items() <= listed[-1].items()
+    assert f"notes/n.md: the other version is in {copy!r}" in committer("status", env=layout.env).stdout
     # The next bisync run carries the fold to the local folder, and nothing moves after it.
     assert bisync(local, layout.data, work).returncode == 0
     assert (local / "notes/n.md").read_text() == "edited in the data directory\n"
