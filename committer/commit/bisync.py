@@ -82,20 +82,31 @@ def find(tree: fsio.Tree, candidates: Iterable[str], known: Callable[[list[str]]
     in_head = known(sorted(wanted))
     groups = []
     for note, sure in sorted(wanted.items()):
-        folder, base = fsio.split(note)
-        members: list[str] = []
-        fuzzy = 0
-        with contextlib.suppress(OSError):
-            for entry in tree.scandir(folder):
-                found = original(entry.name)
-                if found is not None and found[0] == base and entry.is_file(follow_symlinks=False):
-                    members.append(_join(folder, entry.name))
-                    fuzzy += not found[1]
+        members, fuzzy = _members(tree, note)
         present = _regular(tree, note)
         if not members or not (sure or note in in_head or present or fuzzy > 1):
             continue
         groups.append(Group(note, sorted(members), present))
     return groups
+
+
+def _members(tree: fsio.Tree, note: str) -> tuple[list[str], int]:
+    """The conflict files of `note` on disk (plain files only), and how many have a `.conflictN` name."""
+    folder, base = fsio.split(note)
+    members: list[str] = []
+    fuzzy = 0
+    with contextlib.suppress(OSError):
+        for entry in tree.scandir(folder):
+            found = original(entry.name)
+            if found is not None and found[0] == base and entry.is_file(follow_symlinks=False):
+                members.append(_join(folder, entry.name))
+                fuzzy += not found[1]
+    return members, fuzzy
+
+
+def has_files(tree: fsio.Tree, note: str) -> bool:
+    """Whether rclone's conflict files of `note` are still on disk."""
+    return bool(_members(tree, note)[0])
 
 
 def _regular(tree: fsio.Tree, path: str) -> bool:

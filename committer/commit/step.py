@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -13,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from committer.commit import bisync, message, parts, similar
+from committer.commit import message, parts, similar
+from committer.commit.beside import Beside
 from committer.commit.bmmeta import BmMeta
 from committer.commit.changes import DELETED, Change, ChangeSet
 from committer.commit.collect import Limits, Pass, collect
@@ -21,9 +21,8 @@ from committer.commit.config import CommitConfig
 from committer.commit.held import HeldFiles
 from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths
-from committer.commit.pulled import PullWrites
 from committer.commit.writer import SESSION_LIMIT, Writer
-from committer.core import clock, events, fsio, logs
+from committer.core import clock, events, logs
 from committer.core.records import IN_MEMORY, Spill
 from committer.git import lfs
 from committer.git.layout import state_dir
@@ -35,11 +34,6 @@ from committer.policy.filters import PathFilter
 log = logs.get(__name__)
 
 OnCommit = Callable[[str | None, int, float], None]  # (op, files, seconds) of each commit
-OnConflict = Callable[[dict[str, str]], None]  # a conflict the commit side found (path, copy, why)
-
-
-def _unheard(_item: dict[str, str]) -> None:
-    """The OnConflict of a commit side whose conflicts nobody lists."""
 
 
 @dataclass(frozen=True)
@@ -111,14 +105,8 @@ class CommitStep:
         self.head: str | None = repo.head()
         self.pinned: set[str] = set()  # paths a pull could not write here: their HEAD version stands
         self.last_commit_at: str | None = None
-        self.pulled = PullWrites()  # what the last pulls wrote: a write over it without its change is a conflict
-        self.on_conflict: OnConflict = _unheard  # where conflicts found here are listed (status)
-        self._kept: set[str] = set()  # rclone conflict files already reported (bisync_conflicts = keep)
-        # seconds after which a reconcile should try again a fold that had to wait (None: none waits), and the
-        # notes waiting: a pull leaves them alone (rclone renamed them away; their absence is no deletion)
-        self.fold_again: float | None = None
-        self.folding: set[str] = set()
-        self.pause: Callable[[float], object] = threading.Event().wait  # bounded; tests make it instant
+        # what a sync tool beside the daemon left: rclone's conflict files, a pulled version overwritten
+        self.beside = Beside(config, repo, spill_dir(repo.git_dir), emit)
 
     def refresh_head(self) -> None:
         """Re-read HEAD (after another process may have moved it)."""
@@ -141,7 +129,7 @@ class CommitStep:
         started = time.perf_counter()
         batch = str(uuid.uuid4())
         if op in (None, "reconcile") and self.head is not None:
-            candidates, found = self._conflicts(candidates)
+            candidates, found = self.beside.look(candidates, self.head)
             op = "conflict" if found and op is None else op
         writer = Writer(self.repo, self.head, self.sizes.process_objects)
         changes = ChangeSet()
@@ -163,58 +151,6 @@ class CommitStep:
             raise
         self.held.announce(self.emit, batch=batch)
         return result
-
-    def _conflicts(self, candidates: Iterable[str]) -> tuple[list[str], int]:
-        """Files a pull just wrote, overwritten without its change, and rclone bisync's conflict files: each
-        a conflict, reported; the pulled version beside it, or the fold, joins this batch."""
-        paths = list(candidates)
-        if "" in paths:
-            return paths, 0
-        self.fold_again = None
-        found = self.pulled.check(self.repo, paths, set(paths).__contains__, spill_dir(self.repo.git_dir))
-        for item in found:
-            paths.append(item["copy"])
-            self._conflict(item, "pull_overwritten")
-        count = len(found)
-        with fsio.Tree(self.repo.data_dir) as tree:
-            for group in bisync.find(tree, paths, lambda notes: set(self.repo.ls_tree(self.head, notes))):
-                if self.config.bisync_conflicts == bisync.KEEP:
-                    if not set(group.members) <= self._kept:
-                        self._kept.update(group.members)
-                        self._conflict({"path": group.members[0], "copy": ",".join(group.members[1:2]),
-                                        "why": "rclone bisync conflict, left as rclone made it"}, "bisync")
-                    continue
-                folded = self._fold(tree, group, set(paths))
-                if folded is None:  # rclone may still be writing: the note and its files wait for the next try
-                    left = {group.path, *group.members}
-                    paths = [p for p in paths if p not in left]
-                    self.fold_again = self.config.settled
-                    self.folding.add(group.path)
-                    continue
-                self.folding.discard(group.path)
-                self.pulled.forget(group.path)  # every version is kept already: no second copy of the pulled one
-                paths += [group.path, *folded.moved, *folded.copies]
-                log.info("bisync_conflict_folded", path=group.path, moved=folded.moved)
-                for copy in folded.copies:
-                    self._conflict({"path": group.path, "copy": copy, "why": "rclone bisync conflict: the newer "
-                                    "version kept the note's path, the other is beside it"}, "bisync")
-                    count += 1
-        return paths, count
-
-    def _fold(self, tree: fsio.Tree, group: bisync.Group, taken: set[str]) -> bisync.Folded | None:
-        """The fold, after one short wait (at most `settled` seconds) when a file was changed just now: a
-        `committer pull` run right after bisync comes that soon."""
-        for last in (False, True):
-            folded = bisync.fold(tree, group, time.time(), taken.__contains__, settled=self.config.settled)
-            if folded is not None or last:
-                return folded
-            self.pause(self.config.settled)
-        return None
-
-    def _conflict(self, item: dict[str, str], kind: str) -> None:
-        log.warning("git_conflict", kind=kind, path=item["path"], copy=item["copy"], why=item["why"])
-        self.on_conflict({**item, "kind": kind})
-        self.emit(events.git_conflict(path=item["path"], copy=item["copy"], why=item["why"], remote_head=None))
 
     def delete_only(self, paths: Sequence[str], op: str) -> CommitResult:
         """A commit that only removes paths from the tree (the files may still be on disk)."""

@@ -49,7 +49,7 @@ def load_parts(
                           kept_ignored=record.kept_ignored, emit=emit)
     committer.held.keep(state.get("held_files"))
     committer.step.pinned.update(record.unwritable())
-    committer.step.on_conflict = functools.partial(conflicts.remember, record)  # listed in status
+    committer.step.beside.on_conflict = functools.partial(conflicts.remember, record)  # listed in status
     return committer, record
 
 

@@ -178,9 +178,9 @@ def write_in(
                     written += 1
                     done.add("written", path)
                     # a write over it soon after, without this change, is a conflict (commit/pulled.py)
-                    committer.step.pulled.wrote(path, old.sha if old is not None else None, new.sha)
+                    committer.step.beside.pulled.wrote(path, old.sha if old is not None else None, new.sha)
                     continue
-                if path not in committer.step.folding:  # rclone renamed it away: the fold puts it back
+                if path not in committer.step.beside.folding:  # rclone renamed it away: the fold puts it back
                     local_wins.add(path)
                 if new is None:
                     conflicts.append({"path": path, "copy": "", "why": "deleted on the remote, changed here"})

@@ -1,7 +1,9 @@
-"""rclone bisync's conflict files: the names recognised, and the fold on a real folder (no daemon)."""
+"""rclone bisync's conflict files: the names recognised, the fold on a real folder, and the commit step
+folding them (no daemon)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -9,7 +11,12 @@ import pytest
 
 from committer.commit import bisync
 from committer.commit.bisync import Group, find, fold, original
-from committer.core import fsio
+from committer.commit.committer import Committer
+from committer.core import events, fsio
+from committer.core.settings import load_settings
+from committer.git.setup import open_repository
+from committer.policy.filters import PathFilter
+from tests.conftest import Layout, show, tree_files
 
 WHEN = 1795404900.0  # 2026-11-23T03:35:00Z
 COPY = "notes/n (conflict from bisync, 2026-11-23T03-35-00Z).md"
@@ -102,3 +109,52 @@ def test_a_symlink_with_a_conflict_name_is_never_folded(tmp_path: Path, name: st
     write(tmp_path, "n.md", "note\n", 1000)
     (tmp_path / name).symlink_to("n.md")
     assert groups(tmp_path, [name]) == []
+
+
+# -- the commit step, in-process on a real repository ------------------------------------------------
+
+
+def make(layout: Layout, told: list[events.Event], **flags: object) -> Committer:
+    settings = load_settings(flags={"data_dir": str(layout.data), "git_dir": str(layout.git_dir), **flags})
+    pfilter = PathFilter(settings.data_dir, settings.ignore)
+    return Committer(settings, open_repository(settings, pfilter), pfilter, emit=told.append)
+
+
+def test_a_fold_that_must_wait_holds_its_files_back_and_asks_to_be_tried_again(layout: Layout) -> None:
+    write(layout.data, "n.md", "first\n", 1000)
+    write(layout.data, "other.md", "other\n", 1000)
+    told: list[events.Event] = []
+    committer = make(layout, told)
+    assert committer.reconcile().sha is not None
+    os.rename(layout.data / "n.md", layout.data / "n.md..path2")
+    write(layout.data, "n.md..path1", "from the local folder\n", 2000)
+    write(layout.data, "other.md", "other, edited\n", 1000)
+    beside = committer.step.beside
+    waited: list[float] = []
+    beside.pause = waited.append  # rclone still writing: the wait passes, the files are as fresh
+    beside.config = dataclasses.replace(beside.config, settled=3600.0)
+    committer.commit(["n.md", "n.md..path1", "n.md..path2", "other.md"])
+    assert waited == [3600.0] and beside.fold_again == 3600.0 and beside.folding == {"n.md"}
+    assert tree_files(layout.git_dir) == {"n.md", "other.md"}  # other.md went on; the note was not deleted
+    assert show(layout.git_dir, "n.md") == b"first\n"
+    beside.config = dataclasses.replace(beside.config, settled=0.0)
+    result = committer.reconcile()  # what the daemon runs `fold_again` seconds later
+    assert result.sha is not None and beside.folding == set() and beside.fold_again is None
+    files = tree_files(layout.git_dir)
+    copy = next(f for f in files if f.startswith("n (conflict from bisync, "))
+    assert files == {"n.md", "other.md", copy}
+    assert show(layout.git_dir, "n.md") == b"from the local folder\n"  # the newer
+    assert show(layout.git_dir, copy) == b"first\n"
+    assert [(e["path"], e["copy"]) for e in told if e["event"] == events.GIT_CONFLICT] == [("n.md", copy)]
+
+
+def test_the_same_content_from_both_sides_is_folded_without_a_conflict(layout: Layout) -> None:
+    write(layout.data, "n.md", "first\n", 1000)
+    told: list[events.Event] = []
+    committer = make(layout, told)
+    committer.reconcile()
+    os.rename(layout.data / "n.md", layout.data / "n.md..path1")
+    write(layout.data, "n.md..path2", "first\n", 2000)
+    assert committer.commit(["n.md", "n.md..path1", "n.md..path2"]).sha is None  # nothing changed in the end
+    assert sorted(p.name for p in layout.data.iterdir()) == ["n.md"]
+    assert [e for e in told if e["event"] == events.GIT_CONFLICT] == []
