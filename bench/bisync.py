@@ -79,7 +79,8 @@ class Rig:
         self.clone_env = {**os.environ, "HOME": str(root), **(clone_env or {})}
         self.pull_interval = pull_interval
         self.debounce = debounce
-        self.versions: list[tuple[str, str, str]] = []  # (side, path, blob id) of every version written
+        self.versions: list[tuple[str, str, str, float]] = []  # (side, path, blob id, when) of every version
+        self.bisync_starts: list[float] = []
         self.edits = 0
         self.bisync_runs = 0
         self.rclone_conflicts = 0
@@ -135,10 +136,7 @@ class Rig:
         lines[SIDES[side]] = f"{note} line {SIDES[side]}: {side} edit {self._count}\n"
         text = "".join(lines)
         self._write(path, text, newer)
-        with self._lock, (self.root / "versions.jsonl").open("a") as log:
-            self.versions.append((side, note, blob_id(text.encode())))
-            log.write(json.dumps([side, note, blob_id(text.encode()), time.time()]) + "\n")
-            self.edits += 1
+        written = blob_id(text.encode())
         if side == "remote":
             self._git_clone("add", "-A")
             self._git_clone("commit", "-qm", f"edit {note} elsewhere")
@@ -148,6 +146,11 @@ class Rig:
                 self._git_clone("pull", "-q", "--rebase", "origin", "main")
             else:
                 raise AssertionError("the clone could not push")
+            written = blob_id(path.read_bytes())  # as pushed (rebased on what the daemon pushed meanwhile)
+        with self._lock, (self.root / "versions.jsonl").open("a") as log:
+            self.versions.append((side, note, written, time.time()))
+            log.write(json.dumps(self.versions[-1]) + "\n")
+            self.edits += 1
 
     @staticmethod
     def _write(path: Path, text: str, newer: float = 0.0) -> None:
@@ -160,6 +163,8 @@ class Rig:
     # -- what runs between the writers --------------------------------------------------------------
 
     def bisync(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        with self._lock:
+            self.bisync_starts.append(time.time())
         run = subprocess.run(["rclone", "bisync", str(self.local), str(self.data), "--workdir", str(self.work), "-v",
                               *extra], capture_output=True, text=True, timeout=120, check=False,
                              env={**os.environ, "RCLONE_CONFIG": "/dev/null"})
@@ -244,10 +249,19 @@ class Rig:
 
     # -- what must hold -------------------------------------------------------------------------------
 
-    def lost(self) -> list[tuple[str, str, str]]:
-        """Versions written somewhere that are in no commit."""
+    def lost(self) -> list[tuple[str, str, str, float]]:
+        """Versions written somewhere that are in no commit (not counting a local folder's version that the
+        same writer replaced before any bisync run started: nothing but that folder ever saw it)."""
         known = {line.split()[0] for line in self.git("rev-list", "--objects", "--all").splitlines()}
-        return [v for v in self.versions if v[2] not in known]
+        return [v for v in self.versions if v[2] not in known and self._exposed(v)]
+
+    def _exposed(self, version: tuple[str, str, str, float]) -> bool:
+        side, note, _blob, when = version
+        if side != "local":
+            return True
+        later = [v[3] for v in self.versions if v[:2] == (side, note) and v[3] > when]
+        until = min(later, default=float("inf"))
+        return any(when < start < until for start in self.bisync_starts)
 
     def commits(self) -> list[str]:
         return self.git("rev-list", "--first-parent", "--reverse", "HEAD").split()
