@@ -16,7 +16,10 @@ from committer.core import events, fsio
 from committer.core.settings import load_settings
 from committer.git.setup import open_repository
 from committer.policy.filters import PathFilter
+from committer.serve.access import Access
+from committer.serve.pages import Pages
 from tests.conftest import Layout, show, tree_files
+from tests.serve.test_pages import fetch, perform, serving
 
 WHEN = 1795404900.0  # 2026-11-23T03:35:00Z
 COPY = "notes/n (conflict from bisync, 2026-11-23T03-35-00Z).md"
@@ -158,3 +161,19 @@ def test_the_same_content_from_both_sides_is_folded_without_a_conflict(layout: L
     assert committer.commit(["n.md", "n.md..path1", "n.md..path2"]).sha is None  # nothing changed in the end
     assert sorted(p.name for p in layout.data.iterdir()) == ["n.md"]
     assert [e for e in told if e["event"] == events.GIT_CONFLICT] == []
+
+
+def test_the_history_pages_flag_the_fold_and_its_copy(layout: Layout) -> None:
+    write(layout.data, "n.md", "first\n", 1000)
+    committer = make(layout, [])
+    committer.reconcile()
+    os.rename(layout.data / "n.md", layout.data / "n.md..path1")
+    write(layout.data, "n.md..path2", "from the remote side\n", 2000)
+    sha = committer.commit(["n.md", "n.md..path1", "n.md..path2"]).sha
+    assert sha is not None
+    pages = Pages(committer.repo, Access("open"), dict, perform(committer))
+    with serving(pages) as port:
+        text = fetch(port, "/").text
+    assert '<span class="flag">conflict copy</span>' in text
+    assert 'class="added conflict-copy"' in text and "n (conflict from bisync, " in text
+    assert "..path" not in text
