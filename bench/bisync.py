@@ -80,7 +80,7 @@ class Rig:
         self.pull_interval = pull_interval
         self.debounce = debounce
         self.versions: list[tuple[str, str, str, float]] = []  # (side, path, blob id, when) of every version
-        self.bisync_starts: list[float] = []
+        self.bisync_spans: list[tuple[float, float]] = []  # (start, end) of each bisync run
         self.edits = 0
         self.bisync_runs = 0
         self.rclone_conflicts = 0
@@ -163,13 +163,13 @@ class Rig:
     # -- what runs between the writers --------------------------------------------------------------
 
     def bisync(self, *extra: str) -> subprocess.CompletedProcess[str]:
-        with self._lock:
-            self.bisync_starts.append(time.time())
+        started = time.time()
         run = subprocess.run(["rclone", "bisync", str(self.local), str(self.data), "--workdir", str(self.work), "-v",
                               *extra], capture_output=True, text=True, timeout=120, check=False,
                              env={**os.environ, "RCLONE_CONFIG": "/dev/null"})
         with self._lock, (self.root / "bisync.log").open("a") as log:
             log.write(f"== {time.strftime('%H:%M:%S')} exit {run.returncode}\n{run.stderr}")
+            self.bisync_spans.append((started, time.time()))
             self.bisync_runs += 1
             self.rclone_conflicts += run.stderr.count("Moved (server-side) to:") // 2
             if run.returncode != 0:
@@ -250,18 +250,28 @@ class Rig:
     # -- what must hold -------------------------------------------------------------------------------
 
     def lost(self) -> list[tuple[str, str, str, float]]:
-        """Versions written somewhere that are in no commit (not counting a local folder's version that the
-        same writer replaced before any bisync run started: nothing but that folder ever saw it)."""
-        known = {line.split()[0] for line in self.git("rev-list", "--objects", "--all").splitlines()}
-        return [v for v in self.versions if v[2] not in known and self._exposed(v)]
+        """Versions written somewhere that are in no commit, apart from those of `unseen`."""
+        return [v for v in self._missing() if self._seen(v)]
 
-    def _exposed(self, version: tuple[str, str, str, float]) -> bool:
+    def unseen(self) -> list[tuple[str, str, str, float]]:
+        """Versions in no commit that bisync never carried out of the local folder: replaced there before a
+        run started, or written while a run was under way (rclone 1.60 lists the folder again at the end
+        and takes the edit for one it has carried)."""
+        return [v for v in self._missing() if not self._seen(v)]
+
+    def _missing(self) -> list[tuple[str, str, str, float]]:
+        known = {line.split()[0] for line in self.git("rev-list", "--objects", "--all").splitlines()}
+        return [v for v in self.versions if v[2] not in known]
+
+    def _seen(self, version: tuple[str, str, str, float]) -> bool:
         side, note, _blob, when = version
         if side != "local":
             return True
+        if any(start - 0.05 <= when <= end for start, end in self.bisync_spans):
+            return False
         later = [v[3] for v in self.versions if v[:2] == (side, note) and v[3] > when]
         until = min(later, default=float("inf"))
-        return any(when < start < until for start in self.bisync_starts)
+        return any(when < start < until for start, _end in self.bisync_spans)
 
     def commits(self) -> list[str]:
         return self.git("rev-list", "--first-parent", "--reverse", "HEAD").split()
@@ -364,7 +374,7 @@ def soak(rig: Rig, notes: list[str], rounds: int, mode: str, seed: int, period: 
         "commits per edit": round((rig.commit_count() - first) / max(rig.edits, 1), 2),
         "rounds to settle": settled, "seconds to settle": round(time.monotonic() - started, 1),
         "seconds writing": round(writing, 1), "conflicts": dict(rig.conflicts()), "lost": len(rig.lost()),
-        "lost versions": rig.lost()[:5],
+        "lost versions": rig.lost()[:5], "unseen by bisync": len(rig.unseen()),
         "undone": len(rig.undone()), "empty commits": len(rig.empty()), "left their path": len(rig.left()),
     }
 
