@@ -60,7 +60,8 @@ class Beside:
                 if self.config.bisync_conflicts == bisync.KEEP:
                     if not set(group.members) <= self._kept:
                         self._kept.update(group.members)
-                        self._conflict({"path": group.members[0], "copy": ",".join(group.members[1:2]),
+                        other = group.members[1] if len(group.members) > 1 else ""
+                        self._conflict({"path": group.members[0], "copy": other,
                                         "why": "rclone bisync conflict, left as rclone made it"}, "bisync")
                     continue
                 folded = self._fold(tree, group, set(paths))

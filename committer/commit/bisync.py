@@ -151,7 +151,8 @@ def fold(tree: fsio.Tree, group: Group, when: float, taken: Callable[[str], bool
         for name in names:
             if name == winner:
                 continue
-            if tree.read(name) == kept:  # the same bytes stay at the note's path, in this commit
+            same = stats[name].st_size == len(kept) and tree.read(name) == kept
+            if same:  # the same bytes stay at the note's path, in this commit
                 os.unlink(fsio.split(name)[1], dir_fd=fd)
                 moved[name] = ""
                 continue

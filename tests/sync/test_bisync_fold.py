@@ -12,6 +12,7 @@ import pytest
 from committer.commit import bisync
 from committer.commit.bisync import Group, find, fold, original
 from committer.commit.committer import Committer
+from committer.commit.pulled import WINDOW, PullWrites
 from committer.core import events, fsio
 from committer.core.settings import load_settings
 from committer.git.setup import open_repository
@@ -177,3 +178,15 @@ def test_the_history_pages_flag_the_fold_and_its_copy(layout: Layout) -> None:
     assert '<span class="flag">conflict copy</span>' in text
     assert 'class="added conflict-copy"' in text and "n (conflict from bisync, " in text
     assert "..path" not in text
+
+
+def test_what_a_pull_wrote_is_watched_for_a_minute_only(layout: Layout) -> None:
+    clock = [1000.0]
+    watched = PullWrites(now=lambda: clock[0])
+    watched.wrote("n.md", "a" * 40, "b" * 40)
+    assert len(watched) == 1
+    clock[0] += WINDOW + 1
+    write(layout.data, "n.md", "anything\n", 1000)
+    repo = make(layout, []).repo
+    assert watched.check(repo, ["n.md"], lambda _n: False, layout.root / "scratch") == []
+    assert len(watched) == 0
