@@ -11,7 +11,7 @@ from pathlib import Path
 
 from committer.commit import bisync
 from committer.commit.config import CommitConfig
-from committer.commit.pulled import PullWrites
+from committer.commit.pulled import PullWrites, Retitle
 from committer.core import events, fsio, logs
 from committer.git.repo import GitRepo
 
@@ -40,6 +40,8 @@ class Beside:
         self.fold_again: float | None = None
         self.folding: set[str] = set()
         self.pause: Callable[[float], object] = threading.Event().wait  # bounded, see _fold
+        # a copy of a pulled version gets its own frontmatter title (sync/frontmatter.py, set by the pull side)
+        self.retitle: Retitle = lambda _path, _copy, content: content
         self._kept: set[str] = set()  # rclone conflict files already reported (bisync_conflicts = keep)
 
     def look(self, candidates: Iterable[str], head: str) -> tuple[list[str], int]:
@@ -49,7 +51,7 @@ class Beside:
         if "" in paths:
             return paths, 0
         self.fold_again = None
-        found = self.pulled.check(self.repo, paths, set(paths).__contains__, self.scratch)
+        found = self.pulled.check(self.repo, paths, set(paths).__contains__, self.scratch, self.retitle)
         for item in found:
             paths.append(item["copy"])
             self._conflict(item, "pull_overwritten")

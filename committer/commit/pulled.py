@@ -25,6 +25,7 @@ log = logs.get(__name__)
 
 WINDOW = 60.0  # seconds after a pull wrote a file during which a write there is checked
 MERGE_MAX = 4 << 20  # larger files are not merged to check; only a return to the old version counts
+Retitle = Callable[[str, str, bytes], bytes]  # (note, copy, content) -> the copy's content
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,10 @@ class PullWrites:
         for path in [p for p, w in self._written.items() if w.at < limit]:
             del self._written[path]
 
-    def check(self, repo: GitRepo, candidates: Iterable[str], taken: Callable[[str], bool],
-              scratch: Path) -> list[dict[str, str]]:
+    def check(self, repo: GitRepo, candidates: Iterable[str], taken: Callable[[str], bool], scratch: Path,
+              retitle: Retitle = lambda _path, _copy, content: content) -> list[dict[str, str]]:
         """Conflict copies for the candidates whose new content drops what a pull just wrote there: each gets
-        the pulled version beside it (`path`, `copy`, `why`)."""
+        the pulled version beside it (`path`, `copy`, `why`), through `retitle` (a note's frontmatter)."""
         self._expire()
         if not self._written:
             return []
@@ -86,7 +87,7 @@ class PullWrites:
                     continue
                 when = self.now()
                 copy = trees.conflict_name(path, repo.branch, when, lambda c: taken(c) or tree.exists(c))
-                tree.write(copy, content)
+                tree.write(copy, retitle(path, copy, content))
                 del self._written[path]
                 found.append({"path": path, "copy": copy,
                               "why": f"overwritten {round(when - pulled.at)} s after a pull changed it, without "

@@ -16,7 +16,7 @@ from committer.git.layout import state_dir
 from committer.git.repo import GitRepo
 from committer.policy.filters import PathFilter
 from committer.policy.guard import Hold
-from committer.sync import conflicts
+from committer.sync import conflicts, frontmatter
 from committer.sync.pullstate import PullRecord
 
 STATE_FILE = "state.json"
@@ -50,6 +50,8 @@ def load_parts(
     committer.held.keep(state.get("held_files"))
     committer.step.pinned.update(record.unwritable())
     committer.step.beside.on_conflict = functools.partial(conflicts.remember, record)  # listed in status
+    if settings.conflict_frontmatter:
+        committer.step.beside.retitle = frontmatter.distinct
     return committer, record
 
 
