@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.bisync import Rig
+from bench.bisync import Rig, soak
 from tests.gitserver import GitHTTPServer, git_server  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.integration,
@@ -61,3 +61,18 @@ def test_edits_on_all_three_sides_settle_without_loop_or_loss(
         assert rig.commit_count() - first <= 2 * rig.edits, "commits per edit"
     finally:
         rig.stop()
+
+
+@pytest.mark.slow
+def test_a_soak_of_random_edits_loses_nothing_and_settles(
+    git_server: GitHTTPServer, tmp_path: Path  # noqa: F811
+) -> None:
+    rig = rig_for(git_server, tmp_path)
+    notes = NOTES[:5]
+    try:
+        rig.start(notes)
+        result = soak(rig, notes, rounds=25, mode="after-bisync", seed=7, period=0.0)
+    finally:
+        rig.stop()
+    assert result["lost"] == result["undone"] == result["empty commits"] == result["left their path"] == 0, result
+    assert result["bisync failures"] == 0 and result["rounds to settle"] <= 2, result
