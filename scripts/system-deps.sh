@@ -9,6 +9,8 @@
 #             those tests skip with one line saying why.
 #   optional: rsync, vim: real slow writers and editors against the watcher (tests/watch/test_half_written.py);
 #             without them those tests skip with one line.
+#   optional: rclone: `rclone bisync` between two local folders beside the daemon (tests/sync/test_bisync*.py,
+#             bench/bisync.py); without it those tests skip with one line.
 #   optional: chromium, chromium-driver: the history pages tested in a real headless browser
 #             (tests/serve/test_pages_browser.py); COMMITTER_NO_BROWSER=1 leaves them out.
 set -euo pipefail
@@ -19,7 +21,7 @@ command -v tini >/dev/null 2>&1 || needed+=(tini)
 command -v redis-server >/dev/null 2>&1 || needed+=(redis-server)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || needed+=(postgresql)
 optional=()
-for tool in podman runc mmdebstrap catatonit rsync vim; do
+for tool in podman runc mmdebstrap catatonit rsync vim rclone; do
   command -v "$tool" >/dev/null 2>&1 || optional+=("$tool")
 done
 if [ -z "${COMMITTER_NO_BROWSER:-}" ]; then

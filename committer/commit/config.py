@@ -17,6 +17,8 @@ class CommitConfig:
     lfs_threshold: int = 10_000_000
     max_file_size: int = 100_000_000
     secret_allow: tuple[str, ...] = ()  # gitignore patterns of files never scanned for secrets
+    bisync_conflicts: str = "fold"  # rclone bisync's conflict files: folded into committer's form, or kept
+    settled: float = 0.5  # seconds a conflict file is left alone before it is folded (below the debounce)
 
 
 def commit_config(settings: Settings) -> CommitConfig:
@@ -25,4 +27,5 @@ def commit_config(settings: Settings) -> CommitConfig:
         author=(settings.author_name, settings.author_email), max_delete=settings.max_delete,
         max_batch_files=settings.max_batch_files, lfs_threshold=settings.lfs_threshold,
         max_file_size=settings.max_file_size, secret_allow=settings.secret_allow,
+        bisync_conflicts=settings.bisync_conflicts, settled=min(0.5, settings.debounce / 2),
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from committer.commit import message, parts, similar
+from committer.commit.beside import Beside
 from committer.commit.bmmeta import BmMeta
 from committer.commit.changes import DELETED, Change, ChangeSet
 from committer.commit.collect import Limits, Pass, collect
@@ -104,6 +105,8 @@ class CommitStep:
         self.head: str | None = repo.head()
         self.pinned: set[str] = set()  # paths a pull could not write here: their HEAD version stands
         self.last_commit_at: str | None = None
+        # what a sync tool beside the daemon left: rclone's conflict files, a pulled version overwritten
+        self.beside = Beside(config, repo, spill_dir(repo.git_dir), emit)
 
     def refresh_head(self) -> None:
         """Re-read HEAD (after another process may have moved it)."""
@@ -125,6 +128,9 @@ class CommitStep:
         """Commit the current content of the candidate paths; no commit when nothing changed."""
         started = time.perf_counter()
         batch = str(uuid.uuid4())
+        if op in (None, "reconcile") and self.head is not None:
+            candidates, found = self.beside.look(candidates, self.head)
+            op = "conflict" if found and op is None else op
         writer = Writer(self.repo, self.head, self.sizes.process_objects)
         changes = ChangeSet()
         try:

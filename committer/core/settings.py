@@ -20,6 +20,7 @@ OBSERVERS = ("auto", "inotify", "poll")
 LOG_FORMATS = ("auto", "console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PULL_POLICIES = ("merge", "ff-only", "pull-request")
+BISYNC_CONFLICTS = ("fold", "keep")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,12 @@ class Settings:
         doc="a conflict copy of a Markdown note with YAML frontmatter gets the copy's conflict suffix in its `title:`"
             " and `permalink:` too, so basic-memory indexes it as a note of its own; `false`: the copy's content is "
             "the other side's, byte for byte")
+    bisync_conflicts: str = setting(
+        "fold", values.choice(BISYNC_CONFLICTS), flags=("run",), help="fold or keep rclone bisync's conflict files",
+        doc="the files `rclone bisync` makes on a conflict (`n.md..path1`, `n.md..path2`; `n.md.conflict1` of newer "
+            "rclone) are reported as conflicts; `fold` (the default) puts them back in one commit, the newer version "
+            "at the note's own path and the other beside it as `n (conflict from bisync, <time>).md`; `keep` leaves "
+            "them as rclone made them (see [Pulling](pulling.md#beside-rclone-bisync))")
     webhook_secret_file: Path | None = setting(
         None, values.optional_path, flags=("run",), help="File holding the secret of the push webhook",
         doc="file holding the secret of the push webhook, re-read for every delivery; `COMMITTER_WEBHOOK_SECRET` or "

@@ -93,6 +93,8 @@ class Work:
             return
         self._retry.reset()
         self.last_error = None
+        if self.committer.step.beside.fold_again is not None:  # rclone bisync's conflict files, still being written
+            self.schedule_reconcile("bisync_conflict", self.committer.step.beside.fold_again)
         if result.sha is not None and self.record.get("conflicts"):
             conflicts.settle_conflicts(self.committer.repo, result.sha, self.record)  # resolved ones leave the list
         if result.sha is None:

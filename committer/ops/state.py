@@ -3,6 +3,7 @@ and what a restart takes back (the hold, the held files, the pull record). One s
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from committer.git.layout import state_dir
 from committer.git.repo import GitRepo
 from committer.policy.filters import PathFilter
 from committer.policy.guard import Hold
+from committer.sync import conflicts, frontmatter
 from committer.sync.pullstate import PullRecord
 
 STATE_FILE = "state.json"
@@ -47,6 +49,9 @@ def load_parts(
                           kept_ignored=record.kept_ignored, emit=emit)
     committer.held.keep(state.get("held_files"))
     committer.step.pinned.update(record.unwritable())
+    committer.step.beside.on_conflict = functools.partial(conflicts.remember, record)  # listed in status
+    if settings.conflict_frontmatter:
+        committer.step.beside.retitle = frontmatter.distinct
     return committer, record
 
 

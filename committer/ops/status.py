@@ -195,7 +195,8 @@ def render_status(status: dict[str, Any]) -> str:
     if status["last_pull_at"] or status["conflicts"]:
         rows.append(("last pull", clock.ago(status["last_pull_at"])))
     for item in (status["conflicts"] or [])[-5:]:
-        theirs = f"the remote's version is in {item.get('copy')!r}" if item.get("copy") else item.get("why")
+        whose = "the other" if item.get("kind") == "bisync" else "the remote's"  # an rclone bisync conflict
+        theirs = f"{whose} version is in {item.get('copy')!r}" if item.get("copy") else item.get("why")
         rows.append(("conflict", f"{item.get('path')}: {theirs}"))
     pulled = status["pull"] or {}
     if isinstance(pulled.get("diverged"), dict):

@@ -8,6 +8,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
+from committer.commit import bisync
 from committer.commit.committer import Committer
 from committer.core import fsio, logs
 from committer.core.errors import CommitterError
@@ -177,8 +178,11 @@ def write_in(
                 ):
                     written += 1
                     done.add("written", path)
+                    # a write over it soon after, without this change, is a conflict (commit/pulled.py)
+                    committer.step.beside.pulled.wrote(path, old.sha if old is not None else None, new.sha)
                     continue
-                local_wins.add(path)
+                if not _renamed_away(tree, committer, path, disk):
+                    local_wins.add(path)
                 if new is None:
                     conflicts.append({"path": path, "copy": "", "why": "deleted on the remote, changed here"})
                 else:
@@ -202,6 +206,12 @@ def write_in(
                     waiting[path] = blob_id(disk[1])  # deleted later only while it still holds this
     _behind_links(tree, changes, local_wins, cannot, skip)
     return written, deleted, conflicts, local_wins
+
+
+def _renamed_away(tree: fsio.Tree, committer: Committer, path: str, disk: tuple[str, bytes] | None) -> bool:
+    """rclone bisync renamed the note to its conflict files (`n.md..path1`): its absence is no deletion to
+    commit; the fold puts the note back (commit/bisync.py)."""
+    return path in committer.step.beside.folding or (disk is None and bisync.has_files(tree, path))
 
 
 def _behind_links(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from committer.core import logs
+from committer.core import clock, logs
 from committer.git.repo import GitRepo
-from committer.sync.pullstate import PullRecord
+from committer.sync.pullstate import CONFLICTS_KEPT, PullRecord
 
 log = logs.get("committer.pull")
 
@@ -50,3 +50,11 @@ def settle_conflicts(repo: GitRepo, head: str | None, record: PullRecord) -> Non
         record["conflicts"] = still
     else:
         record.pop("conflicts", None)
+
+
+def remember(record: PullRecord, item: dict[str, str]) -> None:
+    """A conflict the commit side found (a rclone bisync conflict, a pulled version overwritten): listed in
+    status beside the pull's own, until it is resolved the same way."""
+    kept = [c for c in record.get("conflicts") or [] if isinstance(c, dict)]
+    kept.append({**item, "at": clock.iso(clock.now(), ms=True), "remote_head": ""})
+    record["conflicts"] = kept[-CONFLICTS_KEPT:]
