@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Tools CI always has: a test skipped for want of one of them is a test that never ran. Their skip reasons
 # name the tool (`git-lfs is not installed`, `browser tests (Chromium): ...`, `podman: ...`).
-REQUIRED_TOOLS = re.compile(r"git-lfs|chromium|podman|tini|rsync", re.IGNORECASE)
+REQUIRED_TOOLS = re.compile(r"git-lfs|chromium|podman|tini|rsync|rclone", re.IGNORECASE)
 _MISSING = pytest.StashKey[list[str]]()  # "test id: reason" of each such skip, for the summary
 
 
