@@ -20,6 +20,7 @@ from committer.commit.config import CommitConfig
 from committer.commit.held import HeldFiles
 from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths
+from committer.commit.trace import Trace, mark
 from committer.commit.writer import SESSION_LIMIT, Writer
 from committer.core import clock, events, logs
 from committer.core.records import IN_MEMORY, Spill
@@ -121,8 +122,10 @@ class CommitStep:
         progress: Callable[[int], None] | None = None,
         extra: Mapping[str, Any] | None = None,
         guarded: bool = True,
+        trace: Trace | None = None,
     ) -> CommitResult:
-        """Commit the current content of the candidate paths; no commit when nothing changed."""
+        """Commit the current content of the candidate paths; no commit when nothing changed. `trace`: the
+        batch's moments, marked as the steps end."""
         started = time.perf_counter()
         batch = str(uuid.uuid4())
         writer = Writer(self.repo, self.head, self.sizes.process_objects)
@@ -133,12 +136,13 @@ class CommitStep:
                 sink=writer.blob, spill_dir=spill_dir(self.repo.git_dir), limits=self.limits, progress=progress,
                 on_change=self.held.committed, pinned=frozenset(self.pinned), in_memory=self.sizes.records_in_memory,
             ))
+            mark(trace, "collected")
             self.held.note(changes.skipped, batch=batch)
             if guarded:
                 self.holds.apply(changes, self.head, batch=batch)
             else:
                 changes.renames = similar.pair_moves(self.repo, changes)
-            result = self._write(writer, changes, batch, started, first_event, op, extra)
+            result = self._write(writer, changes, batch, started, first_event, op, extra, trace)
         except BaseException:
             writer.abort()
             changes.close()
@@ -161,7 +165,7 @@ class CommitStep:
 
     def _write(
         self, writer: Writer, changes: ChangeSet, batch: str, started: float, first_event: float | None,
-        op: str | None, extra: Mapping[str, Any] | None = None,
+        op: str | None, extra: Mapping[str, Any] | None = None, trace: Trace | None = None,
     ) -> CommitResult:
         """Write the changes as one commit, or as parts of at most max_batch_files paths; log it."""
         if changes.empty:
@@ -182,7 +186,9 @@ class CommitStep:
             deletes = [c.path for c in part if c.kind == DELETED]
             modifies = [(c.mode, c.sha, c.path) for c in part if c.kind != DELETED]
             writer.commit(self.identity, text, deletes, modifies)
+        mark(trace, "objects_written")
         sha = writer.finish()
+        mark(trace, "ref_updated")
         assert sha is not None
         self.head = sha
         self._track_lfs(changes)
