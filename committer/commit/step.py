@@ -17,6 +17,7 @@ from committer.commit.bmmeta import BmMeta
 from committer.commit.changes import DELETED, Change, ChangeSet
 from committer.commit.collect import Limits, Pass, collect
 from committer.commit.config import CommitConfig
+from committer.commit.headlookup import HeadLookup
 from committer.commit.held import HeldFiles
 from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths
@@ -103,6 +104,7 @@ class CommitStep:
         self.host = socket.gethostname()
         self.bmmeta = BmMeta(repo.data_dir)
         self.head: str | None = repo.head()
+        self.lookup = HeadLookup(repo)  # a batch's few files without a git process each time
         self.pinned: set[str] = set()  # paths a pull could not write here: their HEAD version stands
         self.last_commit_at: str | None = None
 
@@ -112,6 +114,9 @@ class CommitStep:
 
     def _head_stream(self, paths: list[str]) -> contextlib.AbstractContextManager[Iterator[tuple[str, TreeEntry]]]:
         assert self.head is not None
+        found = self.lookup.entries(self.head, paths)
+        if found is not None:
+            return contextlib.nullcontext(iter(found))
         return self.repo.ls_tree_stream(self.head, paths)
 
     def commit(
