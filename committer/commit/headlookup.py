@@ -45,10 +45,12 @@ class HeadLookup:
         try:
             trees = dict(zip(folders, self._ask([f"{rev}:{f}" if f else f"{rev}^{{tree}}" for f in folders]),
                              strict=True))
+            if trees.get("") is None and "" in trees:
+                return None  # no such commit: ls-tree says so
             found = []
             for path in sorted(paths, key=os.fsencode):
                 folder, _, name = path.rpartition("/")
-                entry = trees[folder].get(os.fsencode(name))
+                entry = (trees[folder] or {}).get(os.fsencode(name))
                 if entry is None:
                     continue  # not in HEAD
                 if entry[0] in (_TREE_MODE, b"160000"):
@@ -59,7 +61,11 @@ class HeadLookup:
             self.close()
             return None
 
+    def __del__(self) -> None:
+        self.close()
+
     def close(self) -> None:
+        """End the process (a later lookup starts another)."""
         proc, self._proc = self._proc, None
         self._buf.clear()
         if proc is not None:
@@ -67,6 +73,10 @@ class HeadLookup:
             kill_group(proc)
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 proc.wait(1.0)
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
 
     def _process(self) -> subprocess.Popen[bytes]:
         proc = self._proc
@@ -77,21 +87,21 @@ class HeadLookup:
             proc = self._proc = self.repo.runner.start(argv, git_env(), subprocess.PIPE)
         return proc
 
-    def _ask(self, names: list[str]) -> list[dict[bytes, tuple[bytes, bytes]]]:
-        """Each named tree's entries, asked at once; a name that is not a tree has none."""
+    def _ask(self, names: list[str]) -> list[dict[bytes, tuple[bytes, bytes]] | None]:
+        """Each named tree's entries, asked at once; None for a name that is not a tree."""
         proc = self._process()
         assert proc.stdin is not None
         proc.stdin.write(b"".join(os.fsencode(name) + b"\n" for name in names))
         proc.stdin.flush()
-        trees: list[dict[bytes, tuple[bytes, bytes]]] = []
+        trees: list[dict[bytes, tuple[bytes, bytes]] | None] = []
         for _ in names:
             fields = self._read(lambda buf: buf.find(b"\n") + 1).split()
             if len(fields) != 3:
-                trees.append({})  # missing: no such folder in HEAD
+                trees.append(None)  # missing: no such folder in HEAD
                 continue
             size = int(fields[2])
             data = self._read(lambda buf, size=size: size + 1 if len(buf) > size else 0)  # type: ignore[misc]
-            trees.append(_parse_tree(data[:size], len(fields[0]) // 2) if fields[1] == b"tree" else {})
+            trees.append(_parse_tree(data[:size], len(fields[0]) // 2) if fields[1] == b"tree" else None)
         return trees
 
     def _read(self, complete: Callable[[bytearray], int]) -> bytes:
