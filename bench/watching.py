@@ -45,6 +45,7 @@ class Watching:
     again: list[float] = field(default_factory=list)
     again_inner: list[float] = field(default_factory=list)
     again_mb: list[float] = field(default_factory=list)
+    phases: dict[str, list[float]] = field(default_factory=dict)  # daemon_ready's <phase>_s, later starts
 
 
 def spawn_time(argv: Sequence[str], env: dict[str, str]) -> tuple[float, str]:
@@ -103,6 +104,10 @@ def measure(
         daemon = procs.DaemonProcess(tree.data, git_dir, env, DEBOUNCE_FLAG)
         live.append(daemon)
         ready, inner = daemon.wait_ready()
+        _, record = daemon.log.wait_for(procs.event("daemon_ready"), 0, 5.0)
+        for key, value in record.items():
+            if key.endswith("_s") and isinstance(value, (int, float)):
+                out.phases.setdefault(key[:-2], []).append(float(value))
         out.again.append(ready)
         out.again_inner.append(inner)
         out.again_mb.append(procs.status_mb(daemon.pid, "VmHWM"))
@@ -175,3 +180,6 @@ def rows(name: str, got: Watching, idle: float, latency: Section, startup: Secti
         f"ready: {', '.join(f'{mb:.1f}' for mb in got.again_mb)} MB",
         f"idle CPU: {got.ticks} clock ticks in the window; one tick = {tick:.3f} % of a core over it",
     ])
+    if got.phases:
+        startup.notes.append("later starts, the daemon's phases (`daemon_ready`'s `<phase>_s`, medians): " + ", ".join(
+            f"{phase} {ms(med(values))}" for phase, values in got.phases.items()))
