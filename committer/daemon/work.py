@@ -57,7 +57,7 @@ class Work:
     traces: Traces = field(init=False)  # where each batch's time went (batch_trace, debug)
 
     def __post_init__(self) -> None:
-        self.traces = Traces(self.pusher is not None and self.pusher.push is not None)
+        self.traces = Traces(self.pusher is not None)
 
     # -- commits ---------------------------------------------------------------------------------
 
@@ -76,7 +76,8 @@ class Work:
                                what="batch")
         if result is not None and result.sha is not None:
             trace.sha = result.sha
-            self.traces.committed(trace, result.batch, self.pusher.state.snapshot() if self.pusher else None)
+            state = getattr(self.pusher, "state", None)  # the push side now, without asking git
+            self.traces.committed(trace, result.batch, state.snapshot() if state is not None else None)
 
     def reconcile(self, why: str) -> None:
         self.reconcile_at = None
