@@ -29,6 +29,7 @@ import backfill
 import burst
 import gitruns
 import huge
+import latency
 import pages
 import polling
 import procs
@@ -50,7 +51,7 @@ OUT = Path(__file__).resolve().parent / "out" / "latest.md"
 # the tree, so on smaller trees the row is for reference. The floor ratio is held at every size.
 TEN_X_FROM = 100_000
 BATCHES = (1, 100)
-TREE_SECTIONS = ("commits", "watching", "backfill", "poll")
+TREE_SECTIONS = ("commits", "watching", "latency", "backfill", "poll")
 ORDERS = (("daemon", "baseline", "floor"), ("baseline", "floor", "daemon"), ("floor", "daemon", "baseline"))
 
 
@@ -177,6 +178,9 @@ class Bench:
                     self.live, tell,
                 )
                 watching.rows(name, got, self.config.idle, self.latency, self.startup)
+            if size == largest and self.config.runs("latency"):
+                latency.rows(name, latency.measure(tree, git_dir, root, self.env, self.config.writes, self.live, tell),
+                             self.latency)
             if self.config.runs("commits"):
                 self.run_commits(tree, git_dir, root, burst=size == largest)
             shutil.rmtree(root)
@@ -391,11 +395,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="smoke test: 10k files, 10 s idle window, fewer writes and restarts")
     parser.add_argument("--tmp", default="/tmp", help="where the temporary trees go [/tmp]")
     parser.add_argument("--only",
-                        choices=("trees", "push", "commits", "watching", "backfill", "poll", "burst", "huge",
-                                 "pages", "verify"),
-                        help="trees: sections 1-5 and 7; or one of them: commits (1-2), watching (3-4), "
-                             "backfill (5), push (6), poll (7), burst (8), huge (9), pages (10), "
-                             "verify (11) [everything]")
+                        choices=("trees", "push", "commits", "watching", "latency", "backfill", "poll", "burst",
+                                 "huge", "pages", "verify"),
+                        help="trees: sections 1-5 and 7; or one of them: commits (1-2), watching (3-4), latency "
+                             "(3, as deployed: outbox, --http, a remote; with each step's trace), backfill (5), "
+                             "push (6), poll (7), burst (8), huge (9), pages (10), verify (11) [everything]")
     parser.add_argument("--huge", type=parse_sizes,
                         help="tree sizes of section 9 [300000,1000000; quick: 300000]")
     parser.add_argument("--cache", default="/var/tmp/committer-bench",

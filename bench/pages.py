@@ -33,6 +33,7 @@ from committer.serve.pages import Pages
 COMMITS = 10_000
 FILES = 2_000
 TARGET = 0.2
+FILE_TARGET = 0.15  # a file's page, once maintenance wrote the commit-graph
 REPEATS = 15
 HOT = "notes/n00000.md"  # touched every 50 commits: 200 revisions
 
@@ -160,10 +161,11 @@ def measure(base: Path, tell: Callable[[str], None], repeats: int = REPEATS) -> 
 def rows(got: Measured, section: Section) -> None:
     for name, samples in got.pages.items():
         value, base = med(samples), med(got.baselines[name])
+        target = FILE_TARGET if name.startswith("/file/") and "before" not in name else TARGET
         section.rows.append(Row(
             f"{name}, {got.sizes.get(name, 0) // 1000} KB of HTML", spread(samples),
             f"`{got.commands[name]}`: {spread(got.baselines[name])}",
-            ratio(value / base) if base else "", f"< {int(TARGET * 1000)} ms", value < TARGET))
+            ratio(value / base) if base else "", f"< {int(target * 1000)} ms", value < target))
     section.notes.append(
         f"A {COMMITS:,}-commit history built with fast-import in {got.build:.1f} s; each page fetched with one "
         f"httpx client, {REPEATS} times after two warm-ups; the server is the daemon's own (uvicorn on a thread), "

@@ -45,6 +45,8 @@ class Watching:
     again: list[float] = field(default_factory=list)
     again_inner: list[float] = field(default_factory=list)
     again_mb: list[float] = field(default_factory=list)
+    phases: dict[str, list[float]] = field(default_factory=dict)  # daemon_ready's <phase>_s, later starts
+    first_phases: dict[str, list[float]] = field(default_factory=dict)  # the same, first start after init
 
 
 def spawn_time(argv: Sequence[str], env: dict[str, str]) -> tuple[float, str]:
@@ -79,6 +81,7 @@ def measure(
     daemon = procs.DaemonProcess(tree.data, git_dir, env, DEBOUNCE_FLAG)
     live.append(daemon)
     out.first_ready, out.first_inner = daemon.wait_ready()
+    phases(daemon, out.first_phases)
     time.sleep(SETTLE)
     tell(f"idle CPU over {idle:.0f} s (daemon and observer side by side)")
     d0, o0, t0 = procs.cpu_seconds(daemon.pid), procs.cpu_seconds(probe.pid), time.monotonic()
@@ -103,11 +106,20 @@ def measure(
         daemon = procs.DaemonProcess(tree.data, git_dir, env, DEBOUNCE_FLAG)
         live.append(daemon)
         ready, inner = daemon.wait_ready()
+        phases(daemon, out.phases)
         out.again.append(ready)
         out.again_inner.append(inner)
         out.again_mb.append(procs.status_mb(daemon.pid, "VmHWM"))
         daemon.stop()
     return out
+
+
+def phases(daemon: procs.DaemonProcess, into: dict[str, list[float]]) -> None:
+    """The start-up phases `daemon_ready` names (`<phase>_s`), added to `into`."""
+    _, record = daemon.log.wait_for(procs.event("daemon_ready"), 0, 5.0)
+    for key, value in record.items():
+        if key.endswith("_s") and isinstance(value, (int, float)):
+            into.setdefault(key[:-2], []).append(float(value))
 
 
 def write_and_wait(
@@ -175,3 +187,7 @@ def rows(name: str, got: Watching, idle: float, latency: Section, startup: Secti
         f"ready: {', '.join(f'{mb:.1f}' for mb in got.again_mb)} MB",
         f"idle CPU: {got.ticks} clock ticks in the window; one tick = {tick:.3f} % of a core over it",
     ])
+    for which, found in (("first start", got.first_phases), ("later starts", got.phases)):
+        if found:
+            startup.notes.append(f"{which}, the daemon's phases (`daemon_ready`'s `<phase>_s`, medians): " + ", ".join(
+                f"{phase} {ms(med(values))}" for phase, values in found.items()))

@@ -62,7 +62,14 @@ class Committer:
 
     def commit(self, candidates: Iterable[str], **kwargs: object) -> CommitResult:
         """One commit of the candidate paths (CommitStep.commit)."""
-        return self.step.commit(candidates, **kwargs)  # type: ignore[arg-type]
+        first = self.head is None
+        result = self.step.commit(candidates, **kwargs)  # type: ignore[arg-type]
+        if first and result.sha is not None:
+            # The first commit holds only files these rules let in: no pass over HEAD is needed to know that
+            # nothing tracked is ignored (the first start after `init` then skips it).
+            self._rules_checked.parent.mkdir(parents=True, exist_ok=True)
+            fsio.write_atomic(self._rules_checked, self.pfilter.fingerprint().encode())
+        return result
 
     def reconcile(self, op: str = "reconcile", progress: Callable[[int], None] | None = None) -> CommitResult:
         """Commit whatever differs between the data directory and HEAD, then resync the index.

@@ -18,9 +18,11 @@ from committer.commit.bmmeta import BmMeta
 from committer.commit.changes import DELETED, Change, ChangeSet
 from committer.commit.collect import Limits, Pass, collect
 from committer.commit.config import CommitConfig
+from committer.commit.headlookup import HeadLookup
 from committer.commit.held import HeldFiles
 from committer.commit.holds import Holds
 from committer.commit.lfspaths import LfsPaths
+from committer.commit.trace import Trace, mark
 from committer.commit.writer import SESSION_LIMIT, Writer
 from committer.core import clock, events, logs
 from committer.core.records import IN_MEMORY, Spill
@@ -103,6 +105,7 @@ class CommitStep:
         self.host = socket.gethostname()
         self.bmmeta = BmMeta(repo.data_dir)
         self.head: str | None = repo.head()
+        self.lookup = HeadLookup(repo)  # a batch's few files without a git process each time
         self.pinned: set[str] = set()  # paths a pull could not write here: their HEAD version stands
         self.last_commit_at: str | None = None
         # what a sync tool beside the daemon left: rclone's conflict files, a pulled version overwritten
@@ -114,6 +117,9 @@ class CommitStep:
 
     def _head_stream(self, paths: list[str]) -> contextlib.AbstractContextManager[Iterator[tuple[str, TreeEntry]]]:
         assert self.head is not None
+        found = self.lookup.entries(self.head, paths)
+        if found is not None:
+            return contextlib.nullcontext(iter(found))
         return self.repo.ls_tree_stream(self.head, paths)
 
     def commit(
@@ -124,8 +130,10 @@ class CommitStep:
         progress: Callable[[int], None] | None = None,
         extra: Mapping[str, Any] | None = None,
         guarded: bool = True,
+        trace: Trace | None = None,
     ) -> CommitResult:
-        """Commit the current content of the candidate paths; no commit when nothing changed."""
+        """Commit the current content of the candidate paths; no commit when nothing changed. `trace`: the
+        batch's moments, marked as the steps end."""
         started = time.perf_counter()
         batch = str(uuid.uuid4())
         if op in (None, "reconcile") and self.head is not None:
@@ -139,12 +147,13 @@ class CommitStep:
                 sink=writer.blob, spill_dir=spill_dir(self.repo.git_dir), limits=self.limits, progress=progress,
                 on_change=self.held.committed, pinned=frozenset(self.pinned), in_memory=self.sizes.records_in_memory,
             ))
+            mark(trace, "collected")
             self.held.note(changes.skipped, batch=batch)
             if guarded:
                 self.holds.apply(changes, self.head, batch=batch)
             else:
                 changes.renames = similar.pair_moves(self.repo, changes)
-            result = self._write(writer, changes, batch, started, first_event, op, extra)
+            result = self._write(writer, changes, batch, started, first_event, op, extra, trace)
         except BaseException:
             writer.abort()
             changes.close()
@@ -167,7 +176,7 @@ class CommitStep:
 
     def _write(
         self, writer: Writer, changes: ChangeSet, batch: str, started: float, first_event: float | None,
-        op: str | None, extra: Mapping[str, Any] | None = None,
+        op: str | None, extra: Mapping[str, Any] | None = None, trace: Trace | None = None,
     ) -> CommitResult:
         """Write the changes as one commit, or as parts of at most max_batch_files paths; log it."""
         if changes.empty:
@@ -188,7 +197,9 @@ class CommitStep:
             deletes = [c.path for c in part if c.kind == DELETED]
             modifies = [(c.mode, c.sha, c.path) for c in part if c.kind != DELETED]
             writer.commit(self.identity, text, deletes, modifies)
+        mark(trace, "objects_written")
         sha = writer.finish()
+        mark(trace, "ref_updated")
         assert sha is not None
         self.head = sha
         self._track_lfs(changes)

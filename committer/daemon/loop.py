@@ -67,6 +67,7 @@ class Loop:
                         changed = True
             if changed:
                 host.report()
+                work.traces.reported(host.reporter.push(), host.reporter.touched_at)
 
     def _health_tick(self) -> None:
         host = self.host

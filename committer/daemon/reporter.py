@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,9 +35,12 @@ class Reporter:
         self._dirty = threading.Event()
         self.line = ""  # the last STATUS= line
         self._written: dict[str, Any] | None = None  # the state last written: an idle daemon writes nothing
+        self.touched_at: float | None = None  # when another thread first asked for the next write (monotonic)
 
     def touch(self) -> None:
         """Another thread changed what status shows (a push): the main loop writes the state soon."""
+        if not self._dirty.is_set():
+            self.touched_at = time.monotonic()
         self._dirty.set()
         self._wake()
 
@@ -44,6 +48,10 @@ class Reporter:
         """A copy of the state last written (any thread); empty before the first write."""
         written = self._written
         return copy.deepcopy(written) if written is not None else {}
+
+    def push(self) -> dict[str, Any] | None:
+        """The push side in the state last written (main thread; not to be changed)."""
+        return self._written.get("push") if self._written is not None else None
 
     def due(self) -> bool:
         """Whether a write was asked for since the last one (and forget the ask)."""

@@ -132,6 +132,7 @@ class Daemon:
     def _run_locked(self, started: float) -> int:
         settings = self.settings
         repo = startup.prepare(settings, self.pfilter, self.runner, self.lock, self.new_branch)
+        phases = startup.Phases(started, "prepare")
         self.notify = notify = Notify(settings, self.metrics, self.reporter.touch)
         if settings.http and not self.once:
             notify.listen(self.stream.publish)
@@ -159,12 +160,14 @@ class Daemon:
         startup.warn_lfs(settings)
         if not self.once:
             self.feed.start()
+        phases.mark("open_and_watch")
         log.info("daemon_start", data_dir=str(settings.data_dir), git_dir=str(settings.git_dir),
                  branch=settings.branch, observer=self.feed.observer_kind, pid=os.getpid())
         self.work.reconcile("start")
+        phases.mark("reconcile")
         self.ready = True
         self.report()
-        log.info("daemon_ready", seconds=round(time.monotonic() - started, 3))
+        log.info("daemon_ready", seconds=round(time.monotonic() - started, 3), **phases.fields())
         self.notifier.ready(self.reporter.line)
         if self.once:
             return Shutdown(self).once()

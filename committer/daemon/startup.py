@@ -4,6 +4,7 @@ directory), open it, and join a remote that already has history instead of start
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from committer.core import logs, runtime
@@ -79,3 +80,20 @@ def warn_lfs(settings: Settings) -> None:
     if settings.lfs_threshold and not lfs.available():
         log.warning("lfs_unavailable", threshold=settings.lfs_threshold,
                     action="files at or above lfs_threshold are held back; install git-lfs")
+
+
+class Phases:
+    """Where start-up went: each phase's seconds, for `daemon_ready` (`<phase>_s`)."""
+
+    def __init__(self, started: float, first: str) -> None:
+        self._last = started
+        self._seconds: dict[str, float] = {}
+        self.mark(first)
+
+    def mark(self, phase: str) -> None:
+        """The phase that ends now."""
+        now = time.monotonic()
+        self._seconds[phase], self._last = now - self._last, now
+
+    def fields(self) -> dict[str, float]:
+        return {f"{phase}_s": round(seconds, 3) for phase, seconds in self._seconds.items()}

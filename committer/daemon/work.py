@@ -12,10 +12,12 @@ from typing import Any
 
 from committer.commit.committer import Committer
 from committer.commit.step import CommitResult
+from committer.commit.trace import Trace
 from committer.core import clock, logs
 from committer.core.errors import CommitterError
 from committer.core.retry import Backoff
 from committer.daemon.maintenance import Maintenance
+from committer.daemon.traces import Traces
 from committer.ops.asking import NOW, SOON, Answer, Request
 from committer.ops.inbox import Inbox
 from committer.ops.kinds import REQUESTS, Forced
@@ -52,6 +54,10 @@ class Work:
     reconcile_why: str = field(default="start", init=False)
     _retry: Backoff = field(default_factory=lambda: Backoff(RETRY_FIRST, RETRY_MAX), init=False)
     pull_failures: int = field(default=0, init=False)  # pulls that failed in a row (health: degraded)
+    traces: Traces = field(init=False)  # where each batch's time went (batch_trace, debug)
+
+    def __post_init__(self) -> None:
+        self.traces = Traces(self.pusher is not None)
 
     # -- commits ---------------------------------------------------------------------------------
 
@@ -64,7 +70,14 @@ class Work:
         batch = self.batcher.take()
         if batch is None:
             return
-        self._guarded(lambda c: c.commit(batch.paths, first_event=batch.first_event_wall), what="batch")
+        trace = Trace(batch.first_event)
+        trace.mark("batch_closed")
+        result = self._guarded(lambda c: c.commit(batch.paths, first_event=batch.first_event_wall, trace=trace),
+                               what="batch")
+        if result is not None and result.sha is not None:
+            trace.sha = result.sha
+            state = getattr(self.pusher, "state", None)  # the push side now, without asking git
+            self.traces.committed(trace, result.batch, state.snapshot() if state is not None else None)
 
     def reconcile(self, why: str) -> None:
         self.reconcile_at = None
@@ -77,8 +90,8 @@ class Work:
         with logs.Every("reconcile_progress", self.committer.settings.progress_interval, why=why) as line:
             self._guarded(lambda c: c.reconcile(progress=line.advance), what="reconcile")
 
-    def _guarded(self, action: Callable[[Committer], CommitResult], what: str) -> None:
-        """One failure never stops the daemon: log it and retry through a reconcile with backoff."""
+    def _guarded(self, action: Callable[[Committer], CommitResult], what: str) -> CommitResult | None:
+        """One failure never stops the daemon: log it and retry through a reconcile with backoff (None)."""
         try:
             result = action(self.committer)
         except Exception as exc:  # any failure of one batch must not stop watching
@@ -90,7 +103,7 @@ class Work:
             self.reconcile_at = None
             self.schedule_reconcile("retry", delay)
             self.committer.refresh_head()
-            return
+            return None
         self._retry.reset()
         self.last_error = None
         if self.committer.step.beside.fold_again is not None:  # rclone bisync's conflict files, still being written
@@ -99,10 +112,11 @@ class Work:
             conflicts.settle_conflicts(self.committer.repo, result.sha, self.record)  # resolved ones leave the list
         if result.sha is None:
             log.debug("no_commit", what=what, batch=result.batch, why="nothing differs from HEAD")
-            return
-        self.maintenance.committed()
+            return result
         if self.pusher is not None:
             self.pusher.request()
+        self.maintenance.committed()
+        return result
 
     def _rules_pulled(self, before: int) -> None:
         """A pull wrote a new .bmignore (and the filter took it): reconcile, as for a .bmignore edited here."""

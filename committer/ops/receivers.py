@@ -18,7 +18,6 @@ from committer.core import secret
 from committer.core.secret import SecretUnreadable
 from committer.core.settings import Settings
 from committer.core.values import shown_url
-from committer.core.web import Client, HTTPError, Limits, TimeoutException
 from committer.git.runner import clean_env, kill_group, run_capped
 from committer.ops.outbox import Entry
 
@@ -48,6 +47,8 @@ class HttpReceiver:
         self.shown = shown_url(self.url)
         self.timeout = settings.notify_timeout
         self._secret_file = settings.notify_secret_file
+        from committer.core.web import Client, Limits  # the HTTP client only where a URL is set: faster starts
+
         self._client = Client(timeout=self.timeout, follow_redirects=False,
                                     limits=Limits(max_keepalive_connections=0),
                                     headers={"User-Agent": f"committer/{__version__}"})
@@ -56,6 +57,8 @@ class HttpReceiver:
         self._cut = False
 
     def send(self, entry: Entry, body: bytes) -> None:
+        from committer.core.web import HTTPError, TimeoutException
+
         headers = {"Content-Type": "application/json", "X-Committer-Event": entry.name,
                    "X-Committer-Delivery": entry.id}
         try:

@@ -3,9 +3,13 @@ everything the pages read)."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+
+from committer.core.errors import GitError
 from committer.git import lfs
 from committer.git.repo import GitRepo
-from committer.git.trees import blob_sizes
+from committer.git.runner import drain, git_argv, git_env, kill_group
 from committer.serve.history import (
     FILE_PAGE,
     LOG_FORMAT,
@@ -54,10 +58,8 @@ def file_history(repo: GitRepo, path: str, skip: int = 0, limit: int = FILE_PAGE
         raise NotFound(f"{path} has no history: no commit ever held a file of that name")
     more = len(found) > skip + limit
     page = found[skip : skip + limit]
-    shas = [c.new_sha for _, c in page if c.new_sha]
-    sizes = blob_sizes(repo, shas)
-    small = [s for s in shas if sizes.get(s, lfs.POINTER_MAX) < lfs.POINTER_MAX]
-    pointers = {s: p for s, b in repo.read_blobs(sorted(set(small))).items() if (p := lfs.parse(b))}
+    sizes, small = sizes_and_small(repo, [c.new_sha for _, c in page if c.new_sha], lfs.POINTER_MAX)
+    pointers = {s: p for s, b in small.items() if (p := lfs.parse(b))}
     tags = snapshot_tags(repo)
     revisions = []
     for commit, change in page:
@@ -77,3 +79,45 @@ def renamed_from(repo: GitRepo, commit: Commit, path: str) -> tuple[str, str, st
         if change.status == "renamed" and change.path == path and change.old_path:
             return change.old_path, change.old_sha or "", change.old_mode or ""
     return None
+
+
+def sizes_and_small(repo: GitRepo, shas: list[str], below: int) -> tuple[dict[str, int], dict[str, bytes]]:
+    """The size of each blob, and the content of those under `below` bytes (an LFS pointer is one), through
+    one `git cat-file --batch-command`: sizes first, then only the small contents."""
+    wanted = sorted(set(shas))
+    if not wanted:
+        return {}, {}
+    argv = git_argv(repo.git_dir, ["cat-file", "--batch-command", "--buffer"])
+    proc = repo.runner.start(argv, git_env(), subprocess.PIPE)
+    timer = repo.runner.deadline(proc)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write("".join(f"info {sha}\n" for sha in wanted).encode() + b"flush\n")
+        proc.stdin.flush()
+        sizes: dict[str, int] = {}
+        for _ in wanted:
+            fields = proc.stdout.readline().split()
+            if not fields:
+                raise GitError(["cat-file"], -1, "ended early")
+            if len(fields) == 3 and fields[2].isdigit():
+                sizes[fields[0].decode()] = int(fields[2])
+        small = [sha for sha in wanted if sizes.get(sha, below) < below]
+        proc.stdin.write("".join(f"contents {sha}\n" for sha in small).encode())
+        proc.stdin.close()
+        contents: dict[str, bytes] = {}
+        for _ in small:
+            fields = proc.stdout.readline().split()
+            if len(fields) != 3 or not fields[2].isdigit():
+                continue
+            contents[fields[0].decode()] = proc.stdout.read(int(fields[2]) + 1)[:-1]
+        return sizes, contents
+    except (BrokenPipeError, ValueError) as exc:
+        kill_group(proc)
+        raise GitError(["cat-file"], -1, str(exc)) from None
+    finally:
+        timer.cancel()
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        proc.stdin = None  # closed: what is left is read to the end
+        drain(proc)
+        repo.runner.forget(proc)

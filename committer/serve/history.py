@@ -22,6 +22,7 @@ from committer.git import lfs, revs
 from committer.git.objects import MODE_GITLINK, MODE_LINK
 from committer.git.repo import GitRepo
 from committer.git.trees import blob_sizes
+from committer.serve import tags as tagcache
 
 PAGE = 50  # commits a timeline page
 FILE_PAGE = 50  # revisions a file page
@@ -303,15 +304,8 @@ def attach_changes(repo: GitRepo, commits: Sequence[Commit], listed: int | None 
 
 
 def snapshot_tags(repo: GitRepo) -> dict[str, list[str]]:
-    """Commit id -> the tags (snapshots) on it."""
-    out = repo.git("for-each-ref", "--format=%(objectname)%00%(*objectname)%00%(refname:strip=2)",
-                   "refs/tags/").stdout.decode("utf-8", "replace")
-    found: dict[str, list[str]] = {}
-    for line in out.splitlines():
-        parts = line.split("\x00")
-        if len(parts) == 3:
-            found.setdefault(parts[1] or parts[0], []).append(parts[2])
-    return found
+    """Commit id -> the tags (snapshots) on it; read again only when the tags changed."""
+    return tagcache.snapshot_tags(repo)
 
 
 def is_folder(repo: GitRepo, path: str) -> bool:

@@ -163,3 +163,16 @@ def test_a_new_remote_gets_everything_even_after_pushing_elsewhere(layout: Layou
     assert status["pending_commits"] == 1
     assert committer("run", "--once", "--remote", f"file://{second}", env=layout.env).returncode == 0
     assert remote_files(second) == {"a.md"}
+
+
+def test_each_batch_logs_where_its_time_went(layout: Layout, start_daemon: Start, mirror: Path) -> None:
+    daemon = start_daemon("--remote", f"file://{mirror}", "--log-level", "debug",
+                          env={"COMMITTER_PUSH_INTERVAL": "200ms"})
+    (layout.data / "a.md").write_text("traced")
+    commit = daemon.wait_event("git_commit")[0]
+    trace = daemon.wait_event("batch_trace", where=lambda e: e.get("sha") == commit["sha"])[0]
+    steps = ["batch_closed", "collected", "objects_written", "ref_updated", "state_written", "push_started",
+             "push_done"]
+    assert all(trace[f"{step}_ms"] >= 0 for step in steps), trace
+    assert trace["batch"] == commit["batch"] and "push" not in trace
+    assert trace["total_ms"] >= trace["to_ref_ms"] >= trace["batch_closed_ms"]
