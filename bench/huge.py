@@ -112,7 +112,7 @@ def run_measured(argv: list[str], env: dict[str, str]) -> Peak:
             total, stack = _kb(proc.pid, "VmRSS"), _children(proc.pid)
             while stack:
                 pid = stack.pop()
-                if _cmdline(pid) == own:
+                if _cmdline(pid).split(b"\0")[0] == own.split(b"\0")[0]:
                     continue  # forked, not yet exec'd git: its pages are the parent's, counted once
                 rss = _kb(pid, "VmRSS")
                 total += rss
