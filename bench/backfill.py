@@ -134,6 +134,8 @@ def paired(tree: Tree, root: Path, env: dict[str, str], tell: Callable[[str], No
     os.sync()
     subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=main", str(plain)], check=True)
     gitruns.git(plain, "config", "gc.auto", "0")
+    gitruns.git(plain, "config", "user.name", "bench")
+    gitruns.git(plain, "config", "user.email", "bench@localhost")
     naive = gitruns.add_all_commit(plain, tree.data)
     if gitruns.tree_of(ours, "HEAD") != gitruns.tree_of(plain, "HEAD"):
         raise RuntimeError("committer init and plain git add -A committed different trees")
