@@ -148,6 +148,7 @@ def collect(candidates: Iterable[str], job: Pass) -> ChangeSet:
     except (FileNotFoundError, NotADirectoryError):
         # No data directory: everything is gone (the mass-deletion guard holds such a batch).
         _Merge(job, result, set(), wanted).run(iter(()))
+        result.pair_exact(job.spill_dir, job.in_memory)
         return result
     with tree:
         walk = Walk(tree, job.pfilter)
@@ -159,6 +160,7 @@ def collect(candidates: Iterable[str], job: Pass) -> ChangeSet:
         roots = walk.roots(wanted)
         _Merge(job, result, walk.keep, wanted, walk.skip).run(walk.files(roots))
         result.skipped = walk.skipped
+    result.pair_exact(job.spill_dir, job.in_memory)  # moves of the same content, streamed
     return result
 
 
@@ -222,7 +224,6 @@ class _Merge:
             return
         assert self.records is not None
         self.records.append(Change(DELETED, rel, entry.mode, entry.sha).encode())
-        self.result.deleted[rel] = entry.sha
         self.changed(rel)
 
     def changed(self, rel: str) -> None:

@@ -1,4 +1,4 @@
-"""A change in commits of at most max_batch_files paths, in path order, and the counts of each."""
+"""A change in commits of at most max_batch_files paths (moves first), and the counts of each."""
 
 from __future__ import annotations
 
@@ -13,27 +13,38 @@ from committer.git.objects import MODE_FILE
 
 def count(changes: ChangeSet, most: int) -> int:
     """How many commits `split` makes."""
-    total = changes.added + changes.modified + len(changes.deleted) + len(changes.kept_deleted)
-    return max(1, -(-(total - 2 * len(changes.renames)) // most))  # moves ride along in the first
+    units = changes.size - changes.moved - 2 * len(changes.renames)
+    return max(1, -(-units // most))
 
 
 def split(changes: ChangeSet, most: int) -> Iterator[list[Change]]:
-    """The changes in commits of at most `most` paths each, in path order. Moves carry no new content: both
-    sides of every rename go into the first part and do not count, so a moved folder is one commit."""
+    """The changes in commits of at most `most` paths each: moves of the same content first, in the order
+    of their new paths, each counting once (both of its paths go in one commit), then the rest in path
+    order. Both sides of every other rename (a move with edits, a held deletion's content back) ride
+    along in the first commit and do not count."""
     moved = {*changes.renames, *changes.renames.values()}
     part = [c for c in changes.changes() if c.path in moved]
     part += [Change(DELETED, p, MODE_FILE, sha) for p, sha in sorted(changes.kept_deleted.items())]
     size = 0
-    for change in changes.changes():
-        if change.path in moved:
-            continue
+    for unit in _units(changes, moved):
         if size >= most:
-            yield sorted(part, key=lambda c: os.fsencode(c.path))
+            yield sorted(part, key=_order)
             part, size = [], 0
-        part.append(change)
+        part += unit
         size += 1
     if part:
-        yield sorted(part, key=lambda c: os.fsencode(c.path))
+        yield sorted(part, key=_order)
+
+
+def _units(changes: ChangeSet, moved: set[str]) -> Iterator[tuple[Change, ...]]:
+    yield from changes.moved_pairs()
+    for change in changes.changes():
+        if change.path not in moved:
+            yield (change,)
+
+
+def _order(change: Change) -> bytes:
+    return os.fsencode(change.path)
 
 
 def counts(part: list[Change], renames: Mapping[str, str] | None = None) -> Counts:
@@ -56,13 +67,13 @@ def renamed_pairs(part: list[Change], renames: Mapping[str, str] | None = None) 
     deleted = {c.path: c.sha for c in part if c.kind == DELETED}
     pairs = {old: new for old, new in (renames or {}).items() if old in deleted and new in added}
     gone: dict[str, list[str]] = {}
-    for path, sha in sorted(deleted.items()):
+    for path, sha in sorted(deleted.items(), reverse=True):
         if path not in pairs:
-            gone.setdefault(sha, []).append(path)
+            gone.setdefault(sha, []).append(path)  # last first: pop() takes the first in path order
     targets = set(pairs.values())
     for path, sha in sorted(added.items()):
         if path not in targets and gone.get(sha):
-            pairs[gone[sha].pop(0)] = path
+            pairs[gone[sha].pop()] = path
     return sorted(pairs.items())
 
 
@@ -77,5 +88,6 @@ def path_lists(changes: ChangeSet) -> PathLists:
     for change in changes.changes():
         if change.path not in moved:
             lists.add(_KINDS[change.kind], change.path)
+    lists.extend("renamed", ([old.path, new.path] for old, new in changes.moved_pairs()))
     lists.extend("renamed", ([old, new] for old, new in sorted(changes.renames.items())))
     return lists

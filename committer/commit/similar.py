@@ -1,6 +1,6 @@
 """Moves with edits: a deleted file and an added one at least half alike are a rename, as git counts them.
 
-Exact moves (the same blob id) are paired first (policy.guard.pair_renames). What is left unpaired on
+Exact moves (the same blob id) are paired first (ChangeSet.pair_exact). What is left unpaired on
 both sides is compared the way git's rename detection does: each content is cut into chunks (a line, or
 64 bytes of a long line), and the share of bytes in chunks both sides have, over the larger size, is the
 similarity; at SIMILAR_SCORE or more the two are a rename. basic-memory moving a note and rewriting its
@@ -25,7 +25,6 @@ from committer.git import lfs
 from committer.git.objects import MODE_EXEC, MODE_FILE
 from committer.git.repo import GitRepo
 from committer.git.trees import blob_sizes
-from committer.policy import guard
 
 log = logs.get(__name__)
 
@@ -137,14 +136,15 @@ def _greedy(pairs: dict[str, str], deleted: Mapping[str, Print], added: Mapping[
 
 
 def pair_moves(repo: GitRepo, changes: ChangeSet) -> dict[str, str]:
-    """Deleted path -> added path of every move of this change: the same content, or a similar one."""
-    renames = guard.pair_renames(changes.additions(set(changes.deleted.values())), changes.deleted)
-    old = {p: sha for p, sha in changes.deleted.items() if p not in renames}
+    """Deleted path -> added path of the moves with edits of this change: a similar content. Moves of the
+    same content were paired as the pass ended (ChangeSet.pair_exact): what is left is compared."""
+    renames: dict[str, str] = {}
+    old = changes.deleted
     if not old or not changes.added:
         return renames
     if len(old) > SIMILAR_FILES:
         return renames
-    targets = set(renames.values())
+    targets: set[str] = set()
     new: dict[str, str] = {}
     regular: dict[str, str] = {}  # the unpaired deletions of regular files
     for change in changes.changes():  # one pass over the records, which may be on disk

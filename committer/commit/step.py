@@ -188,7 +188,7 @@ class CommitStep:
         count = parts.count(changes, most)
         old = self.head
         paths = parts.path_lists(changes) if self.emit is not events.nothing else None
-        writer.plan(changes.added + changes.modified + len(changes.deleted) + len(changes.kept_deleted))
+        writer.plan(changes.size)
         summary = ""
         for number, part in enumerate(parts.split(changes, most), 1):
             details = {**(extra or {}), **({"part": f"{number}/{count}"} if count > 1 else {})}
@@ -229,7 +229,7 @@ class CommitStep:
         """Keep the list of LFS paths in HEAD, and git's attributes for them, in line with the commit."""
         if not self.lfs_paths and not changes.lfs:
             return
-        was = {c.path for c in changes.changes() if c.path in self.lfs_paths}
+        was = {c.path for c in changes.every() if c.path in self.lfs_paths}
         was |= {p for p in changes.kept_deleted if p in self.lfs_paths}
         self.lfs_paths.update(was, changes.lfs)
 

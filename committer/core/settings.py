@@ -71,6 +71,11 @@ class Settings:
         120.0, values.positive_duration, flags=(REMOTE,),
         help="Stop a network git call that does no work for this long",
         doc="a network git call that does no work (no CPU, no byte moved) for this long is stopped")
+    push_part_files: int = setting(
+        100_000, values.count, flags=(REMOTE,), help="Most changed paths one push carries; 0 for no limit",
+        doc="a backlog of commits changing more paths than this (a first push of a large backfill) is pushed in "
+            "parts: ranges of commits in order, each a plain fast-forward push of its last commit, so git's memory "
+            "stays bounded; `0` pushes every backlog at once")
     allow_non_ff: bool = setting(
         False, values.boolean, flags=(REMOTE,),
         help="Force-push, with a lease on what was last pushed, when the remote moved",

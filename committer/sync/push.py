@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from committer.commit import message
 from committer.core import events, logs
 from committer.core.progress import OnStep
 from committer.core.progress import display as shown_progress
@@ -25,6 +26,42 @@ log = logs.get(__name__)
 
 # Batch ids listed in one git_push event at most; the count is always given.
 BATCHES_SHOWN = 50
+_COUNTS = ("added", "modified", "deleted", "renamed")
+
+
+def plan_part(repo: GitRepo, pending: Pending, most: int) -> Pending | None:
+    """The first part of a backlog that changes more than `most` paths, as a backlog of its own: its oldest
+    commits, as many as stay within `most` (one at least), up to a commit whose push is a plain fast-forward
+    of what was pushed. None when the backlog goes at once: small enough, or not a single line of commits
+    on what was pushed (a merge in it: pushed whole, as before). A commit's size is its BM-Meta counts
+    (a commit of another writer counts as one path)."""
+    if not most or pending.count < 2 or not pending.branch:
+        return None
+    exclude = [f"^{pending.pushed}"] if pending.pushed else []
+    out = repo.git("log", "--reverse", "--topo-order", "--format=%H %P%x1f%ct%x1f%B%x1e", pending.branch,
+                   *exclude).stdout
+    parent, size, took = pending.pushed, 0, Pending(pushed=pending.pushed)
+    for record in out.decode("utf-8", "replace").split("\x1e"):
+        head, sep, rest = record.lstrip("\n").partition("\x1f")
+        if not sep:
+            continue
+        sha, *parents = head.split()
+        if parents != ([parent] if parent else []):
+            return None  # a merge, or history that does not start at what was pushed
+        stamp, _, body = rest.partition("\x1f")
+        meta = message.parse_trailer(body) or {}
+        paths = sum(v for k in _COUNTS if isinstance(v := meta.get(k), int) and not isinstance(v, bool)) or 1
+        if took.branch is not None and size + paths > most:
+            return took if took.count < pending.count else None
+        size += paths
+        took.branch, parent = sha, sha
+        if stamp.isdigit():
+            took.times.append(int(stamp))
+        else:
+            took.undated += 1
+        if isinstance(meta.get("batch"), str) and meta["batch"] not in took.batches:
+            took.batches.append(meta["batch"])
+    return None
 
 
 class Push:
@@ -85,24 +122,45 @@ class Push:
         git's progress, step by step."""
         with self._lock:
             self._retried, self._progress = retried, progress or shown_progress()  # or a command's bar
-            return self._push(timeout, cancelled, again=True, hard=hard)
+            deadline = None if hard is None else time.monotonic() + hard
+            total: dict[str, Any] | None = None
+            while True:  # a large backlog goes in parts, each recorded as pushed when it lands
+                left = None if deadline is None else deadline - time.monotonic()
+                result = self._push(timeout if left is None else min(timeout, left), cancelled, again=True, hard=left)
+                total = result if total is None else {
+                    **result, "old": total["old"], "commits": total["commits"] + result["commits"],
+                    "seconds": round(total["seconds"] + result["seconds"], 3)}
+                more = result.pop("part", False)
+                if not more or (cancelled is not None and cancelled()):
+                    break
+                if deadline is not None and deadline - time.monotonic() < 0.1:
+                    break
+            total.pop("part", None)
+            return total
 
     def _push(self, timeout: float, cancelled: Callable[[], bool] | None, again: bool,
               hard: float | None = None) -> dict[str, Any]:
         """`again` allows one more push after late bookkeeping."""
-        pending = self.pending()
+        whole = self.pending()
+        part = plan_part(self.repo, whole, self.settings.push_part_files)
+        pending = part or whole
         result: dict[str, Any] = {"pushed": False, "old": pending.pushed, "new": pending.branch,
                                   "commits": pending.count, "tags": len(pending.tags), "seconds": 0.0}
         if not pending.needed:
             return result
+        if part is not None:
+            log.info("push_part", remote=self.remote.shown, commits=part.count, of=whole.count, to=part.branch,
+                     why=f"the backlog changes more than push_part_files ({self.settings.push_part_files}) paths")
         started = time.monotonic()
         try:
             if self._visibility is not None:
                 self._visibility.check()
             self._diverged_gate()
             refspecs = [f"{pending.branch}:{self.repo.ref}"] if pending.branch else []
+            # Tags go with the last part: a tag on a newer commit would carry all of it along.
+            tagspecs = [] if part is not None else ["refs/tags/*:refs/tags/*"]
             args = ["push", "--porcelain", *(["--progress"] if self._progress else []), *self._lease(pending),
-                    "--end-of-options", self.remote.url, *refspecs, "refs/tags/*:refs/tags/*"]
+                    "--end-of-options", self.remote.url, *refspecs, *tagspecs]
             run = self.remote.run(self.repo, args, timeout=timeout, cancelled=cancelled, hard=hard,
                                   progress=self._progress)
         except PushError as exc:  # no push was made: credentials or the visibility rule said no
@@ -127,7 +185,7 @@ class Push:
         if error is not None and error.kind == "non_fast_forward" and pending.pushed:
             compared = self._compare(pending.pushed)
             sha = compared[1]
-            if again and compared[0] == verify.AHEAD and sha and pending.branch and self._ours(sha, pending.branch):
+            if again and compared[0] == verify.AHEAD and sha and whole.branch and self._ours(sha, whole.branch):
                 # The remote holds commits of ours that were never recorded as pushed (the daemon was
                 # killed between a push and its bookkeeping): record them and push the rest on top.
                 record_pushed(self.repo, self.settings.remote, sha, {}, "the remote has it")
@@ -142,7 +200,7 @@ class Push:
                           f"push {run.seconds:.3f}s")
         if branch_ok and self.state.metrics is not None:
             self.state.metrics.set_diverged(False)
-        result.update(pushed=error is None, seconds=round(run.seconds, 3))
+        result.update(pushed=error is None, seconds=round(run.seconds, 3), part=part is not None and error is None)
         self._report(pending, error, run.seconds)
         if error is not None:
             raise error

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from committer.commit.step import Sizes
 from committer.policy.guard import pair_renames
 from tests.commit.test_pipeline import make_pipeline, trailer
 from tests.conftest import DaemonProcess, Layout, SentEvents, commit_count, committer, git, tree_files, wait_for
@@ -73,18 +74,66 @@ def test_a_move_in_two_steps_is_taken_out_of_the_hold(layout: Layout, tmp_path: 
     assert trailer(layout)["renamed"] == 150
 
 
-def test_renames_do_not_count_toward_max_batch_files(layout: Layout) -> None:
-    folder(layout, "big", 500)
+def test_renames_count_toward_max_batch_files(layout: Layout) -> None:
+    """A move counts once: a huge move is commits of at most max_batch_files renames, moves first, each
+    with both sides of its renames, so no commit carries a half-moved file."""
+    old = folder(layout, "big", 500)
     p = make_pipeline(layout, max_batch_files="100")
     p.reconcile()
     before = commit_count(layout.git_dir)
     (layout.data / "big").rename(layout.data / "moved")
     for i in range(150):
         (layout.data / f"new{i}.md").write_text(f"fresh {i}")
-    p.commit(["big", "moved", *(f"new{i}.md" for i in range(150))])
-    assert commit_count(layout.git_dir) == before + 2  # 500 renames and 100 additions, then 50 additions
-    first = json.loads(git(layout.git_dir, "log", "-1", "--format=%(trailers:key=BM-Meta,valueonly)", "HEAD~1"))
-    assert first["renamed"] == 500 and first["part"] == "1/2"
+    result = p.commit(["big", "moved", *(f"new{i}.md" for i in range(150))])
+    assert commit_count(layout.git_dir) == before + 7  # 500 renames and 150 additions, 100 a commit
+    metas = [trailer(layout, f"HEAD~{n}") for n in range(6, -1, -1)]
+    assert [m["part"] for m in metas] == [f"{n}/7" for n in range(1, 8)]
+    assert [m["renamed"] for m in metas] == [100] * 5 + [0, 0]
+    assert [m["added"] for m in metas] == [0] * 5 + [100, 50]
+    assert not any(m["deleted"] for m in metas)
+    counts = result.changes.counts
+    assert (counts.renamed, counts.added, counts.deleted) == (500, 150, 0)
+    assert tree_files(layout.git_dir) == {path.replace("big/", "moved/", 1) for path in old} | {
+        f"new{i}.md" for i in range(150)}
+    for n in range(7):  # every commit holds each note once, under one name or the other
+        files = tree_files(layout.git_dir, f"HEAD~{n}")
+        assert len({f.rpartition("/")[2] for f in files if f.startswith(("big/", "moved/"))}) == 500
+
+
+def test_pairing_with_records_on_disk_pairs_as_in_memory(layout: Layout, tmp_path: Path) -> None:
+    """The same moves (same names, edits, identical contents in many files, a real deletion) paired with
+    every record list on disk and sorted in runs of a few records, and in memory: the same commits."""
+    for i in range(60):
+        folder(layout, f"f{i % 4}", 1, start=i)
+        (layout.data / f"same{i}.md").write_text("identical\n")
+    (layout.data / "doomed.md").write_text("bye\n")
+    (layout.data / "edited.md").write_text("".join(f"line {n} of a note\n" for n in range(40)))
+    shutil.copytree(layout.data, tmp_path / "start")
+    results = []
+    for keep in (3, 20_000):
+        shutil.rmtree(layout.data)
+        shutil.copytree(tmp_path / "start", layout.data)
+        shutil.rmtree(layout.git_dir, ignore_errors=True)
+        p = make_pipeline(layout, Sizes(records_in_memory=keep), max_batch_files="25")
+        p.reconcile()
+        (layout.data / "f1").rename(layout.data / "g1")
+        (layout.data / "f2").rename(layout.data / "f2-moved")
+        for i in range(0, 60, 3):
+            (layout.data / f"same{i}.md").rename(layout.data / "f3" / f"copy{i}.md")
+        (layout.data / "doomed.md").unlink()
+        edited = (layout.data / "edited.md").read_text() + "one more line\n"
+        (layout.data / "edited.md").unlink()
+        (layout.data / "f0" / "edited-moved.md").write_text(edited)
+        result = p.commit([""])
+        results.append((
+            result.changes.counts, sorted(result.changes.renames.items()),
+            [[o.path, n.path] for o, n in result.changes.moved_pairs()],
+            git(layout.git_dir, "log", "--format=%T %s", "main").splitlines(),
+        ))
+        assert result.changes.moved == 30 + 20
+        result.changes.close()
+    assert results[0][0].renamed == 51 and results[0][0].deleted == 1
+    assert results[0] == results[1]
 
 
 @pytest.mark.integration
