@@ -56,7 +56,11 @@ class Beside:
             paths.append(item["copy"])
             self._conflict(item, "pull_overwritten")
         count = len(found)
-        with fsio.Tree(self.repo.data_dir) as tree:
+        try:
+            opened = fsio.Tree(self.repo.data_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return paths, count  # the data directory is gone: the step's own guard decides what that means
+        with opened as tree:
             self.folding = {note for note in self.folding if bisync.has_files(tree, note)}
             for group in bisync.find(tree, paths, lambda notes: set(self.repo.ls_tree(head, notes))):
                 if self.config.bisync_conflicts == bisync.KEEP:

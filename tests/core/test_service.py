@@ -226,7 +226,7 @@ def test_a_fake_service_plugs_into_the_supervision_and_health_reports_it_down_wh
     assert report["notify"] == "alive"  # another field's services are not blamed
     assert daemon.services.down() == [fake] and daemon.services.errors() == {"fake": "crashed"}
     assert set(report) == {"healthy", "degraded", "degraded_reasons", "watcher", "observer", "push_loop", "loop",
-                           "data_dir_missing", "last_commit_at", "notify", "backup"}
+                           "data_dir_missing", "last_commit_at", "notify", "pull", "backup"}
 
 
 def test_the_shutdown_pass_stops_a_service_none_of_its_steps_names(daemon: Daemon) -> None:

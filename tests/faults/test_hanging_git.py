@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from committer.commit.headlookup import MOST_PATHS
 from committer.daemon.work import RETRY_MAX
 from tests.conftest import DaemonProcess, Layout
 from tests.faults.harness import (
@@ -116,6 +117,16 @@ LOCAL_HANGS = [
 ]
 
 
+def _write(layout: Layout, sub: str, text: str) -> None:
+    """a.md, and for ls-tree more files than one cat-file lookup answers (commit/headlookup.py): ls-tree
+    is asked for HEAD's entries only for larger batches, or when the lookup fails."""
+    if sub == "ls-tree":
+        (layout.data / "many").mkdir(exist_ok=True)
+        for n in range(MOST_PATHS + 6):
+            (layout.data / "many" / f"n{n:03}.md").write_text(f"{text}{n}\n")
+    (layout.data / "a.md").write_text(text)
+
+
 def _hang(wrapper: GitWrapper, sub: str, how: str) -> None:
     if how == "child":
         wrapper.hang_in_child(sub)
@@ -133,7 +144,7 @@ def test_hung_local_git_is_cut_off_by_git_timeout_and_retried(
     _hang(git_wrapper, sub, how)
     before = len(git_wrapper.calls(sub))
     started = time.monotonic()
-    (layout.data / "a.md").write_text("committed after one hung attempt\n")
+    _write(layout, sub, "committed after one hung attempt\n")
     # Each hung run lives git_timeout only: wait for one to have begun, not to be seen alive.
     wait_until(lambda: len(git_wrapper.calls(sub)) > before, 30, f"a hanging {sub}")
     failed = daemon.wait_event("commit_failed", timeout=60)[0]
@@ -160,7 +171,7 @@ def test_sigterm_while_a_local_git_hangs(
     settle(layout)
     _hang(git_wrapper, sub, how)
     before = len(git_wrapper.calls(sub))
-    (layout.data / "a.md").write_text("written while git hangs\n")
+    _write(layout, sub, "written while git hangs\n")
     wait_until(lambda: _hung(git_wrapper, sub, before), 20, f"a hanging {sub}")
     code, seconds = _sigterm(daemon)
     print(f"\nSIGTERM with a hung {sub}: exit {code} after {seconds:.2f}s (bound {STOP_BOUND}s)")
