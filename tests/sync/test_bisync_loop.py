@@ -72,7 +72,9 @@ def test_a_soak_of_random_edits_loses_nothing_and_settles(
     try:
         rig.start(notes)
         result = soak(rig, notes, rounds=25, mode="after-bisync", seed=7, period=0.0)
+        found = {"undone": rig.undone(), "empty": rig.empty(), "left": rig.left()}
     finally:
         rig.stop()
-    assert result["lost"] == result["undone"] == result["empty commits"] == result["left their path"] == 0, result
+    said = f"{result}\n{found}"
+    assert result["lost"] == result["undone"] == result["empty commits"] == result["left their path"] == 0, said
     assert result["bisync failures"] == 0 and result["rounds to settle"] <= 2, result
