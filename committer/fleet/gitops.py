@@ -79,7 +79,7 @@ class Git:
     def _wait(self, proc: subprocess.Popen[bytes], limit: float, what: str) -> tuple[bytes, bytes]:
         """A network call's output; stopped at `limit`, or sooner once its processes have neither computed nor
         moved a byte for `stall` seconds (a source that stopped answering: a big clone that works goes on)."""
-        began, watch = time.monotonic(), Quiet(proc.pid, self.stall)
+        began, watch = time.monotonic(), None  # read /proc only for a call that outlasts its first step
         step = min(1.0, max(0.05, self.stall / 4))
         while True:
             left = began + limit - time.monotonic()
@@ -88,7 +88,9 @@ class Git:
             except subprocess.TimeoutExpired:
                 if left <= step:
                     raise
-            if watch.expired():
+            if watch is None:
+                watch = Quiet(proc.pid, self.stall)
+            elif watch.expired():
                 kill_group(proc)
                 drain(proc)
                 raise TaskFailed(f"{what}: the source stopped answering (nothing moved for {duration(self.stall)})",
