@@ -76,14 +76,21 @@ def no_history(repo: GitRepo, path: str, seconds: float = SECONDS) -> bool:
     """Whether nothing was ever saved under `path` (not in the newest version, in no commit). The newest
     version is looked at first; the history (walked to its start for a name never saved) only for `seconds`:
     past them the path is taken to have a history, and its page says what there is."""
-    head = repo.head()
-    if head is None or not path or repo.git("ls-tree", head, "--", path, check=False).stdout:
-        return False
+    return bool(path) and look_up(repo, path, seconds) is None
+
+
+def look_up(repo: GitRepo, path: str, seconds: float = SECONDS) -> str | None:
+    """What `path` is in the newest version ("tree" for a folder, "blob", "commit"); "" when it is not
+    there but a commit held it (or the walk ran out of time, or there is no commit yet); None when no
+    commit ever held it."""
+    kind = history.path_kind(repo, path)
+    if kind is not None:
+        return kind
     try:
-        with repo.stream(["log", "-1", "-z", "--format=%H", head, "--", path], seconds=seconds) as records:
-            return not any(record.strip() for record in records)
-    except GitError:  # stopped at its deadline (or refused): not known to have no history
-        return False
+        with repo.stream(["log", "-1", "-z", "--format=%H", repo.ref, "--", path], seconds=seconds) as records:
+            return "" if any(record.strip() for record in records) else None
+    except GitError:  # stopped at its deadline, or no commit yet: not known to have no history
+        return ""
 
 
 def near(repo: GitRepo, path: str) -> list[str]:
@@ -115,9 +122,12 @@ async def timeline_or_suggest(pages: Pages, request: Request) -> Response:
 async def file_or_suggest(pages: Pages, request: Request) -> Response:
     """A file's or folder's history; for a path with no history at all, the names it may have meant."""
     path = history.check_path(path_tail(request, "/file/"))
-    if path and await _unknown(pages, request, path):
+    if not path:
+        return await file_page(pages, request)
+    kind = await pages.pool.run(request.receive, lambda job: look_up(pages.repo, path), "path")
+    if kind is None:
         return await pages.pool.run(request.receive, lambda job: _did_you_mean(pages, request, path), "suggest")
-    return await file_page(pages, request)
+    return await file_page(pages, request, kind == "tree")  # the folder check read once, not twice
 
 
 def listing(repo: GitRepo, folder: str) -> tuple[list[tuple[str, list[Entry]]], bool, bool]:

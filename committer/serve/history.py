@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from committer.commit import trailer
-from committer.core.errors import CommitterError
+from committer.core.errors import CommitterError, GitError
 from committer.git import lfs, revs
 from committer.git.objects import MODE_GITLINK, MODE_LINK
 from committer.git.repo import GitRepo
@@ -214,8 +214,6 @@ def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limi
         list[Commit], bool]:
     """(up to `limit` commits newest first, whether there are older ones), optionally of one path and from
     a day back; each with its changed files and snapshot tags."""
-    if repo.head() is None:
-        return [], False
     args = ["log", LOG_FORMAT, "-z", f"--max-count={limit + 1}", f"--skip={max(0, skip)}"]
     if until:
         last = until_span(repo, until).last
@@ -226,7 +224,12 @@ def timeline(repo: GitRepo, skip: int = 0, path: str = "", until: str = "", limi
     args += [repo.ref, "--"]
     if path:
         args.append(path)
-    commits = [c for c, _ in parse_log(repo.git(*args).stdout)]
+    proc = repo.git(*args, check=False)
+    if proc.returncode != 0:
+        if repo.head() is None:  # no commit yet: asked only now, not before every page
+            return [], False
+        raise GitError(args, proc.returncode, proc.stderr.decode("utf-8", "replace"))
+    commits = [c for c, _ in parse_log(proc.stdout)]
     more = len(commits) > limit
     commits = commits[:limit]
     attach_changes(repo, commits)
@@ -310,11 +313,15 @@ def snapshot_tags(repo: GitRepo) -> dict[str, list[str]]:
 
 def is_folder(repo: GitRepo, path: str) -> bool:
     """Whether the path is a folder in HEAD."""
-    if not path:
-        return True
+    return not path or path_kind(repo, path) == "tree"
+
+
+def path_kind(repo: GitRepo, path: str) -> str | None:
+    """What `path` is in the branch's newest version, from one `git ls-tree`: "tree" (a folder), "blob" (a
+    file), "commit" (a submodule), or None (not there, or no commit yet)."""
     proc = repo.git("ls-tree", "--full-tree", "-z", repo.ref, "--", path, check=False)
-    entry = proc.stdout.split(b"\x00")[0]
-    return proc.returncode == 0 and b" tree " in entry.split(b"\t")[0]
+    fields = proc.stdout.split(b"\x00")[0].split(b"\t")[0].split()
+    return fields[1].decode() if proc.returncode == 0 and len(fields) == 3 else None
 
 
 def commit(repo: GitRepo, rev: str) -> Commit:

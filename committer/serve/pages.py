@@ -191,7 +191,7 @@ def date_note(pages: Pages, until: str, found: bool, skip: int) -> str | None:
     return None
 
 
-async def file_page(pages: Pages, request: Request) -> Response:
+async def file_page(pages: Pages, request: Request, known_folder: bool | None = None) -> Response:
     path = history.check_path(path_tail(request, "/file/"))
     if not path:
         return RedirectResponse("/", 303)
@@ -201,7 +201,7 @@ async def file_page(pages: Pages, request: Request) -> Response:
         commits: list[history.Commit] = []
         revisions: list[history.Revision] = []
         more = False
-        folder = history.is_folder(pages.repo, path)
+        folder = history.is_folder(pages.repo, path) if known_folder is None else known_folder
         if folder:
             commits, more = history.timeline(pages.repo, skip, path, "", history.PAGE)
         else:
