@@ -22,6 +22,11 @@ from committer.serve.history import (
     snapshot_tags,
 )
 
+# git keeps the bases of the deltas it resolves in a cache of up to 96 MB (core.deltaBaseCacheLimit); a walk
+# through a file's history fills it with versions of the file's folder, and every new page of that cache is a
+# page fault: with 8 MB the same walk takes a third of the CPU (docs/speed.md, "The history pages").
+SMALL_CACHE = ("-c", "core.deltaBaseCacheLimit=8m")
+
 
 def file_history(repo: GitRepo, path: str, skip: int = 0, limit: int = FILE_PAGE) -> tuple[list[Revision], bool]:
     """Every revision of one file, newest first, following renames.
@@ -36,8 +41,7 @@ def file_history(repo: GitRepo, path: str, skip: int = 0, limit: int = FILE_PAGE
     name, start = path, repo.ref
     for _ in range(1000):  # names a file had: a bound, not a limit anyone meets
         asked = wanted - len(found)
-        proc = repo.git("log", LOG_FORMAT, "-z", "--raw", "--no-abbrev", "--no-renames", f"--max-count={asked}",
-                        start, "--", name, check=False)
+        proc = repo.git(*log_args(start, name, asked), check=False)
         if proc.returncode != 0:
             break
         records = parse_log(proc.stdout)
@@ -71,10 +75,18 @@ def file_history(repo: GitRepo, path: str, skip: int = 0, limit: int = FILE_PAGE
     return revisions, more
 
 
+def log_args(start: str, name: str, count: int) -> list[str]:
+    """The `git log` of one name's revisions from `start`: a plain path after `--`, without `--follow`, so
+    that git answers it from the commit-graph's changed-path (Bloom) filters where the repository has them
+    (the daemon's maintenance writes them)."""
+    return [*SMALL_CACHE, "log", LOG_FORMAT, "-z", "--raw", "--no-abbrev", "--no-renames", f"--max-count={count}",
+            start, "--", name]
+
+
 def renamed_from(repo: GitRepo, commit: Commit, path: str) -> tuple[str, str, str] | None:
     """(old path, its blob, its mode) when `commit` made `path` by moving another file, else None."""
-    out = repo.git("diff-tree", "-r", "-z", "-M", "--raw", "--no-abbrev", commit.parents[0], commit.sha,
-                   check=False).stdout
+    out = repo.git(*SMALL_CACHE, "diff-tree", "-r", "-z", "-M", "--raw", "--no-abbrev", commit.parents[0],
+                   commit.sha, check=False).stdout
     for change in parse_raw(out.split(b"\x00")):
         if change.status == "renamed" and change.path == path and change.old_path:
             return change.old_path, change.old_sha or "", change.old_mode or ""
