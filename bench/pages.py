@@ -12,6 +12,7 @@ same run: `git log -50 --raw` for the timeline, `git log --follow --raw -- PATH`
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from report import Row, Section, med, ratio, spread
+from report import Row, Section, med, ms, ratio, spread
 
 from committer.daemon.maintenance import write_commit_graph
 from committer.git.repo import GitRepo
@@ -42,6 +43,7 @@ HOT = "notes/n00000.md"  # touched every 50 commits: 200 revisions
 class Measured:
     build: float = 0.0
     pages: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)  # the server's threads and its git processes
     baselines: dict[str, list[float]] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)
@@ -99,6 +101,20 @@ def _timed(fetch: Callable[[], None]) -> float:
     return time.perf_counter() - started
 
 
+def _children() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _served(fetch: Callable[[], None]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the request): the process's CPU less this (the client's) thread's, plus
+    the git processes that ended meanwhile. CPU is what a loaded machine changes least."""
+    wall, cpu, mine, kids = time.perf_counter(), time.process_time(), time.thread_time(), _children()
+    fetch()
+    used = time.process_time() - cpu - (time.thread_time() - mine) + _children() - kids
+    return time.perf_counter() - wall, used
+
+
 def measure(base: Path, tell: Callable[[str], None], repeats: int = REPEATS) -> Measured:
     got = Measured()
     git_dir = base / "pages.git"
@@ -149,7 +165,9 @@ def measure(base: Path, tell: Callable[[str], None], repeats: int = REPEATS) -> 
             for _ in range(2):
                 get()
                 show()
-            got.pages[name] = [_timed(get) for _ in range(repeats)]
+            served = [_served(get) for _ in range(repeats)]
+            got.pages[name] = [wall for wall, _ in served]
+            got.cpu[name] = [cpu for _, cpu in served]
             got.baselines[name] = [_timed(show) for _ in range(repeats)]
             got.commands[name] = "git " + " ".join(a if len(a) < 30 else a[:10] + "…" for a in args)
     finally:
@@ -163,7 +181,8 @@ def rows(got: Measured, section: Section) -> None:
         value, base = med(samples), med(got.baselines[name])
         target = FILE_TARGET if name.startswith("/file/") and "before" not in name else TARGET
         section.rows.append(Row(
-            f"{name}, {got.sizes.get(name, 0) // 1000} KB of HTML", spread(samples),
+            f"{name}, {got.sizes.get(name, 0) // 1000} KB of HTML",
+            f"{spread(samples)}; CPU {ms(med(got.cpu[name]))}" if got.cpu.get(name) else spread(samples),
             f"`{got.commands[name]}`: {spread(got.baselines[name])}",
             ratio(value / base) if base else "", f"< {int(target * 1000)} ms", value < target))
     section.notes.append(
@@ -171,4 +190,6 @@ def rows(got: Measured, section: Section) -> None:
         f"httpx client, {REPEATS} times after two warm-ups; the server is the daemon's own (uvicorn on a thread), "
         "every git read a process of its own. The first row is before the daemon's maintenance wrote the "
         f"commit-graph with changed-path filters ({got.graph:.1f} s here, on its own thread at a quiet moment); "
-        "the others after it. Baselines: the git command that prints the same history in a terminal.")
+        "the others after it. Baselines: the git command that prints the same history in a terminal. CPU: the "
+        "median CPU seconds of one request, the server's threads and the git processes it started (a loaded "
+        "machine stretches the wall time, much less the CPU).")
