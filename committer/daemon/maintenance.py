@@ -47,6 +47,12 @@ def write_commit_graph(repo: GitRepo) -> bool:
     return True
 
 
+def has_commit_graph(repo: GitRepo) -> bool:
+    """Whether the repository has a commit-graph (one file, or a chain of them), read without git."""
+    info = repo.git_dir / "objects" / "info"
+    return (info / "commit-graph").is_file() or (info / "commit-graphs" / "commit-graph-chain").is_file()
+
+
 def maintain_all(repo: GitRepo) -> None:
     maintain(repo)
     write_commit_graph(repo)
@@ -54,7 +60,9 @@ def maintain_all(repo: GitRepo) -> None:
 
 class Maintenance(Worker):
     """Counts commits; at a quiet moment after enough of them, repacks and writes the commit-graph on its
-    own thread (one run per start: idle, it is not alive, and nothing is down)."""
+    own thread (one run per start: idle, it is not alive, and nothing is down). A history that has no
+    commit-graph yet (written before the daemon wrote them, or by another git) gets one at the first quiet
+    moment, without waiting for new commits: until then a file's page walks every commit's trees."""
 
     name = "maintenance"
     thread_name = "committer-gc"
@@ -64,6 +72,8 @@ class Maintenance(Worker):
         self.repo = repo
         self._commits = 0
         self._last_commit = time.monotonic()
+        self._graph_due = not has_commit_graph(repo)  # a stat, not a git process, at start-up
+        self._repack = False
 
     def committed(self) -> None:
         self._commits += 1
@@ -72,9 +82,11 @@ class Maintenance(Worker):
     def tick(self) -> None:
         """Called from the loop: start a repack when it is due and none runs."""
         quiet = time.monotonic() - self._last_commit >= WHEN_QUIET
-        if self.alive() or not quiet or self._commits < AFTER_COMMITS:
+        if self.alive() or not quiet or (self._commits < AFTER_COMMITS and not self._graph_due):
             return
+        self._repack = self._commits >= AFTER_COMMITS
         self._commits = 0
+        self._graph_due = False
         self.start()
 
     def interrupt(self) -> None:
@@ -83,4 +95,7 @@ class Maintenance(Worker):
             self.repo.runner.terminate(self.ident)
 
     def run(self) -> None:
-        maintain_all(self.repo)
+        if self._repack:
+            maintain_all(self.repo)
+        elif self.repo.head() is not None:  # only the missing commit-graph (none for an empty history)
+            write_commit_graph(self.repo)

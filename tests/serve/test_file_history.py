@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from committer.daemon.maintenance import write_commit_graph
+from committer.daemon import maintenance
+from committer.daemon.maintenance import Maintenance, has_commit_graph, write_commit_graph
 from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner, git_env
 from committer.serve import filehistory
@@ -105,6 +106,21 @@ def test_the_log_is_answered_from_the_changed_path_filters(repo: GitRepo, tmp_pa
                  if "bloom" in line and "statistics:" in line)
     assert stats["filter_not_present"] == 0
     assert stats["definitely_not"] >= 40, stats
+
+
+def test_a_history_without_a_commit_graph_gets_one_at_the_first_quiet_moment(
+        repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written before the daemon wrote them, or by another git: no need to wait for 50 new commits."""
+    monkeypatch.setattr(maintenance, "WHEN_QUIET", 0.0)
+    assert not has_commit_graph(repo)
+    worker = Maintenance(repo)
+    worker.tick()
+    assert worker.started
+    worker.stop(timeout=60)
+    assert has_commit_graph(repo) and worker.last_error is None
+    again = Maintenance(repo)
+    again.tick()  # it has one now: nothing to do until enough commits
+    assert not again.started
 
 
 class Counting(GitRunner):
