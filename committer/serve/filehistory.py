@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import threading
+from collections import OrderedDict
+from dataclasses import replace
+from pathlib import Path
 
 from committer.core.errors import GitError
 from committer.git import lfs
 from committer.git.repo import GitRepo
 from committer.git.runner import drain, git_argv, git_env, kill_group
+from committer.serve import tags as tagcache
 from committer.serve.history import (
     FILE_PAGE,
     LOG_FORMAT,
@@ -26,16 +31,44 @@ from committer.serve.history import (
 # through a file's history fills it with versions of the file's folder, and every new page of that cache is a
 # page fault: with 8 MB the same walk takes a third of the CPU (docs/speed.md, "The history pages").
 SMALL_CACHE = ("-c", "core.deltaBaseCacheLimit=8m")
+KEPT = 64  # file pages kept, newest used last; each a few tens of KB
+_lock = threading.Lock()
+_kept: OrderedDict[tuple[Path, str, tuple[int, ...] | None, str, int, int], tuple[list[Revision], bool]] = \
+    OrderedDict()
 
 
 def file_history(repo: GitRepo, path: str, skip: int = 0, limit: int = FILE_PAGE) -> tuple[list[Revision], bool]:
-    """Every revision of one file, newest first, following renames.
+    """Every revision of one file, newest first, following renames: read from git, or kept from the last
+    time while the branch has not moved (a reload, going back a page); the snapshot tags are current."""
+    stamp = tagcache.branch_stamp(repo.git_dir, repo.ref)
+    key = (repo.git_dir, repo.ref, stamp, path, skip, limit)
+    with _lock:
+        found = _kept.get(key) if stamp is not None else None
+        if found is not None:
+            _kept.move_to_end(key)
+    if found is None:
+        found = read_history(repo, path, skip, limit)
+        if stamp is not None:
+            with _lock:
+                _kept[key] = found
+                while len(_kept) > KEPT:
+                    _kept.popitem(last=False)
+    revisions, more = found
+    tags = snapshot_tags(repo)
+    return [replace(r, commit=replace(r.commit, tags=tags.get(r.commit.sha, []))) for r in revisions], more
 
-    Each name's history is one path-limited `git log` (which git answers from the commit-graph's
+
+def forget() -> None:
+    """Drop the kept pages (the bench times a first visit with it)."""
+    with _lock:
+        _kept.clear()
+
+
+def read_history(repo: GitRepo, path: str, skip: int, limit: int) -> tuple[list[Revision], bool]:
+    """Each name's history is one path-limited `git log` (which git answers from the commit-graph's
     changed-path filters when the repository has them); where the file first appears under a name, the
     commit is checked for a rename (git's rename detection, as `--follow` uses) and the walk goes on
-    under the old name from that commit's parent.
-    """
+    under the old name from that commit's parent."""
     wanted = skip + limit + 1
     found: list[tuple[Commit, Change]] = []
     name, start = path, repo.ref
@@ -64,10 +97,8 @@ def file_history(repo: GitRepo, path: str, skip: int = 0, limit: int = FILE_PAGE
     page = found[skip : skip + limit]
     sizes, small = sizes_and_small(repo, [c.new_sha for _, c in page if c.new_sha], lfs.POINTER_MAX)
     pointers = {s: p for s, b in small.items() if (p := lfs.parse(b))}
-    tags = snapshot_tags(repo)
     revisions = []
     for commit, change in page:
-        commit.tags = tags.get(commit.sha, [])
         pointer = pointers.get(change.new_sha or "")
         size = pointer[1] if pointer else sizes.get(change.new_sha or "")
         revisions.append(Revision(commit, change.path, change.status, change.old_path, change.new_sha, size,

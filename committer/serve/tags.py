@@ -71,3 +71,23 @@ def _stamp(git_dir: Path) -> tuple[int, ...] | None:
         stamp += [st.st_mtime_ns, st.st_ctime_ns, st.st_ino, len(entries)]
         folders += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
     return tuple(stamp)
+
+
+def branch_stamp(git_dir: Path, ref: str) -> tuple[int, ...] | None:
+    """The stat of the branch's ref file and of packed-refs, which change whenever the branch moves (a ref
+    is rewritten by a rename): while they keep it, what was read from the branch's tip still holds. None
+    when neither exists (refs kept some other way) or one is too fresh to trust."""
+    stamp: list[int] = []
+    limit = time.time_ns() - _RACY_NS
+    for file in (git_dir / ref, git_dir / "packed-refs"):
+        try:
+            st = os.stat(file)
+        except FileNotFoundError:
+            stamp.append(-1)
+            continue
+        except OSError:
+            return None
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= limit:
+            return None
+        stamp += [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino]
+    return tuple(stamp) if len(stamp) > 2 else None

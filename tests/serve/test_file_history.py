@@ -16,9 +16,10 @@ from committer.daemon import maintenance
 from committer.daemon.maintenance import Maintenance, has_commit_graph, write_commit_graph
 from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner, git_env
-from committer.serve import filehistory
+from committer.serve import filehistory, tags
 from committer.serve.access import Access
 from committer.serve.pages import Pages
+from tests.conftest import git, wait_for
 from tests.serve.test_pages import fetch, serving
 
 BAD = b"bad\xff.md"  # a name that is not UTF-8
@@ -89,6 +90,7 @@ def test_the_revisions_across_a_rename_and_a_merge_with_and_without_the_commit_g
     assert _shown(repo, "b.md") == expected_b
     assert _shown(repo, bad) == expected_bad
     assert write_commit_graph(repo)
+    filehistory.forget()  # the branch did not move: the pages read before would be kept
     assert _shown(repo, "b.md") == expected_b
     assert _shown(repo, bad) == expected_bad
     page, more = filehistory.file_history(repo, "b.md", skip=1, limit=2)
@@ -163,3 +165,24 @@ def test_a_file_page_starts_three_git_processes(counted: tuple[int, Counting]) -
     runner.started.clear()
     assert fetch(port, "/file/never.md").status == 404
     assert runner.started[:2] == ["ls-tree", "log"]
+
+
+def test_a_page_read_again_is_kept_until_the_branch_moves(counted: tuple[int, Counting], repo: GitRepo) -> None:
+    """A reload reads no history; a new commit, or a new snapshot tag, shows at once."""
+    port, runner = counted
+    filehistory.forget()
+    wait_for(lambda: tags.branch_stamp(repo.git_dir, repo.ref), what="the ref older than its stat's tick")
+    first = fetch(port, "/file/b.md").body
+    runner.started.clear()
+    assert fetch(port, "/file/b.md").body == first
+    assert runner.started == ["ls-tree"]  # what exists now; the history is kept
+    sha = git(repo.git_dir, "rev-parse", "main~40").strip()  # commit 7, b.md's newest revision
+    git(repo.git_dir, "tag", "snapshot-kept", sha)
+    assert "snapshot-kept" in fetch(port, "/file/b.md").body.decode()
+    stream = (b"commit refs/heads/main\ncommitter t <t@t> 1760000000 +0000\ndata 6\nnewer\n"
+              b"from refs/heads/main^0\nM 100644 inline b.md\ndata 3\na5\n\n")
+    subprocess.run(["git", f"--git-dir={repo.git_dir}", "fast-import", "--quiet"], input=stream, check=True,
+                   env=git_env())
+    runner.started.clear()
+    assert git(repo.git_dir, "rev-parse", "main").strip() in fetch(port, "/file/b.md").body.decode()
+    assert "log" in runner.started
