@@ -125,18 +125,29 @@ def test_a_history_without_a_commit_graph_gets_one_at_the_first_quiet_moment(
     assert not again.started
 
 
+def test_the_delta_cache_follows_the_size_of_the_folder() -> None:
+    """Small for a small folder (its many versions cost page faults, not time), git's own 96 MB for one
+    large enough that a few dozen of its versions need it."""
+    assert filehistory.small_cache(None) == []
+    assert filehistory.small_cache(90_000) == ["-c", f"core.deltaBaseCacheLimit={8 << 20}"]
+    assert filehistory.small_cache(1 << 20) == ["-c", f"core.deltaBaseCacheLimit={32 << 20}"]
+    assert filehistory.small_cache(4 << 20) == ["-c", f"core.deltaBaseCacheLimit={96 << 20}"]
+
+
 class Counting(GitRunner):
     """The real runner, remembering what it started."""
 
     def __init__(self) -> None:
         super().__init__()
         self.started: list[str] = []
+        self.argv: list[list[str]] = []
 
     def start(self, argv: list[str], env: dict[str, str], stdin: object, network: bool = False) -> (
             subprocess.Popen[bytes]):
         command = next(a for a in argv[3:] if not a.startswith("-") and "=" not in a)
         if command != "for-each-ref":  # the tags: read again only when they may have changed (serve/tags.py)
             self.started.append(command)
+            self.argv.append(argv)
         return super().start(argv, env, stdin, network)  # type: ignore[arg-type]
 
 
@@ -150,18 +161,19 @@ def counted(repo: GitRepo) -> Iterator[tuple[int, Counting]]:
 
 def test_a_file_page_starts_three_git_processes(counted: tuple[int, Counting]) -> None:
     """What exists now (one ls-tree, read once for "is there such a name" and "is it a folder"), the
-    file's log, and the sizes of its revisions."""
+    file's log, and one cat-file for the size of its folder (before the log) and of its revisions."""
     port, runner = counted
     answer = fetch(port, "/file/bad%FF.md")
     assert answer.status == 200 and "bad\\xff.md" in answer.body.decode()
-    assert runner.started == ["ls-tree", "log", "cat-file"]
+    assert runner.started == ["ls-tree", "cat-file", "log"]
+    assert f"core.deltaBaseCacheLimit={8 << 20}" in runner.argv[-1]  # a small folder: a small delta cache
     runner.started.clear()
     assert fetch(port, "/file/other").status == 200
     assert runner.started == ["ls-tree", "log", "diff-tree"]
     runner.started.clear()
     answer = fetch(port, "/file/b.md")  # and, where a name first appears, whether it was moved there
     assert answer.status == 200 and "renamed from <code>a.md</code>" in answer.body.decode()
-    assert runner.started == ["ls-tree", "log", "diff-tree", "log", "cat-file"]
+    assert runner.started == ["ls-tree", "cat-file", "log", "diff-tree", "log"]
     runner.started.clear()
     assert fetch(port, "/file/never.md").status == 404
     assert runner.started[:2] == ["ls-tree", "log"]
