@@ -157,12 +157,14 @@ def own_cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def migrate(base: Path, count: int, redis: RedisServer, syncs: int,
-            local: bool = False) -> tuple[list[str], dict[str, float]]:
+def migrate(base: Path, count: int, redis: RedisServer, syncs: int, local: bool = False,
+            latency: float = 0.0) -> tuple[list[str], dict[str, float]]:
     """Section 1 (and the set-up of section 2): `count` repositories migrated by two workers; `local`: from
-    file:// URLs (git's own upload-pack, no HTTP server) instead of the loopback smart-HTTP server."""
+    file:// URLs (git's own upload-pack, no HTTP server) instead of the loopback smart-HTTP server; `latency`:
+    seconds the server waits before each answer (a git host across a network, not on these two cores)."""
     served_root = base / "served"
     server = GitHTTPServer(served_root, token=TOKEN)
+    server.latency = latency
     every = served(served_root, max(count, syncs))
     names = every[:count]
     server.start()
@@ -202,6 +204,8 @@ def migrate(base: Path, count: int, redis: RedisServer, syncs: int,
             f"{timed.count if timed else 0}")
         figures = {"baseline": baseline, "fleet": migrated, "failed": failed, "baseline_cpu": baseline_cpu,
                    "fleet_cpu": fleet_cpu, "worker_cpu": worker_cpu}
+        if syncs <= 0:
+            return names, figures
         if syncs > count:  # section 2's set: more repositories, migrated untimed
             say(f"fleet: {syncs - count} more migrations for section 2")
             for name in every[count:]:
@@ -382,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
                         "[200, 1,000, 10,000, 100k]")
     parser.add_argument("--only", choices=("migrate", "noop", "list", "memory"))
     parser.add_argument("--file", action="store_true", help="migrate from file:// URLs, not the HTTP server")
+    parser.add_argument("--latency", type=float, default=20.0, metavar="MS",
+                        help="a second migration run with the server answering each request this much later, as a "
+                             "host across a network does (0: none) [20]")
     args = parser.parse_args(argv)
     count = 40 if args.quick else 200
     syncs = 40 if args.quick else 1000
@@ -405,6 +412,17 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {count} migrations from {where}, two workers (Redis, SQLite) | {fig['fleet']:.1f} s "
                          f"({fig['failed']:.0f} failed) | sequential `git clone --mirror`: {fig['baseline']:.1f} s "
                          f"| {fig['baseline'] / fig['fleet']:.2f}x faster | 1.5x faster |")
+            if args.latency > 0 and not args.file:
+                redis = RedisServer(base / "redis-latency")
+                redis.start()
+                try:
+                    _, far = migrate(base / "migrate-latency", count, redis, 0, latency=args.latency / 1000)
+                finally:
+                    redis.stop()
+                lines.append(f"| the same, the server answering each request {args.latency:g} ms later (a host "
+                             f"across a network) | {far['fleet']:.1f} s ({far['failed']:.0f} failed) | sequential "
+                             f"`git clone --mirror`: {far['baseline']:.1f} s | {far['baseline'] / far['fleet']:.2f}x "
+                             f"faster | 1.5x faster |")
             lines.append(f"| the same, CPU seconds of every process (git, server, workers, Redis, API) "
                          f"| {fig['fleet_cpu']:.1f} s (the workers and their git {fig['worker_cpu']:.1f} s), "
                          f"best wall on 2 cores {fig['fleet_cpu'] / 2:.1f} s "

@@ -119,20 +119,23 @@ class Store(TaskRows):
         fields["credential"] = rules.credential(new.credential)
         if new.sync_interval < 0:
             raise rules.Invalid("sync_interval: must not be negative")
-        with session(self.engine) as db:
-            org = db.get(Organisation, new.organisation_id)
-            if org is None:
-                raise rules.NotFound(f"organisation {new.organisation_id} does not exist")
-            rules.local_source(fields["source_url"], self.repos_dir, org.slug, new.name)
-            local = self.repos_dir / org.slug / new.name
-            # Both relationships given: the row is whole after the flush, with no query to read it back.
-            repo = GitRepository(**fields, local_path=str(local), status="pending", organisation=org, branches=[])
-            db.add(repo)
-            try:
+        shown = f"{new.organisation_id}/{new.name}"
+        try:
+            with session(self.engine) as db:
+                org = db.get(Organisation, new.organisation_id)
+                if org is None:
+                    raise rules.NotFound(f"organisation {new.organisation_id} does not exist")
+                shown = f"{org.slug}/{new.name}"
+                rules.local_source(fields["source_url"], self.repos_dir, org.slug, new.name)
+                local = self.repos_dir / org.slug / new.name
+                # Both relationships given: the row is whole after the flush, with no query to read it back.
+                repo = GitRepository(**fields, local_path=str(local), status="pending", organisation=org,
+                                     branches=[])
+                db.add(repo)
                 db.flush()
-            except IntegrityError:
-                raise rules.Exists(f"repository {org.slug}/{new.name} exists") from None
-            return repo
+                return repo
+        except IntegrityError:
+            raise rules.Exists(f"repository {shown} exists") from None
 
     def repository(self, repo_id: int) -> GitRepository:
         with session(self.engine) as db:
