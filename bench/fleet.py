@@ -40,7 +40,7 @@ import grpc  # noqa: E402
 from committer.core import logs  # noqa: E402
 from committer.fleet import fleet_pb2 as pb  # noqa: E402
 from committer.fleet import fleet_pb2_grpc as pb_grpc  # noqa: E402
-from committer.fleet import processes, queue, rpc  # noqa: E402
+from committer.fleet import processes, rpc  # noqa: E402
 from committer.fleet.config import FleetConfig  # noqa: E402
 from committer.fleet.db import GitRepository, session  # noqa: E402
 from tests.fleet.conftest import Postgres, RedisServer, free_port  # noqa: E402
@@ -90,16 +90,19 @@ def percentile(samples: list[float], pct: float) -> float:
 
 
 class Running:
-    """The API in this process and `workers` worker processes (`python -m committer.fleet worker`)."""
+    """The API (`python -m committer.fleet api`, its own process as deployed: not sharing this process, which
+    holds the git server, with it) and `workers` worker processes (`python -m committer.fleet worker`)."""
 
     def __init__(self, config: FleetConfig, workers: int, logs: Path) -> None:
         self.config = config
         self.store = processes.prepare(config)
-        self.server = rpc.serve_grpc(config, self.store, lambda task: queue.send(config, task))
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.server.port}")
-        self.stub = pb_grpc.RepositoryServiceStub(self.channel)
         env = {**os.environ, "PYTHONPATH": str(ROOT), **processes.environ(config)}
         logs.mkdir(parents=True, exist_ok=True)
+        self.api = subprocess.Popen([sys.executable, "-m", "committer.fleet", "api"], stdout=(logs / "api.log").open(
+            "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.channel = grpc.insecure_channel(config.grpc)
+        grpc.channel_ready_future(self.channel).result(timeout=120)
+        self.stub = pb_grpc.RepositoryServiceStub(self.channel)
         self.procs = [subprocess.Popen([sys.executable, "-m", "committer.fleet", "worker", "--concurrency", "1"],
                                        stdout=(logs / f"worker-{n}.log").open("wb"), stderr=subprocess.STDOUT,
                                        env=env, start_new_session=True) for n in range(workers)]
@@ -123,7 +126,7 @@ class Running:
         for proc in self.procs:
             processes.stop_child(proc)
         self.channel.close()
-        self.server.stop(1)
+        processes.stop_child(self.api)
         self.store.engine.dispose()
 
 
@@ -186,7 +189,7 @@ def migrate(base: Path, count: int, redis: RedisServer, syncs: int, local: bool 
         org = fleet.stub.CreateOrganisation(pb.CreateOrganisationRequest(slug="bench"))
         say(f"fleet: {count} migrations by two workers")
         workers = [proc.pid for proc in fleet.procs]
-        watched = workers + ([redis.proc.pid] if redis.proc else [])
+        watched = workers + [fleet.api.pid] + ([redis.proc.pid] if redis.proc else [])
         cpu, worker_cpu = own_cpu() + cpu_seconds(watched), cpu_seconds(workers)
         began = time.monotonic()
         for name in names:
