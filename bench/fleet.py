@@ -40,7 +40,7 @@ import grpc  # noqa: E402
 from committer.core import logs  # noqa: E402
 from committer.fleet import fleet_pb2 as pb  # noqa: E402
 from committer.fleet import fleet_pb2_grpc as pb_grpc  # noqa: E402
-from committer.fleet import processes, queue, rpc  # noqa: E402
+from committer.fleet import processes, rpc  # noqa: E402
 from committer.fleet.config import FleetConfig  # noqa: E402
 from committer.fleet.db import GitRepository, session  # noqa: E402
 from tests.fleet.conftest import Postgres, RedisServer, free_port  # noqa: E402
@@ -90,16 +90,19 @@ def percentile(samples: list[float], pct: float) -> float:
 
 
 class Running:
-    """The API in this process and `workers` worker processes (`python -m committer.fleet worker`)."""
+    """The API (`python -m committer.fleet api`, its own process as deployed: not sharing this process, which
+    holds the git server, with it) and `workers` worker processes (`python -m committer.fleet worker`)."""
 
     def __init__(self, config: FleetConfig, workers: int, logs: Path) -> None:
         self.config = config
         self.store = processes.prepare(config)
-        self.server = rpc.serve_grpc(config, self.store, lambda task: queue.send(config, task))
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.server.port}")
-        self.stub = pb_grpc.RepositoryServiceStub(self.channel)
         env = {**os.environ, "PYTHONPATH": str(ROOT), **processes.environ(config)}
         logs.mkdir(parents=True, exist_ok=True)
+        self.api = subprocess.Popen([sys.executable, "-m", "committer.fleet", "api"], stdout=(logs / "api.log").open(
+            "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.channel = grpc.insecure_channel(config.grpc)
+        grpc.channel_ready_future(self.channel).result(timeout=120)
+        self.stub = pb_grpc.RepositoryServiceStub(self.channel)
         self.procs = [subprocess.Popen([sys.executable, "-m", "committer.fleet", "worker", "--concurrency", "1"],
                                        stdout=(logs / f"worker-{n}.log").open("wb"), stderr=subprocess.STDOUT,
                                        env=env, start_new_session=True) for n in range(workers)]
@@ -123,7 +126,7 @@ class Running:
         for proc in self.procs:
             processes.stop_child(proc)
         self.channel.close()
-        self.server.stop(1)
+        processes.stop_child(self.api)
         self.store.engine.dispose()
 
 
@@ -157,12 +160,14 @@ def own_cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def migrate(base: Path, count: int, redis: RedisServer, syncs: int,
-            local: bool = False) -> tuple[list[str], dict[str, float]]:
+def migrate(base: Path, count: int, redis: RedisServer, syncs: int, local: bool = False,
+            latency: float = 0.0) -> tuple[list[str], dict[str, float]]:
     """Section 1 (and the set-up of section 2): `count` repositories migrated by two workers; `local`: from
-    file:// URLs (git's own upload-pack, no HTTP server) instead of the loopback smart-HTTP server."""
+    file:// URLs (git's own upload-pack, no HTTP server) instead of the loopback smart-HTTP server; `latency`:
+    seconds the server waits before each answer (a git host across a network, not on these two cores)."""
     served_root = base / "served"
     server = GitHTTPServer(served_root, token=TOKEN)
+    server.latency = latency
     every = served(served_root, max(count, syncs))
     names = every[:count]
     server.start()
@@ -184,7 +189,7 @@ def migrate(base: Path, count: int, redis: RedisServer, syncs: int,
         org = fleet.stub.CreateOrganisation(pb.CreateOrganisationRequest(slug="bench"))
         say(f"fleet: {count} migrations by two workers")
         workers = [proc.pid for proc in fleet.procs]
-        watched = workers + ([redis.proc.pid] if redis.proc else [])
+        watched = workers + [fleet.api.pid] + ([redis.proc.pid] if redis.proc else [])
         cpu, worker_cpu = own_cpu() + cpu_seconds(watched), cpu_seconds(workers)
         began = time.monotonic()
         for name in names:
@@ -202,6 +207,8 @@ def migrate(base: Path, count: int, redis: RedisServer, syncs: int,
             f"{timed.count if timed else 0}")
         figures = {"baseline": baseline, "fleet": migrated, "failed": failed, "baseline_cpu": baseline_cpu,
                    "fleet_cpu": fleet_cpu, "worker_cpu": worker_cpu}
+        if syncs <= 0:
+            return names, figures
         if syncs > count:  # section 2's set: more repositories, migrated untimed
             say(f"fleet: {syncs - count} more migrations for section 2")
             for name in every[count:]:
@@ -382,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
                         "[200, 1,000, 10,000, 100k]")
     parser.add_argument("--only", choices=("migrate", "noop", "list", "memory"))
     parser.add_argument("--file", action="store_true", help="migrate from file:// URLs, not the HTTP server")
+    parser.add_argument("--latency", type=float, default=20.0, metavar="MS",
+                        help="a second migration run with the server answering each request this much later, as a "
+                             "host across a network does (0: none) [20]")
     args = parser.parse_args(argv)
     count = 40 if args.quick else 200
     syncs = 40 if args.quick else 1000
@@ -405,6 +415,17 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {count} migrations from {where}, two workers (Redis, SQLite) | {fig['fleet']:.1f} s "
                          f"({fig['failed']:.0f} failed) | sequential `git clone --mirror`: {fig['baseline']:.1f} s "
                          f"| {fig['baseline'] / fig['fleet']:.2f}x faster | 1.5x faster |")
+            if args.latency > 0 and not args.file:
+                redis = RedisServer(base / "redis-latency")
+                redis.start()
+                try:
+                    _, far = migrate(base / "migrate-latency", count, redis, 0, latency=args.latency / 1000)
+                finally:
+                    redis.stop()
+                lines.append(f"| the same, the server answering each request {args.latency:g} ms later (a host "
+                             f"across a network) | {far['fleet']:.1f} s ({far['failed']:.0f} failed) | sequential "
+                             f"`git clone --mirror`: {far['baseline']:.1f} s | {far['baseline'] / far['fleet']:.2f}x "
+                             f"faster | 1.5x faster |")
             lines.append(f"| the same, CPU seconds of every process (git, server, workers, Redis, API) "
                          f"| {fig['fleet_cpu']:.1f} s (the workers and their git {fig['worker_cpu']:.1f} s), "
                          f"best wall on 2 cores {fig['fleet_cpu'] / 2:.1f} s "

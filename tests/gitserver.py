@@ -256,6 +256,7 @@ class GitHTTPServer:
         self.hanging = 0
         self.drip = 0.0  # endless_pack: seconds between objects
         self.sent = 0  # bytes of endless packs sent
+        self.latency = 0.0  # seconds each request waits before its answer: a host across a network
         self._mode = "normal"
         self._stopped = False
         self._cond = threading.Condition()
@@ -373,6 +374,8 @@ class _Handler(Replying):
         mode = owner.mode
         auth = self.headers.get("Authorization")
         owner._record(Request(self.command, self.path, auth, mode))
+        if owner.latency:
+            time.sleep(owner.latency)
         try:
             if mode == "hang":
                 owner._hang()

@@ -105,10 +105,10 @@ class RepositoryApi:
             sync_interval=request.sync_interval,
         ))
         kind = "migrate" if repo.source_url else "initialize"
-        task = self._queue(repo.id, kind)
+        task = self._queue(repo.id, kind, repo=repo)
         what = "migration" if kind == "migrate" else "initialisation"
         return pb.RepositoryResponse(
-            repository=repository_message(self.store.repository(repo.id)),
+            repository=repository_message(repo),
             message=f"created {full_name(repo)}; {what} queued as task {task.task_id}")
 
     def MigrateRepository(self, request: pb.MigrateRepositoryRequest) -> pb.MigrationResponse:
@@ -119,7 +119,7 @@ class RepositoryApi:
                 self.store.set_source(repo.id, url)
         elif not repo.source_url:
             raise Precondition(f"repository {full_name(repo)} has no source_url: give one to migrate from")
-        task = self._queue(repo.id, "migrate", force=request.force)
+        task = self._queue(repo.id, "migrate", force=request.force, repo=repo)
         again = " (forced: re-cloned from scratch)" if request.force else ""
         return pb.MigrationResponse(repository_id=repo.id, status=task.status, task_id=task.task_id,
                                     message=f"migration of {full_name(repo)} queued as task {task.task_id}{again}")
@@ -128,7 +128,7 @@ class RepositoryApi:
         repo = self._workable(request.repository_id)
         if not repo.source_url:
             raise Precondition(f"repository {full_name(repo)} has no source_url to sync from; migrate it first")
-        task = self._queue(repo.id, "sync")
+        task = self._queue(repo.id, "sync", repo=repo)
         return pb.SyncResponse(repository_id=repo.id, status=task.status, task_id=task.task_id,
                                commits_synced=task.commits_synced,
                                message=f"sync of {full_name(repo)} queued as task {task.task_id}")
@@ -172,9 +172,9 @@ class RepositoryApi:
             raise Precondition(f"repository {full_name(repo)} is archived: no task runs on it")
         return repo
 
-    def _queue(self, repo_id: int, kind: str, force: bool = False) -> SyncTask:
+    def _queue(self, repo_id: int, kind: str, force: bool = False, repo: GitRepository | None = None) -> SyncTask:
         """Record the task, then hand it to the broker; a task the broker refused is marked failed."""
-        task = self.store.new_task(repo_id, kind, force=force)
+        task = self.store.new_task(repo_id, kind, force=force, repo=repo)
         try:
             self.send(task)
         except Exception as exc:

@@ -21,8 +21,8 @@ import os
 import socket
 import threading
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -129,13 +129,22 @@ def send(config: FleetConfig, task: db.SyncTask) -> None:
 
 
 @contextmanager
-def repository_lock(config: FleetConfig, repository_id: int) -> Iterator[None]:
-    """Hold the repository's exclusive lock (waiting for it): `<repos_dir>/.fleet/locks/<id>.lock`."""
+def repository_lock(config: FleetConfig, repository_id: int,
+                    waiting: Callable[[], AbstractContextManager[None]] | None = None) -> Iterator[None]:
+    """Hold the repository's exclusive lock: `<repos_dir>/.fleet/locks/<id>.lock`. When another task holds it,
+    wait for it inside `waiting()` (what the wait must say meanwhile); a free lock is taken at once."""
     path = config.state_dir / "locks" / f"{int(repository_id)}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with waiting() if waiting is not None else contextlib.nullcontext():
+                fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing the last descriptor releases the lock
@@ -175,8 +184,9 @@ def deliver(task: Any, config: FleetConfig, repository_id: int, sync_task_id: st
     work, store = work_for(config)
     bound = log.bind(task_id=sync_task_id, repository_id=repository_id, task=task.name)
     with contextlib.ExitStack() as held:
-        with work.hold(sync_task_id):  # a worker killed while it waits here: the beat sends the task again
-            held.enter_context(repository_lock(config, repository_id))
+        # While it waits for a busy repository, the task's row says this worker holds it (one killed while it
+        # waits: the beat sends the task again); a free repository is claimed at once, in work.run.
+        held.enter_context(repository_lock(config, repository_id, lambda: work.hold(sync_task_id)))
         bound.info("task started")
         try:
             commits = work.run(sync_task_id)

@@ -20,6 +20,7 @@ from committer.fleet.db import (
     GitRepository,
     IntegrityError,
     Organisation,
+    SyncTask,
     and_,
     case,
     delete,
@@ -109,8 +110,8 @@ class Store(TaskRows):
     # Repositories
 
     def create_repository(self, new: NewRepository) -> GitRepository:
+        """A new repository row, pending, in one transaction (its organisation read in the same one)."""
         rules.name(new.name)
-        org = self.organisation(new.organisation_id)
         fields = dict(new.__dict__)
         fields["source_url"] = rules.source_url(new.source_url)
         fields["source_type"] = rules.source_type(new.source_type)
@@ -118,16 +119,23 @@ class Store(TaskRows):
         fields["credential"] = rules.credential(new.credential)
         if new.sync_interval < 0:
             raise rules.Invalid("sync_interval: must not be negative")
-        rules.local_source(fields["source_url"], self.repos_dir, org.slug, new.name)
-        local = self.repos_dir / org.slug / new.name
+        shown = f"{new.organisation_id}/{new.name}"
         try:
             with session(self.engine) as db:
-                repo = GitRepository(**fields, local_path=str(local), status="pending")
+                org = db.get(Organisation, new.organisation_id)
+                if org is None:
+                    raise rules.NotFound(f"organisation {new.organisation_id} does not exist")
+                shown = f"{org.slug}/{new.name}"
+                rules.local_source(fields["source_url"], self.repos_dir, org.slug, new.name)
+                local = self.repos_dir / org.slug / new.name
+                # Both relationships given: the row is whole after the flush, with no query to read it back.
+                repo = GitRepository(**fields, local_path=str(local), status="pending", organisation=org,
+                                     branches=[])
                 db.add(repo)
                 db.flush()
-                return self._load(db, repo.id)
+                return repo
         except IntegrityError:
-            raise rules.Exists(f"repository {org.slug}/{new.name} exists") from None
+            raise rules.Exists(f"repository {shown} exists") from None
 
     def repository(self, repo_id: int) -> GitRepository:
         with session(self.engine) as db:
@@ -190,22 +198,51 @@ class Store(TaskRows):
                         last_commit_hash: str, default_branch: str, synced_at: datetime | None = None) -> None:
         """The repository's branches (replaced whole), its commit count and head after a migration or sync."""
         with session(self.engine) as db:
-            repo = db.get(GitRepository, repo_id)
-            if repo is None:
-                raise rules.NotFound(f"repository {repo_id} does not exist")
-            # Rows kept by name and updated in place: the flush inserts before it deletes, so a branch
-            # removed and added again in one list would break the (repository, name) unique constraint.
-            kept = {branch.name: branch for branch in repo.branches}
-            rows = []
-            for b in branches:
-                row = kept.get(b.name) or GitBranch(name=b.name)
-                row.commit_hash, row.is_default = b.commit_hash, b.is_default
-                rows.append(row)
-            repo.branches = rows
-            repo.total_commits = total_commits
-            repo.last_commit_hash = last_commit_hash
-            repo.default_branch = default_branch
-            repo.last_synced_at = synced_at or now()
+            self._snapshot(db, repo_id, branches, total_commits, last_commit_hash, default_branch, synced_at)
+
+    def finish(self, repo_id: int, task_id: str, snapshot: tuple[Iterable[BranchState], int, str, str],
+               commits_synced: int) -> None:
+        """A task succeeded, in one transaction: the repository's snapshot (branches, commit count, head,
+        default branch), its status active (unless archived meanwhile), the task succeeded."""
+        with session(self.engine) as db:
+            self._snapshot(db, repo_id, *snapshot)
+            db.execute(update(GitRepository).where(and_(
+                GitRepository.id == repo_id, GitRepository.status != "archived")).values(
+                status="active", error_message="", updated_at=now()))
+            db.execute(update(SyncTask).where(SyncTask.task_id == task_id).values(
+                status="succeeded", commits_synced=commits_synced, finished_at=now(), error_message=""))
+
+    @staticmethod
+    def _snapshot(db: Any, repo_id: int, branches: Iterable[BranchState], total_commits: int,
+                  last_commit_hash: str, default_branch: str, synced_at: datetime | None = None) -> None:
+        repo = db.get(GitRepository, repo_id)
+        if repo is None:
+            raise rules.NotFound(f"repository {repo_id} does not exist")
+        # Rows kept by name and updated in place: the flush inserts before it deletes, so a branch
+        # removed and added again in one list would break the (repository, name) unique constraint.
+        kept = {branch.name: branch for branch in repo.branches}
+        rows = []
+        for b in branches:
+            row = kept.get(b.name) or GitBranch(name=b.name)
+            row.commit_hash, row.is_default = b.commit_hash, b.is_default
+            rows.append(row)
+        repo.branches = rows
+        repo.total_commits = total_commits
+        repo.last_commit_hash = last_commit_hash
+        repo.default_branch = default_branch
+        repo.last_synced_at = synced_at or now()
+
+    def unchanged(self, repo_id: int, task_id: str) -> None:
+        """A sync found nothing new, in one transaction: the time of the last sync, the repository active
+        (unless archived meanwhile), the task succeeded with no commits."""
+        with session(self.engine) as db:
+            at = now()
+            db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(last_synced_at=at))
+            db.execute(update(GitRepository).where(and_(
+                GitRepository.id == repo_id, GitRepository.status != "archived")).values(
+                status="active", error_message="", updated_at=at))
+            db.execute(update(SyncTask).where(SyncTask.task_id == task_id).values(
+                status="succeeded", commits_synced=0, finished_at=at, error_message=""))
 
     def mark_synced(self, repo_id: int) -> None:
         """A sync found nothing new: only the time of the last sync changes."""

@@ -50,8 +50,9 @@ class TaskRows:
     def repository(self, repo_id: int) -> GitRepository:
         raise NotImplementedError
 
-    def new_task(self, repo_id: int, kind: str, force: bool = False) -> SyncTask:
-        repo = self.repository(repo_id)
+    def new_task(self, repo_id: int, kind: str, force: bool = False, repo: GitRepository | None = None) -> SyncTask:
+        """A pending task on the repository (`repo`: its row, just read or made, so not read again)."""
+        repo = repo if repo is not None and repo.id == repo_id else self.repository(repo_id)
         if repo.status == "archived":
             raise rules.Archived(f"repository {repo.organisation.slug}/{repo.name} is archived")
         with session(self.engine) as db:
@@ -68,14 +69,17 @@ class TaskRows:
             return task
 
     def claim_task(self, task_id: str, worker: str, lease: float,
-                   gone: Callable[[str], bool] = lambda _worker: False) -> SyncTask | None:
+                   gone: Callable[[str], bool] = lambda _worker: False, task: SyncTask | None = None,
+                   repository_status: str = "") -> SyncTask | None:
         """A delivery takes its task, or None: the row is the one judge of whether a message may run, so a
         message that comes twice (sent again by the beat, restored by the broker) never runs a task twice.
         It may when the task is pending, retrying and due (within CLOCK_SLACK: another machine's clock), or
         running but its worker is lost (not heard from for a lease, or `gone(worker)`: seen dead from here).
-        The claim is one conditional UPDATE on the row as read, so of two racing deliveries one wins: running,
-        one more attempt, started and heard from now."""
-        task = self.task(task_id)
+        The claim is one conditional UPDATE on the row as read (`task`: the row just read, else read here),
+        so of two racing deliveries one wins: running, one more attempt, started and heard from now. With
+        `repository_status`, the claim sets the repository's status in the same transaction (unless it is
+        archived)."""
+        task = task if task is not None and task.task_id == task_id else self.task(task_id)
         at = now()
         if task.status == "pending":
             free = True
@@ -95,7 +99,11 @@ class TaskRows:
                         worker=worker, finished_at=None, retry_at=None))
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 return None
-        return self.task(task_id)
+            if repository_status:
+                db.execute(update(GitRepository).where(and_(
+                    GitRepository.id == task.repository_id, GitRepository.status != "archived")).values(
+                    status=repository_status, error_message="", updated_at=at))
+            return db.scalar(select(SyncTask).where(SyncTask.task_id == task_id))
 
     def hold_task(self, task_id: str, worker: str) -> None:
         """A worker has the task's message and waits to run it (its repository busy): while it stays

@@ -63,7 +63,8 @@ class Work:
             raise TaskFailed(f"the repository of task {task_id} no longer exists", retry=False) from None
         if repo.status == "archived":
             raise TaskFailed(f"repository {_shown(repo)} is archived", retry=False)
-        claimed = self.store.claim_task(task_id, self.worker, self.config.lease, gone)
+        claimed = self.store.claim_task(task_id, self.worker, self.config.lease, gone, task=task,
+                                        repository_status=_working(task, repo))
         if claimed is None:
             log.info("fleet_task_not_claimed", task=task_id, status=task.status, worker=task.worker)
             return None
@@ -107,16 +108,13 @@ class Work:
     def _do(self, task: SyncTask, repo: GitRepository) -> int:
         layout = Layout(Path(repo.local_path), bare=repo.is_bare or repo.is_mirror)
         self.git.clear_leftovers(layout.path)
-        if task.kind == "initialize":
-            self.store.settle(repo.id, "initializing")
+        if task.kind == "initialize":  # initializing since the claim
             self.git.initialize(layout)
             return self._finish(task, repo, layout, [])
         if task.kind not in ("migrate", "sync"):
             raise TaskFailed(f"task {task.task_id} has an unknown kind {task.kind!r}", retry=False)
         if task.kind == "migrate" and not repo.source_url:
             raise TaskFailed(f"repository {_shown(repo)} has no source_url to migrate from", retry=False)
-        if task.kind == "migrate" or repo.status != "active":
-            self.store.settle(repo.id, "mirroring")
         there = self.git.exists(layout)
         before = self.git.refs(layout) if there and repo.last_synced_at is not None else {}
         exclude = self._imported(repo, before) if there else []  # after a forced clone, those still there
@@ -156,10 +154,7 @@ class Work:
 
     def _unchanged(self, task: SyncTask, repo: GitRepository) -> int:
         """A sync that brought nothing: no history to read, no count, no snapshot (the rows hold them)."""
-        self.store.mark_synced(repo.id)
-        self.store.settle(repo.id, "active")
-        self.store.update_task(task.task_id, status="succeeded", commits_synced=0, finished_at=now(),
-                               error_message="")
+        self.store.unchanged(repo.id, task.task_id)
         return 0
 
     def _finish(self, task: SyncTask, repo: GitRepository, layout: Layout, exclude: list[str]) -> int:
@@ -169,10 +164,8 @@ class Work:
             synced = self.store.add_commits(repo.id, commits)
         snap = self.git.snapshot(layout)
         total = synced if not exclude else self.git.count(layout, [])  # nothing excluded: every commit was streamed
-        self.store.record_snapshot(repo.id, snap.branches, total, snap.last_commit_hash, snap.default_branch)
-        self.store.settle(repo.id, "active")
-        self.store.update_task(task.task_id, status="succeeded", commits_synced=synced, finished_at=now(),
-                               error_message="")
+        self.store.finish(repo.id, task.task_id, (snap.branches, total, snap.last_commit_hash, snap.default_branch),
+                          synced)
         return synced
 
     @contextmanager
@@ -202,6 +195,16 @@ class Work:
         finally:
             stop.set()
             thread.join()
+
+
+def _working(task: SyncTask, repo: GitRepository) -> str:
+    """The status a repository takes while the task works on it ('' keeps the one it has): a sync of an
+    active repository leaves it active."""
+    if task.kind == "initialize":
+        return "initializing"
+    if task.kind == "migrate" or repo.status != "active":
+        return "mirroring"
+    return ""
 
 
 def _recorded(repo: GitRepository, refs: dict[str, str]) -> bool:
