@@ -162,5 +162,6 @@ def render(found: finder.Found, in_history: bool, folder: str = "") -> list[str]
         where = "in past versions either" if in_history else "(add --in-history to search past versions)"
         out.append(f"nothing found for {display_text(found.text)!r} in names or content {where}")
     out += [f"stopped early: {why}" for why in found.stopped]
+    out += [f"not searched: {why}" for why in found.unsearched]
     return out
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from committer.commit.lfspaths import LfsPaths
 from committer.core import clock
 from committer.core.errors import ConfigError, GitError
 from committer.core.paths import display_path
@@ -50,6 +51,7 @@ class Found:
     lines: list[Line] = field(default_factory=list)
     past: list[Line] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    unsearched: list[str] = field(default_factory=list)  # what was not looked into, and why
 
 
 def as_dict(found: Found) -> dict[str, Any]:
@@ -63,7 +65,7 @@ def as_dict(found: Found) -> dict[str, Any]:
 
     return {"text": found.text, "names": [display_path(p) for p in found.names],
             "lines": [line(h) for h in found.lines], "past": [line(h) for h in found.past],
-            "stopped": found.stopped}
+            "stopped": found.stopped, "unsearched": found.unsearched}
 
 
 def check_text(text: str) -> str:
@@ -85,6 +87,11 @@ def search(repo: GitRepo, text: str, history: bool = False, seconds: float = SEC
         return found
     found.names = names(repo, text, found.stopped, seconds=seconds)
     found.lines = [line for _rev, line in _grep(repo, text, [head], [], LINES_MAX, found.stopped, seconds)]
+    unread = sorted(LfsPaths(repo).paths)
+    if unread:  # git holds their pointers only: their content is not searched, and the answer says so
+        some = ", ".join(display_path(p) for p in unread[:3]) + (", ..." if len(unread) > 3 else "")
+        found.unsearched.append(f"the content of {len(unread)} file{'s' if len(unread) != 1 else ''} kept in Git "
+                                f"LFS (only their names are searched): {some}")
     if history:
         found.past = past(repo, text, found.stopped, seconds=seconds)
     return found

@@ -131,3 +131,26 @@ def test_search_takes_odd_text_literally(saved: tuple[Layout, dict[str, str]]) -
     assert "bad\\xff.md:1: latin line" in latin.stdout
     star = committer("search", "*", env=layout.env)
     assert star.returncode == 0 and star.stdout.splitlines()[1:] == ["  :(glob)*.md"]
+
+
+def test_search_says_the_content_of_lfs_files_was_not_searched(tmp_path: Path) -> None:
+    """A file kept in Git LFS has only its pointer in git: its content is not searched, and the answer says so
+    (its name still is)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    layout = Layout(tmp_path, data, tmp_path / "git" / "knowledge.git",
+                    {"COMMITTER_DATA_DIR": str(data), "COMMITTER_GIT_DIR": str(tmp_path / "git" / "knowledge.git"),
+                     "COMMITTER_LFS_THRESHOLD": "1KiB"})
+    (data / "big-notes.txt").write_text("needle in a big file\n" * 100)
+    (data / "small.md").write_text("needle in a small file\n")
+    assert committer("init", env=layout.env).returncode == 0
+    assert "oid sha256:" in git(layout.git_dir, "show", "HEAD:big-notes.txt")  # kept in LFS
+    found = committer("search", "needle", env=layout.env)
+    assert found.returncode == 0, found.stderr
+    assert "small.md:1: needle in a small file" in found.stdout
+    assert "not searched: the content of 1 file kept in Git LFS (only their names are searched): big-notes.txt" \
+        in found.stdout
+    named = committer("search", "big-notes", env=layout.env)
+    assert "  big-notes.txt" in named.stdout
+    as_json = committer("search", "needle", "--json", env=layout.env)
+    assert '"unsearched": ["the content of 1 file kept in Git LFS' in as_json.stdout
