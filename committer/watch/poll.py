@@ -31,6 +31,8 @@ class PollObserver:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.stop(thread.join_timeout() if timeout is None else timeout)
+            if not thread.alive():
+                self.scanner.close()
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.alive()
