@@ -44,7 +44,8 @@ class Scan:
         self.root_dev = root_dev
         self.hints = hints  # where set (trusted filesystems only): which folders had no event since
         self.out: list[str] = [] if report else Discard()
-        self.changing: list[str] = [] if report else Discard()  # files whose stat changed: may still be written
+        self.changing: list[str] = [] if report else Discard()  # files whose stat changed
+        self.fresh: list[str] = [] if report else Discard()  # of those, written within `quiet`: may still be
         self.stats = ScanStats()
 
     def visit(self, fd: int, rel: str, d: DirState, st_dir: os.stat_result | None) -> list[Kid]:
@@ -164,6 +165,8 @@ class Scan:
                 if fp != prev:
                     out.append(path)  # new, modified, or a directory replaced by a file
                     self.changing.append(path)
+                    if self.racy_check.fresh(st):
+                        self.fresh.append(path)
                     if self.racy_check.racy(st) and st.st_mode & S_IFMT in (stat.S_IFREG, stat.S_IFLNK):
                         racy[name] = self.racy_check.digest(fd, name, st)
                 elif name in old_racy:

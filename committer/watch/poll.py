@@ -12,14 +12,15 @@ from committer.watch.settle import looks_temporary
 
 
 class PollObserver:
-    """Scans the data directory every poll_interval seconds; a file whose stat changed since the scan
-    before waits one more round (it may still be written)."""
+    """Scans the data directory every poll_interval seconds; a changed file last written (by its own
+    mtime or ctime) less than poll_interval ago waits until it is not any more: it may still be written."""
 
     kind = "poll"
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
-        self.scanner = PollScanner(Path(scope.root), scope.pfilter)
+        # a changed file is held until left alone for one interval, as long as a scan would take to tell
+        self.scanner = PollScanner(Path(scope.root), scope.pfilter, quiet=scope.poll_interval)
         self._thread: PollThread | None = None
 
     def start(self) -> None:
@@ -45,7 +46,7 @@ class PollObserver:
     def _polled(self, paths: list[str]) -> None:
         inbox = self.scope.inbox
         changing = frozenset(self.scanner.changing)
-        inbox.hold(changing)  # before the paths: the loop never takes them without knowing they wait
+        inbox.hold(frozenset(self.scanner.fresh))  # before the paths: the loop never takes them unknowing
         with inbox.settling() as settling:
             for path in paths:
                 if looks_temporary(path):

@@ -1,11 +1,12 @@
 """The poll observer: finds changed paths under the data directory by periodic stat walks.
 
-Used where inotify sees nothing (FUSE bucket mounts, network shares). Each scan lstat()s the
-entries of every directory that is not ignored (on a local disk, of those that may have changed), relative to an open descriptor of its directory (no
-path walk per file, no symlink ever followed), and compares one 64-bit fingerprint per entry with
-the previous scan's. Nothing else is kept: per directory its entry names joined in one string and
-an array of fingerprints, about 20 bytes per entry (~3 MB for 100k files). That state is watch.entries;
-one pass comparing the tree with it is watch.classify; this module walks the tree and owns the root.
+Used where inotify sees nothing (FUSE bucket mounts, network shares). Each scan lstat()s the entries of
+every directory that is not ignored (on a local disk, of those that may have changed), relative to an
+open descriptor of its directory (no path walk per file, no symlink ever followed), and compares one
+64-bit fingerprint per entry with the previous scan's. Nothing else is kept: per directory its entry
+names joined in one string and an array of fingerprints, about 20 bytes per entry (~3 MB for 100k
+files). That state is watch.entries; one pass comparing the tree with it is watch.classify; this module
+walks the tree and owns the root.
 
 Rewriting a file in place changes its own mtime and ctime, never its directory's, so a directory's
 mtime alone cannot say its files are unchanged. What it spares is the readdir: a directory whose
@@ -72,6 +73,9 @@ class PollScanner:
     stable (some FUSE mounts renumber inodes when their cache expires: every file would be
     reported once and compared with HEAD by the daemon, correct but costly).
     `trust_dir_mtime`: None decides from the filesystem type of root (TRUSTED_FS).
+    `quiet`: a changed file last written (its own mtime or ctime) less than this many seconds ago is
+    `fresh`, may still be written, and is held by the observer (the poll interval; racy_margin if None).
+    `hints`, `verify_every`: inotify hints where directory mtimes are trusted (watch.hints).
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class PollScanner:
         racy_margin: float = 3.0,
         racy_hash_limit: int = 8 << 20,
         trust_dir_mtime: bool | None = None,
+        quiet: float | None = None,
         hints: bool = True,
         verify_every: int = VERIFY_EVERY,
     ) -> None:
@@ -90,6 +95,7 @@ class PollScanner:
         self.pfilter = pfilter
         self.minimal = check_stat == "minimal"
         self.racy_margin_ns = int(racy_margin * _NS)
+        self.quiet_ns = int((racy_margin if quiet is None else quiet) * _NS)
         self._racy = Racy(self.minimal, racy_hash_limit)
         self.trust_dir_mtime = trust_dir_mtime
         self.use_hints = hints
@@ -107,7 +113,8 @@ class PollScanner:
         self._unreadable: set[str] = set()
         self._root_problem = ""
         self._pass = Scan(pfilter, 0, self.minimal, self._racy)  # the scan under way, or the last one
-        self.changing: list[str] = []  # files whose stat changed in the last scan: may still be written
+        self.changing: list[str] = []  # files whose stat changed in the last scan
+        self.fresh: list[str] = []  # of those, the ones last written within `quiet`: may still be written
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -143,7 +150,59 @@ class PollScanner:
         if not self._primed:
             self.prime()
             return []
-        return self._walk()
+        carried = self.fresh  # found by an earlier scan, perhaps written since: still fresh if so
+        out = self._walk()
+        if carried:
+            self.fresh = list(dict.fromkeys([*self.fresh, *carried]))
+            self.settle()
+        return out
+
+    def settle(self) -> bool:
+        """Look again at the fresh files: keep those still written within `quiet` seconds of now (by their
+        own mtime or ctime), drop those since left alone, gone or unreadable. Whether any was dropped."""
+        if not self.fresh:
+            return False
+        self._window(time.time_ns())
+        by_folder: dict[str, list[str]] = {}
+        for path in self.fresh:
+            folder, _, name = path.rpartition("/")
+            by_folder.setdefault(folder, []).append(name)
+        still: list[str] = []
+        try:
+            root_fd = os.open(self.root, _ROOT_FLAGS)
+        except OSError:
+            self.fresh = []
+            return True
+        try:
+            for folder, names in by_folder.items():
+                still += self._still_written(root_fd, folder, names)
+        finally:
+            os.close(root_fd)
+        dropped = len(still) < len(self.fresh)
+        self.fresh = still
+        return dropped
+
+    def _window(self, now: int) -> None:
+        self._racy.window(now - self.racy_margin_ns, now + _FUTURE_NS, now - self.quiet_ns)
+
+    def _still_written(self, root_fd: int, folder: str, names: list[str]) -> list[str]:
+        try:
+            fd = beneath.open_beneath(root_fd, folder, _DIR_FLAGS)
+        except OSError:
+            return []  # gone or replaced: the next scan says what became of it
+        prefix = f"{folder}/" if folder else ""
+        out: list[str] = []
+        try:
+            for name in names:
+                try:
+                    st = os.lstat(name, dir_fd=fd)
+                except OSError:
+                    continue
+                if self._racy.fresh(st):
+                    out.append(prefix + name)
+        finally:
+            os.close(fd)
+        return out
 
     def close(self) -> None:
         """Let go of the inotify watches (watch.hints); a later scan makes new ones."""
@@ -164,13 +223,13 @@ class PollScanner:
         """One scan; what it found, or nothing when it only set the baseline."""
         started = time.monotonic()
         now = time.time_ns()
-        self._racy.window(now - self.racy_margin_ns, now + _FUTURE_NS)
+        self._window(now)
         token = self._rules_token()
         if token != self._rules:
             self._rules = token
             self._gen += 1
         scan = self._pass = Scan(self.pfilter, self._gen, self.minimal, self._racy, report=self._have_state)
-        self.changing, self.stats = scan.changing, scan.stats
+        self.changing, self.fresh, self.stats = scan.changing, scan.fresh, scan.stats
         try:
             fd = os.open(self.root, _ROOT_FLAGS)
         except OSError as exc:
