@@ -10,17 +10,23 @@ from committer.watch.pollthread import PollThread
 from committer.watch.scanner import PollScanner
 from committer.watch.settle import looks_temporary
 
+# A changed file written (by its own mtime or ctime) less than this long ago, or less than poll_interval if
+# that is shorter, may still be being written: its batch waits. Also the racy margin (watch.scanner), so
+# it covers a timestamp granularity up to 2 s; a writer pausing longer gets a partial version committed,
+# completed by the next batch.
+QUIET = 3.0
+
 
 class PollObserver:
     """Scans the data directory every poll_interval seconds; a changed file last written (by its own
-    mtime or ctime) less than poll_interval ago waits until it is not any more: it may still be written."""
+    mtime or ctime) less than QUIET seconds ago waits until it is not any more: it may still be written."""
 
     kind = "poll"
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
-        # a changed file is held until left alone for one interval, as long as a scan would take to tell
-        self.scanner = PollScanner(Path(scope.root), scope.pfilter, quiet=scope.poll_interval)
+        quiet = min(scope.poll_interval, QUIET)
+        self.scanner = PollScanner(Path(scope.root), scope.pfilter, quiet=quiet)
         self._thread: PollThread | None = None
 
     def start(self) -> None:
