@@ -43,6 +43,7 @@ class Scan:
         self.trusted = trusted  # directory mtimes are kept honestly here (watch.mounts)
         self.root_dev = root_dev
         self.hints = hints  # where set (trusted filesystems only): which folders had no event since
+        self.number = 0  # this scan's number, for hints.prune()
         self.out: list[str] = [] if report else Discard()
         self.changing: list[str] = [] if report else Discard()  # files whose stat changed
         self.fresh: list[str] = [] if report else Discard()  # of those, written within `quiet`: may still be
@@ -58,6 +59,7 @@ class Scan:
         hints = self.hints if trusted else None
         if hints is not None:
             assert st_dir is not None
+            d.seen = self.number
             if (not listed and not d.racy and not d.nested and not self.racy_check.racy(st_dir)
                     and hints.quiet(d)):
                 # no entry came or went (mtime), none was written or touched (no event): nothing to stat

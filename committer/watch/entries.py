@@ -32,7 +32,7 @@ class DirState:
     """What one directory held when it was last looked at."""
 
     __slots__ = ("checks", "children", "dirty", "fps", "gen", "ignored", "names", "nested", "racy", "relist",
-                 "stamp", "wd")
+                 "seen", "stamp", "wd")
 
     def __init__(self) -> None:
         self.names = ""  # entry names in listing order, joined by NUL
@@ -47,6 +47,7 @@ class DirState:
         self.wd = -1  # its inotify watch (watch.hints), where it has one
         self.dirty = True  # an event came since its files were last statted (watch.hints)
         self.checks = 0  # scans since its files were last statted (watch.hints)
+        self.seen = -1  # the last scan that visited it (watch.hints)
 
     def clear(self) -> None:
         self.names, self.fps, self.ignored, self.children, self.racy = "", array("q"), EMPTY, {}, None

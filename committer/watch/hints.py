@@ -45,6 +45,9 @@ class Hints:
         self._add = libc.inotify_add_watch
         self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
         self._add.restype = ctypes.c_int
+        self._rm = libc.inotify_rm_watch
+        self._rm.argtypes = (ctypes.c_int, ctypes.c_int)
+        self._rm.restype = ctypes.c_int
         fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             err = ctypes.get_errno()
@@ -106,6 +109,13 @@ class Hints:
         self._dirs[wd] = d  # the same folder seen at two paths (a bind mount): only the last is watched
         d.checks = self._seq % self.verify_every  # spread the folders' checks over the scans
         self._seq += 1
+
+    def prune(self, scan: int) -> None:
+        """After a whole scan: drop the watches of folders it did not visit (deleted, moved out of the
+        tree, now ignored or a nested repository), and what was kept of them."""
+        for wd in [wd for wd, d in self._dirs.items() if d.seen != scan]:
+            del self._dirs[wd]
+            self._rm(self.fd, wd)
 
     @property
     def closed(self) -> bool:

@@ -110,6 +110,7 @@ class PollScanner:
         self._trusted = False
         self._rules: object = self._rules_token()
         self._gen = 0
+        self._count = 0  # scans made
         self._unreadable: set[str] = set()
         self._root_problem = ""
         self._pass = Scan(pfilter, 0, self.minimal, self._racy)  # the scan under way, or the last one
@@ -248,6 +249,8 @@ class PollScanner:
                     return []
                 scan.trusted, scan.root_dev = self._trusted, self._root_dev
                 scan.hints = self._hinting()
+                self._count += 1
+                scan.number = self._count
                 first = (fd, "", iter(scan.visit(fd, "", self._tree, st)))
             except OSError as exc:
                 self._root_trouble(f"cannot list: {exc.strerror}")
@@ -261,6 +264,8 @@ class PollScanner:
         finally:
             if not handed:
                 os.close(fd)
+        if scan.hints is not None:
+            scan.hints.prune(scan.number)
         out = list(dict.fromkeys(scan.out))  # a path can come twice in a race
         report, self._have_state = self._have_state, True
         self.stats.reported = len(out) if report else 0

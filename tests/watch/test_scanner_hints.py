@@ -164,3 +164,20 @@ def test_close_lets_go_of_the_watches_and_a_new_prime_makes_new_ones(settled: Pa
     assert found(s) == set()  # a new instance, every folder statted once
     assert s.stats.skipped == 0 and s._hints is not None and s._hints is not first
     assert first.closed and not s._hints.closed
+
+
+def test_a_folder_moved_out_deleted_or_ignored_loses_its_watch(settled: Path, tmp_path: Path) -> None:
+    s = hinted(settled)
+    found(s)
+    hints = s._hints
+    assert hints is not None and hints.watched == 5
+    (settled / "a").rename(tmp_path / "a-outside")
+    for name in ("one.md", "two.md"):
+        (settled / "b" / name).unlink()
+    (settled / "b").rmdir()
+    (settled / ".bmignore").write_text("c/\n")
+    assert s.pfilter.refresh()  # what the daemon does when .bmignore changes
+    found(s)
+    assert hints.watched == 2  # the root and d
+    (tmp_path / "a-outside" / "one.md").write_text("written outside the tree")
+    assert found(s) == set() and hints.watched == 2
