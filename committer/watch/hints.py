@@ -3,13 +3,14 @@ folder, read once at the start of each scan, lets a scan skip the lstat() of eve
 that had no event, whose own mtime and inode are unchanged (watch.classify).
 
 Why a folder's mtime is not enough: adding, removing or renaming an entry changes it, rewriting a file
-in place does not (only the file's own mtime and ctime change). The kernel tells every watch on a
-folder when one of its files is written, truncated, has its times, mode or owner changed, or an entry
-comes or goes, whoever does it on this host: any process, container or mount of the same filesystem.
-Two kinds of change raise no event on the folder: a write through a shared mmap (the kernel moves the
-mtime but notifies nobody), and a write through a hard link in another folder (the event goes to that
-folder). So every folder's files are still all statted at least once every `verify_every` scans, spread
-over the scans, and such a change is found within that many intervals instead of one.
+in place does not (only the file's own mtime and ctime change). The kernel tells every watch on a folder
+when one of its files is written, truncated, has its times, mode or owner changed, or an entry comes or
+goes, whoever does it on this host: any process, container or mount of the same filesystem. Two kinds of
+change raise no event on the folder: a write through a shared mmap (the kernel moves the mtime but
+notifies nobody), and a write through a hard link in another folder (the event goes to that folder). So
+every folder's files are still all statted at least once every `verify_every` scans (the poll observer
+makes that about a minute), spread over the scans, and such a change is found within that many intervals
+instead of one.
 
 Used only where directory mtimes are trusted (watch.mounts.TRUSTED_FS: local disks and tmpfs); on FUSE,
 NFS and SMB a change made elsewhere raises no event here, so every file is statted at every scan. When
@@ -34,7 +35,7 @@ MASK = (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | I
         | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
 _READ = 1 << 16
-VERIFY_EVERY = 6  # scans: the longest a folder's files go without an lstat()
+VERIFY_EVERY = 6  # scans: the longest a folder's files go without an lstat() (the poll observer: 60 s worth)
 
 
 class Hints:

@@ -15,6 +15,9 @@ from committer.watch.settle import looks_temporary
 # it covers a timestamp granularity up to 2 s; a writer pausing longer gets a partial version committed,
 # completed by the next batch.
 QUIET = 3.0
+# Where inotify hints spare the stats of quiet folders (watch.hints), each folder's files are still all
+# statted about this often, for the writes no event reports (mmap, a hard link in another folder).
+VERIFY = 60.0
 
 
 class PollObserver:
@@ -26,7 +29,8 @@ class PollObserver:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
         quiet = min(scope.poll_interval, QUIET)
-        self.scanner = PollScanner(Path(scope.root), scope.pfilter, quiet=quiet)
+        every = max(1, round(VERIFY / scope.poll_interval))
+        self.scanner = PollScanner(Path(scope.root), scope.pfilter, quiet=quiet, verify_every=every)
         self._thread: PollThread | None = None
 
     def start(self) -> None:

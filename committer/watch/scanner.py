@@ -8,17 +8,17 @@ names joined in one string and an array of fingerprints, about 20 bytes per entr
 files). That state is watch.entries; one pass comparing the tree with it is watch.classify; this module
 walks the tree and owns the root.
 
-Rewriting a file in place changes its own mtime and ctime, never its directory's, so a directory's
-mtime alone cannot say its files are unchanged. What it spares is the readdir: a directory whose
-mtime and inode are unchanged, and were not racy when it was last listed, still holds the names it
-held. Where directory mtimes are known to be kept honestly (local disk filesystems and tmpfs, see
-TRUSTED_FS) the lstat()s are spared too, by inotify (watch.hints): a folder with no event since its
-files were last statted, and an unchanged mtime, is not looked into, but for one scan in
-`verify_every` (6) that stats its files anyway, for the changes no event reports (a write through
-mmap, or through a hard link in another folder). On FUSE, NFS (whose attribute cache can serve a
+Rewriting a file in place changes its own mtime and ctime, never its directory's, so a directory's mtime
+alone cannot say its files are unchanged. What it spares is the readdir: a directory whose mtime and
+inode are unchanged, and were not racy when it was last listed, still holds the names it held. Where
+directory mtimes are known to be kept honestly (local disk filesystems and tmpfs, see TRUSTED_FS) the
+lstat()s are spared too, by inotify (watch.hints): a folder with no event since its files were last
+statted, and an unchanged mtime, is not looked into, but for one scan in `verify_every` (the poll
+observer: about once a minute) that stats its files anyway, for the changes no event reports (a write
+through mmap, or through a hard link in another folder). On FUSE, NFS (whose attribute cache can serve a
 directory mtime older than its listing), SMB and anything unknown a change made elsewhere raises no
-event here: every directory is listed and every file statted at every scan, which on FUSE also fills
-the kernel's attribute cache (READDIRPLUS) for the lstat() calls after it.
+event here: every directory is listed and every file statted at every scan, which on FUSE also fills the
+kernel's attribute cache (READDIRPLUS) for the lstat() calls after it.
 
 Racy entries (git's idea, Documentation/technical/racy-git.txt): a stat taken in the same
 timestamp tick as the file's last write cannot show a second write in that tick with the same
@@ -33,7 +33,7 @@ filesystem's timestamp granularity (2 s on FAT, 1 s on many FUSE and SMB mounts)
 file server's clock may lag this host's.
 
 Cost: on a local disk about 2.5-4 us of CPU per file statted, half of it the kernel's lstat; with the
-hints a scan of an unchanged tree stats a sixth of it (and opens every folder once). On FUSE
+hints a scan of an unchanged tree stats 1/verify_every of it (and opens every folder once). On FUSE
 each lstat of an entry whose cached attributes expired is a round trip to the FUSE daemon (about
 20 us of this process's CPU), so there the cost is set by the mount's attr/entry timeouts: with
 timeouts at least as long as the poll interval the stats are answered by the kernel's cache.
