@@ -1,6 +1,7 @@
 """Section 7: the poll observer on the bench's trees against watchdog's polling, and the daemon polling.
 
-Per tree: one scan of the unchanged tree by committer's `PollScanner` and by watchdog's
+Per tree: one scan of the unchanged tree by committer's `PollScanner` (and by the same without its
+inotify hints, every file statted, as on a local disk where inotify cannot start) and by watchdog's
 `DirectorySnapshot` + `DirectorySnapshotDiff` (the work `PollingObserver` does every interval), each
 in a child process of its own (`poll_bench.py --child`): CPU seconds of a scan (median of the later
 scans), the child's VmHWM, and which of seven changes each one finds. On the largest tree, the real
