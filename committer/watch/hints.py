@@ -14,8 +14,9 @@ instead of one.
 
 Used only where directory mtimes are trusted (watch.mounts.TRUSTED_FS: local disks and tmpfs); on FUSE,
 NFS and SMB a change made elsewhere raises no event here, so every file is statted at every scan. When
-the kernel cannot watch a folder (fs.inotify.max_user_watches reached, /proc not mounted) that folder's
-files are statted at every scan; when its queue overflows, every folder's are, once.
+the kernel cannot watch a folder (fs.inotify.max_user_watches reached, or half of it held here: the rest
+is left to the user's other programs; /proc not mounted) that folder's files are statted at every scan;
+when its queue overflows, every folder's are, once.
 """
 
 from __future__ import annotations
@@ -38,10 +39,19 @@ _READ = 1 << 16
 VERIFY_EVERY = 6  # scans: the longest a folder's files go without an lstat() (the poll observer: 60 s worth)
 
 
+def _watch_limit() -> int:
+    """fs.inotify.max_user_watches: the watches all of this user's programs may hold together."""
+    try:
+        with open("/proc/sys/fs/inotify/max_user_watches", encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 8192  # the kernel's smallest default
+
+
 class Hints:
     """One inotify instance: the folders it watches, by watch descriptor, and whether each had an event."""
 
-    def __init__(self, verify_every: int = VERIFY_EVERY) -> None:
+    def __init__(self, verify_every: int = VERIFY_EVERY, room: int | None = None) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         self._add = libc.inotify_add_watch
         self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
@@ -56,6 +66,7 @@ class Hints:
         self.fd = fd
         self._closer = weakref.finalize(self, os.close, fd)
         self.verify_every = max(1, verify_every)
+        self.room = room if room is not None else _watch_limit() // 2  # leave the rest to other programs
         self._dirs: dict[int, DirState] = {}  # watch descriptor -> the folder it stands for
         self._seq = 0
         self.overflows = 0
@@ -100,7 +111,7 @@ class Hints:
         """Before d's entries are listed and statted: from here on every change raises an event."""
         d.dirty = False
         d.checks = 0
-        if self._dirs.get(d.wd) is d:
+        if self._dirs.get(d.wd) is d or len(self._dirs) >= self.room:
             return
         # the descriptor's own folder, reached through /proc without any path walk a rename could fool
         wd = self._add(self.fd, f"/proc/self/fd/{fd}".encode(), MASK)

@@ -181,3 +181,27 @@ def test_a_folder_moved_out_deleted_or_ignored_loses_its_watch(settled: Path, tm
     assert hints.watched == 2  # the root and d
     (tmp_path / "a-outside" / "one.md").write_text("written outside the tree")
     assert found(s) == set() and hints.watched == 2
+
+
+def test_at_most_the_room_given_is_watched_and_the_other_folders_are_statted_every_time(settled: Path) -> None:
+    s = hinted(settled)
+    assert s._hints is not None
+    s._hints.close()
+    s._hints = Hints(room=2)  # as when half of fs.inotify.max_user_watches is 2
+    found(s)
+    assert s._hints.watched == 2
+    assert found(s) == set()
+    assert s.stats.skipped == 2 and s.stats.files == 8
+    for folder in FOLDERS:
+        path = settled / folder / "one.md"
+        size = path.lstat().st_size
+        with path.open("r+b") as f:
+            f.write(b"Y" * size)
+    assert found(s) == {f"{folder}/one.md" for folder in FOLDERS}
+
+
+def test_the_room_left_to_other_programs_is_half_the_users_watches() -> None:
+    limit = int(Path("/proc/sys/fs/inotify/max_user_watches").read_text())
+    hints = Hints()
+    assert hints.room == limit // 2
+    hints.close()
