@@ -99,7 +99,7 @@ def test_the_thread_lets_go_between_two_scans(tmp_path: Path) -> None:
 
     for p in (write(tmp_path / "old.md"), tmp_path):
         age(p)
-    s = Counting(tmp_path, PathFilter(tmp_path), quiet=4.0)
+    s = Counting(tmp_path, PathFilter(tmp_path), quiet=7.5)
     got: list[tuple[list[str], int, list[str]]] = []
     done = threading.Event()
 
@@ -108,10 +108,10 @@ def test_the_thread_lets_go_between_two_scans(tmp_path: Path) -> None:
         if not paths:
             done.set()
 
-    thread = PollThread(s, 3.0, on_paths)
+    thread = PollThread(s, 5.0, on_paths)
     thread.start()
-    write(tmp_path / "new.md")  # the first scan, 3 s later, finds it written less than 4 s ago
+    write(tmp_path / "new.md")  # the first scan, 5 s later, finds it written less than 7.5 s ago
     assert done.wait(20)
     thread.stop()
     assert got[0] == (["new.md"], 1, ["new.md"])
-    assert got[1] == ([], 1, [])  # let go about 4 s after the write, before the second scan (at 6 s)
+    assert got[1] == ([], 1, [])  # let go about 7.5 s after the write, before the second scan (at 10 s)
