@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 log = logs.get("committer.scanner")
 
-SETTLE_TICK = 0.25  # seconds between two looks at the files still being written
+SETTLE_TICK = 0.25  # seconds at least between two looks at the files still being written
 
 
 class PollThread(Worker):
@@ -22,11 +22,11 @@ class PollThread(Worker):
 
     start() primes the scanner first if needed, synchronously: no change made after start() returns is
     missed. While a scan's changed files were written less than `quiet` seconds ago (they may still be
-    written, scanner.fresh), they are looked at again every SETTLE_TICK seconds, and the owner is told
-    (on_paths([])) as soon as some of them are left alone. Scans start at a fixed rate; after one that
-    overran the interval (logged) the next starts a quarter interval later. An exception in scan() or
-    on_paths is logged and ends the thread, so alive() turns False (and last_error says why) for the
-    owner's health check.
+    written, scanner.fresh), they are looked at again when the first of them may have been left alone
+    that long (at least SETTLE_TICK seconds apart), and the owner is told (on_paths([])) as soon as some
+    of them are left alone. Scans start at a fixed rate; after one that overran the interval (logged)
+    the next starts a quarter interval later. An exception in scan() or on_paths is logged and ends the
+    thread, so alive() turns False (and last_error says why) for the owner's health check.
     """
 
     name = "poll"
@@ -62,7 +62,10 @@ class PollThread(Worker):
         next_at = time.monotonic() + self.interval
         tick = min(self.interval, SETTLE_TICK)
         while True:
-            wake = min(next_at, time.monotonic() + tick) if self.scanner.fresh else next_at
+            scanner = self.scanner
+            # not sooner than a file can be left alone, nor than twice what a look takes (a burst of files)
+            wait = max(tick, scanner.settle_in, 2 * scanner.settle_seconds)
+            wake = min(next_at, time.monotonic() + wait) if scanner.fresh else next_at
             if self.pause(wake - time.monotonic()):
                 return
             if wake < next_at:  # a look at the files still being written, between two scans

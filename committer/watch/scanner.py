@@ -116,6 +116,9 @@ class PollScanner:
         self._pass = Scan(pfilter, 0, self.minimal, self._racy)  # the scan under way, or the last one
         self.changing: list[str] = []  # files whose stat changed in the last scan
         self.fresh: list[str] = []  # of those, the ones last written within `quiet`: may still be written
+        self.settle_in = 0.0  # seconds until the first fresh file may have been left alone `quiet` long
+        self.settle_seconds = 0.0  # how long the last settle() took
+        self._soonest = 0
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -153,6 +156,7 @@ class PollScanner:
             return []
         carried = self.fresh  # found by an earlier scan, perhaps written since: still fresh if so
         out = self._walk()
+        self.settle_in = 0.0
         if carried:
             self.fresh = list(dict.fromkeys([*self.fresh, *carried]))
             self.settle()
@@ -163,7 +167,9 @@ class PollScanner:
         own mtime or ctime), drop those since left alone, gone or unreadable. Whether any was dropped."""
         if not self.fresh:
             return False
-        self._window(time.time_ns())
+        started, now = time.monotonic(), time.time_ns()
+        self._window(now)
+        self._soonest = now + self.quiet_ns
         by_folder: dict[str, list[str]] = {}
         for path in self.fresh:
             folder, _, name = path.rpartition("/")
@@ -181,6 +187,9 @@ class PollScanner:
             os.close(root_fd)
         dropped = len(still) < len(self.fresh)
         self.fresh = still
+        # the next look is worth taking once the first of them can have been left alone that long
+        self.settle_in = max(0.0, (self._soonest + self.quiet_ns - now) / _NS)
+        self.settle_seconds = time.monotonic() - started
         return dropped
 
     def _window(self, now: int) -> None:
@@ -201,6 +210,8 @@ class PollScanner:
                     continue
                 if self._racy.fresh(st):
                     out.append(prefix + name)
+                    written = st.st_mtime_ns if self.minimal else max(st.st_mtime_ns, st.st_ctime_ns)
+                    self._soonest = min(self._soonest, written)
         finally:
             os.close(fd)
         return out

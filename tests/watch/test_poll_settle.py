@@ -34,6 +34,7 @@ def test_a_file_just_written_is_fresh_until_left_alone_for_the_margin(tmp_path: 
     assert s.scan() == ["new.md"]
     assert s.changing == ["new.md"] and s.fresh == ["new.md"]
     assert s.settle() is False and s.fresh == ["new.md"]  # written just now: still held
+    assert 0 < s.settle_in <= 0.3  # the next look is worth taking when it is 0.3 s old, not before
     left_alone(path, 0.3)
     assert s.settle() is True and s.fresh == []
     assert s.changing == ["new.md"]  # what the scan saw changed is kept for the temp-name bookkeeping
