@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from array import array
+from typing import TYPE_CHECKING
 
 from committer.policy.filters import PathFilter
 from committer.watch.entries import (
@@ -25,21 +26,27 @@ from committer.watch.entries import (
 )
 from committer.watch.racy import Racy
 
+if TYPE_CHECKING:
+    from committer.watch.hints import Hints
+
 
 class Scan:
     """One pass over the tree: compares each directory visited with its last state, updates that state,
     and collects the paths that changed (nothing on the first pass, which only sets the baseline)."""
 
     def __init__(self, pfilter: PathFilter, gen: int, minimal: bool, racy_check: Racy, *,
-                 trusted: bool = False, root_dev: int = -1, report: bool = True) -> None:
+                 trusted: bool = False, root_dev: int = -1, report: bool = True, hints: Hints | None = None) -> None:
         self.pfilter = pfilter
         self.gen = gen  # generation of the ignore rules this pass decides with
         self.minimal = minimal
         self.racy_check = racy_check
         self.trusted = trusted  # directory mtimes are kept honestly here (watch.mounts)
         self.root_dev = root_dev
+        self.hints = hints  # where set (trusted filesystems only): which folders had no event since
+        self.number = 0  # this scan's number, for hints.prune()
         self.out: list[str] = [] if report else Discard()
-        self.changing: list[str] = [] if report else Discard()  # files whose stat changed: may still be written
+        self.changing: list[str] = [] if report else Discard()  # files whose stat changed
+        self.fresh: list[str] = [] if report else Discard()  # of those, written within `quiet`: may still be
         self.stats = ScanStats()
 
     def visit(self, fd: int, rel: str, d: DirState, st_dir: os.stat_result | None) -> list[Kid]:
@@ -49,6 +56,17 @@ class Scan:
         stamp = hash((st_dir.st_mtime_ns, st_dir.st_ino)) if st_dir is not None and trusted else 0
         listed = not trusted or d.relist or d.gen != self.gen or stamp != d.stamp
         self.stats.dirs += 1
+        hints = self.hints if trusted else None
+        if hints is not None:
+            assert st_dir is not None
+            d.seen = self.number
+            if (not listed and not d.racy and not d.nested and not self.racy_check.racy(st_dir)
+                    and hints.quiet(d)):
+                # no entry came or went (mtime), none was written or touched (no event): nothing to stat
+                self.stats.skipped += 1
+                self.stats.files += len(d.fps) - len(d.children) - len(d.ignored)
+                return list(d.children.items())
+            hints.watch(fd, d)  # before the listing and the stats: any later change raises an event
         if listed:
             names = os.listdir(fd)
             joined = "\0".join(names)
@@ -149,6 +167,8 @@ class Scan:
                 if fp != prev:
                     out.append(path)  # new, modified, or a directory replaced by a file
                     self.changing.append(path)
+                    if self.racy_check.fresh(st):
+                        self.fresh.append(path)
                     if self.racy_check.racy(st) and st.st_mode & S_IFMT in (stat.S_IFREG, stat.S_IFLNK):
                         racy[name] = self.racy_check.digest(fd, name, st)
                 elif name in old_racy:

@@ -31,7 +31,8 @@ class Discard(list[str]):
 class DirState:
     """What one directory held when it was last looked at."""
 
-    __slots__ = ("children", "fps", "gen", "ignored", "names", "nested", "racy", "relist", "stamp")
+    __slots__ = ("checks", "children", "dirty", "fps", "gen", "ignored", "names", "nested", "racy", "relist",
+                 "seen", "stamp", "wd")
 
     def __init__(self) -> None:
         self.names = ""  # entry names in listing order, joined by NUL
@@ -43,6 +44,10 @@ class DirState:
         self.nested = False  # a nested git repository: never descended
         self.relist = True  # its names must be read from the filesystem at the next visit
         self.stamp = 0  # hash of its own mtime and inode when it was last listed
+        self.wd = -1  # its inotify watch (watch.hints), where it has one
+        self.dirty = True  # an event came since its files were last statted (watch.hints)
+        self.checks = 0  # scans since its files were last statted (watch.hints)
+        self.seen = -1  # the last scan that visited it (watch.hints)
 
     def clear(self) -> None:
         self.names, self.fps, self.ignored, self.children, self.racy = "", array("q"), EMPTY, {}, None
@@ -56,6 +61,7 @@ class ScanStats:
     files: int = 0
     dirs: int = 0
     listed: int = 0
+    skipped: int = 0  # folders whose files were not statted: no event, mtime unchanged (watch.hints)
     reported: int = 0
     hashed: int = 0
     racy: int = 0

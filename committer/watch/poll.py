@@ -10,16 +10,27 @@ from committer.watch.pollthread import PollThread
 from committer.watch.scanner import PollScanner
 from committer.watch.settle import looks_temporary
 
+# A changed file written (by its own mtime or ctime) less than this long ago, or less than poll_interval if
+# that is shorter, may still be being written: its batch waits. Also the racy margin (watch.scanner), so
+# it covers a timestamp granularity up to 2 s; a writer pausing longer gets a partial version committed,
+# completed by the next batch.
+QUIET = 3.0
+# Where inotify hints spare the stats of quiet folders (watch.hints), each folder's files are still all
+# statted about this often, for the writes no event reports (mmap, a hard link in another folder).
+VERIFY = 60.0
+
 
 class PollObserver:
-    """Scans the data directory every poll_interval seconds; a file whose stat changed since the scan
-    before waits one more round (it may still be written)."""
+    """Scans the data directory every poll_interval seconds; a changed file last written (by its own
+    mtime or ctime) less than QUIET seconds ago waits until it is not any more: it may still be written."""
 
     kind = "poll"
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
-        self.scanner = PollScanner(Path(scope.root), scope.pfilter)
+        quiet = min(scope.poll_interval, QUIET)
+        every = max(1, round(VERIFY / scope.poll_interval))
+        self.scanner = PollScanner(Path(scope.root), scope.pfilter, quiet=quiet, verify_every=every)
         self._thread: PollThread | None = None
 
     def start(self) -> None:
@@ -31,6 +42,8 @@ class PollObserver:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.stop(thread.join_timeout() if timeout is None else timeout)
+            if not thread.alive():
+                self.scanner.close()
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.alive()
@@ -43,7 +56,7 @@ class PollObserver:
     def _polled(self, paths: list[str]) -> None:
         inbox = self.scope.inbox
         changing = frozenset(self.scanner.changing)
-        inbox.hold(changing)  # before the paths: the loop never takes them without knowing they wait
+        inbox.hold(frozenset(self.scanner.fresh))  # before the paths: the loop never takes them unknowing
         with inbox.settling() as settling:
             for path in paths:
                 if looks_temporary(path):

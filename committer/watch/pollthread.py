@@ -14,14 +14,19 @@ if TYPE_CHECKING:
 
 log = logs.get("committer.scanner")
 
+SETTLE_TICK = 0.25  # seconds at least between two looks at the files still being written
+
 
 class PollThread(Worker):
     """Runs scanner.scan() every `interval` seconds on a daemon thread and hands over what it finds.
 
-    start() primes the scanner first if needed, synchronously: no change made after start()
-    returns is missed. Scans start at a fixed rate; after one that overran the interval (logged)
-    the next starts a quarter interval later. An exception in scan() or on_paths is logged and
-    ends the thread, so alive() turns False (and last_error says why) for the owner's health check.
+    start() primes the scanner first if needed, synchronously: no change made after start() returns is
+    missed. While a scan's changed files were written less than `quiet` seconds ago (they may still be
+    written, scanner.fresh), they are looked at again when the first of them may have been left alone
+    that long (at least SETTLE_TICK seconds apart), and the owner is told (on_paths([])) as soon as some
+    of them are left alone. Scans start at a fixed rate; after one that overran the interval (logged)
+    the next starts a quarter interval later. An exception in scan() or on_paths is logged and ends the
+    thread, so alive() turns False (and last_error says why) for the owner's health check.
     """
 
     name = "poll"
@@ -55,12 +60,24 @@ class PollThread(Worker):
     def _scans(self) -> None:
         slow = settling = False
         next_at = time.monotonic() + self.interval
-        while not self.pause(next_at - time.monotonic()):
+        tick = min(self.interval, SETTLE_TICK)
+        while True:
+            scanner = self.scanner
+            # not sooner than a file can be left alone, nor than twice what a look takes (a burst of files)
+            wait = max(tick, scanner.settle_in, 2 * scanner.settle_seconds)
+            wake = min(next_at, time.monotonic() + wait) if scanner.fresh else next_at
+            if self.pause(wake - time.monotonic()):
+                return
+            if wake < next_at:  # a look at the files still being written, between two scans
+                if self.scanner.settle() and not self.stopping:
+                    self.on_paths([])  # some are ready: the held set shrank
+                settling = bool(self.scanner.fresh)
+                continue
             paths = self.scanner.scan()
-            # after a scan that saw files changing, a quiet one is news too: they have settled
+            # after a scan that saw files being written, a quiet one is news too: they have settled
             if (paths or settling) and not self.stopping:
                 self.on_paths(paths)
-            settling = bool(self.scanner.changing)
+            settling = bool(self.scanner.fresh)
             now = time.monotonic()
             next_at += self.interval
             if next_at < now:

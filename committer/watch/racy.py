@@ -19,17 +19,23 @@ class Racy:
     def __init__(self, minimal: bool, hash_limit: int) -> None:
         self.minimal = minimal
         self.hash_limit = hash_limit
-        self.lo = self.hi = 0
+        self.lo = self.hi = self.fresh_lo = 0
         self.hashed = 0
 
-    def window(self, lo: int, hi: int) -> None:
-        """The scan's racy window: mtimes (and ctimes) in [lo, hi], nanoseconds."""
-        self.lo, self.hi, self.hashed = lo, hi, 0
+    def window(self, lo: int, hi: int, fresh_lo: int) -> None:
+        """The scan's racy window: mtimes (and ctimes) in [lo, hi], nanoseconds; and its fresh window,
+        [fresh_lo, hi]: files written so recently that they may still be being written."""
+        self.lo, self.hi, self.fresh_lo, self.hashed = lo, hi, fresh_lo, 0
 
     def racy(self, st: os.stat_result) -> bool:
         if self.lo <= st.st_mtime_ns <= self.hi:
             return True
         return not self.minimal and self.lo <= st.st_ctime_ns <= self.hi
+
+    def fresh(self, st: os.stat_result) -> bool:
+        if self.fresh_lo <= st.st_mtime_ns <= self.hi:
+            return True
+        return not self.minimal and self.fresh_lo <= st.st_ctime_ns <= self.hi
 
     def recheck_all(self, fd: int, rel: str, known: dict[str, bytes], report: list[str]) -> dict[str, bytes] | None:
         """The racy files of a directory whose stats did not change; None if one is gone meanwhile."""

@@ -1,20 +1,24 @@
 """The poll observer: finds changed paths under the data directory by periodic stat walks.
 
-Used where inotify sees nothing (FUSE bucket mounts, network shares). Each scan lstat()s every
-entry of every directory that is not ignored, relative to an open descriptor of its directory (no
-path walk per file, no symlink ever followed), and compares one 64-bit fingerprint per entry with
-the previous scan's. Nothing else is kept: per directory its entry names joined in one string and
-an array of fingerprints, about 20 bytes per entry (~3 MB for 100k files). That state is watch.entries;
-one pass comparing the tree with it is watch.classify; this module walks the tree and owns the root.
+Used where inotify sees nothing (FUSE bucket mounts, network shares). Each scan lstat()s the entries of
+every directory that is not ignored (on a local disk, of those that may have changed), relative to an
+open descriptor of its directory (no path walk per file, no symlink ever followed), and compares one
+64-bit fingerprint per entry with the previous scan's. Nothing else is kept: per directory its entry
+names joined in one string and an array of fingerprints, about 20 bytes per entry (~3 MB for 100k
+files). That state is watch.entries; one pass comparing the tree with it is watch.classify; this module
+walks the tree and owns the root.
 
-Every file is stat()ed at every scan: rewriting a file in place changes its own mtime and ctime,
-never its directory's, and no portable interface says "some file below here changed". What
-directory mtimes can spare is the readdir: a directory whose mtime and inode are unchanged, and
-were not racy when it was last listed, still holds the names it held, so they are statted from
-memory. That is done only where directory mtimes are known to be kept honestly (local disk
-filesystems and tmpfs, see TRUSTED_FS); on FUSE, NFS (whose attribute cache can serve a directory
-mtime older than its listing), SMB and anything unknown every directory is listed at every scan,
-which on FUSE also fills the kernel's attribute cache (READDIRPLUS) for the lstat() calls after it.
+Rewriting a file in place changes its own mtime and ctime, never its directory's, so a directory's mtime
+alone cannot say its files are unchanged. What it spares is the readdir: a directory whose mtime and
+inode are unchanged, and were not racy when it was last listed, still holds the names it held. Where
+directory mtimes are known to be kept honestly (local disk filesystems and tmpfs, see TRUSTED_FS) the
+lstat()s are spared too, by inotify (watch.hints): a folder with no event since its files were last
+statted, and an unchanged mtime, is not looked into, but for one scan in `verify_every` (the poll
+observer: about once a minute) that stats its files anyway, for the changes no event reports (a write
+through mmap, or through a hard link in another folder). On FUSE, NFS (whose attribute cache can serve a
+directory mtime older than its listing), SMB and anything unknown a change made elsewhere raises no
+event here: every directory is listed and every file statted at every scan, which on FUSE also fills the
+kernel's attribute cache (READDIRPLUS) for the lstat() calls after it.
 
 Racy entries (git's idea, Documentation/technical/racy-git.txt): a stat taken in the same
 timestamp tick as the file's last write cannot show a second write in that tick with the same
@@ -28,7 +32,8 @@ tick of its last change is listed again at the next scan. `racy_margin` must cov
 filesystem's timestamp granularity (2 s on FAT, 1 s on many FUSE and SMB mounts) plus how far the
 file server's clock may lag this host's.
 
-Cost: on a local disk about 2.5 us of CPU per file per scan, most of it the kernel's lstat. On FUSE
+Cost: on a local disk about 2.5-4 us of CPU per file statted, half of it the kernel's lstat; with the
+hints a scan of an unchanged tree stats 1/verify_every of it (and opens every folder once). On FUSE
 each lstat of an entry whose cached attributes expired is a round trip to the FUSE daemon (about
 20 us of this process's CPU), so there the cost is set by the mount's attr/entry timeouts: with
 timeouts at least as long as the poll interval the stats are answered by the kernel's cache.
@@ -46,6 +51,7 @@ from committer.core import beneath, logs
 from committer.policy.filters import PathFilter
 from committer.watch.classify import Scan
 from committer.watch.entries import DirState, Kid, ScanStats
+from committer.watch.hints import VERIFY_EVERY, Hints
 from committer.watch.mounts import TRUSTED_FS, filesystem_type
 from committer.watch.racy import Racy
 
@@ -67,6 +73,9 @@ class PollScanner:
     stable (some FUSE mounts renumber inodes when their cache expires: every file would be
     reported once and compared with HEAD by the daemon, correct but costly).
     `trust_dir_mtime`: None decides from the filesystem type of root (TRUSTED_FS).
+    `quiet`: a changed file last written (its own mtime or ctime) less than this many seconds ago is
+    `fresh`, may still be written, and is held by the observer (the poll interval; racy_margin if None).
+    `hints`, `verify_every`: inotify hints where directory mtimes are trusted (watch.hints).
     """
 
     def __init__(
@@ -78,13 +87,20 @@ class PollScanner:
         racy_margin: float = 3.0,
         racy_hash_limit: int = 8 << 20,
         trust_dir_mtime: bool | None = None,
+        quiet: float | None = None,
+        hints: bool = True,
+        verify_every: int = VERIFY_EVERY,
     ) -> None:
         self.root = os.path.abspath(root)
         self.pfilter = pfilter
         self.minimal = check_stat == "minimal"
         self.racy_margin_ns = int(racy_margin * _NS)
+        self.quiet_ns = int((racy_margin if quiet is None else quiet) * _NS)
         self._racy = Racy(self.minimal, racy_hash_limit)
         self.trust_dir_mtime = trust_dir_mtime
+        self.use_hints = hints
+        self.verify_every = verify_every
+        self._hints: Hints | None = None
         self.stats = ScanStats()
         self._tree = DirState()
         self._primed = False
@@ -94,10 +110,15 @@ class PollScanner:
         self._trusted = False
         self._rules: object = self._rules_token()
         self._gen = 0
+        self._count = 0  # scans made
         self._unreadable: set[str] = set()
         self._root_problem = ""
         self._pass = Scan(pfilter, 0, self.minimal, self._racy)  # the scan under way, or the last one
-        self.changing: list[str] = []  # files whose stat changed in the last scan: may still be written
+        self.changing: list[str] = []  # files whose stat changed in the last scan
+        self.fresh: list[str] = []  # of those, the ones last written within `quiet`: may still be written
+        self.settle_in = 0.0  # seconds until the first fresh file may have been left alone `quiet` long
+        self.settle_seconds = 0.0  # how long the last settle() took
+        self._soonest = 0
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -116,6 +137,7 @@ class PollScanner:
 
     def prime(self) -> None:
         """First scan: remember the state, report nothing (racy files are hashed)."""
+        self.close()
         self._tree = DirState()
         self._root_id = None
         self._have_state = False
@@ -132,7 +154,73 @@ class PollScanner:
         if not self._primed:
             self.prime()
             return []
-        return self._walk()
+        carried = self.fresh  # found by an earlier scan, perhaps written since: still fresh if so
+        out = self._walk()
+        self.settle_in = 0.0
+        if carried:
+            self.fresh = list(dict.fromkeys([*self.fresh, *carried]))
+            self.settle()
+        return out
+
+    def settle(self) -> bool:
+        """Look again at the fresh files: keep those still written within `quiet` seconds of now (by their
+        own mtime or ctime), drop those since left alone, gone or unreadable. Whether any was dropped."""
+        if not self.fresh:
+            return False
+        started, now = time.monotonic(), time.time_ns()
+        self._window(now)
+        self._soonest = now + self.quiet_ns
+        by_folder: dict[str, list[str]] = {}
+        for path in self.fresh:
+            folder, _, name = path.rpartition("/")
+            by_folder.setdefault(folder, []).append(name)
+        still: list[str] = []
+        try:
+            root_fd = os.open(self.root, _ROOT_FLAGS)
+        except OSError:
+            self.fresh = []
+            return True
+        try:
+            for folder, names in by_folder.items():
+                still += self._still_written(root_fd, folder, names)
+        finally:
+            os.close(root_fd)
+        dropped = len(still) < len(self.fresh)
+        self.fresh = still
+        # the next look is worth taking once the first of them can have been left alone that long
+        self.settle_in = max(0.0, (self._soonest + self.quiet_ns - now) / _NS)
+        self.settle_seconds = time.monotonic() - started
+        return dropped
+
+    def _window(self, now: int) -> None:
+        self._racy.window(now - self.racy_margin_ns, now + _FUTURE_NS, now - self.quiet_ns)
+
+    def _still_written(self, root_fd: int, folder: str, names: list[str]) -> list[str]:
+        try:
+            fd = beneath.open_beneath(root_fd, folder, _DIR_FLAGS)
+        except OSError:
+            return []  # gone or replaced: the next scan says what became of it
+        prefix = f"{folder}/" if folder else ""
+        out: list[str] = []
+        try:
+            for name in names:
+                try:
+                    st = os.lstat(name, dir_fd=fd)
+                except OSError:
+                    continue
+                if self._racy.fresh(st):
+                    out.append(prefix + name)
+                    written = st.st_mtime_ns if self.minimal else max(st.st_mtime_ns, st.st_ctime_ns)
+                    self._soonest = min(self._soonest, written)
+        finally:
+            os.close(fd)
+        return out
+
+    def close(self) -> None:
+        """Let go of the inotify watches (watch.hints); a later scan makes new ones."""
+        hints, self._hints = self._hints, None
+        if hints is not None:
+            hints.close()
 
     def rules_changed(self) -> None:
         """Decide every ignore anew at the next scan (noticed by itself when .bmignore is re-read)."""
@@ -147,13 +235,13 @@ class PollScanner:
         """One scan; what it found, or nothing when it only set the baseline."""
         started = time.monotonic()
         now = time.time_ns()
-        self._racy.window(now - self.racy_margin_ns, now + _FUTURE_NS)
+        self._window(now)
         token = self._rules_token()
         if token != self._rules:
             self._rules = token
             self._gen += 1
         scan = self._pass = Scan(self.pfilter, self._gen, self.minimal, self._racy, report=self._have_state)
-        self.changing, self.stats = scan.changing, scan.stats
+        self.changing, self.fresh, self.stats = scan.changing, scan.fresh, scan.stats
         try:
             fd = os.open(self.root, _ROOT_FLAGS)
         except OSError as exc:
@@ -171,6 +259,9 @@ class PollScanner:
                     self._root_trouble("replaced by another directory (a remount?)")
                     return []
                 scan.trusted, scan.root_dev = self._trusted, self._root_dev
+                scan.hints = self._hinting()
+                self._count += 1
+                scan.number = self._count
                 first = (fd, "", iter(scan.visit(fd, "", self._tree, st)))
             except OSError as exc:
                 self._root_trouble(f"cannot list: {exc.strerror}")
@@ -184,6 +275,8 @@ class PollScanner:
         finally:
             if not handed:
                 os.close(fd)
+        if scan.hints is not None:
+            scan.hints.prune(scan.number)
         out = list(dict.fromkeys(scan.out))  # a path can come twice in a race
         report, self._have_state = self._have_state, True
         self.stats.reported = len(out) if report else 0
@@ -191,6 +284,20 @@ class PollScanner:
         self.stats.hashed = self._racy.hashed
         self.stats.seconds = time.monotonic() - started
         return out if report else []
+
+    def _hinting(self) -> Hints | None:
+        """The scan's change hints, drained: only where directory mtimes are trusted and asked for."""
+        if not (self._trusted and self.use_hints):
+            return None
+        if self._hints is None:
+            try:
+                self._hints = Hints(self.verify_every)
+            except OSError as exc:
+                log.warning("poll_hints_unavailable", error=exc.strerror, action="every file is statted at every scan")
+                self.use_hints = False
+                return None
+        self._hints.drain()
+        return self._hints
 
     def _root_trouble(self, problem: str) -> None:
         if problem != self._root_problem:
