@@ -37,6 +37,36 @@ def echo(message: object = None, err: bool = False, nl: bool = True) -> None:
 
 # typer shows an argument as `PATH <str>` in --help: its metavar (PATH, OWNER/REPO) names the value already.
 typer.core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+
+
+def _plain_text_values() -> None:
+    """A text option's value is taken as given (the settings table parses it), and a flag's is a bool already:
+    typer (0.2x) would build a pydantic validator for each of a command's options, importing pydantic
+    first, about a tenth of a second of every start of `committer run` (whose options are all text and
+    flags) for a check that passes the value through. Other kinds of values keep typer's own way; a typer
+    without this seam is left as it is."""
+    try:
+        from typer._coercion import PassThroughRuntimeParam
+        from typer.core import _TyperParameter
+    except ImportError:
+        return
+    typers_own = getattr(_TyperParameter, "get_runtime_param", None)
+    if typers_own is None:
+        return
+
+    def runtime_param(self: Any) -> Any:
+        described = self.type_descriptor
+        kind = described.annotation
+        plain = kind is str or (kind is bool and getattr(self, "is_flag", False))  # a flag's value is a bool
+        if (self._runtime_param is None and plain and described.file_annotation is None
+                and described.parameter_info.parser is None):
+            self._runtime_param = PassThroughRuntimeParam(parameter_info=described.parameter_info, annotation=kind)
+        return typers_own(self)
+
+    setattr(_TyperParameter, "get_runtime_param", runtime_param)  # noqa: B010 - typer's method, replaced
+
+
+_plain_text_values()
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}  # every command's contexts inherit it from the app's
 app = typer.Typer(
     add_completion=False,

@@ -198,12 +198,11 @@ def run(
     new_branch: NewBranch = False,
 ) -> int:
     """Watch the data directory, commit each batch of changes, push."""
-    from committer.daemon.projects import ProjectsDaemon, is_per_project
     from committer.daemon.service import Daemon
+    from committer.daemon.which import per_project_daemon
 
     settings = opts.settings()
-    daemon: Daemon | ProjectsDaemon = (ProjectsDaemon if is_per_project(settings) else Daemon)(
-        settings, once=once, new_branch=new_branch)
+    daemon = per_project_daemon(settings, once, new_branch) or Daemon(settings, once=once, new_branch=new_branch)
     restore_signals = daemon.install_signal_handlers()
     try:
         return daemon.run()

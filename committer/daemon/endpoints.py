@@ -5,7 +5,7 @@ state for their banner, and the daemon's inbox for a restore)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from committer.core import logs
 from committer.core.errors import CommitterError
@@ -17,14 +17,13 @@ from committer.git.runner import GitRunner
 from committer.ops.asking import Answer, Request
 from committer.ops.inbox import Inbox
 from committer.ops.stream import Stream
-from committer.serve.access import Access, check_token_file
-from committer.serve.agents import for_daemon
-from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
-from committer.serve.pages import Pages
-from committer.serve.webhook import WebhookReceiver
 from committer.sync.forges import forge_for
 from committer.sync.puller import Puller
+
+if TYPE_CHECKING:  # the pages' server (starlette, uvicorn, jinja2) is imported by a daemon with --http only
+    from committer.serve.app import HttpServer
+    from committer.serve.pages import Pages
 
 log = logs.get(__name__)
 
@@ -45,6 +44,9 @@ def page_requests(inbox: Inbox) -> Callable[[Request], Answer]:
 def make_pages(settings: Settings, host: str, status: Callable[[], dict[str, Any]], inbox: Inbox) -> Pages:
     """The history pages for a bind address: open on loopback, behind the ui token elsewhere (off
     without one). ConfigError for a ui_token_file that is missing, empty or too short."""
+    from committer.serve.access import Access, check_token_file
+    from committer.serve.pages import Pages
+
     check_token_file(settings.ui_token_file)
     access = Access.decide(host, lambda: ui_token(settings.ui_token_file))
     log.info("pages", access=access.mode, host=host)
@@ -61,6 +63,10 @@ def start_http(
     address = parse_address("http", settings.http)
     if address is None:
         return None
+    from committer.serve.agents import for_daemon
+    from committer.serve.app import HttpServer
+    from committer.serve.webhook import WebhookReceiver
+
     pages = make_pages(settings, address[0], status, inbox)
     webhook = None
     if settings.remote:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from committer.core.settings import Settings
 from committer.daemon.datadir import DataDirWatch
@@ -15,10 +15,12 @@ from committer.daemon.work import Work
 from committer.git.runner import GitRunner
 from committer.ops.lock import InstanceLock
 from committer.ops.notify import Notify
-from committer.serve.app import HttpServer
 from committer.serve.sdnotify import Notifier
 from committer.sync.puller import Puller
 from committer.sync.pusher import Pusher
+
+if TYPE_CHECKING:  # imported with --http only (daemon/endpoints.py)
+    from committer.serve.app import HttpServer
 
 
 class Host(Protocol):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from committer.core import clock, logs
 from committer.core.places import require_data_dir, require_git_dir
@@ -33,7 +33,6 @@ from committer.ops.notify import Notify
 from committer.ops.state import load_parts, read_state
 from committer.ops.stream import Stream
 from committer.policy.filters import PathFilter
-from committer.serve.app import HttpServer
 from committer.serve.metrics import Metrics
 from committer.serve.sdnotify import Notifier
 from committer.sync import backupcheck
@@ -41,6 +40,9 @@ from committer.sync.forges import forge_for
 from committer.sync.puller import Puller
 from committer.sync.pusher import Pusher
 from committer.watch.batcher import Batcher
+
+if TYPE_CHECKING:  # imported with --http only (daemon/endpoints.py)
+    from committer.serve.app import HttpServer
 
 log = logs.get(__name__)
 
@@ -80,6 +82,7 @@ class Daemon:
         self.health = Health(self)
         self.signals = Signals(self)
         self._unlisten: Callable[[], None] | None = None
+        self._arming: startup.Arming | None = None  # the watches, armed beside the repository's check
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -119,6 +122,8 @@ class Daemon:
             return self._run_locked(started)
         finally:
             startup.withdraw(record)
+            if self._arming is not None:
+                self._arming.abandon()
             if self._unlisten is not None:
                 self._unlisten()
             if self.http is not None:
@@ -131,6 +136,7 @@ class Daemon:
 
     def _run_locked(self, started: float) -> int:
         settings = self.settings
+        self._arming = None if self.once else startup.Arming(self.feed.start)
         repo = startup.prepare(settings, self.pfilter, self.runner, self.lock, self.new_branch)
         phases = startup.Phases(started, "prepare")
         self.notify = notify = Notify(settings, self.metrics, self.reporter.touch)
@@ -158,8 +164,9 @@ class Daemon:
             self.http = start_http(settings, self.metrics, self.health.report, lambda: self.ready and not self.stopping,
                                    self.puller, self._forced_update, self._page_status, inbox, self.stream)
         startup.warn_lfs(settings)
-        if not self.once:
-            self.feed.start()
+        if self._arming is not None:
+            self._arming.join()
+            phases.add("watch", self._arming.seconds)
         phases.mark("open_and_watch")
         log.info("daemon_start", data_dir=str(settings.data_dir), git_dir=str(settings.git_dir),
                  branch=settings.branch, observer=self.feed.observer_kind, pid=os.getpid())

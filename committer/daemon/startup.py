@@ -4,7 +4,9 @@ directory), open it, and join a remote that already has history instead of start
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from committer.core import logs, runtime
@@ -82,6 +84,38 @@ def warn_lfs(settings: Settings) -> None:
                     action="files at or above lfs_threshold are held back; install git-lfs")
 
 
+class Arming:
+    """The watches armed on a thread of their own while the main thread checks and opens the repository (a
+    `git fsck` that runs on the other core): the start-up reconcile waits for them (`join`), so whatever
+    changes after the reconcile looked is seen by the watches, as when they were armed first."""
+
+    def __init__(self, start: Callable[[], None]) -> None:
+        self.seconds = 0.0  # how long arming took, for `daemon_ready` (`watch_s`)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._arm, args=(start,), name="watch-arming", daemon=True)
+        self._thread.start()
+
+    def _arm(self, start: Callable[[], None]) -> None:
+        began = time.monotonic()
+        try:
+            start()
+        except BaseException as exc:  # raised on the main thread by join()
+            self._error = exc
+        self.seconds = time.monotonic() - began
+
+    def join(self) -> None:
+        """Wait until every watch is armed; what stopped the arming is raised here."""
+        self._thread.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def abandon(self) -> None:
+        """Start-up failed elsewhere: wait for the thread, its own error (if any) giving way to that one."""
+        self._thread.join()
+        self._error = None
+
+
 class Phases:
     """Where start-up went: each phase's seconds, for `daemon_ready` (`<phase>_s`)."""
 
@@ -95,5 +129,14 @@ class Phases:
         now = time.monotonic()
         self._seconds[phase], self._last = now - self._last, now
 
+    def add(self, phase: str, seconds: float) -> None:
+        """A phase that ran beside the others (the watches' arming)."""
+        self._seconds[phase] = seconds
+
     def fields(self) -> dict[str, float]:
-        return {f"{phase}_s": round(seconds, 3) for phase, seconds in self._seconds.items()}
+        """Each phase's seconds; and the CPU seconds so far, the interpreter's start and the imports included:
+        this process's, all threads, and the git processes' it waited for (what load changes least)."""
+        times = os.times()
+        return {**{f"{phase}_s": round(seconds, 3) for phase, seconds in self._seconds.items()},
+                "cpu_seconds": round(times.user + times.system, 3),
+                "git_cpu_seconds": round(times.children_user + times.children_system, 3)}
