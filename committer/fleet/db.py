@@ -29,6 +29,7 @@ from sqlalchemy import and_ as and_
 from sqlalchemy import case as case
 from sqlalchemy import delete as delete
 from sqlalchemy import func as func
+from sqlalchemy import insert as insert
 from sqlalchemy import or_ as or_
 from sqlalchemy import select as select
 from sqlalchemy import update as update

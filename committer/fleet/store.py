@@ -25,6 +25,7 @@ from committer.fleet.db import (
     case,
     delete,
     func,
+    insert,
     insert_new,
     now,
     or_,
@@ -205,32 +206,36 @@ class Store(TaskRows):
         """A task succeeded, in one transaction: the repository's snapshot (branches, commit count, head,
         default branch), its status active (unless archived meanwhile), the task succeeded."""
         with session(self.engine) as db:
-            self._snapshot(db, repo_id, *snapshot)
-            db.execute(update(GitRepository).where(and_(
-                GitRepository.id == repo_id, GitRepository.status != "archived")).values(
-                status="active", error_message="", updated_at=now()))
+            self._snapshot(db, repo_id, *snapshot, status="active")
             db.execute(update(SyncTask).where(SyncTask.task_id == task_id).values(
-                status="succeeded", commits_synced=commits_synced, finished_at=now(), error_message=""))
+                status="succeeded", commits_synced=commits_synced, finished_at=now(), error_message="")
+                .execution_options(synchronize_session=False))
 
     @staticmethod
     def _snapshot(db: Any, repo_id: int, branches: Iterable[BranchState], total_commits: int,
-                  last_commit_hash: str, default_branch: str, synced_at: datetime | None = None) -> None:
-        repo = db.get(GitRepository, repo_id)
-        if repo is None:
+                  last_commit_hash: str, default_branch: str, synced_at: datetime | None = None,
+                  status: str = "") -> None:
+        """Statements, not loaded rows: the branches deleted and inserted again (in that order, so a name kept
+        never meets itself in the unique constraint), the repository's fields in one UPDATE; with `status`,
+        its status too (and its error cleared) unless it is archived."""
+        at = now()
+        fields: dict[str, Any] = {"total_commits": total_commits, "last_commit_hash": last_commit_hash,
+                                  "default_branch": default_branch, "last_synced_at": synced_at or at,
+                                  "updated_at": at}
+        if status:
+            archived = GitRepository.status == "archived"
+            fields["status"] = case((archived, GitRepository.status), else_=status)
+            fields["error_message"] = case((archived, GitRepository.error_message), else_="")
+        done = db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(**fields)
+                          .execution_options(synchronize_session=False))
+        if not done.rowcount:
             raise rules.NotFound(f"repository {repo_id} does not exist")
-        # Rows kept by name and updated in place: the flush inserts before it deletes, so a branch
-        # removed and added again in one list would break the (repository, name) unique constraint.
-        kept = {branch.name: branch for branch in repo.branches}
-        rows = []
-        for b in branches:
-            row = kept.get(b.name) or GitBranch(name=b.name)
-            row.commit_hash, row.is_default = b.commit_hash, b.is_default
-            rows.append(row)
-        repo.branches = rows
-        repo.total_commits = total_commits
-        repo.last_commit_hash = last_commit_hash
-        repo.default_branch = default_branch
-        repo.last_synced_at = synced_at or now()
+        db.execute(delete(GitBranch).where(GitBranch.repository_id == repo_id)
+                   .execution_options(synchronize_session=False))
+        rows = [{"repository_id": repo_id, "name": b.name, "commit_hash": b.commit_hash, "is_default": b.is_default}
+                for b in branches]
+        if rows:
+            db.execute(insert(GitBranch), rows)
 
     def unchanged(self, repo_id: int, task_id: str) -> None:
         """A sync found nothing new, in one transaction: the time of the last sync, the repository active

@@ -96,13 +96,14 @@ class TaskRows:
             done = db.execute(update(SyncTask).where(and_(
                 SyncTask.task_id == task_id, SyncTask.status == task.status, SyncTask.attempts == task.attempts))
                 .values(status="running", attempts=SyncTask.attempts + 1, started_at=at, heartbeat_at=at,
-                        worker=worker, finished_at=None, retry_at=None))
+                        worker=worker, finished_at=None, retry_at=None).execution_options(synchronize_session=False))
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 return None
             if repository_status:
                 db.execute(update(GitRepository).where(and_(
                     GitRepository.id == task.repository_id, GitRepository.status != "archived")).values(
-                    status=repository_status, error_message="", updated_at=at))
+                    status=repository_status, error_message="", updated_at=at)
+                    .execution_options(synchronize_session=False))
             return db.scalar(select(SyncTask).where(SyncTask.task_id == task_id))
 
     def hold_task(self, task_id: str, worker: str) -> None:
@@ -123,7 +124,8 @@ class TaskRows:
 
     def update_task(self, task_id: str, **fields: Any) -> None:
         with session(self.engine) as db:
-            db.execute(update(SyncTask).where(SyncTask.task_id == task_id).values(**fields))
+            db.execute(update(SyncTask).where(SyncTask.task_id == task_id).values(**fields)
+                       .execution_options(synchronize_session=False))
 
     def stale_tasks(self, lease: float) -> list[SyncTask]:
         """Tasks a worker claimed and stopped reporting on (killed, or its machine lost): to be sent again."""
