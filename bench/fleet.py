@@ -392,9 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=20.0, metavar="MS",
                         help="a second migration run with the server answering each request this much later, as a "
                              "host across a network does (0: none) [20]")
+    parser.add_argument("--migrations", type=int, help="repositories migrated in section 1 [200; quick: 40]")
+    parser.add_argument("--syncs", type=int, help="no-op syncs of section 2 [1,000; quick: 40]")
     args = parser.parse_args(argv)
-    count = 40 if args.quick else 200
-    syncs = 40 if args.quick else 1000
+    count = args.migrations or (40 if args.quick else 200)
+    syncs = args.syncs or (40 if args.quick else 1000)
     rows = 2_000 if args.quick else 10_000
     commits = 20_000 if args.quick else 100_000
     logs.configure("json", "warning", stream=open(os.devnull, "w"))  # noqa: SIM115 - for the whole run
