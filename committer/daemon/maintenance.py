@@ -15,6 +15,9 @@ log = logs.get(__name__)
 
 # Once this many commits landed and the directory has been quiet this long, a repack runs.
 AFTER_COMMITS, WHEN_QUIET = 50, 60.0
+# Each commit is a small pack of its own (git/fastimport.py): after this many, they are rolled up even
+# while writes go on, so lookups never search hundreds of packs.
+ROLL_UP_AFTER = 32
 
 
 def maintain(repo: GitRepo, loose_limit: int = 500, pack_limit: int = 20) -> bool:
@@ -72,7 +75,8 @@ class Maintenance(Worker):
     def tick(self) -> None:
         """Called from the loop: start a repack when it is due and none runs."""
         quiet = time.monotonic() - self._last_commit >= WHEN_QUIET
-        if self.alive() or not quiet or self._commits < AFTER_COMMITS:
+        due = (quiet and self._commits >= AFTER_COMMITS) or self._commits >= ROLL_UP_AFTER
+        if self.alive() or not due:
             return
         self._commits = 0
         self.start()
