@@ -34,6 +34,9 @@ class Latency:
     steps: dict[str, list[float]] = field(
         default_factory=lambda: {s: [] for s in (*STEPS, "to_ref", *(k for k, _ in SCHED))})
     ahead: int = 0  # batches whose fast-import was started ahead
+    # write → commit minus the debounce, minus the trace's batch closed → ref: the event reaching the loop,
+    # the debounce's wake-up overshoot, and the `git_commit` line after the ref (s)
+    outside: list[float] = field(default_factory=list)
     baseline: list[float] = field(default_factory=list)  # `git add -A && git commit` (s)
     load: str = ""
 
@@ -98,6 +101,9 @@ def measure(tree: Tree, git_dir: Path, root: Path, env: dict[str, str], writes: 
                 if f"{step}_ms" in trace:
                     out.steps[step].append(float(trace[f"{step}_ms"]) / 1000)
             out.ahead += bool(trace.get("fast_import_ahead"))
+            if "to_ref_ms" in trace and "batch_closed_ms" in trace:
+                path = (float(trace["to_ref_ms"]) - float(trace["batch_closed_ms"])) / 1000
+                out.outside.append(out.latencies[-1] - path)
             time.sleep(WRITE_GAP)
             out.baseline.append(gitruns.add_all_commit(baseline_git, tree.data))
     finally:
@@ -119,6 +125,9 @@ def rows(name: str, got: Latency, section: Section) -> None:
         if got.steps[step]:
             section.rows.append(Row(f"  trace step `{step}` (from the step before)", spread(got.steps[step]),
                                     "—", "—", "—", None))
+    if got.outside:
+        section.rows.append(Row("  outside the trace's batch closed → ref: the event reaching the loop, the "
+                                "debounce's overshoot, the log line", spread(got.outside), "—", "—", "—", None))
     for key, what in SCHED:
         if got.steps[key]:
             section.rows.append(Row(f"  batch closed → ref: {what} (`{key}_ms`)", spread(got.steps[key]),

@@ -141,6 +141,8 @@ class _Stream:
 
     def finish(self) -> bytes:
         """Send `done` and wait: the pack is in place (and a branch moved) only after this."""
+        if self.proc is None:
+            raise GitError(["fast-import"], -1, "no process to finish: it failed earlier")
         with contextlib.suppress(BrokenPipeError, ValueError):
             self._stdin()
         proc = self.proc
@@ -149,9 +151,10 @@ class _Stream:
             proc.stdin.write(b"done\n")
         with contextlib.suppress(BrokenPipeError, ValueError):
             proc.stdin.close()
-        # Its output is one line (and a message on failure): read to the end, then the process's own
-        # account is read before it is reaped.
-        stdout, stderr = proc.stdout.read(), proc.stderr.read()
+        # Its messages first (their length is not bounded; its output is a line a commit, far below a
+        # pipe's size, so it never blocks on it meanwhile), then its own account, before it is reaped.
+        stderr = proc.stderr.read()
+        stdout = proc.stdout.read()
         self.usage = _usage(proc.pid, self._begun)
         proc.wait()
         proc.stdout.close()
