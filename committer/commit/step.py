@@ -247,10 +247,11 @@ class CommitStep:
         mark(trace, "objects_written")
         sha = writer.finish()
         mark(trace, "ref_updated")
-        if trace is not None and writer.usage:
-            trace.note(fast_import_cpu_ms=round(sum(u.cpu_ns for u in writer.usage) / 1e6, 2),
-                       fast_import_waited_ms=round(sum(u.waited_ns for u in writer.usage) / 1e6, 2),
-                       fast_import_ahead=writer.ahead)
+        if trace is not None:
+            trace.note(fast_import_ahead=writer.ahead)
+            if writer.usage:
+                trace.note(fast_import_cpu_ms=round(sum(u.cpu_ns for u in writer.usage) / 1e6, 2),
+                           fast_import_waited_ms=round(sum(u.waited_ns for u in writer.usage) / 1e6, 2))
         assert sha is not None
         self.head = sha
         self._track_lfs(changes)

@@ -77,11 +77,13 @@ _SAMPLED = ("batch_closed", "ref_updated")
 
 
 def schedstat() -> tuple[int, int] | None:
-    """The calling thread's CPU time and time waiting for a CPU so far (ns, Linux), or None."""
+    """The calling thread's CPU time and time waiting for a CPU so far (ns, Linux), or None. The CPU time
+    is the clock's (schedstat's own lags up to a scheduler tick for a running thread); the wait is
+    complete whenever the thread runs."""
     try:
         with open(f"/proc/self/task/{threading.get_native_id()}/schedstat", "rb") as handle:
-            cpu, waited, _slices = handle.read().split()
-        return int(cpu), int(waited)
+            _cpu, waited, _slices = handle.read().split()
+        return time.thread_time_ns(), int(waited)
     except (OSError, ValueError):
         return None
 

@@ -298,3 +298,18 @@ def test_maintenance_rolls_up_the_packs_small_commits_leave(layout: Layout) -> N
     assert after["packs"] < 5 and after["objects"] >= 120
     assert subprocess.run(["git", f"--git-dir={layout.git_dir}", "fsck", "--no-dangling"],
                           capture_output=True).returncode == 0
+
+
+def test_maintenance_rolls_the_packs_up_while_writes_go_on(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    from committer.daemon.maintenance import ROLL_UP_AFTER, Maintenance
+
+    maintenance = Maintenance(make_pipeline(layout).repo)
+    started: list[int] = []
+    monkeypatch.setattr(maintenance, "start", lambda: started.append(1))
+    for _ in range(ROLL_UP_AFTER - 1):
+        maintenance.committed()
+        maintenance.tick()
+    assert started == []  # never quiet, not enough commits yet
+    maintenance.committed()
+    maintenance.tick()
+    assert started == [1]  # a commit a second never leaves a quiet minute: the packs are rolled up anyway
