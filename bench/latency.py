@@ -23,12 +23,20 @@ DEBOUNCE_FLAG, DEBOUNCE = "200ms", 0.2
 WRITE_GAP = 0.3
 # The steps of a batch's trace after the debounce, in order (committer.commit.trace.STEPS).
 STEPS = ("collected", "objects_written", "ref_updated", "state_written", "push_started", "push_done")
+# Where the path from the batch to the ref spent CPU, and waited for a CPU another process held (Linux).
+SCHED = (("cpu", "the daemon's main thread, CPU"), ("waited", "the daemon's main thread, waiting for a CPU"),
+         ("fast_import_cpu", "fast-import, CPU"), ("fast_import_waited", "fast-import, waiting for a CPU"))
 
 
 @dataclass
 class Latency:
     latencies: list[float] = field(default_factory=list)  # write → ref, minus the debounce (s)
-    steps: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in (*STEPS, "to_ref")})
+    steps: dict[str, list[float]] = field(
+        default_factory=lambda: {s: [] for s in (*STEPS, "to_ref", *(k for k, _ in SCHED))})
+    ahead: int = 0  # batches whose fast-import was started ahead
+    # write → commit minus the debounce, minus the trace's batch closed → ref: the event reaching the loop,
+    # the debounce's wake-up overshoot, and the `git_commit` line after the ref (s)
+    outside: list[float] = field(default_factory=list)
     baseline: list[float] = field(default_factory=list)  # `git add -A && git commit` (s)
     load: str = ""
 
@@ -89,9 +97,13 @@ def measure(tree: Tree, git_dir: Path, root: Path, env: dict[str, str], writes: 
             if number == 0:
                 continue  # the first write warms up
             out.latencies.append(procs.epoch(commit["timestamp"]) - written - DEBOUNCE)
-            for step in (*STEPS, "to_ref"):
+            for step in (*STEPS, "to_ref", *(k for k, _ in SCHED)):
                 if f"{step}_ms" in trace:
                     out.steps[step].append(float(trace[f"{step}_ms"]) / 1000)
+            out.ahead += bool(trace.get("fast_import_ahead"))
+            if "to_ref_ms" in trace and "batch_closed_ms" in trace:
+                path = (float(trace["to_ref_ms"]) - float(trace["batch_closed_ms"])) / 1000
+                out.outside.append(out.latencies[-1] - path)
             time.sleep(WRITE_GAP)
             out.baseline.append(gitruns.add_all_commit(baseline_git, tree.data))
     finally:
@@ -113,8 +125,16 @@ def rows(name: str, got: Latency, section: Section) -> None:
         if got.steps[step]:
             section.rows.append(Row(f"  trace step `{step}` (from the step before)", spread(got.steps[step]),
                                     "—", "—", "—", None))
+    if got.outside:
+        section.rows.append(Row("  outside the trace's batch closed → ref: the event reaching the loop, the "
+                                "debounce's overshoot, the log line", spread(got.outside), "—", "—", "—", None))
+    for key, what in SCHED:
+        if got.steps[key]:
+            section.rows.append(Row(f"  batch closed → ref: {what} (`{key}_ms`)", spread(got.steps[key]),
+                                    "—", "—", "—", None))
     section.notes.append(
-        f"deployment run: load average {got.load} at its start; p90 {ms(p90)}; the commit visible = the "
+        f"deployment run: load average {got.load} at its start; p90 {ms(p90)}; fast-import started ahead in "
+        f"{got.ahead} of {len(got.latencies)} batches; the commit visible = the "
         "`timestamp` of `git_commit`, logged right after the ref moved; trace steps are medians of each "
         "batch's `batch_trace` (debug), push steps against a `file://` mirror holding the history; the "
         "baseline ran on a clone with a warm index after each write's push, on the same tree"

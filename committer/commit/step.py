@@ -25,8 +25,10 @@ from committer.commit.lfspaths import LfsPaths
 from committer.commit.trace import Trace, mark
 from committer.commit.writer import SESSION_LIMIT, Writer
 from committer.core import clock, events, logs
+from committer.core.errors import GitError
 from committer.core.records import IN_MEMORY, Spill
 from committer.git import lfs
+from committer.git.fastimport import FastImport
 from committer.git.layout import state_dir
 from committer.git.objects import TreeEntry
 from committer.git.repo import GitRepo
@@ -57,6 +59,10 @@ class Sizes:
 
 
 SIZES = Sizes()
+
+# A fast-import started ahead is used within this long, or replaced: one started much earlier may have
+# read settings since changed, or lost its temporary pack to a `git gc --prune=now` run by hand.
+AHEAD_FOR = 900.0
 
 
 def make_limits(config: CommitConfig, repo: GitRepo) -> Limits:
@@ -110,6 +116,38 @@ class CommitStep:
         self.last_commit_at: str | None = None
         # what a sync tool beside the daemon left: rclone's conflict files, a pulled version overwritten
         self.beside = Beside(config, repo, spill_dir(repo.git_dir), emit)
+        # The daemon's: the next pass's fast-import is started right after a pass, so its start and its
+        # reading of the repository are off the path from a write to its commit (commit/writer.py).
+        self.ahead = False
+        self._spare: FastImport | None = None
+
+    def _writer(self) -> Writer:
+        spare, self._spare = self._spare, None
+        if spare is not None and not spare.ready(AHEAD_FOR):
+            spare.close()  # gone (killed at a stop), or too old: this pass starts its own
+            spare = None
+        return Writer(self.repo, self.head, self.sizes.process_objects, spare)
+
+    def _after(self, writer: Writer, failed: bool = False) -> None:
+        """Keep a fast-import ready for the next pass: this pass's when it wrote nothing to it, else a new one
+        unless the pass failed (never for one-off commands: `ahead` is the daemon's)."""
+        spare = writer.unused()
+        if not self.ahead:
+            if spare is not None:
+                spare.close()
+            return
+        if spare is None and not failed:
+            try:
+                spare = FastImport(self.repo).start()
+            except GitError as exc:  # the next pass starts its own, as without this
+                log.warning("fast_import_ahead_failed", error=exc.message)
+        self._spare = spare
+
+    def close(self) -> None:
+        """End the fast-import kept ready (at stop); it wrote nothing."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.close()
 
     def refresh_head(self) -> None:
         """Re-read HEAD (after another process may have moved it)."""
@@ -139,7 +177,7 @@ class CommitStep:
         if op in (None, "reconcile") and self.head is not None:
             candidates, found = self.beside.look(candidates, self.head)
             op = "conflict" if found and op is None else op
-        writer = Writer(self.repo, self.head, self.sizes.process_objects)
+        writer = self._writer()
         changes = ChangeSet()
         try:
             changes = collect(candidates, Pass(
@@ -157,8 +195,10 @@ class CommitStep:
         except BaseException:
             writer.abort()
             changes.close()
+            self._after(writer, failed=True)
             raise
         self.held.announce(self.emit, batch=batch)
+        self._after(writer)
         return result
 
     def delete_only(self, paths: Sequence[str], op: str) -> CommitResult:
@@ -171,8 +211,15 @@ class CommitStep:
             assert changes.records is not None
             changes.records.append(Change(DELETED, path, entry.mode, entry.sha).encode())
             changes.deleted[path] = entry.sha
-        writer = Writer(self.repo, self.head, self.sizes.process_objects)
-        return self._write(writer, changes, str(uuid.uuid4()), started, None, op)
+        writer = self._writer()
+        try:
+            result = self._write(writer, changes, str(uuid.uuid4()), started, None, op)
+        except BaseException:
+            writer.abort()
+            self._after(writer, failed=True)
+            raise
+        self._after(writer)
+        return result
 
     def _write(
         self, writer: Writer, changes: ChangeSet, batch: str, started: float, first_event: float | None,
@@ -200,6 +247,11 @@ class CommitStep:
         mark(trace, "objects_written")
         sha = writer.finish()
         mark(trace, "ref_updated")
+        if trace is not None:
+            trace.note(fast_import_ahead=writer.ahead)
+            if writer.usage:
+                trace.note(fast_import_cpu_ms=round(sum(u.cpu_ns for u in writer.usage) / 1e6, 2),
+                           fast_import_waited_ms=round(sum(u.waited_ns for u in writer.usage) / 1e6, 2))
         assert sha is not None
         self.head = sha
         self._track_lfs(changes)

@@ -8,13 +8,18 @@ written by several processes in turn, each ending with a pack of its own: blobs 
 the commits, which name blobs by id and continue from the previous process's last commit on a private
 staging ref. The branch moves once, after the last one, with `update-ref` against the commit the pass
 started from: until then nothing is committed, and a pass cut short leaves only unreferenced objects.
+
+The first process may be one started ahead (`spare`, after the last commit): its start and its reading of
+the repository are then off the path from a write to its commit. It reads no reference until it ends, and
+every commit names its parent (`from`), so it is as safe as one started now: when the branch moved
+meanwhile, fast-import moves it only forward, and the staged path moves it against the id it started from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from committer.git.fastimport import FastImport
+from committer.git.fastimport import FastImport, Usage
 from committer.git.repo import GitRepo
 from committer.git.setup import STAGING_REF, clear_staging
 
@@ -25,8 +30,10 @@ SESSION_LIMIT = 100_000
 class Writer:
     """fast-import processes for one pass; `finish()` moves the branch and returns the last commit."""
 
-    def __init__(self, repo: GitRepo, parent: str | None, limit: int = SESSION_LIMIT) -> None:
+    def __init__(self, repo: GitRepo, parent: str | None, limit: int = SESSION_LIMIT,
+                 spare: FastImport | None = None) -> None:
         self.repo = repo
+        self.spare = spare  # a process started ahead, taken as the first one; given back if unused
         self.start = parent
         self.limit = limit
         self._process: FastImport | None = None
@@ -35,12 +42,21 @@ class Writer:
         self._ended = 0  # processes that have finished
         self._staged: bool | None = None  # decided before the first commit
         self._tip: str | None = parent  # the last commit: an id, or a mark of the current process
+        self.usage: list[Usage] = []  # each finished process's CPU and run-queue wait
+        self.ahead = False  # the first process was one started ahead
 
     def _fast_import(self) -> FastImport:
         if self._process is None:
-            self._process = FastImport(self.repo)
+            spare, self.spare = self.spare, None
+            self.ahead = self.ahead or (spare is not None and self._ended == 0)
+            self._process = spare or FastImport(self.repo)
             self._objects, self._wrote = 0, False
         return self._process
+
+    def unused(self) -> FastImport | None:
+        """The process started ahead, when this pass wrote nothing to it (it stays ready for the next)."""
+        spare, self.spare = self.spare, None
+        return spare
 
     def _end(self) -> None:
         process, self._process = self._process, None
@@ -52,6 +68,8 @@ class Writer:
         else:
             process.finish_blobs()
         self._ended += 1
+        if process.usage is not None:
+            self.usage.append(process.usage)
 
     def blob(self, data: bytes, _sha: str = "") -> None:
         """Send one blob (commits name it by its id)."""

@@ -15,6 +15,9 @@ log = logs.get(__name__)
 
 # Once this many commits landed and the directory has been quiet this long, a repack runs.
 AFTER_COMMITS, WHEN_QUIET = 50, 60.0
+# Each commit is a small pack of its own (git/fastimport.py): after this many, they are rolled up even
+# while writes go on, so lookups never search hundreds of packs.
+ROLL_UP_AFTER = 32
 
 
 def maintain(repo: GitRepo, loose_limit: int = 500, pack_limit: int = 20) -> bool:
@@ -82,9 +85,11 @@ class Maintenance(Worker):
     def tick(self) -> None:
         """Called from the loop: start a repack when it is due and none runs."""
         quiet = time.monotonic() - self._last_commit >= WHEN_QUIET
-        if self.alive() or not quiet or (self._commits < AFTER_COMMITS and not self._graph_due):
+        roll_up = self._commits >= ROLL_UP_AFTER  # even while writes go on: many small packs slow every import
+        due = roll_up or (quiet and (self._commits >= AFTER_COMMITS or self._graph_due))
+        if self.alive() or not due:
             return
-        self._repack = self._commits >= AFTER_COMMITS
+        self._repack = roll_up or self._commits >= AFTER_COMMITS
         self._commits = 0
         self._graph_due = False
         self.start()

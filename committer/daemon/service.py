@@ -146,6 +146,7 @@ class Daemon:
         self.services.start(self.services.add(notify, "notify"))  # events left by the last run go out now
         committer, record = load_parts(settings, repo, self.pfilter, read_state(settings.git_dir), self.metrics.commit,
                                        emit=notify.emit)
+        committer.step.ahead = not self.once  # each batch's fast-import started ahead, after the last commit
         if settings.remote:
             self.pusher = self.services.add(Pusher(settings, repo, on_change=self.reporter.touch, metrics=self.metrics,
                                                    on_rejected=self._push_rejected, emit=notify.emit), "push_loop")

@@ -39,6 +39,7 @@ class Shutdown:
         host.work.commit_batch()
         # Events still in the kernel queue when the watcher stopped are caught by this pass.
         host.work.reconcile("shutdown")
+        host.work.committer.step.close()  # the fast-import kept ready for a next batch
         services.stop(host.pusher, settings.shutdown_timeout)
         services.stop(host.notify, min(settings.shutdown_timeout, NOTIFY_GRACE))  # after the last push's event
         services.stop_rest(settings.shutdown_timeout)  # a worker added since, in no step above

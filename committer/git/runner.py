@@ -168,6 +168,12 @@ class GitRunner:
         self._running.pop(proc, None)
         _LIVE.pop(proc.pid, None)
 
+    def adopt(self, proc: subprocess.Popen[bytes]) -> None:
+        """Remember again a process forgotten while it waited for its work (a fast-import started ahead, which
+        a stop need not kill: it ends by itself when its input closes), now that the work begins."""
+        self._running[proc] = (threading.get_ident(), False)
+        _LIVE[proc.pid] = proc
+
     def deadline(self, proc: subprocess.Popen[bytes], seconds: float | None = None) -> threading.Timer:
         """A started timer that kills the process group at the deadline (cancel it when done)."""
         timer = threading.Timer(self.timeout if seconds is None else seconds, kill_group, args=(proc,))

@@ -282,7 +282,7 @@ def test_no_commit_carries_more_than_max_batch_files(layout: Layout) -> None:
     assert parts == ["3/3", "2/3", "1/3"]
 
 
-def test_maintenance_packs_the_loose_objects_small_commits_leave(layout: Layout) -> None:
+def test_maintenance_rolls_up_the_packs_small_commits_leave(layout: Layout) -> None:
     from committer.daemon.maintenance import maintain as _maintain
 
     p = make_pipeline(layout)
@@ -290,12 +290,26 @@ def test_maintenance_packs_the_loose_objects_small_commits_leave(layout: Layout)
         write(layout, "busy.md", f"version {i}")
         p.commit(["busy.md"])
     before = p.repo.size()
-    assert before["objects"] >= 100 and before["packs"] == 0
-    assert not _maintain(p.repo)  # below the limits: nothing to do
-    assert _maintain(p.repo, loose_limit=50)
+    # each commit is a pack of its own, its index fsynced with it; no unpacking into loose objects
+    assert before["objects"] >= 100 and before["packs"] == 40 and before["loose"] == 0
+    assert not _maintain(p.repo, pack_limit=50)  # below the limits: nothing to do
+    assert _maintain(p.repo)
     after = p.repo.size()
-    assert after["packs"] >= 1 and after["objects"] >= 120
-    loose = git(layout.git_dir, "count-objects").split()[0]
-    assert int(loose) < 20
+    assert after["packs"] < 5 and after["objects"] >= 120
     assert subprocess.run(["git", f"--git-dir={layout.git_dir}", "fsck", "--no-dangling"],
                           capture_output=True).returncode == 0
+
+
+def test_maintenance_rolls_the_packs_up_while_writes_go_on(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    from committer.daemon.maintenance import ROLL_UP_AFTER, Maintenance
+
+    maintenance = Maintenance(make_pipeline(layout).repo)
+    started: list[int] = []
+    monkeypatch.setattr(maintenance, "start", lambda: started.append(1))
+    for _ in range(ROLL_UP_AFTER - 1):
+        maintenance.committed()
+        maintenance.tick()
+    assert started == []  # never quiet, not enough commits yet
+    maintenance.committed()
+    maintenance.tick()
+    assert started == [1]  # a commit a second never leaves a quiet minute: the packs are rolled up anyway

@@ -24,7 +24,20 @@ def two_commits(layout: Layout, *extra: str) -> tuple[str, str]:
     first = git(layout.git_dir, "rev-parse", "HEAD").strip()
     (layout.data / "b.md").write_text("b")
     assert committer("run", "--once", *layout.args(), *extra).returncode == 0
+    loosen(layout.git_dir)
     return first, git(layout.git_dir, "rev-parse", "HEAD").strip()
+
+
+def loosen(git_dir: Path) -> None:
+    """Every object as a loose file (each commit is a pack of its own), so one can be damaged alone."""
+    for pack in (git_dir / "objects" / "pack").glob("pack-*.pack"):
+        moved = git_dir.parent / pack.name  # out of the repository: unpacked objects are new to it
+        pack.rename(moved)
+        for other in pack.parent.glob(f"{pack.stem}.*"):
+            other.unlink()
+        with moved.open("rb") as stream:
+            subprocess.run(["git", f"--git-dir={git_dir}", "unpack-objects", "-q"], stdin=stream, check=True)
+        moved.unlink()
 
 
 def fsck_clean(git_dir: Path) -> bool:
