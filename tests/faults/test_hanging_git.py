@@ -142,11 +142,15 @@ def test_hung_local_git_is_cut_off_by_git_timeout_and_retried(
     daemon = daemons.start(layout, env=_env(git_wrapper))
     settle(layout)
     _hang(git_wrapper, sub, how)
+    if sub == "fast-import":  # the next batch's fast-import was started ahead, before the hang: it commits one
+        (layout.data / "primer.md").write_text("committed by the fast-import started ahead\n")
+        settle(layout)
     before = len(git_wrapper.calls(sub))
     started = time.monotonic()
     _write(layout, sub, "committed after one hung attempt\n")
-    # Each hung run lives git_timeout only: wait for one to have begun, not to be seen alive.
-    wait_until(lambda: len(git_wrapper.calls(sub)) > before, 30, f"a hanging {sub}")
+    # Each hung run lives git_timeout only: wait for one to have begun, not to be seen alive (a fast-import
+    # started ahead may have begun before `before` was counted: then its cut-off's retry is the one seen).
+    wait_until(lambda: len(git_wrapper.calls(sub)) > before, 30 + GIT_TIMEOUT, f"a hanging {sub}")
     failed = daemon.wait_event("commit_failed", timeout=60)[0]
     cut_after = time.monotonic() - started
     print(f"\nhung {sub} cut off within {cut_after:.2f}s of the write (git_timeout {GIT_TIMEOUT}s): "
