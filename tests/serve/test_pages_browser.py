@@ -314,7 +314,7 @@ def test_weeks_of_notes_as_a_newcomer_sees_them(
 
     now = time.time()
     clock = {"at": now}
-    monkeypatch.setattr(fastimport, "time", types.SimpleNamespace(time=lambda: clock["at"]))
+    monkeypatch.setattr(fastimport, "time", types.SimpleNamespace(time=lambda: clock["at"], monotonic=time.monotonic))
     pipeline = make_pipeline(layout)
     shas: list[str] = []
     for days, hhmm, files, renamed in WEEKS:
