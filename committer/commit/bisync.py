@@ -71,12 +71,24 @@ def find(tree: fsio.Tree, candidates: Iterable[str], known: Callable[[list[str]]
     `known(paths)`: those of the paths that are in HEAD (a `.conflictN` name counts only for a note that is
     in HEAD or on disk, or has two such files)."""
     wanted: dict[str, bool] = {}
+    gone: list[str] = []
     for path in candidates:
         folder, name = fsio.split(path)
         found = original(name)
         if found is not None and found[0] not in (".", ".."):
             note = _join(folder, found[0])
             wanted[note] = wanted.get(note, False) or found[1]
+        elif found is None and path not in wanted and not _exists(tree, path):
+            gone.append(path)
+    # A note gone from its path while rclone's conflict files of it are on disk (their creation may come in a
+    # later batch than the note's going): the same conflict, never a deletion to commit.
+    noted: dict[str, set[str]] = {}  # folder: the notes its conflict files name (each folder read once)
+    for path in gone:
+        folder, name = fsio.split(path)
+        if folder not in noted:
+            noted[folder] = _noted(tree, folder)
+        if name in noted[folder]:
+            wanted[path] = True
     if not wanted:
         return []
     in_head = known(sorted(wanted))
@@ -104,9 +116,30 @@ def _members(tree: fsio.Tree, note: str) -> tuple[list[str], int]:
     return members, fuzzy
 
 
+def _noted(tree: fsio.Tree, folder: str) -> set[str]:
+    """The names of the notes that rclone's conflict files in `folder` (plain files) stand beside."""
+    names: set[str] = set()
+    with contextlib.suppress(OSError):
+        for entry in tree.scandir(folder):
+            found = original(entry.name)
+            if found is not None and entry.is_file(follow_symlinks=False):
+                names.add(found[0])
+    return names
+
+
 def has_files(tree: fsio.Tree, note: str) -> bool:
     """Whether rclone's conflict files of `note` are still on disk."""
     return bool(_members(tree, note)[0])
+
+
+def _exists(tree: fsio.Tree, path: str) -> bool:
+    try:
+        tree.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # not known to be gone
+    return True
 
 
 def _regular(tree: fsio.Tree, path: str) -> bool:

@@ -67,6 +67,16 @@ def test_the_newer_side_keeps_the_note_path_and_the_other_becomes_a_conflict_cop
     assert (tmp_path / COPY).stat().st_mtime == 1000  # rclone sees the versions it knows, moved
 
 
+def test_a_note_gone_from_its_path_beside_its_conflict_files_is_that_conflict_not_a_deletion(tmp_path: Path) -> None:
+    """rclone renamed the note to its conflict names; a batch may hold only the note's going (the conflict
+    files' coming is in the next one): it is the conflict, folded or waited for, never a deletion to commit."""
+    write(tmp_path, "notes/n.md..path1", "from the local folder\n", 1000)
+    write(tmp_path, "notes/other.md", "other\n", 1000)
+    found = groups(tmp_path, ["notes/n.md", "notes/gone.md", "notes/other.md"])
+    assert found == [Group("notes/n.md", ["notes/n.md..path1"], False)]
+    assert groups(tmp_path, ["notes/gone.md"]) == []  # a deletion with no conflict file beside it stays one
+
+
 def test_a_newer_conflict_file_takes_the_place_of_an_older_note(tmp_path: Path) -> None:
     write(tmp_path, "notes/n.md", "kept by rclone\n", 1000)
     write(tmp_path, "notes/n.md.conflict1", "newer\n", 3000)
