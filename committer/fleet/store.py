@@ -223,9 +223,7 @@ class Store(TaskRows):
                                   "default_branch": default_branch, "last_synced_at": synced_at or at,
                                   "updated_at": at}
         if status:
-            archived = GitRepository.status == "archived"
-            fields["status"] = case((archived, GitRepository.status), else_=status)
-            fields["error_message"] = case((archived, GitRepository.error_message), else_="")
+            fields.update(_settled(status))
         done = db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(**fields)
                           .execution_options(synchronize_session=False))
         if not done.rowcount:
@@ -242,17 +240,11 @@ class Store(TaskRows):
         (unless archived meanwhile), the task succeeded with no commits."""
         with session(self.engine) as db:
             at = now()
-            db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(last_synced_at=at))
-            db.execute(update(GitRepository).where(and_(
-                GitRepository.id == repo_id, GitRepository.status != "archived")).values(
-                status="active", error_message="", updated_at=at))
+            db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(
+                last_synced_at=at, updated_at=at, **_settled("active")).execution_options(synchronize_session=False))
             db.execute(update(SyncTask).where(SyncTask.task_id == task_id).values(
-                status="succeeded", commits_synced=0, finished_at=at, error_message=""))
-
-    def mark_synced(self, repo_id: int) -> None:
-        """A sync found nothing new: only the time of the last sync changes."""
-        with session(self.engine) as db:
-            db.execute(update(GitRepository).where(GitRepository.id == repo_id).values(last_synced_at=now()))
+                status="succeeded", commits_synced=0, finished_at=at, error_message="")
+                .execution_options(synchronize_session=False))
 
     def add_commits(self, repo_id: int, commits: Iterable[dict[str, Any]]) -> int:
         """Store commits (sha, author_name, author_email, subject, committed_at) in batches, leaving out those
@@ -329,6 +321,14 @@ class Store(TaskRows):
             raise rules.NotFound(f"repository {repo_id} does not exist")
         return repo  # type: ignore[no-any-return]
 
+
+
+def _settled(status: str) -> dict[str, Any]:
+    """An UPDATE's values that set a repository's status (its error cleared) unless it is archived: an archived
+    repository stays archived whatever a task still running on it does."""
+    archived = GitRepository.status == "archived"
+    return {"status": case((archived, GitRepository.status), else_=status),
+            "error_message": case((archived, GitRepository.error_message), else_="")}
 
 
 def _token(last_id: int) -> str:
