@@ -40,6 +40,7 @@ MODES = ("mirror", "bare", "regular")
 _INHERITED = ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG_PARAMETERS", "GIT_SSH", "GIT_SSH_COMMAND")
 _FIELDS = 5  # sha, author name, author email, commit time, subject
 _LOG_FORMAT = "--format=%H%x00%an%x00%ae%x00%ct%x00%s"
+_DECORATED = _LOG_FORMAT + "%x00%D"  # and the refs at the commit: `HEAD -> refs/heads/main, refs/heads/dev, tag: ...`
 _NAME_MAX, _SUBJECT_MAX = 255, 1000
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(incoming|old)-[0-9a-f]{12}$")
 
@@ -267,21 +268,22 @@ class Git:
         out = self._local(layout, ["for-each-ref", "--sort=-committerdate",
                                    "--format=%(HEAD)%00%(refname:lstrip=2)%00%(objectname)", "refs/heads"])
         rows = [line.split("\0", 2) for line in out.splitlines() if line.count("\0") == 2]
-        tips = {name: sha for _, name, sha in rows}
         default = next((name for mark, name, _ in rows if mark == "*"), "")
         if not default and not rows:  # no branch yet: the one HEAD will make
             head = self._local(layout, ["symbolic-ref", "--quiet", "HEAD"], ok=(0, 1)).strip()
             default = head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else ""
-        elif not default:  # HEAD names no branch (a source whose HEAD dangles): main, else the newest
-            default = "main" if "main" in tips else rows[0][1]
-        branches = tuple(BranchState(name, tips[name], name == default) for name in sorted(tips))
-        return Snapshot(branches, 0, tips.get(default, ""), default)
+        return _described([(name, sha) for _, name, sha in rows], default)
 
     @contextlib.contextmanager
-    def history(self, layout: Layout, exclude: Sequence[str]) -> Iterator[Iterator[dict[str, Any]]]:
+    def history(self, layout: Layout, exclude: Sequence[str],
+                tips: Tips | None = None) -> Iterator[Iterator[dict[str, Any]]]:
         """The commits reachable from any ref and from none of `exclude`, newest first, read as git prints them
-        (memory stays the same however long the history); leaving the block early stops git."""
-        argv = git_argv(layout.git_dir, ["log", "--all", "--stdin", "-z", "--no-color", _LOG_FORMAT])
+        (memory stays the same however long the history); leaving the block early stops git. With `tips` (and
+        nothing excluded, so that every branch's tip is printed), the same process also tells the branches and
+        HEAD's: what `snapshot` would read with another."""
+        fields = _FIELDS + (tips is not None)
+        shape = ["--decorate=full", _DECORATED] if tips is not None else [_LOG_FORMAT]
+        argv = git_argv(layout.git_dir, ["log", "--all", "--stdin", "-z", "--no-color", *shape])
         with _lines([f"^{sha}" for sha in exclude]) as stdin:
             proc = self.runner.start(argv, git_env(), stdin)
             timer = self.runner.deadline(proc)
@@ -290,15 +292,17 @@ class Git:
             def commits() -> Iterator[dict[str, Any]]:
                 nonlocal done
                 assert proc.stdout is not None
-                rest, fields = b"", []
+                rest, got = b"", []
                 while chunk := proc.stdout.read1(1 << 16):  # type: ignore[attr-defined]
                     parts = (rest + chunk).split(b"\0")
                     rest = parts.pop()
                     for part in parts:
-                        fields.append(part)
-                        if len(fields) == _FIELDS:
-                            yield _commit(fields)
-                            fields = []
+                        got.append(part)
+                        if len(got) == fields:
+                            if tips is not None:
+                                tips.saw(got[0], got[3], got[5])
+                            yield _commit(got)
+                            got = []
                 done = True
 
             try:
@@ -313,8 +317,41 @@ class Git:
             raise TaskFailed(f"git log in {layout.path} failed (exit {proc.returncode}): {_last(err)}", retry=True)
 
 
+class Tips:
+    """Branch tips and HEAD's branch as `git log --decorate=full` prints them beside each commit."""
+
+    def __init__(self) -> None:
+        self.branches: dict[str, tuple[str, int]] = {}  # name: (sha, commit time)
+        self.head = ""
+
+    def saw(self, sha: bytes, when: bytes, refs: bytes) -> None:
+        if not refs:
+            return
+        for ref in refs.decode("utf-8", "replace").split(", "):  # a ref name never holds a space
+            if ref.startswith("HEAD -> "):
+                ref = ref[8:]
+                if ref.startswith("refs/heads/"):
+                    self.head = ref[11:]
+            if ref.startswith("refs/heads/"):
+                self.branches[ref[11:]] = (sha.decode(), int(when or 0))
+
+    def snapshot(self) -> Snapshot:
+        newest = sorted(self.branches.items(), key=lambda item: (-item[1][1], item[0]))
+        return _described([(name, sha) for name, (sha, _) in newest], self.head)
+
+
+def _described(newest_first: list[tuple[str, str]], default: str) -> Snapshot:
+    """Branches and the default: HEAD's, else (HEAD names no branch: a source whose HEAD dangles) main, else the
+    newest; no branch at all keeps the one HEAD will make."""
+    tips = dict(newest_first)
+    if default not in tips and tips:
+        default = "main" if "main" in tips else newest_first[0][0]
+    branches = tuple(BranchState(name, tips[name], name == default) for name in sorted(tips))
+    return Snapshot(branches, 0, tips.get(default, ""), default)
+
+
 def _commit(fields: list[bytes]) -> dict[str, Any]:
-    sha, name, email, when, subject = (f.decode("utf-8", "replace") for f in fields)
+    sha, name, email, when, subject = (f.decode("utf-8", "replace") for f in fields[:_FIELDS])
     return {"sha": sha, "author_name": name[:_NAME_MAX], "author_email": email[:_NAME_MAX],
             "subject": subject[:_SUBJECT_MAX], "committed_at": datetime.fromtimestamp(int(when or 0), UTC)}
 

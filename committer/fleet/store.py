@@ -202,10 +202,12 @@ class Store(TaskRows):
             self._snapshot(db, repo_id, branches, total_commits, last_commit_hash, default_branch, synced_at)
 
     def finish(self, repo_id: int, task_id: str, snapshot: tuple[Iterable[BranchState], int, str, str],
-               commits_synced: int) -> None:
-        """A task succeeded, in one transaction: the repository's snapshot (branches, commit count, head,
-        default branch), its status active (unless archived meanwhile), the task succeeded."""
+               commits_synced: int, commits: list[dict[str, Any]] | None = None) -> None:
+        """A task succeeded, in one transaction: the last of its `commits` (as add_commits takes them), the
+        repository's snapshot (branches, commit count, head, default branch), its status active (unless
+        archived meanwhile), the task succeeded."""
         with session(self.engine) as db:
+            insert_new(db, GitCommit, [{**commit, "repository_id": repo_id} for commit in commits or ()])
             self._snapshot(db, repo_id, *snapshot, status="active")
             db.execute(update(SyncTask).where(SyncTask.task_id == task_id).values(
                 status="succeeded", commits_synced=commits_synced, finished_at=now(), error_message="")

@@ -63,10 +63,21 @@ class TaskRows:
 
     def task(self, task_id: str) -> SyncTask:
         with session(self.engine) as db:
-            task = db.scalar(select(SyncTask).where(SyncTask.task_id == task_id))
-            if task is None:
-                raise rules.NotFound(f"task {task_id!r} does not exist")
-            return task
+            return self._task(db, task_id)
+
+    def task_with_repository(self, task_id: str) -> tuple[SyncTask, GitRepository | None]:
+        """A task and its repository's row (None when the repository no longer exists), in one transaction."""
+        with session(self.engine) as db:
+            task = self._task(db, task_id)
+            return task, db.scalar(select(GitRepository).where(GitRepository.id == task.repository_id)
+                                   .execution_options(populate_existing=True))
+
+    @staticmethod
+    def _task(db: Any, task_id: str) -> SyncTask:
+        task = db.scalar(select(SyncTask).where(SyncTask.task_id == task_id))
+        if task is None:
+            raise rules.NotFound(f"task {task_id!r} does not exist")
+        return task  # type: ignore[no-any-return]
 
     def claim_task(self, task_id: str, worker: str, lease: float,
                    gone: Callable[[str], bool] = lambda _worker: False, task: SyncTask | None = None,
@@ -104,7 +115,10 @@ class TaskRows:
                     GitRepository.id == task.repository_id, GitRepository.status != "archived")).values(
                     status=repository_status, error_message="", updated_at=at)
                     .execution_options(synchronize_session=False))
-            return db.scalar(select(SyncTask).where(SyncTask.task_id == task_id))
+        # The row is the one read, as the UPDATE found it, with what the UPDATE set: not read again.
+        task.status, task.attempts, task.started_at, task.heartbeat_at = "running", task.attempts + 1, at, at
+        task.worker, task.finished_at, task.retry_at = worker, None, None
+        return task
 
     def hold_task(self, task_id: str, worker: str) -> None:
         """A worker has the task's message and waits to run it (its repository busy): while it stays

@@ -14,15 +14,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
+from itertools import chain, islice
 from pathlib import Path
 
 from committer.core import logs
 from committer.fleet import credentials, rules
 from committer.fleet.config import FleetConfig
 from committer.fleet.db import GitRepository, SyncTask, now
-from committer.fleet.gitops import Git, Layout, Source
+from committer.fleet.gitops import Git, Layout, Source, Tips
 from committer.fleet.gitops import TaskFailed as TaskFailed
-from committer.fleet.store import Store
+from committer.fleet.store import COMMIT_BATCH, Store
 from committer.git.runner import GitRunner
 
 log = logs.get("committer.fleet")
@@ -50,17 +51,15 @@ class Work:
         """Do the task's work; its commits_synced, or None when this delivery is not the one to run it (the
         task runs elsewhere, or waits for its retry's time). TaskFailed says why not, and whether to retry."""
         try:
-            task = self.store.task(task_id)
+            task, repo = self.store.task_with_repository(task_id)
         except rules.NotFound as exc:
             raise TaskFailed(exc.message, retry=False) from None
         if task.status == "succeeded":
             return task.commits_synced  # delivered again after it was done
         if task.status == "failed":
             raise TaskFailed(task.error_message or f"task {task_id} failed", retry=False)
-        try:
-            repo = self.store.repository(task.repository_id)
-        except rules.NotFound:
-            raise TaskFailed(f"the repository of task {task_id} no longer exists", retry=False) from None
+        if repo is None:
+            raise TaskFailed(f"the repository of task {task_id} no longer exists", retry=False)
         if repo.status == "archived":
             raise TaskFailed(f"repository {_shown(repo)} is archived", retry=False)
         claimed = self.store.claim_task(task_id, self.worker, self.config.lease, gone, task=task,
@@ -158,14 +157,22 @@ class Work:
         return 0
 
     def _finish(self, task: SyncTask, repo: GitRepository, layout: Layout, exclude: list[str]) -> int:
-        """Count and import the commits the repository gained, then record its state: the task succeeded."""
+        """Count and import the commits the repository gained, then record its state: the task succeeded.
+
+        A whole history (nothing excluded) tells its branches in the same `git log`; a history that fits in
+        one batch is written in the transaction that records the outcome (one transaction, not two)."""
         exclude = self.git.present(layout, exclude)
-        with self.git.history(layout, exclude) as commits:  # what it streams is what the repository gained
-            synced = self.store.add_commits(repo.id, commits)
-        snap = self.git.snapshot(layout)
+        tips = Tips() if not exclude else None
+        with self.git.history(layout, exclude, tips) as commits:  # what it streams is what the repository gained
+            last = list(islice(commits, COMMIT_BATCH))
+            if len(last) == COMMIT_BATCH:
+                synced, last = self.store.add_commits(repo.id, chain(last, commits)), []
+            else:
+                synced = len(last)
+        snap = tips.snapshot() if tips is not None and tips.branches else self.git.snapshot(layout)
         total = synced if not exclude else self.git.count(layout, [])  # nothing excluded: every commit was streamed
         self.store.finish(repo.id, task.task_id, (snap.branches, total, snap.last_commit_hash, snap.default_branch),
-                          synced)
+                          synced, last)
         return synced
 
     @contextmanager

@@ -45,12 +45,14 @@ class RedisServer:
     """redis-server on 127.0.0.1:`port`, persisting every write to its append-only file in `folder`; stop and
     start it again on the same port and data to restart it."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, fsync: str = "always") -> None:
+        """`fsync`: Redis's appendfsync (the tests: always; as docs/fleet.md deploys it: everysec)."""
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.skip("redis-server is not installed (scripts/system-deps.sh installs it)")
         self.binary = binary
         self.folder = folder
+        self.fsync = fsync
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -61,7 +63,7 @@ class RedisServer:
 
     def start(self) -> None:
         argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-                "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no",
+                "--appendonly", "yes", "--appendfsync", self.fsync, "--save", "", "--protected-mode", "no",
                 "--logfile", str(self.folder / "redis.log")]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: _listening(self.port) or self.proc is None or self.proc.poll() is not None,

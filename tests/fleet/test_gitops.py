@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from committer.fleet import credentials
-from committer.fleet.gitops import Access, Git, Layout, Source, TaskFailed, duration
+from committer.fleet.gitops import Access, Git, Layout, Source, TaskFailed, Tips, duration
 from committer.git.runner import GitRunner
 from tests.gitserver import USER, GitHTTPServer, git, git_server
 
@@ -178,6 +178,40 @@ def test_history_is_read_as_printed_and_leaving_early_stops_git(tmp_path: Path) 
         assert next(commits)["subject"] == "subject 2"
     assert not ops.runner._running
     assert ops.present(layout, [rows[0]["sha"], "0" * 40]) == [rows[0]["sha"]]
+
+
+def test_the_history_tells_the_same_branches_as_the_snapshot(tmp_path: Path) -> None:
+    """A whole history read with its decorations gives the branches, tips and default branch `for-each-ref`
+    gives: several branches on one commit, tags (light and annotated), a default other than main, a branch
+    on an older commit, and HEAD naming no branch."""
+    work = tmp_path / "w"
+    git("init", "--quiet", "--initial-branch=trunk", str(work))
+    for i in range(3):
+        git("-C", str(work), "commit", "--quiet", "--allow-empty", "-m", f"c{i}",
+            env={"GIT_COMMITTER_DATE": f"{1_700_000_000 + i} +0000"})
+        git("-C", str(work), "branch", f"b{i}")
+    git("-C", str(work), "branch", "main", "HEAD~2")
+    git("-C", str(work), "tag", "light", "HEAD~1")
+    git("-C", str(work), "tag", "-a", "heavy", "-m", "annotated")
+    bare = tmp_path / "m.git"
+    git("clone", "--quiet", "--mirror", str(work), str(bare))
+    ops, layout = Git(GitRunner(), timeout=30), Layout(bare, bare=True)
+
+    def both() -> tuple[object, object]:
+        tips = Tips()
+        with ops.history(layout, [], tips) as commits:
+            assert len(list(commits)) == 3
+        return tips.snapshot(), ops.snapshot(layout)
+
+    told, read = both()
+    assert told == read and read.default_branch == "trunk"
+    assert {b.name for b in read.branches} == {"trunk", "main", "b0", "b1", "b2"}
+    git("--git-dir", str(bare), "symbolic-ref", "HEAD", "refs/heads/gone")  # names no branch: main
+    told, read = both()
+    assert told == read and read.default_branch == "main"
+    git("--git-dir", str(bare), "branch", "-D", "main")  # no main either: the newest
+    told, read = both()
+    assert told == read and read.default_branch in {"trunk", "b2"}
 
 
 def test_a_token_given_as_user_and_token_is_sent_as_basic_auth(tmp_path: Path, git_server: GitHTTPServer) -> None:
