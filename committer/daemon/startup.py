@@ -12,7 +12,7 @@ from pathlib import Path
 from committer.core import logs, runtime
 from committer.core.errors import CommitterError, redact
 from committer.core.settings import Settings
-from committer.git import lfs
+from committer.git import cleanstop, lfs
 from committer.git.repair import check_and_repair
 from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner
@@ -41,6 +41,15 @@ def prepare(settings: Settings, pfilter: PathFilter, runner: GitRunner, lock: In
     if repo.head() is None and settings.remote:
         join_remote_history(settings, repo)
     return repo
+
+
+def left_clean(repo: GitRepo, lock_lost: bool, last_error: object, maintenance_busy: bool) -> None:
+    """At the end of a run that went through prepare() (so its repository was found intact, repaired, or
+    made anew) and stopped in order: the stamp by which the next start skips the whole-repository check.
+    Not after a lost lock (another daemon may be writing), a failed last commit or pull (a damaged
+    repository fails so), or while a repack still runs: the next start then checks."""
+    if not (lock_lost or last_error is not None or maintenance_busy):
+        cleanstop.leave(repo)
 
 
 def join_remote_history(settings: Settings, repo: GitRepo) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from committer.core import logs
 from committer.core.errors import CommitterError
+from committer.git import cleanstop
 from committer.git.repo import GitRepo
 
 log = logs.get("committer.repair")
@@ -50,18 +51,27 @@ def _reflog(repo: GitRepo) -> list[str]:
 def check_and_repair(repo: GitRepo, fetch: Callable[[], str | None] | None = None) -> str:
     """ok, repaired (the branch was moved back or refetched), or replaced (the git dir was moved aside).
 
-    The order: the branch as it is; objects fetched from the remote; the newest intact commit of the
-    branch's reflog (the reconcile that follows commits the data directory on top); and when nothing
-    helps, the git dir is moved aside (never deleted) so a new one can be made.
+    Skipped when the repository is exactly as the last clean stop left it (the stamp of `git/cleanstop.py`,
+    taken away here before anything writes). The order: the branch as it is; objects fetched from the
+    remote; the newest intact commit of the branch's reflog (the reconcile that follows commits the data
+    directory on top); and when nothing helps, the git dir is moved aside (never deleted) so a new one can
+    be made.
     """
     started = time.monotonic()
-    clean_leftovers(repo)
+    found, stamp = cleanstop.take(repo.git_dir)
+    clean_leftovers(repo)  # what a crash left: its removal changes the fingerprint, so the check runs
     if not (repo.git_dir / "refs").is_dir() or not (repo.git_dir / "objects").is_dir():
         return _replace(repo, "the repository has no refs or objects folder")
     # the raw reference: head() peels to a commit and would take a missing commit for an empty branch
-    head = repo.git("rev-parse", "-q", "--verify", repo.ref, check=False).stdout.decode().strip() or None
+    head = cleanstop.head_of(repo)
+    if stamp is not None and cleanstop.matches(stamp, repo, head):
+        log.info("repo_checked", result="ok", check="skipped", clean_stop="matched", clean_stop_at=stamp.get("at"),
+                 why="the repository is as the clean stop left it", seconds=round(time.monotonic() - started, 3))
+        return "ok"
+    clean_stop = "changed" if stamp is not None else found
     if head is None or intact(repo, head):
-        log.info("repo_checked", result="ok", seconds=round(time.monotonic() - started, 3))
+        log.info("repo_checked", result="ok", check="fsck" if head else "empty branch", clean_stop=clean_stop,
+                 seconds=round(time.monotonic() - started, 3))
         return "ok"
     log.error("repo_damaged", head=head, action="repairing; the data directory is not touched")
     if fetch is not None:
