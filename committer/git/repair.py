@@ -44,8 +44,14 @@ def intact(repo: GitRepo, rev: str) -> bool:
 
 
 def _reflog(repo: GitRepo) -> list[str]:
-    proc = repo.git("reflog", "show", "--format=%H", repo.ref, "--", check=False)
-    return [line for line in proc.stdout.decode().split() if line]
+    """The branch's commits, newest first, read from its reflog file: `git reflog show` refuses a branch
+    whose newest commit is the missing object."""
+    try:
+        lines = (repo.git_dir / "logs" / repo.ref).read_bytes().splitlines()
+    except OSError:
+        return []
+    shas = [fields[1].decode() for fields in (line.split(b" ", 2) for line in reversed(lines)) if len(fields) > 2]
+    return [sha for sha in shas if len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha)]
 
 
 def check_and_repair(repo: GitRepo, fetch: Callable[[], str | None] | None = None) -> str:
