@@ -153,3 +153,18 @@ def test_a_stamp_of_another_git_dir_is_not_trusted(layout: Layout) -> None:
     shutil.copytree(layout.git_dir, copy, copy_function=shutil.copy2)  # times kept, other files
     checked = once(layout, copy)[0]
     assert checked["check"] == "fsck" and checked["clean_stop"] == "changed"
+
+
+def test_each_project_of_a_per_project_layout_leaves_its_own_stamp(layout: Layout, tmp_path: Path) -> None:
+    repos = tmp_path / "repos"
+    env = {**layout.env, "COMMITTER_LAYOUT": "per-project", "COMMITTER_GIT_DIR": str(repos)}
+    for name in ("alpha", "beta"):
+        (layout.data / name).mkdir()
+        (layout.data / name / f"{name}.md").write_text(name)
+    for _ in range(2):
+        proc = committer("run", "--once", "--data-dir", str(layout.data), env=env)
+        assert proc.returncode == 0, proc.stderr
+    assert all(stamp(repos / f"{name}.git").is_file() for name in ("alpha", "beta"))
+    checked = events(proc.stdout + proc.stderr, "repo_checked")
+    assert sorted(e.get("project") for e in checked) == ["alpha", "beta"]
+    assert {e["check"] for e in checked} == {"skipped"}
