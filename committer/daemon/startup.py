@@ -31,10 +31,11 @@ def prepare(settings: Settings, pfilter: PathFilter, runner: GitRunner, lock: In
     joined to the remote's history when it is new; the instance lock is held throughout."""
     repo = GitRepo.of(settings, runner)
     if repo.exists():
+        taken = cleanstop.take(repo.git_dir)  # the clean-stop stamp goes before anything here writes
         for path in repo.clear_stale_locks():
             log.warning("stale_lock_removed", path=str(path))
         fetch = (lambda: refetch_remote_head(settings, repo)) if settings.remote else None
-        if check_and_repair(repo, fetch) == "replaced":
+        if check_and_repair(repo, fetch, taken) == "replaced":
             lock.release()  # the lock file went aside with the old repository
             lock.acquire()
     repo = open_repository(settings, pfilter, new_branch, runner)

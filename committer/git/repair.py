@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 from committer.core import logs
 from committer.core.errors import CommitterError
@@ -50,21 +51,23 @@ def _reflog(repo: GitRepo) -> list[str]:
         lines = (repo.git_dir / "logs" / repo.ref).read_bytes().splitlines()
     except OSError:
         return []
-    shas = [fields[1].decode() for fields in (line.split(b" ", 2) for line in reversed(lines)) if len(fields) > 2]
+    rows = (line.split(b" ", 2) for line in reversed(lines))  # old new who time zone\tmessage
+    shas = [fields[1].decode("ascii", "replace") for fields in rows if len(fields) > 2]
     return [sha for sha in shas if len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha)]
 
 
-def check_and_repair(repo: GitRepo, fetch: Callable[[], str | None] | None = None) -> str:
+def check_and_repair(repo: GitRepo, fetch: Callable[[], str | None] | None = None,
+                     taken: tuple[str, dict[str, Any] | None] | None = None) -> str:
     """ok, repaired (the branch was moved back or refetched), or replaced (the git dir was moved aside).
 
     Skipped when the repository is exactly as the last clean stop left it (the stamp of `git/cleanstop.py`,
-    taken away here before anything writes). The order: the branch as it is; objects fetched from the
-    remote; the newest intact commit of the branch's reflog (the reconcile that follows commits the data
-    directory on top); and when nothing helps, the git dir is moved aside (never deleted) so a new one can
-    be made.
+    taken away before anything writes: here, or by the caller as `taken`). The order: the branch as it is;
+    objects fetched from the remote; the newest intact commit of the branch's reflog (the reconcile that
+    follows commits the data directory on top); and when nothing helps, the git dir is moved aside (never
+    deleted) so a new one can be made.
     """
     started = time.monotonic()
-    found, stamp = cleanstop.take(repo.git_dir)
+    found, stamp = taken or cleanstop.take(repo.git_dir)
     clean_leftovers(repo)  # what a crash left: its removal changes the fingerprint, so the check runs
     if not (repo.git_dir / "refs").is_dir() or not (repo.git_dir / "objects").is_dir():
         return _replace(repo, "the repository has no refs or objects folder")
