@@ -16,6 +16,7 @@ from committer.core.errors import ConfigError, redact
 from committer.core.paths import display_path
 from committer.core.places import require_data_dir, require_git_dir
 from committer.core.settings import Settings, policy
+from committer.git import cleanstop
 from committer.git.repo import GitRepo
 from committer.git.setup import check_branch, open_repository
 from committer.ops import requests as ops
@@ -111,6 +112,7 @@ def init(
     check_branch(GitRepo.of(settings), new_branch)
     with InstanceLock(settings.git_dir, role=COMMAND):
         pfilter = PathFilter(settings.data_dir, settings.ignore)
+        known = cleanstop.still_known(GitRepo.of(settings))  # the stamp goes before anything writes
         for stale in GitRepo.of(settings).clear_stale_locks():
             logs.get(__name__).warning("stale_lock_removed", path=str(stale))
         repo = open_repository(settings, pfilter, new_branch)
@@ -127,6 +129,8 @@ def init(
         repo.sync_index(result.changes.hints())
         result.changes.close()
         save_parts(settings.git_dir, committer, record)  # files the safety rules kept out, for status
+        if known:
+            cleanstop.leave(repo)
         files = result.changes.counts.total
         where = f"{settings.git_dir} ({settings.branch})"
         if result.sha:

@@ -223,6 +223,7 @@ class ProjectsDaemon:
             code = max([push_once(p.pusher) for p in self.projects.values()] + [0])
             self.services.stop(notify, min(settings.shutdown_timeout, NOTIFY_GRACE))
             self.report(running=False)
+            self._left_clean()
             return code
         for project in self.projects.values():
             self._start(project)
@@ -231,7 +232,13 @@ class ProjectsDaemon:
             self._loop()
         finally:
             self._shutdown()
+        self._left_clean()  # reached only when the loop and the shutdown pass ended without an exception
         return self.exit_code
+
+    def _left_clean(self) -> None:
+        for project in self.projects.values():
+            startup.left_clean(project.work.committer.repo, self.exit_code == EXIT_LOCK_LOST,
+                               project.work.last_error, project.maintenance.alive())
 
     def _loop(self) -> None:
         every = min(HEALTH_EVERY, self.notifier.watchdog_interval or HEALTH_EVERY)

@@ -16,7 +16,7 @@ from committer.daemon import backups, datadir, startup
 from committer.daemon.endpoints import pulls_automatic, start_http
 from committer.daemon.feed import Feed
 from committer.daemon.health import Health
-from committer.daemon.loop import Loop
+from committer.daemon.loop import EXIT_LOCK_LOST, Loop
 from committer.daemon.maintenance import Maintenance
 from committer.daemon.reporter import Reporter
 from committer.daemon.shutdown import Shutdown
@@ -178,13 +178,17 @@ class Daemon:
         log.info("daemon_ready", seconds=round(time.monotonic() - started, 3), **phases.fields())
         self.notifier.ready(self.reporter.line)
         if self.once:
-            return Shutdown(self).once()
-        self.services.start_all()  # the push and pull loops
-        try:
-            Loop(self, self.health).run()
-        finally:
-            Shutdown(self).run()
-        return self.exit_code
+            code = Shutdown(self).once()
+        else:
+            self.services.start_all()  # the push and pull loops
+            try:
+                Loop(self, self.health).run()
+            finally:
+                Shutdown(self).run()
+            code = self.exit_code
+        # reached only when the run and its shutdown pass ended without an exception
+        startup.left_clean(repo, self.exit_code == EXIT_LOCK_LOST, self.work.last_error, self.maintenance.alive())
+        return code
 
     def _push_rejected(self) -> None:
         """The remote has commits we lack: with automatic pulls on, fetch and merge them (push thread)."""

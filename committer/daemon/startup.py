@@ -12,7 +12,7 @@ from pathlib import Path
 from committer.core import logs, runtime
 from committer.core.errors import CommitterError, redact
 from committer.core.settings import Settings
-from committer.git import lfs
+from committer.git import cleanstop, lfs
 from committer.git.repair import check_and_repair
 from committer.git.repo import GitRepo
 from committer.git.runner import GitRunner
@@ -31,16 +31,26 @@ def prepare(settings: Settings, pfilter: PathFilter, runner: GitRunner, lock: In
     joined to the remote's history when it is new; the instance lock is held throughout."""
     repo = GitRepo.of(settings, runner)
     if repo.exists():
+        taken = cleanstop.take(repo.git_dir)  # the clean-stop stamp goes before anything here writes
         for path in repo.clear_stale_locks():
             log.warning("stale_lock_removed", path=str(path))
         fetch = (lambda: refetch_remote_head(settings, repo)) if settings.remote else None
-        if check_and_repair(repo, fetch) == "replaced":
+        if check_and_repair(repo, fetch, taken) == "replaced":
             lock.release()  # the lock file went aside with the old repository
             lock.acquire()
     repo = open_repository(settings, pfilter, new_branch, runner)
     if repo.head() is None and settings.remote:
         join_remote_history(settings, repo)
     return repo
+
+
+def left_clean(repo: GitRepo, lock_lost: bool, last_error: object, maintenance_busy: bool) -> None:
+    """At the end of a run that went through prepare() (so its repository was found intact, repaired, or
+    made anew) and stopped in order: the stamp by which the next start skips the whole-repository check.
+    Not after a lost lock (another daemon may be writing), a failed last commit or pull (a damaged
+    repository fails so), or while a repack still runs: the next start then checks."""
+    if not (lock_lost or last_error is not None or maintenance_busy):
+        cleanstop.leave(repo)
 
 
 def join_remote_history(settings: Settings, repo: GitRepo) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 from committer.core import logs
 from committer.core.errors import CommitterError
+from committer.git import cleanstop
 from committer.git.repo import GitRepo
 
 log = logs.get("committer.repair")
@@ -43,25 +45,42 @@ def intact(repo: GitRepo, rev: str) -> bool:
 
 
 def _reflog(repo: GitRepo) -> list[str]:
-    proc = repo.git("reflog", "show", "--format=%H", repo.ref, "--", check=False)
-    return [line for line in proc.stdout.decode().split() if line]
+    """The branch's commits, newest first, read from its reflog file: `git reflog show` refuses a branch
+    whose newest commit is the missing object."""
+    try:
+        lines = (repo.git_dir / "logs" / repo.ref).read_bytes().splitlines()
+    except OSError:
+        return []
+    rows = (line.split(b" ", 2) for line in reversed(lines))  # old new who time zone\tmessage
+    shas = [fields[1].decode("ascii", "replace") for fields in rows if len(fields) > 2]
+    return [sha for sha in shas if len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha)]
 
 
-def check_and_repair(repo: GitRepo, fetch: Callable[[], str | None] | None = None) -> str:
+def check_and_repair(repo: GitRepo, fetch: Callable[[], str | None] | None = None,
+                     taken: tuple[str, dict[str, Any] | None] | None = None) -> str:
     """ok, repaired (the branch was moved back or refetched), or replaced (the git dir was moved aside).
 
-    The order: the branch as it is; objects fetched from the remote; the newest intact commit of the
-    branch's reflog (the reconcile that follows commits the data directory on top); and when nothing
-    helps, the git dir is moved aside (never deleted) so a new one can be made.
+    Skipped when the repository is exactly as the last clean stop left it (the stamp of `git/cleanstop.py`,
+    taken away before anything writes: here, or by the caller as `taken`). The order: the branch as it is;
+    objects fetched from the remote; the newest intact commit of the branch's reflog (the reconcile that
+    follows commits the data directory on top); and when nothing helps, the git dir is moved aside (never
+    deleted) so a new one can be made.
     """
     started = time.monotonic()
-    clean_leftovers(repo)
+    found, stamp = taken or cleanstop.take(repo.git_dir)
+    clean_leftovers(repo)  # what a crash left: its removal changes the fingerprint, so the check runs
     if not (repo.git_dir / "refs").is_dir() or not (repo.git_dir / "objects").is_dir():
         return _replace(repo, "the repository has no refs or objects folder")
     # the raw reference: head() peels to a commit and would take a missing commit for an empty branch
-    head = repo.git("rev-parse", "-q", "--verify", repo.ref, check=False).stdout.decode().strip() or None
+    head = cleanstop.head_of(repo)
+    if stamp is not None and cleanstop.matches(stamp, repo, head):
+        log.info("repo_checked", result="ok", check="skipped", clean_stop="matched", clean_stop_at=stamp.get("at"),
+                 why="the repository is as the clean stop left it", seconds=round(time.monotonic() - started, 3))
+        return "ok"
+    clean_stop = "changed" if stamp is not None else found
     if head is None or intact(repo, head):
-        log.info("repo_checked", result="ok", seconds=round(time.monotonic() - started, 3))
+        log.info("repo_checked", result="ok", check="fsck" if head else "empty branch", clean_stop=clean_stop,
+                 seconds=round(time.monotonic() - started, 3))
         return "ok"
     log.error("repo_damaged", head=head, action="repairing; the data directory is not touched")
     if fetch is not None:
