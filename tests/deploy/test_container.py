@@ -38,6 +38,7 @@ from committer.core.settings import NAMES, Settings, env_name, load_settings
 from committer.core.values import parse_address, parse_duration
 from committer.policy.secrets import find_secret
 from tests.conftest import ROOT, wait_for
+from tests.podman import json_lines
 
 CONTAINERFILE = ROOT / "Containerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -369,15 +370,7 @@ class Running:
         return [line for line in self.stderr_path.read_text(errors="replace").splitlines() if line.strip()]
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        found = []
-        for line in self.stderr_lines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == name:
-                found.append(event)
-        return found
+        return [event for event in json_lines("\n".join(self.stderr_lines())) if event.get("event") == name]
 
     def output(self) -> str:
         return self.stderr_path.read_text(errors="replace") + self.stdout_path.read_text(errors="replace")

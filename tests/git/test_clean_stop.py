@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -13,6 +12,7 @@ import pytest
 
 from tests.conftest import DaemonProcess, Layout, committer, git, tree_files, wait_for
 from tests.git.test_repair import fsck_clean, loose, loosen
+from tests.podman import json_lines
 
 pytestmark = pytest.mark.integration
 Start = Callable[..., DaemonProcess]
@@ -23,15 +23,7 @@ def stamp(git_dir: Path) -> Path:
 
 
 def events(text: str, name: str) -> list[dict[str, Any]]:
-    found = []
-    for line in text.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and event.get("event") == name:
-            found.append(event)
-    return found
+    return [event for event in json_lines(text) if event.get("event") == name]
 
 
 def once(layout: Layout, git_dir: Path | None = None) -> list[dict[str, Any]]:
