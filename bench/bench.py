@@ -145,7 +145,7 @@ class Bench:
             got = verifying.measure(self.base, self.env, size, 3, lambda text: say(f"verify: {text}"))
             verifying.rows(label(size), got, self.verify)
         if self.config.runs("pod"):
-            count = max([n for n in self.config.huge if n <= pod.FILES] or [pod.FILES])
+            count = pod.size(self.config.huge)
             pod.rows(count, pod.measure(count, self.config.cache, self.base, self.env, say), self.pod)
 
     # -- 6. push -----------------------------------------------------------------------------------
@@ -442,6 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     trees = [label(s) for s in config.sizes] if any(config.runs(s) for s in TREE_SECTIONS) else []
     if config.runs("push"):
         trees.append(f"{label(pushing.FILES)} (section 6)")
+    if config.runs("pod"):
+        trees.append(f"{label(pod.size(config.huge))} (section 12)")
     if config.runs("verify") and not trees:
         trees.append(f"{label(max(config.sizes))} (section 11)")
     header = [

@@ -63,6 +63,11 @@ class Run:
     log: list[str] = field(default_factory=list)
 
 
+def size(counts: list[int]) -> int:
+    """The tree size bench.py runs this section on: the largest of section 9's up to 300,000."""
+    return max([n for n in counts if n <= FILES] or [FILES])
+
+
 def build(cache: Path, count: int) -> Path:
     """The bench's tree of `count` notes of 1-4 KB (sections 1-7's files, about 480 MB of packs for 300,000
     of them: more than the limit), built once."""
