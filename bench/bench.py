@@ -31,6 +31,7 @@ import gitruns
 import huge
 import latency
 import pages
+import pod
 import polling
 import procs
 import pushing
@@ -117,11 +118,12 @@ class Bench:
         self.huge = Section("9. One commit of a huge change: peak memory of `init` and `run --once`")
         self.pages = Section(f"10. The history pages over {pages.COMMITS:,} commits (`--http`, a real HTTP client)")
         self.verify = Section("11. Verified backups: `committer verify` of the largest tree")
+        self.pod = Section("12. The first push in the pod's memory limit (podman, 256Mi against none)")
 
     @property
     def sections(self) -> list[Section]:
         return [self.commit, self.burst, self.latency, self.startup, self.backfill, self.push, self.poll,
-                self.memory, self.huge, self.pages, self.verify]
+                self.memory, self.huge, self.pages, self.verify, self.pod]
 
     def run(self) -> None:
         if any(self.config.runs(s) for s in TREE_SECTIONS):
@@ -142,6 +144,9 @@ class Bench:
             procs.warm_bytecode(self.env)
             got = verifying.measure(self.base, self.env, size, 3, lambda text: say(f"verify: {text}"))
             verifying.rows(label(size), got, self.verify)
+        if self.config.runs("pod"):
+            count = pod.size(self.config.huge)
+            pod.rows(count, pod.measure(count, self.config.cache, self.base, self.env, say), self.pod)
 
     # -- 6. push -----------------------------------------------------------------------------------
 
@@ -396,10 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tmp", default="/tmp", help="where the temporary trees go [/tmp]")
     parser.add_argument("--only",
                         choices=("trees", "push", "commits", "watching", "latency", "backfill", "poll", "burst",
-                                 "huge", "pages", "verify"),
+                                 "huge", "pages", "verify", "pod"),
                         help="trees: sections 1-5 and 7; or one of them: commits (1-2), watching (3-4), latency "
                              "(3, as deployed: outbox, --http, a remote; with each step's trace), backfill (5), "
-                             "push (6), poll (7), burst (8), huge (9), pages (10), verify (11) [everything]")
+                             "push (6), poll (7), burst (8), huge (9), pages (10), verify (11), pod (12) [everything]")
     parser.add_argument("--huge", type=parse_sizes,
                         help="tree sizes of section 9 [300000,1000000; quick: 300000]")
     parser.add_argument("--cache", default="/var/tmp/committer-bench",
@@ -437,6 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     trees = [label(s) for s in config.sizes] if any(config.runs(s) for s in TREE_SECTIONS) else []
     if config.runs("push"):
         trees.append(f"{label(pushing.FILES)} (section 6)")
+    if config.runs("pod"):
+        trees.append(f"{label(pod.size(config.huge))} (section 12)")
     if config.runs("verify") and not trees:
         trees.append(f"{label(max(config.sizes))} (section 11)")
     header = [
