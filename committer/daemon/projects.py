@@ -238,7 +238,7 @@ class ProjectsDaemon:
     def _left_clean(self) -> None:
         for project in self.projects.values():
             startup.left_clean(project.work.committer.repo, self.exit_code == EXIT_LOCK_LOST,
-                               project.work.last_error, project.maintenance.alive())
+                               project.work.failed_once, project.maintenance.alive())
 
     def _loop(self) -> None:
         every = min(HEALTH_EVERY, self.notifier.watchdog_interval or HEALTH_EVERY)

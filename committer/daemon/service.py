@@ -187,7 +187,7 @@ class Daemon:
                 Shutdown(self).run()
             code = self.exit_code
         # reached only when the run and its shutdown pass ended without an exception
-        startup.left_clean(repo, self.exit_code == EXIT_LOCK_LOST, self.work.last_error, self.maintenance.alive())
+        startup.left_clean(repo, self.exit_code == EXIT_LOCK_LOST, self.work.failed_once, self.maintenance.alive())
         return code
 
     def _push_rejected(self) -> None:

@@ -38,18 +38,21 @@ def prepare(settings: Settings, pfilter: PathFilter, runner: GitRunner, lock: In
         if check_and_repair(repo, fetch, taken) == "replaced":
             lock.release()  # the lock file went aside with the old repository
             lock.acquire()
+            cleanstop.checked(repo.git_dir)  # made anew below
+    else:
+        cleanstop.checked(repo.git_dir)  # made anew below
     repo = open_repository(settings, pfilter, new_branch, runner)
     if repo.head() is None and settings.remote:
         join_remote_history(settings, repo)
     return repo
 
 
-def left_clean(repo: GitRepo, lock_lost: bool, last_error: object, maintenance_busy: bool) -> None:
+def left_clean(repo: GitRepo, lock_lost: bool, failed: bool, maintenance_busy: bool) -> None:
     """At the end of a run that went through prepare() (so its repository was found intact, repaired, or
     made anew) and stopped in order: the stamp by which the next start skips the whole-repository check.
-    Not after a lost lock (another daemon may be writing), a failed last commit or pull (a damaged
-    repository fails so), or while a repack still runs: the next start then checks."""
-    if not (lock_lost or last_error is not None or maintenance_busy):
+    Not after a lost lock (another daemon may be writing), a commit or pull that failed at any time in the
+    run (a damaged repository fails so), or while a repack still runs: the next start then checks."""
+    if not (lock_lost or failed or maintenance_busy):
         cleanstop.leave(repo)
 
 

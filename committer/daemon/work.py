@@ -50,6 +50,7 @@ class Work:
     # the daemon's own threads' requests (the pages, the webhook); by default one that never wakes the loop
     inbox: Inbox = field(default_factory=lambda: Inbox(lambda: None, lambda: True))
     last_error: dict[str, str] | None = field(default=None, init=False)
+    failed_once: bool = field(default=False, init=False)  # a commit or pull failed in this run (stays set)
     reconcile_at: float | None = field(default=None, init=False)
     reconcile_why: str = field(default="start", init=False)
     _retry: Backoff = field(default_factory=lambda: Backoff(RETRY_FIRST, RETRY_MAX), init=False)
@@ -100,6 +101,7 @@ class Work:
             log.error("commit_failed", what=what, error=message, retry_in=delay,
                       exc_info=not isinstance(exc, CommitterError))
             self.last_error = {"kind": "commit", "message": message, "at": clock.iso(clock.now(), ms=True)}
+            self.failed_once = True
             self.reconcile_at = None
             self.schedule_reconcile("retry", delay)
             self.committer.refresh_head()
@@ -195,6 +197,7 @@ class Work:
             if self.puller is not None:
                 self.puller.forget()
             self.last_error = {"kind": "pull", "message": message, "at": clock.iso(clock.now(), ms=True)}
+            self.failed_once = True
             self.pull_failures += 1
             self.committer.refresh_head()
             self._rules_pulled(rules)

@@ -48,7 +48,11 @@ from committer.git.repo import GitRepo
 log = logs.get("committer.repair")
 
 STAMP_FILE = "clean-stop.json"
-VERSION = 1
+VERSION = 2
+# A stamp says when the last whole check was, carried from run to run: past this, a start checks again,
+# so damage no fingerprint can see (done by something else while a daemon ran) is found within a day.
+TRUSTED_FOR = 24 * 3600.0
+_checked: dict[str, float] = {}  # git dir: when its last whole check was (this start's, or carried)
 _MAX_STAMP = 4 << 20  # a stamp is a few hundred bytes a pack: anything this big is not ours
 
 
@@ -60,12 +64,20 @@ def _stat(path: Path) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
+class _Linked(Exception):
+    """An object or pack file is a link: what it points at could go (another disk unmounted) unseen."""
+
+
 def _loose(objects: Path) -> str:
     """One digest of every loose object's name, size and ctime (no content read)."""
     digest = hashlib.sha256()
     for folder in sorted(objects.glob("[0-9a-f][0-9a-f]")):
+        if folder.is_symlink():
+            raise _Linked(folder)
         with os.scandir(folder) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
+                if entry.is_symlink():
+                    raise _Linked(entry.path)
                 st = entry.stat(follow_symlinks=False)
                 digest.update(f"{folder.name}{entry.name} {st.st_size} {st.st_ctime_ns}\n".encode())
     return digest.hexdigest()
@@ -73,9 +85,15 @@ def _loose(objects: Path) -> str:
 
 def fingerprint(repo: GitRepo, head: str | None) -> dict[str, Any] | None:
     """What the objects and the branch are now, from the file system; None when they cannot be told
-    apart this way (borrowed objects, a reftable)."""
+    apart this way (borrowed objects, a reftable, objects or packs that are links)."""
     git_dir, objects = repo.git_dir, repo.git_dir / "objects"
     if (objects / "info" / "alternates").exists() or (git_dir / "reftable").exists():
+        return None
+    if objects.is_symlink() or (objects / "pack").is_symlink():
+        return None
+    try:
+        loose = _loose(objects)
+    except _Linked:
         return None
     packed = git_dir / "packed-refs"
     try:
@@ -83,14 +101,17 @@ def fingerprint(repo: GitRepo, head: str | None) -> dict[str, Any] | None:
     except FileNotFoundError:
         packed_digest = None
     with os.scandir(objects / "pack") as entries:
-        packs = sorted([entry.name, *(_stat(Path(entry.path)) or [])] for entry in entries)
+        listed = list(entries)
+    if any(entry.is_symlink() for entry in listed):
+        return None
+    packs = sorted([entry.name, *(_stat(Path(entry.path)) or [])] for entry in listed)
     here = os.stat(git_dir)
     return {
         "git_dir": str(git_dir.resolve()), "git_dir_id": [here.st_dev, here.st_ino],
         "ref": repo.ref, "head": head,
         "ref_file": _stat(git_dir / repo.ref), "packed_refs": [_stat(packed), packed_digest],
         "shallow": _stat(git_dir / "shallow"),
-        "packs": packs, "loose": _loose(objects),
+        "packs": packs, "loose": loose,
     }
 
 
@@ -129,6 +150,21 @@ def take(git_dir: Path) -> tuple[str, dict[str, Any] | None]:
     return "found", stamp
 
 
+def checked(git_dir: Path, at: float | None = None) -> None:
+    """Say when this repository's last whole check was: now (`at` None: it was checked at this start, or made
+    anew), or the time a matching stamp carried."""
+    _checked[str(git_dir.absolute())] = clock.now() if at is None else at
+
+
+def fresh(stamp: dict[str, Any]) -> float | None:
+    """The time of the whole check a stamp descends from, while it is recent enough to go without another
+    (TRUSTED_FOR; a time ahead of the clock is not trusted either); None otherwise."""
+    at = clock.parse(str(stamp.get("checked_at") or ""))
+    if at is None or not clock.now() - TRUSTED_FOR < at <= clock.now() + 60:
+        return None
+    return at
+
+
 def matches(stamp: dict[str, Any], repo: GitRepo, head: str | None) -> bool:
     """The repository is exactly as the stamp describes it."""
     try:
@@ -148,9 +184,14 @@ def still_known(repo: GitRepo) -> bool:
     writes; True when the repository is not there yet (the command makes it) or is exactly as the last
     clean stop left it, so that the command's own writes keep it known-good and it may leave a stamp."""
     if not repo.exists():
+        checked(repo.git_dir)
         return True
     _found, stamp = take(repo.git_dir)
-    return stamp is not None and matches(stamp, repo, head_of(repo))
+    at = fresh(stamp) if stamp is not None else None
+    if at is None or stamp is None or not matches(stamp, repo, head_of(repo)):
+        return False
+    checked(repo.git_dir, at)
+    return True
 
 
 def leave(repo: GitRepo) -> bool:
@@ -162,7 +203,10 @@ def leave(repo: GitRepo) -> bool:
         repo_print = fingerprint(repo, head)
         if repo_print is None:
             return False
-        stamp = {"version": VERSION, "at": clock.iso(clock.now()), "repo": repo_print}
+        at = _checked.get(str(repo.git_dir.absolute()))
+        if at is None:  # never checked nor made by this process: nothing to vouch for
+            return False
+        stamp = {"version": VERSION, "at": clock.iso(clock.now()), "checked_at": clock.iso(at), "repo": repo_print}
         state_dir(repo.git_dir).mkdir(parents=True, exist_ok=True)
         fsio.write_atomic(_path(repo.git_dir), (json.dumps(stamp, sort_keys=True) + "\n").encode())
     except (OSError, CommitterError) as exc:

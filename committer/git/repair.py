@@ -73,12 +73,20 @@ def check_and_repair(repo: GitRepo, fetch: Callable[[], str | None] | None = Non
         return _replace(repo, "the repository has no refs or objects folder")
     # the raw reference: head() peels to a commit and would take a missing commit for an empty branch
     head = cleanstop.head_of(repo)
+    clean_stop = found
     if stamp is not None and cleanstop.matches(stamp, repo, head):
-        log.info("repo_checked", result="ok", check="skipped", clean_stop="matched", clean_stop_at=stamp.get("at"),
-                 why="the repository is as the clean stop left it", seconds=round(time.monotonic() - started, 3))
-        return "ok"
-    clean_stop = "changed" if stamp is not None else found
+        last_check = cleanstop.fresh(stamp)
+        if last_check is not None:
+            cleanstop.checked(repo.git_dir, last_check)
+            log.info("repo_checked", result="ok", check="skipped", clean_stop="matched",
+                     clean_stop_at=stamp.get("at"), last_check_at=stamp.get("checked_at"),
+                     why="the repository is as the clean stop left it", seconds=round(time.monotonic() - started, 3))
+            return "ok"
+        clean_stop = "expired"  # as left, but its last whole check is a day old: checked now
+    elif stamp is not None:
+        clean_stop = "changed"
     if head is None or intact(repo, head):
+        cleanstop.checked(repo.git_dir)
         log.info("repo_checked", result="ok", check="fsck" if head else "empty branch", clean_stop=clean_stop,
                  seconds=round(time.monotonic() - started, 3))
         return "ok"
@@ -89,10 +97,12 @@ def check_and_repair(repo: GitRepo, fetch: Callable[[], str | None] | None = Non
         except CommitterError as exc:
             log.warning("repair_fetch_failed", error=exc.message)
         if intact(repo, head):
+            cleanstop.checked(repo.git_dir)
             log.warning("repo_repaired", how="missing objects fetched from the remote", head=head)
             return "repaired"
     for candidate in _reflog(repo):
         if candidate != head and intact(repo, candidate):
+            cleanstop.checked(repo.git_dir)
             repo.git("update-ref", "-m", "committer: repair: back to the newest intact commit", repo.ref, candidate)
             log.warning("repo_repaired", how="branch moved back to the newest intact commit", head=candidate,
                         damaged=head)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -160,3 +161,32 @@ def test_each_project_of_a_per_project_layout_leaves_its_own_stamp(layout: Layou
     checked = events(proc.stdout + proc.stderr, "repo_checked")
     assert sorted(e.get("project") for e in checked) == ["alpha", "beta"]
     assert {e["check"] for e in checked} == {"skipped"}
+
+
+def test_the_time_of_the_last_whole_check_is_carried_and_a_day_old_one_is_checked_again(layout: Layout) -> None:
+    """Skips do not renew the trust: the stamp keeps the time of the last whole check, and once that is a day
+    old the next start checks (damage done by something else while a daemon ran is found within a day)."""
+    two_clean_stops(layout)
+    first = json.loads(stamp(layout.git_dir).read_text())["checked_at"]
+    (layout.data / "c.md").write_text("c")
+    assert once(layout)[0]["check"] == "skipped"
+    data = json.loads(stamp(layout.git_dir).read_text())
+    assert data["checked_at"] == first
+    data["checked_at"] = "2020-01-01T00:00:00Z"
+    stamp(layout.git_dir).write_text(json.dumps(data))
+    checked = once(layout)[0]
+    assert checked["check"] == "fsck" and checked["clean_stop"] == "expired"
+    assert json.loads(stamp(layout.git_dir).read_text())["checked_at"] != "2020-01-01T00:00:00Z"  # renewed
+
+
+def test_packs_kept_elsewhere_through_links_are_always_checked(layout: Layout, tmp_path: Path) -> None:
+    """A pack that is a link (moved to another disk) could vanish with that disk while its link looks the same."""
+    two_clean_stops(layout)
+    elsewhere = tmp_path / "other-disk"
+    elsewhere.mkdir()
+    pack = next((layout.git_dir / "objects" / "pack").glob("*.pack"))
+    shutil.move(pack, elsewhere / pack.name)
+    pack.symlink_to(elsewhere / pack.name)
+    for _ in range(2):
+        checked = once(layout)[0]
+        assert checked["check"] == "fsck"
