@@ -37,6 +37,18 @@ TreeRow = tuple[str, str]  # mode, blob id
 _COMPARED = ((0, 16), (20, 40))
 
 
+def entry_count(path: Path) -> int:
+    """How many entries an index file says it holds (its header), 0 when there is none or it is not one."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return 0
+    if len(head) < 12 or head[:4] != b"DIRC":
+        return 0
+    return int(struct.unpack(">I", head[8:12])[0])
+
+
 def hint(st: os.stat_result, mode: str, sha: str) -> bytes:
     """What an index entry holds for a file read with this stat data, mode and blob id."""
     return _ENTRY_HEAD.pack(

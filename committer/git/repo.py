@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from committer.core import clock
@@ -22,6 +22,10 @@ from committer.git.runner import GitRunner
 _PATHSPEC_CHUNK = 200
 # Above this many candidate paths, list the whole HEAD tree once instead of giving pathspecs.
 _FULL_LISTING_ABOVE = 400
+# A whole listing of a tree past this many files goes in parts, each a group of its top-level entries: one
+# `ls-tree -r` keeps every tree it read (70 MB for a million files), a part only its own.
+_LISTING_IN_PARTS_ABOVE = 200_000
+_LISTING_PARTS = 8
 # git prints some paths relative to its working directory when that lies inside the work tree.
 _LOCK_FILES = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock")
 class GitRepo:
@@ -141,19 +145,34 @@ class GitRepo:
         listed and filtered (thousands of pathspecs cost git more than a full listing)."""
         wanted = set(paths)
         whole = "" in wanted or len(paths) > _FULL_LISTING_ABOVE
-        args = ["ls-tree", "-r", "-z", "--full-tree", rev, "--", *([] if whole else paths)]
+        parts = self._listing_parts(rev) if whole else [list(paths)]
 
-        def entries(records: Iterator[bytes]) -> Iterator[tuple[str, TreeEntry]]:
-            for record in records:
-                meta, _, raw_path = record.partition(b"\t")
-                path = os.fsdecode(raw_path)
-                if whole and "" not in wanted and not _under_any(path, wanted):
-                    continue
-                mode, _kind, sha = meta.decode().split(" ")
-                yield path, TreeEntry(mode, sha)
+        def entries() -> Generator[tuple[str, TreeEntry], None, None]:
+            for part in parts:  # consecutive groups of top-level entries: together, git's order
+                with self.stream(["ls-tree", "-r", "-z", "--full-tree", rev, "--", *part]) as records:
+                    for record in records:
+                        meta, _, raw_path = record.partition(b"\t")
+                        path = os.fsdecode(raw_path)
+                        if whole and "" not in wanted and not _under_any(path, wanted):
+                            continue
+                        mode, _kind, sha = meta.decode().split(" ")
+                        yield path, TreeEntry(mode, sha)
 
-        with self.stream(args) as records:
-            yield entries(records)
+        listed = entries()
+        try:
+            yield listed
+        finally:
+            listed.close()  # left early: the running ls-tree is stopped
+
+    def _listing_parts(self, rev: str) -> list[list[str]]:
+        """Pathspecs that list the whole tree a part at a time: [[]] (one listing) unless the index says the
+        tree is large; then its top-level entries in up to _LISTING_PARTS consecutive groups."""
+        if gitindex.entry_count(self.git_dir / "index") <= _LISTING_IN_PARTS_ABOVE:
+            return [[]]
+        with self.stream(["ls-tree", "-z", "--name-only", "--full-tree", rev]) as records:
+            top = [os.fsdecode(record) for record in records if record]
+        size = -(-len(top) // _LISTING_PARTS)
+        return [top[start:start + size] for start in range(0, len(top), size)] or [[]]
 
     def stream(
         self, args: Sequence[str], work_tree: bool = False, seconds: float | None = None
