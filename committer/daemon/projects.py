@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from committer.core import clock, events, logs
@@ -223,7 +223,7 @@ class ProjectsDaemon:
             code = max([push_once(p.pusher) for p in self.projects.values()] + [0])
             self.services.stop(notify, min(settings.shutdown_timeout, NOTIFY_GRACE))
             self.report(running=False)
-            self._left_clean()
+            _left_clean(self.projects.values(), self.exit_code)
             return code
         for project in self.projects.values():
             self._start(project)
@@ -232,13 +232,8 @@ class ProjectsDaemon:
             self._loop()
         finally:
             self._shutdown()
-        self._left_clean()  # reached only when the loop and the shutdown pass ended without an exception
+        _left_clean(self.projects.values(), self.exit_code)  # the loop and the shutdown ended without an exception
         return self.exit_code
-
-    def _left_clean(self) -> None:
-        for project in self.projects.values():
-            startup.left_clean(project.work.committer.repo, self.exit_code == EXIT_LOCK_LOST,
-                               project.work.failed_once, project.maintenance.alive())
 
     def _loop(self) -> None:
         every = min(HEALTH_EVERY, self.notifier.watchdog_interval or HEALTH_EVERY)
@@ -332,8 +327,6 @@ class ProjectsDaemon:
         self.report(running=False)
         log.info("daemon_stop")
 
-    # -- what it tells ----------------------------------------------------------------------------
-
     def _shown(self) -> dict[str, Shown]:
         """What the pages need of each project (HTTP thread: a copy of the table)."""
         return {name: (p.settings, p.page_status, p.inbox) for name, p in list(self.projects.items())}
@@ -353,6 +346,13 @@ class ProjectsDaemon:
                             data_missing=self.datadir.missing, last_error=None, committer=None, record=None,
                             pusher=None, puller=None, events=self.notify.snapshot() if self.notify else None,
                             extra={"projects": projects})
+
+
+def _left_clean(projects: Iterable[Project], exit_code: int) -> None:
+    """Each project's clean-stop stamp (startup.left_clean says when one may be left)."""
+    for project in projects:
+        startup.left_clean(project.work.committer.repo, exit_code == EXIT_LOCK_LOST, project.work.failed_once,
+                           project.maintenance.alive())
 
 
 def is_per_project(settings: Settings) -> bool:

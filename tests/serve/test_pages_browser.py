@@ -295,9 +295,10 @@ WEEKS: list[tuple[int, str, dict[str, str | bytes | None], tuple[str, str] | Non
 
 
 def moment(now: float, days: int, clock: str) -> float:
-    """`clock` (HH:MM, UTC) `days` days before `now`; today: 40 minutes ago."""
+    """`clock` (HH:MM, UTC) `days` days before `now`; today: 40 minutes ago, or half the day so far when the
+    day is younger than that (a run just after midnight)."""
     if not days:
-        return now - 40 * 60
+        return now - min(40 * 60, (now % 86400) // 2)
     hours, minutes = (int(part) for part in clock.split(":"))
     return now - now % 86400 - days * 86400 + hours * 3600 + minutes * 60
 
