@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import DaemonProcess, Layout, committer, git, tree_files, wait_for
-from tests.git.test_repair import fsck_clean, loose, loosen
+from tests.git.test_repair import healed_from_the_reflog, loosen
 from tests.podman import json_lines
 
 pytestmark = pytest.mark.integration
@@ -123,13 +123,7 @@ def test_an_object_deleted_after_the_clean_stop_is_found_and_repaired(layout: La
     loosen(layout.git_dir)
     assert once(layout)[0]["check"] == "fsck"  # the packs changed: checked, then a stamp of the loose objects
     assert stamp(layout.git_dir).is_file()
-    loose(layout.git_dir, git(layout.git_dir, "rev-parse", f"{second}^{{tree}}").strip()).unlink()
-    daemon = start_daemon()
-    repaired = daemon.events("repo_repaired")
-    assert repaired and repaired[0]["head"] == first
-    wait_for(lambda: tree_files(layout.git_dir) == {"a.md", "b.md"}, what="data directory committed again")
-    assert fsck_clean(layout.git_dir)
-    assert daemon.stop() == 0
+    assert healed_from_the_reflog(layout, start_daemon, first, second).stop() == 0
 
 
 @pytest.mark.parametrize("content", [b"{not json", b"", b'{"version": 1}', b'{"version": 99, "repo": {}}'])

@@ -61,12 +61,19 @@ def test_a_missing_tree_is_healed_from_the_reflog_and_the_data_directory(
     layout: Layout, start_daemon: Start
 ) -> None:
     first, second = two_commits(layout)
+    healed_from_the_reflog(layout, start_daemon, first, second)
+
+
+def healed_from_the_reflog(layout: Layout, start_daemon: Start, first: str, second: str) -> DaemonProcess:
+    """The second commit's tree deleted: the next start moves the branch back to the first commit and the
+    data directory is committed on top; the running daemon."""
     loose(layout.git_dir, git(layout.git_dir, "rev-parse", f"{second}^{{tree}}").strip()).unlink()
     daemon = start_daemon()
     repaired = daemon.events("repo_repaired")
     assert repaired and repaired[0]["head"] == first
     wait_for(lambda: tree_files(layout.git_dir) == {"a.md", "b.md"}, what="data directory committed again")
     assert fsck_clean(layout.git_dir)
+    return daemon
 
 
 def test_missing_objects_are_fetched_back_from_the_remote(layout: Layout, start_daemon: Start, tmp_path: Path) -> None:
