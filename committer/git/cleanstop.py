@@ -24,8 +24,12 @@ Why a stamp may be trusted:
   edited, the git dir copied elsewhere (other inodes): each changes the fingerprint, and the check runs.
   Maintenance that repacks while the daemon runs is stopped before the stamp is written, so the stamp
   describes the packs it left.
-- A repository that borrows objects (`objects/info/alternates`) or keeps refs in a reftable has objects
-  or refs this fingerprint cannot see: it is always checked.
+- A repository that borrows objects (`objects/info/alternates`), keeps refs in a reftable, or whose
+  packs or objects are links (what they point at could go while the links stay) has objects or refs this
+  fingerprint cannot see: it is always checked.
+- What no fingerprint sees is damage done while a daemon ran, by another program or the disk, before a
+  stop that records it. So a stamp carries the time of the last whole check it descends from, a skip does
+  not renew it, and past TRUSTED_FOR (a day) the start checks again: such damage is found within a day.
 
 What is not covered is what no fingerprint can see without reading every object: damage done by the
 disk itself to a pack's bytes, with no change of its size or times. The start-up check, a connectivity
