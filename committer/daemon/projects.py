@@ -52,8 +52,7 @@ class ProjectsDaemon:
     def __init__(self, settings: Settings, once: bool = False, new_branch: bool = False) -> None:
         if new_branch:
             raise ConfigError("new-branch", "is for one repository; give it with --project NAME")
-        self.settings = settings
-        self.once = once
+        self.settings, self.once = settings, once
         self.runner = GitRunner(settings.git_timeout)
         self.stopping = False
         self.signal_received: int | None = None
@@ -206,9 +205,8 @@ class ProjectsDaemon:
             ready = lambda: self.ready and not self.stopping  # noqa: E731
             self.http = start_projects_http(settings, self.metrics, self._health, ready, self._shown)
             self.feed.start()
-        log.info("daemon_start", data_dir=str(settings.data_dir), git_dir=str(settings.git_dir),
-                 layout=settings.layout, projects=sorted(self.projects), observer=self.feed.observer_kind,
-                 pid=os.getpid())
+        log.info("daemon_start", data_dir=str(settings.data_dir), git_dir=str(settings.git_dir), layout=settings.layout,
+                 projects=sorted(self.projects), observer=self.feed.observer_kind, pid=os.getpid())
         for project in self.projects.values():
             with logs.bound(project=project.name):
                 if project.present():
@@ -230,9 +228,10 @@ class ProjectsDaemon:
         self.services.start_all()
         try:
             self._loop()
-        finally:
-            self._shutdown()
-        _left_clean(self.projects.values(), self.exit_code)  # the loop and the shutdown ended without an exception
+        except BaseException:
+            self._shutdown(clean=False)
+            raise
+        self._shutdown(clean=True)  # the stamps only when the loop ended without an exception
         return self.exit_code
 
     def _loop(self) -> None:
@@ -297,8 +296,8 @@ class ProjectsDaemon:
         self.exit_code = code
         self.stopping = True
 
-    def _shutdown(self) -> None:
-        """The shutdown pass of `daemon/shutdown.py`, for every project."""
+    def _shutdown(self, clean: bool) -> None:
+        """The shutdown pass of `daemon/shutdown.py`, for every project; `clean`: then the stamps."""
         settings, services = self.settings, self.services
         log.info("daemon_stopping", signal=self.signal_received)
         self.notifier.stopping("committing what is pending, last push")
@@ -325,6 +324,7 @@ class ProjectsDaemon:
             self.http.stop()
             self.http = None
         self.report(running=False)
+        _left_clean(self.projects.values() if clean else (), self.exit_code)
         log.info("daemon_stop")
 
     def _shown(self) -> dict[str, Shown]:

@@ -177,18 +177,23 @@ class Daemon:
         self.report()
         log.info("daemon_ready", seconds=round(time.monotonic() - started, 3), **phases.fields())
         self.notifier.ready(self.reporter.line)
+        work, maintenance = self.work, self.maintenance
+
+        def left_clean() -> None:  # the clean-stop stamp: once the run and its shutdown ended without an exception
+            startup.left_clean(repo, self.exit_code == EXIT_LOCK_LOST, work.failed_once, maintenance.alive())
+
         if self.once:
             code = Shutdown(self).once()
-        else:
-            self.services.start_all()  # the push and pull loops
-            try:
-                Loop(self, self.health).run()
-            finally:
-                Shutdown(self).run()
-            code = self.exit_code
-        # reached only when the run and its shutdown pass ended without an exception
-        startup.left_clean(repo, self.exit_code == EXIT_LOCK_LOST, self.work.failed_once, self.maintenance.alive())
-        return code
+            left_clean()
+            return code
+        self.services.start_all()  # the push and pull loops
+        try:
+            Loop(self, self.health).run()
+        except BaseException:
+            Shutdown(self).run()
+            raise
+        Shutdown(self).run(left_clean)  # before its last line, daemon_stop
+        return self.exit_code
 
     def _push_rejected(self) -> None:
         """The remote has commits we lack: with automatic pulls on, fetch and merge them (push thread)."""

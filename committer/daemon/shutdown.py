@@ -5,6 +5,8 @@ what waits within their grace, and the HTTP server stops. Every thread that was 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from committer.core import logs
 from committer.daemon.host import Host
 from committer.daemon.loop import EXIT_LOCK_LOST
@@ -22,8 +24,9 @@ class Shutdown:
     def __init__(self, host: Host) -> None:
         self.host = host
 
-    def run(self) -> None:
-        """Stop watching, commit what is pending (even inside the debounce window), last push."""
+    def run(self, last: Callable[[], None] | None = None) -> None:
+        """Stop watching, commit what is pending (even inside the debounce window), last push; `last` runs
+        after all of it, before the `daemon_stop` line."""
         host, settings, services = self.host, self.host.settings, self.host.services
         assert host.work is not None and host.maintenance is not None
         log.info("daemon_stopping", signal=host.signal_received)
@@ -47,6 +50,8 @@ class Shutdown:
             host.http.stop()
             host.http = None
         host.report(running=False)
+        if last is not None:
+            last()
         log.info("daemon_stop")
 
 

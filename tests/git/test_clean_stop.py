@@ -59,6 +59,8 @@ def test_a_start_after_a_clean_stop_skips_the_check_and_says_when_that_stop_was(
     wait_for(lambda: "c.md" in tree_files(layout.git_dir), what="c.md committed")
     assert daemon.stop() == 0
     assert stamp(layout.git_dir).is_file()
+    names = [event.get("event") for event in daemon.events()]
+    assert names[-2:] == ["clean_stop_recorded", "daemon_stop"], names  # daemon_stop stays the last line
     assert once(layout)[0]["check"] == "skipped"
 
 
