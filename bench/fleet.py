@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
 
+from committer.cli.fleet import CPUS  # noqa: E402  (`committer fleet worker`'s default concurrency)
 from committer.core import logs  # noqa: E402
 from committer.fleet import fleet_pb2 as pb  # noqa: E402
 from committer.fleet import fleet_pb2_grpc as pb_grpc  # noqa: E402
@@ -49,7 +50,6 @@ from tests.gitserver import GitHTTPServer  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "fleet.md"
 TOKEN = "ghp_BenchToken0123456789abcdefABCDEF000000"
-CPUS = os.cpu_count() or 1  # `committer fleet worker`'s default concurrency
 REDIS_FSYNC = "everysec"  # docs/fleet.md's Redis: appendonly yes, Redis's default appendfsync
 GIT_ENV = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"}
 
